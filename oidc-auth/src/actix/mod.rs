@@ -1,0 +1,84 @@
+//! actix-web integration (feature `actix-web`): [`Authorized`] and [`IdToken`] as `FromRequest`
+//! extractors, and [`AuthRejection`] as a `ResponseError`.
+//!
+//! The [`OidcAuth`] handle is found in `app_data`, as `web::Data<OidcAuth>` or a plain
+//! `OidcAuth`. `Option<IdToken>` and `Option<Authorized<P>>` give optional protection.
+//!
+//! ```
+//! use actix_web::{App, web};
+//! use oidc_auth::{IdToken, OidcAuth};
+//!
+//! async fn me(token: IdToken) -> String {
+//!     token.sub().to_owned()
+//! }
+//!
+//! fn configure(auth: OidcAuth) -> impl Fn(&mut web::ServiceConfig) {
+//!     move |cfg| {
+//!         cfg.app_data(web::Data::new(auth.clone())).route("/me", web::get().to(me));
+//!     }
+//! }
+//! ```
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{AUTHORIZATION, HeaderValue};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+
+use crate::auth::OidcAuth;
+use crate::guard::{self, AuthRejection, Authorized};
+use crate::policy::{NoPolicy, Policy};
+use crate::token::IdToken;
+
+type Pending<T> = Pin<Box<dyn Future<Output = Result<T, AuthRejection>>>>;
+
+fn find(req: &HttpRequest) -> Option<OidcAuth> {
+    req.app_data::<web::Data<OidcAuth>>()
+        .map(|data| data.get_ref().clone())
+        .or_else(|| req.app_data::<OidcAuth>().cloned())
+}
+
+impl<P: Policy> FromRequest for Authorized<P> {
+    type Error = AuthRejection;
+    type Future = Pending<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let auth = find(req);
+        // Header values are reference-counted bytes: cloning them is cheap.
+        let values: Vec<HeaderValue> = req.headers().get_all(AUTHORIZATION).cloned().collect();
+        Box::pin(async move {
+            guard::authorize::<P>(auth.as_ref(), values.iter().map(HeaderValue::as_bytes))
+                .await
+                .map(|token| Authorized(token, PhantomData))
+        })
+    }
+}
+
+impl FromRequest for IdToken {
+    type Error = AuthRejection;
+    type Future = Pending<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let guard = <Authorized<NoPolicy> as FromRequest>::from_request(req, payload);
+        Box::pin(async move { guard.await.map(Authorized::into_token) })
+    }
+}
+
+impl ResponseError for AuthRejection {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.response().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let rendered = self.response();
+        let mut builder = HttpResponse::build(self.status_code());
+        builder.content_type(rendered.content_type);
+        for (name, value) in &rendered.headers {
+            builder.append_header((*name, value.as_str()));
+        }
+        builder.body(rendered.body.clone())
+    }
+}

@@ -1,0 +1,314 @@
+//! [`OidcAuth`]: the handle every route shares. Framework-free: the axum and actix-web modules
+//! only translate requests into calls on it.
+
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::OidcConfig;
+use crate::error::{AuthError, ErrorKind, ErrorRenderer, ErrorResponse};
+use crate::policy::Policy;
+use crate::provider::Provider;
+use crate::token::{self, Expectations, IdToken, TokenCache};
+
+/// The authentication handle: configuration, provider caches and the validated-token cache.
+///
+/// Cheap to clone; every clone shares the caches. Creating it makes no network call, so a server
+/// starts while its identity provider is down; validation answers 503 until keys can be fetched.
+///
+/// ```
+/// use oidc_auth::{OidcAuth, OidcConfig};
+/// let config = OidcConfig::builder()
+///     .discovery_url("https://idp.example/.well-known/openid-configuration")
+///     .client_id("app")
+///     .audience("app")
+///     .build()?;
+/// let auth = OidcAuth::new(config);
+/// assert!(!auth.is_ready());
+/// # Ok::<(), oidc_auth::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct OidcAuth(Arc<Inner>);
+
+struct Inner {
+    config: OidcConfig,
+    provider: Arc<Provider>,
+    cache: Option<TokenCache>,
+    clock: Arc<dyn Clock>,
+    renderer: Option<ErrorRenderer>,
+    leeway: i64,
+}
+
+impl std::fmt::Debug for OidcAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcAuth")
+            .field("provider", &self.0.provider)
+            .field("cache", &self.0.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`OidcAuth`] with a custom clock or error rendering.
+///
+/// ```
+/// use oidc_auth::{ManualClock, OidcAuth, OidcConfig};
+/// # let config = OidcConfig::builder().discovery_url("https://idp.example/.well-known/openid-configuration").client_id("app").build()?;
+/// let auth = OidcAuth::builder(config).clock(ManualClock::new(1_700_000_000)).build();
+/// # Ok::<(), oidc_auth::ConfigError>(())
+/// ```
+#[must_use]
+pub struct OidcAuthBuilder {
+    config: OidcConfig,
+    clock: Arc<dyn Clock>,
+    renderer: Option<ErrorRenderer>,
+}
+
+impl OidcAuthBuilder {
+    /// Uses `clock` for token times and cache expiry (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Renders every authentication error with `renderer` instead of the default JSON body.
+    pub fn error_renderer(mut self, renderer: ErrorRenderer) -> Self {
+        self.renderer = Some(renderer);
+        self
+    }
+
+    /// Builds the handle. Makes no network call.
+    pub fn build(self) -> OidcAuth {
+        let config = self.config;
+        if config.audience.is_none() {
+            tracing::warn!(
+                "no audience is configured: tokens issued to any client of the provider are accepted"
+            );
+        }
+        let provider = Arc::new(Provider::new(&config, self.clock.clone()));
+        let cache = TokenCache::new(
+            config.token_cache_capacity,
+            config.token_cache_ttl.as_secs() as i64,
+        );
+        OidcAuth(Arc::new(Inner {
+            leeway: config.leeway.as_secs() as i64,
+            config,
+            provider,
+            cache,
+            clock: self.clock,
+            renderer: self.renderer,
+        }))
+    }
+}
+
+impl OidcAuth {
+    /// A handle with the system clock and default error rendering.
+    pub fn new(config: OidcConfig) -> Self {
+        Self::builder(config).build()
+    }
+
+    /// A builder, for a custom clock or error rendering.
+    pub fn builder(config: OidcConfig) -> OidcAuthBuilder {
+        OidcAuthBuilder {
+            config,
+            clock: Arc::new(SystemClock),
+            renderer: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OidcConfig {
+        &self.0.config
+    }
+
+    /// Fetches the discovery document and the JWKS now, so the first request does not wait.
+    /// Failure is not fatal: validation retries (with backoff) on demand.
+    pub async fn warm_up(&self) -> Result<(), AuthError> {
+        self.0.provider.warm_up().await.map(|_| ())
+    }
+
+    /// Readiness: whether signing keys are loaded and fresh enough to validate tokens.
+    pub fn is_ready(&self) -> bool {
+        self.0.provider.is_ready()
+    }
+
+    /// Validates a compact bearer token: structure, algorithm, registered claims and signature.
+    /// Scopes and claim constraints are not checked here; see [`authorize`](Self::authorize).
+    pub async fn validate(&self, token: &str) -> Result<IdToken, AuthError> {
+        let inner = &self.0;
+        let now = inner.clock.now();
+        let key = inner.cache.as_ref().map(|_| token::cache_key(token));
+        if let (Some(cache), Some(key)) = (&inner.cache, &key) {
+            if let Some(hit) = cache.get(key, now) {
+                return Ok(hit);
+            }
+        }
+        let jws = token::parse_jws(
+            token,
+            inner.config.max_token_bytes,
+            &inner.config.algorithms,
+        )?;
+        let issuer = match inner.provider.configured_issuer() {
+            Some(issuer) => issuer.clone(),
+            None => inner.provider.issuer().await?,
+        };
+        // The issuer is checked before any key is looked up, so a foreign token causes no fetch.
+        token::check_issuer(&jws.claims, issuer.as_str())?;
+        let times = token::check_registered(
+            &jws.claims,
+            &Expectations {
+                now,
+                leeway: inner.leeway,
+                issuer: issuer.as_str(),
+                audience: inner.config.audience.as_ref().map(|a| a.as_str()),
+            },
+        )?;
+        inner
+            .provider
+            .verify(
+                jws.kid.as_deref(),
+                jws.alg,
+                jws.signing_input,
+                &jws.signature,
+            )
+            .await?;
+        let validated = IdToken::new(jws.claims, times)
+            .ok_or_else(|| AuthError::invalid("the token claims are malformed"))?;
+        if let (Some(cache), Some(key)) = (&inner.cache, key) {
+            cache.insert(key, validated.clone(), now, inner.leeway);
+        }
+        Ok(validated)
+    }
+
+    /// Checks a validated token against policy `P` and the configured default constraints.
+    pub fn check<P: Policy>(&self, token: &IdToken) -> Result<(), AuthError> {
+        let lists = self.0.config.string_claims_as_lists;
+        token::check_scopes(token, P::SCOPES)?;
+        token::check_rules(token, P::CLAIMS, lists)?;
+        token::check_constraints(token, &self.0.config.claims, lists)
+    }
+
+    /// The whole check of a protected route: the `Authorization` header values of the request
+    /// (in order), validation, then policy `P`.
+    pub async fn authorize<'a, P: Policy>(
+        &self,
+        authorization: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<IdToken, AuthError> {
+        let token = bearer_token(authorization, self.0.config.max_token_bytes)?;
+        let validated = self.validate(token).await?;
+        self.check::<P>(&validated)?;
+        Ok(validated)
+    }
+
+    /// Like [`authorize`](Self::authorize) for optional protection: any failure gives `None`.
+    /// A provider outage is logged, since it turns signed-in users into anonymous ones.
+    pub async fn authorize_optional<'a, P: Policy>(
+        &self,
+        authorization: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Option<IdToken> {
+        match self.authorize::<P>(authorization).await {
+            Ok(token) => Some(token),
+            Err(e) if e.kind() == ErrorKind::Unavailable => {
+                tracing::warn!(error = %e, "optional authentication skipped: identity provider unavailable");
+                None
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "optional authentication: no valid token");
+                None
+            }
+        }
+    }
+
+    /// Renders `error` with the configured renderer, or the default JSON body and challenge.
+    pub fn render(&self, error: &AuthError) -> ErrorResponse {
+        match &self.0.renderer {
+            Some(render) => render(error),
+            None => error.to_response(self.0.config.realm.as_deref()),
+        }
+    }
+}
+
+/// Extracts the bearer token from the `Authorization` header values.
+///
+/// No header, or another scheme (`Basic ...`): missing token (401, bare challenge). Several
+/// headers, a non-text value, or `Bearer` without exactly one token: 400 `invalid_request`. A
+/// value longer than the token limit: 401 `invalid_token`, before any other work.
+pub(crate) fn bearer_token<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+    max_token_bytes: usize,
+) -> Result<&'a str, AuthError> {
+    let mut values = values.into_iter();
+    let Some(value) = values.next() else {
+        return Err(AuthError::missing());
+    };
+    if values.next().is_some() {
+        return Err(AuthError::new(
+            ErrorKind::InvalidRequest,
+            "more than one Authorization header was sent",
+        ));
+    }
+    if value.len() > max_token_bytes + "Bearer ".len() + 16 {
+        return Err(AuthError::invalid("the token is too long"));
+    }
+    let malformed = || {
+        AuthError::new(
+            ErrorKind::InvalidRequest,
+            "the Authorization header is malformed",
+        )
+    };
+    let value = std::str::from_utf8(value).map_err(|_| malformed())?;
+    let value = value.trim_matches(|c| c == ' ' || c == '\t');
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::missing());
+    }
+    let token = rest.trim_start_matches(' ');
+    if token.is_empty() || token.contains([' ', '\t', ',']) {
+        return Err(malformed());
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(values: &[&[u8]]) -> ErrorKind {
+        match bearer_token(values.iter().copied(), 8192) {
+            Ok(t) => panic!("accepted {t}"),
+            Err(e) => e.kind(),
+        }
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive() {
+        for h in [
+            &b"Bearer abc"[..],
+            b"bearer abc",
+            b"BEARER abc",
+            b"Bearer  abc",
+        ] {
+            assert_eq!(bearer_token([h], 8192).ok(), Some("abc"));
+        }
+    }
+
+    #[test]
+    fn other_schemes_count_as_no_token() {
+        assert_eq!(kind(&[]), ErrorKind::MissingToken);
+        assert_eq!(kind(&[b"Basic dXNlcjpwYXNz"]), ErrorKind::MissingToken);
+        assert_eq!(kind(&[b"Bearerabc"]), ErrorKind::MissingToken);
+    }
+
+    #[test]
+    fn malformed_headers_are_invalid_requests() {
+        assert_eq!(kind(&[b"Bearer"]), ErrorKind::InvalidRequest);
+        assert_eq!(kind(&[b"Bearer "]), ErrorKind::InvalidRequest);
+        assert_eq!(kind(&[b"Bearer a b"]), ErrorKind::InvalidRequest);
+        assert_eq!(kind(&[b"Bearer \xff\xfe"]), ErrorKind::InvalidRequest);
+        assert_eq!(kind(&[b"Bearer a", b"Bearer b"]), ErrorKind::InvalidRequest);
+    }
+
+    #[test]
+    fn oversized_header_is_an_invalid_token() {
+        let long = format!("Bearer {}", "a".repeat(20_000));
+        assert_eq!(kind(&[long.as_bytes()]), ErrorKind::InvalidToken);
+    }
+}

@@ -1,0 +1,161 @@
+//! axum integration (feature `axum`): [`Authorized`] and [`IdToken`] as extractors, and
+//! [`AuthRejection`] as a response.
+//!
+//! The [`OidcAuth`] handle is found in the request extensions (`.layer(Extension(auth))`) or in
+//! the router state (`.with_state(auth)`, or any state with `FromRef` for `OidcAuth`).
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use oidc_auth::{IdToken, OidcAuth};
+//!
+//! async fn me(token: IdToken) -> String {
+//!     token.sub().to_owned()
+//! }
+//!
+//! fn app(auth: OidcAuth) -> Router {
+//!     Router::new().route("/me", get(me)).with_state(auth)
+//! }
+//! ```
+
+use std::marker::PhantomData;
+
+use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::OidcAuth;
+use crate::guard::{self, AuthRejection, Authorized};
+use crate::policy::{NoPolicy, Policy};
+use crate::token::IdToken;
+
+/// Router states from which an [`OidcAuth`] can be taken.
+///
+/// Implemented for every state with `FromRef` for `OidcAuth` (including `OidcAuth` itself), and
+/// for `()`, whose routers find the handle in an `Extension`.
+#[diagnostic::on_unimplemented(
+    message = "the router state `{Self}` gives no `OidcAuth`",
+    note = "derive `axum::extract::FromRef` on the state with an `OidcAuth` field, or use `.with_state(auth)`"
+)]
+pub trait AuthState {
+    /// The handle held by this state, if any.
+    fn oidc_auth(&self) -> Option<OidcAuth>;
+}
+
+impl<S> AuthState for S
+where
+    OidcAuth: FromRef<S>,
+{
+    fn oidc_auth(&self) -> Option<OidcAuth> {
+        Some(OidcAuth::from_ref(self))
+    }
+}
+
+impl AuthState for () {
+    fn oidc_auth(&self) -> Option<OidcAuth> {
+        None
+    }
+}
+
+fn find<S: AuthState>(parts: &Parts, state: &S) -> Option<OidcAuth> {
+    parts
+        .extensions
+        .get::<OidcAuth>()
+        .cloned()
+        .or_else(|| state.oidc_auth())
+}
+
+fn authorization(parts: &Parts) -> impl Iterator<Item = &[u8]> {
+    parts
+        .headers
+        .get_all(AUTHORIZATION)
+        .iter()
+        .map(HeaderValue::as_bytes)
+}
+
+impl<S, P> FromRequestParts<S> for Authorized<P>
+where
+    S: AuthState + Send + Sync,
+    P: Policy,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = find(parts, state);
+        guard::authorize::<P>(auth.as_ref(), authorization(parts))
+            .await
+            .map(|token| Authorized(token, PhantomData))
+    }
+}
+
+impl<S, P> OptionalFromRequestParts<S> for Authorized<P>
+where
+    S: AuthState + Send + Sync,
+    P: Policy,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let Some(auth) = find(parts, state) else {
+            return Err(AuthRejection::misconfigured());
+        };
+        Ok(auth
+            .authorize_optional::<P>(authorization(parts))
+            .await
+            .map(|token| Authorized(token, PhantomData)))
+    }
+}
+
+impl<S> FromRequestParts<S> for IdToken
+where
+    S: AuthState + Send + Sync,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        <Authorized<NoPolicy> as FromRequestParts<S>>::from_request_parts(parts, state)
+            .await
+            .map(Authorized::into_token)
+    }
+}
+
+impl<S> OptionalFromRequestParts<S> for IdToken
+where
+    S: AuthState + Send + Sync,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        <Authorized<NoPolicy> as OptionalFromRequestParts<S>>::from_request_parts(parts, state)
+            .await
+            .map(|found| found.map(Authorized::into_token))
+    }
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        let rendered = self.response();
+        let mut response = Response::new(axum::body::Body::from(rendered.body.clone()));
+        *response.status_mut() =
+            StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(rendered.content_type) {
+            headers.insert(axum::http::header::CONTENT_TYPE, value);
+        }
+        for (name, value) in &rendered.headers {
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::try_from(*name), HeaderValue::from_str(value))
+            {
+                headers.append(name, value);
+            }
+        }
+        response
+    }
+}

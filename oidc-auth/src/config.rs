@@ -1,0 +1,774 @@
+//! Configuration: [`OidcConfig`], its builder, and loading from environment variables.
+
+use std::time::Duration;
+
+use url::Url;
+
+use crate::algorithm::Algorithm;
+use crate::policy::ClaimConstraint;
+use crate::secret::{Audience, Issuer, Scope, Secret};
+
+const DISCOVERY_SUFFIX: &str = "/.well-known/openid-configuration";
+
+/// An invalid configuration, naming the option at fault.
+///
+/// ```
+/// use oidc_auth::OidcConfig;
+/// let err = OidcConfig::builder().client_id("app").build().unwrap_err();
+/// assert_eq!(err.option(), "discovery_url");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid oidc-auth configuration: `{option}`: {message}")]
+pub struct ConfigError {
+    option: &'static str,
+    message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(option: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            option,
+            message: message.into(),
+        }
+    }
+
+    /// The name of the option (as in the builder method) that is invalid.
+    pub fn option(&self) -> &'static str {
+        self.option
+    }
+
+    /// What is wrong with it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// Every setting of the library, validated.
+///
+/// Build it with [`OidcConfig::builder`] or [`OidcConfig::from_env`]. Defaults are the safe
+/// choice: 60 s clock leeway, asymmetric algorithms only, bounded caches, no redirect URI allowed
+/// but loopback ones.
+///
+/// ```
+/// use oidc_auth::OidcConfig;
+/// let config = OidcConfig::builder()
+///     .discovery_url("https://idp.example/realms/main/.well-known/openid-configuration")
+///     .client_id("my-api")
+///     .audience("my-api")
+///     .build()?;
+/// assert_eq!(config.leeway().as_secs(), 60);
+/// # Ok::<(), oidc_auth::ConfigError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct OidcConfig {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Option<Secret>,
+    pub(crate) discovery_url: Url,
+    pub(crate) scopes: Vec<Scope>,
+    pub(crate) audience: Option<Audience>,
+    pub(crate) proxy: Option<Url>,
+    pub(crate) claims: Vec<ClaimConstraint>,
+    pub(crate) offline_access: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) jwks_uri: Option<Url>,
+    pub(crate) issuer: Option<Issuer>,
+    pub(crate) broker_mode: bool,
+    pub(crate) broker_store_url: Option<String>,
+    pub(crate) broker_audience: Option<Audience>,
+    pub(crate) trusted_issuers: Vec<Issuer>,
+    pub(crate) broker_jwks_path: String,
+    pub(crate) leeway: Duration,
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) token_cache_capacity: usize,
+    pub(crate) token_cache_ttl: Duration,
+    pub(crate) discovery_ttl: Duration,
+    pub(crate) jwks_ttl: Duration,
+    pub(crate) jwks_refetch_cooldown: Duration,
+    pub(crate) jwks_stale_limit: Duration,
+    pub(crate) jwks_max_bytes: usize,
+    pub(crate) jwks_max_keys: usize,
+    pub(crate) max_token_bytes: usize,
+    pub(crate) login_redirect_uris: Vec<Url>,
+    pub(crate) logout_redirect_uris: Vec<Url>,
+    pub(crate) access_token_lifetime: Duration,
+    pub(crate) refresh_token_lifetime: Duration,
+    pub(crate) broker_signing_algorithm: Algorithm,
+    pub(crate) key_rotation_period: Duration,
+    pub(crate) encryption_key: Option<Secret>,
+    pub(crate) state_key: Option<Secret>,
+    pub(crate) realm: Option<String>,
+    pub(crate) string_claims_as_lists: bool,
+}
+
+impl OidcConfig {
+    /// The OAuth client id registered at the provider.
+    pub fn client_id(&self) -> &str {
+        self.client_id.as_str()
+    }
+
+    /// The client secret; `None` for a public client.
+    pub fn client_secret(&self) -> Option<&Secret> {
+        self.client_secret.as_ref()
+    }
+
+    /// The provider's discovery document URL.
+    pub fn discovery_url(&self) -> &Url {
+        &self.discovery_url
+    }
+
+    /// Default scopes requested at login.
+    pub fn scopes(&self) -> &[Scope] {
+        self.scopes.as_slice()
+    }
+
+    /// The audience access tokens must carry, if any.
+    pub fn audience(&self) -> Option<&Audience> {
+        self.audience.as_ref()
+    }
+
+    /// The public base URL of the application.
+    pub fn proxy(&self) -> Option<&Url> {
+        self.proxy.as_ref()
+    }
+
+    /// Claim constraints applied to every protected route.
+    pub fn claims(&self) -> &[ClaimConstraint] {
+        self.claims.as_slice()
+    }
+
+    /// Whether login asks for `offline_access` by default.
+    pub fn offline_access(&self) -> bool {
+        self.offline_access
+    }
+
+    /// Total timeout of one request to the provider.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Connect timeout of one request to the provider.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// JWKS URL override (else taken from discovery).
+    pub fn jwks_uri(&self) -> Option<&Url> {
+        self.jwks_uri.as_ref()
+    }
+
+    /// Issuer override (else derived from the discovery URL and checked against the document).
+    pub fn issuer(&self) -> Option<&Issuer> {
+        self.issuer.as_ref()
+    }
+
+    /// Whether broker mode is on.
+    pub fn broker_mode(&self) -> bool {
+        self.broker_mode
+    }
+
+    /// The broker store URL.
+    pub fn broker_store_url(&self) -> Option<&str> {
+        self.broker_store_url.as_deref()
+    }
+
+    /// The audience of tokens minted in broker mode.
+    pub fn broker_audience(&self) -> Option<&Audience> {
+        self.broker_audience.as_ref()
+    }
+
+    /// Issuers of other instances whose minted tokens are accepted.
+    pub fn trusted_issuers(&self) -> &[Issuer] {
+        self.trusted_issuers.as_slice()
+    }
+
+    /// Path of the broker JWKS, relative to a peer's base URL.
+    pub fn broker_jwks_path(&self) -> &str {
+        self.broker_jwks_path.as_str()
+    }
+
+    /// Clock leeway for `exp`, `nbf` and `iat`.
+    pub fn leeway(&self) -> Duration {
+        self.leeway
+    }
+
+    /// Accepted signature algorithms.
+    pub fn algorithms(&self) -> &[Algorithm] {
+        self.algorithms.as_slice()
+    }
+
+    /// How many validated tokens are cached.
+    pub fn token_cache_capacity(&self) -> usize {
+        self.token_cache_capacity
+    }
+
+    /// The longest a validated token is served from the cache (never past its `exp`).
+    pub fn token_cache_ttl(&self) -> Duration {
+        self.token_cache_ttl
+    }
+
+    /// How long the discovery document is kept before a refresh.
+    pub fn discovery_ttl(&self) -> Duration {
+        self.discovery_ttl
+    }
+
+    /// How long a JWKS is kept before a background refresh.
+    pub fn jwks_ttl(&self) -> Duration {
+        self.jwks_ttl
+    }
+
+    /// Minimum time between two JWKS fetches caused by unknown key ids.
+    pub fn jwks_refetch_cooldown(&self) -> Duration {
+        self.jwks_refetch_cooldown
+    }
+
+    /// How long the last good JWKS stays usable while the provider is unreachable.
+    pub fn jwks_stale_limit(&self) -> Duration {
+        self.jwks_stale_limit
+    }
+
+    /// Largest accepted JWKS (and discovery) body, in bytes.
+    pub fn jwks_max_bytes(&self) -> usize {
+        self.jwks_max_bytes
+    }
+
+    /// Largest number of keys read from one JWKS.
+    pub fn jwks_max_keys(&self) -> usize {
+        self.jwks_max_keys
+    }
+
+    /// Largest accepted bearer token, in bytes.
+    pub fn max_token_bytes(&self) -> usize {
+        self.max_token_bytes
+    }
+
+    /// Redirect URIs allowed at login besides loopback ones.
+    pub fn login_redirect_uris(&self) -> &[Url] {
+        self.login_redirect_uris.as_slice()
+    }
+
+    /// Redirect URIs allowed after logout.
+    pub fn logout_redirect_uris(&self) -> &[Url] {
+        self.logout_redirect_uris.as_slice()
+    }
+
+    /// Lifetime of access tokens minted in broker mode.
+    pub fn access_token_lifetime(&self) -> Duration {
+        self.access_token_lifetime
+    }
+
+    /// Lifetime of refresh tokens minted in broker mode.
+    pub fn refresh_token_lifetime(&self) -> Duration {
+        self.refresh_token_lifetime
+    }
+
+    /// Signing algorithm of broker tokens.
+    pub fn broker_signing_algorithm(&self) -> Algorithm {
+        self.broker_signing_algorithm
+    }
+
+    /// How often broker signing keys rotate.
+    pub fn key_rotation_period(&self) -> Duration {
+        self.key_rotation_period
+    }
+
+    /// Key encrypting stored secrets at rest.
+    pub fn encryption_key(&self) -> Option<&Secret> {
+        self.encryption_key.as_ref()
+    }
+
+    /// Key sealing login state, shared by every instance of a deployment.
+    pub fn state_key(&self) -> Option<&Secret> {
+        self.state_key.as_ref()
+    }
+
+    /// The `realm` of `WWW-Authenticate` challenges, if any.
+    pub fn realm(&self) -> Option<&str> {
+        self.realm.as_deref()
+    }
+
+    /// Whether a string claim counts as a one-element list in claim constraints.
+    pub fn string_claims_as_lists(&self) -> bool {
+        self.string_claims_as_lists
+    }
+}
+
+impl OidcConfig {
+    /// A builder with every option at its default.
+    pub fn builder() -> OidcConfigBuilder {
+        OidcConfigBuilder::default()
+    }
+
+    /// Reads the configuration from `OIDC_*` environment variables.
+    ///
+    /// | variable | option |
+    /// |---|---|
+    /// | `OIDC_DISCOVERY_URL` | [`discovery_url`](OidcConfigBuilder::discovery_url) (required) |
+    /// | `OIDC_CLIENT_ID` | [`client_id`](OidcConfigBuilder::client_id) (required) |
+    /// | `OIDC_CLIENT_SECRET` | [`client_secret`](OidcConfigBuilder::client_secret) |
+    /// | `OIDC_SCOPES` | [`scopes`](OidcConfigBuilder::scopes), space separated |
+    /// | `OIDC_AUDIENCE` | [`audience`](OidcConfigBuilder::audience) |
+    /// | `OIDC_PROXY` | [`proxy`](OidcConfigBuilder::proxy) |
+    /// | `OIDC_ISSUER` | [`issuer`](OidcConfigBuilder::issuer) |
+    /// | `OIDC_JWKS_URI` | [`jwks_uri`](OidcConfigBuilder::jwks_uri) |
+    /// | `OIDC_LEEWAY_SECS` | [`leeway`](OidcConfigBuilder::leeway) |
+    /// | `OIDC_TIMEOUT_SECS` | [`timeout`](OidcConfigBuilder::timeout) |
+    /// | `OIDC_OFFLINE_ACCESS` | [`offline_access`](OidcConfigBuilder::offline_access) (`true`/`false`) |
+    ///
+    /// ```no_run
+    /// let config = oidc_auth::OidcConfig::from_env()?;
+    /// # Ok::<(), oidc_auth::ConfigError>(())
+    /// ```
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup`.
+    ///
+    /// ```
+    /// let config = oidc_auth::OidcConfig::from_lookup(|name| match name {
+    ///     "OIDC_DISCOVERY_URL" => Some("https://idp.example/.well-known/openid-configuration".into()),
+    ///     "OIDC_CLIENT_ID" => Some("app".into()),
+    ///     "OIDC_LEEWAY_SECS" => Some("5".into()),
+    ///     _ => None,
+    /// })?;
+    /// assert_eq!(config.leeway().as_secs(), 5);
+    /// # Ok::<(), oidc_auth::ConfigError>(())
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut b = OidcConfig::builder();
+        if let Some(v) = get("OIDC_DISCOVERY_URL") {
+            b = b.discovery_url(v);
+        }
+        if let Some(v) = get("OIDC_CLIENT_ID") {
+            b = b.client_id(v);
+        }
+        if let Some(v) = get("OIDC_CLIENT_SECRET") {
+            b = b.client_secret(v);
+        }
+        if let Some(v) = get("OIDC_SCOPES") {
+            b = b.scopes(v);
+        }
+        if let Some(v) = get("OIDC_AUDIENCE") {
+            b = b.audience(v);
+        }
+        if let Some(v) = get("OIDC_PROXY") {
+            b = b.proxy(v);
+        }
+        if let Some(v) = get("OIDC_ISSUER") {
+            b = b.issuer(v);
+        }
+        if let Some(v) = get("OIDC_JWKS_URI") {
+            b = b.jwks_uri(v);
+        }
+        if let Some(v) = get("OIDC_LEEWAY_SECS") {
+            let secs = parse_secs("leeway", "OIDC_LEEWAY_SECS", &v)?;
+            b = b.leeway(Duration::from_secs(secs));
+        }
+        if let Some(v) = get("OIDC_TIMEOUT_SECS") {
+            let secs = parse_secs("timeout", "OIDC_TIMEOUT_SECS", &v)?;
+            b = b.timeout(Duration::from_secs(secs));
+        }
+        if let Some(v) = get("OIDC_OFFLINE_ACCESS") {
+            b = b.offline_access(parse_bool("offline_access", "OIDC_OFFLINE_ACCESS", &v)?);
+        }
+        b.build()
+    }
+
+    /// The issuer tokens must name: the configured override, else the discovery URL without its
+    /// `/.well-known/openid-configuration` suffix (OpenID Connect Discovery section 4.3). `None`
+    /// when neither is known; the discovery document's value is then used.
+    pub fn expected_issuer(&self) -> Option<Issuer> {
+        if let Some(issuer) = &self.issuer {
+            return Some(issuer.clone());
+        }
+        self.discovery_url
+            .as_str()
+            .strip_suffix(DISCOVERY_SUFFIX)
+            .map(Issuer::from)
+    }
+}
+
+fn parse_secs(option: &'static str, var: &str, value: &str) -> Result<u64, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::new(option, format!("{var} must be a whole number of seconds")))
+}
+
+fn parse_bool(option: &'static str, var: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::new(
+            option,
+            format!("{var} must be true or false"),
+        )),
+    }
+}
+
+/// Builds an [`OidcConfig`]; every method sets one option, [`build`](Self::build) validates.
+///
+/// ```
+/// use std::time::Duration;
+/// use oidc_auth::{ClaimConstraint, OidcConfig};
+/// let config = OidcConfig::builder()
+///     .discovery_url("https://idp.example/.well-known/openid-configuration")
+///     .client_id("app")
+///     .scopes("openid profile email")
+///     .claims([ClaimConstraint::new("email_verified", [true])])
+///     .leeway(Duration::from_secs(30))
+///     .build()?;
+/// assert_eq!(config.scopes().len(), 3);
+/// # Ok::<(), oidc_auth::ConfigError>(())
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct OidcConfigBuilder {
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    discovery_url: Option<String>,
+    scopes: String,
+    audience: Option<String>,
+    proxy: Option<String>,
+    claims: Vec<ClaimConstraint>,
+    offline_access: bool,
+    timeout: Duration,
+    connect_timeout: Duration,
+    jwks_uri: Option<String>,
+    issuer: Option<String>,
+    broker_mode: bool,
+    broker_store_url: Option<String>,
+    broker_audience: Option<String>,
+    trusted_issuers: Vec<String>,
+    broker_jwks_path: String,
+    leeway: Duration,
+    algorithms: Vec<Algorithm>,
+    token_cache_capacity: usize,
+    token_cache_ttl: Duration,
+    discovery_ttl: Duration,
+    jwks_ttl: Duration,
+    jwks_refetch_cooldown: Duration,
+    jwks_stale_limit: Duration,
+    jwks_max_bytes: usize,
+    jwks_max_keys: usize,
+    max_token_bytes: usize,
+    login_redirect_uris: Vec<String>,
+    logout_redirect_uris: Vec<String>,
+    access_token_lifetime: Duration,
+    refresh_token_lifetime: Duration,
+    broker_signing_algorithm: Algorithm,
+    key_rotation_period: Duration,
+    encryption_key: Option<Secret>,
+    state_key: Option<Secret>,
+    realm: Option<String>,
+    string_claims_as_lists: bool,
+}
+
+impl Default for OidcConfigBuilder {
+    fn default() -> Self {
+        Self {
+            client_id: None,
+            client_secret: None,
+            discovery_url: None,
+            scopes: "openid profile email".to_owned(),
+            audience: None,
+            proxy: None,
+            claims: Vec::new(),
+            offline_access: false,
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
+            jwks_uri: None,
+            issuer: None,
+            broker_mode: false,
+            broker_store_url: None,
+            broker_audience: None,
+            trusted_issuers: Vec::new(),
+            broker_jwks_path: "/auth/v2/.well-known/jwks.json".to_owned(),
+            leeway: Duration::from_secs(60),
+            algorithms: Algorithm::ALL.to_vec(),
+            token_cache_capacity: 10_000,
+            token_cache_ttl: Duration::from_secs(300),
+            discovery_ttl: Duration::from_secs(3600),
+            jwks_ttl: Duration::from_secs(600),
+            jwks_refetch_cooldown: Duration::from_secs(15),
+            jwks_stale_limit: Duration::from_secs(24 * 3600),
+            jwks_max_bytes: 256 * 1024,
+            jwks_max_keys: 64,
+            max_token_bytes: 8 * 1024,
+            login_redirect_uris: Vec::new(),
+            logout_redirect_uris: Vec::new(),
+            access_token_lifetime: Duration::from_secs(900),
+            refresh_token_lifetime: Duration::from_secs(30 * 24 * 3600),
+            broker_signing_algorithm: Algorithm::RS256,
+            key_rotation_period: Duration::from_secs(30 * 24 * 3600),
+            encryption_key: None,
+            state_key: None,
+            realm: None,
+            string_claims_as_lists: false,
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident($arg:ident: $ty:ty) => $set:expr;)*) => {
+        impl OidcConfigBuilder {
+            $(
+                $(#[$doc])*
+                pub fn $name(mut self, $arg: $ty) -> Self {
+                    #[allow(clippy::redundant_closure_call)]
+                    ($set)(&mut self, $arg);
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// The OAuth client id (required).
+    client_id(value: impl Into<String>) => |b: &mut Self, v: _| b.client_id = Some(Into::<String>::into(v));
+    /// The client secret of a confidential client.
+    client_secret(value: impl Into<String>) => |b: &mut Self, v: _| b.client_secret = Some(Secret::new(v));
+    /// The provider's discovery URL (required), usually ending in
+    /// `/.well-known/openid-configuration`.
+    discovery_url(value: impl Into<String>) => |b: &mut Self, v: _| b.discovery_url = Some(Into::<String>::into(v));
+    /// Default login scopes, space separated (default `openid profile email`).
+    scopes(value: impl Into<String>) => |b: &mut Self, v: _| b.scopes = Into::<String>::into(v);
+    /// The audience every access token must carry. Without it `aud` is not checked and a warning
+    /// is logged at start-up.
+    audience(value: impl Into<String>) => |b: &mut Self, v: _| b.audience = Some(Into::<String>::into(v));
+    /// The public base URL of the application (for redirect URIs and broker `iss`).
+    proxy(value: impl Into<String>) => |b: &mut Self, v: _| b.proxy = Some(Into::<String>::into(v));
+    /// Whether login asks for `offline_access` by default.
+    offline_access(value: bool) => |b: &mut Self, v| b.offline_access = v;
+    /// Total timeout of a request to the provider (default 5 s).
+    timeout(value: Duration) => |b: &mut Self, v| b.timeout = v;
+    /// Connect timeout of a request to the provider (default 2 s).
+    connect_timeout(value: Duration) => |b: &mut Self, v| b.connect_timeout = v;
+    /// JWKS URL, overriding the discovery document's `jwks_uri`.
+    jwks_uri(value: impl Into<String>) => |b: &mut Self, v: _| b.jwks_uri = Some(Into::<String>::into(v));
+    /// Expected issuer, overriding the one derived from the discovery URL.
+    issuer(value: impl Into<String>) => |b: &mut Self, v: _| b.issuer = Some(Into::<String>::into(v));
+    /// Broker mode: the server mints its own tokens.
+    broker_mode(value: bool) => |b: &mut Self, v| b.broker_mode = v;
+    /// Store URL for broker mode (`sqlite://`, `postgres://`, `mysql://`, ...).
+    broker_store_url(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_store_url = Some(Into::<String>::into(v));
+    /// Audience of broker-minted tokens.
+    broker_audience(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_audience = Some(Into::<String>::into(v));
+    /// Path of a peer's broker JWKS, relative to its issuer URL.
+    broker_jwks_path(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_jwks_path = Into::<String>::into(v);
+    /// Clock leeway for `exp`, `nbf` and `iat` (default 60 s, at most 300 s).
+    leeway(value: Duration) => |b: &mut Self, v| b.leeway = v;
+    /// Capacity of the validated-token cache (default 10 000; 0 disables it).
+    token_cache_capacity(value: usize) => |b: &mut Self, v| b.token_cache_capacity = v;
+    /// Longest time a validated token is served from the cache (default 300 s).
+    token_cache_ttl(value: Duration) => |b: &mut Self, v| b.token_cache_ttl = v;
+    /// Time before the discovery document is fetched again (default 1 h).
+    discovery_ttl(value: Duration) => |b: &mut Self, v| b.discovery_ttl = v;
+    /// Time before the JWKS is refreshed in the background (default 10 min).
+    jwks_ttl(value: Duration) => |b: &mut Self, v| b.jwks_ttl = v;
+    /// Minimum time between JWKS fetches caused by unknown key ids (default 15 s).
+    jwks_refetch_cooldown(value: Duration) => |b: &mut Self, v| b.jwks_refetch_cooldown = v;
+    /// How long the last good JWKS is used while the provider is unreachable (default 24 h).
+    jwks_stale_limit(value: Duration) => |b: &mut Self, v| b.jwks_stale_limit = v;
+    /// Largest accepted JWKS or discovery body (default 256 KiB).
+    jwks_max_bytes(value: usize) => |b: &mut Self, v| b.jwks_max_bytes = v;
+    /// Most keys read from one JWKS (default 64).
+    jwks_max_keys(value: usize) => |b: &mut Self, v| b.jwks_max_keys = v;
+    /// Largest accepted bearer token (default 8 KiB).
+    max_token_bytes(value: usize) => |b: &mut Self, v| b.max_token_bytes = v;
+    /// Lifetime of broker access tokens (default 15 min).
+    access_token_lifetime(value: Duration) => |b: &mut Self, v| b.access_token_lifetime = v;
+    /// Lifetime of broker refresh tokens (default 30 days).
+    refresh_token_lifetime(value: Duration) => |b: &mut Self, v| b.refresh_token_lifetime = v;
+    /// Signing algorithm of broker tokens (default RS256).
+    broker_signing_algorithm(value: Algorithm) => |b: &mut Self, v| b.broker_signing_algorithm = v;
+    /// Broker key rotation period (default 30 days).
+    key_rotation_period(value: Duration) => |b: &mut Self, v| b.key_rotation_period = v;
+    /// Key encrypting stored secrets: 32 bytes, base64 (standard or URL-safe).
+    encryption_key(value: impl Into<String>) => |b: &mut Self, v: _| b.encryption_key = Some(Secret::new(v));
+    /// Key sealing login state: 32 bytes, base64; the same on every instance.
+    state_key(value: impl Into<String>) => |b: &mut Self, v: _| b.state_key = Some(Secret::new(v));
+    /// `realm` for `WWW-Authenticate` challenges.
+    realm(value: impl Into<String>) => |b: &mut Self, v: _| b.realm = Some(Into::<String>::into(v));
+    /// Let a string claim satisfy a constraint as if it were a one-element list (default off:
+    /// `groups: "admins"` does not satisfy `groups = "admins"` unless this is on).
+    string_claims_as_lists(value: bool) => |b: &mut Self, v| b.string_claims_as_lists = v;
+}
+
+impl OidcConfigBuilder {
+    /// Claim constraints applied to every protected route.
+    pub fn claims(mut self, value: impl IntoIterator<Item = ClaimConstraint>) -> Self {
+        self.claims = value.into_iter().collect();
+        self
+    }
+
+    /// Issuers of other instances whose minted tokens are accepted.
+    pub fn trusted_issuers(mut self, value: impl IntoIterator<Item = String>) -> Self {
+        self.trusted_issuers = value.into_iter().collect();
+        self
+    }
+
+    /// Accepted signature algorithms (default: all asymmetric ones).
+    pub fn algorithms(mut self, value: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = value.into_iter().collect();
+        self
+    }
+
+    /// Redirect URIs allowed at login, besides loopback URIs on any port.
+    pub fn login_redirect_uris(mut self, value: impl IntoIterator<Item = String>) -> Self {
+        self.login_redirect_uris = value.into_iter().collect();
+        self
+    }
+
+    /// Redirect URIs allowed after logout (exact match).
+    pub fn logout_redirect_uris(mut self, value: impl IntoIterator<Item = String>) -> Self {
+        self.logout_redirect_uris = value.into_iter().collect();
+        self
+    }
+}
+
+impl OidcConfigBuilder {
+    /// Validates every option and builds the configuration.
+    pub fn build(self) -> Result<OidcConfig, ConfigError> {
+        let client_id = self
+            .client_id
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| ConfigError::new("client_id", "is required"))?;
+        let discovery_url = self
+            .discovery_url
+            .ok_or_else(|| ConfigError::new("discovery_url", "is required"))?;
+        let discovery_url = parse_http_url("discovery_url", &discovery_url)?;
+        let mut scopes = Vec::new();
+        for s in self.scopes.split(' ').filter(|s| !s.is_empty()) {
+            if !Scope::is_valid_token(s) {
+                return Err(ConfigError::new(
+                    "scopes",
+                    "contains a character not allowed in a scope",
+                ));
+            }
+            scopes.push(Scope::new(s));
+        }
+        for c in &self.claims {
+            if c.path().is_empty() || c.path().split('.').any(str::is_empty) {
+                return Err(ConfigError::new(
+                    "claims",
+                    "a claim path is empty or has an empty segment",
+                ));
+            }
+            if c.values().is_empty() {
+                return Err(ConfigError::new(
+                    "claims",
+                    format!("`{}` has no accepted value", c.path()),
+                ));
+            }
+        }
+        if self.algorithms.is_empty() {
+            return Err(ConfigError::new(
+                "algorithms",
+                "at least one algorithm is required",
+            ));
+        }
+        if self.leeway > Duration::from_secs(300) {
+            return Err(ConfigError::new("leeway", "must be at most 300 seconds"));
+        }
+        if self.timeout.is_zero() {
+            return Err(ConfigError::new("timeout", "must be greater than zero"));
+        }
+        if self.max_token_bytes < 64 {
+            return Err(ConfigError::new("max_token_bytes", "must be at least 64"));
+        }
+        for (option, key) in [
+            ("encryption_key", &self.encryption_key),
+            ("state_key", &self.state_key),
+        ] {
+            if let Some(key) = key {
+                decode_key(key.expose()).ok_or_else(|| {
+                    ConfigError::new(option, "must be 32 bytes encoded in base64")
+                })?;
+            }
+        }
+        let nonempty =
+            |option: &'static str, v: Option<String>| -> Result<Option<String>, ConfigError> {
+                match v {
+                    Some(v) if v.trim().is_empty() => Err(ConfigError::new(option, "is empty")),
+                    v => Ok(v),
+                }
+            };
+        Ok(OidcConfig {
+            client_id,
+            client_secret: self.client_secret,
+            discovery_url,
+            scopes,
+            audience: nonempty("audience", self.audience)?.map(Audience::new),
+            proxy: self
+                .proxy
+                .map(|p| parse_http_url("proxy", &p))
+                .transpose()?,
+            claims: self.claims,
+            offline_access: self.offline_access,
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            jwks_uri: self
+                .jwks_uri
+                .map(|u| parse_http_url("jwks_uri", &u))
+                .transpose()?,
+            issuer: nonempty("issuer", self.issuer)?.map(Issuer::new),
+            broker_mode: self.broker_mode,
+            broker_store_url: self.broker_store_url,
+            broker_audience: nonempty("broker_audience", self.broker_audience)?.map(Audience::new),
+            trusted_issuers: self.trusted_issuers.into_iter().map(Issuer::new).collect(),
+            broker_jwks_path: self.broker_jwks_path,
+            leeway: self.leeway,
+            algorithms: self.algorithms,
+            token_cache_capacity: self.token_cache_capacity,
+            token_cache_ttl: self.token_cache_ttl,
+            discovery_ttl: self.discovery_ttl,
+            jwks_ttl: self.jwks_ttl,
+            jwks_refetch_cooldown: self.jwks_refetch_cooldown,
+            jwks_stale_limit: self.jwks_stale_limit,
+            jwks_max_bytes: self.jwks_max_bytes,
+            jwks_max_keys: self.jwks_max_keys,
+            max_token_bytes: self.max_token_bytes,
+            login_redirect_uris: parse_urls("login_redirect_uris", &self.login_redirect_uris)?,
+            logout_redirect_uris: parse_urls("logout_redirect_uris", &self.logout_redirect_uris)?,
+            access_token_lifetime: self.access_token_lifetime,
+            refresh_token_lifetime: self.refresh_token_lifetime,
+            broker_signing_algorithm: self.broker_signing_algorithm,
+            key_rotation_period: self.key_rotation_period,
+            encryption_key: self.encryption_key,
+            state_key: self.state_key,
+            realm: self.realm,
+            string_claims_as_lists: self.string_claims_as_lists,
+        })
+    }
+}
+
+fn parse_http_url(option: &'static str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value.trim())
+        .map_err(|e| ConfigError::new(option, format!("is not a valid URL ({e})")))?;
+    if url.scheme() != "https" && url.scheme() != "http" {
+        return Err(ConfigError::new(option, "must be an http or https URL"));
+    }
+    if url.host_str().is_none() {
+        return Err(ConfigError::new(option, "has no host"));
+    }
+    Ok(url)
+}
+
+fn parse_urls(option: &'static str, values: &[String]) -> Result<Vec<Url>, ConfigError> {
+    values.iter().map(|v| parse_http_url(option, v)).collect()
+}
+
+/// Decodes a 32-byte key from standard or URL-safe base64.
+pub(crate) fn decode_key(value: &str) -> Option<[u8; 32]> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let value = value.trim();
+    [STANDARD, URL_SAFE, STANDARD_NO_PAD, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(value).ok())
+        .and_then(|bytes| bytes.try_into().ok())
+}

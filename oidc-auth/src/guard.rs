@@ -1,0 +1,128 @@
+//! [`Authorized`]: the framework-neutral guard of a protected route, and its rejection.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+use crate::auth::OidcAuth;
+use crate::error::{AuthError, ErrorKind, ErrorResponse};
+use crate::policy::{NoPolicy, Policy};
+use crate::token::IdToken;
+
+/// A request whose bearer token is valid and satisfies policy `P`.
+///
+/// With the `axum` feature it is an extractor (`FromRequestParts` and
+/// `OptionalFromRequestParts`); with `actix-web` it is a `FromRequest`. Either way the check runs
+/// before the request body is read. `#[oidc::required]` puts one in a handler's parameters; by
+/// hand it looks like this:
+///
+/// ```
+/// use oidc_auth::{Authorized, ClaimRule, ClaimValue, Policy};
+///
+/// struct Admins;
+/// impl Policy for Admins {
+///     const SCOPES: &'static [&'static str] = &["admin"];
+///     const CLAIMS: &'static [ClaimRule] = &[ClaimRule::new("groups", &[ClaimValue::Str("admins")])];
+/// }
+///
+/// async fn admin(Authorized(token, ..): Authorized<Admins>) -> String {
+///     token.sub().to_owned()
+/// }
+/// ```
+pub struct Authorized<P: Policy = NoPolicy>(pub IdToken, pub PhantomData<fn() -> P>);
+
+impl<P: Policy> Authorized<P> {
+    /// Wraps a token that has passed policy `P`.
+    pub fn new(token: IdToken) -> Self {
+        Self(token, PhantomData)
+    }
+
+    /// The validated token.
+    pub fn into_token(self) -> IdToken {
+        self.0
+    }
+}
+
+impl<P: Policy> Deref for Authorized<P> {
+    type Target = IdToken;
+
+    fn deref(&self) -> &IdToken {
+        &self.0
+    }
+}
+
+impl<P: Policy> fmt::Debug for Authorized<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Authorized").field(&self.0).finish()
+    }
+}
+
+/// Why a guard refused a request, with the response to send.
+///
+/// ```
+/// use oidc_auth::{AuthError, AuthRejection, ErrorKind};
+/// let rejection = AuthRejection::from(AuthError::new(ErrorKind::MissingToken, "no token"));
+/// assert_eq!(rejection.response().status, 401);
+/// ```
+#[derive(Debug, Clone)]
+pub struct AuthRejection {
+    error: AuthError,
+    response: ErrorResponse,
+}
+
+impl AuthRejection {
+    pub(crate) fn rendered(auth: &OidcAuth, error: AuthError) -> Self {
+        let response = auth.render(&error);
+        Self { error, response }
+    }
+
+    pub(crate) fn misconfigured() -> Self {
+        tracing::error!(
+            "a protected route was called but no OidcAuth is installed (axum: state or Extension; actix-web: app_data)"
+        );
+        AuthError::new(
+            ErrorKind::Misconfigured,
+            "authentication is not configured on this server",
+        )
+        .into()
+    }
+
+    /// The error.
+    pub fn error(&self) -> &AuthError {
+        &self.error
+    }
+
+    /// The rendered response.
+    pub fn response(&self) -> &ErrorResponse {
+        &self.response
+    }
+}
+
+impl From<AuthError> for AuthRejection {
+    fn from(error: AuthError) -> Self {
+        let response = error.to_response(None);
+        Self { error, response }
+    }
+}
+
+impl fmt::Display for AuthRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl std::error::Error for AuthRejection {}
+
+/// The guard's whole job, shared by both frameworks.
+#[cfg_attr(not(any(feature = "axum", feature = "actix-web")), allow(dead_code))]
+pub(crate) async fn authorize<'a, P: Policy>(
+    auth: Option<&OidcAuth>,
+    authorization: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<IdToken, AuthRejection> {
+    let Some(auth) = auth else {
+        return Err(AuthRejection::misconfigured());
+    };
+    auth.authorize::<P>(authorization)
+        .await
+        .map_err(|e| AuthRejection::rendered(auth, e))
+}

@@ -1,0 +1,93 @@
+//! OpenID Connect bearer validation and route protection for axum and actix-web.
+//!
+//! One framework-independent core ([`OidcAuth`]) validates tokens against your identity
+//! provider: discovery, a rotation-aware JWKS cache, exact issuer and audience checks, expiry
+//! with leeway, scopes and claim constraints. Thin adapters make it an extractor in each
+//! framework:
+//!
+//! ```
+//! # #[cfg(feature = "axum")] {
+//! use axum::{Router, routing::get};
+//! use oidc_auth::{Authorized, ClaimRule, ClaimValue, IdToken, OidcAuth, OidcConfig, Policy};
+//!
+//! struct Admins;
+//! impl Policy for Admins {
+//!     const SCOPES: &'static [&'static str] = &["admin"];
+//!     const CLAIMS: &'static [ClaimRule] = &[ClaimRule::new("groups", &[ClaimValue::Str("admins")])];
+//! }
+//!
+//! async fn me(token: IdToken) -> String {
+//!     token.sub().to_owned()
+//! }
+//!
+//! async fn admin(Authorized(token, ..): Authorized<Admins>) -> String {
+//!     format!("hello admin {}", token.sub())
+//! }
+//!
+//! async fn feed(token: Option<IdToken>) -> String {
+//!     format!("signed in: {}", token.is_some())
+//! }
+//!
+//! # fn main() -> Result<(), oidc_auth::ConfigError> {
+//! let config = OidcConfig::builder()
+//!     .discovery_url("https://idp.example/realms/main/.well-known/openid-configuration")
+//!     .client_id("my-api")
+//!     .audience("my-api")
+//!     .build()?;
+//! let app: Router = Router::new()
+//!     .route("/me", get(me))
+//!     .route("/admin", get(admin))
+//!     .route("/feed", get(feed))
+//!     .with_state(OidcAuth::new(config));
+//! # Ok(()) }
+//! # }
+//! ```
+//!
+//! Failures answer with the right status and an RFC 6750 challenge: 401 for a missing or
+//! invalid token, 400 for a malformed header, 403 for a missing scope or claim, 503 (with
+//! `Retry-After`) while the provider cannot be reached. The body is always
+//! `{"detail", "error", "error_description"}`.
+//!
+//! Features: `axum`, `actix-web`, and `testing` (an in-process [`testing::MockProvider`]).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod algorithm;
+mod auth;
+mod clock;
+mod config;
+mod error;
+mod guard;
+mod policy;
+mod provider;
+mod secret;
+mod token;
+
+#[cfg(feature = "actix-web")]
+pub mod actix;
+#[cfg(feature = "axum")]
+pub mod axum;
+
+pub use algorithm::{Algorithm, UnsupportedAlgorithm};
+pub use auth::{OidcAuth, OidcAuthBuilder};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{ConfigError, OidcConfig, OidcConfigBuilder};
+pub use error::{AuthError, ErrorBody, ErrorKind, ErrorRenderer, ErrorResponse};
+pub use guard::{AuthRejection, Authorized};
+pub use policy::{ClaimConstraint, ClaimRule, ClaimValue, NoPolicy, Policy};
+pub use secret::{Audience, Issuer, Kid, Scope, Secret};
+pub use token::IdToken;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+/// Items used by code that the `oidc-auth` macros generate. Not a public API: names and
+/// signatures may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::guard::Authorized;
+    pub use crate::policy::{ClaimRule, ClaimValue, Policy};
+    pub use crate::token::IdToken;
+    pub use ::core::marker::PhantomData;
+    pub use ::core::option::Option;
+}

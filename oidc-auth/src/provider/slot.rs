@@ -1,0 +1,215 @@
+//! A cached value fetched from the provider, with single-flight refresh, cooldown and backoff.
+//!
+//! Readers take a snapshot (`current`) without waiting on anything. A refresh goes through an
+//! async gate: callers that queued behind a fetch see the new generation and do not fetch again,
+//! and after a fetch no other starts until the cooldown (after success) or backoff (after
+//! failure) has passed.
+
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{Mutex, MutexGuard};
+
+/// A fetched value and when it was fetched.
+#[derive(Debug)]
+pub(crate) struct Fetched<T> {
+    pub(crate) value: T,
+    /// Unix seconds of the successful fetch.
+    pub(crate) at: i64,
+    pub(crate) generation: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    generation: u64,
+    next_allowed: i64,
+    failures: u32,
+    last_failed: bool,
+}
+
+/// Outcome of asking for a refresh.
+pub(crate) enum Refresh<T> {
+    /// A fetch (ours or one we waited for) produced this value.
+    Fresh(Arc<Fetched<T>>),
+    /// Within the cooldown after a successful fetch: nothing was fetched.
+    Cooldown(Option<Arc<Fetched<T>>>),
+    /// The fetch failed, or failed recently and we are backing off.
+    Failed { retry_after: u64 },
+}
+
+#[derive(Debug)]
+pub(crate) struct Slot<T> {
+    current: RwLock<Option<Arc<Fetched<T>>>>,
+    gate: Mutex<Gate>,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Self {
+            current: RwLock::new(None),
+            gate: Mutex::new(Gate::default()),
+        }
+    }
+}
+
+impl<T> Slot<T> {
+    pub(crate) fn current(&self) -> Option<Arc<Fetched<T>>> {
+        self.current
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn store(&self, value: Arc<Fetched<T>>) {
+        match self.current.write() {
+            Ok(mut c) => *c = Some(value),
+            Err(p) => *p.into_inner() = Some(value),
+        }
+    }
+
+    /// The gate if no refresh is running, for background refreshes that must not queue.
+    pub(crate) fn try_gate(&self) -> Option<MutexGuard<'_, Gate>> {
+        self.gate.try_lock().ok()
+    }
+
+    /// Refreshes unless another caller already did since generation `seen`, or the cooldown or
+    /// backoff forbids a fetch now.
+    pub(crate) async fn refresh<F, Fut, E>(
+        &self,
+        seen: u64,
+        now: impl Fn() -> i64,
+        cooldown_secs: i64,
+        fetch: F,
+    ) -> Refresh<T>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let gate = self.gate.lock().await;
+        self.refresh_locked(gate, seen, now, cooldown_secs, fetch)
+            .await
+    }
+
+    pub(crate) async fn refresh_locked<F, Fut, E>(
+        &self,
+        mut gate: MutexGuard<'_, Gate>,
+        seen: u64,
+        now: impl Fn() -> i64,
+        cooldown_secs: i64,
+        fetch: F,
+    ) -> Refresh<T>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        if gate.generation != seen {
+            if let Some(current) = self.current().filter(|c| c.generation == gate.generation) {
+                return Refresh::Fresh(current);
+            }
+        }
+        let start = now();
+        if start < gate.next_allowed {
+            return if gate.last_failed {
+                Refresh::Failed {
+                    retry_after: (gate.next_allowed - start).max(1) as u64,
+                }
+            } else {
+                Refresh::Cooldown(self.current())
+            };
+        }
+        match fetch().await {
+            Ok(value) => {
+                gate.generation += 1;
+                gate.failures = 0;
+                gate.last_failed = false;
+                let done = now();
+                gate.next_allowed = done + cooldown_secs;
+                let fetched = Arc::new(Fetched {
+                    value,
+                    at: done,
+                    generation: gate.generation,
+                });
+                self.store(fetched.clone());
+                Refresh::Fresh(fetched)
+            }
+            Err(error) => {
+                gate.failures = gate.failures.saturating_add(1);
+                gate.last_failed = true;
+                let backoff = backoff_secs(gate.failures);
+                gate.next_allowed = now() + backoff;
+                tracing::warn!(%error, retry_in_secs = backoff, "identity provider fetch failed");
+                Refresh::Failed {
+                    retry_after: backoff as u64,
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff in whole seconds, 1 s doubling up to 30 s, with up to 50% added jitter so
+/// that many instances do not retry in step.
+fn backoff_secs(failures: u32) -> i64 {
+    let base = 1i64 << failures.saturating_sub(1).min(5);
+    let base = base.min(30);
+    let mut byte = [0u8; 1];
+    let jitter = match aws_lc_rs::rand::fill(&mut byte) {
+        Ok(()) => i64::from(byte[0]) * base / 2 / 255,
+        Err(_) => 0,
+    };
+    base + jitter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!((1..=1).contains(&backoff_secs(1)));
+        assert!((2..=3).contains(&backoff_secs(2)));
+        assert!((30..=45).contains(&backoff_secs(20)));
+    }
+
+    #[tokio::test]
+    async fn concurrent_refreshes_fetch_once() {
+        let slot = Arc::new(Slot::<u32>::default());
+        let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let slot = slot.clone();
+            let fetches = fetches.clone();
+            tasks.push(tokio::spawn(async move {
+                slot.refresh(
+                    0,
+                    || 100,
+                    15,
+                    || async {
+                        fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        tokio::task::yield_now().await;
+                        Ok::<_, String>(7)
+                    },
+                )
+                .await
+            }));
+        }
+        for t in tasks {
+            assert!(matches!(t.await, Ok(Refresh::Fresh(_))));
+        }
+        assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failure_backs_off_without_fetching_again() {
+        let slot = Slot::<u32>::default();
+        let first = slot
+            .refresh(0, || 100, 15, || async { Err::<u32, _>("down") })
+            .await;
+        assert!(matches!(first, Refresh::Failed { .. }));
+        let second = slot
+            .refresh(0, || 100, 15, || async { Ok::<u32, String>(1) })
+            .await;
+        assert!(matches!(second, Refresh::Failed { retry_after } if retry_after >= 1));
+    }
+}

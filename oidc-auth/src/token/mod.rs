@@ -1,0 +1,15 @@
+//! Bearer token validation: parse, check the registered claims, verify the signature with the
+//! provider's key, then check the route's scopes and claims.
+
+mod cache;
+mod id_token;
+mod jose;
+mod registered;
+mod requirements;
+
+pub use id_token::IdToken;
+
+pub(crate) use cache::{TokenCache, key as cache_key};
+pub(crate) use jose::parse as parse_jws;
+pub(crate) use registered::{Expectations, check as check_registered, check_issuer};
+pub(crate) use requirements::{check_constraints, check_rules, check_scopes};

@@ -1,0 +1,215 @@
+//! Registered claims (RFC 7519 section 4.1): `exp`, `nbf`, `iat`, `iss`, `aud`, `sub`.
+
+use serde_json::{Map, Value};
+
+use crate::error::AuthError;
+
+/// Largest NumericDate accepted: 2^53, beyond which a JSON number loses integer precision.
+const MAX_NUMERIC_DATE: i64 = 1 << 53;
+
+/// What the registered claims are checked against.
+#[derive(Debug)]
+pub(crate) struct Expectations<'a> {
+    pub(crate) now: i64,
+    pub(crate) leeway: i64,
+    pub(crate) issuer: &'a str,
+    pub(crate) audience: Option<&'a str>,
+}
+
+/// The checked times: `exp`, `iat`, `nbf`.
+pub(crate) type Times = (i64, Option<i64>, Option<i64>);
+
+/// Checks every registered claim; returns the times.
+pub(crate) fn check(
+    claims: &Map<String, Value>,
+    expect: &Expectations<'_>,
+) -> Result<Times, AuthError> {
+    let exp = numeric_date(claims.get("exp"))?
+        .ok_or_else(|| AuthError::invalid("the token has no expiry"))?;
+    if expect.now >= exp.saturating_add(expect.leeway) {
+        return Err(AuthError::invalid("the token has expired"));
+    }
+    let nbf = numeric_date(claims.get("nbf"))?;
+    if nbf.is_some_and(|nbf| nbf > expect.now + expect.leeway) {
+        return Err(AuthError::invalid("the token is not valid yet"));
+    }
+    let iat = numeric_date(claims.get("iat"))?;
+    if iat.is_some_and(|iat| iat > expect.now + expect.leeway) {
+        return Err(AuthError::invalid("the token was issued in the future"));
+    }
+    check_issuer(claims, expect.issuer)?;
+    check_audience(claims, expect.audience)?;
+    match claims.get("sub") {
+        Some(Value::String(sub)) if !sub.is_empty() => {}
+        _ => return Err(AuthError::invalid("the token has no subject")),
+    }
+    Ok((exp, iat, nbf))
+}
+
+/// Checks only `iss`, before any key is fetched: a token of another issuer causes no request.
+pub(crate) fn check_issuer(claims: &Map<String, Value>, issuer: &str) -> Result<(), AuthError> {
+    match claims.get("iss") {
+        Some(Value::String(iss)) if iss == issuer => Ok(()),
+        _ => Err(AuthError::invalid("the token issuer is not trusted")),
+    }
+}
+
+fn check_audience(claims: &Map<String, Value>, audience: Option<&str>) -> Result<(), AuthError> {
+    let aud = claims.get("aud");
+    let Some(expected) = audience else {
+        // Not configured: only the shape is checked.
+        return match aud {
+            None | Some(Value::String(_)) => Ok(()),
+            Some(Value::Array(list)) if list.iter().all(Value::is_string) => Ok(()),
+            Some(_) => Err(AuthError::invalid("the token audience is malformed")),
+        };
+    };
+    let ok = match aud {
+        Some(Value::String(a)) => a == expected,
+        Some(Value::Array(list)) => {
+            list.iter().all(Value::is_string) && list.iter().any(|a| a.as_str() == Some(expected))
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::invalid(
+            "the token is not meant for this audience",
+        ))
+    }
+}
+
+/// A NumericDate: a JSON number, integral or not, in `0..=2^53`. Strings, booleans, null and
+/// out-of-range numbers are refused rather than coerced.
+fn numeric_date(value: Option<&Value>) -> Result<Option<i64>, AuthError> {
+    let Some(value) = value else { return Ok(None) };
+    let bad = || AuthError::invalid("a token time claim is malformed");
+    let Value::Number(n) = value else {
+        return Err(bad());
+    };
+    let secs = if let Some(i) = n.as_i64() {
+        i
+    } else if let Some(f) = n.as_f64() {
+        if !f.is_finite() || f < 0.0 || f > MAX_NUMERIC_DATE as f64 {
+            return Err(bad());
+        }
+        f.floor() as i64
+    } else {
+        return Err(bad());
+    };
+    if !(0..=MAX_NUMERIC_DATE).contains(&secs) {
+        return Err(bad());
+    }
+    Ok(Some(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn expect(audience: Option<&'static str>) -> Expectations<'static> {
+        Expectations {
+            now: NOW,
+            leeway: 60,
+            issuer: "https://idp",
+            audience,
+        }
+    }
+
+    fn run(claims: Value, audience: Option<&'static str>) -> Result<Times, AuthError> {
+        let Value::Object(map) = claims else {
+            panic!("claims must be an object")
+        };
+        check(&map, &expect(audience))
+    }
+
+    fn base() -> Value {
+        json!({"iss": "https://idp", "sub": "alice", "exp": NOW + 600})
+    }
+
+    fn with(key: &str, value: Value) -> Value {
+        let mut v = base();
+        v[key] = value;
+        v
+    }
+
+    #[test]
+    fn exp_is_required_and_typed() {
+        let mut v = base();
+        v.as_object_mut().map(|m| m.remove("exp"));
+        assert!(run(v, None).is_err());
+        for bad in [
+            json!("never"),
+            json!("99999999999"),
+            json!(true),
+            json!(null),
+            json!(-1),
+            json!(1u64 << 60),
+            json!(1e300),
+        ] {
+            assert!(run(with("exp", bad.clone()), None).is_err(), "{bad}");
+            assert!(run(with("nbf", bad.clone()), None).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn exp_boundaries_follow_the_leeway() {
+        assert!(run(with("exp", json!(NOW - 61)), None).is_err());
+        assert!(run(with("exp", json!(NOW - 60)), None).is_err());
+        assert!(run(with("exp", json!(NOW - 59)), None).is_ok());
+        let strict = Expectations {
+            leeway: 0,
+            ..expect(None)
+        };
+        let Value::Object(m) = with("exp", json!(NOW)) else {
+            return;
+        };
+        assert!(check(&m, &strict).is_err());
+    }
+
+    #[test]
+    fn nbf_and_iat_follow_the_leeway() {
+        assert!(run(with("nbf", json!(NOW + 61)), None).is_err());
+        assert!(run(with("nbf", json!(NOW + 59)), None).is_ok());
+        assert!(run(with("iat", json!(NOW + 3600)), None).is_err());
+    }
+
+    #[test]
+    fn issuer_must_match_exactly() {
+        for iss in [
+            json!("https://idp/"),
+            json!("https://IDP"),
+            json!(["https://idp"]),
+            json!(null),
+        ] {
+            assert!(run(with("iss", iss), None).is_err());
+        }
+    }
+
+    #[test]
+    fn audience_rules() {
+        assert!(run(with("aud", json!("api")), Some("api")).is_ok());
+        assert!(run(with("aud", json!(["other", "api"])), Some("api")).is_ok());
+        for aud in [
+            json!("api-admin"),
+            json!("other"),
+            json!([]),
+            json!(1),
+            json!(null),
+        ] {
+            assert!(run(with("aud", aud), Some("api")).is_err());
+        }
+        assert!(run(base(), Some("api")).is_err());
+    }
+
+    #[test]
+    fn sub_must_be_a_non_empty_string() {
+        for sub in [json!(""), json!(1), json!(null)] {
+            assert!(run(with("sub", sub), None).is_err());
+        }
+    }
+}
