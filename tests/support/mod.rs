@@ -1,1 +1,206 @@
-//! Test support.
+//! Support for the end-to-end tests: a mock provider, the same protected application served by
+//! axum and by actix-web on loopback, and a client that calls both.
+
+#![allow(missing_docs, unreachable_pub)]
+
+pub mod apps;
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+
+use oidc_auth::testing::MockProvider;
+use oidc_auth::{ManualClock, OidcAuth, OidcConfig, OidcConfigBuilder};
+use serde_json::Value;
+
+/// The web frameworks every end-to-end case runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framework {
+    Axum,
+    Actix,
+}
+
+pub const FRAMEWORKS: [Framework; 2] = [Framework::Axum, Framework::Actix];
+
+/// The audience the test servers require.
+pub const AUDIENCE: &str = "api";
+
+/// An answer, reduced to what the tests look at.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub challenge: Option<String>,
+    pub retry_after: Option<String>,
+    pub body: Value,
+    pub raw_body: String,
+}
+
+impl Reply {
+    /// The top-level `error` of the JSON body.
+    pub fn error(&self) -> Option<&str> {
+        self.body.get("error").and_then(Value::as_str)
+    }
+}
+
+/// One provider, one `OidcAuth`, and both frameworks serving the test application.
+pub struct Harness {
+    pub idp: MockProvider,
+    pub auth: OidcAuth,
+    pub clock: Option<ManualClock>,
+    axum_addr: SocketAddr,
+    actix_addr: SocketAddr,
+    actix_stop: Option<actix_web::dev::ServerHandle>,
+    client: reqwest::Client,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(handle) = self.actix_stop.take() {
+            drop(handle.stop(false));
+        }
+    }
+}
+
+/// The configuration the tests start from: the provider's discovery URL, audience `api`.
+pub fn base_config(idp: &MockProvider) -> OidcConfigBuilder {
+    OidcConfig::builder()
+        .discovery_url(idp.discovery_url())
+        .client_id("test-client")
+        .audience(AUDIENCE)
+}
+
+impl Harness {
+    /// A new provider and servers with the default test configuration.
+    pub async fn start() -> Self {
+        let idp = MockProvider::start().await.expect("mock provider starts");
+        Self::with(idp, |b| b, None).await
+    }
+
+    /// Servers for `idp` with a configuration adjusted by `adjust`, and optionally a manual clock.
+    pub async fn with(
+        idp: MockProvider,
+        adjust: impl FnOnce(OidcConfigBuilder) -> OidcConfigBuilder,
+        clock: Option<ManualClock>,
+    ) -> Self {
+        let config = adjust(base_config(&idp)).build().expect("test configuration is valid");
+        let mut builder = OidcAuth::builder(config);
+        if let Some(clock) = &clock {
+            builder = builder.clock(clock.clone());
+        }
+        let auth = builder.build();
+        Self::serve(idp, auth, clock).await
+    }
+
+    /// Serves `auth` with both frameworks.
+    pub async fn serve(idp: MockProvider, auth: OidcAuth, clock: Option<ManualClock>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind axum");
+        let axum_addr = listener.local_addr().expect("axum address");
+        let router = apps::axum_app::router(auth.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let (actix_addr, actix_stop) = spawn_actix(auth.clone());
+        Self {
+            idp,
+            auth,
+            clock,
+            axum_addr,
+            actix_addr,
+            actix_stop: Some(actix_stop),
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("client"),
+        }
+    }
+
+    pub fn addr(&self, framework: Framework) -> SocketAddr {
+        match framework {
+            Framework::Axum => self.axum_addr,
+            Framework::Actix => self.actix_addr,
+        }
+    }
+
+    pub fn url(&self, framework: Framework, path: &str) -> String {
+        format!("http://{}{}", self.addr(framework), path)
+    }
+
+    /// GET `path` with an optional raw `Authorization` header value.
+    pub async fn get(&self, framework: Framework, path: &str, authorization: Option<&str>) -> Reply {
+        let mut request = self.client.get(self.url(framework, path));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        into_reply(request.send().await.expect("request reaches the test server")).await
+    }
+
+    /// GET `path` with `Authorization: Bearer <token>`.
+    pub async fn bearer(&self, framework: Framework, path: &str, token: &str) -> Reply {
+        self.get(framework, path, Some(&format!("Bearer {token}"))).await
+    }
+
+    /// The same bearer call against both frameworks; asserts they agree on the status.
+    pub async fn bearer_both(&self, path: &str, token: &str) -> Reply {
+        let axum = self.bearer(Framework::Axum, path, token).await;
+        let actix = self.bearer(Framework::Actix, path, token).await;
+        assert_eq!(axum.status, actix.status, "axum and actix-web disagree on {path}: {axum:?} / {actix:?}");
+        assert_eq!(axum.challenge, actix.challenge, "challenges differ on {path}");
+        axum
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+}
+
+pub async fn into_reply(response: reqwest::Response) -> Reply {
+    let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let challenge = header("www-authenticate");
+    let retry_after = header("retry-after");
+    let raw_body = response.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&raw_body).unwrap_or(Value::Null);
+    Reply {
+        status,
+        challenge,
+        retry_after,
+        body,
+        raw_body,
+    }
+}
+
+fn spawn_actix(auth: OidcAuth) -> (SocketAddr, actix_web::dev::ServerHandle) {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let system = actix_web::rt::System::new();
+        system.block_on(async move {
+            let configure = apps::actix_app::configure(auth);
+            let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
+                .workers(2)
+                .disable_signals()
+                .bind(("127.0.0.1", 0))
+                .expect("bind actix");
+            let addr = server.addrs()[0];
+            let server = server.run();
+            let _ = tx.send((addr, server.handle()));
+            let _ = server.await;
+        });
+    });
+    rx.recv().expect("actix server starts")
+}
+
+/// Asserts the challenge is `Bearer` with `error="<code>"`.
+pub fn assert_invalid_token(reply: &Reply) {
+    assert_eq!(reply.status, 401, "{reply:?}");
+    let challenge = reply.challenge.as_deref().unwrap_or_default();
+    assert!(
+        challenge.starts_with("Bearer") && challenge.contains("error=\"invalid_token\""),
+        "challenge: {challenge}"
+    );
+    assert_eq!(reply.error(), Some("invalid_token"));
+}
