@@ -1,1 +1,383 @@
-//! placeholder
+//! SECURITY.md groups B (registered claims) and C (scopes and claim constraints), end to end on
+//! both frameworks. The clock is injected so boundaries are exact.
+
+use std::time::Duration;
+
+use oidc_auth::testing::{Endpoint, MockProvider, TokenBuilder};
+use oidc_auth::{Clock, ManualClock, SystemClock};
+use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Harness, assert_invalid_token};
+use serde_json::{Value, json};
+
+const LEEWAY: i64 = 60;
+
+/// A harness whose validation clock stands still at the current time, with a 60 s leeway.
+async fn fixed_clock(leeway: i64) -> (Harness, i64) {
+    let now = SystemClock.now();
+    let idp = MockProvider::start().await.expect("provider");
+    let h = Harness::with(
+        idp,
+        |b| b.leeway(Duration::from_secs(leeway as u64)),
+        Some(ManualClock::new(now)),
+    )
+    .await;
+    (h, now)
+}
+
+fn token(h: &Harness) -> TokenBuilder {
+    h.idp.token().audience(AUDIENCE)
+}
+
+async fn status(h: &Harness, path: &str, token: &str) -> u16 {
+    h.bearer_both(path, token).await.status
+}
+
+/// B1: `exp` missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b1_token_without_exp_is_refused() {
+    let h = Harness::start().await;
+    assert_invalid_token(
+        &h.bearer_both("/me", &token(&h).remove_claim("exp").sign())
+            .await,
+    );
+}
+
+/// B2: `exp` and `nbf` of the wrong JSON type or out of range (CVE-2026-25537 class).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b2_exp_and_nbf_of_the_wrong_type_or_range_are_refused() {
+    let h = Harness::start().await;
+    let bad = [
+        json!("never"),
+        json!("99999999999"),
+        json!(true),
+        json!(null),
+        json!(-1),
+        json!(9_007_199_254_740_993_i64),
+        json!(1e300),
+        json!([2_000_000_000]),
+        json!({"t": 2_000_000_000}),
+    ];
+    for value in bad {
+        let t = token(&h).claim("exp", value.clone()).sign();
+        assert_invalid_token(&h.bearer_both("/me", &t).await);
+        let t = token(&h).claim("nbf", value.clone()).sign();
+        assert_invalid_token(&h.bearer_both("/me", &t).await);
+        let t = token(&h).claim("iat", value.clone()).sign();
+        assert_invalid_token(&h.bearer_both("/me", &t).await);
+    }
+}
+
+/// B3: expired exactly now with no leeway, or one second beyond the leeway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b3_expiry_at_the_boundary_is_refused() {
+    let (strict, now) = fixed_clock(0).await;
+    let at_now = token(&strict)
+        .issued_at(now - 100)
+        .claim("exp", json!(now))
+        .sign();
+    assert_invalid_token(&strict.bearer_both("/me", &at_now).await);
+    let (h, now) = fixed_clock(LEEWAY).await;
+    let beyond = token(&h)
+        .issued_at(now - 1000)
+        .claim("exp", json!(now - LEEWAY - 1))
+        .sign();
+    assert_invalid_token(&h.bearer_both("/me", &beyond).await);
+}
+
+/// B4: expired, but within the leeway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b4_expiry_within_the_leeway_is_accepted() {
+    let (h, now) = fixed_clock(LEEWAY).await;
+    let within = token(&h)
+        .issued_at(now - 1000)
+        .claim("exp", json!(now - LEEWAY + 1))
+        .sign();
+    assert_eq!(status(&h, "/me", &within).await, 200);
+}
+
+/// B5: `nbf` just beyond and just within the leeway; `iat` far in the future.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b5_nbf_and_iat_respect_the_leeway() {
+    let (h, now) = fixed_clock(LEEWAY).await;
+    let late = token(&h)
+        .issued_at(now)
+        .claim("nbf", json!(now + LEEWAY + 1))
+        .sign();
+    assert_invalid_token(&h.bearer_both("/me", &late).await);
+    let soon = token(&h)
+        .issued_at(now)
+        .claim("nbf", json!(now + LEEWAY - 1))
+        .sign();
+    assert_eq!(status(&h, "/me", &soon).await, 200);
+    let future = token(&h).issued_at(now + 86_400).sign();
+    assert_invalid_token(&h.bearer_both("/me", &future).await);
+}
+
+/// B6: the issuer must match exactly: trailing slash, case, array, missing, other types.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b6_issuer_must_match_exactly() {
+    let h = Harness::start().await;
+    let iss = h.idp.issuer();
+    let variants = [
+        json!(format!("{iss}/")),
+        json!(iss.to_uppercase()),
+        json!(iss.replace("127.0.0.1", "localhost")),
+        json!(iss.replace("http://", "https://")),
+        json!([iss.clone()]),
+        json!(null),
+        json!(1),
+        json!(format!(" {iss}")),
+    ];
+    for value in variants {
+        let t = token(&h).claim("iss", value.clone()).sign();
+        assert_invalid_token(&h.bearer_both("/me", &t).await);
+    }
+    let t = token(&h).remove_claim("iss").sign();
+    assert_invalid_token(&h.bearer_both("/me", &t).await);
+    assert_eq!(
+        h.idp.hits(Endpoint::Jwks),
+        0,
+        "a wrong issuer never fetches keys"
+    );
+}
+
+/// B7: the audience must contain the configured value exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b7_wrong_or_malformed_audience_is_refused() {
+    let h = Harness::start().await;
+    for aud in [
+        json!("wrong"),
+        json!("api-admin"),
+        json!("API"),
+        json!([]),
+        json!(1),
+        json!(["api-admin"]),
+        json!([1, "x"]),
+        json!({"aud": "api"}),
+    ] {
+        let t = h.idp.token().claim("aud", aud.clone()).sign();
+        assert_invalid_token(&h.bearer_both("/me", &t).await);
+    }
+    assert_invalid_token(&h.bearer_both("/me", &h.idp.token().sign()).await);
+}
+
+/// B8: an access token with several audiences including ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b8_extra_audiences_are_accepted_for_access_tokens() {
+    let h = Harness::start().await;
+    let t = h
+        .idp
+        .token()
+        .claim("aud", json!(["other", AUDIENCE]))
+        .sign();
+    assert_eq!(status(&h, "/me", &t).await, 200);
+}
+
+/// B10: a logout token (or any non-access-token `typ`) sent as a bearer token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b10_logout_and_other_token_types_are_refused() {
+    let h = Harness::start().await;
+    for typ in [
+        "logout+jwt",
+        "secevent+jwt",
+        "id_token+jwt",
+        "JWE",
+        "application/logout+jwt",
+    ] {
+        let t = token(&h).header("typ", json!(typ)).sign();
+        assert_invalid_token(&h.bearer_both("/me", &t).await);
+    }
+    for typ in ["JWT", "at+jwt", "application/at+jwt"] {
+        let t = token(&h).header("typ", json!(typ)).sign();
+        assert_eq!(status(&h, "/me", &t).await, 200, "{typ}");
+    }
+    let t = token(&h).header("typ", json!(1)).sign();
+    assert_invalid_token(&h.bearer_both("/me", &t).await);
+}
+
+/// B11: `sub` missing, empty or not a string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b11_subject_must_be_a_non_empty_string() {
+    let h = Harness::start().await;
+    assert_invalid_token(
+        &h.bearer_both("/me", &token(&h).remove_claim("sub").sign())
+            .await,
+    );
+    for sub in [
+        json!(""),
+        json!(1),
+        json!(null),
+        json!(["alice"]),
+        json!({"id": 1}),
+    ] {
+        let t = token(&h).claim("sub", sub.clone()).sign();
+        assert_invalid_token(&h.bearer_both("/me", &t).await);
+    }
+}
+
+fn admin(h: &Harness, scope: Value) -> String {
+    token(h)
+        .claim("scope", scope)
+        .claim("groups", json!(["admins"]))
+        .sign()
+}
+
+/// C1: a scope that is not exactly `admin` as a space-separated word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c1_near_miss_scopes_are_insufficient() {
+    let h = Harness::start().await;
+    for scope in [
+        "administrator",
+        "admins",
+        "Admin",
+        "ADMIN",
+        "read\tadmin",
+        "read,admin",
+        "read\nadmin",
+        "admin\u{200b}",
+        "",
+        " ",
+    ] {
+        let reply = h.bearer_both("/admin", &admin(&h, json!(scope))).await;
+        assert_eq!(reply.status, 403, "{scope:?}");
+        assert_eq!(reply.error(), Some("insufficient_scope"));
+        assert!(
+            reply
+                .challenge
+                .unwrap_or_default()
+                .contains("scope=\"admin\"")
+        );
+    }
+}
+
+/// C2: `admin` among other scopes, and the `scp` claim as a list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2_scope_in_a_list_or_scp_is_accepted() {
+    let h = Harness::start().await;
+    assert_eq!(
+        status(&h, "/admin", &admin(&h, json!("read admin"))).await,
+        200
+    );
+    assert_eq!(
+        status(&h, "/admin", &admin(&h, json!("  admin  read "))).await,
+        200
+    );
+    let scp = token(&h)
+        .claim("scp", json!(["admin"]))
+        .claim("groups", json!(["admins"]))
+        .sign();
+    assert_eq!(status(&h, "/admin", &scp).await, 200);
+}
+
+/// C3: `scope` of a type other than a string never grants anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c3_scope_of_the_wrong_type_is_insufficient() {
+    let h = Harness::start().await;
+    for scope in [
+        json!(["admin"]),
+        json!(1),
+        json!({"admin": true}),
+        json!(true),
+        json!(null),
+    ] {
+        assert_eq!(
+            status(&h, "/admin", &admin(&h, scope.clone())).await,
+            403,
+            "{scope}"
+        );
+    }
+    let scp = token(&h)
+        .claim("scp", json!({"admin": 1}))
+        .claim("groups", json!(["admins"]))
+        .sign();
+    assert_eq!(status(&h, "/admin", &scp).await, 403);
+}
+
+/// C4: group values that only look like `admins`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c4_group_lookalikes_are_refused() {
+    let h = Harness::start().await;
+    let groups = [
+        json!("admins,users"),
+        json!("admins"),
+        json!(["Admins"]),
+        json!([["admins"]]),
+        json!([1, null]),
+        json!({"admins": true}),
+        json!(["admins "]),
+        json!(true),
+    ];
+    for value in groups {
+        let t = token(&h)
+            .scope("admin")
+            .claim("groups", value.clone())
+            .sign();
+        let reply = h.bearer_both("/admin", &t).await;
+        assert_eq!(reply.status, 403, "{value}");
+        assert_eq!(reply.error(), Some("access_denied"));
+    }
+}
+
+/// C5: `email_verified` as a string, and look-alike values of string claims.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c5_typed_and_lookalike_claim_values_are_refused() {
+    let h = Harness::start().await;
+    for value in [
+        json!("true"),
+        json!(1),
+        json!("1"),
+        json!(null),
+        json!(false),
+    ] {
+        let t = token(&h).claim("email_verified", value.clone()).sign();
+        assert_eq!(status(&h, "/verified", &t).await, 403, "{value}");
+    }
+    let ok = token(&h).claim("email_verified", json!(true)).sign();
+    assert_eq!(status(&h, "/verified", &ok).await, 200);
+    for value in ["ops ", "\u{43e}ps", "OPS", "op"] {
+        let t = token(&h)
+            .claim("realm_access", json!({"roles": [value]}))
+            .sign();
+        assert_eq!(status(&h, "/ops", &t).await, 403, "{value:?}");
+    }
+}
+
+/// C6: no `Authorization` header, or another scheme: 401 with a bare challenge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c6_no_bearer_token_gets_a_bare_challenge() {
+    let h = Harness::start().await;
+    for fw in FRAMEWORKS {
+        for header in [
+            None,
+            Some("Basic YWxpY2U6c2VjcmV0"),
+            Some("Negotiate abc"),
+            Some("Token abc"),
+        ] {
+            let reply = h.get(fw, "/admin", header).await;
+            assert_eq!(reply.status, 401);
+            assert_eq!(reply.challenge.as_deref(), Some("Bearer"), "{header:?}");
+        }
+    }
+}
+
+/// C6 with a realm configured: the bare challenge names only the realm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c6_bare_challenge_carries_the_configured_realm() {
+    let idp = MockProvider::start().await.expect("provider");
+    let h = Harness::with(idp, |b| b.realm("api"), None).await;
+    for fw in FRAMEWORKS {
+        let reply = h.get(fw, "/me", None).await;
+        assert_eq!(reply.challenge.as_deref(), Some("Bearer realm=\"api\""));
+    }
+}
+
+/// C8: a token in the query string is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c8_query_string_token_is_ignored() {
+    let h = Harness::start().await;
+    let t = token(&h).sign();
+    for fw in FRAMEWORKS {
+        let reply = h.get(fw, &format!("/me?access_token={t}"), None).await;
+        assert_eq!(reply.status, 401);
+        assert_eq!(reply.challenge.as_deref(), Some("Bearer"));
+    }
+}
