@@ -1,1 +1,406 @@
-//! placeholder
+//! Provider outages, slow and broken provider answers, key rotation and refetch limits
+//! (SECURITY.md G2-G5, and the JWKS rules of DESIGN.md section 4).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oidc_auth::testing::{Endpoint, Fault, MockProvider, SigningAlg};
+use oidc_auth::{Clock, ManualClock, OidcAuth, SystemClock};
+use oidc_auth_tests::{AUDIENCE, Harness, assert_invalid_token, base_config};
+
+fn unknown_kid(idp: &MockProvider, kid: &str) -> String {
+    idp.token().audience(AUDIENCE).kid(kid).sign()
+}
+
+/// A harness on a manual clock (so cooldowns are exact) and its start time.
+async fn manual(
+    adjust: impl FnOnce(oidc_auth::OidcConfigBuilder) -> oidc_auth::OidcConfigBuilder,
+) -> (Harness, ManualClock) {
+    let clock = ManualClock::new(SystemClock.now());
+    let idp = MockProvider::start().await.expect("provider");
+    let h = Harness::with(idp, adjust, Some(clock.clone())).await;
+    (h, clock)
+}
+
+/// G2: with a warm JWKS, known kids keep validating while the provider is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g2_known_kids_validate_while_the_provider_is_down() {
+    let h = Harness::start().await;
+    let token = h.idp.token().audience(AUDIENCE).sign();
+    assert_eq!(h.bearer_both("/me", &token).await.status, 200);
+    h.idp.set_fault_all(Fault::Down);
+    let another = h.idp.token().audience(AUDIENCE).sub("bob").sign();
+    assert_eq!(h.bearer_both("/me", &another).await.status, 200);
+}
+
+/// G2: an unknown kid while the provider is down is 503 (the refresh failed), not 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g2_unknown_kid_while_down_is_503() {
+    let h = Harness::start().await;
+    assert_eq!(
+        h.bearer_both("/me", &h.idp.token().audience(AUDIENCE).sign())
+            .await
+            .status,
+        200
+    );
+    let kid = h.idp.add_key(SigningAlg::RS256);
+    h.idp.set_fault(Endpoint::Jwks, Fault::Status(500));
+    let reply = h.bearer_both("/me", &unknown_kid(&h.idp, &kid)).await;
+    assert_eq!(reply.status, 503);
+    assert!(reply.retry_after.is_some());
+}
+
+/// G2: an unknown kid that is absent after a successful refresh is 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g2_unknown_kid_absent_after_refresh_is_401() {
+    let h = Harness::start().await;
+    assert_eq!(
+        h.bearer_both("/me", &h.idp.token().audience(AUDIENCE).sign())
+            .await
+            .status,
+        200
+    );
+    assert_invalid_token(
+        &h.bearer_both("/me", &unknown_kid(&h.idp, "no-such-kid"))
+            .await,
+    );
+}
+
+/// G2: the last good keys are usable only up to the stale limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g2_stale_keys_stop_validating_after_the_stale_limit() {
+    let (h, clock) = manual(|b| {
+        b.jwks_stale_limit(Duration::from_secs(3600))
+            .token_cache_capacity(0)
+    })
+    .await;
+    let token = |h: &Harness, clock: &ManualClock| {
+        h.idp
+            .token()
+            .audience(AUDIENCE)
+            .issued_at(clock.now())
+            .sign()
+    };
+    assert_eq!(h.bearer_both("/me", &token(&h, &clock)).await.status, 200);
+    h.idp.set_fault_all(Fault::Down);
+    clock.advance(3000);
+    assert_eq!(h.bearer_both("/me", &token(&h, &clock)).await.status, 200);
+    clock.advance(700);
+    let reply = h.bearer_both("/me", &token(&h, &clock)).await;
+    assert_eq!(reply.status, 503);
+    assert!(!h.auth.is_ready());
+}
+
+/// G3: a cold start with the provider down is 503 with Retry-After, never 200, and not ready;
+/// once the provider is back (and the backoff has passed) validation recovers by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g3_cold_start_while_down_is_503_then_recovers() {
+    let (h, clock) = manual(|b| b).await;
+    h.idp.set_fault_all(Fault::Down);
+    let token = h
+        .idp
+        .token()
+        .audience(AUDIENCE)
+        .issued_at(clock.now())
+        .sign();
+    for _ in 0..3 {
+        let reply = h.bearer_both("/me", &token).await;
+        assert_eq!(reply.status, 503);
+        assert!(
+            reply
+                .retry_after
+                .as_deref()
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|s| s >= 1)
+        );
+    }
+    assert!(!h.auth.is_ready());
+    h.idp.set_fault_all(Fault::None);
+    clock.advance(120);
+    assert_eq!(h.bearer_both("/me", &token).await.status, 200);
+    assert!(h.auth.is_ready());
+}
+
+/// G3: while backing off, requests do not reach the provider at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g3_backoff_spares_the_provider() {
+    let (h, clock) = manual(|b| b).await;
+    h.idp.set_fault_all(Fault::Status(500));
+    let token = h
+        .idp
+        .token()
+        .audience(AUDIENCE)
+        .issued_at(clock.now())
+        .sign();
+    for _ in 0..10 {
+        assert_eq!(h.bearer_both("/me", &token).await.status, 503);
+    }
+    assert_eq!(
+        h.idp.hits(Endpoint::Discovery) + h.idp.hits(Endpoint::Jwks),
+        1
+    );
+}
+
+/// G4: a JWKS that answers slowly does not delay requests with known kids, and a refresh that
+/// hangs ends at the configured timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g4_slow_jwks_does_not_delay_known_kids() {
+    let (h, clock) = manual(|b| {
+        b.timeout(Duration::from_secs(2))
+            .jwks_ttl(Duration::from_secs(60))
+            .token_cache_capacity(0)
+    })
+    .await;
+    assert_eq!(
+        h.bearer_both("/me", &h.idp.token().audience(AUDIENCE).sign())
+            .await
+            .status,
+        200
+    );
+    h.idp.set_fault(Endpoint::Jwks, Fault::Hang);
+    // Past the TTL a background refresh starts and hangs; known kids must not wait for it.
+    clock.advance(120);
+    let started = Instant::now();
+    for _ in 0..5 {
+        let t = h
+            .idp
+            .token()
+            .audience(AUDIENCE)
+            .issued_at(clock.now())
+            .sign();
+        assert_eq!(h.bearer_both("/me", &t).await.status, 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "known kids waited {:?}",
+        started.elapsed()
+    );
+    // An unknown kid waits for a fetch, which ends at the timeout with 503.
+    clock.advance(60);
+    let kid = h.idp.add_key(SigningAlg::ES256);
+    let started = Instant::now();
+    let reply = h
+        .bearer(
+            oidc_auth_tests::Framework::Axum,
+            "/me",
+            &unknown_kid(&h.idp, &kid),
+        )
+        .await;
+    assert_eq!(reply.status, 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "hung for {:?}",
+        started.elapsed()
+    );
+}
+
+/// G5: 1 000 concurrent validations carrying one new kid cause exactly one JWKS fetch, and all
+/// succeed once it completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g5_concurrent_requests_with_a_new_kid_fetch_once() {
+    let h = Harness::start().await;
+    assert_eq!(
+        h.bearer_both("/me", &h.idp.token().audience(AUDIENCE).sign())
+            .await
+            .status,
+        200
+    );
+    let before = h.idp.hits(Endpoint::Jwks);
+    h.idp.rotate_key(SigningAlg::ES256);
+    h.idp
+        .set_fault(Endpoint::Jwks, Fault::Slow(Duration::from_millis(200)));
+    let token = Arc::new(h.idp.token().audience(AUDIENCE).sign());
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let auth = h.auth.clone();
+        let token = token.clone();
+        tasks.push(tokio::spawn(
+            async move { auth.validate(&token).await.is_ok() },
+        ));
+    }
+    for task in tasks {
+        assert!(task.await.unwrap_or(false));
+    }
+    assert_eq!(h.idp.hits(Endpoint::Jwks) - before, 1);
+}
+
+/// G5 over HTTP: concurrent requests through both frameworks share one fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g5_concurrent_http_requests_with_a_new_kid_fetch_once() {
+    let h = Arc::new(Harness::start().await);
+    assert_eq!(
+        h.bearer_both("/me", &h.idp.token().audience(AUDIENCE).sign())
+            .await
+            .status,
+        200
+    );
+    let before = h.idp.hits(Endpoint::Jwks);
+    h.idp.rotate_key(SigningAlg::EdDSA);
+    h.idp
+        .set_fault(Endpoint::Jwks, Fault::Slow(Duration::from_millis(200)));
+    let token = Arc::new(h.idp.token().audience(AUDIENCE).sign());
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let (h, token) = (h.clone(), token.clone());
+        let fw = oidc_auth_tests::FRAMEWORKS[i % 2];
+        tasks.push(tokio::spawn(async move {
+            h.bearer(fw, "/me", &token).await.status
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap_or(0), 200);
+    }
+    assert_eq!(h.idp.hits(Endpoint::Jwks) - before, 1);
+}
+
+/// A7/A8: unknown kids refetch at most once per cooldown; after the cooldown, once more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_kids_refetch_at_most_once_per_cooldown() {
+    let (h, clock) = manual(|b| b.jwks_refetch_cooldown(Duration::from_secs(15))).await;
+    let valid = h
+        .idp
+        .token()
+        .audience(AUDIENCE)
+        .issued_at(clock.now())
+        .sign();
+    assert_eq!(h.bearer_both("/me", &valid).await.status, 200);
+    let before = h.idp.hits(Endpoint::Jwks);
+    let mut tasks = Vec::new();
+    for i in 0..2000 {
+        let auth = h.auth.clone();
+        let token = h
+            .idp
+            .token()
+            .audience(AUDIENCE)
+            .kid(&format!("unknown-{i}"))
+            .sign();
+        tasks.push(tokio::spawn(async move {
+            auth.validate(&token).await.map_err(|e| e.status())
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.ok().and_then(Result::err), Some(401));
+    }
+    assert!(h.idp.hits(Endpoint::Jwks) - before <= 1);
+    clock.advance(16);
+    assert_invalid_token(
+        &h.bearer_both("/me", &unknown_kid(&h.idp, "after-cooldown"))
+            .await,
+    );
+    assert!(h.idp.hits(Endpoint::Jwks) - before <= 2);
+}
+
+/// Key rotation at the provider is picked up through the unknown-kid refetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_provider_keys_are_picked_up() {
+    let (h, clock) = manual(|b| b).await;
+    assert_eq!(
+        h.bearer_both(
+            "/me",
+            &h.idp
+                .token()
+                .audience(AUDIENCE)
+                .issued_at(clock.now())
+                .sign()
+        )
+        .await
+        .status,
+        200
+    );
+    clock.advance(20);
+    h.idp.rotate_key(SigningAlg::ES256);
+    let rotated = h
+        .idp
+        .token()
+        .audience(AUDIENCE)
+        .issued_at(clock.now())
+        .sign();
+    assert_eq!(h.bearer_both("/me", &rotated).await.status, 200);
+}
+
+/// Garbage, truncated, oversized and error answers from the provider are 503, never 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_provider_answers_are_503() {
+    for fault in [
+        Fault::Garbage,
+        Fault::Truncated,
+        Fault::Status(500),
+        Fault::Status(404),
+        Fault::Status(302),
+    ] {
+        let idp = MockProvider::start().await.expect("provider");
+        idp.set_fault(Endpoint::Jwks, fault.clone());
+        let h = Harness::with(idp, |b| b, None).await;
+        let reply = h
+            .bearer_both("/me", &h.idp.token().audience(AUDIENCE).sign())
+            .await;
+        assert_eq!(reply.status, 503, "{fault:?}");
+    }
+}
+
+/// A JWKS larger than the limit is refused (503) instead of being read whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_jwks_is_refused() {
+    let idp = MockProvider::start().await.expect("provider");
+    for i in 0..40 {
+        idp.publish_raw_jwk(
+            serde_json::json!({"kty": "oct", "kid": format!("pad-{i}"), "k": "A".repeat(1000)}),
+        );
+    }
+    let h = Harness::with(idp, |b| b.jwks_max_bytes(16 * 1024), None).await;
+    assert_eq!(
+        h.bearer_both("/me", &h.idp.token().audience(AUDIENCE).sign())
+            .await
+            .status,
+        503
+    );
+}
+
+/// D10: a discovery document naming another issuer is never adopted: validation answers 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_with_another_issuer_is_refused() {
+    let idp = MockProvider::start().await.expect("provider");
+    idp.set_discovery_issuer(Some("https://evil.example".into()));
+    let h = Harness::with(idp, |b| b, None).await;
+    let reply = h
+        .bearer_both("/me", &h.idp.token().audience(AUDIENCE).sign())
+        .await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(h.idp.hits(Endpoint::Jwks), 0);
+}
+
+/// With `issuer` and `jwks_uri` configured, discovery is never fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_issuer_and_jwks_uri_skip_discovery() {
+    let idp = MockProvider::start().await.expect("provider");
+    let config = base_config(&idp)
+        .issuer(idp.issuer())
+        .jwks_uri(idp.jwks_uri())
+        .build()
+        .expect("config");
+    let h = Harness::serve(idp, OidcAuth::new(config), None).await;
+    assert_eq!(
+        h.bearer_both("/me", &h.idp.token().audience(AUDIENCE).sign())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(h.idp.hits(Endpoint::Discovery), 0);
+}
+
+/// `warm_up` loads the keys, so the first request makes no provider call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_up_loads_keys_before_the_first_request() {
+    let h = Harness::start().await;
+    assert!(!h.auth.is_ready());
+    h.auth.warm_up().await.expect("warm up");
+    assert!(h.auth.is_ready());
+    let hits = h.idp.hits(Endpoint::Jwks);
+    assert_eq!(
+        h.bearer_both("/me", &h.idp.token().audience(AUDIENCE).sign())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(h.idp.hits(Endpoint::Jwks), hits);
+}

@@ -179,7 +179,7 @@ impl Provider {
         }
         let refreshed = self
             .discovery
-            .refresh(seen, || self.now(), 0, || self.fetch_discovery())
+            .refresh(seen, || self.now(), None, || self.fetch_discovery())
             .await;
         match refreshed {
             Refresh::Fresh(doc) => Ok(Arc::new(doc.value.clone())),
@@ -259,9 +259,11 @@ impl Provider {
                 Lookup::Missing => {}
             }
         }
+        // A cold or stale cache loads normally; a missing kid in usable keys is a forced refresh.
+        let forced = snapshot.is_some().then_some(self.cooldown);
         let refreshed = self
             .jwks
-            .refresh(seen, || self.now(), self.cooldown, || self.fetch_jwks())
+            .refresh(seen, || self.now(), forced, || self.fetch_jwks())
             .await;
         match refreshed {
             Refresh::Fresh(set) => match set.value.lookup(kid, alg) {
@@ -294,13 +296,7 @@ impl Provider {
             if let Some(gate) = this.jwks.try_gate() {
                 let _ = this
                     .jwks
-                    .refresh_locked(
-                        gate,
-                        seen,
-                        || this.now(),
-                        this.cooldown,
-                        || this.fetch_jwks(),
-                    )
+                    .refresh_locked(gate, seen, || this.now(), None, || this.fetch_jwks())
                     .await;
             }
         });
@@ -314,7 +310,7 @@ impl Provider {
         let seen = self.jwks.current().map_or(0, |s| s.generation);
         match self
             .jwks
-            .refresh(seen, || self.now(), self.cooldown, || self.fetch_jwks())
+            .refresh(seen, || self.now(), None, || self.fetch_jwks())
             .await
         {
             Refresh::Fresh(set) => Ok(set.value.len()),

@@ -1,9 +1,10 @@
 //! A cached value fetched from the provider, with single-flight refresh, cooldown and backoff.
 //!
 //! Readers take a snapshot (`current`) without waiting on anything. A refresh goes through an
-//! async gate: callers that queued behind a fetch see the new generation and do not fetch again,
-//! and after a fetch no other starts until the cooldown (after success) or backoff (after
-//! failure) has passed.
+//! async gate: callers that queued behind a fetch see the new generation and do not fetch again.
+//! After a failure no fetch starts until the backoff has passed. Refreshes forced by a request
+//! (an unknown `kid`) are further limited to one per cooldown, so that tokens with made-up key
+//! ids cannot make the server hammer the provider; scheduled refreshes do not count against it.
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -22,16 +23,19 @@ pub(crate) struct Fetched<T> {
 #[derive(Debug, Default)]
 pub(crate) struct Gate {
     generation: u64,
-    next_allowed: i64,
+    /// After a failure: no fetch before this time.
+    retry_at: i64,
     failures: u32,
     last_failed: bool,
+    /// When the last forced refresh succeeded.
+    forced_at: Option<i64>,
 }
 
 /// Outcome of asking for a refresh.
 pub(crate) enum Refresh<T> {
     /// A fetch (ours or one we waited for) produced this value.
     Fresh(Arc<Fetched<T>>),
-    /// Within the cooldown after a successful fetch: nothing was fetched.
+    /// Within the cooldown after a forced fetch: nothing was fetched.
     Cooldown(Option<Arc<Fetched<T>>>),
     /// The fetch failed, or failed recently and we are backing off.
     Failed { retry_after: u64 },
@@ -72,13 +76,14 @@ impl<T> Slot<T> {
         self.gate.try_lock().ok()
     }
 
-    /// Refreshes unless another caller already did since generation `seen`, or the cooldown or
-    /// backoff forbids a fetch now.
+    /// Refreshes unless another caller already did since generation `seen`, or the backoff
+    /// forbids a fetch now. `forced_cooldown` marks a refresh forced by a request: it is refused
+    /// within that many seconds of the previous forced one.
     pub(crate) async fn refresh<F, Fut, E>(
         &self,
         seen: u64,
         now: impl Fn() -> i64,
-        cooldown_secs: i64,
+        forced_cooldown: Option<i64>,
         fetch: F,
     ) -> Refresh<T>
     where
@@ -87,7 +92,7 @@ impl<T> Slot<T> {
         E: std::fmt::Display,
     {
         let gate = self.gate.lock().await;
-        self.refresh_locked(gate, seen, now, cooldown_secs, fetch)
+        self.refresh_locked(gate, seen, now, forced_cooldown, fetch)
             .await
     }
 
@@ -96,7 +101,7 @@ impl<T> Slot<T> {
         mut gate: MutexGuard<'_, Gate>,
         seen: u64,
         now: impl Fn() -> i64,
-        cooldown_secs: i64,
+        forced_cooldown: Option<i64>,
         fetch: F,
     ) -> Refresh<T>
     where
@@ -110,14 +115,15 @@ impl<T> Slot<T> {
             }
         }
         let start = now();
-        if start < gate.next_allowed {
-            return if gate.last_failed {
-                Refresh::Failed {
-                    retry_after: (gate.next_allowed - start).max(1) as u64,
-                }
-            } else {
-                Refresh::Cooldown(self.current())
+        if gate.last_failed && start < gate.retry_at {
+            return Refresh::Failed {
+                retry_after: (gate.retry_at - start).max(1) as u64,
             };
+        }
+        if let (Some(cooldown), Some(forced_at)) = (forced_cooldown, gate.forced_at) {
+            if start < forced_at + cooldown {
+                return Refresh::Cooldown(self.current());
+            }
         }
         match fetch().await {
             Ok(value) => {
@@ -125,7 +131,9 @@ impl<T> Slot<T> {
                 gate.failures = 0;
                 gate.last_failed = false;
                 let done = now();
-                gate.next_allowed = done + cooldown_secs;
+                if forced_cooldown.is_some() {
+                    gate.forced_at = Some(done);
+                }
                 let fetched = Arc::new(Fetched {
                     value,
                     at: done,
@@ -138,7 +146,7 @@ impl<T> Slot<T> {
                 gate.failures = gate.failures.saturating_add(1);
                 gate.last_failed = true;
                 let backoff = backoff_secs(gate.failures);
-                gate.next_allowed = now() + backoff;
+                gate.retry_at = now() + backoff;
                 tracing::warn!(%error, retry_in_secs = backoff, "identity provider fetch failed");
                 Refresh::Failed {
                     retry_after: backoff as u64,
@@ -184,7 +192,7 @@ mod tests {
                 slot.refresh(
                     0,
                     || 100,
-                    15,
+                    Some(15),
                     || async {
                         fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         tokio::task::yield_now().await;
@@ -204,12 +212,34 @@ mod tests {
     async fn a_failure_backs_off_without_fetching_again() {
         let slot = Slot::<u32>::default();
         let first = slot
-            .refresh(0, || 100, 15, || async { Err::<u32, _>("down") })
+            .refresh(0, || 100, None, || async { Err::<u32, _>("down") })
             .await;
         assert!(matches!(first, Refresh::Failed { .. }));
         let second = slot
-            .refresh(0, || 100, 15, || async { Ok::<u32, String>(1) })
+            .refresh(0, || 100, None, || async { Ok::<u32, String>(1) })
             .await;
         assert!(matches!(second, Refresh::Failed { retry_after } if retry_after >= 1));
+    }
+
+    #[tokio::test]
+    async fn forced_refreshes_wait_for_the_cooldown_but_scheduled_ones_do_not() {
+        let slot = Slot::<u32>::default();
+        let ok = || async { Ok::<u32, String>(1) };
+        assert!(matches!(
+            slot.refresh(0, || 100, Some(15), ok).await,
+            Refresh::Fresh(_)
+        ));
+        assert!(matches!(
+            slot.refresh(1, || 110, Some(15), ok).await,
+            Refresh::Cooldown(_)
+        ));
+        assert!(matches!(
+            slot.refresh(1, || 110, None, ok).await,
+            Refresh::Fresh(_)
+        ));
+        assert!(matches!(
+            slot.refresh(2, || 115, Some(15), ok).await,
+            Refresh::Fresh(_)
+        ));
     }
 }
