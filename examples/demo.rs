@@ -1,1 +1,26 @@
-fn main() {}
+//! The axum demo: `cargo run --example demo`.
+//!
+//! Without configuration it starts a mock OpenID provider in-process and prints `curl` commands
+//! with valid tokens. Point it at a real provider with `OIDC_DISCOVERY_URL`, `OIDC_CLIENT_ID` and
+//! `OIDC_AUDIENCE`; `OIDC_AUTH_DEMO_ADDR` sets the listen address (default `127.0.0.1:8080`).
+
+use oidc_auth_examples::{axum_demo, demo_addr, demo_auth, print_usage};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let demo = demo_auth().await?;
+    let addr = demo_addr();
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    print_usage(&listener.local_addr()?.to_string(), demo.mock.as_ref());
+    axum::serve(listener, axum_demo::router(demo.auth))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
