@@ -136,10 +136,10 @@ impl OidcAuth {
         let inner = &self.0;
         let now = inner.clock.now();
         let key = inner.cache.as_ref().map(|_| token::cache_key(token));
-        if let (Some(cache), Some(key)) = (&inner.cache, &key) {
-            if let Some(hit) = cache.get(key, now) {
-                return Ok(hit);
-            }
+        if let (Some(cache), Some(key)) = (&inner.cache, &key)
+            && let Some(hit) = cache.get(key, now)
+        {
+            return Ok(hit);
         }
         let jws = token::parse_jws(
             token,

@@ -48,10 +48,10 @@ impl VerifyingKey {
         jwk: &Map<String, Value>,
         accepted: &[Algorithm],
     ) -> Result<Self, KeyError> {
-        if let Some(use_) = jwk.get("use") {
-            if use_.as_str() != Some("sig") {
-                return Err(KeyError::NotForSignatures);
-            }
+        if let Some(use_) = jwk.get("use")
+            && use_.as_str() != Some("sig")
+        {
+            return Err(KeyError::NotForSignatures);
         }
         if let Some(ops) = jwk.get("key_ops") {
             let verifies = ops

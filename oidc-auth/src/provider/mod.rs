@@ -172,10 +172,10 @@ impl Provider {
     pub(crate) async fn discovery(&self) -> Result<Arc<Discovery>, AuthError> {
         let current = self.discovery.current();
         let seen = current.as_ref().map_or(0, |c| c.generation);
-        if let Some(doc) = &current {
-            if self.now() - doc.at < self.discovery_ttl {
-                return Ok(Arc::new(doc.value.clone()));
-            }
+        if let Some(doc) = &current
+            && self.now() - doc.at < self.discovery_ttl
+        {
+            return Ok(Arc::new(doc.value.clone()));
         }
         let refreshed = self
             .discovery
@@ -203,15 +203,15 @@ impl Provider {
             .get_json(&self.discovery_url, self.max_bytes)
             .await
             .map_err(DiscoveryError::Fetch)?;
-        if let Some(expected) = &self.expected_issuer {
-            if doc.issuer != expected.as_str() {
-                tracing::error!(
-                    expected = %expected,
-                    advertised = %doc.issuer,
-                    "the discovery document names a different issuer; it is not used"
-                );
-                return Err(DiscoveryError::IssuerMismatch);
-            }
+        if let Some(expected) = &self.expected_issuer
+            && doc.issuer != expected.as_str()
+        {
+            tracing::error!(
+                expected = %expected,
+                advertised = %doc.issuer,
+                "the discovery document names a different issuer; it is not used"
+            );
+            return Err(DiscoveryError::IssuerMismatch);
         }
         Ok(doc)
     }

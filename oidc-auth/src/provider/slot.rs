@@ -109,10 +109,10 @@ impl<T> Slot<T> {
         Fut: Future<Output = Result<T, E>>,
         E: std::fmt::Display,
     {
-        if gate.generation != seen {
-            if let Some(current) = self.current().filter(|c| c.generation == gate.generation) {
-                return Refresh::Fresh(current);
-            }
+        if gate.generation != seen
+            && let Some(current) = self.current().filter(|c| c.generation == gate.generation)
+        {
+            return Refresh::Fresh(current);
         }
         let start = now();
         if gate.last_failed && start < gate.retry_at {
@@ -120,10 +120,10 @@ impl<T> Slot<T> {
                 retry_after: (gate.retry_at - start).max(1) as u64,
             };
         }
-        if let (Some(cooldown), Some(forced_at)) = (forced_cooldown, gate.forced_at) {
-            if start < forced_at + cooldown {
-                return Refresh::Cooldown(self.current());
-            }
+        if let (Some(cooldown), Some(forced_at)) = (forced_cooldown, gate.forced_at)
+            && start < forced_at + cooldown
+        {
+            return Refresh::Cooldown(self.current());
         }
         match fetch().await {
             Ok(value) => {
