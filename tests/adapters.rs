@@ -1,0 +1,172 @@
+//! How each framework finds the `OidcAuth` handle, and custom error rendering.
+
+use std::sync::Arc;
+
+use actix_web::{App, HttpResponse, test, web};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use oidc_auth::testing::MockProvider;
+use oidc_auth::{AuthError, ErrorRenderer, ErrorResponse, IdToken, OidcAuth};
+use oidc_auth_tests::{AUDIENCE, base_config};
+use tower::ServiceExt as _;
+
+async fn provider_and_auth() -> (MockProvider, OidcAuth) {
+    let idp = MockProvider::start().await.expect("provider");
+    let auth = OidcAuth::new(base_config(&idp).build().expect("config"));
+    (idp, auth)
+}
+
+async fn me(token: IdToken) -> String {
+    token.sub().to_owned()
+}
+
+async fn axum_status(app: Router, token: Option<&str>) -> (StatusCode, String) {
+    let mut request = Request::get("/me");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = app
+        .oneshot(request.body(Body::empty()).expect("request"))
+        .await
+        .expect("answer");
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .expect("body");
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_finds_the_handle_in_an_extension() {
+    let (idp, auth) = provider_and_auth().await;
+    let app = Router::new()
+        .route("/me", get(me))
+        .layer(axum::Extension(auth));
+    let token = idp.token().audience(AUDIENCE).sub("ext").sign();
+    assert_eq!(
+        axum_status(app, Some(&token)).await,
+        (StatusCode::OK, "ext".to_owned())
+    );
+}
+
+#[derive(Clone)]
+struct AppState {
+    auth: OidcAuth,
+    name: Arc<str>,
+}
+
+impl axum::extract::FromRef<AppState> for OidcAuth {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_finds_the_handle_in_a_derived_state() {
+    let (idp, auth) = provider_and_auth().await;
+    let state = AppState {
+        auth,
+        name: "app".into(),
+    };
+    assert_eq!(&*state.name, "app");
+    let app = Router::new().route("/me", get(me)).with_state(state);
+    let token = idp.token().audience(AUDIENCE).sign();
+    assert_eq!(axum_status(app, Some(&token)).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_without_a_handle_is_a_500_that_names_the_problem() {
+    let app = Router::new().route("/me", get(me));
+    let (status, body) = axum_status(app, Some("a.b.c")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("not configured"), "{body}");
+}
+
+fn renderer() -> ErrorRenderer {
+    Arc::new(|err: &AuthError| ErrorResponse {
+        status: err.status(),
+        headers: vec![(
+            "x-auth-error",
+            err.kind().code().unwrap_or("missing").to_owned(),
+        )],
+        content_type: "text/plain",
+        body: format!("denied: {}", err.description()).into_bytes(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_uses_a_custom_error_renderer() {
+    let idp = MockProvider::start().await.expect("provider");
+    let auth = OidcAuth::builder(base_config(&idp).build().expect("config"))
+        .error_renderer(renderer())
+        .build();
+    let app = Router::new().route("/me", get(me)).with_state(auth);
+    let (status, body) = axum_status(app, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body, "denied: no bearer token was sent");
+}
+
+async fn actix_me(token: IdToken) -> HttpResponse {
+    HttpResponse::Ok().body(token.sub().to_owned())
+}
+
+#[actix_web::test]
+async fn actix_finds_a_plain_handle_in_app_data() {
+    let (idp, auth) = provider_and_auth().await;
+    let app = test::init_service(
+        App::new()
+            .app_data(auth)
+            .route("/me", web::get().to(actix_me)),
+    )
+    .await;
+    let token = idp.token().audience(AUDIENCE).sub("plain").sign();
+    let request = test::TestRequest::get()
+        .uri("/me")
+        .insert_header(("authorization", format!("Bearer {token}")))
+        .to_request();
+    let response = test::call_service(&app, request).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(test::read_body(response).await, "plain");
+}
+
+#[actix_web::test]
+async fn actix_without_a_handle_is_a_500_that_names_the_problem() {
+    let app = test::init_service(App::new().route("/me", web::get().to(actix_me))).await;
+    let request = test::TestRequest::get()
+        .uri("/me")
+        .insert_header(("authorization", "Bearer a.b.c"))
+        .to_request();
+    let response = test::call_service(&app, request).await;
+    assert_eq!(response.status(), 500);
+    let body = test::read_body(response).await;
+    assert!(String::from_utf8_lossy(&body).contains("not configured"));
+}
+
+#[actix_web::test]
+async fn actix_uses_a_custom_error_renderer() {
+    let idp = MockProvider::start().await.expect("provider");
+    let auth = OidcAuth::builder(base_config(&idp).build().expect("config"))
+        .error_renderer(renderer())
+        .build();
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(auth))
+            .route("/me", web::get().to(actix_me)),
+    )
+    .await;
+    let response = test::call_service(&app, test::TestRequest::get().uri("/me").to_request()).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response
+            .headers()
+            .get("x-auth-error")
+            .and_then(|v| v.to_str().ok()),
+        Some("missing")
+    );
+    assert_eq!(
+        test::read_body(response).await,
+        "denied: no bearer token was sent"
+    );
+}
