@@ -57,6 +57,34 @@ impl<P: Policy> fmt::Debug for Authorized<P> {
     }
 }
 
+/// A request that may carry a valid token satisfying policy `P`: `Some` when it does, `None`
+/// otherwise (no token, an invalid or insufficient one, or a provider outage, which is logged).
+///
+/// This is the guard `#[oidc::optional]` generates; it never rejects a request (except when no
+/// `OidcAuth` is installed, which is a server error). By hand:
+///
+/// ```
+/// use oidc_auth::{MaybeAuthorized, NoPolicy};
+///
+/// async fn feed(MaybeAuthorized(token, ..): MaybeAuthorized<NoPolicy>) -> String {
+///     format!("signed in: {}", token.is_some())
+/// }
+/// ```
+pub struct MaybeAuthorized<P: Policy = NoPolicy>(pub Option<IdToken>, pub PhantomData<fn() -> P>);
+
+impl<P: Policy> MaybeAuthorized<P> {
+    /// The token, if the request carried a valid one.
+    pub fn into_token(self) -> Option<IdToken> {
+        self.0
+    }
+}
+
+impl<P: Policy> fmt::Debug for MaybeAuthorized<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("MaybeAuthorized").field(&self.0).finish()
+    }
+}
+
 /// Why a guard refused a request, with the response to send.
 ///
 /// ```
@@ -125,4 +153,16 @@ pub(crate) async fn authorize<'a, P: Policy>(
     auth.authorize::<P>(authorization)
         .await
         .map_err(|e| AuthRejection::rendered(auth, e))
+}
+
+/// The optional guard's job, shared by both frameworks.
+#[cfg_attr(not(any(feature = "axum", feature = "actix-web")), allow(dead_code))]
+pub(crate) async fn authorize_optional<'a, P: Policy>(
+    auth: Option<&OidcAuth>,
+    authorization: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Option<IdToken>, AuthRejection> {
+    let Some(auth) = auth else {
+        return Err(AuthRejection::misconfigured());
+    };
+    Ok(auth.authorize_optional::<P>(authorization).await)
 }

@@ -73,7 +73,7 @@ pub use auth::{OidcAuth, OidcAuthBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, OidcConfig, OidcConfigBuilder};
 pub use error::{AuthError, ErrorBody, ErrorKind, ErrorRenderer, ErrorResponse};
-pub use guard::{AuthRejection, Authorized};
+pub use guard::{AuthRejection, Authorized, MaybeAuthorized};
 pub use policy::{ClaimConstraint, ClaimRule, ClaimValue, NoPolicy, Policy};
 pub use secret::{Audience, Issuer, Kid, Scope, Secret};
 pub use token::IdToken;
@@ -81,13 +81,20 @@ pub use token::IdToken;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+#[doc = include_str!("../docs/required.md")]
+pub use oidc_auth_macros::required;
+
+#[doc = include_str!("../docs/optional.md")]
+pub use oidc_auth_macros::optional;
+
+#[doc = include_str!("../docs/scopes.md")]
+pub use oidc_auth_macros::Scopes;
+
 /// Items used by code that the `oidc-auth` macros generate. Not a public API: names and
 /// signatures may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::guard::Authorized;
+    pub use crate::guard::{Authorized, MaybeAuthorized};
     pub use crate::policy::{ClaimRule, ClaimValue, Policy};
     pub use crate::token::IdToken;
-    pub use ::core::marker::PhantomData;
-    pub use ::core::option::Option;
 }

@@ -29,7 +29,7 @@ use actix_web::http::header::{AUTHORIZATION, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::auth::OidcAuth;
-use crate::guard::{self, AuthRejection, Authorized};
+use crate::guard::{self, AuthRejection, Authorized, MaybeAuthorized};
 use crate::policy::{NoPolicy, Policy};
 use crate::token::IdToken;
 
@@ -53,6 +53,21 @@ impl<P: Policy> FromRequest for Authorized<P> {
             guard::authorize::<P>(auth.as_ref(), values.iter().map(HeaderValue::as_bytes))
                 .await
                 .map(|token| Authorized(token, PhantomData))
+        })
+    }
+}
+
+impl<P: Policy> FromRequest for MaybeAuthorized<P> {
+    type Error = AuthRejection;
+    type Future = Pending<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let auth = find(req);
+        let values: Vec<HeaderValue> = req.headers().get_all(AUTHORIZATION).cloned().collect();
+        Box::pin(async move {
+            guard::authorize_optional::<P>(auth.as_ref(), values.iter().map(HeaderValue::as_bytes))
+                .await
+                .map(|token| MaybeAuthorized(token, PhantomData))
         })
     }
 }

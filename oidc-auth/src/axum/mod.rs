@@ -26,7 +26,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::OidcAuth;
-use crate::guard::{self, AuthRejection, Authorized};
+use crate::guard::{self, AuthRejection, Authorized, MaybeAuthorized};
 use crate::policy::{NoPolicy, Policy};
 use crate::token::IdToken;
 
@@ -100,13 +100,25 @@ where
         parts: &mut Parts,
         state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        let Some(auth) = find(parts, state) else {
-            return Err(AuthRejection::misconfigured());
-        };
-        Ok(auth
-            .authorize_optional::<P>(authorization(parts))
+        let auth = find(parts, state);
+        guard::authorize_optional::<P>(auth.as_ref(), authorization(parts))
             .await
-            .map(|token| Authorized(token, PhantomData)))
+            .map(|token| token.map(|token| Authorized(token, PhantomData)))
+    }
+}
+
+impl<S, P> FromRequestParts<S> for MaybeAuthorized<P>
+where
+    S: AuthState + Send + Sync,
+    P: Policy,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = find(parts, state);
+        guard::authorize_optional::<P>(auth.as_ref(), authorization(parts))
+            .await
+            .map(|token| MaybeAuthorized(token, PhantomData))
     }
 }
 

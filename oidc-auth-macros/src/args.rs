@@ -1,0 +1,393 @@
+//! The argument grammar shared by `#[required]` and `#[optional]`:
+//!
+//! ```text
+//! args   := (arg ("," arg)*)? ","?
+//! arg    := "scopes" "=" (string | "[" (string | path),* "]" | path)
+//!         | "claims" "(" (key "=" value),* ")"
+//!         | "crate" "=" string
+//! key    := ident | string            (a claim name or a dotted path)
+//! value  := literal | "[" literal,* "]"   (string, bool or integer)
+//! ```
+//!
+//! Parsing collects every problem in [`Diagnostics`] and keeps going where it can.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use syn::ext::IdentExt as _;
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::spanned::Spanned as _;
+use syn::{Ident, Lit, LitStr, Token, bracketed, parenthesized};
+
+use crate::diag::{Diagnostics, did_you_mean};
+
+const KEYS: &[&str] = &["scopes", "claims", "crate"];
+
+/// One required scope as written.
+pub(crate) enum ScopeSpec {
+    /// A scope token from a string literal.
+    Lit { value: String, span: Span },
+    /// A variant of an enum deriving `Scopes`.
+    Path(syn::Path),
+}
+
+/// A literal value a claim is compared with.
+pub(crate) enum ClaimLit {
+    Str(String),
+    Bool(bool),
+    Int(i64),
+}
+
+/// One claim constraint as written.
+pub(crate) struct ClaimSpec {
+    pub(crate) key: String,
+    pub(crate) values: Vec<ClaimLit>,
+}
+
+/// The parsed arguments.
+#[derive(Default)]
+pub(crate) struct Args {
+    pub(crate) crate_path: Option<syn::Path>,
+    pub(crate) scopes: Vec<ScopeSpec>,
+    pub(crate) claims: Vec<ClaimSpec>,
+}
+
+/// Parses `tokens`, the attribute's arguments, for the macro `name` (`required`/`optional`).
+pub(crate) fn parse(tokens: TokenStream, name: &str, diag: &mut Diagnostics) -> Args {
+    let mut args = Args::default();
+    let parser = |input: ParseStream<'_>| parse_all(input, name, &mut args, diag);
+    if let Err(e) = parser.parse2(tokens) {
+        diag.push(e);
+    }
+    args
+}
+
+fn parse_all(
+    input: ParseStream<'_>,
+    name: &str,
+    args: &mut Args,
+    diag: &mut Diagnostics,
+) -> syn::Result<()> {
+    let mut seen: Vec<String> = Vec::new();
+    while !input.is_empty() {
+        let key = input.call(Ident::parse_any)?;
+        let key_str = key.to_string();
+        if KEYS.contains(&key_str.as_str()) && seen.contains(&key_str) {
+            diag.error(
+                key.span(),
+                format!(
+                    "`#[oidc::{name}]`: `{key_str}` is given twice; merge them into one `{key_str}`"
+                ),
+            );
+        }
+        seen.push(key_str.clone());
+        match key_str.as_str() {
+            "scopes" => {
+                input.parse::<Token![=]>()?;
+                parse_scopes(input, name, args, diag)?;
+            }
+            "claims" => {
+                if input.peek(Token![=]) {
+                    diag.error(
+                        key.span(),
+                        format!("`#[oidc::{name}]`: `claims` takes a list in parentheses: write `claims(groups = \"admins\")`"),
+                    );
+                    skip_value(input)?;
+                } else {
+                    let content;
+                    let parens = parenthesized!(content in input);
+                    parse_claims(&content, parens.span.join(), name, args, diag)?;
+                }
+            }
+            "crate" => {
+                input.parse::<Token![=]>()?;
+                let lit: LitStr = input.parse()?;
+                match lit.parse::<syn::Path>() {
+                    Ok(path) => args.crate_path = Some(path),
+                    Err(_) => diag.error(
+                        lit.span(),
+                        format!(
+                            "`#[oidc::{name}]`: `crate` must be a path such as `\"::oidc_auth\"`"
+                        ),
+                    ),
+                }
+            }
+            other => {
+                let hint = match did_you_mean(other, KEYS) {
+                    Some(s) => format!("; did you mean `{s}`?"),
+                    None => "; expected `scopes`, `claims` or `crate`".to_owned(),
+                };
+                diag.error(
+                    key.span(),
+                    format!("`#[oidc::{name}]`: unknown argument `{other}`{hint}"),
+                );
+                skip_value(input)?;
+            }
+        }
+        if input.is_empty() {
+            break;
+        }
+        input.parse::<Token![,]>()?;
+    }
+    Ok(())
+}
+
+/// Skips an unknown argument's value, up to the next top-level comma.
+fn skip_value(input: ParseStream<'_>) -> syn::Result<()> {
+    while !input.is_empty() && !input.peek(Token![,]) {
+        input.parse::<TokenTree>()?;
+    }
+    Ok(())
+}
+
+fn check_scope_token(
+    value: &str,
+    span: Span,
+    in_list: bool,
+    name: &str,
+    diag: &mut Diagnostics,
+) -> bool {
+    if value.is_empty() {
+        diag.error(
+            span,
+            format!("`#[oidc::{name}]`: empty scope; remove it or name the scope"),
+        );
+        return false;
+    }
+    if in_list && value.contains(' ') {
+        let words: Vec<String> = value
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .map(|w| format!("\"{w}\""))
+            .collect();
+        diag.error(
+            span,
+            format!(
+                "`#[oidc::{name}]`: scope `{value}` contains a space; write each scope as its own element: [{}]",
+                words.join(", ")
+            ),
+        );
+        return false;
+    }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(*c == '!' || ('#'..='[').contains(c) || (']'..='~').contains(c)))
+    {
+        diag.error(
+            span,
+            format!(
+                "`#[oidc::{name}]`: scope `{}` contains {}, which RFC 6749 does not allow in a scope; use printable ASCII other than space, `\"` and `\\`",
+                value.escape_default(),
+                describe(bad)
+            ),
+        );
+        return false;
+    }
+    true
+}
+
+fn describe(c: char) -> String {
+    match c {
+        '"' => "a double quote".to_owned(),
+        '\\' => "a backslash".to_owned(),
+        c if c.is_control() => format!("the control character `{}`", c.escape_default()),
+        c => format!("`{c}`"),
+    }
+}
+
+fn parse_scopes(
+    input: ParseStream<'_>,
+    name: &str,
+    args: &mut Args,
+    diag: &mut Diagnostics,
+) -> syn::Result<()> {
+    let mut found = Vec::new();
+    if input.peek(LitStr) {
+        let lit: LitStr = input.parse()?;
+        let value = lit.value();
+        if value.trim().is_empty() {
+            diag.error(
+                lit.span(),
+                format!("`#[oidc::{name}]`: empty scope; remove `scopes` or name a scope"),
+            );
+        }
+        for word in value.split(' ').filter(|w| !w.is_empty()) {
+            if check_scope_token(word, lit.span(), false, name, diag) {
+                found.push(ScopeSpec::Lit {
+                    value: word.to_owned(),
+                    span: lit.span(),
+                });
+            }
+        }
+    } else if input.peek(syn::token::Bracket) {
+        let content;
+        let brackets = bracketed!(content in input);
+        let items = content.parse_terminated(ScopeItem::parse, Token![,])?;
+        if items.is_empty() {
+            diag.error(
+                brackets.span.join(),
+                format!("`#[oidc::{name}]`: empty scope list; remove `scopes` or name at least one scope"),
+            );
+        }
+        for item in items {
+            match item {
+                ScopeItem::Lit(lit) => {
+                    let value = lit.value();
+                    if check_scope_token(&value, lit.span(), true, name, diag) {
+                        found.push(ScopeSpec::Lit {
+                            value,
+                            span: lit.span(),
+                        });
+                    }
+                }
+                ScopeItem::Path(path) => found.push(ScopeSpec::Path(path)),
+            }
+        }
+    } else if input.peek(Ident::peek_any) || input.peek(Token![::]) {
+        found.push(ScopeSpec::Path(input.parse()?));
+    } else {
+        let token: TokenTree = input.parse()?;
+        diag.error(
+            token.span(),
+            format!("`#[oidc::{name}]`: `scopes` takes a string (\"admin read\"), a list ([\"admin\", \"read\"]) or declared scopes ([AppScope::Admin])"),
+        );
+        return Ok(());
+    }
+    for (i, scope) in found.iter().enumerate() {
+        let key = scope_key(scope);
+        if found[..i].iter().any(|earlier| scope_key(earlier) == key) {
+            let span = match scope {
+                ScopeSpec::Lit { span, .. } => *span,
+                ScopeSpec::Path(p) => p.span(),
+            };
+            diag.error(
+                span,
+                format!("`#[oidc::{name}]`: scope `{key}` is listed twice; remove one"),
+            );
+        }
+    }
+    args.scopes.extend(found);
+    Ok(())
+}
+
+fn scope_key(scope: &ScopeSpec) -> String {
+    match scope {
+        ScopeSpec::Lit { value, .. } => value.clone(),
+        ScopeSpec::Path(path) => quote::quote!(#path).to_string().replace(' ', ""),
+    }
+}
+
+enum ScopeItem {
+    Lit(LitStr),
+    Path(syn::Path),
+}
+
+impl ScopeItem {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        if input.peek(LitStr) {
+            input.parse().map(ScopeItem::Lit)
+        } else {
+            input.parse().map(ScopeItem::Path)
+        }
+    }
+}
+
+fn parse_claims(
+    input: ParseStream<'_>,
+    span: Span,
+    name: &str,
+    args: &mut Args,
+    diag: &mut Diagnostics,
+) -> syn::Result<()> {
+    if input.is_empty() {
+        diag.error(
+            span,
+            format!("`#[oidc::{name}]`: empty `claims()`; remove it or add `key = value`"),
+        );
+    }
+    while !input.is_empty() {
+        let (key, key_span) = if input.peek(LitStr) {
+            let lit: LitStr = input.parse()?;
+            (lit.value(), lit.span())
+        } else {
+            let ident = input.call(Ident::parse_any)?;
+            (ident.to_string(), ident.span())
+        };
+        let mut key_ok = true;
+        if key.is_empty() {
+            diag.error(
+                key_span,
+                format!("`#[oidc::{name}]`: empty claim name; name the claim, e.g. `groups`"),
+            );
+            key_ok = false;
+        } else if key.split('.').any(str::is_empty) {
+            diag.error(
+                key_span,
+                format!("`#[oidc::{name}]`: claim path `{key}` has an empty segment; separate names with single dots, e.g. `realm_access.roles`"),
+            );
+            key_ok = false;
+        } else if args.claims.iter().any(|c| c.key == key) {
+            diag.error(
+                key_span,
+                format!("`#[oidc::{name}]`: claim `{key}` is constrained twice; list all accepted values once: `{key} = [\"a\", \"b\"]`"),
+            );
+            key_ok = false;
+        }
+        input.parse::<Token![=]>()?;
+        let values = parse_claim_values(input, &key, name, diag)?;
+        if key_ok {
+            args.claims.push(ClaimSpec { key, values });
+        }
+        if input.is_empty() {
+            break;
+        }
+        input.parse::<Token![,]>()?;
+    }
+    Ok(())
+}
+
+fn parse_claim_values(
+    input: ParseStream<'_>,
+    key: &str,
+    name: &str,
+    diag: &mut Diagnostics,
+) -> syn::Result<Vec<ClaimLit>> {
+    let lits: Vec<Lit> = if input.peek(syn::token::Bracket) {
+        let content;
+        let brackets = bracketed!(content in input);
+        let lits: Vec<Lit> = content
+            .parse_terminated(Lit::parse, Token![,])?
+            .into_iter()
+            .collect();
+        if lits.is_empty() {
+            diag.error(
+                brackets.span.join(),
+                format!("`#[oidc::{name}]`: claim `{key}` has an empty list of values; give at least one accepted value"),
+            );
+        }
+        lits
+    } else if input.peek(Lit) {
+        vec![input.parse()?]
+    } else {
+        let token: TokenTree = input.parse()?;
+        diag.error(
+            token.span(),
+            format!("`#[oidc::{name}]`: the value of claim `{key}` must be a string, a boolean, an integer, or a list of them"),
+        );
+        return Ok(Vec::new());
+    };
+    let mut values = Vec::new();
+    for lit in lits {
+        match &lit {
+            Lit::Str(s) => values.push(ClaimLit::Str(s.value())),
+            Lit::Bool(b) => values.push(ClaimLit::Bool(b.value)),
+            Lit::Int(i) => match i.base10_parse::<i64>() {
+                Ok(v) => values.push(ClaimLit::Int(v)),
+                Err(_) => diag.error(i.span(), format!("`#[oidc::{name}]`: integer value of claim `{key}` does not fit in an i64")),
+            },
+            other => diag.error(
+                other.span(),
+                format!("`#[oidc::{name}]`: claim values are strings, booleans or integers; write `{key} = \"...\"`"),
+            ),
+        }
+    }
+    Ok(values)
+}

@@ -1,0 +1,28 @@
+//! Procedural macros of `oidc-auth`. Use them through the `oidc-auth` crate, which re-exports
+//! them: `#[oidc_auth::required]`, `#[oidc_auth::optional]` and `#[derive(oidc_auth::Scopes)]`.
+//! The documentation with examples is on those re-exports.
+
+mod args;
+mod diag;
+mod required;
+mod scopes;
+
+use proc_macro::TokenStream;
+
+/// Protects a handler: see `oidc_auth::required`.
+#[proc_macro_attribute]
+pub fn required(attr: TokenStream, item: TokenStream) -> TokenStream {
+    required::expand(required::Mode::Required, attr.into(), item.into()).into()
+}
+
+/// Optional authentication for a handler: see `oidc_auth::optional`.
+#[proc_macro_attribute]
+pub fn optional(attr: TokenStream, item: TokenStream) -> TokenStream {
+    required::expand(required::Mode::Optional, attr.into(), item.into()).into()
+}
+
+/// Declares an application's scopes: see `oidc_auth::Scopes`.
+#[proc_macro_derive(Scopes, attributes(scope))]
+pub fn derive_scopes(input: TokenStream) -> TokenStream {
+    scopes::derive(input.into()).into()
+}

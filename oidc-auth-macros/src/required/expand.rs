@@ -1,0 +1,77 @@
+//! Code generation: a hidden policy type and the guard parameter. The body and the return type
+//! are never touched.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned as _;
+use syn::{FnArg, ItemFn, parse_quote};
+
+use super::model::{Mode, Model, TokenParam};
+use crate::args::{ClaimLit, ScopeSpec};
+
+pub(crate) fn expand(model: &Model, mut item: ItemFn) -> TokenStream {
+    let krate = &model.crate_path;
+    let fn_name = item.sig.ident.to_string();
+    let policy = format_ident!("__oidc_auth_policy_{}", fn_name.trim_start_matches("r#"));
+    let vis = &item.vis;
+
+    let scopes = model.scopes.iter().map(|scope| match scope {
+        ScopeSpec::Lit { value, span } => quote_spanned!(*span=> #value),
+        ScopeSpec::Path(path) => quote_spanned!(path.span()=> #path.as_str()),
+    });
+    let claims = model.claims.iter().map(|claim| {
+        let key = &claim.key;
+        let values = claim.values.iter().map(|v| match v {
+            ClaimLit::Str(s) => quote!(#krate::__private::ClaimValue::Str(#s)),
+            ClaimLit::Bool(b) => quote!(#krate::__private::ClaimValue::Bool(#b)),
+            ClaimLit::Int(i) => quote!(#krate::__private::ClaimValue::Int(#i)),
+        });
+        quote!(#krate::__private::ClaimRule::new(#key, &[#(#values),*]))
+    });
+
+    let guard = match model.mode {
+        Mode::Required => quote!(#krate::__private::Authorized),
+        Mode::Optional => quote!(#krate::__private::MaybeAuthorized),
+    };
+    // The user's own spelling of the token type is kept in a checked conversion, so that it
+    // resolves to the real `IdToken` and its import stays used.
+    let mut token_type_check = TokenStream::new();
+    match model.token {
+        TokenParam::At(index) => {
+            if let Some(FnArg::Typed(pat_type)) = item.sig.inputs.iter_mut().nth(index) {
+                let user_ty = &pat_type.ty;
+                let target = match model.mode {
+                    Mode::Required => quote!(#krate::__private::IdToken),
+                    Mode::Optional => quote!(::core::option::Option<#krate::__private::IdToken>),
+                };
+                token_type_check = quote_spanned! {user_ty.span()=>
+                    fn __oidc_auth_token_type(token: #user_ty) -> #target { token }
+                };
+                let pat = &pat_type.pat;
+                let new_pat: syn::Pat = parse_quote!(#guard(#pat, _));
+                let new_ty: syn::Type = parse_quote!(#guard<#policy>);
+                *pat_type.pat = new_pat;
+                *pat_type.ty = new_ty;
+            }
+        }
+        TokenParam::Absent => {
+            item.sig.inputs.insert(0, parse_quote!(_: #guard<#policy>));
+        }
+    }
+
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #vis struct #policy;
+
+        const _: () = {
+            impl #krate::__private::Policy for #policy {
+                const SCOPES: &'static [&'static str] = &[#(#scopes),*];
+                const CLAIMS: &'static [#krate::__private::ClaimRule] = &[#(#claims),*];
+            }
+            #token_type_check
+        };
+
+        #item
+    }
+}

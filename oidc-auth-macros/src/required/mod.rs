@@ -1,0 +1,38 @@
+//! `#[required]` and `#[optional]`: parse the arguments, build the checked model, expand.
+
+mod expand;
+mod model;
+
+use proc_macro2::TokenStream;
+use syn::ItemFn;
+
+use crate::args;
+use crate::diag::Diagnostics;
+pub(crate) use model::Mode;
+
+/// The whole macro. On any error the function is emitted unchanged, followed by the errors, so
+/// the user sees only what is wrong and their IDE keeps working.
+pub(crate) fn expand(mode: Mode, attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut diag = Diagnostics::default();
+    let args = args::parse(attr, mode.name(), &mut diag);
+    let function: ItemFn = match syn::parse2(item.clone()) {
+        Ok(function) => function,
+        Err(_) => {
+            diag.error(
+                proc_macro2::Span::call_site(),
+                format!(
+                    "`#[oidc::{}]` applies to a handler function (`async fn`)",
+                    mode.name()
+                ),
+            );
+            let errors = diag.into_compile_errors();
+            return quote::quote!(#item #errors);
+        }
+    };
+    let model = model::build(mode, args, &function, &mut diag);
+    if diag.has_errors() {
+        let errors = diag.into_compile_errors();
+        return quote::quote!(#function #errors);
+    }
+    expand::expand(&model, function)
+}

@@ -1,0 +1,143 @@
+//! The validated model of a protected handler: its policy and the parameter that carries the
+//! token.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned as _;
+use syn::{FnArg, GenericArgument, ItemFn, PathArguments, Type};
+
+use crate::args::{Args, ClaimSpec, ScopeSpec};
+use crate::diag::Diagnostics;
+
+/// `#[required]` or `#[optional]`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Required,
+    Optional,
+}
+
+impl Mode {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Mode::Required => "required",
+            Mode::Optional => "optional",
+        }
+    }
+}
+
+/// Where the token goes.
+pub(crate) enum TokenParam {
+    /// The parameter at this index has type `IdToken` (required) or `Option<IdToken>` (optional).
+    At(usize),
+    /// The handler takes no token; a guard parameter is added.
+    Absent,
+}
+
+/// Everything the expansion needs, checked.
+pub(crate) struct Model {
+    pub(crate) mode: Mode,
+    pub(crate) crate_path: syn::Path,
+    pub(crate) scopes: Vec<ScopeSpec>,
+    pub(crate) claims: Vec<ClaimSpec>,
+    pub(crate) token: TokenParam,
+}
+
+/// What a parameter type is, as far as the macros care.
+enum Kind {
+    Token,
+    OptionToken,
+    Other,
+}
+
+fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
+        Type::Paren(p) => last_segment(&p.elem),
+        Type::Group(g) => last_segment(&g.elem),
+        _ => None,
+    }
+}
+
+fn kind(ty: &Type) -> Kind {
+    let Some(segment) = last_segment(ty) else {
+        return Kind::Other;
+    };
+    if segment.ident == "IdToken" && segment.arguments.is_none() {
+        return Kind::Token;
+    }
+    if segment.ident == "Option"
+        && let PathArguments::AngleBracketed(args) = &segment.arguments
+        && let [GenericArgument::Type(inner)] = args.args.iter().collect::<Vec<_>>().as_slice()
+        && matches!(kind(inner), Kind::Token)
+    {
+        return Kind::OptionToken;
+    }
+    Kind::Other
+}
+
+/// Checks the function and combines it with the parsed arguments.
+pub(crate) fn build(mode: Mode, args: Args, item: &ItemFn, diag: &mut Diagnostics) -> Model {
+    let name = mode.name();
+    if item.sig.asyncness.is_none() {
+        diag.error(
+            item.sig.fn_token.span,
+            format!(
+                "`#[oidc::{name}]`: `{}` is not async; handlers must be `async fn`",
+                item.sig.ident
+            ),
+        );
+    }
+    let mut token = TokenParam::Absent;
+    let mut token_span: Option<Span> = None;
+    for (index, input) in item.sig.inputs.iter().enumerate() {
+        let pat_type = match input {
+            FnArg::Receiver(receiver) => {
+                diag.error_spanned(
+                    receiver,
+                    format!("`#[oidc::{name}]`: handlers cannot take `self`; make it a free function or an associated function without `self`"),
+                );
+                continue;
+            }
+            FnArg::Typed(pat_type) => pat_type,
+        };
+        let found = kind(&pat_type.ty);
+        let is_token = match (mode, found) {
+            (_, Kind::Other) => false,
+            (Mode::Required, Kind::Token) | (Mode::Optional, Kind::OptionToken) => true,
+            (Mode::Required, Kind::OptionToken) => {
+                diag.error(
+                    pat_type.ty.span(),
+                    "`#[oidc::required]`: the token parameter is an `Option`, but a required token is always present; take `IdToken`, or use `#[oidc::optional]`",
+                );
+                true
+            }
+            (Mode::Optional, Kind::Token) => {
+                diag.error(
+                    pat_type.ty.span(),
+                    "`#[oidc::optional]`: the token may be absent, so its parameter must be `Option<IdToken>`; or use `#[oidc::required]`",
+                );
+                true
+            }
+        };
+        if is_token {
+            if let Some(first) = token_span {
+                let _ = first;
+                diag.error(
+                    pat_type.ty.span(),
+                    format!("`#[oidc::{name}]`: a second token parameter; take the token once"),
+                );
+            } else {
+                token_span = Some(pat_type.ty.span());
+                token = TokenParam::At(index);
+            }
+        }
+    }
+    Model {
+        mode,
+        crate_path: args
+            .crate_path
+            .unwrap_or_else(|| syn::parse_quote!(::oidc_auth)),
+        scopes: args.scopes,
+        claims: args.claims,
+        token,
+    }
+}
