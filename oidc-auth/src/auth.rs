@@ -135,6 +135,9 @@ impl OidcAuth {
     pub async fn validate(&self, token: &str) -> Result<IdToken, AuthError> {
         let inner = &self.0;
         let now = inner.clock.now();
+        if token.len() > inner.config.max_token_bytes {
+            return Err(AuthError::invalid("the token is empty or too long"));
+        }
         let key = inner.cache.as_ref().map(|_| token::cache_key(token));
         if let (Some(cache), Some(key)) = (&inner.cache, &key)
             && let Some(hit) = cache.get(key, now)
@@ -229,8 +232,9 @@ impl OidcAuth {
 /// Extracts the bearer token from the `Authorization` header values.
 ///
 /// No header, or another scheme (`Basic ...`): missing token (401, bare challenge). Several
-/// headers, a non-text value, or `Bearer` without exactly one token: 400 `invalid_request`. A
-/// value longer than the token limit: 401 `invalid_token`, before any other work.
+/// headers, a non-text value, or `Bearer` followed by more than one word: 400
+/// `invalid_request`. An empty token, or a value longer than the token limit: 401
+/// `invalid_token`, before any other work.
 pub(crate) fn bearer_token<'a>(
     values: impl IntoIterator<Item = &'a [u8]>,
     max_token_bytes: usize,
@@ -261,7 +265,10 @@ pub(crate) fn bearer_token<'a>(
         return Err(AuthError::missing());
     }
     let token = rest.trim_start_matches(' ');
-    if token.is_empty() || token.contains([' ', '\t', ',']) {
+    if token.is_empty() {
+        return Err(AuthError::invalid("the bearer token is empty"));
+    }
+    if token.contains([' ', '\t', ',']) {
         return Err(malformed());
     }
     Ok(token)
@@ -299,8 +306,8 @@ mod tests {
 
     #[test]
     fn malformed_headers_are_invalid_requests() {
-        assert_eq!(kind(&[b"Bearer"]), ErrorKind::InvalidRequest);
-        assert_eq!(kind(&[b"Bearer "]), ErrorKind::InvalidRequest);
+        assert_eq!(kind(&[b"Bearer"]), ErrorKind::InvalidToken);
+        assert_eq!(kind(&[b"Bearer "]), ErrorKind::InvalidToken);
         assert_eq!(kind(&[b"Bearer a b"]), ErrorKind::InvalidRequest);
         assert_eq!(kind(&[b"Bearer \xff\xfe"]), ErrorKind::InvalidRequest);
         assert_eq!(kind(&[b"Bearer a", b"Bearer b"]), ErrorKind::InvalidRequest);

@@ -22,7 +22,8 @@ impl Policy for Ops {
 /// A verified e-mail address (a JSON boolean).
 pub struct Verified;
 impl Policy for Verified {
-    const CLAIMS: &'static [ClaimRule] = &[ClaimRule::new("email_verified", &[ClaimValue::Bool(true)])];
+    const CLAIMS: &'static [ClaimRule] =
+        &[ClaimRule::new("email_verified", &[ClaimValue::Bool(true)])];
 }
 
 /// Two scopes and two claims that must all hold.
@@ -55,14 +56,31 @@ pub mod axum_app {
         Router::new()
             .route("/public", get(|| async { Json(json!({"public": true})) }))
             .route("/me", get(|t: IdToken| async move { Json(me(&t)) }))
-            .route("/admin", get(|Authorized(t, ..): Authorized<Admins>| async move { Json(me(&t)) }))
-            .route("/ops", get(|Authorized(t, ..): Authorized<Ops>| async move { Json(me(&t)) }))
-            .route("/verified", get(|Authorized(t, ..): Authorized<Verified>| async move { Json(me(&t)) }))
-            .route("/readwrite", get(|Authorized(t, ..): Authorized<ReadWrite>| async move { Json(me(&t)) }))
-            .route("/feed", get(|t: Option<IdToken>| async move { Json(feed(t.as_ref())) }))
+            .route(
+                "/admin",
+                get(|Authorized(t, ..): Authorized<Admins>| async move { Json(me(&t)) }),
+            )
+            .route(
+                "/ops",
+                get(|Authorized(t, ..): Authorized<Ops>| async move { Json(me(&t)) }),
+            )
+            .route(
+                "/verified",
+                get(|Authorized(t, ..): Authorized<Verified>| async move { Json(me(&t)) }),
+            )
+            .route(
+                "/readwrite",
+                get(|Authorized(t, ..): Authorized<ReadWrite>| async move { Json(me(&t)) }),
+            )
+            .route(
+                "/feed",
+                get(|t: Option<IdToken>| async move { Json(feed(t.as_ref())) }),
+            )
             .route(
                 "/upload",
-                post(|t: IdToken, body: String| async move { Json(json!({"sub": t.sub(), "len": body.len()})) }),
+                post(|t: IdToken, body: String| async move {
+                    Json(json!({"sub": t.sub(), "len": body.len()}))
+                }),
             )
             .with_state(auth)
     }
@@ -100,7 +118,10 @@ pub mod actix_app {
     pub fn configure(auth: OidcAuth) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
         move |cfg: &mut web::ServiceConfig| {
             cfg.app_data(web::Data::new(auth.clone()))
-                .route("/public", web::get().to(|| async { HttpResponse::Ok().json(json!({"public": true})) }))
+                .route(
+                    "/public",
+                    web::get().to(|| async { HttpResponse::Ok().json(json!({"public": true})) }),
+                )
                 .route("/me", web::get().to(me_h))
                 .route("/admin", web::get().to(admin_h))
                 .route("/ops", web::get().to(ops_h))

@@ -81,7 +81,9 @@ impl Harness {
         adjust: impl FnOnce(OidcConfigBuilder) -> OidcConfigBuilder,
         clock: Option<ManualClock>,
     ) -> Self {
-        let config = adjust(base_config(&idp)).build().expect("test configuration is valid");
+        let config = adjust(base_config(&idp))
+            .build()
+            .expect("test configuration is valid");
         let mut builder = OidcAuth::builder(config);
         if let Some(clock) = &clock {
             builder = builder.clock(clock.clone());
@@ -92,7 +94,9 @@ impl Harness {
 
     /// Serves `auth` with both frameworks.
     pub async fn serve(idp: MockProvider, auth: OidcAuth, clock: Option<ManualClock>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind axum");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind axum");
         let axum_addr = listener.local_addr().expect("axum address");
         let router = apps::axum_app::router(auth.clone());
         tokio::spawn(async move {
@@ -125,25 +129,43 @@ impl Harness {
     }
 
     /// GET `path` with an optional raw `Authorization` header value.
-    pub async fn get(&self, framework: Framework, path: &str, authorization: Option<&str>) -> Reply {
+    pub async fn get(
+        &self,
+        framework: Framework,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> Reply {
         let mut request = self.client.get(self.url(framework, path));
         if let Some(value) = authorization {
             request = request.header("authorization", value);
         }
-        into_reply(request.send().await.expect("request reaches the test server")).await
+        into_reply(
+            request
+                .send()
+                .await
+                .expect("request reaches the test server"),
+        )
+        .await
     }
 
     /// GET `path` with `Authorization: Bearer <token>`.
     pub async fn bearer(&self, framework: Framework, path: &str, token: &str) -> Reply {
-        self.get(framework, path, Some(&format!("Bearer {token}"))).await
+        self.get(framework, path, Some(&format!("Bearer {token}")))
+            .await
     }
 
     /// The same bearer call against both frameworks; asserts they agree on the status.
     pub async fn bearer_both(&self, path: &str, token: &str) -> Reply {
         let axum = self.bearer(Framework::Axum, path, token).await;
         let actix = self.bearer(Framework::Actix, path, token).await;
-        assert_eq!(axum.status, actix.status, "axum and actix-web disagree on {path}: {axum:?} / {actix:?}");
-        assert_eq!(axum.challenge, actix.challenge, "challenges differ on {path}");
+        assert_eq!(
+            axum.status, actix.status,
+            "axum and actix-web disagree on {path}: {axum:?} / {actix:?}"
+        );
+        assert_eq!(
+            axum.challenge, actix.challenge,
+            "challenges differ on {path}"
+        );
         axum
     }
 
@@ -180,11 +202,13 @@ fn spawn_actix(auth: OidcAuth) -> (SocketAddr, actix_web::dev::ServerHandle) {
         let system = actix_web::rt::System::new();
         system.block_on(async move {
             let configure = apps::actix_app::configure(auth);
-            let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
-                .workers(2)
-                .disable_signals()
-                .bind(("127.0.0.1", 0))
-                .expect("bind actix");
+            let server = actix_web::HttpServer::new(move || {
+                actix_web::App::new().configure(configure.clone())
+            })
+            .workers(2)
+            .disable_signals()
+            .bind(("127.0.0.1", 0))
+            .expect("bind actix");
             let addr = server.addrs()[0];
             let server = server.run();
             let _ = tx.send((addr, server.handle()));

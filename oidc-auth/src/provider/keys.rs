@@ -86,6 +86,12 @@ impl VerifyingKey {
             ("RSA", _) => {
                 let n = b64_param(jwk, "n")?;
                 let e = b64_param(jwk, "e")?;
+                let bits = n.iter().position(|b| *b != 0).map_or(0, |first| {
+                    (n.len() - first) * 8 - n[first].leading_zeros() as usize
+                });
+                if !(2048..=8192).contains(&bits) {
+                    return Err(KeyError::Rejected);
+                }
                 let algs = match declared {
                     Some(a) if a.is_rsa() => vec![a],
                     Some(_) => return Err(KeyError::AlgorithmMismatch),
@@ -149,7 +155,8 @@ impl VerifyingKey {
 }
 
 fn verification_algorithm(alg: Algorithm) -> &'static dyn VerificationAlgorithm {
-    // The 2048-8192 bit RSA parameters refuse weaker keys at parse time.
+    // RSA key sizes are checked when the JWK is read; these parameters check them again at
+    // verification.
     match alg {
         Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
         Algorithm::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
