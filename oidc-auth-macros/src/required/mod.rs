@@ -2,6 +2,8 @@
 
 mod expand;
 mod model;
+#[cfg(test)]
+mod snapshots;
 
 use proc_macro2::TokenStream;
 use syn::ItemFn;

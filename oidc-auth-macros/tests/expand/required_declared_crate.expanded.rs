@@ -1,0 +1,26 @@
+#[doc(hidden)]
+#[allow(non_camel_case_types)]
+struct __oidc_auth_policy_refund;
+const _: () = {
+    impl crate::deps::oidc_auth::__private::Policy for __oidc_auth_policy_refund {
+        const SCOPES: &'static [&'static str] = &[
+            AppScope::Admin.as_str(),
+            "billing:write",
+        ];
+        const CLAIMS: &'static [crate::deps::oidc_auth::__private::ClaimRule] = &[];
+    }
+    fn __oidc_auth_token_type(
+        token: oidc::IdToken,
+    ) -> crate::deps::oidc_auth::__private::IdToken {
+        token
+    }
+};
+async fn refund(
+    crate::deps::oidc_auth::__private::Authorized(
+        mut token,
+        _,
+    ): crate::deps::oidc_auth::__private::Authorized<__oidc_auth_policy_refund>,
+    body: Json<Refund>,
+) -> Result<String, Error> {
+    Ok(token.sub().to_owned())
+}

@@ -1,0 +1,41 @@
+#[doc(hidden)]
+#[allow(non_camel_case_types)]
+pub struct __oidc_auth_policy_admin;
+const _: () = {
+    impl ::oidc_auth::__private::Policy for __oidc_auth_policy_admin {
+        const SCOPES: &'static [&'static str] = &["admin", "read"];
+        const CLAIMS: &'static [::oidc_auth::__private::ClaimRule] = &[
+            ::oidc_auth::__private::ClaimRule::new(
+                "groups",
+                &[::oidc_auth::__private::ClaimValue::Str("admins")],
+            ),
+            ::oidc_auth::__private::ClaimRule::new(
+                "realm_access.roles",
+                &[
+                    ::oidc_auth::__private::ClaimValue::Str("ops"),
+                    ::oidc_auth::__private::ClaimValue::Str("sre"),
+                ],
+            ),
+            ::oidc_auth::__private::ClaimRule::new(
+                "email_verified",
+                &[::oidc_auth::__private::ClaimValue::Bool(true)],
+            ),
+            ::oidc_auth::__private::ClaimRule::new(
+                "level",
+                &[::oidc_auth::__private::ClaimValue::Int(3i64)],
+            ),
+        ];
+    }
+    fn __oidc_auth_token_type(token: IdToken) -> ::oidc_auth::__private::IdToken {
+        token
+    }
+};
+pub async fn admin(
+    state: State<App>,
+    ::oidc_auth::__private::Authorized(
+        token,
+        _,
+    ): ::oidc_auth::__private::Authorized<__oidc_auth_policy_admin>,
+) -> impl IntoResponse {
+    token.sub().to_owned()
+}
