@@ -1,19 +1,13 @@
 //! What the demos share: configuration from the environment (or an in-process mock provider
 //! when none is configured) and the demo routes for each framework.
 
-use oidc_auth::testing::MockProvider;
-use oidc_auth::{Authorized, ClaimRule, ClaimValue, IdToken, OidcAuth, OidcConfig, Policy};
+use oidc::testing::MockProvider;
+use oidc::{IdToken, OidcAuth, OidcConfig};
+use oidc_auth as oidc;
 use serde_json::{Value, json};
 
 /// The audience the demo expects when it runs against its built-in mock provider.
 pub const DEMO_AUDIENCE: &str = "oidc-auth-demo";
-
-/// Scope `admin` and group `admins`.
-pub struct Admins;
-impl Policy for Admins {
-    const SCOPES: &'static [&'static str] = &["admin"];
-    const CLAIMS: &'static [ClaimRule] = &[ClaimRule::new("groups", &[ClaimValue::Str("admins")])];
-}
 
 /// The authentication handle for a demo, and the mock provider behind it when no provider is
 /// configured (keep it alive as long as the server runs).
@@ -114,14 +108,17 @@ pub mod axum_demo {
         Json(json!({"message": "anyone can read this"}))
     }
 
+    #[oidc::required]
     async fn me_h(token: IdToken) -> Json<Value> {
         Json(me(&token))
     }
 
-    async fn admin_h(Authorized(token, ..): Authorized<Admins>) -> Json<Value> {
+    #[oidc::required(scopes = "admin", claims(groups = "admins"))]
+    async fn admin_h(token: IdToken) -> Json<Value> {
         Json(me(&token))
     }
 
+    #[oidc::optional]
     async fn feed_h(token: Option<IdToken>) -> Json<Value> {
         Json(feed(token.as_ref()))
     }
@@ -146,14 +143,17 @@ pub mod actix_demo {
         HttpResponse::Ok().json(json!({"message": "anyone can read this"}))
     }
 
+    #[oidc::required]
     async fn me_h(token: IdToken) -> HttpResponse {
         HttpResponse::Ok().json(me(&token))
     }
 
-    async fn admin_h(Authorized(token, ..): Authorized<Admins>) -> HttpResponse {
+    #[oidc::required(scopes = "admin", claims(groups = "admins"))]
+    async fn admin_h(token: IdToken) -> HttpResponse {
         HttpResponse::Ok().json(me(&token))
     }
 
+    #[oidc::optional]
     async fn feed_h(token: Option<IdToken>) -> HttpResponse {
         HttpResponse::Ok().json(feed(token.as_ref()))
     }
