@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::clock::{Clock, SystemClock};
 use crate::config::OidcConfig;
 use crate::error::{AuthError, ErrorKind, ErrorRenderer, ErrorResponse};
+use crate::flow::seal::Sealer;
 use crate::policy::Policy;
 use crate::provider::Provider;
 use crate::token::{self, Expectations, IdToken, TokenCache};
@@ -36,6 +37,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     renderer: Option<ErrorRenderer>,
     leeway: i64,
+    sealer: Sealer,
 }
 
 impl std::fmt::Debug for OidcAuth {
@@ -88,6 +90,15 @@ impl OidcAuthBuilder {
             config.token_cache_capacity,
             config.token_cache_ttl.as_secs() as i64,
         );
+        let state_key = config
+            .state_key
+            .as_ref()
+            .and_then(|k| crate::config::decode_key(k.expose()));
+        if state_key.is_none() {
+            tracing::debug!(
+                "no state key configured: login state is sealed with a per-process key"
+            );
+        }
         OidcAuth(Arc::new(Inner {
             leeway: config.leeway.as_secs() as i64,
             config,
@@ -95,6 +106,7 @@ impl OidcAuthBuilder {
             cache,
             clock: self.clock,
             renderer: self.renderer,
+            sealer: Sealer::new(state_key),
         }))
     }
 }
@@ -117,6 +129,19 @@ impl OidcAuth {
     /// The configuration.
     pub fn config(&self) -> &OidcConfig {
         &self.0.config
+    }
+
+    pub(crate) fn provider(&self) -> &Arc<Provider> {
+        &self.0.provider
+    }
+
+    pub(crate) fn sealer(&self) -> &Sealer {
+        &self.0.sealer
+    }
+
+    /// The current time of the configured clock, Unix seconds.
+    pub(crate) fn now(&self) -> i64 {
+        self.0.clock.now()
     }
 
     /// Fetches the discovery document and the JWKS now, so the first request does not wait.

@@ -23,6 +23,11 @@ pub enum ErrorKind {
     Unavailable,
     /// The server is set up wrongly (no `OidcAuth` installed): 500.
     Misconfigured,
+    /// An OAuth error of an auth endpoint (RFC 6749 section 5.2, RFC 8628 section 3.5): 400
+    /// with the error code at top level, such as `invalid_grant` or `authorization_pending`.
+    OAuth,
+    /// The identity provider answered something unusable: 502.
+    BadGateway,
 }
 
 impl ErrorKind {
@@ -34,6 +39,8 @@ impl ErrorKind {
             ErrorKind::InsufficientScope | ErrorKind::Forbidden => 403,
             ErrorKind::Unavailable => 503,
             ErrorKind::Misconfigured => 500,
+            ErrorKind::OAuth => 400,
+            ErrorKind::BadGateway => 502,
         }
     }
 
@@ -47,6 +54,8 @@ impl ErrorKind {
             ErrorKind::Forbidden => Some("access_denied"),
             ErrorKind::Unavailable => Some("temporarily_unavailable"),
             ErrorKind::Misconfigured => Some("server_error"),
+            ErrorKind::OAuth => Some("invalid_request"),
+            ErrorKind::BadGateway => Some("server_error"),
         }
     }
 
@@ -59,6 +68,8 @@ impl ErrorKind {
             ErrorKind::Forbidden => "Insufficient claims",
             ErrorKind::Unavailable => "Identity provider unavailable",
             ErrorKind::Misconfigured => "Authentication is not configured",
+            ErrorKind::OAuth => "Authentication request failed",
+            ErrorKind::BadGateway => "Identity provider error",
         }
     }
 }
@@ -80,6 +91,7 @@ impl ErrorKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthError {
     kind: ErrorKind,
+    code: Option<Cow<'static, str>>,
     description: Cow<'static, str>,
     scope: Option<String>,
     retry_after: Option<u64>,
@@ -90,6 +102,7 @@ impl AuthError {
     pub fn new(kind: ErrorKind, description: impl Into<Cow<'static, str>>) -> Self {
         Self {
             kind,
+            code: None,
             description: description.into(),
             scope: None,
             retry_after: if kind == ErrorKind::Unavailable {
@@ -98,6 +111,27 @@ impl AuthError {
                 None
             },
         }
+    }
+
+    /// An OAuth error (400) with the RFC error `code` at top level of the body, such as
+    /// `invalid_grant` or `authorization_pending`.
+    ///
+    /// ```
+    /// let err = oidc_auth::AuthError::oauth("slow_down", "polling too fast");
+    /// assert_eq!((err.status(), err.code()), (400, Some("slow_down")));
+    /// ```
+    pub fn oauth(
+        code: impl Into<Cow<'static, str>>,
+        description: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        let mut e = Self::new(ErrorKind::OAuth, description);
+        e.code = Some(code.into());
+        e
+    }
+
+    /// The RFC error code of the body (`None` only for a missing token).
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref().or(self.kind.code())
     }
 
     pub(crate) fn missing() -> Self {
@@ -160,8 +194,8 @@ impl AuthError {
         if let Some(realm) = realm {
             params.push(format!("realm=\"{}\"", quote_safe(realm)));
         }
-        if let Some(code) = self.kind.code() {
-            params.push(format!("error=\"{code}\""));
+        if let Some(code) = self.code() {
+            params.push(format!("error=\"{}\"", quote_safe(code)));
             params.push(format!(
                 "error_description=\"{}\"",
                 quote_safe(&self.description)
@@ -181,7 +215,7 @@ impl AuthError {
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             detail: self.kind.detail().to_owned(),
-            error: self.kind.code().unwrap_or("invalid_token").to_owned(),
+            error: self.code().unwrap_or("invalid_token").to_owned(),
             error_description: self.description.to_string(),
         }
     }

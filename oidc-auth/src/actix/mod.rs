@@ -19,6 +19,8 @@
 //! }
 //! ```
 
+mod scope;
+
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -32,6 +34,8 @@ use crate::auth::OidcAuth;
 use crate::guard::{self, AuthRejection, Authorized, MaybeAuthorized};
 use crate::policy::{NoPolicy, Policy};
 use crate::token::IdToken;
+
+pub use scope::{auth_config, auth_scope, auth_scope_for};
 
 type Pending<T> = Pin<Box<dyn Future<Output = Result<T, AuthRejection>>>>;
 

@@ -17,6 +17,8 @@
 //! }
 //! ```
 
+mod router;
+
 use std::marker::PhantomData;
 
 use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
@@ -29,6 +31,8 @@ use crate::auth::OidcAuth;
 use crate::guard::{self, AuthRejection, Authorized, MaybeAuthorized};
 use crate::policy::{NoPolicy, Policy};
 use crate::token::IdToken;
+
+pub use router::{auth_router, auth_router_for};
 
 /// Router states from which an [`OidcAuth`] can be taken.
 ///

@@ -54,7 +54,7 @@ impl HttpClient {
         url: &Url,
         max_bytes: usize,
     ) -> Result<T, FetchError> {
-        let mut response = self
+        let response = self
             .client
             .get(url.clone())
             .header("accept", "application/json")
@@ -64,19 +64,57 @@ impl HttpClient {
         if !status.is_success() {
             return Err(FetchError::Status(status.as_u16()));
         }
-        if response
-            .content_length()
-            .is_some_and(|len| len > max_bytes as u64)
-        {
-            return Err(FetchError::TooLarge(max_bytes));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await? {
-            if body.len() + chunk.len() > max_bytes {
-                return Err(FetchError::TooLarge(max_bytes));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_bounded(response, max_bytes).await?;
         serde_json::from_slice(&body).map_err(|_| FetchError::NotJson)
     }
+
+    /// Sends `request` and returns the status with the JSON body (error answers included),
+    /// reading at most `max_bytes`. A non-JSON error answer is reported as its status.
+    pub(crate) async fn send_json(
+        &self,
+        request: reqwest::RequestBuilder,
+        max_bytes: usize,
+    ) -> Result<(u16, serde_json::Value), FetchError> {
+        let response = request.header("accept", "application/json").send().await?;
+        let status = response.status().as_u16();
+        let body = read_bounded(response, max_bytes).await?;
+        let value = serde_json::from_slice(&body).map_err(|_| {
+            if (200..300).contains(&status) {
+                FetchError::NotJson
+            } else {
+                FetchError::Status(status)
+            }
+        })?;
+        Ok((status, value))
+    }
+
+    /// A POST request to `url`, for [`send_json`](Self::send_json).
+    pub(crate) fn post(&self, url: &Url) -> reqwest::RequestBuilder {
+        self.client.post(url.clone())
+    }
+
+    /// A GET request to `url`, for [`send_json`](Self::send_json).
+    pub(crate) fn get(&self, url: &Url) -> reqwest::RequestBuilder {
+        self.client.get(url.clone())
+    }
+}
+
+async fn read_bounded(
+    mut response: reqwest::Response,
+    max_bytes: usize,
+) -> Result<Vec<u8>, FetchError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > max_bytes as u64)
+    {
+        return Err(FetchError::TooLarge(max_bytes));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > max_bytes {
+            return Err(FetchError::TooLarge(max_bytes));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

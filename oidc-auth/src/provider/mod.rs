@@ -29,6 +29,30 @@ pub(crate) struct Discovery {
     /// Where the provider publishes its signing keys.
     #[serde(deserialize_with = "url_field")]
     pub(crate) jwks_uri: Url,
+    /// The authorization endpoint.
+    #[serde(default, deserialize_with = "opt_url_field")]
+    pub(crate) authorization_endpoint: Option<Url>,
+    /// The token endpoint.
+    #[serde(default, deserialize_with = "opt_url_field")]
+    pub(crate) token_endpoint: Option<Url>,
+    /// The userinfo endpoint.
+    #[serde(default, deserialize_with = "opt_url_field")]
+    pub(crate) userinfo_endpoint: Option<Url>,
+    /// The RP-initiated logout endpoint.
+    #[serde(default, deserialize_with = "opt_url_field")]
+    pub(crate) end_session_endpoint: Option<Url>,
+    /// The device authorization endpoint (RFC 8628).
+    #[serde(default, deserialize_with = "opt_url_field")]
+    pub(crate) device_authorization_endpoint: Option<Url>,
+    /// Whether the provider returns `iss` in authorization responses (RFC 9207).
+    #[serde(default)]
+    pub(crate) authorization_response_iss_parameter_supported: bool,
+}
+
+fn opt_url_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|s| Url::parse(&s).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 fn url_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
@@ -152,6 +176,10 @@ impl Provider {
 
     fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    pub(crate) fn http(&self) -> &HttpClient {
+        &self.http
     }
 
     /// The issuer tokens must carry; from configuration when known, else from discovery.

@@ -26,11 +26,30 @@ pub(crate) struct Jws<'a> {
     pub(crate) signature: Vec<u8>,
 }
 
+/// What a token is presented as; decides which `typ` headers are acceptable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenUse {
+    /// A bearer access token: `typ` absent, `JWT` or `at+jwt`.
+    Access,
+    /// An ID token: `typ` absent or `JWT` (an `at+jwt` access token is not an ID token).
+    Id,
+}
+
 /// Parses `token` (at most `max_len` bytes) into its parts.
 pub(crate) fn parse<'a>(
     token: &'a str,
     max_len: usize,
     accepted: &[Algorithm],
+) -> Result<Jws<'a>, AuthError> {
+    parse_for(token, max_len, accepted, TokenUse::Access)
+}
+
+/// Parses `token` presented as `token_use`.
+pub(crate) fn parse_for<'a>(
+    token: &'a str,
+    max_len: usize,
+    accepted: &[Algorithm],
+    token_use: TokenUse,
 ) -> Result<Jws<'a>, AuthError> {
     // Size first, so that no later step (split, decode, parse) sees an unbounded input.
     if token.is_empty() || token.len() > max_len {
@@ -47,7 +66,7 @@ pub(crate) fn parse<'a>(
         return Err(AuthError::invalid("the token is not a compact JWS"));
     }
     let header: Map<String, Value> = decode_object(header)?;
-    let (alg, kid) = check_header(&header, accepted)?;
+    let (alg, kid) = check_header(&header, accepted, token_use)?;
     let claims = decode_object(payload)?;
     let signature = URL_SAFE_NO_PAD
         .decode(signature)
@@ -80,6 +99,7 @@ fn decode_object(segment: &str) -> Result<Map<String, Value>, AuthError> {
 fn check_header(
     header: &Map<String, Value>,
     accepted: &[Algorithm],
+    token_use: TokenUse,
 ) -> Result<(Algorithm, Option<String>), AuthError> {
     for refused in ["crit", "zip", "enc", "cty", "b64"] {
         if header.contains_key(refused) {
@@ -103,7 +123,7 @@ fn check_header(
     };
     match header.get("typ") {
         None => {}
-        Some(Value::String(typ)) if is_access_token_type(typ) => {}
+        Some(Value::String(typ)) if is_token_type(typ, token_use) => {}
         Some(_) => return Err(AuthError::invalid("the token type is not an access token")),
     }
     Ok((alg, kid))
@@ -111,9 +131,10 @@ fn check_header(
 
 /// `typ` values of a bearer access token: plain JWT or RFC 9068 `at+jwt`. Logout tokens,
 /// security events and the like are refused.
-fn is_access_token_type(typ: &str) -> bool {
+fn is_token_type(typ: &str, token_use: TokenUse) -> bool {
     let typ = typ.strip_prefix("application/").unwrap_or(typ);
-    typ.eq_ignore_ascii_case("jwt") || typ.eq_ignore_ascii_case("at+jwt")
+    typ.eq_ignore_ascii_case("jwt")
+        || (token_use == TokenUse::Access && typ.eq_ignore_ascii_case("at+jwt"))
 }
 
 #[cfg(test)]

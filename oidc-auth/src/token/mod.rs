@@ -10,6 +10,6 @@ mod requirements;
 pub use id_token::IdToken;
 
 pub(crate) use cache::{TokenCache, key as cache_key};
-pub(crate) use jose::parse as parse_jws;
+pub(crate) use jose::{TokenUse, parse as parse_jws, parse_for as parse_jws_for};
 pub(crate) use registered::{Expectations, check as check_registered, check_issuer};
 pub(crate) use requirements::{check_constraints, check_rules, check_scopes};

@@ -1,0 +1,132 @@
+//! The auth endpoints as an actix-web `Scope`, built from [`AuthRoutes`].
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{AUTHORIZATION, CACHE_CONTROL, LOCATION, PRAGMA};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+
+use crate::auth::OidcAuth;
+use crate::error::AuthError;
+use crate::flow::{AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES};
+use crate::guard::AuthRejection;
+
+fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> HttpResponse {
+    let answer = match result {
+        Ok(answer) => answer,
+        Err(error) => return AuthRejection::rendered(auth, error).error_response(),
+    };
+    let mut builder = match &answer {
+        EndpointResponse::Json { status, .. } => {
+            HttpResponse::build(StatusCode::from_u16(*status).unwrap_or(StatusCode::OK))
+        }
+        EndpointResponse::Redirect { .. } => HttpResponse::build(StatusCode::FOUND),
+    };
+    builder
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header((PRAGMA, "no-cache"));
+    match answer {
+        EndpointResponse::Json { body, .. } => builder
+            .content_type("application/json")
+            .body(body.to_string()),
+        EndpointResponse::Redirect { location } => {
+            builder.insert_header((LOCATION, location)).finish()
+        }
+    }
+}
+
+/// The auth endpoints of `routes` as a scope (mounted at the prefix) to add to an `App`.
+///
+/// ```
+/// use actix_web::{App, HttpResponse, web};
+/// use oidc_auth::{AuthRoutes, OidcAuth};
+///
+/// fn app(auth: OidcAuth) {
+///     let _ = App::new().service(
+///         oidc_auth::actix::auth_scope(auth, &AuthRoutes::new().prefix("/api")).route(
+///             "/auth/v2/auth-ports",
+///             web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"valid_ports": [8080, 8443]})) }),
+///         ),
+///     );
+/// }
+/// ```
+///
+/// The scope answers every path below its prefix, so with an empty prefix it would hide the
+/// application's other routes: use [`auth_config`] then.
+pub fn auth_scope(auth: OidcAuth, routes: &AuthRoutes) -> actix_web::Scope {
+    let mut scope =
+        web::scope(routes.get_prefix()).app_data(web::PayloadConfig::new(MAX_FORM_BYTES));
+    for (path, route) in endpoint_routes(&auth, routes) {
+        scope = scope.route(path, route);
+    }
+    scope
+}
+
+fn endpoint_routes<'r>(
+    auth: &OidcAuth,
+    routes: &'r AuthRoutes,
+) -> Vec<(&'r str, actix_web::Route)> {
+    let mut out = Vec::new();
+    for (endpoint, path) in routes.enabled() {
+        let auth = auth.clone();
+        let route = match endpoint {
+            AuthEndpoint::Login => web::get().to(move |req: HttpRequest| {
+                let auth = auth.clone();
+                async move { respond(&auth, auth.login_endpoint(req.query_string()).await) }
+            }),
+            AuthEndpoint::Callback => web::get().to(move |req: HttpRequest| {
+                let auth = auth.clone();
+                async move { respond(&auth, auth.callback_endpoint(req.query_string()).await) }
+            }),
+            AuthEndpoint::Token => web::post().to(move |body: web::Bytes| {
+                let auth = auth.clone();
+                async move { respond(&auth, auth.token_endpoint(&body).await) }
+            }),
+            AuthEndpoint::Device => web::post().to(move || {
+                let auth = auth.clone();
+                async move { respond(&auth, auth.device_endpoint().await) }
+            }),
+            AuthEndpoint::Logout => web::get().to(move |req: HttpRequest| {
+                let auth = auth.clone();
+                async move { respond(&auth, auth.logout_endpoint(req.query_string()).await) }
+            }),
+            AuthEndpoint::Userinfo => web::get().to(move |req: HttpRequest| {
+                let auth = auth.clone();
+                async move {
+                    let values = req.headers().get_all(AUTHORIZATION).map(|v| v.as_bytes());
+                    respond(&auth, auth.userinfo_endpoint(values).await)
+                }
+            }),
+        };
+        out.push((path, route));
+    }
+    out
+}
+
+/// `auth_scope` for a route spec type, such as one declared with `#[oidc::auth_router]`.
+pub fn auth_scope_for<T: AuthRouterSpec>(auth: OidcAuth) -> actix_web::Scope {
+    auth_scope(auth, &T::routes())
+}
+
+/// The auth endpoints as a `ServiceConfig` function, for `App::configure`: each endpoint is a
+/// resource at its full path, so the application's other routes stay reachable whatever the
+/// prefix.
+///
+/// ```
+/// use actix_web::App;
+/// use oidc_auth::{AuthRoutes, OidcAuth};
+///
+/// fn app(auth: OidcAuth) {
+///     let _ = App::new().configure(oidc_auth::actix::auth_config(auth, AuthRoutes::new()));
+/// }
+/// ```
+pub fn auth_config(auth: OidcAuth, routes: AuthRoutes) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    move |cfg: &mut web::ServiceConfig| {
+        for (path, route) in endpoint_routes(&auth, &routes) {
+            let full = format!("{}{}", routes.get_prefix(), path);
+            cfg.service(
+                web::resource(full)
+                    .app_data(web::PayloadConfig::new(MAX_FORM_BYTES))
+                    .route(route),
+            );
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The auth endpoints as an axum `Router`, built from [`AuthRoutes`].
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, RawQuery};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::auth::OidcAuth;
+use crate::error::AuthError;
+use crate::flow::{AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES};
+use crate::guard::AuthRejection;
+
+fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> Response {
+    let answer = match result {
+        Ok(answer) => answer,
+        Err(error) => return AuthRejection::rendered(auth, error).into_response(),
+    };
+    let mut response = match answer {
+        EndpointResponse::Json { status, body } => {
+            let mut response = Response::new(Body::from(body.to_string()));
+            *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        EndpointResponse::Redirect { location } => {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::FOUND;
+            match HeaderValue::from_str(&location) {
+                Ok(value) => {
+                    response.headers_mut().insert(LOCATION, value);
+                }
+                Err(_) => *response.status_mut() = StatusCode::BAD_GATEWAY,
+            }
+            response
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// The auth endpoints of `routes` as a router to merge into an application of any state.
+///
+/// ```
+/// use axum::{Json, Router, routing::get};
+/// use oidc_auth::{AuthRoutes, OidcAuth};
+///
+/// fn app(auth: OidcAuth) -> Router {
+///     oidc_auth::axum::auth_router(auth, &AuthRoutes::new().prefix("/api"))
+///         .route("/api/auth/v2/auth-ports", get(|| async { Json(serde_json::json!({"valid_ports": [8080, 8443]})) }))
+/// }
+/// ```
+pub fn auth_router<S>(auth: OidcAuth, routes: &AuthRoutes) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let mut router = Router::new();
+    for (endpoint, path) in routes.enabled() {
+        let full = format!("{}{}", routes.get_prefix(), path);
+        let auth = auth.clone();
+        let method = match endpoint {
+            AuthEndpoint::Login => get(move |RawQuery(q): RawQuery| async move {
+                respond(&auth, auth.login_endpoint(q.as_deref().unwrap_or("")).await)
+            }),
+            AuthEndpoint::Callback => get(move |RawQuery(q): RawQuery| async move {
+                respond(
+                    &auth,
+                    auth.callback_endpoint(q.as_deref().unwrap_or("")).await,
+                )
+            }),
+            AuthEndpoint::Token => post(move |body: Bytes| async move {
+                respond(&auth, auth.token_endpoint(&body).await)
+            })
+            .layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
+            AuthEndpoint::Device => {
+                post(move || async move { respond(&auth, auth.device_endpoint().await) })
+            }
+            AuthEndpoint::Logout => get(move |RawQuery(q): RawQuery| async move {
+                respond(
+                    &auth,
+                    auth.logout_endpoint(q.as_deref().unwrap_or("")).await,
+                )
+            }),
+            AuthEndpoint::Userinfo => get(move |headers: HeaderMap| async move {
+                let values = headers
+                    .get_all(AUTHORIZATION)
+                    .iter()
+                    .map(HeaderValue::as_bytes);
+                respond(&auth, auth.userinfo_endpoint(values).await)
+            }),
+        };
+        router = router.route(&full, method);
+    }
+    router
+}
+
+/// `auth_router` for a route spec type, such as one declared with `#[oidc::auth_router]`.
+pub fn auth_router_for<T: AuthRouterSpec, S>(auth: OidcAuth) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    auth_router(auth, &T::routes())
+}

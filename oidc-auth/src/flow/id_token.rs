@@ -1,0 +1,74 @@
+//! ID token validation at the end of a code exchange (OpenID Connect Core 3.1.3.7).
+
+use serde_json::Value;
+use subtle::ConstantTimeEq as _;
+
+use crate::auth::OidcAuth;
+use crate::error::{AuthError, ErrorKind};
+use crate::token::{self, Expectations, IdToken, TokenUse};
+
+fn refused(description: &'static str) -> AuthError {
+    AuthError::oauth("invalid_grant", description)
+}
+
+impl OidcAuth {
+    /// Validates the ID token of a code exchange: signature with the provider's keys, `iss`,
+    /// `aud` containing the client id, `azp`, `exp`, `iat`, `sub`, and `nonce` equal (compared
+    /// in constant time) to the one sent at login. Failures are 400 `invalid_grant`; a provider
+    /// outage stays 503.
+    pub(crate) async fn validate_id_token(
+        &self,
+        raw: &str,
+        nonce: &str,
+    ) -> Result<IdToken, AuthError> {
+        let config = self.config();
+        let jws = token::parse_jws_for(
+            raw,
+            config.max_token_bytes,
+            &config.algorithms,
+            TokenUse::Id,
+        )
+        .map_err(|_| refused("the ID token is malformed"))?;
+        let issuer = self.provider().issuer().await?;
+        let claims = &jws.claims;
+        let times = token::check_registered(
+            claims,
+            &Expectations {
+                now: self.now(),
+                leeway: config.leeway.as_secs() as i64,
+                issuer: issuer.as_str(),
+                audience: Some(config.client_id()),
+            },
+        )
+        .map_err(|_| refused("the ID token claims are invalid"))?;
+        if times.1.is_none() {
+            return Err(refused("the ID token has no issue time"));
+        }
+        let several_audiences = claims
+            .get("aud")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.len() > 1);
+        match claims.get("azp") {
+            Some(Value::String(azp)) if azp == config.client_id() => {}
+            None if !several_audiences => {}
+            _ => return Err(refused("the ID token was issued to another party")),
+        }
+        let sent = claims.get("nonce").and_then(Value::as_str).unwrap_or("");
+        if sent.is_empty() || !bool::from(sent.as_bytes().ct_eq(nonce.as_bytes())) {
+            return Err(refused("the ID token nonce does not match the login"));
+        }
+        self.provider()
+            .verify(
+                jws.kid.as_deref(),
+                jws.alg,
+                jws.signing_input,
+                &jws.signature,
+            )
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::Unavailable => e,
+                _ => refused("the ID token signature is invalid"),
+            })?;
+        IdToken::new(jws.claims, times).ok_or_else(|| refused("the ID token claims are invalid"))
+    }
+}

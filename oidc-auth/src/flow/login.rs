@@ -1,0 +1,304 @@
+//! Login (authorization code with PKCE) and the callback that completes it.
+
+use aws_lc_rs::digest;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use subtle::ConstantTimeEq as _;
+
+use super::seal::{Transaction, random};
+use super::{EndpointResponse, parse_params, redirect, token_json};
+use crate::auth::OidcAuth;
+use crate::error::AuthError;
+use crate::secret::Scope;
+
+/// How long a login may take between `/login` and the code exchange.
+const LOGIN_LIFETIME_SECS: i64 = 600;
+const PROMPTS: &[&str] = &["none", "login", "consent", "select_account", "create"];
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    redirect_uri: Option<String>,
+    prompt: Option<String>,
+    offline_access: Option<String>,
+    scope: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    iss: Option<String>,
+    error: Option<String>,
+}
+
+fn bad_request(description: &'static str) -> AuthError {
+    AuthError::oauth("invalid_request", description)
+}
+
+/// `BASE64URL(SHA256(verifier))`, the S256 code challenge (RFC 7636 section 4.2).
+pub(crate) fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()))
+}
+
+fn is_challenge(value: &str) -> bool {
+    value.len() == 43
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The handle at the end of `state`: the client's `code_verifier` takes the text after the last
+/// `|`, and so do we.
+pub(crate) fn handle_of(state: &str) -> &str {
+    state.rsplit('|').next().unwrap_or(state)
+}
+
+impl OidcAuth {
+    /// `GET /auth/v2/login`: checks `redirect_uri` against the allow-list, seals a new
+    /// transaction into `state` and redirects to the provider's authorization endpoint.
+    pub async fn login_endpoint(&self, query: &str) -> Result<EndpointResponse, AuthError> {
+        let q: LoginQuery = parse_params(query.as_bytes())?;
+        let config = self.config();
+        let raw_redirect = q
+            .redirect_uri
+            .ok_or_else(|| bad_request("redirect_uri is required"))?;
+        let redirect_uri = redirect::check_login(&raw_redirect, &config.login_redirect_uris)?;
+        let mut scopes: Vec<String> = match q.scope.as_deref().filter(|s| !s.trim().is_empty()) {
+            Some(requested) => {
+                let words: Vec<&str> = requested.split(' ').filter(|w| !w.is_empty()).collect();
+                if !words.iter().all(|w| Scope::is_valid_token(w)) {
+                    return Err(bad_request("scope is malformed"));
+                }
+                words.into_iter().map(str::to_owned).collect()
+            }
+            None => config
+                .scopes
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
+        };
+        if !scopes.iter().any(|s| s == "openid") {
+            scopes.insert(0, "openid".to_owned());
+        }
+        let offline = match q.offline_access.as_deref() {
+            Some(v) => matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"),
+            None => config.offline_access,
+        };
+        if offline && !scopes.iter().any(|s| s == "offline_access") {
+            scopes.push("offline_access".to_owned());
+        }
+        if let Some(prompt) = &q.prompt
+            && !PROMPTS.contains(&prompt.as_str())
+        {
+            return Err(bad_request("prompt is not supported"));
+        }
+        let client_challenge = match (q.code_challenge, q.code_challenge_method.as_deref()) {
+            (None, _) => None,
+            (Some(c), None | Some("S256")) if is_challenge(&c) => Some(c),
+            _ => return Err(bad_request("code_challenge must be an S256 challenge")),
+        };
+        let discovery = self.provider().discovery().await?;
+        let authorize = discovery.authorization_endpoint.clone().ok_or_else(|| {
+            AuthError::unavailable("the identity provider has no authorization endpoint")
+        })?;
+        let verifier = if client_challenge.is_some() {
+            String::new()
+        } else {
+            URL_SAFE_NO_PAD.encode(random::<32>())
+        };
+        let challenge = client_challenge.clone().unwrap_or_else(|| s256(&verifier));
+        let tx = Transaction {
+            id: random::<16>(),
+            expires_at: self.now() + LOGIN_LIFETIME_SECS,
+            verifier,
+            client_challenge,
+            nonce: URL_SAFE_NO_PAD.encode(random::<16>()),
+            redirect_uri: redirect_uri.as_str().to_owned(),
+        };
+        let state = format!(
+            "{}|{}",
+            URL_SAFE_NO_PAD.encode(random::<12>()),
+            self.sealer().seal(&tx)
+        );
+        let mut url = authorize;
+        {
+            let mut pairs = url.query_pairs_mut();
+            pairs
+                .append_pair("response_type", "code")
+                .append_pair("client_id", config.client_id())
+                .append_pair("redirect_uri", redirect_uri.as_str())
+                .append_pair("scope", &scopes.join(" "))
+                .append_pair("state", &state)
+                .append_pair("nonce", &tx.nonce)
+                .append_pair("code_challenge", &challenge)
+                .append_pair("code_challenge_method", "S256");
+            if let Some(prompt) = &q.prompt {
+                pairs.append_pair("prompt", prompt);
+            }
+        }
+        Ok(EndpointResponse::Redirect {
+            location: url.into(),
+        })
+    }
+
+    /// `GET /auth/v2/callback`: the provider redirected here with `code` and `state`. Opens and
+    /// consumes the transaction, checks `iss` (RFC 9207), exchanges the code and answers Token
+    /// JSON. Nothing reaches the provider unless the state is valid and unused.
+    pub async fn callback_endpoint(&self, query: &str) -> Result<EndpointResponse, AuthError> {
+        let q: CallbackQuery = parse_params(query.as_bytes())?;
+        let state = q.state.ok_or_else(|| bad_request("state is required"))?;
+        let now = self.now();
+        let tx = self.sealer().open(handle_of(&state), now)?;
+        self.sealer().consume(&tx, now)?;
+        if let Some(error) = q.error {
+            let code = if error == "access_denied" {
+                "access_denied"
+            } else {
+                "invalid_request"
+            };
+            return Err(AuthError::oauth(
+                code,
+                "the login was not completed at the identity provider",
+            ));
+        }
+        let discovery = self.provider().discovery().await?;
+        let issuer = self.provider().issuer().await?;
+        match q.iss {
+            Some(iss) if iss != issuer.as_str() => {
+                return Err(bad_request(
+                    "the authorization response comes from another issuer",
+                ));
+            }
+            None if discovery.authorization_response_iss_parameter_supported => {
+                return Err(bad_request("the authorization response lacks its issuer"));
+            }
+            _ => {}
+        }
+        let code = q
+            .code
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| bad_request("code is required"))?;
+        if tx.client_challenge.is_some() {
+            return Err(bad_request(
+                "this login is completed by its client at the token endpoint",
+            ));
+        }
+        let verifier = tx.verifier.clone();
+        self.exchange_code(&tx, code, verifier).await
+    }
+
+    /// The code grant at the token endpoint: `code_verifier` is either the sealed handle from
+    /// `state` (py-oidc-auth-client) or, for a client that brought its own challenge, its own
+    /// verifier together with `state`.
+    pub(crate) async fn code_grant(
+        &self,
+        code: String,
+        redirect_uri: Option<String>,
+        code_verifier: Option<String>,
+        state: Option<String>,
+    ) -> Result<EndpointResponse, AuthError> {
+        let redirect_uri = redirect_uri.ok_or_else(|| bad_request("redirect_uri is required"))?;
+        let code_verifier =
+            code_verifier.ok_or_else(|| bad_request("code_verifier is required"))?;
+        let now = self.now();
+        let (tx, verifier) = match self.sealer().open(&code_verifier, now) {
+            Ok(tx) if tx.client_challenge.is_none() => {
+                let verifier = tx.verifier.clone();
+                (tx, verifier)
+            }
+            Ok(_) => {
+                return Err(AuthError::oauth(
+                    "invalid_grant",
+                    "send your own code_verifier",
+                ));
+            }
+            Err(sealed_error) => {
+                let Some(state) = state else {
+                    return Err(sealed_error);
+                };
+                let tx = self.sealer().open(handle_of(&state), now)?;
+                let challenge = tx.client_challenge.clone().ok_or_else(|| {
+                    AuthError::oauth(
+                        "invalid_grant",
+                        "the login state is invalid, expired or already used",
+                    )
+                })?;
+                if !bool::from(s256(&code_verifier).as_bytes().ct_eq(challenge.as_bytes())) {
+                    self.sealer().consume(&tx, now)?;
+                    return Err(AuthError::oauth(
+                        "invalid_grant",
+                        "code_verifier does not match the challenge",
+                    ));
+                }
+                (tx, code_verifier)
+            }
+        };
+        self.sealer().consume(&tx, now)?;
+        if tx.redirect_uri != redirect_uri {
+            return Err(AuthError::oauth(
+                "invalid_grant",
+                "redirect_uri differs from the login",
+            ));
+        }
+        self.exchange_code(&tx, code, verifier).await
+    }
+
+    async fn exchange_code(
+        &self,
+        tx: &Transaction,
+        code: String,
+        verifier: String,
+    ) -> Result<EndpointResponse, AuthError> {
+        let discovery = self.provider().discovery().await?;
+        let endpoint = discovery
+            .token_endpoint
+            .clone()
+            .ok_or_else(|| AuthError::unavailable("the identity provider has no token endpoint"))?;
+        let answer = self
+            .provider_post(
+                &endpoint,
+                vec![
+                    ("grant_type", "authorization_code".to_owned()),
+                    ("code", code),
+                    ("redirect_uri", tx.redirect_uri.clone()),
+                    ("code_verifier", verifier),
+                ],
+            )
+            .await?;
+        match answer.get("id_token").and_then(serde_json::Value::as_str) {
+            Some(id_token) => {
+                self.validate_id_token(id_token, &tx.nonce).await?;
+            }
+            None => {
+                return Err(AuthError::oauth(
+                    "invalid_grant",
+                    "the identity provider sent no ID token",
+                ));
+            }
+        }
+        let lifetime = self.config().refresh_token_lifetime.as_secs() as i64;
+        token_json(&answer, self.now(), lifetime).map(EndpointResponse::ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s256_matches_rfc7636_appendix_b() {
+        assert_eq!(
+            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn the_handle_is_the_text_after_the_last_bar() {
+        assert_eq!(handle_of("abc|def|ghi"), "ghi");
+        assert_eq!(handle_of("plain"), "plain");
+    }
+}

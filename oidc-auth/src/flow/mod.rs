@@ -1,0 +1,214 @@
+//! The auth endpoints, framework-free: login and callback (authorization code with PKCE), the
+//! token endpoint (code, refresh, device polling), device authorization, logout and userinfo.
+//!
+//! Each endpoint takes the raw query string, form body or `Authorization` header values and
+//! returns an [`EndpointResponse`] or an [`AuthError`]; the axum and actix-web modules only
+//! translate those.
+
+mod device;
+mod grants;
+mod id_token;
+mod login;
+pub(crate) mod redirect;
+mod routes;
+pub(crate) mod seal;
+mod session;
+
+use serde_json::{Map, Value, json};
+
+use crate::auth::OidcAuth;
+use crate::error::{AuthError, ErrorKind};
+use crate::provider::FetchError;
+
+pub use routes::{AuthEndpoint, AuthRouterSpec, AuthRoutes};
+
+/// Largest form body the token endpoint reads.
+pub(crate) const MAX_FORM_BYTES: usize = 16 * 1024;
+/// Largest answer read from the provider's token, device or userinfo endpoint.
+const MAX_PROVIDER_ANSWER: usize = 64 * 1024;
+
+/// A successful answer of an auth endpoint, independent of any web framework.
+///
+/// ```
+/// use oidc_auth::EndpointResponse;
+/// let r = EndpointResponse::Redirect { location: "https://idp.example/authorize".into() };
+/// assert_eq!(r.status(), 302);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub enum EndpointResponse {
+    /// A JSON body with this status; never cached by clients or proxies.
+    Json {
+        /// HTTP status code.
+        status: u16,
+        /// The body.
+        body: Value,
+    },
+    /// A `302 Found` to `location`.
+    Redirect {
+        /// The target URL.
+        location: String,
+    },
+}
+
+impl EndpointResponse {
+    /// The HTTP status code.
+    pub fn status(&self) -> u16 {
+        match self {
+            EndpointResponse::Json { status, .. } => *status,
+            EndpointResponse::Redirect { .. } => 302,
+        }
+    }
+
+    fn ok(body: Value) -> Self {
+        EndpointResponse::Json { status: 200, body }
+    }
+}
+
+/// Parses a query string or form body into `T`, as a 400 `invalid_request` on failure.
+pub(crate) fn parse_params<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, AuthError> {
+    if raw.len() > MAX_FORM_BYTES {
+        return Err(AuthError::oauth(
+            "invalid_request",
+            "the request is too large",
+        ));
+    }
+    serde_urlencoded::from_bytes(raw)
+        .map_err(|_| AuthError::oauth("invalid_request", "the request parameters are malformed"))
+}
+
+/// Keeps a provider error code only if it looks like one (`[a-z_]`, short): it goes into our
+/// body at top level, and must not carry anything else through.
+fn provider_code(value: &Value) -> Option<String> {
+    let code = value.get("error")?.as_str()?;
+    (!code.is_empty()
+        && code.len() <= 64
+        && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+    .then(|| code.to_owned())
+}
+
+fn fetch_error(e: FetchError) -> AuthError {
+    match e {
+        FetchError::Timeout | FetchError::Connect => {
+            AuthError::unavailable("the identity provider is unreachable").with_retry_after(5)
+        }
+        FetchError::Status(_) | FetchError::TooLarge(_) | FetchError::NotJson => AuthError::new(
+            ErrorKind::BadGateway,
+            "the identity provider answered with an error",
+        ),
+    }
+}
+
+impl OidcAuth {
+    /// POSTs `form` to a provider endpoint with the client's authentication and returns the
+    /// JSON object of a successful answer. OAuth errors keep the provider's code at top level.
+    pub(crate) async fn provider_post(
+        &self,
+        endpoint: &url::Url,
+        mut form: Vec<(&'static str, String)>,
+    ) -> Result<Map<String, Value>, AuthError> {
+        let config = self.config();
+        let mut request = self.provider().http().post(endpoint);
+        match config.client_secret() {
+            Some(secret) => {
+                // RFC 6749 section 2.3.1: both parts form-encoded, then Basic.
+                let enc = |s: &str| {
+                    serde_urlencoded::to_string([("", s)]).unwrap_or_default()[1..].to_owned()
+                };
+                request = request.basic_auth(enc(config.client_id()), Some(enc(secret.expose())));
+            }
+            None => form.push(("client_id", config.client_id().to_owned())),
+        }
+        let (status, body) = self
+            .provider()
+            .http()
+            .send_json(request.form(&form), MAX_PROVIDER_ANSWER)
+            .await
+            .map_err(fetch_error)?;
+        match (status, body) {
+            (200..=299, Value::Object(map)) => Ok(map),
+            (400..=499, body) => {
+                let code = provider_code(&body).unwrap_or_else(|| "invalid_grant".to_owned());
+                tracing::info!(status, error = %code, "identity provider refused a request");
+                Err(AuthError::oauth(
+                    code,
+                    "the identity provider refused the request",
+                ))
+            }
+            (status, _) => {
+                tracing::warn!(status, "identity provider answered unexpectedly");
+                Err(fetch_error(FetchError::Status(status)))
+            }
+        }
+    }
+}
+
+/// The Token JSON of the wire contract from a provider token answer: absolute `expires` and
+/// `refresh_expires` (Unix seconds) plus the standard relative fields.
+///
+/// A `refresh_expires_in` of 0 or none (Keycloak offline tokens) means "no stated expiry", not
+/// "expired": the configured refresh lifetime is announced instead.
+fn token_json(
+    answer: &Map<String, Value>,
+    now: i64,
+    refresh_lifetime: i64,
+) -> Result<Value, AuthError> {
+    let access_token = answer
+        .get("access_token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            AuthError::new(
+                ErrorKind::BadGateway,
+                "the identity provider sent no access token",
+            )
+        })?;
+    let seconds = |name: &str| answer.get(name).and_then(Value::as_i64).filter(|v| *v > 0);
+    let expires_in = seconds("expires_in").unwrap_or(300);
+    let refresh_token = answer
+        .get("refresh_token")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let refresh_expires_in = match seconds("refresh_expires_in") {
+        Some(secs) => secs,
+        None if !refresh_token.is_empty() => refresh_lifetime,
+        None => 0,
+    };
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": answer.get("token_type").and_then(Value::as_str).unwrap_or("Bearer"),
+        "expires": now + expires_in,
+        "expires_in": expires_in,
+        "refresh_token": refresh_token,
+        "refresh_expires": if refresh_token.is_empty() { 0 } else { now + refresh_expires_in },
+        "refresh_expires_in": refresh_expires_in,
+        "scope": answer.get("scope").and_then(Value::as_str).unwrap_or(""),
+    });
+    if let Some(id_token) = answer.get("id_token").and_then(Value::as_str) {
+        body["id_token"] = Value::String(id_token.to_owned());
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_refresh_expiry_means_no_stated_expiry() {
+        let answer = json!({"access_token": "a", "expires_in": 60, "refresh_token": "r", "refresh_expires_in": 0});
+        let body =
+            token_json(answer.as_object().unwrap_or(&Map::new()), 1000, 86_400).unwrap_or_default();
+        assert_eq!(body["expires"], 1060);
+        assert_eq!(body["refresh_expires"], 1000 + 86_400);
+    }
+
+    #[test]
+    fn provider_codes_are_passed_only_when_well_formed() {
+        assert_eq!(
+            provider_code(&json!({"error": "slow_down"})).as_deref(),
+            Some("slow_down")
+        );
+        assert_eq!(provider_code(&json!({"error": "<script>"})), None);
+        assert_eq!(provider_code(&json!({"error": 1})), None);
+    }
+}

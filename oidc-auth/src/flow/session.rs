@@ -1,0 +1,144 @@
+//! Logout (RP-initiated, to the provider's end-session endpoint) and userinfo.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{EndpointResponse, parse_params, redirect};
+use crate::auth::{OidcAuth, bearer_token};
+use crate::error::{AuthError, ErrorKind};
+use crate::policy::NoPolicy;
+
+#[derive(Deserialize)]
+struct LogoutQuery {
+    post_logout_redirect_uri: Option<String>,
+}
+
+/// The user as py-oidc-auth reports it. A name without given and family parts is split at its
+/// first space, so no word of a multi-word name is lost.
+pub(crate) fn normalise_user(info: &Value) -> Value {
+    let text = |name: &str| {
+        info.get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let username = text("preferred_username")
+        .or(text("nickname"))
+        .or(text("sub"))
+        .unwrap_or("");
+    let full = text("name").unwrap_or("").trim();
+    let (first_split, last_split) = full.split_once(' ').unwrap_or((full, ""));
+    json!({
+        "username": username,
+        "first_name": text("given_name").unwrap_or(first_split),
+        "last_name": text("family_name").unwrap_or(last_split.trim()),
+        "pw_name": username,
+        "email": text("email").unwrap_or(""),
+    })
+}
+
+impl OidcAuth {
+    /// `GET /auth/v2/logout`: redirects to the provider's end-session endpoint. A
+    /// `post_logout_redirect_uri` must be in the configured allow-list, compared exactly.
+    pub async fn logout_endpoint(&self, query: &str) -> Result<EndpointResponse, AuthError> {
+        let q: LogoutQuery = parse_params(query.as_bytes())?;
+        let after = match q.post_logout_redirect_uri.as_deref() {
+            Some(raw) => Some(redirect::check_logout(
+                raw,
+                &self.config().logout_redirect_uris,
+            )?),
+            None => None,
+        };
+        let discovery = self.provider().discovery().await?;
+        let Some(mut url) = discovery.end_session_endpoint.clone() else {
+            return Ok(match after {
+                Some(after) => EndpointResponse::Redirect {
+                    location: after.into(),
+                },
+                None => EndpointResponse::Json {
+                    status: 200,
+                    body: json!({"detail": "Logged out"}),
+                },
+            });
+        };
+        {
+            let mut pairs = url.query_pairs_mut();
+            pairs.append_pair("client_id", self.config().client_id());
+            if let Some(after) = &after {
+                pairs.append_pair("post_logout_redirect_uri", after.as_str());
+            }
+        }
+        Ok(EndpointResponse::Redirect {
+            location: url.into(),
+        })
+    }
+
+    /// `GET /auth/v2/userinfo`: validates the bearer token, asks the provider for the user and
+    /// answers `{username, first_name, last_name, pw_name, email}`. A provider answer about
+    /// another subject is refused.
+    pub async fn userinfo_endpoint<'a>(
+        &self,
+        authorization: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<EndpointResponse, AuthError> {
+        let raw = bearer_token(authorization, self.config().max_token_bytes)?;
+        let token = self
+            .authorize::<NoPolicy>([format!("Bearer {raw}").as_bytes()])
+            .await?;
+        let discovery = self.provider().discovery().await?;
+        let endpoint = discovery.userinfo_endpoint.clone().ok_or_else(|| {
+            AuthError::unavailable("the identity provider has no userinfo endpoint")
+        })?;
+        let request = self.provider().http().get(&endpoint).bearer_auth(raw);
+        let (status, info) = self
+            .provider()
+            .http()
+            .send_json(request, 64 * 1024)
+            .await
+            .map_err(super::fetch_error)?;
+        if status == 401 || status == 403 {
+            return Err(AuthError::invalid(
+                "the identity provider no longer accepts the token",
+            ));
+        }
+        if !(200..300).contains(&status) {
+            return Err(AuthError::new(
+                ErrorKind::BadGateway,
+                "the identity provider's userinfo failed",
+            ));
+        }
+        if info.get("sub").and_then(Value::as_str) != Some(token.sub()) {
+            return Err(AuthError::oauth(
+                "invalid_request",
+                "userinfo describes another subject",
+            ));
+        }
+        Ok(EndpointResponse::Json {
+            status: 200,
+            body: normalise_user(&info),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_word_names_keep_every_word() {
+        let user = normalise_user(&json!({"sub": "1", "name": "Alice van der Berg"}));
+        assert_eq!(user["first_name"], "Alice");
+        assert_eq!(user["last_name"], "van der Berg");
+        assert_eq!(user["username"], "1");
+    }
+
+    #[test]
+    fn given_and_family_names_win() {
+        let user = normalise_user(&json!({
+            "sub": "1", "preferred_username": "alice", "given_name": "Mary Ann",
+            "family_name": "van der Berg", "name": "x y", "email": "a@example.com"
+        }));
+        assert_eq!(
+            user,
+            json!({"username": "alice", "first_name": "Mary Ann", "last_name": "van der Berg", "pw_name": "alice", "email": "a@example.com"})
+        );
+    }
+}
