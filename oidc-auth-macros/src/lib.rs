@@ -1,8 +1,10 @@
 //! Procedural macros of `oidc-auth`. Use them through the `oidc-auth` crate, which re-exports
-//! them: `#[oidc_auth::required]`, `#[oidc_auth::optional]` and `#[derive(oidc_auth::Scopes)]`.
+//! them: `#[oidc_auth::required]`, `#[oidc_auth::optional]`, `#[oidc_auth::auth_router]` and
+//! `#[derive(oidc_auth::Scopes)]`.
 //! The documentation with examples is on those re-exports.
 
 mod args;
+mod auth_router;
 mod diag;
 mod required;
 mod scopes;
@@ -25,4 +27,10 @@ pub fn optional(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_derive(Scopes, attributes(scope))]
 pub fn derive_scopes(input: TokenStream) -> TokenStream {
     scopes::derive(input.into()).into()
+}
+
+/// Declares the auth endpoints' routes: see `oidc_auth::auth_router`.
+#[proc_macro_attribute]
+pub fn auth_router(attr: TokenStream, item: TokenStream) -> TokenStream {
+    auth_router::expand(attr.into(), item.into()).into()
 }

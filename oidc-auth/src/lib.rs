@@ -92,11 +92,86 @@ pub use oidc_auth_macros::optional;
 #[doc = include_str!("../docs/scopes.md")]
 pub use oidc_auth_macros::Scopes;
 
+#[doc = include_str!("../docs/auth_router.md")]
+pub use oidc_auth_macros::auth_router;
+
+// The methods `#[auth_router]` adds to its struct depend on this crate's features, never on the
+// user's: each framework's variant of the macro is compiled in or stubbed here.
+#[cfg(feature = "axum")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __oidc_auth_axum_methods {
+    ($ty:ident) => {
+        impl $ty {
+            /// The auth endpoints as an axum `Router`, to merge into the application.
+            pub fn router<S>(auth: $crate::OidcAuth) -> $crate::__private::axum::Router<S>
+            where
+                S: ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
+            {
+                $crate::axum::auth_router_for::<Self, S>(auth)
+            }
+        }
+    };
+}
+
+#[cfg(not(feature = "axum"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __oidc_auth_axum_methods {
+    ($ty:ident) => {};
+}
+
+#[cfg(feature = "actix-web")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __oidc_auth_actix_methods {
+    ($ty:ident) => {
+        impl $ty {
+            /// The auth endpoints as an actix-web `Scope` at the prefix.
+            pub fn scope(auth: $crate::OidcAuth) -> $crate::__private::actix_web::Scope {
+                $crate::actix::auth_scope_for::<Self>(auth)
+            }
+
+            /// The auth endpoints as a function for `App::configure`.
+            pub fn configure(
+                auth: $crate::OidcAuth,
+            ) -> impl Fn(&mut $crate::__private::actix_web::web::ServiceConfig) + ::core::clone::Clone {
+                $crate::actix::auth_config(
+                    auth,
+                    <Self as $crate::__private::AuthRouterSpec>::routes(),
+                )
+            }
+        }
+    };
+}
+
+#[cfg(not(feature = "actix-web"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __oidc_auth_actix_methods {
+    ($ty:ident) => {};
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __oidc_auth_router_methods {
+    ($ty:ident) => {
+        $crate::__oidc_auth_axum_methods!($ty);
+        $crate::__oidc_auth_actix_methods!($ty);
+    };
+}
+
 /// Items used by code that the `oidc-auth` macros generate. Not a public API: names and
 /// signatures may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::__oidc_auth_router_methods as auth_router_methods;
+    pub use crate::flow::{AuthEndpoint, AuthRouterSpec, AuthRoutes};
     pub use crate::guard::{Authorized, MaybeAuthorized};
     pub use crate::policy::{ClaimRule, ClaimValue, Policy};
     pub use crate::token::IdToken;
+    #[cfg(feature = "actix-web")]
+    pub use ::actix_web;
+    #[cfg(feature = "axum")]
+    pub use ::axum;
 }

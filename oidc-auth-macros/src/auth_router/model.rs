@@ -1,0 +1,101 @@
+//! The checked route spec: well-formed paths, and no two endpoints on the same path.
+
+use super::parse::{ENDPOINTS, RawArgs, Setting};
+use crate::diag::Diagnostics;
+
+/// The validated routes.
+pub(crate) struct Model {
+    pub(crate) crate_path: syn::Path,
+    pub(crate) prefix: String,
+    /// Per endpoint (in `ENDPOINTS` order): the variant name and its path, `None` if disabled.
+    pub(crate) endpoints: Vec<(&'static str, Option<String>)>,
+}
+
+fn check_path(
+    what: &str,
+    path: &str,
+    span: proc_macro2::Span,
+    allow_empty: bool,
+    diag: &mut Diagnostics,
+) {
+    if path.is_empty() && allow_empty {
+        return;
+    }
+    if !path.starts_with('/') {
+        diag.error(
+            span,
+            format!(
+                "`#[oidc::auth_router]`: {what} `{path}` must start with `/`: write \"/{}\"",
+                path.trim_start_matches('/')
+            ),
+        );
+    } else if path.len() > 1 && path.ends_with('/') || path == "/" {
+        diag.error(
+            span,
+            format!(
+                "`#[oidc::auth_router]`: {what} `{path}` must not end with `/`: write \"{}\"",
+                path.trim_end_matches('/')
+            ),
+        );
+    } else if path.contains("//")
+        || path
+            .chars()
+            .any(|c| c.is_whitespace() || c == '?' || c == '#')
+    {
+        diag.error(span, format!("`#[oidc::auth_router]`: {what} `{path}` is not a plain path; use segments like \"/auth/v2/login\""));
+    }
+}
+
+pub(crate) fn build(raw: RawArgs, diag: &mut Diagnostics) -> Model {
+    let prefix = match raw.prefix {
+        Some((prefix, span)) => {
+            check_path("prefix", &prefix, span, true, diag);
+            prefix
+        }
+        None => String::new(),
+    };
+    let mut endpoints: Vec<(&'static str, Option<String>)> = ENDPOINTS
+        .iter()
+        .map(|(_, variant, default)| (*variant, Some((*default).to_owned())))
+        .collect();
+    let mut spans = vec![None; ENDPOINTS.len()];
+    for (key, setting, key_span) in raw.endpoints {
+        let Some(index) = ENDPOINTS.iter().position(|(k, _, _)| *k == key) else {
+            continue;
+        };
+        match setting {
+            Setting::Disabled => endpoints[index].1 = None,
+            Setting::Path(path, span) => {
+                check_path(&format!("path of `{key}`"), &path, span, false, diag);
+                endpoints[index].1 = Some(path);
+                spans[index] = Some(span);
+            }
+        }
+        spans[index] = spans[index].or(Some(key_span));
+    }
+    for i in 0..endpoints.len() {
+        for j in 0..i {
+            if let (Some(a), Some(b)) = (&endpoints[i].1, &endpoints[j].1)
+                && a == b
+            {
+                let span = spans[i]
+                    .or(spans[j])
+                    .unwrap_or_else(proc_macro2::Span::call_site);
+                diag.error(
+                    span,
+                    format!(
+                        "`#[oidc::auth_router]`: `{}` and `{}` both resolve to `{prefix}{a}`; give one of them another path",
+                        ENDPOINTS[j].0, ENDPOINTS[i].0
+                    ),
+                );
+            }
+        }
+    }
+    Model {
+        crate_path: raw
+            .crate_path
+            .unwrap_or_else(|| syn::parse_quote!(::oidc_auth)),
+        prefix,
+        endpoints,
+    }
+}
