@@ -36,6 +36,11 @@ impl Policy for ReadWrite {
     ];
 }
 
+/// The auth endpoints of the test application: every endpoint, below `/api`.
+pub fn auth_routes() -> oidc_auth::AuthRoutes {
+    oidc_auth::AuthRoutes::new().prefix("/api")
+}
+
 fn me(token: &IdToken) -> Value {
     json!({"sub": token.sub()})
 }
@@ -81,6 +86,14 @@ pub mod axum_app {
                 post(|t: IdToken, body: String| async move {
                     Json(json!({"sub": t.sub(), "len": body.len()}))
                 }),
+            )
+            .merge(oidc_auth::axum::auth_router(
+                auth.clone(),
+                &super::auth_routes(),
+            ))
+            .route(
+                "/api/auth/v2/auth-ports",
+                get(|| async { Json(json!({"valid_ports": [8080, 8443]})) }),
             )
             .with_state(auth)
     }
@@ -128,7 +141,14 @@ pub mod actix_app {
                 .route("/verified", web::get().to(verified_h))
                 .route("/readwrite", web::get().to(readwrite_h))
                 .route("/feed", web::get().to(feed_h))
-                .route("/upload", web::post().to(upload_h));
+                .route("/upload", web::post().to(upload_h))
+                .route(
+                    "/api/auth/v2/auth-ports",
+                    web::get().to(|| async {
+                        HttpResponse::Ok().json(json!({"valid_ports": [8080, 8443]}))
+                    }),
+                );
+            oidc_auth::actix::auth_config(auth.clone(), super::auth_routes())(cfg);
         }
     }
 }

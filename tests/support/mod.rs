@@ -112,6 +112,7 @@ impl Harness {
             actix_stop: Some(actix_stop),
             client: reqwest::Client::builder()
                 .pool_max_idle_per_host(0)
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
         }
