@@ -4,15 +4,11 @@
 //! with valid tokens. Point it at a real provider with `OIDC_DISCOVERY_URL`, `OIDC_CLIENT_ID` and
 //! `OIDC_AUDIENCE`; `OIDC_AUTH_DEMO_ADDR` sets the listen address (default `127.0.0.1:8080`).
 
-use oidc_auth_examples::{axum_demo, demo_addr, demo_auth, print_usage};
+use oidc_auth_examples::{axum_demo, demo_addr, demo_auth, init_tracing, print_usage};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    init_tracing();
     let demo = demo_auth().await?;
     let addr = demo_addr();
     let listener = tokio::net::TcpListener::bind(&addr).await?;

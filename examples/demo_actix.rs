@@ -2,15 +2,11 @@
 //! axum demo (`cargo run --example demo`).
 
 use actix_web::{App, HttpServer};
-use oidc_auth_examples::{actix_demo, demo_addr, demo_auth, print_usage};
+use oidc_auth_examples::{actix_demo, demo_addr, demo_auth, init_tracing, print_usage};
 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    init_tracing();
     let demo = demo_auth().await?;
     let configure = actix_demo::configure(demo.auth.clone());
     let server =

@@ -48,6 +48,13 @@ pub async fn demo_auth_from(
     })
 }
 
+/// Logs to stderr, at `info` unless `RUST_LOG` says otherwise.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
 /// The address to listen on: `OIDC_AUTH_DEMO_ADDR`, default `127.0.0.1:8080`.
 pub fn demo_addr() -> String {
     std::env::var("OIDC_AUTH_DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned())

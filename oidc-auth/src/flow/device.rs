@@ -19,13 +19,12 @@ impl OidcAuth {
     /// Starts a device authorization at the provider. Answers 503 when the provider has no
     /// device endpoint: py-oidc-auth-client then falls back to the browser flow.
     pub async fn device_endpoint(&self) -> Result<EndpointResponse, AuthError> {
-        let discovery = self.provider().discovery().await?;
-        let endpoint = discovery
-            .device_authorization_endpoint
-            .clone()
-            .ok_or_else(|| {
-                AuthError::unavailable("the identity provider does not support the device flow")
-            })?;
+        let endpoint = self
+            .provider_endpoint(
+                |d| d.device_authorization_endpoint.as_ref(),
+                "the identity provider does not support the device flow",
+            )
+            .await?;
         let config = self.config();
         let mut scopes: Vec<&str> = config.scopes.iter().map(|s| s.as_str()).collect();
         if config.offline_access && !scopes.contains(&"offline_access") {

@@ -69,11 +69,12 @@ impl OidcAuth {
         field: &'static str,
         value: String,
     ) -> Result<EndpointResponse, AuthError> {
-        let discovery = self.provider().discovery().await?;
-        let endpoint = discovery
-            .token_endpoint
-            .clone()
-            .ok_or_else(|| AuthError::unavailable("the identity provider has no token endpoint"))?;
+        let endpoint = self
+            .provider_endpoint(
+                |d| d.token_endpoint.as_ref(),
+                "the identity provider has no token endpoint",
+            )
+            .await?;
         let answer = self
             .provider_post(
                 &endpoint,

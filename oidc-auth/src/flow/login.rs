@@ -100,10 +100,12 @@ impl OidcAuth {
             (Some(c), None | Some("S256")) if is_challenge(&c) => Some(c),
             _ => return Err(bad_request("code_challenge must be an S256 challenge")),
         };
-        let discovery = self.provider().discovery().await?;
-        let authorize = discovery.authorization_endpoint.clone().ok_or_else(|| {
-            AuthError::unavailable("the identity provider has no authorization endpoint")
-        })?;
+        let authorize = self
+            .provider_endpoint(
+                |d| d.authorization_endpoint.as_ref(),
+                "the identity provider has no authorization endpoint",
+            )
+            .await?;
         let verifier = if client_challenge.is_some() {
             String::new()
         } else {
@@ -252,11 +254,12 @@ impl OidcAuth {
         code: String,
         verifier: String,
     ) -> Result<EndpointResponse, AuthError> {
-        let discovery = self.provider().discovery().await?;
-        let endpoint = discovery
-            .token_endpoint
-            .clone()
-            .ok_or_else(|| AuthError::unavailable("the identity provider has no token endpoint"))?;
+        let endpoint = self
+            .provider_endpoint(
+                |d| d.token_endpoint.as_ref(),
+                "the identity provider has no token endpoint",
+            )
+            .await?;
         let answer = self
             .provider_post(
                 &endpoint,

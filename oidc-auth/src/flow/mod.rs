@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::OidcAuth;
 use crate::error::{AuthError, ErrorKind};
-use crate::provider::FetchError;
+use crate::provider::{Discovery, FetchError};
 
 pub use routes::{AuthEndpoint, AuthRouterSpec, AuthRoutes};
 
@@ -99,6 +99,19 @@ fn fetch_error(e: FetchError) -> AuthError {
 }
 
 impl OidcAuth {
+    /// A provider endpoint from the discovery document; 503 when the provider has none (or
+    /// cannot be reached).
+    pub(crate) async fn provider_endpoint(
+        &self,
+        pick: fn(&Discovery) -> Option<&url::Url>,
+        missing: &'static str,
+    ) -> Result<url::Url, AuthError> {
+        let discovery = self.provider().discovery().await?;
+        pick(&discovery)
+            .cloned()
+            .ok_or_else(|| AuthError::unavailable(missing))
+    }
+
     /// POSTs `form` to a provider endpoint with the client's authentication and returns the
     /// JSON object of a successful answer. OAuth errors keep the provider's code at top level.
     pub(crate) async fn provider_post(

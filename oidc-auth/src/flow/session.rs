@@ -83,10 +83,12 @@ impl OidcAuth {
         let token = self
             .authorize::<NoPolicy>([format!("Bearer {raw}").as_bytes()])
             .await?;
-        let discovery = self.provider().discovery().await?;
-        let endpoint = discovery.userinfo_endpoint.clone().ok_or_else(|| {
-            AuthError::unavailable("the identity provider has no userinfo endpoint")
-        })?;
+        let endpoint = self
+            .provider_endpoint(
+                |d| d.userinfo_endpoint.as_ref(),
+                "the identity provider has no userinfo endpoint",
+            )
+            .await?;
         let request = self.provider().http().get(&endpoint).bearer_auth(raw);
         let (status, info) = self
             .provider()
