@@ -65,6 +65,7 @@ pub fn print_usage(addr: &str, mock: Option<&MockProvider>) {
     println!("oidc-auth demo listening on http://{addr}");
     let Some(mock) = mock else {
         println!("  GET /public  /me  /admin  /feed  (send Authorization: Bearer <token>)");
+        println!("  auth endpoints: /api/auth/v2/{{login,callback,token,device,logout,userinfo}}");
         return;
     };
     let user = mock
@@ -96,6 +97,10 @@ pub fn print_usage(addr: &str, mock: Option<&MockProvider>) {
     println!("  curl -i http://{addr}/admin -H 'Authorization: Bearer {admin}'");
     println!("  curl -i http://{addr}/feed");
 }
+
+/// The built-in auth endpoints, below `/api` (login, callback, token, device, logout, userinfo).
+#[oidc::auth_router(prefix = "/api")]
+pub struct AuthApi;
 
 fn me(token: &IdToken) -> Value {
     json!({"sub": token.sub()})
@@ -137,6 +142,7 @@ pub mod axum_demo {
             .route("/me", get(me_h))
             .route("/admin", get(admin_h))
             .route("/feed", get(feed_h))
+            .merge(AuthApi::router(auth.clone()))
             .with_state(auth)
     }
 }
@@ -172,7 +178,8 @@ pub mod actix_demo {
                 .route("/public", web::get().to(public))
                 .route("/me", web::get().to(me_h))
                 .route("/admin", web::get().to(admin_h))
-                .route("/feed", web::get().to(feed_h));
+                .route("/feed", web::get().to(feed_h))
+                .configure(AuthApi::configure(auth.clone()));
         }
     }
 }

@@ -73,7 +73,10 @@ async fn demo_configured_from_the_environment_answers_as_documented() {
         .scope("admin")
         .claim("groups", json!(["admins"]))
         .sign();
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
     for base in serve_both(demo.auth).await {
         let (code, _, challenge) = status(&client, format!("{base}/me"), None).await;
         assert_eq!(code, 401);
@@ -103,6 +106,18 @@ async fn demo_configured_from_the_environment_answers_as_documented() {
             json!({"authenticated": true})
         );
         assert_eq!(status(&client, format!("{base}/public"), None).await.0, 200);
+        let login = client
+            .get(format!(
+                "{base}/api/auth/v2/login?redirect_uri=http%3A%2F%2Flocalhost%3A53100%2Fcallback"
+            ))
+            .send()
+            .await
+            .expect("login answers");
+        assert_eq!(
+            login.status().as_u16(),
+            302,
+            "the auth router is mounted under /api"
+        );
     }
 }
 

@@ -314,6 +314,9 @@ impl OidcConfig {
     /// | `OIDC_LEEWAY_SECS` | [`leeway`](OidcConfigBuilder::leeway) |
     /// | `OIDC_TIMEOUT_SECS` | [`timeout`](OidcConfigBuilder::timeout) |
     /// | `OIDC_OFFLINE_ACCESS` | [`offline_access`](OidcConfigBuilder::offline_access) (`true`/`false`) |
+    /// | `OIDC_LOGIN_REDIRECT_URIS` | [`login_redirect_uris`](OidcConfigBuilder::login_redirect_uris), comma separated |
+    /// | `OIDC_LOGOUT_REDIRECT_URIS` | [`logout_redirect_uris`](OidcConfigBuilder::logout_redirect_uris), comma separated |
+    /// | `OIDC_STATE_KEY` | [`state_key`](OidcConfigBuilder::state_key) |
     ///
     /// ```no_run
     /// let config = oidc_auth::OidcConfig::from_env()?;
@@ -369,6 +372,22 @@ impl OidcConfig {
         if let Some(v) = get("OIDC_TIMEOUT_SECS") {
             let secs = parse_secs("timeout", "OIDC_TIMEOUT_SECS", &v)?;
             b = b.timeout(Duration::from_secs(secs));
+        }
+        let list = |v: String| -> Vec<String> {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        if let Some(v) = get("OIDC_LOGIN_REDIRECT_URIS") {
+            b = b.login_redirect_uris(list(v));
+        }
+        if let Some(v) = get("OIDC_LOGOUT_REDIRECT_URIS") {
+            b = b.logout_redirect_uris(list(v));
+        }
+        if let Some(v) = get("OIDC_STATE_KEY") {
+            b = b.state_key(v);
         }
         if let Some(v) = get("OIDC_OFFLINE_ACCESS") {
             b = b.offline_access(parse_bool("offline_access", "OIDC_OFFLINE_ACCESS", &v)?);
