@@ -23,11 +23,30 @@ pub enum Endpoint {
     Discovery,
     /// `GET /jwks`.
     Jwks,
+    /// `GET /authorize`: the authorization endpoint of the code flow.
+    Authorize,
+    /// `POST /token`: the token endpoint (authorization code, refresh token and device code
+    /// grants).
+    Token,
+    /// `POST /device`: the device authorization endpoint (RFC 8628).
+    Device,
+    /// `GET /userinfo` (`POST` is answered too).
+    Userinfo,
+    /// `GET /logout`: the end-session endpoint (RP-initiated logout).
+    EndSession,
 }
 
 impl Endpoint {
     /// Every endpoint, in the order of [`Endpoint::index`].
-    pub(super) const ALL: [Endpoint; 2] = [Endpoint::Discovery, Endpoint::Jwks];
+    pub(super) const ALL: [Endpoint; 7] = [
+        Endpoint::Discovery,
+        Endpoint::Jwks,
+        Endpoint::Authorize,
+        Endpoint::Token,
+        Endpoint::Device,
+        Endpoint::Userinfo,
+        Endpoint::EndSession,
+    ];
 
     /// Number of endpoints; the length of the per-endpoint fault and hit tables.
     pub(super) const COUNT: usize = Self::ALL.len();
@@ -37,6 +56,11 @@ impl Endpoint {
         match self {
             Endpoint::Discovery => 0,
             Endpoint::Jwks => 1,
+            Endpoint::Authorize => 2,
+            Endpoint::Token => 3,
+            Endpoint::Device => 4,
+            Endpoint::Userinfo => 5,
+            Endpoint::EndSession => 6,
         }
     }
 
@@ -45,6 +69,11 @@ impl Endpoint {
         match self {
             Endpoint::Discovery => "/.well-known/openid-configuration",
             Endpoint::Jwks => "/jwks",
+            Endpoint::Authorize => "/authorize",
+            Endpoint::Token => "/token",
+            Endpoint::Device => "/device",
+            Endpoint::Userinfo => "/userinfo",
+            Endpoint::EndSession => "/logout",
         }
     }
 }

@@ -11,14 +11,18 @@ use tokio::sync::watch;
 
 use super::fault::{Endpoint, Fault};
 use super::keys::{KeyRing, SigningAlg, SigningKey};
+use super::op::OpState;
 use super::server;
 use super::token::{self, TokenBuilder};
 
 /// An OpenID provider running in-process on `127.0.0.1:<random port>`, for tests.
 ///
-/// It serves discovery (`/.well-known/openid-configuration`) and the JWKS (`/jwks`), mints signed
-/// tokens with [`token`](Self::token), rotates keys, injects [`Fault`]s per [`Endpoint`] and counts
-/// the requests it receives.
+/// It serves discovery (`/.well-known/openid-configuration`), the JWKS (`/jwks`), and the
+/// authorization, token, device authorization, userinfo and end-session endpoints of a provider
+/// that logs its user in without a prompt (see [`set_user`](Self::set_user),
+/// [`set_client`](Self::set_client) and the other switches). It mints signed tokens with
+/// [`token`](Self::token), rotates keys, injects [`Fault`]s per [`Endpoint`] and counts the
+/// requests it receives.
 ///
 /// Cloning is cheap and every clone controls the same server. The server runs on a spawned tokio
 /// task and stops when the last clone is dropped, or on [`shutdown`](Self::shutdown). It needs a
@@ -109,6 +113,7 @@ impl MockProvider {
             discovery_issuer: Mutex::new(None),
             faults: Mutex::new(std::array::from_fn(|_| Fault::None)),
             hits: [const { AtomicUsize::new(0) }; Endpoint::COUNT],
+            op: Mutex::new(OpState::default()),
             shutdown: shutdown_rx,
         });
         let stopped = server::spawn(listener, Arc::clone(&shared));
@@ -123,7 +128,7 @@ impl MockProvider {
         })
     }
 
-    fn shared(&self) -> &Arc<Shared> {
+    pub(super) fn shared(&self) -> &Arc<Shared> {
         &self.inner.shared
     }
 
@@ -380,6 +385,7 @@ pub(super) struct Shared {
     discovery_issuer: Mutex<Option<String>>,
     faults: Mutex<[Fault; Endpoint::COUNT]>,
     hits: [AtomicUsize; Endpoint::COUNT],
+    op: Mutex<OpState>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -388,12 +394,18 @@ impl Shared {
         &self.issuer
     }
 
-    fn url(&self, endpoint: Endpoint) -> String {
+    pub(super) fn url(&self, endpoint: Endpoint) -> String {
         format!("{}{}", self.issuer, endpoint.path())
     }
 
     pub(super) fn keys(&self) -> MutexGuard<'_, KeyRing> {
         lock(&self.keys)
+    }
+
+    /// The OpenID flow state. Never hold the guard across an await, while signing, or while
+    /// calling a test's tweak.
+    pub(super) fn op(&self) -> MutexGuard<'_, OpState> {
+        lock(&self.op)
     }
 
     pub(super) fn fault(&self, endpoint: Endpoint) -> Fault {
@@ -421,12 +433,16 @@ impl Shared {
         let advertised = lock(&self.discovery_issuer)
             .clone()
             .unwrap_or_else(|| issuer.clone());
-        json!({
+        let (device_enabled, iss_supported) = {
+            let op = self.op();
+            (op.device_enabled, op.iss_in_authorization_response)
+        };
+        let mut doc = json!({
             "issuer": advertised,
-            "authorization_endpoint": format!("{issuer}/authorize"),
-            "token_endpoint": format!("{issuer}/token"),
-            "userinfo_endpoint": format!("{issuer}/userinfo"),
-            "end_session_endpoint": format!("{issuer}/logout"),
+            "authorization_endpoint": self.url(Endpoint::Authorize),
+            "token_endpoint": self.url(Endpoint::Token),
+            "userinfo_endpoint": self.url(Endpoint::Userinfo),
+            "end_session_endpoint": self.url(Endpoint::EndSession),
             "jwks_uri": self.url(Endpoint::Jwks),
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
@@ -438,7 +454,20 @@ impl Shared {
             ],
             "code_challenge_methods_supported": ["S256"],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        })
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ],
+            "authorization_response_iss_parameter_supported": iss_supported,
+        });
+        if device_enabled && let Some(doc) = doc.as_object_mut() {
+            doc.insert(
+                "device_authorization_endpoint".into(),
+                Value::from(self.url(Endpoint::Device)),
+            );
+        }
+        doc
     }
 
     pub(super) fn jwks_document(&self) -> Value {
@@ -448,6 +477,6 @@ impl Shared {
 
 /// A panic while holding one of these locks cannot leave the plain data behind them invalid, so
 /// poisoning is ignored rather than turned into a second panic.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

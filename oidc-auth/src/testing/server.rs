@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get};
+use axum::routing::{MethodRouter, get, post};
 use axum::serve::{IncomingStream, Listener};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -27,6 +27,7 @@ use tokio::sync::watch;
 
 use super::fault::{Endpoint, Fault};
 use super::provider::Shared;
+use super::{flows, grants};
 
 /// Body of [`Fault::Garbage`]: what a misconfigured proxy would send instead of JSON.
 const GARBAGE: &str = "<html><head><title>502 Bad Gateway</title></head>\
@@ -54,17 +55,27 @@ pub(super) fn spawn(listener: TcpListener, shared: Arc<Shared>) -> watch::Receiv
 }
 
 fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route(
-            Endpoint::Discovery.path(),
-            with_faults(&shared, Endpoint::Discovery, get(discovery)),
-        )
-        .route(
-            Endpoint::Jwks.path(),
-            with_faults(&shared, Endpoint::Jwks, get(jwks)),
-        )
-        .fallback(not_found)
-        .with_state(shared)
+    let mut router = Router::new();
+    for endpoint in Endpoint::ALL {
+        router = router.route(
+            endpoint.path(),
+            with_faults(&shared, endpoint, handler(endpoint)),
+        );
+    }
+    router.fallback(not_found).with_state(shared)
+}
+
+/// The real handler of each endpoint, before faults.
+fn handler(endpoint: Endpoint) -> MethodRouter<Arc<Shared>> {
+    match endpoint {
+        Endpoint::Discovery => get(discovery),
+        Endpoint::Jwks => get(jwks),
+        Endpoint::Authorize => get(flows::authorize),
+        Endpoint::Token => post(grants::token),
+        Endpoint::Device => post(flows::device_authorization),
+        Endpoint::Userinfo => get(flows::userinfo).post(flows::userinfo),
+        Endpoint::EndSession => get(flows::end_session),
+    }
 }
 
 async fn discovery(State(shared): State<Arc<Shared>>) -> Json<Value> {
@@ -93,7 +104,7 @@ struct Guarded {
 }
 
 /// Wraps an endpoint's real handler so its fault is applied and its hits counted. New endpoints
-/// only need their own entry in [`Endpoint`] and a route built through this.
+/// only need their own entry in [`Endpoint`] and in [`handler`].
 fn with_faults(
     shared: &Arc<Shared>,
     endpoint: Endpoint,

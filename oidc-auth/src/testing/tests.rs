@@ -9,14 +9,14 @@ use serde_json::{Value, json};
 
 use super::{Endpoint, Fault, MockProvider, SigningAlg};
 
-fn client() -> reqwest::Client {
+pub(super) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .expect("reqwest client")
 }
 
-async fn get_json(url: &str) -> Value {
+pub(super) async fn get_json(url: &str) -> Value {
     client()
         .get(url)
         .send()
@@ -40,7 +40,7 @@ fn jwk_bytes(jwk: &Value, field: &str) -> Vec<u8> {
 }
 
 /// Splits a compact JWS into (header JSON, claims JSON, signing input, signature).
-fn parts(token: &str) -> (Value, Value, String, Vec<u8>) {
+pub(super) fn parts(token: &str) -> (Value, Value, String, Vec<u8>) {
     let pieces: Vec<&str> = token.split('.').collect();
     assert_eq!(pieces.len(), 3, "compact JWS has three parts: {token}");
     let header = serde_json::from_slice(&decode(pieces[0])).expect("header JSON");
@@ -50,7 +50,10 @@ fn parts(token: &str) -> (Value, Value, String, Vec<u8>) {
 }
 
 /// Verifies `token` against the provider's published JWKS, the way a relying party would.
-async fn verify_with_jwks(provider: &MockProvider, token: &str) -> Result<Value, String> {
+pub(super) async fn verify_with_jwks(
+    provider: &MockProvider,
+    token: &str,
+) -> Result<Value, String> {
     let (header, claims, input, sig) = parts(token);
     let jwks = get_json(&provider.jwks_uri()).await;
     let kid = header["kid"].as_str().ok_or("no kid")?;

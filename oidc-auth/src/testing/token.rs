@@ -262,6 +262,21 @@ impl TokenBuilder {
     }
 }
 
+/// Signs `claims` as they are (no defaults) with the current key, or with `kid` as
+/// [`TokenBuilder::kid`] would.
+pub(super) fn sign_claims(
+    shared: &Arc<Shared>,
+    kid: Option<&str>,
+    claims: Map<String, Value>,
+) -> String {
+    let mut builder = TokenBuilder::new(Arc::clone(shared));
+    if let Some(kid) = kid {
+        builder = builder.kid(kid);
+    }
+    builder.claims = claims;
+    builder.sign()
+}
+
 /// `b64url(header).b64url(payload).b64url(sig)` with `key`'s own algorithm.
 pub(super) fn compact(key: &SigningKey, header: &[u8], payload: &[u8]) -> String {
     let mut token = format!("{}.{}", b64(header), b64(payload));
@@ -272,7 +287,7 @@ pub(super) fn compact(key: &SigningKey, header: &[u8], payload: &[u8]) -> String
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
-fn unix_now() -> i64 {
+pub(super) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| {
