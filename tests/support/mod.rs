@@ -4,6 +4,7 @@
 #![allow(missing_docs, unreachable_pub)]
 
 pub mod apps;
+pub mod real_provider;
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
