@@ -1,0 +1,644 @@
+//! The auth flows end to end on both frameworks against the mock provider, requests shaped as
+//! py-oidc-auth-client sends them, and the SECURITY.md cases D and E for these endpoints.
+
+use std::sync::Arc;
+
+use oidc_auth::testing::{Endpoint, Fault, MockProvider};
+use oidc_auth::{Clock, ManualClock, SystemClock};
+use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Framework, Harness, Reply, into_reply};
+use serde_json::{Value, json};
+use url::Url;
+
+const LOOPBACK: &str = "http://localhost:53100/callback";
+
+async fn harness() -> Harness {
+    harness_on(None).await
+}
+
+async fn harness_on(clock: Option<ManualClock>) -> Harness {
+    let idp = MockProvider::start().await.expect("provider");
+    idp.set_access_token_audience(AUDIENCE);
+    idp.set_device_interval(Some(0));
+    Harness::with(idp, |b| b.client_id("test-client"), clock).await
+}
+
+fn query(url: &Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+async fn location(h: &Harness, url: &str) -> Url {
+    let response = h.client().get(url).send().await.expect("answer");
+    assert_eq!(response.status().as_u16(), 302, "{url}");
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    Url::parse(location).expect("absolute Location")
+}
+
+/// The browser part of the client's code flow: our `/login`, then the provider's `/authorize`,
+/// which redirects to the client's loopback listener with `code` and `state`.
+async fn browser_login(h: &Harness, fw: Framework, redirect_uri: &str) -> (Url, Url) {
+    let login = format!(
+        "/api/auth/v2/login?{}",
+        serde_urlencoded::to_string([
+            ("redirect_uri", redirect_uri),
+            ("offline_access", "true"),
+            ("prompt", "consent")
+        ])
+        .unwrap_or_default()
+    );
+    let authorize = location(h, &h.url(fw, &login)).await;
+    let callback = location(h, authorize.as_str()).await;
+    (authorize, callback)
+}
+
+async fn post_form(h: &Harness, fw: Framework, path: &str, form: &[(&str, &str)]) -> Reply {
+    let response = h
+        .client()
+        .post(h.url(fw, path))
+        .form(form)
+        .send()
+        .await
+        .expect("answer");
+    into_reply(response).await
+}
+
+/// Exactly what py-oidc-auth-client sends after the browser flow.
+async fn client_token_call(h: &Harness, fw: Framework, callback: &Url) -> Reply {
+    let code = query(callback, "code").unwrap_or_default();
+    let state = query(callback, "state").unwrap_or_default();
+    let verifier = state.rsplit('|').next().unwrap_or_default().to_owned();
+    post_form(
+        h,
+        fw,
+        "/api/auth/v2/token",
+        &[
+            ("code", &code),
+            ("redirect_uri", LOOPBACK),
+            ("grant_type", "authorization_code"),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await
+}
+
+fn assert_token_json(reply: &Reply) {
+    assert_eq!(reply.status, 200, "{}", reply.raw_body);
+    let now = SystemClock.now();
+    for field in ["access_token", "token_type", "refresh_token", "scope"] {
+        assert!(reply.body[field].is_string(), "{field}: {}", reply.raw_body);
+    }
+    let expires = reply.body["expires"].as_i64().unwrap_or(0);
+    let refresh_expires = reply.body["refresh_expires"].as_i64().unwrap_or(0);
+    assert!(
+        expires > now && expires < now + 3600,
+        "expires is absolute: {expires}"
+    );
+    assert!(
+        refresh_expires > now,
+        "refresh_expires is absolute: {refresh_expires}"
+    );
+}
+
+/// The client's browser flow: login, provider redirect to the loopback listener, token call
+/// with the text after the last `|` of `state` as `code_verifier`; the access token then opens
+/// protected routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_flow_as_py_oidc_auth_client_does_it() {
+    let h = harness().await;
+    for fw in FRAMEWORKS {
+        let (authorize, callback) = browser_login(&h, fw, LOOPBACK).await;
+        assert!(callback.as_str().starts_with(LOOPBACK));
+        let reply = client_token_call(&h, fw, &callback).await;
+        assert_token_json(&reply);
+        let access = reply.body["access_token"].as_str().unwrap_or_default();
+        assert_eq!(h.bearer_both("/me", access).await.status, 200);
+        // D6: the provider received the verifier whose S256 is the challenge it was given, and
+        // that verifier is nowhere in a URL or our answer.
+        let sent = h.idp.last_token_request().unwrap_or_default();
+        let verifier = sent.get("code_verifier").cloned().unwrap_or_default();
+        assert_eq!(verifier.len(), 43);
+        assert_eq!(
+            query(&authorize, "code_challenge").map(|c| c.len()),
+            Some(43)
+        );
+        assert!(!authorize.as_str().contains(&verifier) && !callback.as_str().contains(&verifier));
+        assert!(!reply.raw_body.contains(&verifier));
+        assert_eq!(
+            query(&authorize, "scope").map(|s| s.contains("offline_access")),
+            Some(true)
+        );
+    }
+}
+
+/// D2: the same state handle is accepted once; the replay is 400 and never reaches the provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_handle_is_single_use() {
+    let h = harness().await;
+    for fw in FRAMEWORKS {
+        let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
+        assert_eq!(client_token_call(&h, fw, &callback).await.status, 200);
+        let hits = h.idp.hits(Endpoint::Token);
+        let replay = client_token_call(&h, fw, &callback).await;
+        assert_eq!(
+            (replay.status, replay.error()),
+            (400, Some("invalid_grant"))
+        );
+        assert_eq!(h.idp.hits(Endpoint::Token), hits);
+    }
+}
+
+/// D1: no handle, a forged one, a tampered one, or one sealed by another server: 400 and no
+/// token request at the provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_or_missing_state_handles_never_reach_the_provider() {
+    let h = harness().await;
+    let other = harness().await;
+    let (_, foreign_callback) = browser_login(&other, Framework::Axum, LOOPBACK).await;
+    let foreign = query(&foreign_callback, "state")
+        .unwrap_or_default()
+        .rsplit('|')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    for fw in FRAMEWORKS {
+        let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
+        let code = query(&callback, "code").unwrap_or_default();
+        let handle = query(&callback, "state")
+            .unwrap_or_default()
+            .rsplit('|')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let mut tampered = handle.clone().into_bytes();
+        let middle = tampered.len() / 2;
+        tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap_or_default();
+        let hits = h.idp.hits(Endpoint::Token);
+        for verifier in [
+            None,
+            Some("forged-verifier-forged-verifier-forged-verif"),
+            Some(tampered.as_str()),
+            Some(foreign.as_str()),
+            Some(""),
+        ] {
+            let mut form = vec![
+                ("code", code.as_str()),
+                ("redirect_uri", LOOPBACK),
+                ("grant_type", "authorization_code"),
+            ];
+            if let Some(v) = verifier {
+                form.push(("code_verifier", v));
+            }
+            let reply = post_form(&h, fw, "/api/auth/v2/token", &form).await;
+            assert_eq!(reply.status, 400, "{verifier:?}: {}", reply.raw_body);
+        }
+        let callback_forged = h
+            .get(
+                fw,
+                &format!("/api/auth/v2/callback?code={code}&state=x%7Cforged"),
+                None,
+            )
+            .await;
+        assert_eq!(callback_forged.status, 400);
+        assert_eq!(
+            h.idp.hits(Endpoint::Token),
+            hits,
+            "no token request for a forged handle"
+        );
+    }
+}
+
+/// D3: a handle older than its lifetime (10 min) is refused without a provider call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_state_handle_is_refused() {
+    let clock = ManualClock::new(SystemClock.now());
+    let h = harness_on(Some(clock.clone())).await;
+    for fw in FRAMEWORKS {
+        let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
+        clock.advance(601);
+        let hits = h.idp.hits(Endpoint::Token);
+        let reply = client_token_call(&h, fw, &callback).await;
+        assert_eq!((reply.status, reply.error()), (400, Some("invalid_grant")));
+        assert_eq!(h.idp.hits(Endpoint::Token), hits);
+        clock.advance(-601);
+    }
+}
+
+/// The redirect URI of the token call must be the one the login was started with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_call_must_repeat_the_login_redirect_uri() {
+    let h = harness().await;
+    let (_, callback) = browser_login(&h, Framework::Axum, LOOPBACK).await;
+    let state = query(&callback, "state").unwrap_or_default();
+    let code = query(&callback, "code").unwrap_or_default();
+    let hits = h.idp.hits(Endpoint::Token);
+    let reply = post_form(
+        &h,
+        Framework::Actix,
+        "/api/auth/v2/token",
+        &[
+            ("code", &code),
+            ("redirect_uri", "http://localhost:53101/callback"),
+            (
+                "code_verifier",
+                state.rsplit('|').next().unwrap_or_default(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(h.idp.hits(Endpoint::Token), hits);
+}
+
+fn server_callback(h: &Harness, fw: Framework) -> String {
+    h.url(fw, "/api/auth/v2/callback")
+}
+
+/// The server-side callback: the provider redirects to our `/callback`, which exchanges the code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callback_exchanges_the_code_and_answers_token_json() {
+    let h = harness().await;
+    for fw in FRAMEWORKS {
+        let (_, callback) = browser_login(&h, fw, &server_callback(&h, fw)).await;
+        let response = h
+            .client()
+            .get(callback.as_str())
+            .send()
+            .await
+            .expect("answer");
+        let reply = into_reply(response).await;
+        assert_token_json(&reply);
+    }
+}
+
+/// D4: `iss` in the authorization response (RFC 9207) must be the provider's; when the provider
+/// says it sends `iss`, a missing one is refused too. No token request either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callback_checks_the_issuer_of_the_authorization_response() {
+    let h = harness().await;
+    for (case, tweak) in [
+        (
+            "wrong iss",
+            Arc::new(|q: &mut Vec<(String, String)>| {
+                for (k, v) in q.iter_mut() {
+                    if k == "iss" {
+                        *v = "https://evil.example".into();
+                    }
+                }
+            }) as oidc_auth::testing::QueryTweak,
+        ),
+        (
+            "missing iss",
+            Arc::new(|q: &mut Vec<(String, String)>| q.retain(|(k, _)| k != "iss")),
+        ),
+    ] {
+        h.idp.set_authorize_response_tweak(Some(tweak));
+        for fw in FRAMEWORKS {
+            let (_, callback) = browser_login(&h, fw, &server_callback(&h, fw)).await;
+            let hits = h.idp.hits(Endpoint::Token);
+            let reply = into_reply(
+                h.client()
+                    .get(callback.as_str())
+                    .send()
+                    .await
+                    .expect("answer"),
+            )
+            .await;
+            assert_eq!(reply.status, 400, "{case}");
+            assert_eq!(h.idp.hits(Endpoint::Token), hits, "{case}");
+        }
+    }
+}
+
+/// D5: the user refused at the provider: a 4xx, the transaction is consumed, no token call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callback_with_access_denied_clears_the_transaction() {
+    let h = harness().await;
+    h.idp.set_authorize_error(Some("access_denied".into()));
+    for fw in FRAMEWORKS {
+        let (_, callback) = browser_login(&h, fw, &server_callback(&h, fw)).await;
+        let first = into_reply(
+            h.client()
+                .get(callback.as_str())
+                .send()
+                .await
+                .expect("answer"),
+        )
+        .await;
+        assert_eq!((first.status, first.error()), (400, Some("access_denied")));
+        let again = into_reply(
+            h.client()
+                .get(callback.as_str())
+                .send()
+                .await
+                .expect("answer"),
+        )
+        .await;
+        assert_eq!(again.status, 400);
+    }
+    assert_eq!(h.idp.hits(Endpoint::Token), 0);
+}
+
+/// D7: a code from another login injected into the victim's callback fails: the provider's
+/// PKCE check refuses it, and without PKCE at the provider the nonce check does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_codes_are_refused() {
+    let h = harness().await;
+    for check_pkce in [true, false] {
+        h.idp.set_check_pkce(check_pkce);
+        for fw in FRAMEWORKS {
+            let (_, attacker) = browser_login(&h, fw, LOOPBACK).await;
+            let (_, victim) = browser_login(&h, fw, LOOPBACK).await;
+            let mut injected = victim.clone();
+            injected.set_query(Some(&format!(
+                "code={}&state={}",
+                query(&attacker, "code").unwrap_or_default(),
+                serde_urlencoded::to_string([("", query(&victim, "state").unwrap_or_default())])
+                    .unwrap_or_default()[1..]
+                    .to_owned()
+            )));
+            let reply = client_token_call(&h, fw, &injected).await;
+            assert_eq!(
+                reply.status, 400,
+                "pkce at provider {check_pkce}: {}",
+                reply.raw_body
+            );
+            assert!(reply.body.get("access_token").is_none());
+        }
+    }
+}
+
+/// D8: ID tokens that are not exactly right end the exchange with 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_id_tokens_are_refused() {
+    type Tweak = fn(&mut serde_json::Map<String, Value>);
+    let cases: [(&str, Tweak); 10] = [
+        ("wrong nonce", |c| {
+            c.insert("nonce".into(), json!("attacker"));
+        }),
+        ("no nonce", |c| {
+            c.remove("nonce");
+        }),
+        ("wrong aud", |c| {
+            c.insert("aud".into(), json!("another-client"));
+        }),
+        ("no aud", |c| {
+            c.remove("aud");
+        }),
+        ("untrusted extra aud without azp", |c| {
+            c.insert("aud".into(), json!(["test-client", "another"]));
+            c.remove("azp");
+        }),
+        ("azp of another client", |c| {
+            c.insert("azp".into(), json!("another-client"));
+        }),
+        ("wrong iss", |c| {
+            c.insert("iss".into(), json!("https://evil.example"));
+        }),
+        ("no sub", |c| {
+            c.remove("sub");
+        }),
+        ("no iat", |c| {
+            c.remove("iat");
+        }),
+        ("expired", |c| {
+            c.insert("exp".into(), json!(1_000_000_000));
+        }),
+    ];
+    let h = harness().await;
+    for (case, tweak) in cases {
+        h.idp.set_id_token_tweak(Some(Arc::new(tweak)));
+        for fw in FRAMEWORKS {
+            let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
+            let reply = client_token_call(&h, fw, &callback).await;
+            assert_eq!(reply.status, 400, "{case} on {fw:?}: {}", reply.raw_body);
+        }
+    }
+    h.idp.set_id_token_tweak(None);
+    let other_key = h.idp.add_key(oidc_auth::testing::SigningAlg::ES256);
+    h.idp.retire_key(&other_key);
+    h.idp.set_id_token_kid(Some(other_key));
+    let (_, callback) = browser_login(&h, Framework::Axum, LOOPBACK).await;
+    assert_eq!(
+        client_token_call(&h, Framework::Axum, &callback)
+            .await
+            .status,
+        400,
+        "unpublished key"
+    );
+    h.idp.set_id_token_kid(None);
+    h.idp.set_token_response_tweak(Some(Arc::new(|answer| {
+        answer.insert(
+            "id_token".into(),
+            json!("eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0."),
+        );
+    })));
+    let (_, callback) = browser_login(&h, Framework::Actix, LOOPBACK).await;
+    assert_eq!(
+        client_token_call(&h, Framework::Actix, &callback)
+            .await
+            .status,
+        400,
+        "alg none"
+    );
+    assert_eq!(h.idp.hits(Endpoint::Userinfo), 0);
+}
+
+/// G7: the provider's token endpoint is down at the exchange: 502/503, nothing partial, and the
+/// transaction is consumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_token_endpoint_down_is_a_gateway_error() {
+    let h = harness().await;
+    for (fault, expected) in [
+        (Fault::Down, 503),
+        (Fault::Status(500), 502),
+        (Fault::Garbage, 502),
+    ] {
+        for fw in FRAMEWORKS {
+            let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
+            h.idp.set_fault(Endpoint::Token, fault.clone());
+            let reply = client_token_call(&h, fw, &callback).await;
+            assert_eq!(reply.status, expected, "{fault:?}");
+            assert!(reply.body.get("access_token").is_none());
+            h.idp.set_fault(Endpoint::Token, Fault::None);
+            assert_eq!(
+                client_token_call(&h, fw, &callback).await.status,
+                400,
+                "consumed"
+            );
+        }
+    }
+}
+
+/// Refresh with the client's hyphenated `refresh-token` field and the standard spelling; the
+/// provider rotates, and a spent token is `invalid_grant` (E2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_accepts_both_spellings_and_reports_invalid_grant() {
+    let h = harness().await;
+    for fw in FRAMEWORKS {
+        let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
+        let first = client_token_call(&h, fw, &callback).await;
+        let refresh = first.body["refresh_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let hyphen = post_form(&h, fw, "/api/auth/v2/token", &[("refresh-token", &refresh)]).await;
+        assert_token_json(&hyphen);
+        let next = hyphen.body["refresh_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let underscore = post_form(
+            &h,
+            fw,
+            "/api/auth/v2/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &next)],
+        )
+        .await;
+        assert_token_json(&underscore);
+        let spent = post_form(&h, fw, "/api/auth/v2/token", &[("refresh-token", &refresh)]).await;
+        assert_eq!((spent.status, spent.error()), (400, Some("invalid_grant")));
+    }
+}
+
+/// Keycloak's `refresh_expires_in: 0` means "no stated expiry", not "expired now".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_refresh_lifetime_is_not_expired() {
+    let h = harness().await;
+    h.idp.set_refresh_expires_in(0);
+    let (_, callback) = browser_login(&h, Framework::Axum, LOOPBACK).await;
+    let reply = client_token_call(&h, Framework::Axum, &callback).await;
+    assert!(reply.body["refresh_expires"].as_i64().unwrap_or(0) > SystemClock.now() + 86_400);
+}
+
+/// The device flow as the client runs it: start, poll with `device-code` (pending at top level),
+/// approval gives Token JSON; denial and expiry stop it with their codes at top level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_flow_reports_polling_errors_at_top_level() {
+    let h = harness().await;
+    for fw in FRAMEWORKS {
+        for outcome in ["approve", "deny"] {
+            let start = post_form(&h, fw, "/api/auth/v2/device", &[]).await;
+            assert_eq!(start.status, 200, "{}", start.raw_body);
+            for field in [
+                "device_code",
+                "user_code",
+                "verification_uri",
+                "verification_uri_complete",
+                "expires_in",
+                "interval",
+            ] {
+                assert!(start.body.get(field).is_some(), "{field}");
+            }
+            let device_code = start.body["device_code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let user_code = start.body["user_code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let pending = post_form(
+                &h,
+                fw,
+                "/api/auth/v2/token",
+                &[("device-code", &device_code)],
+            )
+            .await;
+            assert_eq!(
+                (pending.status, pending.error()),
+                (400, Some("authorization_pending"))
+            );
+            if outcome == "approve" {
+                assert!(h.idp.approve_device(&user_code));
+                assert_token_json(
+                    &post_form(
+                        &h,
+                        fw,
+                        "/api/auth/v2/token",
+                        &[("device-code", &device_code)],
+                    )
+                    .await,
+                );
+            } else {
+                assert!(h.idp.deny_device(&user_code));
+                let denied = post_form(
+                    &h,
+                    fw,
+                    "/api/auth/v2/token",
+                    &[("device_code", &device_code)],
+                )
+                .await;
+                assert_eq!(
+                    (denied.status, denied.error()),
+                    (400, Some("access_denied"))
+                );
+            }
+        }
+        h.idp.set_device_expires_in(0);
+        let start = post_form(&h, fw, "/api/auth/v2/device", &[]).await;
+        let device_code = start.body["device_code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let expired = post_form(
+            &h,
+            fw,
+            "/api/auth/v2/token",
+            &[("device-code", &device_code)],
+        )
+        .await;
+        assert_eq!(expired.error(), Some("expired_token"));
+        h.idp.set_device_expires_in(600);
+    }
+}
+
+/// The client falls back to the browser flow only on 503: a provider without a device endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_start_is_503_without_a_provider_device_endpoint() {
+    let idp = MockProvider::start().await.expect("provider");
+    idp.set_device_enabled(false);
+    let h = Harness::with(idp, |b| b, None).await;
+    for fw in FRAMEWORKS {
+        assert_eq!(
+            post_form(&h, fw, "/api/auth/v2/device", &[]).await.status,
+            503
+        );
+    }
+}
+
+/// Userinfo: the bearer token's user, normalised without losing multi-word names; another
+/// subject at the provider is refused (D9); no token is 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn userinfo_is_normalised_and_bound_to_the_token_subject() {
+    let h = harness().await;
+    let (_, callback) = browser_login(&h, Framework::Axum, LOOPBACK).await;
+    let access = client_token_call(&h, Framework::Axum, &callback).await.body["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for fw in FRAMEWORKS {
+        let reply = h.bearer(fw, "/api/auth/v2/userinfo", &access).await;
+        assert_eq!(reply.status, 200, "{}", reply.raw_body);
+        assert_eq!(reply.body["username"], "alice");
+        assert_eq!(reply.body["pw_name"], "alice");
+        assert_eq!(reply.body["first_name"], "Alice");
+        assert_eq!(reply.body["last_name"], "van der Berg");
+        assert_eq!(reply.body["email"], "alice@example.com");
+        assert_eq!(h.get(fw, "/api/auth/v2/userinfo", None).await.status, 401);
+    }
+    h.idp.set_userinfo_override(Some(
+        json!({"sub": "mallory", "preferred_username": "mallory"}),
+    ));
+    for fw in FRAMEWORKS {
+        assert_eq!(
+            h.bearer(fw, "/api/auth/v2/userinfo", &access).await.status,
+            400
+        );
+    }
+}
