@@ -14,7 +14,6 @@
 use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::ext::IdentExt as _;
 use syn::parse::{Parse, ParseStream, Parser};
-use syn::spanned::Spanned as _;
 use syn::{Ident, Lit, LitStr, Token, bracketed, parenthesized};
 
 use crate::diag::{Diagnostics, did_you_mean};
@@ -55,7 +54,13 @@ pub(crate) fn parse(tokens: TokenStream, name: &str, diag: &mut Diagnostics) -> 
     let mut args = Args::default();
     let parser = |input: ParseStream<'_>| parse_all(input, name, &mut args, diag);
     if let Err(e) = parser.parse2(tokens) {
-        diag.push(e);
+        // syn's own messages ("expected `=`") do not say which macro is speaking.
+        let hint = if e.to_string().contains("expected `,`") {
+            "; separate arguments and list elements with commas"
+        } else {
+            "; arguments are `scopes = ...`, `claims(key = value, ...)` and `crate = \"...\"`"
+        };
+        diag.error(e.span(), format!("`#[oidc::{name}]`: {e}{hint}"));
     }
     args
 }
@@ -175,7 +180,7 @@ fn check_scope_token(
             span,
             format!(
                 "`#[oidc::{name}]`: scope `{}` contains {}, which RFC 6749 does not allow in a scope; use printable ASCII other than space, `\"` and `\\`",
-                value.escape_default(),
+                value.escape_debug(),
                 describe(bad)
             ),
         );
@@ -254,13 +259,18 @@ fn parse_scopes(
     for (i, scope) in found.iter().enumerate() {
         let key = scope_key(scope);
         if found[..i].iter().any(|earlier| scope_key(earlier) == key) {
-            let span = match scope {
-                ScopeSpec::Lit { span, .. } => *span,
-                ScopeSpec::Path(p) => p.span(),
-            };
-            diag.error(
-                span,
-                format!("`#[oidc::{name}]`: scope `{key}` is listed twice; remove one"),
+            let message = format!("`#[oidc::{name}]`: scope `{key}` is listed twice; remove one");
+            match scope {
+                ScopeSpec::Lit { span, .. } => diag.error(*span, message),
+                ScopeSpec::Path(p) => diag.error_spanned(p, message),
+            }
+        }
+        if let ScopeSpec::Path(p) = scope
+            && p.segments.len() < 2
+        {
+            diag.error_spanned(
+                p,
+                format!("`#[oidc::{name}]`: `{key}` is not a scope; write a string (\"{key}\") or a declared scope as `Enum::Variant`"),
             );
         }
     }
@@ -309,7 +319,7 @@ fn parse_claims(
             (lit.value(), lit.span())
         } else {
             let ident = input.call(Ident::parse_any)?;
-            (ident.to_string(), ident.span())
+            (ident.unraw().to_string(), ident.span())
         };
         let mut key_ok = true;
         if key.is_empty() {
@@ -350,44 +360,69 @@ fn parse_claim_values(
     name: &str,
     diag: &mut Diagnostics,
 ) -> syn::Result<Vec<ClaimLit>> {
-    let lits: Vec<Lit> = if input.peek(syn::token::Bracket) {
+    let exprs: Vec<syn::Expr> = if input.peek(syn::token::Bracket) {
         let content;
         let brackets = bracketed!(content in input);
-        let lits: Vec<Lit> = content
-            .parse_terminated(Lit::parse, Token![,])?
+        let items: Vec<syn::Expr> = content
+            .parse_terminated(syn::Expr::parse, Token![,])?
             .into_iter()
             .collect();
-        if lits.is_empty() {
+        if items.is_empty() {
             diag.error(
                 brackets.span.join(),
                 format!("`#[oidc::{name}]`: claim `{key}` has an empty list of values; give at least one accepted value"),
             );
         }
-        lits
-    } else if input.peek(Lit) {
-        vec![input.parse()?]
+        items
     } else {
-        let token: TokenTree = input.parse()?;
-        diag.error(
-            token.span(),
-            format!("`#[oidc::{name}]`: the value of claim `{key}` must be a string, a boolean, an integer, or a list of them"),
-        );
-        return Ok(Vec::new());
+        vec![input.parse()?]
     };
     let mut values = Vec::new();
-    for lit in lits {
-        match &lit {
-            Lit::Str(s) => values.push(ClaimLit::Str(s.value())),
-            Lit::Bool(b) => values.push(ClaimLit::Bool(b.value)),
-            Lit::Int(i) => match i.base10_parse::<i64>() {
-                Ok(v) => values.push(ClaimLit::Int(v)),
-                Err(_) => diag.error(i.span(), format!("`#[oidc::{name}]`: integer value of claim `{key}` does not fit in an i64")),
-            },
-            other => diag.error(
-                other.span(),
-                format!("`#[oidc::{name}]`: claim values are strings, booleans or integers; write `{key} = \"...\"`"),
+    for expr in exprs {
+        match claim_value(&expr) {
+            Some(Ok(value)) => values.push(value),
+            Some(Err(())) => diag.error_spanned(
+                &expr,
+                format!("`#[oidc::{name}]`: integer value of claim `{key}` does not fit in an i64"),
             ),
+            None => {
+                let written = quote::quote!(#expr).to_string().replace(' ', "");
+                diag.error_spanned(
+                    &expr,
+                    format!("`#[oidc::{name}]`: the values of claim `{key}` must be strings, booleans or integers; write \"{written}\""),
+                );
+            }
         }
     }
     Ok(values)
+}
+
+/// A literal claim value: a string, a boolean, or an integer (possibly negative). `None` for
+/// anything else, `Some(Err)` for an integer out of range.
+fn claim_value(expr: &syn::Expr) -> Option<Result<ClaimLit, ()>> {
+    match expr {
+        syn::Expr::Lit(lit) => match &lit.lit {
+            Lit::Str(s) => Some(Ok(ClaimLit::Str(s.value()))),
+            Lit::Bool(b) => Some(Ok(ClaimLit::Bool(b.value))),
+            Lit::Int(i) => Some(i.base10_parse::<i64>().map(ClaimLit::Int).map_err(|_| ())),
+            _ => None,
+        },
+        syn::Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Neg(_),
+            expr,
+            ..
+        }) => match &**expr {
+            syn::Expr::Lit(syn::ExprLit {
+                lit: Lit::Int(i), ..
+            }) => Some(
+                format!("-{}", i.base10_digits())
+                    .parse::<i64>()
+                    .map(ClaimLit::Int)
+                    .map_err(|_| ()),
+            ),
+            _ => None,
+        },
+        syn::Expr::Group(group) => claim_value(&group.expr),
+        _ => None,
+    }
 }

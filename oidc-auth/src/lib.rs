@@ -166,6 +166,32 @@ macro_rules! __oidc_auth_router_methods {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::__oidc_auth_router_methods as auth_router_methods;
+
+    /// Implemented by `#[derive(Scopes)]`: the declared scope tokens, by variant position.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` does not declare scopes",
+        note = "add `#[derive(oidc_auth::Scopes)]` to `{Self}`, or write the scope as a string"
+    )]
+    pub trait ScopeEnum {
+        /// Every declared scope, in declaration order.
+        const ALL: &'static [&'static str];
+    }
+
+    /// The type of a `#[required]` handler's token parameter.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not `oidc_auth::IdToken`",
+        note = "the token parameter of `#[oidc::required]` must be `oidc_auth::IdToken`; import that type"
+    )]
+    pub trait RequiredToken {}
+    impl RequiredToken for crate::token::IdToken {}
+
+    /// The type of an `#[optional]` handler's token parameter.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not `Option<oidc_auth::IdToken>`",
+        note = "the token parameter of `#[oidc::optional]` must be `Option<oidc_auth::IdToken>`; import `oidc_auth::IdToken`"
+    )]
+    pub trait OptionalToken {}
+    impl OptionalToken for ::core::option::Option<crate::token::IdToken> {}
     pub use crate::flow::{AuthEndpoint, AuthRouterSpec, AuthRoutes};
     pub use crate::guard::{Authorized, MaybeAuthorized};
     pub use crate::policy::{ClaimRule, ClaimValue, Policy};

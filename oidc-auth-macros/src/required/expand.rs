@@ -17,7 +17,21 @@ pub(crate) fn expand(model: &Model, mut item: ItemFn) -> TokenStream {
 
     let scopes = model.scopes.iter().map(|scope| match scope {
         ScopeSpec::Lit { value, span } => quote_spanned!(*span=> #value),
-        ScopeSpec::Path(path) => quote_spanned!(path.span()=> #path.as_str()),
+        ScopeSpec::Path(path) => {
+            // `Enum::Variant` -> `<Enum as ScopeEnum>::ALL[Enum::Variant as usize]`: a const
+            // expression, and a clear error when `Enum` does not derive `Scopes`.
+            let mut enum_path = path.clone();
+            enum_path.segments.pop();
+            let enum_path = enum_path
+                .segments
+                .pairs()
+                .map(|p| p.into_value())
+                .collect::<Vec<_>>();
+            let leading = path.leading_colon;
+            quote_spanned!(path.span()=>
+                <#leading #(#enum_path)::* as #krate::__private::ScopeEnum>::ALL[#path as usize]
+            )
+        }
     });
     let claims = model.claims.iter().map(|claim| {
         let key = &claim.key;
@@ -40,12 +54,13 @@ pub(crate) fn expand(model: &Model, mut item: ItemFn) -> TokenStream {
         TokenParam::At(index) => {
             if let Some(FnArg::Typed(pat_type)) = item.sig.inputs.iter_mut().nth(index) {
                 let user_ty = &pat_type.ty;
-                let target = match model.mode {
-                    Mode::Required => quote!(#krate::__private::IdToken),
-                    Mode::Optional => quote!(::core::option::Option<#krate::__private::IdToken>),
+                let check = match model.mode {
+                    Mode::Required => quote!(#krate::__private::RequiredToken),
+                    Mode::Optional => quote!(#krate::__private::OptionalToken),
                 };
                 token_type_check = quote_spanned! {user_ty.span()=>
-                    fn __oidc_auth_token_type(token: #user_ty) -> #target { token }
+                    fn __oidc_auth_token_type<T: #check>() {}
+                    fn __oidc_auth_token_type_check() { __oidc_auth_token_type::<#user_ty>() }
                 };
                 let pat = &pat_type.pat;
                 let new_pat: syn::Pat = parse_quote!(#guard(#pat, _));

@@ -20,10 +20,16 @@ pub(crate) fn expand(mode: Mode, attr: TokenStream, item: TokenStream) -> TokenS
     let function: ItemFn = match syn::parse2(item.clone()) {
         Ok(function) => function,
         Err(_) => {
-            diag.error(
-                proc_macro2::Span::call_site(),
+            let what = match syn::parse2::<syn::Item>(item.clone()) {
+                Ok(syn::Item::Struct(_)) => ", not a struct",
+                Ok(syn::Item::Enum(_)) => ", not an enum",
+                Ok(syn::Item::Impl(_)) => ", not an impl block",
+                _ => "",
+            };
+            diag.error_spanned(
+                &item,
                 format!(
-                    "`#[oidc::{}]` applies to a handler function (`async fn`)",
+                    "`#[oidc::{}]` applies to a handler function (`async fn`){what}",
                     mode.name()
                 ),
             );

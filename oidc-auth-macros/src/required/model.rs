@@ -104,15 +104,15 @@ pub(crate) fn build(mode: Mode, args: Args, item: &ItemFn, diag: &mut Diagnostic
             (_, Kind::Other) => false,
             (Mode::Required, Kind::Token) | (Mode::Optional, Kind::OptionToken) => true,
             (Mode::Required, Kind::OptionToken) => {
-                diag.error(
-                    pat_type.ty.span(),
+                diag.error_spanned(
+                    &pat_type.ty,
                     "`#[oidc::required]`: the token parameter is an `Option`, but a required token is always present; take `IdToken`, or use `#[oidc::optional]`",
                 );
                 true
             }
             (Mode::Optional, Kind::Token) => {
-                diag.error(
-                    pat_type.ty.span(),
+                diag.error_spanned(
+                    &pat_type.ty,
                     "`#[oidc::optional]`: the token may be absent, so its parameter must be `Option<IdToken>`; or use `#[oidc::required]`",
                 );
                 true
@@ -121,8 +121,8 @@ pub(crate) fn build(mode: Mode, args: Args, item: &ItemFn, diag: &mut Diagnostic
         if is_token {
             if let Some(first) = token_span {
                 let _ = first;
-                diag.error(
-                    pat_type.ty.span(),
+                diag.error_spanned(
+                    &pat_type.ty,
                     format!("`#[oidc::{name}]`: a second token parameter; take the token once"),
                 );
             } else {

@@ -37,24 +37,35 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
         )
         .to_compile_error();
     };
+    let ident = &input.ident;
     if !input.generics.params.is_empty() {
         diag.error_spanned(
             &input.generics,
             "`#[derive(oidc::Scopes)]`: a scope enum cannot be generic",
         );
     }
-    let mut arms = Vec::new();
-    let mut names: Vec<(String, Span)> = Vec::new();
+    if data.variants.is_empty() {
+        diag.error_spanned(
+            ident,
+            format!("`#[derive(oidc::Scopes)]`: `{ident}` declares no scopes; add one unit variant per scope"),
+        );
+    }
+    let mut names: Vec<(String, String)> = Vec::new();
     for variant in &data.variants {
         if !matches!(variant.fields, Fields::Unit) {
             diag.error_spanned(
                 &variant.fields,
                 format!("`#[derive(oidc::Scopes)]`: variant `{}` has fields; each scope is a unit variant", variant.ident),
             );
-            continue;
+        }
+        if let Some((_, discriminant)) = &variant.discriminant {
+            diag.error_spanned(
+                discriminant,
+                format!("`#[derive(oidc::Scopes)]`: variant `{}` has an explicit discriminant; remove it (scopes are looked up by position)", variant.ident),
+            );
         }
         let mut value = snake_case(&variant.ident.to_string());
-        let mut span = variant.ident.span();
+        let mut span: Span = variant.ident.span();
         for attr in variant.attrs.iter().filter(|a| a.path().is_ident("scope")) {
             match attr.parse_args::<LitStr>() {
                 Ok(lit) => {
@@ -67,33 +78,42 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
                 ),
             }
         }
-        if value.is_empty()
-            || !value
+        let problem = if value.is_empty() {
+            Some("is empty".to_owned())
+        } else if value.contains(' ') {
+            Some("contains a space; declare one variant per scope".to_owned())
+        } else {
+            value
                 .chars()
-                .all(|c| c == '!' || ('#'..='[').contains(&c) || (']'..='~').contains(&c))
-        {
+                .find(|c| !(*c == '!' || ('#'..='[').contains(c) || (']'..='~').contains(c)))
+                .map(|c| format!("contains `{}`, which RFC 6749 does not allow; use printable ASCII other than space, `\"` and `\\`", c.escape_debug()))
+        };
+        if let Some(problem) = problem {
             diag.error(
                 span,
                 format!(
-                    "`#[derive(oidc::Scopes)]`: `{}` is not a valid scope; use printable ASCII other than space, `\"` and `\\`",
-                    value.escape_default()
+                    "`#[derive(oidc::Scopes)]`: scope `{}` {problem}",
+                    value.escape_debug()
                 ),
             );
-        } else if names.iter().any(|(n, _)| *n == value) {
+        } else if let Some((_, other)) = names.iter().find(|(n, _)| *n == value) {
             diag.error(
                 span,
-                format!("`#[derive(oidc::Scopes)]`: scope `{value}` is declared twice"),
+                format!("`#[derive(oidc::Scopes)]`: scope `{value}` is declared twice (also by `{other}`); rename the variant or give it another `#[scope(\"...\")]`"),
             );
         }
-        let ident = &variant.ident;
-        arms.push(quote!(Self::#ident => #value));
-        names.push((value, span));
+        names.push((value, variant.ident.to_string()));
     }
-    let ident = &input.ident;
+    if diag.has_errors() {
+        // No impl at all on error, so the compiler adds nothing to the messages above.
+        return diag.into_compile_errors();
+    }
     let all = names.iter().map(|(n, _)| n);
-    let errors = diag.into_compile_errors();
+    let arms = data.variants.iter().zip(&names).map(|(v, (n, _))| {
+        let variant = &v.ident;
+        quote!(Self::#variant => #n)
+    });
     quote! {
-        #errors
         impl #ident {
             /// Every declared scope, in declaration order.
             pub const ALL: &'static [&'static str] = &[#(#all),*];
@@ -105,6 +125,12 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
                 }
             }
         }
+
+        const _: () = {
+            impl ::oidc_auth::__private::ScopeEnum for #ident {
+                const ALL: &'static [&'static str] = #ident::ALL;
+            }
+        };
     }
 }
 

@@ -6,10 +6,9 @@ const _: () = {
         const SCOPES: &'static [&'static str] = &["beta"];
         const CLAIMS: &'static [::oidc_auth::__private::ClaimRule] = &[];
     }
-    fn __oidc_auth_token_type(
-        token: Option<IdToken>,
-    ) -> ::core::option::Option<::oidc_auth::__private::IdToken> {
-        token
+    fn __oidc_auth_token_type<T: ::oidc_auth::__private::OptionalToken>() {}
+    fn __oidc_auth_token_type_check() {
+        __oidc_auth_token_type::<Option<IdToken>>()
     }
 };
 async fn feed(

@@ -4,15 +4,15 @@ struct __oidc_auth_policy_refund;
 const _: () = {
     impl crate::deps::oidc_auth::__private::Policy for __oidc_auth_policy_refund {
         const SCOPES: &'static [&'static str] = &[
-            AppScope::Admin.as_str(),
+            <AppScope as crate::deps::oidc_auth::__private::ScopeEnum>::ALL[AppScope::Admin
+                as usize],
             "billing:write",
         ];
         const CLAIMS: &'static [crate::deps::oidc_auth::__private::ClaimRule] = &[];
     }
-    fn __oidc_auth_token_type(
-        token: oidc::IdToken,
-    ) -> crate::deps::oidc_auth::__private::IdToken {
-        token
+    fn __oidc_auth_token_type<T: crate::deps::oidc_auth::__private::RequiredToken>() {}
+    fn __oidc_auth_token_type_check() {
+        __oidc_auth_token_type::<oidc::IdToken>()
     }
 };
 async fn refund(

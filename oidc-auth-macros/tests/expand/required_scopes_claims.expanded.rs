@@ -26,8 +26,9 @@ const _: () = {
             ),
         ];
     }
-    fn __oidc_auth_token_type(token: IdToken) -> ::oidc_auth::__private::IdToken {
-        token
+    fn __oidc_auth_token_type<T: ::oidc_auth::__private::RequiredToken>() {}
+    fn __oidc_auth_token_type_check() {
+        __oidc_auth_token_type::<IdToken>()
     }
 };
 pub async fn admin(
