@@ -37,3 +37,14 @@ fn scopes() {
     t.pass("tests/scopes/pass/*.rs");
     t.compile_fail("tests/scopes/fail/*.rs");
 }
+
+#[test]
+#[rustversion::attr(
+    not(stable(1.95)),
+    ignore = "compiler messages are pinned to rustc 1.95"
+)]
+fn auth_router() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/auth_router/pass/*.rs");
+    t.compile_fail("tests/auth_router/fail/*.rs");
+}
