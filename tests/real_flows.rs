@@ -1,0 +1,288 @@
+//! This crate's auth endpoints, on axum and actix-web, against the real provider
+//! (`oidc-provider` on 127.0.0.1): login through our `/login`, the provider's sign-in pages,
+//! then our `/token` or `/callback`; refresh; the device flow approved and denied; userinfo;
+//! logout; key rotation at the provider picked up by validation.
+
+use std::time::Duration;
+
+use oidc_auth::OidcAuth;
+use oidc_auth::testing::MockProvider;
+use oidc_auth_tests::real_provider::{ALL_SCOPES, API_AUDIENCE, Client, RealProvider};
+use oidc_auth_tests::{FRAMEWORKS, Framework, Harness, Reply, base_config, into_reply};
+use serde_json::Value;
+use url::Url;
+
+const LOOPBACK: &str = "http://localhost:53100/callback";
+const LOGGED_OUT: &str = "http://localhost:53100/logged-out";
+
+/// Our servers configured for the real provider's confidential client. (The harness also holds
+/// a mock provider, unused here.)
+async fn servers(p: &RealProvider) -> Harness {
+    let unused = MockProvider::start().await.expect("mock");
+    let config = base_config(&unused)
+        .discovery_url(p.discovery_url())
+        .client_id(Client::Confidential.id())
+        .client_secret(Client::Confidential.secret().unwrap_or_default())
+        .audience(API_AUDIENCE)
+        .scopes(ALL_SCOPES)
+        .logout_redirect_uris([LOGGED_OUT.to_owned()])
+        .build()
+        .expect("config");
+    Harness::serve(unused, OidcAuth::new(config), None).await
+}
+
+fn query(url: &Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+async fn post_form(h: &Harness, fw: Framework, path: &str, form: &[(&str, &str)]) -> Reply {
+    into_reply(
+        h.client()
+            .post(h.url(fw, path))
+            .form(form)
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await
+}
+
+/// Our `/login` -> the provider's sign-in and consent -> the redirect back, not followed.
+async fn sign_in(p: &RealProvider, h: &Harness, fw: Framework, redirect_uri: &str) -> Url {
+    let login = format!(
+        "/api/auth/v2/login?{}",
+        serde_urlencoded::to_string([
+            ("redirect_uri", redirect_uri),
+            ("offline_access", "true"),
+            ("prompt", "consent")
+        ])
+        .unwrap_or_default()
+    );
+    let response = h
+        .client()
+        .get(h.url(fw, &login))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status().as_u16(), 302);
+    let authorize = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(authorize.starts_with(p.issuer()), "{authorize}");
+    p.login(&authorize).await.location().clone()
+}
+
+async fn token_via_state(h: &Harness, fw: Framework, back: &Url) -> Reply {
+    let state = query(back, "state").unwrap_or_default();
+    post_form(
+        h,
+        fw,
+        "/api/auth/v2/token",
+        &[
+            ("code", &query(back, "code").unwrap_or_default()),
+            ("redirect_uri", LOOPBACK),
+            ("grant_type", "authorization_code"),
+            (
+                "code_verifier",
+                state.rsplit('|').next().unwrap_or_default(),
+            ),
+        ],
+    )
+    .await
+}
+
+fn access(reply: &Reply) -> String {
+    assert_eq!(reply.status, 200, "{}", reply.raw_body);
+    reply.body["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_code_flow_refresh_and_userinfo_through_our_endpoints() {
+    let Some(p) = RealProvider::start().await else {
+        return;
+    };
+    let h = servers(&p).await;
+    for fw in FRAMEWORKS {
+        let back = sign_in(&p, &h, fw, LOOPBACK).await;
+        assert!(back.as_str().starts_with(LOOPBACK), "{back}");
+        let tokens = token_via_state(&h, fw, &back).await;
+        let token = access(&tokens);
+        assert_eq!(h.bearer_both("/me", &token).await.status, 200);
+        assert_eq!(
+            h.bearer_both("/admin", &token).await.status,
+            200,
+            "scope admin and group admins"
+        );
+        let refreshed = post_form(
+            &h,
+            fw,
+            "/api/auth/v2/token",
+            &[(
+                "refresh-token",
+                tokens.body["refresh_token"].as_str().unwrap_or_default(),
+            )],
+        )
+        .await;
+        assert_eq!(h.bearer_both("/me", &access(&refreshed)).await.status, 200);
+        let user = h.bearer(fw, "/api/auth/v2/userinfo", &token).await;
+        assert_eq!(user.status, 200, "{}", user.raw_body);
+        assert_eq!(user.body["username"], "alice");
+        assert_eq!(user.body["last_name"], "van der Berg");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_callback_completes_the_login() {
+    let Some(p) = RealProvider::start().await else {
+        return;
+    };
+    let h = servers(&p).await;
+    for fw in FRAMEWORKS {
+        let callback = h.url(fw, "/api/auth/v2/callback");
+        let back = sign_in(&p, &h, fw, &callback).await;
+        assert!(back.as_str().starts_with(&callback));
+        let reply = into_reply(
+            h.client()
+                .get(back.as_str())
+                .send()
+                .await
+                .expect("callback"),
+        )
+        .await;
+        assert_eq!(h.bearer_both("/me", &access(&reply)).await.status, 200);
+    }
+}
+
+/// Polls our token endpoint with the client's `device-code` field until the provider decides,
+/// honouring `slow_down`; bounded to a minute.
+async fn poll(h: &Harness, fw: Framework, device_code: &str, interval: u64) -> Reply {
+    let mut wait = interval.max(1);
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        let reply = post_form(h, fw, "/api/auth/v2/token", &[("device-code", device_code)]).await;
+        match reply.error() {
+            Some("authorization_pending") => {}
+            Some("slow_down") => wait += 1,
+            _ => return reply,
+        }
+    }
+    panic!("the device flow did not finish");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_flow_approved_and_denied_through_our_endpoints() {
+    let Some(p) = RealProvider::start().await else {
+        return;
+    };
+    let h = servers(&p).await;
+    for (fw, approve) in [(Framework::Axum, true), (Framework::Actix, false)] {
+        let start = post_form(&h, fw, "/api/auth/v2/device", &[]).await;
+        assert_eq!(start.status, 200, "{}", start.raw_body);
+        let device_code = start.body["device_code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let user_code = start.body["user_code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let interval = start.body["interval"].as_u64().unwrap_or(5);
+        let pending = post_form(
+            &h,
+            fw,
+            "/api/auth/v2/token",
+            &[("device-code", &device_code)],
+        )
+        .await;
+        assert!(
+            matches!(pending.error(), Some("authorization_pending" | "slow_down")),
+            "{}",
+            pending.raw_body
+        );
+        if approve {
+            p.approve_device(&user_code).await;
+            let reply = poll(&h, fw, &device_code, interval).await;
+            assert_eq!(h.bearer_both("/me", &access(&reply)).await.status, 200);
+        } else {
+            p.deny_device(&user_code).await;
+            let reply = poll(&h, fw, &device_code, interval).await;
+            assert_eq!((reply.status, reply.error()), (400, Some("access_denied")));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_redirects_to_the_providers_end_session_endpoint() {
+    let Some(p) = RealProvider::start().await else {
+        return;
+    };
+    let h = servers(&p).await;
+    for fw in FRAMEWORKS {
+        let path = format!(
+            "/api/auth/v2/logout?{}",
+            serde_urlencoded::to_string([("post_logout_redirect_uri", LOGGED_OUT)])
+                .unwrap_or_default()
+        );
+        let response = h
+            .client()
+            .get(h.url(fw, &path))
+            .send()
+            .await
+            .expect("logout");
+        assert_eq!(response.status().as_u16(), 302);
+        let location = Url::parse(
+            response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default(),
+        )
+        .expect("url");
+        assert!(location.as_str().starts_with(&p.endpoints().end_session));
+        assert_eq!(
+            query(&location, "post_logout_redirect_uri").as_deref(),
+            Some(LOGGED_OUT)
+        );
+        let page = p
+            .http()
+            .get(location.as_str())
+            .send()
+            .await
+            .expect("the provider answers");
+        assert!(page.status().is_success() || page.status().is_redirection());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_at_the_provider_is_picked_up() {
+    let Some(p) = RealProvider::start().await else {
+        return;
+    };
+    let h = servers(&p).await;
+    let back = sign_in(&p, &h, Framework::Axum, LOOPBACK).await;
+    let tokens = token_via_state(&h, Framework::Axum, &back).await;
+    assert_eq!(h.bearer_both("/me", &access(&tokens)).await.status, 200);
+    let rotated = p.rotate_keys().await;
+    let refreshed = post_form(
+        &h,
+        Framework::Actix,
+        "/api/auth/v2/token",
+        &[(
+            "refresh-token",
+            tokens.body["refresh_token"].as_str().unwrap_or_default(),
+        )],
+    )
+    .await;
+    let new_token = access(&refreshed);
+    let header: Value = oidc_auth_tests::real_provider::jwt_header(&new_token);
+    assert_eq!(header["kid"].as_str(), Some(rotated.kid.as_str()));
+    assert_eq!(h.bearer_both("/me", &new_token).await.status, 200);
+}
