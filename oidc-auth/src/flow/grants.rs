@@ -69,17 +69,8 @@ impl OidcAuth {
         field: &'static str,
         value: String,
     ) -> Result<EndpointResponse, AuthError> {
-        let endpoint = self
-            .provider_endpoint(
-                |d| d.token_endpoint.as_ref(),
-                "the identity provider has no token endpoint",
-            )
-            .await?;
         let answer = self
-            .provider_post(
-                &endpoint,
-                vec![("grant_type", grant_type.to_owned()), (field, value)],
-            )
+            .provider_token(vec![("grant_type", grant_type.to_owned()), (field, value)])
             .await?;
         let lifetime = self.config().refresh_token_lifetime.as_secs() as i64;
         token_json(&answer, self.now(), lifetime).map(EndpointResponse::ok)

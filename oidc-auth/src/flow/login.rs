@@ -254,22 +254,13 @@ impl OidcAuth {
         code: String,
         verifier: String,
     ) -> Result<EndpointResponse, AuthError> {
-        let endpoint = self
-            .provider_endpoint(
-                |d| d.token_endpoint.as_ref(),
-                "the identity provider has no token endpoint",
-            )
-            .await?;
         let answer = self
-            .provider_post(
-                &endpoint,
-                vec![
-                    ("grant_type", "authorization_code".to_owned()),
-                    ("code", code),
-                    ("redirect_uri", tx.redirect_uri.clone()),
-                    ("code_verifier", verifier),
-                ],
-            )
+            .provider_token(vec![
+                ("grant_type", "authorization_code".to_owned()),
+                ("code", code),
+                ("redirect_uri", tx.redirect_uri.clone()),
+                ("code_verifier", verifier),
+            ])
             .await?;
         match answer.get("id_token").and_then(serde_json::Value::as_str) {
             Some(id_token) => {

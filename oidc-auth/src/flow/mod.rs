@@ -112,6 +112,20 @@ impl OidcAuth {
             .ok_or_else(|| AuthError::unavailable(missing))
     }
 
+    /// A token request at the provider's token endpoint.
+    pub(crate) async fn provider_token(
+        &self,
+        form: Vec<(&'static str, String)>,
+    ) -> Result<Map<String, Value>, AuthError> {
+        let endpoint = self
+            .provider_endpoint(
+                |d| d.token_endpoint.as_ref(),
+                "the identity provider has no token endpoint",
+            )
+            .await?;
+        self.provider_post(&endpoint, form).await
+    }
+
     /// POSTs `form` to a provider endpoint with the client's authentication and returns the
     /// JSON object of a successful answer. OAuth errors keep the provider's code at top level.
     pub(crate) async fn provider_post(
