@@ -286,3 +286,73 @@ async fn key_rotation_at_the_provider_is_picked_up() {
     assert_eq!(header["kid"].as_str(), Some(rotated.kid.as_str()));
     assert_eq!(h.bearer_both("/me", &new_token).await.status, 200);
 }
+
+/// The demo, configured through `OIDC_*` variables for the real provider, answers as the README
+/// says: `/me` 401 without a token and 200 with one, `/admin` 403 without the admin group and
+/// scope and 200 with them, `/feed` 200 either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_configured_from_the_environment_protects_its_routes() {
+    use oidc_auth_tests::real_provider::{Pkce, random_token};
+    let Some(p) = RealProvider::start().await else {
+        return;
+    };
+    let discovery = p.discovery_url();
+    let demo = oidc_auth_examples::demo_auth_from(|name| match name {
+        "OIDC_DISCOVERY_URL" => Some(discovery.clone()),
+        "OIDC_CLIENT_ID" => Some(Client::Public.id().to_owned()),
+        "OIDC_AUDIENCE" => Some(API_AUDIENCE.to_owned()),
+        _ => None,
+    })
+    .await
+    .expect("the demo configures");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        axum::serve(listener, oidc_auth_examples::axum_demo::router(demo.auth)).await
+    });
+    let mut tokens = Vec::new();
+    for scope in ["openid profile email groups admin", "openid profile"] {
+        let pkce = Pkce::new();
+        let back = p
+            .login(&p.authorize_url(Client::Public, LOOPBACK, scope, &random_token(8), &pkce))
+            .await;
+        let code = back.code();
+        let (status, body) = p
+            .token(
+                Client::Public,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", LOOPBACK),
+                    ("code_verifier", &pkce.verifier),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        tokens.push(body["access_token"].as_str().unwrap_or_default().to_owned());
+    }
+    let client = reqwest::Client::new();
+    let status = |path: &'static str, token: Option<String>| {
+        let request = client.get(format!("{base}{path}"));
+        let request = match token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        };
+        async move {
+            request
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    let (admin, plain) = (tokens[0].clone(), tokens[1].clone());
+    assert_eq!(status("/me", None).await, 401);
+    assert_eq!(status("/me", Some(plain.clone())).await, 200);
+    assert_eq!(status("/admin", Some(plain.clone())).await, 403);
+    assert_eq!(status("/admin", Some(admin)).await, 200);
+    assert_eq!(status("/feed", None).await, 200);
+    assert_eq!(status("/feed", Some(plain)).await, 200);
+}
