@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use oidc_auth::testing::{Endpoint, Fault, MockProvider};
 use oidc_auth::{Clock, ManualClock, SystemClock};
-use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Framework, Harness, Reply, into_reply};
+use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Framework, Harness, Reply, into_reply, query_param};
 use serde_json::{Value, json};
 use url::Url;
 
@@ -20,12 +20,6 @@ async fn harness_on(clock: Option<ManualClock>) -> Harness {
     idp.set_access_token_audience(AUDIENCE);
     idp.set_device_interval(Some(0));
     Harness::with(idp, |b| b.client_id("test-client"), clock).await
-}
-
-fn query(url: &Url, name: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
 }
 
 async fn location(h: &Harness, url: &str) -> Url {
@@ -56,24 +50,12 @@ async fn browser_login(h: &Harness, fw: Framework, redirect_uri: &str) -> (Url, 
     (authorize, callback)
 }
 
-async fn post_form(h: &Harness, fw: Framework, path: &str, form: &[(&str, &str)]) -> Reply {
-    let response = h
-        .client()
-        .post(h.url(fw, path))
-        .form(form)
-        .send()
-        .await
-        .expect("answer");
-    into_reply(response).await
-}
-
 /// Exactly what py-oidc-auth-client sends after the browser flow.
 async fn client_token_call(h: &Harness, fw: Framework, callback: &Url) -> Reply {
-    let code = query(callback, "code").unwrap_or_default();
-    let state = query(callback, "state").unwrap_or_default();
+    let code = query_param(callback, "code").unwrap_or_default();
+    let state = query_param(callback, "state").unwrap_or_default();
     let verifier = state.rsplit('|').next().unwrap_or_default().to_owned();
-    post_form(
-        h,
+    h.post_form(
         fw,
         "/api/auth/v2/token",
         &[
@@ -123,13 +105,13 @@ async fn code_flow_as_py_oidc_auth_client_does_it() {
         let verifier = sent.get("code_verifier").cloned().unwrap_or_default();
         assert_eq!(verifier.len(), 43);
         assert_eq!(
-            query(&authorize, "code_challenge").map(|c| c.len()),
+            query_param(&authorize, "code_challenge").map(|c| c.len()),
             Some(43)
         );
         assert!(!authorize.as_str().contains(&verifier) && !callback.as_str().contains(&verifier));
         assert!(!reply.raw_body.contains(&verifier));
         assert_eq!(
-            query(&authorize, "scope").map(|s| s.contains("offline_access")),
+            query_param(&authorize, "scope").map(|s| s.contains("offline_access")),
             Some(true)
         );
     }
@@ -159,7 +141,7 @@ async fn forged_or_missing_state_handles_never_reach_the_provider() {
     let h = harness().await;
     let other = harness().await;
     let (_, foreign_callback) = browser_login(&other, Framework::Axum, LOOPBACK).await;
-    let foreign = query(&foreign_callback, "state")
+    let foreign = query_param(&foreign_callback, "state")
         .unwrap_or_default()
         .rsplit('|')
         .next()
@@ -167,8 +149,8 @@ async fn forged_or_missing_state_handles_never_reach_the_provider() {
         .to_owned();
     for fw in FRAMEWORKS {
         let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
-        let code = query(&callback, "code").unwrap_or_default();
-        let handle = query(&callback, "state")
+        let code = query_param(&callback, "code").unwrap_or_default();
+        let handle = query_param(&callback, "state")
             .unwrap_or_default()
             .rsplit('|')
             .next()
@@ -194,7 +176,7 @@ async fn forged_or_missing_state_handles_never_reach_the_provider() {
             if let Some(v) = verifier {
                 form.push(("code_verifier", v));
             }
-            let reply = post_form(&h, fw, "/api/auth/v2/token", &form).await;
+            let reply = h.post_form(fw, "/api/auth/v2/token", &form).await;
             assert_eq!(reply.status, 400, "{verifier:?}: {}", reply.raw_body);
         }
         let callback_forged = h
@@ -234,23 +216,23 @@ async fn an_expired_state_handle_is_refused() {
 async fn the_token_call_must_repeat_the_login_redirect_uri() {
     let h = harness().await;
     let (_, callback) = browser_login(&h, Framework::Axum, LOOPBACK).await;
-    let state = query(&callback, "state").unwrap_or_default();
-    let code = query(&callback, "code").unwrap_or_default();
+    let state = query_param(&callback, "state").unwrap_or_default();
+    let code = query_param(&callback, "code").unwrap_or_default();
     let hits = h.idp.hits(Endpoint::Token);
-    let reply = post_form(
-        &h,
-        Framework::Actix,
-        "/api/auth/v2/token",
-        &[
-            ("code", &code),
-            ("redirect_uri", "http://localhost:53101/callback"),
-            (
-                "code_verifier",
-                state.rsplit('|').next().unwrap_or_default(),
-            ),
-        ],
-    )
-    .await;
+    let reply = h
+        .post_form(
+            Framework::Actix,
+            "/api/auth/v2/token",
+            &[
+                ("code", &code),
+                ("redirect_uri", "http://localhost:53101/callback"),
+                (
+                    "code_verifier",
+                    state.rsplit('|').next().unwrap_or_default(),
+                ),
+            ],
+        )
+        .await;
     assert_eq!(reply.status, 400);
     assert_eq!(h.idp.hits(Endpoint::Token), hits);
 }
@@ -357,9 +339,12 @@ async fn injected_codes_are_refused() {
             let mut injected = victim.clone();
             injected.set_query(Some(&format!(
                 "code={}&state={}",
-                query(&attacker, "code").unwrap_or_default(),
-                serde_urlencoded::to_string([("", query(&victim, "state").unwrap_or_default())])
-                    .unwrap_or_default()[1..]
+                query_param(&attacker, "code").unwrap_or_default(),
+                serde_urlencoded::to_string([(
+                    "",
+                    query_param(&victim, "state").unwrap_or_default()
+                )])
+                .unwrap_or_default()[1..]
                     .to_owned()
             )));
             let reply = client_token_call(&h, fw, &injected).await;
@@ -487,21 +472,25 @@ async fn refresh_accepts_both_spellings_and_reports_invalid_grant() {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let hyphen = post_form(&h, fw, "/api/auth/v2/token", &[("refresh-token", &refresh)]).await;
+        let hyphen = h
+            .post_form(fw, "/api/auth/v2/token", &[("refresh-token", &refresh)])
+            .await;
         assert_token_json(&hyphen);
         let next = hyphen.body["refresh_token"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let underscore = post_form(
-            &h,
-            fw,
-            "/api/auth/v2/token",
-            &[("grant_type", "refresh_token"), ("refresh_token", &next)],
-        )
-        .await;
+        let underscore = h
+            .post_form(
+                fw,
+                "/api/auth/v2/token",
+                &[("grant_type", "refresh_token"), ("refresh_token", &next)],
+            )
+            .await;
         assert_token_json(&underscore);
-        let spent = post_form(&h, fw, "/api/auth/v2/token", &[("refresh-token", &refresh)]).await;
+        let spent = h
+            .post_form(fw, "/api/auth/v2/token", &[("refresh-token", &refresh)])
+            .await;
         assert_eq!((spent.status, spent.error()), (400, Some("invalid_grant")));
     }
 }
@@ -523,7 +512,7 @@ async fn device_flow_reports_polling_errors_at_top_level() {
     let h = harness().await;
     for fw in FRAMEWORKS {
         for outcome in ["approve", "deny"] {
-            let start = post_form(&h, fw, "/api/auth/v2/device", &[]).await;
+            let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
             assert_eq!(start.status, 200, "{}", start.raw_body);
             for field in [
                 "device_code",
@@ -543,13 +532,9 @@ async fn device_flow_reports_polling_errors_at_top_level() {
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
-            let pending = post_form(
-                &h,
-                fw,
-                "/api/auth/v2/token",
-                &[("device-code", &device_code)],
-            )
-            .await;
+            let pending = h
+                .post_form(fw, "/api/auth/v2/token", &[("device-code", &device_code)])
+                .await;
             assert_eq!(
                 (pending.status, pending.error()),
                 (400, Some("authorization_pending"))
@@ -557,23 +542,14 @@ async fn device_flow_reports_polling_errors_at_top_level() {
             if outcome == "approve" {
                 assert!(h.idp.approve_device(&user_code));
                 assert_token_json(
-                    &post_form(
-                        &h,
-                        fw,
-                        "/api/auth/v2/token",
-                        &[("device-code", &device_code)],
-                    )
-                    .await,
+                    &h.post_form(fw, "/api/auth/v2/token", &[("device-code", &device_code)])
+                        .await,
                 );
             } else {
                 assert!(h.idp.deny_device(&user_code));
-                let denied = post_form(
-                    &h,
-                    fw,
-                    "/api/auth/v2/token",
-                    &[("device_code", &device_code)],
-                )
-                .await;
+                let denied = h
+                    .post_form(fw, "/api/auth/v2/token", &[("device_code", &device_code)])
+                    .await;
                 assert_eq!(
                     (denied.status, denied.error()),
                     (400, Some("access_denied"))
@@ -581,18 +557,14 @@ async fn device_flow_reports_polling_errors_at_top_level() {
             }
         }
         h.idp.set_device_expires_in(0);
-        let start = post_form(&h, fw, "/api/auth/v2/device", &[]).await;
+        let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
         let device_code = start.body["device_code"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let expired = post_form(
-            &h,
-            fw,
-            "/api/auth/v2/token",
-            &[("device-code", &device_code)],
-        )
-        .await;
+        let expired = h
+            .post_form(fw, "/api/auth/v2/token", &[("device-code", &device_code)])
+            .await;
         assert_eq!(expired.error(), Some("expired_token"));
         h.idp.set_device_expires_in(600);
     }
@@ -606,7 +578,7 @@ async fn device_start_is_503_without_a_provider_device_endpoint() {
     let h = Harness::with(idp, |b| b, None).await;
     for fw in FRAMEWORKS {
         assert_eq!(
-            post_form(&h, fw, "/api/auth/v2/device", &[]).await.status,
+            h.post_form(fw, "/api/auth/v2/device", &[]).await.status,
             503
         );
     }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use oidc_auth::OidcAuth;
 use oidc_auth::testing::MockProvider;
 use oidc_auth_tests::real_provider::{ALL_SCOPES, API_AUDIENCE, Client, RealProvider};
-use oidc_auth_tests::{FRAMEWORKS, Framework, Harness, Reply, base_config, into_reply};
+use oidc_auth_tests::{
+    FRAMEWORKS, Framework, Harness, Reply, base_config, into_reply, query_param,
+};
 use serde_json::Value;
 use url::Url;
 
@@ -29,24 +31,6 @@ async fn servers(p: &RealProvider) -> Harness {
         .build()
         .expect("config");
     Harness::serve(unused, OidcAuth::new(config), None).await
-}
-
-fn query(url: &Url, name: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-async fn post_form(h: &Harness, fw: Framework, path: &str, form: &[(&str, &str)]) -> Reply {
-    into_reply(
-        h.client()
-            .post(h.url(fw, path))
-            .form(form)
-            .send()
-            .await
-            .expect("answer"),
-    )
-    .await
 }
 
 /// Our `/login` -> the provider's sign-in and consent -> the redirect back, not followed.
@@ -78,13 +62,12 @@ async fn sign_in(p: &RealProvider, h: &Harness, fw: Framework, redirect_uri: &st
 }
 
 async fn token_via_state(h: &Harness, fw: Framework, back: &Url) -> Reply {
-    let state = query(back, "state").unwrap_or_default();
-    post_form(
-        h,
+    let state = query_param(back, "state").unwrap_or_default();
+    h.post_form(
         fw,
         "/api/auth/v2/token",
         &[
-            ("code", &query(back, "code").unwrap_or_default()),
+            ("code", &query_param(back, "code").unwrap_or_default()),
             ("redirect_uri", LOOPBACK),
             ("grant_type", "authorization_code"),
             (
@@ -121,16 +104,16 @@ async fn client_code_flow_refresh_and_userinfo_through_our_endpoints() {
             200,
             "scope admin and group admins"
         );
-        let refreshed = post_form(
-            &h,
-            fw,
-            "/api/auth/v2/token",
-            &[(
-                "refresh-token",
-                tokens.body["refresh_token"].as_str().unwrap_or_default(),
-            )],
-        )
-        .await;
+        let refreshed = h
+            .post_form(
+                fw,
+                "/api/auth/v2/token",
+                &[(
+                    "refresh-token",
+                    tokens.body["refresh_token"].as_str().unwrap_or_default(),
+                )],
+            )
+            .await;
         assert_eq!(h.bearer_both("/me", &access(&refreshed)).await.status, 200);
         let user = h.bearer(fw, "/api/auth/v2/userinfo", &token).await;
         assert_eq!(user.status, 200, "{}", user.raw_body);
@@ -167,7 +150,9 @@ async fn poll(h: &Harness, fw: Framework, device_code: &str, interval: u64) -> R
     let mut wait = interval.max(1);
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_secs(wait)).await;
-        let reply = post_form(h, fw, "/api/auth/v2/token", &[("device-code", device_code)]).await;
+        let reply = h
+            .post_form(fw, "/api/auth/v2/token", &[("device-code", device_code)])
+            .await;
         match reply.error() {
             Some("authorization_pending") => {}
             Some("slow_down") => wait += 1,
@@ -184,7 +169,7 @@ async fn device_flow_approved_and_denied_through_our_endpoints() {
     };
     let h = servers(&p).await;
     for (fw, approve) in [(Framework::Axum, true), (Framework::Actix, false)] {
-        let start = post_form(&h, fw, "/api/auth/v2/device", &[]).await;
+        let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
         assert_eq!(start.status, 200, "{}", start.raw_body);
         let device_code = start.body["device_code"]
             .as_str()
@@ -195,13 +180,9 @@ async fn device_flow_approved_and_denied_through_our_endpoints() {
             .unwrap_or_default()
             .to_owned();
         let interval = start.body["interval"].as_u64().unwrap_or(5);
-        let pending = post_form(
-            &h,
-            fw,
-            "/api/auth/v2/token",
-            &[("device-code", &device_code)],
-        )
-        .await;
+        let pending = h
+            .post_form(fw, "/api/auth/v2/token", &[("device-code", &device_code)])
+            .await;
         assert!(
             matches!(pending.error(), Some("authorization_pending" | "slow_down")),
             "{}",
@@ -248,7 +229,7 @@ async fn logout_redirects_to_the_providers_end_session_endpoint() {
         .expect("url");
         assert!(location.as_str().starts_with(&p.endpoints().end_session));
         assert_eq!(
-            query(&location, "post_logout_redirect_uri").as_deref(),
+            query_param(&location, "post_logout_redirect_uri").as_deref(),
             Some(LOGGED_OUT)
         );
         let page = p
@@ -271,16 +252,16 @@ async fn key_rotation_at_the_provider_is_picked_up() {
     let tokens = token_via_state(&h, Framework::Axum, &back).await;
     assert_eq!(h.bearer_both("/me", &access(&tokens)).await.status, 200);
     let rotated = p.rotate_keys().await;
-    let refreshed = post_form(
-        &h,
-        Framework::Actix,
-        "/api/auth/v2/token",
-        &[(
-            "refresh-token",
-            tokens.body["refresh_token"].as_str().unwrap_or_default(),
-        )],
-    )
-    .await;
+    let refreshed = h
+        .post_form(
+            Framework::Actix,
+            "/api/auth/v2/token",
+            &[(
+                "refresh-token",
+                tokens.body["refresh_token"].as_str().unwrap_or_default(),
+            )],
+        )
+        .await;
     let new_token = access(&refreshed);
     let header: Value = oidc_auth_tests::real_provider::jwt_header(&new_token);
     assert_eq!(header["kid"].as_str(), Some(rotated.kid.as_str()));

@@ -174,6 +174,30 @@ impl Harness {
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }
+
+    /// POST `path` with a form body.
+    pub async fn post_form(
+        &self,
+        framework: Framework,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Reply {
+        let response = self
+            .client
+            .post(self.url(framework, path))
+            .form(form)
+            .send()
+            .await
+            .expect("request reaches the test server");
+        into_reply(response).await
+    }
+}
+
+/// The value of query parameter `name` of `url`.
+pub fn query_param(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 pub async fn into_reply(response: reqwest::Response) -> Reply {
