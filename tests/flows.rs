@@ -36,15 +36,7 @@ async fn location(h: &Harness, url: &str) -> Url {
 /// The browser part of the client's code flow: our `/login`, then the provider's `/authorize`,
 /// which redirects to the client's loopback listener with `code` and `state`.
 async fn browser_login(h: &Harness, fw: Framework, redirect_uri: &str) -> (Url, Url) {
-    let login = format!(
-        "/api/auth/v2/login?{}",
-        serde_urlencoded::to_string([
-            ("redirect_uri", redirect_uri),
-            ("offline_access", "true"),
-            ("prompt", "consent")
-        ])
-        .unwrap_or_default()
-    );
+    let login = oidc_auth_tests::client_login_path(redirect_uri);
     let authorize = location(h, &h.url(fw, &login)).await;
     let callback = location(h, authorize.as_str()).await;
     (authorize, callback)

@@ -35,15 +35,7 @@ async fn servers(p: &RealProvider) -> Harness {
 
 /// Our `/login` -> the provider's sign-in and consent -> the redirect back, not followed.
 async fn sign_in(p: &RealProvider, h: &Harness, fw: Framework, redirect_uri: &str) -> Url {
-    let login = format!(
-        "/api/auth/v2/login?{}",
-        serde_urlencoded::to_string([
-            ("redirect_uri", redirect_uri),
-            ("offline_access", "true"),
-            ("prompt", "consent")
-        ])
-        .unwrap_or_default()
-    );
+    let login = oidc_auth_tests::client_login_path(redirect_uri);
     let response = h
         .client()
         .get(h.url(fw, &login))

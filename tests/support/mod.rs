@@ -193,6 +193,18 @@ impl Harness {
     }
 }
 
+/// Our login path with the query py-oidc-auth-client sends: `redirect_uri`,
+/// `offline_access=true`, `prompt=consent`.
+pub fn client_login_path(redirect_uri: &str) -> String {
+    let query = serde_urlencoded::to_string([
+        ("redirect_uri", redirect_uri),
+        ("offline_access", "true"),
+        ("prompt", "consent"),
+    ])
+    .unwrap_or_default();
+    format!("/api/auth/v2/login?{query}")
+}
+
 /// The value of query parameter `name` of `url`.
 pub fn query_param(url: &url::Url, name: &str) -> Option<String> {
     url.query_pairs()
