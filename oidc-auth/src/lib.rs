@@ -62,6 +62,7 @@ mod guard;
 mod policy;
 mod provider;
 mod secret;
+pub mod store;
 mod token;
 
 #[cfg(feature = "actix-web")]

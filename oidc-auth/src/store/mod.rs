@@ -1,0 +1,465 @@
+//! Server-side state of broker mode: sessions, rotating refresh tokens, signing keys, peer key
+//! sets and one-time markers, behind one object-safe [`Store`] trait with a backend per
+//! database.
+//!
+//! The store keeps bytes and strings verbatim and uses bound parameters only; encryption of
+//! secrets at rest happens before anything reaches it, so a backend never sees a plaintext
+//! provider refresh token or private key when an encryption key is configured.
+
+use std::future::Future;
+use std::pin::Pin;
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+pub mod memory;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
+#[cfg(feature = "mysql")]
+pub mod mysql;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+/// The future every [`Store`] method returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A store failure. Nothing secret is ever part of it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database cannot be reached, or did not answer in time: callers answer 503.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// The input cannot be stored (too long, or not representable by the backend): 400.
+    #[error("the value cannot be stored: {0}")]
+    Rejected(String),
+    /// The store holds something it cannot read back (a schema from a newer version).
+    #[error("the store is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// A broker session: the provider-side identity behind the tokens this server minted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Session id (the `sid` of minted tokens).
+    pub id: String,
+    /// The provider's subject.
+    pub subject: String,
+    /// The provider refresh token, sealed (AEAD, the session id as associated data).
+    pub provider_refresh_token: Vec<u8>,
+    /// Cached userinfo / claims, JSON.
+    pub userinfo: String,
+    /// Unix seconds after which the session is gone.
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("subject", &self.subject)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One broker refresh token, stored by the SHA-256 of its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshRecord {
+    /// SHA-256 of the token.
+    pub hash: [u8; 32],
+    /// The rotation chain it belongs to; reuse of a spent token revokes the whole family.
+    pub family: String,
+    /// The session it refreshes.
+    pub session_id: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// What [`Store::rotate_refresh`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The old token was live; it is now spent and the new one is stored. Carries the old record.
+    Rotated(RefreshRecord),
+    /// The old token was already spent: its whole family is now revoked.
+    Reused,
+    /// Unknown, expired or revoked.
+    NotFound,
+}
+
+/// A broker signing key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// Key id, unique.
+    pub kid: String,
+    /// JOSE algorithm name.
+    pub alg: String,
+    /// The private key (PKCS#8), sealed when an encryption key is configured.
+    pub private_key: Vec<u8>,
+    /// The public JWK, JSON.
+    pub public_jwk: String,
+    /// Published from this time on.
+    pub published_at: i64,
+    /// Signs from this time on (after it has been published long enough to be fetched).
+    pub active_from: i64,
+    /// No longer signs after this time.
+    pub retire_at: i64,
+    /// Removed from the JWKS after this time (the longest token it signed has expired).
+    pub remove_at: i64,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("active_from", &self.active_from)
+            .field("retire_at", &self.retire_at)
+            .field("remove_at", &self.remove_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Server-side state of broker mode. Object safe: `Arc<dyn Store>` is what the broker holds.
+///
+/// Every backend passes the same conformance suite. Writes that must be atomic (refresh
+/// rotation, the first signing key, one-time markers) are atomic in every backend, also across
+/// several server instances sharing a database.
+pub trait Store: Send + Sync + 'static {
+    /// Creates or upgrades the schema (versioned migrations); idempotent.
+    fn migrate(&self) -> StoreFuture<'_, ()>;
+
+    /// Inserts or replaces a session.
+    fn put_session(&self, session: &Session) -> StoreFuture<'_, ()>;
+    /// A session by id, if present and not expired at `now`.
+    fn get_session(&self, id: &str, now: i64) -> StoreFuture<'_, Option<Session>>;
+    /// Deletes a session and every refresh token of it.
+    fn delete_session(&self, id: &str) -> StoreFuture<'_, ()>;
+
+    /// Stores a new refresh token (the first of a family, or after a rotation).
+    fn insert_refresh(&self, record: &RefreshRecord) -> StoreFuture<'_, ()>;
+    /// Atomically spends the live token with hash `old` and stores its successor with hash `new`
+    /// in the same family, for the same session, with the same expiry (a rotation never extends
+    /// a session). Presenting a spent token again is reuse: the whole family is revoked and the
+    /// answer is [`RotateOutcome::Reused`].
+    fn rotate_refresh(
+        &self,
+        old: &[u8; 32],
+        new: &[u8; 32],
+        now: i64,
+    ) -> StoreFuture<'_, RotateOutcome>;
+    /// Revokes every token of `family`.
+    fn revoke_family(&self, family: &str) -> StoreFuture<'_, ()>;
+
+    /// Every stored signing key.
+    fn list_keys(&self) -> StoreFuture<'_, Vec<StoredKey>>;
+    /// Inserts `key` only if no key is active at `now` or later; true when it was inserted.
+    /// Concurrent first starts of several instances thereby agree on one key.
+    fn insert_first_key(&self, key: &StoredKey, now: i64) -> StoreFuture<'_, bool>;
+    /// Inserts a key (a rotation's successor).
+    fn insert_key(&self, key: &StoredKey) -> StoreFuture<'_, ()>;
+    /// Deletes a key.
+    fn delete_key(&self, kid: &str) -> StoreFuture<'_, ()>;
+
+    /// Stores the JWKS last fetched from a trusted peer issuer.
+    fn put_peer_jwks(&self, issuer: &str, jwks: &str, fetched_at: i64) -> StoreFuture<'_, ()>;
+    /// The JWKS of a peer issuer and when it was fetched.
+    fn get_peer_jwks(&self, issuer: &str) -> StoreFuture<'_, Option<(String, i64)>>;
+
+    /// Records `key` as used until `expires_at`; false if it already was (and has not expired).
+    fn consume_once(&self, key: &[u8; 32], expires_at: i64, now: i64) -> StoreFuture<'_, bool>;
+
+    /// Deletes expired sessions, refresh tokens, keys past `remove_at` and one-time markers;
+    /// returns how many rows went.
+    fn purge_expired(&self, now: i64) -> StoreFuture<'_, u64>;
+}
+
+/// Connects to the store `url` names and brings its schema up to date ([`Store::migrate`]).
+///
+/// The scheme picks the backend, each behind its cargo feature:
+///
+/// | URL | backend | feature |
+/// |---|---|---|
+/// | `sqlite://path/to/file.sqlite3`, `sqlite:///absolute/path`, `sqlite::memory:` | `sqlite::SqliteStore` | `sqlite` |
+/// | `postgres://…`, `postgresql://…` | `postgres::PostgresStore` | `postgres` |
+/// | `mysql://…`, `mariadb://…` | `mysql::MysqlStore` | `mysql` |
+/// | `mongodb://…`, `mongodb+srv://…` | `mongodb::MongoStore` | `mongodb` |
+/// | `memory:` | [`memory::MemoryStore`] (this process only; lost at restart) | — |
+///
+/// A scheme whose feature is off, or one this crate does not know, is
+/// [`StoreError::Rejected`] with the fix in the message; a database that cannot be reached is
+/// [`StoreError::Unavailable`]. No error ever contains the URL's password.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use oidc_auth::store::{self, StoreError};
+///
+/// let Err(error) = store::connect("redis://broker:hunter2@cache.internal/0").await else {
+///     panic!("redis is no store backend");
+/// };
+/// assert!(matches!(error, StoreError::Rejected(_)));
+/// assert!(!error.to_string().contains("hunter2"));
+/// # }
+/// ```
+///
+/// With the `sqlite` feature, a file (and its directory) is created when missing:
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), oidc_auth::store::StoreError> {
+/// let store = oidc_auth::store::connect("sqlite:///var/lib/broker/broker.sqlite3").await?;
+/// println!("{} signing keys", store.list_keys().await?.len());
+/// # Ok(())
+/// # }
+/// ```
+pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    let store = connect_backend(url).await;
+    let store = match store {
+        Ok(store) => store.migrate().await.map(|()| store),
+        Err(error) => Err(error),
+    };
+    store.map_err(|error| redact(error, url))
+}
+
+/// The backend `url` names, connected but not migrated.
+async fn connect_backend(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    // Only a scheme made of scheme characters counts: whatever precedes the first `:` of a
+    // malformed URL may be a password, so it is never echoed.
+    let (scheme, rest) = match url.split_once(':') {
+        Some((scheme, rest))
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
+        {
+            (scheme.to_ascii_lowercase(), rest)
+        }
+        _ => {
+            return Err(StoreError::Rejected(
+                "the store URL has no scheme; write sqlite://path, postgres://…, mysql://…, \
+                 mariadb://… or mongodb://…"
+                    .into(),
+            ));
+        }
+    };
+    #[cfg_attr(
+        not(any(
+            feature = "sqlite",
+            feature = "postgres",
+            feature = "mysql",
+            feature = "mongodb"
+        )),
+        allow(unused_variables)
+    )]
+    let normalized = |scheme: &str| format!("{scheme}:{rest}");
+    match scheme.as_str() {
+        "sqlite" => {
+            #[cfg(feature = "sqlite")]
+            {
+                let store = sqlite::SqliteStore::connect(&normalized("sqlite")).await?;
+                Ok(std::sync::Arc::new(store))
+            }
+            #[cfg(not(feature = "sqlite"))]
+            Err(feature_off("SQLite", "sqlite"))
+        }
+        // In-process only: lost at restart and not shared between instances.
+        "memory" => Ok(std::sync::Arc::new(memory::MemoryStore::new())),
+        "postgres" | "postgresql" => {
+            #[cfg(feature = "postgres")]
+            {
+                let store = postgres::PostgresStore::connect(&normalized(&scheme)).await?;
+                Ok(std::sync::Arc::new(store))
+            }
+            #[cfg(not(feature = "postgres"))]
+            Err(feature_off("PostgreSQL", "postgres"))
+        }
+        "mysql" | "mariadb" => {
+            #[cfg(feature = "mysql")]
+            {
+                let store = mysql::MysqlStore::connect(&normalized("mysql")).await?;
+                Ok(std::sync::Arc::new(store))
+            }
+            #[cfg(not(feature = "mysql"))]
+            Err(feature_off("MySQL / MariaDB", "mysql"))
+        }
+        "mongodb" | "mongodb+srv" => {
+            #[cfg(feature = "mongodb")]
+            {
+                let store = mongodb::MongoStore::connect(&normalized(&scheme)).await?;
+                Ok(std::sync::Arc::new(store))
+            }
+            #[cfg(not(feature = "mongodb"))]
+            Err(feature_off("MongoDB", "mongodb"))
+        }
+        _ => Err(StoreError::Rejected(
+            "the store URL's scheme is not supported; write sqlite://path, postgres://…, \
+             mysql://…, mariadb://… or mongodb://…"
+                .into(),
+        )),
+    }
+}
+
+/// The error for a backend that is known but not compiled in.
+#[cfg(not(all(
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "mysql",
+    feature = "mongodb"
+)))]
+fn feature_off(database: &str, feature: &str) -> StoreError {
+    StoreError::Rejected(format!(
+        "the store URL names {database}, but oidc-auth was built without its `{feature}` \
+         feature; enable it: oidc-auth = {{ version = \"…\", features = [\"{feature}\"] }}"
+    ))
+}
+
+/// `error` with the URL's password (raw and percent-decoded) replaced by `***`, whatever a
+/// driver put into its message.
+fn redact(error: StoreError, url: &str) -> StoreError {
+    let Some(password) = password_of(url) else {
+        return error;
+    };
+    // The longer raw form first: the decoded one may be part of it.
+    let decoded = percent_decoded(&password);
+    let secrets = [password, decoded];
+    let scrub = |mut text: String| {
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            text = text.replace(secret.as_str(), "***");
+        }
+        text
+    };
+    match error {
+        StoreError::Unavailable(text) => StoreError::Unavailable(scrub(text)),
+        StoreError::Rejected(text) => StoreError::Rejected(scrub(text)),
+        StoreError::Corrupt(text) => StoreError::Corrupt(scrub(text)),
+    }
+}
+
+/// The password of `url` as written (still percent-encoded), also when the URL does not parse:
+/// then everything between the scheme's `//`, the first `:` and the last `@` counts.
+fn password_of(url: &str) -> Option<String> {
+    if let Ok(parsed) = url::Url::parse(url) {
+        return parsed.password().map(str::to_owned);
+    }
+    let (_, rest) = url.split_once("://")?;
+    let (userinfo, _) = rest.rsplit_once('@')?;
+    let (_, password) = userinfo.split_once(':')?;
+    Some(password.to_owned())
+}
+
+/// `text` with its `%XX` escapes decoded (invalid UTF-8 replaced).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Where broker mode keeps its SQLite database when no store URL is configured:
+/// `<platform data directory>/oidc-auth/broker.sqlite3` (`~/.local/share/oidc-auth/` on Linux,
+/// `~/Library/Application Support/oidc-auth/` on macOS, `%APPDATA%\oidc-auth\data\` on
+/// Windows), or `oidc-auth-broker.sqlite3` in the working directory when there is no home
+/// directory.
+///
+/// ```
+/// let path = oidc_auth::store::default_sqlite_path();
+/// assert!(path.ends_with("broker.sqlite3") || path.ends_with("oidc-auth-broker.sqlite3"));
+/// ```
+#[cfg(feature = "sqlite")]
+pub fn default_sqlite_path() -> std::path::PathBuf {
+    directories::ProjectDirs::from("", "", "oidc-auth").map_or_else(
+        || std::path::PathBuf::from("oidc-auth-broker.sqlite3"),
+        |dirs| dirs.data_dir().join("broker.sqlite3"),
+    )
+}
+
+#[cfg(test)]
+mod connect_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn unknown_and_missing_schemes_are_rejected_without_echo() {
+        for url in [
+            "redis://broker:hunter2@cache.internal/0",
+            "hunter2",
+            "hunter2@db:5432",
+            "sqlite3 hunter2://x",
+        ] {
+            let error = connect(url).await.err().unwrap();
+            assert!(matches!(error, StoreError::Rejected(_)), "{url}: {error}");
+            assert!(!error.to_string().contains("hunter2"), "{url}: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn disabled_backends_name_their_feature() {
+        #[cfg(not(feature = "mongodb"))]
+        {
+            let error = connect("mongodb+srv://u:hunter2@cluster.example/db")
+                .await
+                .err()
+                .unwrap();
+            assert!(error.to_string().contains("`mongodb` feature"), "{error}");
+            assert!(!error.to_string().contains("hunter2"), "{error}");
+        }
+        #[cfg(not(feature = "mysql"))]
+        {
+            let error = connect("MariaDB://u:hunter2@db/x").await.err().unwrap();
+            assert!(error.to_string().contains("`mysql` feature"), "{error}");
+        }
+    }
+
+    #[test]
+    fn redaction_removes_raw_and_decoded_passwords() {
+        let url = "postgres://u:p%40ss%2Fw0rd@db/x";
+        let error = redact(
+            StoreError::Unavailable("login failed for p%40ss%2Fw0rd and p@ss/w0rd".into()),
+            url,
+        );
+        assert_eq!(
+            error.to_string(),
+            "the store is unavailable: login failed for *** and ***"
+        );
+        // A URL that does not parse still has its password removed.
+        let error = redact(
+            StoreError::Rejected("bad host in u:pw0rd@[::1".into()),
+            "postgres://u:pw0rd@[::1/x",
+        );
+        assert_eq!(
+            error.to_string(),
+            "the value cannot be stored: bad host in u:***@[::1"
+        );
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn an_unreachable_database_does_not_echo_the_password() {
+        let error = connect("postgresql://broker:s3cr3t-pa55@127.0.0.1:1/broker")
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
+        assert!(!error.to_string().contains("s3cr3t-pa55"), "{error}");
+    }
+}
