@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use oidc_auth::testing::{Endpoint, Fault, MockProvider};
 use oidc_auth::{Clock, ManualClock, SystemClock};
-use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Framework, Harness, Reply, into_reply, query_param};
+use oidc_auth_tests::{
+    AUDIENCE, FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, browser_login, client_token_call,
+    into_reply, query_param,
+};
 use serde_json::{Value, json};
-use url::Url;
-
-const LOOPBACK: &str = "http://localhost:53100/callback";
 
 async fn harness() -> Harness {
     harness_on(None).await
@@ -20,44 +20,6 @@ async fn harness_on(clock: Option<ManualClock>) -> Harness {
     idp.set_access_token_audience(AUDIENCE);
     idp.set_device_interval(Some(0));
     Harness::with(idp, |b| b.client_id("test-client"), clock).await
-}
-
-async fn location(h: &Harness, url: &str) -> Url {
-    let response = h.client().get(url).send().await.expect("answer");
-    assert_eq!(response.status().as_u16(), 302, "{url}");
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    Url::parse(location).expect("absolute Location")
-}
-
-/// The browser part of the client's code flow: our `/login`, then the provider's `/authorize`,
-/// which redirects to the client's loopback listener with `code` and `state`.
-async fn browser_login(h: &Harness, fw: Framework, redirect_uri: &str) -> (Url, Url) {
-    let login = oidc_auth_tests::client_login_path(redirect_uri);
-    let authorize = location(h, &h.url(fw, &login)).await;
-    let callback = location(h, authorize.as_str()).await;
-    (authorize, callback)
-}
-
-/// Exactly what py-oidc-auth-client sends after the browser flow.
-async fn client_token_call(h: &Harness, fw: Framework, callback: &Url) -> Reply {
-    let code = query_param(callback, "code").unwrap_or_default();
-    let state = query_param(callback, "state").unwrap_or_default();
-    let verifier = state.rsplit('|').next().unwrap_or_default().to_owned();
-    h.post_form(
-        fw,
-        "/api/auth/v2/token",
-        &[
-            ("code", &code),
-            ("redirect_uri", LOOPBACK),
-            ("grant_type", "authorization_code"),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await
 }
 
 fn assert_token_json(reply: &Reply) {

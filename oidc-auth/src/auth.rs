@@ -3,12 +3,16 @@
 
 use std::sync::Arc;
 
+use serde_json::Value;
+
+use crate::broker::{Broker, Peers};
 use crate::clock::{Clock, SystemClock};
 use crate::config::OidcConfig;
 use crate::error::{AuthError, ErrorKind, ErrorRenderer, ErrorResponse};
 use crate::flow::seal::Sealer;
 use crate::policy::Policy;
 use crate::provider::Provider;
+use crate::store::Store;
 use crate::token::{self, Expectations, IdToken, TokenCache};
 
 /// The authentication handle: configuration, provider caches and the validated-token cache.
@@ -38,6 +42,8 @@ struct Inner {
     renderer: Option<ErrorRenderer>,
     leeway: i64,
     sealer: Sealer,
+    broker: Option<Arc<Broker>>,
+    peers: Option<Arc<Peers>>,
 }
 
 impl std::fmt::Debug for OidcAuth {
@@ -62,9 +68,18 @@ pub struct OidcAuthBuilder {
     config: OidcConfig,
     clock: Arc<dyn Clock>,
     renderer: Option<ErrorRenderer>,
+    store: Option<Arc<dyn Store>>,
 }
 
 impl OidcAuthBuilder {
+    /// Uses `store` for broker mode instead of connecting to the configured store URL: for a
+    /// store built on an existing connection pool, or a custom [`Store`]. Its schema must be
+    /// migrated ([`Store::migrate`]) before use.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// Uses `clock` for token times and cache expiry (default: the system clock).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -99,7 +114,14 @@ impl OidcAuthBuilder {
                 "no state key configured: login state is sealed with a per-process key"
             );
         }
+        let broker = config
+            .broker_mode
+            .then(|| Arc::new(Broker::new(&config, self.store)));
+        let peers = (!config.trusted_issuers.is_empty())
+            .then(|| Arc::new(Peers::new(&config, self.clock.clone())));
         OidcAuth(Arc::new(Inner {
+            broker,
+            peers,
             leeway: config.leeway.as_secs() as i64,
             config,
             provider,
@@ -123,6 +145,7 @@ impl OidcAuth {
             config,
             clock: Arc::new(SystemClock),
             renderer: None,
+            store: None,
         }
     }
 
@@ -139,6 +162,10 @@ impl OidcAuth {
         &self.0.sealer
     }
 
+    pub(crate) fn broker(&self) -> Option<&Arc<Broker>> {
+        self.0.broker.as_ref()
+    }
+
     /// The current time of the configured clock, Unix seconds.
     pub(crate) fn now(&self) -> i64 {
         self.0.clock.now()
@@ -146,7 +173,12 @@ impl OidcAuth {
 
     /// Fetches the discovery document and the JWKS now, so the first request does not wait.
     /// Failure is not fatal: validation retries (with backoff) on demand.
+    ///
+    /// In broker mode this also connects the store and creates the first signing key.
     pub async fn warm_up(&self) -> Result<(), AuthError> {
+        if let Some(broker) = &self.0.broker {
+            broker.warm_up(self.now()).await?;
+        }
         self.0.provider.warm_up().await.map(|_| ())
     }
 
@@ -157,7 +189,20 @@ impl OidcAuth {
 
     /// Validates a compact bearer token: structure, algorithm, registered claims and signature.
     /// Scopes and claim constraints are not checked here; see [`authorize`](Self::authorize).
+    ///
+    /// The token's `iss` decides which keys may verify it: the provider's, this server's own
+    /// (broker mode), or those of the trusted peer that issuer names. Any other issuer is
+    /// refused before any key is looked up, so it causes no request.
     pub async fn validate(&self, token: &str) -> Result<IdToken, AuthError> {
+        self.validate_as(token, Source::Any).await
+    }
+
+    /// Validates a token of the identity provider only (not a minted or peer token).
+    pub(crate) async fn validate_provider_token(&self, token: &str) -> Result<IdToken, AuthError> {
+        self.validate_as(token, Source::Provider).await
+    }
+
+    async fn validate_as(&self, token: &str, source: Source) -> Result<IdToken, AuthError> {
         let inner = &self.0;
         let now = inner.clock.now();
         if token.len() > inner.config.max_token_bytes {
@@ -166,6 +211,7 @@ impl OidcAuth {
         let key = inner.cache.as_ref().map(|_| token::cache_key(token));
         if let (Some(cache), Some(key)) = (&inner.cache, &key)
             && let Some(hit) = cache.get(key, now)
+            && (source == Source::Any || self.is_provider_issuer(hit.issuer()))
         {
             return Ok(hit);
         }
@@ -174,36 +220,94 @@ impl OidcAuth {
             inner.config.max_token_bytes,
             &inner.config.algorithms,
         )?;
-        let issuer = match inner.provider.configured_issuer() {
-            Some(issuer) => issuer.clone(),
-            None => inner.provider.issuer().await?,
+        let iss = jws
+            .claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        // The issuer decides whose keys verify the token; it is checked before any key is
+        // looked up, so a token naming any other issuer causes no fetch.
+        let broker = inner
+            .broker
+            .as_ref()
+            .filter(|b| source == Source::Any && b.issuer() == iss);
+        let peers = inner
+            .peers
+            .as_ref()
+            .filter(|p| broker.is_none() && source == Source::Any && p.trusts(&iss));
+        let provider_issuer = match (broker, peers) {
+            (None, None) => Some(match inner.provider.configured_issuer() {
+                Some(issuer) => issuer.clone(),
+                None => inner.provider.issuer().await?,
+            }),
+            _ => None,
         };
-        // The issuer is checked before any key is looked up, so a foreign token causes no fetch.
-        token::check_issuer(&jws.claims, issuer.as_str())?;
+        let (issuer, audience) = match (broker, &provider_issuer) {
+            (Some(broker), _) => (broker.issuer(), Some(broker.audience())),
+            (None, Some(issuer)) => (
+                issuer.as_str(),
+                inner.config.audience.as_ref().map(|a| a.as_str()),
+            ),
+            // A trusted peer's token: the audience federating instances share.
+            (None, None) => (
+                iss.as_str(),
+                match &inner.broker {
+                    Some(own) => Some(own.audience()),
+                    None => inner.config.audience.as_ref().map(|a| a.as_str()),
+                },
+            ),
+        };
+        token::check_issuer(&jws.claims, issuer)?;
         let times = token::check_registered(
             &jws.claims,
             &Expectations {
                 now,
                 leeway: inner.leeway,
-                issuer: issuer.as_str(),
-                audience: inner.config.audience.as_ref().map(|a| a.as_str()),
+                issuer,
+                audience,
             },
         )?;
-        inner
-            .provider
-            .verify(
-                jws.kid.as_deref(),
-                jws.alg,
-                jws.signing_input,
-                &jws.signature,
-            )
-            .await?;
+        let (kid, alg) = (jws.kid.as_deref(), jws.alg);
+        let (message, signature) = (jws.signing_input, jws.signature.as_slice());
+        match (broker, peers) {
+            (Some(broker), _) => broker.verify(kid, alg, message, signature, now).await?,
+            (None, Some(peers)) => {
+                let store = inner.broker.as_ref().and_then(|b| b.connected_store());
+                peers
+                    .verify(store.as_ref(), &iss, kid, alg, message, signature)
+                    .await?
+            }
+            (None, None) => inner.provider.verify(kid, alg, message, signature).await?,
+        }
         let validated = IdToken::new(jws.claims, times)
             .ok_or_else(|| AuthError::invalid("the token claims are malformed"))?;
         if let (Some(cache), Some(key)) = (&inner.cache, key) {
             cache.insert(key, validated.clone(), now, inner.leeway);
         }
         Ok(validated)
+    }
+
+    /// Whether `issuer` is the identity provider's (not this server's or a peer's).
+    pub(crate) fn is_provider_issuer(&self, issuer: &str) -> bool {
+        let inner = &self.0;
+        inner.broker.as_ref().is_none_or(|b| b.issuer() != issuer)
+            && !inner.peers.as_ref().is_some_and(|p| p.trusts(issuer))
+    }
+
+    /// `GET /auth/v2/.well-known/jwks.json` (broker mode): the public keys of this server,
+    /// every published one. 404 when broker mode is off.
+    pub async fn jwks_endpoint(&self) -> Result<crate::EndpointResponse, AuthError> {
+        let Some(broker) = &self.0.broker else {
+            return Err(AuthError::oauth(
+                "invalid_request",
+                "broker mode is off: this server publishes no keys",
+            ));
+        };
+        broker
+            .jwks(self.now())
+            .await
+            .map(|body| crate::EndpointResponse::Json { status: 200, body })
     }
 
     /// Checks a validated token against policy `P` and the configured default constraints.
@@ -252,6 +356,15 @@ impl OidcAuth {
             None => error.to_response(self.0.config.realm.as_deref()),
         }
     }
+}
+
+/// Which issuers a token may come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// The provider, this server (broker mode) or a trusted peer.
+    Any,
+    /// The provider only.
+    Provider,
 }
 
 /// Extracts the bearer token from the `Authorization` header values.

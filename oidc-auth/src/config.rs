@@ -96,6 +96,9 @@ pub struct OidcConfig {
     pub(crate) broker_signing_algorithm: Algorithm,
     pub(crate) key_rotation_period: Duration,
     pub(crate) encryption_key: Option<Secret>,
+    pub(crate) device_session_lifetime: Duration,
+    pub(crate) exchange_clients: Vec<(String, Secret)>,
+    pub(crate) exchange_audiences: Vec<String>,
     pub(crate) state_key: Option<Secret>,
     pub(crate) realm: Option<String>,
     pub(crate) string_claims_as_lists: bool,
@@ -252,6 +255,22 @@ impl OidcConfig {
         self.logout_redirect_uris.as_slice()
     }
 
+    /// Absolute lifetime of a broker session started by the device flow (default 90 days);
+    /// refreshing never extends it.
+    pub fn device_session_lifetime(&self) -> Duration {
+        self.device_session_lifetime
+    }
+
+    /// Client ids allowed to use token exchange in broker mode (their secrets stay inside).
+    pub fn exchange_client_ids(&self) -> impl Iterator<Item = &str> {
+        self.exchange_clients.iter().map(|(id, _)| id.as_str())
+    }
+
+    /// Audiences a token exchange may ask for, besides the broker audience.
+    pub fn exchange_audiences(&self) -> &[String] {
+        &self.exchange_audiences
+    }
+
     /// Lifetime of access tokens minted in broker mode.
     pub fn access_token_lifetime(&self) -> Duration {
         self.access_token_lifetime
@@ -317,6 +336,16 @@ impl OidcConfig {
     /// | `OIDC_LOGIN_REDIRECT_URIS` | [`login_redirect_uris`](OidcConfigBuilder::login_redirect_uris), comma separated |
     /// | `OIDC_LOGOUT_REDIRECT_URIS` | [`logout_redirect_uris`](OidcConfigBuilder::logout_redirect_uris), comma separated |
     /// | `OIDC_STATE_KEY` | [`state_key`](OidcConfigBuilder::state_key) |
+    /// | `OIDC_TOKEN_CACHE_CAPACITY` | [`token_cache_capacity`](OidcConfigBuilder::token_cache_capacity) (0 disables the cache) |
+    /// | `OIDC_BROKER_MODE` | [`broker_mode`](OidcConfigBuilder::broker_mode) (`true`/`false`) |
+    /// | `OIDC_BROKER_STORE_URL` | [`broker_store_url`](OidcConfigBuilder::broker_store_url) |
+    /// | `OIDC_BROKER_AUDIENCE` | [`broker_audience`](OidcConfigBuilder::broker_audience) |
+    /// | `OIDC_TRUSTED_ISSUERS` | [`trusted_issuers`](OidcConfigBuilder::trusted_issuers), comma separated |
+    /// | `OIDC_BROKER_JWKS_PATH` | [`broker_jwks_path`](OidcConfigBuilder::broker_jwks_path) |
+    /// | `OIDC_BROKER_ENCRYPTION_KEY` | [`encryption_key`](OidcConfigBuilder::encryption_key) |
+    /// | `OIDC_BROKER_SIGNING_ALGORITHM` | [`broker_signing_algorithm`](OidcConfigBuilder::broker_signing_algorithm) |
+    /// | `OIDC_BROKER_EXCHANGE_CLIENTS` | [`exchange_client`](OidcConfigBuilder::exchange_client), comma list of `id:secret` |
+    /// | `OIDC_BROKER_EXCHANGE_AUDIENCES` | [`exchange_audiences`](OidcConfigBuilder::exchange_audiences), comma separated |
     ///
     /// ```no_run
     /// let config = oidc_auth::OidcConfig::from_env()?;
@@ -391,6 +420,56 @@ impl OidcConfig {
         }
         if let Some(v) = get("OIDC_OFFLINE_ACCESS") {
             b = b.offline_access(parse_bool("offline_access", "OIDC_OFFLINE_ACCESS", &v)?);
+        }
+        if let Some(v) = get("OIDC_TOKEN_CACHE_CAPACITY") {
+            let capacity = v.trim().parse().map_err(|_| {
+                ConfigError::new(
+                    "token_cache_capacity",
+                    "OIDC_TOKEN_CACHE_CAPACITY must be a whole number",
+                )
+            })?;
+            b = b.token_cache_capacity(capacity);
+        }
+        if let Some(v) = get("OIDC_BROKER_MODE") {
+            b = b.broker_mode(parse_bool("broker_mode", "OIDC_BROKER_MODE", &v)?);
+        }
+        if let Some(v) = get("OIDC_BROKER_STORE_URL") {
+            b = b.broker_store_url(v);
+        }
+        if let Some(v) = get("OIDC_BROKER_AUDIENCE") {
+            b = b.broker_audience(v);
+        }
+        if let Some(v) = get("OIDC_TRUSTED_ISSUERS") {
+            b = b.trusted_issuers(list(v));
+        }
+        if let Some(v) = get("OIDC_BROKER_JWKS_PATH") {
+            b = b.broker_jwks_path(v);
+        }
+        if let Some(v) = get("OIDC_BROKER_ENCRYPTION_KEY") {
+            b = b.encryption_key(v);
+        }
+        if let Some(v) = get("OIDC_BROKER_SIGNING_ALGORITHM") {
+            let alg = v.trim().parse().map_err(|_| {
+                ConfigError::new(
+                    "broker_signing_algorithm",
+                    "OIDC_BROKER_SIGNING_ALGORITHM must be RS256, ES256 or EdDSA",
+                )
+            })?;
+            b = b.broker_signing_algorithm(alg);
+        }
+        if let Some(v) = get("OIDC_BROKER_EXCHANGE_CLIENTS") {
+            for entry in list(v) {
+                let (id, secret) = entry.split_once(':').ok_or_else(|| {
+                    ConfigError::new(
+                        "exchange_clients",
+                        "OIDC_BROKER_EXCHANGE_CLIENTS must be a comma list of id:secret",
+                    )
+                })?;
+                b = b.exchange_client(id, secret);
+            }
+        }
+        if let Some(v) = get("OIDC_BROKER_EXCHANGE_AUDIENCES") {
+            b = b.exchange_audiences(list(v));
         }
         b.build()
     }
@@ -480,6 +559,9 @@ pub struct OidcConfigBuilder {
     broker_signing_algorithm: Algorithm,
     key_rotation_period: Duration,
     encryption_key: Option<Secret>,
+    device_session_lifetime: Duration,
+    exchange_clients: Vec<(String, Secret)>,
+    exchange_audiences: Vec<String>,
     state_key: Option<Secret>,
     realm: Option<String>,
     string_claims_as_lists: bool,
@@ -523,6 +605,9 @@ impl Default for OidcConfigBuilder {
             broker_signing_algorithm: Algorithm::RS256,
             key_rotation_period: Duration::from_secs(30 * 24 * 3600),
             encryption_key: None,
+            device_session_lifetime: Duration::from_secs(90 * 24 * 3600),
+            exchange_clients: Vec::new(),
+            exchange_audiences: Vec::new(),
             state_key: None,
             realm: None,
             string_claims_as_lists: false,
@@ -608,6 +693,8 @@ setters! {
     key_rotation_period(value: Duration) => |b: &mut Self, v| b.key_rotation_period = v;
     /// Key encrypting stored secrets: 32 bytes, base64 (standard or URL-safe).
     encryption_key(value: impl Into<String>) => |b: &mut Self, v: _| b.encryption_key = Some(Secret::new(v));
+    /// Absolute lifetime of a broker session started by the device flow (default 90 days).
+    device_session_lifetime(value: Duration) => |b: &mut Self, v| b.device_session_lifetime = v;
     /// Key sealing login state: 32 bytes, base64; the same on every instance.
     state_key(value: impl Into<String>) => |b: &mut Self, v: _| b.state_key = Some(Secret::new(v));
     /// `realm` for `WWW-Authenticate` challenges.
@@ -627,6 +714,22 @@ impl OidcConfigBuilder {
     /// Issuers of other instances whose minted tokens are accepted.
     pub fn trusted_issuers(mut self, value: impl IntoIterator<Item = String>) -> Self {
         self.trusted_issuers = value.into_iter().collect();
+        self
+    }
+
+    /// A client allowed to use token exchange (RFC 8693) in broker mode, authenticating with
+    /// HTTP Basic or `client_id` / `client_secret` form fields. The application's own client
+    /// (`client_id` with its `client_secret`) is always allowed when it has a secret.
+    pub fn exchange_client(mut self, id: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.exchange_clients
+            .push((id.into(), Secret::new(secret.into())));
+        self
+    }
+
+    /// Audiences a token exchange may ask for, besides the broker audience (the default
+    /// when the request names none).
+    pub fn exchange_audiences(mut self, value: impl IntoIterator<Item = String>) -> Self {
+        self.exchange_audiences = value.into_iter().collect();
         self
     }
 
@@ -709,6 +812,54 @@ impl OidcConfigBuilder {
                 })?;
             }
         }
+        if self.broker_mode
+            && self
+                .broker_audience
+                .as_deref()
+                .is_none_or(|a| a.trim().is_empty())
+        {
+            return Err(ConfigError::new(
+                "broker_audience",
+                "is required in broker mode (the audience of the tokens the server mints)",
+            ));
+        }
+        if !matches!(
+            self.broker_signing_algorithm,
+            Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA
+        ) {
+            return Err(ConfigError::new(
+                "broker_signing_algorithm",
+                "must be RS256, ES256 or EdDSA",
+            ));
+        }
+        if self.key_rotation_period < Duration::from_secs(60) {
+            return Err(ConfigError::new(
+                "key_rotation_period",
+                "must be at least 60 seconds",
+            ));
+        }
+        if self.access_token_lifetime < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "access_token_lifetime",
+                "must be at least one second",
+            ));
+        }
+        if !self.broker_jwks_path.starts_with('/') {
+            return Err(ConfigError::new("broker_jwks_path", "must start with `/`"));
+        }
+        for issuer in &self.trusted_issuers {
+            parse_http_url("trusted_issuers", issuer)?;
+        }
+        if self
+            .exchange_clients
+            .iter()
+            .any(|(id, secret)| id.trim().is_empty() || secret.expose().is_empty())
+        {
+            return Err(ConfigError::new(
+                "exchange_clients",
+                "an exchange client needs an id and a secret",
+            ));
+        }
         let nonempty =
             |option: &'static str, v: Option<String>| -> Result<Option<String>, ConfigError> {
                 match v {
@@ -738,7 +889,11 @@ impl OidcConfigBuilder {
             broker_mode: self.broker_mode,
             broker_store_url: self.broker_store_url,
             broker_audience: nonempty("broker_audience", self.broker_audience)?.map(Audience::new),
-            trusted_issuers: self.trusted_issuers.into_iter().map(Issuer::new).collect(),
+            trusted_issuers: self
+                .trusted_issuers
+                .into_iter()
+                .map(|i| Issuer::new(i.trim().trim_end_matches('/')))
+                .collect(),
             broker_jwks_path: self.broker_jwks_path,
             leeway: self.leeway,
             algorithms: self.algorithms,
@@ -758,6 +913,9 @@ impl OidcConfigBuilder {
             broker_signing_algorithm: self.broker_signing_algorithm,
             key_rotation_period: self.key_rotation_period,
             encryption_key: self.encryption_key,
+            device_session_lifetime: self.device_session_lifetime,
+            exchange_clients: self.exchange_clients,
+            exchange_audiences: self.exchange_audiences,
             state_key: self.state_key,
             realm: self.realm,
             string_claims_as_lists: self.string_claims_as_lists,
@@ -790,4 +948,109 @@ pub(crate) fn decode_key(value: &str) -> Option<[u8; 32]> {
         .iter()
         .find_map(|engine| engine.decode(value).ok())
         .and_then(|bytes| bytes.try_into().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    const BASE: [(&str, &str); 2] = [
+        (
+            "OIDC_DISCOVERY_URL",
+            "https://idp.example/.well-known/openid-configuration",
+        ),
+        ("OIDC_CLIENT_ID", "app"),
+    ];
+
+    #[test]
+    fn broker_options_come_from_the_environment() {
+        let mut vars = BASE.to_vec();
+        vars.extend([
+            ("OIDC_BROKER_MODE", "true"),
+            ("OIDC_BROKER_STORE_URL", "postgres://db/broker"),
+            ("OIDC_BROKER_AUDIENCE", "services"),
+            (
+                "OIDC_TRUSTED_ISSUERS",
+                "https://a.example/, https://b.example",
+            ),
+            (
+                "OIDC_BROKER_JWKS_PATH",
+                "/api/auth/v2/.well-known/jwks.json",
+            ),
+            (
+                "OIDC_BROKER_ENCRYPTION_KEY",
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            ),
+            ("OIDC_BROKER_SIGNING_ALGORITHM", "EdDSA"),
+            ("OIDC_BROKER_EXCHANGE_CLIENTS", "svc:s3cret,other:pw"),
+            ("OIDC_BROKER_EXCHANGE_AUDIENCES", "downstream"),
+        ]);
+        let config = OidcConfig::from_lookup(lookup(&vars)).expect("valid");
+        assert!(config.broker_mode());
+        assert_eq!(config.broker_store_url(), Some("postgres://db/broker"));
+        assert_eq!(
+            config.broker_audience().map(|a| a.as_str()),
+            Some("services")
+        );
+        let issuers: Vec<&str> = config
+            .trusted_issuers()
+            .iter()
+            .map(|i| i.as_str())
+            .collect();
+        assert_eq!(issuers, ["https://a.example", "https://b.example"]);
+        assert_eq!(
+            config.broker_jwks_path(),
+            "/api/auth/v2/.well-known/jwks.json"
+        );
+        assert!(config.encryption_key().is_some());
+        assert_eq!(config.broker_signing_algorithm(), Algorithm::EdDSA);
+        assert_eq!(
+            config.exchange_client_ids().collect::<Vec<_>>(),
+            ["svc", "other"]
+        );
+        assert_eq!(config.exchange_audiences(), ["downstream"]);
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn broker_misconfigurations_name_their_option() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("OIDC_BROKER_MODE", "true")], "broker_audience"),
+            (&[("OIDC_BROKER_MODE", "maybe")], "broker_mode"),
+            (
+                &[("OIDC_BROKER_SIGNING_ALGORITHM", "HS256")],
+                "broker_signing_algorithm",
+            ),
+            (
+                &[("OIDC_BROKER_SIGNING_ALGORITHM", "PS256")],
+                "broker_signing_algorithm",
+            ),
+            (&[("OIDC_BROKER_ENCRYPTION_KEY", "short")], "encryption_key"),
+            (&[("OIDC_TRUSTED_ISSUERS", "not a url")], "trusted_issuers"),
+            (
+                &[("OIDC_BROKER_JWKS_PATH", "jwks.json")],
+                "broker_jwks_path",
+            ),
+            (
+                &[("OIDC_BROKER_EXCHANGE_CLIENTS", "no-secret")],
+                "exchange_clients",
+            ),
+        ];
+        for (extra, option) in cases {
+            let mut vars = BASE.to_vec();
+            vars.extend_from_slice(extra);
+            match OidcConfig::from_lookup(lookup(&vars)) {
+                Ok(_) => panic!("{extra:?} was accepted"),
+                Err(e) => assert_eq!(e.option(), *option, "{extra:?}: {}", e.message()),
+            }
+        }
+    }
 }

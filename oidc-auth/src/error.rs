@@ -28,6 +28,9 @@ pub enum ErrorKind {
     OAuth,
     /// The identity provider answered something unusable: 502.
     BadGateway,
+    /// Client authentication failed at the token endpoint (RFC 6749 section 5.2): 401
+    /// `invalid_client` with a `Basic` challenge.
+    InvalidClient,
 }
 
 impl ErrorKind {
@@ -41,6 +44,7 @@ impl ErrorKind {
             ErrorKind::Misconfigured => 500,
             ErrorKind::OAuth => 400,
             ErrorKind::BadGateway => 502,
+            ErrorKind::InvalidClient => 401,
         }
     }
 
@@ -56,6 +60,7 @@ impl ErrorKind {
             ErrorKind::Misconfigured => Some("server_error"),
             ErrorKind::OAuth => Some("invalid_request"),
             ErrorKind::BadGateway => Some("server_error"),
+            ErrorKind::InvalidClient => Some("invalid_client"),
         }
     }
 
@@ -70,6 +75,7 @@ impl ErrorKind {
             ErrorKind::Misconfigured => "Authentication is not configured",
             ErrorKind::OAuth => "Authentication request failed",
             ErrorKind::BadGateway => "Identity provider error",
+            ErrorKind::InvalidClient => "Client authentication failed",
         }
     }
 }
@@ -146,6 +152,12 @@ impl AuthError {
         Self::new(ErrorKind::Unavailable, description)
     }
 
+    /// The same error with another RFC code (such as a 401 `invalid_grant`).
+    pub(crate) fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(Cow::Borrowed(code));
+        self
+    }
+
     pub(crate) fn with_retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs.max(1));
         self
@@ -189,6 +201,12 @@ impl AuthError {
     pub fn www_authenticate(&self, realm: Option<&str>) -> Option<String> {
         if !matches!(self.status(), 401 | 403) {
             return None;
+        }
+        if self.kind == ErrorKind::InvalidClient {
+            return Some(match realm {
+                Some(realm) => format!("Basic realm=\"{}\"", quote_safe(realm)),
+                None => "Basic".to_owned(),
+            });
         }
         let mut params = Vec::new();
         if let Some(realm) = realm {

@@ -54,6 +54,7 @@
 
 mod algorithm;
 mod auth;
+mod broker;
 mod clock;
 mod config;
 mod error;

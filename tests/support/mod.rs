@@ -4,6 +4,7 @@
 #![allow(missing_docs, unreachable_pub)]
 
 pub mod apps;
+pub mod broker;
 pub mod real_provider;
 
 use std::net::SocketAddr;
@@ -191,6 +192,48 @@ impl Harness {
             .expect("request reaches the test server");
         into_reply(response).await
     }
+}
+
+/// The loopback redirect URI py-oidc-auth-client listens on.
+pub const LOOPBACK: &str = "http://localhost:53100/callback";
+
+/// GETs `url` and returns the `Location` of its 302 answer.
+pub async fn location(h: &Harness, url: &str) -> url::Url {
+    let response = h.client().get(url).send().await.expect("answer");
+    assert_eq!(response.status().as_u16(), 302, "{url}");
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    url::Url::parse(location).expect("absolute Location")
+}
+
+/// The browser part of the client's code flow: our `/login`, then the provider's `/authorize`,
+/// which redirects to the client's loopback listener with `code` and `state`.
+pub async fn browser_login(h: &Harness, fw: Framework, redirect_uri: &str) -> (url::Url, url::Url) {
+    let login = client_login_path(redirect_uri);
+    let authorize = location(h, &h.url(fw, &login)).await;
+    let callback = location(h, authorize.as_str()).await;
+    (authorize, callback)
+}
+
+/// Exactly what py-oidc-auth-client sends after the browser flow.
+pub async fn client_token_call(h: &Harness, fw: Framework, callback: &url::Url) -> Reply {
+    let code = query_param(callback, "code").unwrap_or_default();
+    let state = query_param(callback, "state").unwrap_or_default();
+    let verifier = state.rsplit('|').next().unwrap_or_default().to_owned();
+    h.post_form(
+        fw,
+        "/api/auth/v2/token",
+        &[
+            ("code", &code),
+            ("redirect_uri", LOOPBACK),
+            ("grant_type", "authorization_code"),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await
 }
 
 /// Our login path with the query py-oidc-auth-client sends: `redirect_uri`,

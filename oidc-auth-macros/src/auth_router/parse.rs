@@ -16,6 +16,7 @@ pub(crate) const ENDPOINTS: &[(&str, &str, &str)] = &[
     ("device", "Device", "/auth/v2/device"),
     ("logout", "Logout", "/auth/v2/logout"),
     ("userinfo", "Userinfo", "/auth/v2/userinfo"),
+    ("jwks", "Jwks", "/auth/v2/.well-known/jwks.json"),
 ];
 
 const OTHER_KEYS: &[&str] = &["prefix", "crate"];

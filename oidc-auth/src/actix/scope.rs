@@ -66,6 +66,9 @@ fn endpoint_routes<'r>(
 ) -> Vec<(&'r str, actix_web::Route)> {
     let mut out = Vec::new();
     for (endpoint, path) in routes.enabled() {
+        if endpoint == AuthEndpoint::Jwks && !auth.config().broker_mode() {
+            continue;
+        }
         let auth = auth.clone();
         let route = match endpoint {
             AuthEndpoint::Login => web::get().to(move |req: HttpRequest| {
@@ -76,9 +79,12 @@ fn endpoint_routes<'r>(
                 let auth = auth.clone();
                 async move { respond(&auth, auth.callback_endpoint(req.query_string()).await) }
             }),
-            AuthEndpoint::Token => web::post().to(move |body: web::Bytes| {
+            AuthEndpoint::Token => web::post().to(move |req: HttpRequest, body: web::Bytes| {
                 let auth = auth.clone();
-                async move { respond(&auth, auth.token_endpoint(&body).await) }
+                async move {
+                    let authorization = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+                    respond(&auth, auth.token_request(&body, authorization).await)
+                }
             }),
             AuthEndpoint::Device => web::post().to(move || {
                 let auth = auth.clone();
@@ -94,6 +100,10 @@ fn endpoint_routes<'r>(
                     let values = req.headers().get_all(AUTHORIZATION).map(|v| v.as_bytes());
                     respond(&auth, auth.userinfo_endpoint(values).await)
                 }
+            }),
+            AuthEndpoint::Jwks => web::get().to(move || {
+                let auth = auth.clone();
+                async move { respond(&auth, auth.jwks_endpoint().await) }
             }),
         };
         out.push((path, route));

@@ -62,6 +62,9 @@ where
 {
     let mut router = Router::new();
     for (endpoint, path) in routes.enabled() {
+        if endpoint == AuthEndpoint::Jwks && !auth.config().broker_mode() {
+            continue;
+        }
         let full = format!("{}{}", routes.get_prefix(), path);
         let auth = auth.clone();
         let method = match endpoint {
@@ -74,8 +77,9 @@ where
                     auth.callback_endpoint(q.as_deref().unwrap_or("")).await,
                 )
             }),
-            AuthEndpoint::Token => post(move |body: Bytes| async move {
-                respond(&auth, auth.token_endpoint(&body).await)
+            AuthEndpoint::Token => post(move |headers: HeaderMap, body: Bytes| async move {
+                let authorization = headers.get(AUTHORIZATION).map(HeaderValue::as_bytes);
+                respond(&auth, auth.token_request(&body, authorization).await)
             })
             .layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
             AuthEndpoint::Device => {
@@ -94,6 +98,9 @@ where
                     .map(HeaderValue::as_bytes);
                 respond(&auth, auth.userinfo_endpoint(values).await)
             }),
+            AuthEndpoint::Jwks => {
+                get(move || async move { respond(&auth, auth.jwks_endpoint().await) })
+            }
         };
         router = router.route(&full, method);
     }

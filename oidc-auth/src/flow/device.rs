@@ -41,6 +41,16 @@ impl OidcAuth {
                 ));
             }
         }
+        if let Some(broker) = self.broker()
+            && let Some(code) = answer.get("device_code").and_then(Value::as_str)
+        {
+            let interval = answer.get("interval").and_then(Value::as_i64).unwrap_or(5);
+            let expires_in = answer
+                .get("expires_in")
+                .and_then(Value::as_i64)
+                .unwrap_or(600);
+            broker.track_device(code, interval, expires_in, self.now());
+        }
         let body: Map<String, Value> = FIELDS
             .iter()
             .filter_map(|f| answer.get(*f).map(|v| ((*f).to_owned(), v.clone())))

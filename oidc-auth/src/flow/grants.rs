@@ -5,13 +5,29 @@ use serde::Deserialize;
 
 use super::{EndpointResponse, parse_params, token_json};
 use crate::auth::OidcAuth;
+use crate::broker::ExchangeRequest;
 use crate::error::AuthError;
+
+/// The token-exchange fields, read only for that grant.
+#[derive(Deserialize, Default)]
+struct ExchangeFields {
+    subject_token: Option<String>,
+    subject_token_type: Option<String>,
+    requested_token_type: Option<String>,
+    audience: Option<String>,
+    resource: Option<String>,
+    scope: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 #[derive(Deserialize)]
 struct TokenForm {
+    #[serde(flatten)]
+    exchange: ExchangeFields,
     grant_type: Option<String>,
     code: Option<String>,
     redirect_uri: Option<String>,
@@ -26,14 +42,56 @@ struct TokenForm {
 impl OidcAuth {
     /// `POST /auth/v2/token` with a form body.
     pub async fn token_endpoint(&self, form: &[u8]) -> Result<EndpointResponse, AuthError> {
+        self.token_request(form, None).await
+    }
+
+    /// `POST /auth/v2/token` with a form body and the request's `Authorization` header, which
+    /// carries the client credentials of a token exchange (broker mode).
+    pub async fn token_request(
+        &self,
+        form: &[u8],
+        authorization: Option<&[u8]>,
+    ) -> Result<EndpointResponse, AuthError> {
         let form: TokenForm = parse_params(form)?;
         let grant = form.grant_type.as_deref();
+        if grant == Some(EXCHANGE_GRANT) {
+            let Some(broker) = self.broker() else {
+                return Err(AuthError::oauth(
+                    "unsupported_grant_type",
+                    "token exchange needs broker mode",
+                ));
+            };
+            let f = form.exchange;
+            let request = ExchangeRequest {
+                subject_token: f.subject_token,
+                subject_token_type: f.subject_token_type,
+                requested_token_type: f.requested_token_type,
+                audience: f.audience,
+                resource: f.resource,
+                scope: f.scope,
+                client_id: f.client_id,
+                client_secret: f.client_secret,
+            };
+            return broker
+                .exchange(self, request, authorization)
+                .await
+                .map(EndpointResponse::ok);
+        }
         if let Some(device_code) = form.device_code.filter(|c| !c.is_empty()) {
+            if let Some(broker) = self.broker() {
+                return self.broker_device_poll(broker, device_code).await;
+            }
             return self
                 .provider_grant(DEVICE_GRANT, "device_code", device_code)
                 .await;
         }
         if let Some(refresh_token) = form.refresh_token.filter(|t| !t.is_empty()) {
+            if let Some(broker) = self.broker() {
+                return broker
+                    .refresh(self, &refresh_token)
+                    .await
+                    .map(EndpointResponse::ok);
+            }
             return self
                 .provider_grant("refresh_token", "refresh_token", refresh_token)
                 .await;
@@ -43,10 +101,6 @@ impl OidcAuth {
                 self.code_grant(code, form.redirect_uri, form.code_verifier, form.state)
                     .await
             }
-            (Some(EXCHANGE_GRANT), _) => Err(AuthError::oauth(
-                "unsupported_grant_type",
-                "token exchange needs broker mode",
-            )),
             (Some(g), _) if !matches!(g, "authorization_code" | "refresh_token" | DEVICE_GRANT) => {
                 Err(AuthError::oauth(
                     "unsupported_grant_type",
@@ -58,6 +112,37 @@ impl OidcAuth {
                 "send code, refresh-token or device-code",
             )),
         }
+    }
+
+    /// A device poll in broker mode: paced here (`slow_down`, `expired_token`), passed to the
+    /// provider, and on success redeemed once and turned into a session.
+    async fn broker_device_poll(
+        &self,
+        broker: &crate::broker::Broker,
+        device_code: String,
+    ) -> Result<EndpointResponse, AuthError> {
+        let now = self.now();
+        broker.pace_device_poll(&device_code, now)?;
+        let answer = match self
+            .provider_token(vec![
+                ("grant_type", DEVICE_GRANT.to_owned()),
+                ("device_code", device_code.clone()),
+            ])
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) => {
+                if e.code() == Some("slow_down") {
+                    broker.device_slowed(&device_code);
+                }
+                return Err(e);
+            }
+        };
+        broker.redeem_device_code(&device_code, now).await?;
+        broker
+            .start_session(self, &answer, None, true)
+            .await
+            .map(EndpointResponse::ok)
     }
 
     /// A refresh or device-code grant, passed to the provider. Its OAuth errors

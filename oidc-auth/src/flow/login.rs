@@ -262,16 +262,20 @@ impl OidcAuth {
                 ("code_verifier", verifier),
             ])
             .await?;
-        match answer.get("id_token").and_then(serde_json::Value::as_str) {
-            Some(id_token) => {
-                self.validate_id_token(id_token, &tx.nonce).await?;
-            }
+        let identity = match answer.get("id_token").and_then(serde_json::Value::as_str) {
+            Some(id_token) => self.validate_id_token(id_token, &tx.nonce).await?,
             None => {
                 return Err(AuthError::oauth(
                     "invalid_grant",
                     "the identity provider sent no ID token",
                 ));
             }
+        };
+        if let Some(broker) = self.broker() {
+            return broker
+                .start_session(self, &answer, Some(identity), false)
+                .await
+                .map(EndpointResponse::ok);
         }
         let lifetime = self.config().refresh_token_lifetime.as_secs() as i64;
         token_json(&answer, self.now(), lifetime).map(EndpointResponse::ok)

@@ -17,17 +17,21 @@ pub enum AuthEndpoint {
     Logout,
     /// `GET /auth/v2/userinfo`: the normalised user of the bearer token.
     Userinfo,
+    /// `GET /auth/v2/.well-known/jwks.json`: the broker's public keys. Mounted only in broker
+    /// mode.
+    Jwks,
 }
 
 impl AuthEndpoint {
     /// Every endpoint.
-    pub const ALL: [AuthEndpoint; 6] = [
+    pub const ALL: [AuthEndpoint; 7] = [
         AuthEndpoint::Login,
         AuthEndpoint::Callback,
         AuthEndpoint::Token,
         AuthEndpoint::Device,
         AuthEndpoint::Logout,
         AuthEndpoint::Userinfo,
+        AuthEndpoint::Jwks,
     ];
 
     /// The default path, below the prefix.
@@ -39,6 +43,7 @@ impl AuthEndpoint {
             AuthEndpoint::Device => "/auth/v2/device",
             AuthEndpoint::Logout => "/auth/v2/logout",
             AuthEndpoint::Userinfo => "/auth/v2/userinfo",
+            AuthEndpoint::Jwks => "/auth/v2/.well-known/jwks.json",
         }
     }
 
@@ -70,7 +75,7 @@ impl AuthEndpoint {
 #[must_use]
 pub struct AuthRoutes {
     prefix: String,
-    paths: [Option<String>; 6],
+    paths: [Option<String>; 7],
 }
 
 impl Default for AuthRoutes {

@@ -88,6 +88,10 @@ impl OidcAuth {
             status: 200,
             body: normalise_user(&Value::Object(token.claims().clone())),
         };
+        if !self.is_provider_issuer(token.issuer()) {
+            // A token of this server or a trusted peer: its claims are the user.
+            return Ok(from_token());
+        }
         let discovery = self.provider().discovery().await?;
         let Some(endpoint) = discovery.userinfo_endpoint.clone() else {
             return Ok(from_token());
@@ -118,6 +122,26 @@ impl OidcAuth {
             status: 200,
             body: normalise_user(&info),
         })
+    }
+}
+
+impl OidcAuth {
+    /// The provider's userinfo for `access_token`, when it has the endpoint and answers.
+    pub(crate) async fn provider_userinfo(
+        &self,
+        access_token: &str,
+    ) -> Option<serde_json::Map<String, Value>> {
+        let discovery = self.provider().discovery().await.ok()?;
+        let endpoint = discovery.userinfo_endpoint.clone()?;
+        let request = self
+            .provider()
+            .http()
+            .get(&endpoint)
+            .bearer_auth(access_token);
+        match self.provider().http().send_json(request, 64 * 1024).await {
+            Ok((200..=299, Value::Object(info))) => Some(info),
+            _ => None,
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use crate::secret::Issuer;
 
 pub(crate) use http::{FetchError, HttpClient};
 pub(crate) use keys::VerifyingKey;
-use slot::{Refresh, Slot};
+pub(crate) use slot::{Refresh, Slot};
 
 /// The parts of the discovery document this crate uses.
 #[derive(Clone, Debug, Deserialize)]
@@ -362,11 +362,11 @@ impl Provider {
     }
 }
 
-fn ambiguous() -> AuthError {
+pub(crate) fn ambiguous() -> AuthError {
     AuthError::invalid("the token names no key and several published keys fit")
 }
 
-fn check(
+pub(crate) fn check(
     key: &aws_lc_rs::signature::ParsedPublicKey,
     message: &[u8],
     signature: &[u8],

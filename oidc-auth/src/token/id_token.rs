@@ -197,18 +197,7 @@ impl IdToken {
     /// Every role, flattened and without duplicates: `roles`, `realm_access.roles` and
     /// `resource_access.<client>.roles`, in that order.
     pub fn roles(&self) -> Vec<&str> {
-        let mut out = Self::str_list(self.0.claims.get("roles"));
-        out.extend(Self::str_list(
-            self.realm_access().and_then(|r| r.get("roles")),
-        ));
-        if let Some(Value::Object(clients)) = self.resource_access() {
-            for client in clients.values() {
-                out.extend(Self::str_list(client.get("roles")));
-            }
-        }
-        let mut seen = std::collections::HashSet::new();
-        out.retain(|r| seen.insert(*r));
-        out
+        roles_of(&self.0.claims)
     }
 
     /// The claim at `path`: a claim name, or a dotted path into nested objects. A claim whose own
@@ -221,6 +210,28 @@ impl IdToken {
     pub fn claims(&self) -> &Map<String, Value> {
         &self.0.claims
     }
+}
+
+/// `roles`, `realm_access.roles` and `resource_access.<client>.roles` of `claims`, flattened,
+/// in that order, without duplicates.
+pub(crate) fn roles_of(claims: &Map<String, Value>) -> Vec<&str> {
+    let mut out = IdToken::str_list(claims.get("roles"));
+    out.extend(IdToken::str_list(
+        claims.get("realm_access").and_then(|r| r.get("roles")),
+    ));
+    if let Some(Value::Object(clients)) = claims.get("resource_access") {
+        for client in clients.values() {
+            out.extend(IdToken::str_list(client.get("roles")));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|r| seen.insert(*r));
+    out
+}
+
+/// The string entries of `groups` in `claims`.
+pub(crate) fn groups_of(claims: &Map<String, Value>) -> Vec<&str> {
+    IdToken::str_list(claims.get("groups"))
 }
 
 /// Resolves a claim path: the whole path as a name first, then dotted segments.

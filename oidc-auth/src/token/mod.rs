@@ -8,6 +8,7 @@ mod registered;
 mod requirements;
 
 pub use id_token::IdToken;
+pub(crate) use id_token::{groups_of, roles_of};
 
 pub(crate) use cache::{TokenCache, key as cache_key};
 pub(crate) use jose::{TokenUse, parse as parse_jws, parse_for as parse_jws_for};

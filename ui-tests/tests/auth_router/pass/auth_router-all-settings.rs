@@ -7,6 +7,7 @@ use oidc::{AuthEndpoint, AuthRouterSpec, OidcAuth, OidcConfig};
     callback = "/auth/v2/cb",
     device = false,
     userinfo = "/me/info",
+    jwks = "/keys.json",
 )]
 pub struct AuthApi;
 
@@ -24,6 +25,7 @@ fn main() {
     let routes = AuthApi::routes();
     assert_eq!(routes.full_path(AuthEndpoint::Login).as_deref(), Some("/api/auth/v2/signin"));
     assert_eq!(routes.full_path(AuthEndpoint::Device), None);
+    assert_eq!(routes.full_path(AuthEndpoint::Jwks).as_deref(), Some("/api/keys.json"));
     assert_eq!(Defaults::routes().full_path(AuthEndpoint::Token).as_deref(), Some("/auth/v2/token"));
     assert_eq!(Renamed::routes().get_prefix(), "/x");
     let config = OidcConfig::builder()

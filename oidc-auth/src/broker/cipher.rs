@@ -1,0 +1,182 @@
+//! Encryption of secrets at rest: AES-256-GCM with the row's key as associated data, so a
+//! ciphertext copied into another row does not open.
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
+
+use crate::flow::seal::random;
+
+/// First byte of a stored value: how the rest is to be read.
+const PLAIN: u8 = 0;
+const SEALED: u8 = 1;
+
+/// Why a stored value could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OpenError {
+    #[error("the stored value is encrypted and no encryption key is configured")]
+    NoKey,
+    #[error("the stored value does not decrypt with the configured key (wrong key or row)")]
+    Mismatch,
+    #[error("the stored value is plain text but an encryption key is configured")]
+    Plain,
+    #[error("the stored value is malformed")]
+    Malformed,
+}
+
+/// Seals and opens values stored by broker mode.
+pub(crate) struct AtRest {
+    key: Option<LessSafeKey>,
+}
+
+impl std::fmt::Debug for AtRest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AtRest")
+            .field("encrypts", &self.key.is_some())
+            .finish()
+    }
+}
+
+impl AtRest {
+    /// Encrypts with `key`; stores plain text when `None`.
+    pub(crate) fn new(key: Option<[u8; 32]>) -> Self {
+        Self {
+            key: key.map(|k| {
+                LessSafeKey::new(
+                    UnboundKey::new(&AES_256_GCM, &k).expect("AES-256-GCM accepts any 32-byte key"),
+                )
+            }),
+        }
+    }
+
+    /// A key derived from `secret` (HKDF-SHA256) for `purpose`.
+    pub(crate) fn derive(secret: &[u8], purpose: &str) -> [u8; 32] {
+        let prk = Salt::new(HKDF_SHA256, b"oidc-auth at-rest key").extract(secret);
+        let mut out = [0u8; 32];
+        let info = [purpose.as_bytes()];
+        match prk.expand(&info, HKDF_SHA256) {
+            Ok(okm) => {
+                if okm.fill(&mut out).is_err() {
+                    tracing::error!("deriving the at-rest key failed");
+                }
+            }
+            Err(_) => tracing::error!("deriving the at-rest key failed"),
+        }
+        out
+    }
+
+    /// The stored form of `plain` for the row `row`.
+    pub(crate) fn seal(&self, row: &str, plain: &[u8]) -> Vec<u8> {
+        let Some(key) = &self.key else {
+            let mut out = Vec::with_capacity(plain.len() + 1);
+            out.push(PLAIN);
+            out.extend_from_slice(plain);
+            return out;
+        };
+        let nonce_bytes = random::<NONCE_LEN>();
+        let mut body = plain.to_vec();
+        if key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce_bytes),
+                Aad::from(row.as_bytes()),
+                &mut body,
+            )
+            .is_err()
+        {
+            tracing::error!("encrypting a stored value failed");
+        }
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + body.len());
+        out.push(SEALED);
+        out.extend_from_slice(&nonce_bytes);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// The plain value of a stored value of row `row`.
+    pub(crate) fn open(&self, row: &str, stored: &[u8]) -> Result<Vec<u8>, OpenError> {
+        match (stored.first(), &self.key) {
+            (Some(&PLAIN), None) => Ok(stored[1..].to_vec()),
+            (Some(&PLAIN), Some(_)) => Err(OpenError::Plain),
+            (Some(&SEALED), None) => Err(OpenError::NoKey),
+            (Some(&SEALED), Some(key)) => {
+                if stored.len() < 1 + NONCE_LEN + 16 {
+                    return Err(OpenError::Malformed);
+                }
+                let mut nonce = [0u8; NONCE_LEN];
+                nonce.copy_from_slice(&stored[1..1 + NONCE_LEN]);
+                let mut body = stored[1 + NONCE_LEN..].to_vec();
+                let plain = key
+                    .open_in_place(
+                        Nonce::assume_unique_for_key(nonce),
+                        Aad::from(row.as_bytes()),
+                        &mut body,
+                    )
+                    .map_err(|_| OpenError::Mismatch)?;
+                Ok(plain.to_vec())
+            }
+            _ => Err(OpenError::Malformed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_in_their_row() {
+        let at_rest = AtRest::new(Some([7; 32]));
+        let sealed = at_rest.seal("session:a", b"provider-refresh-token");
+        assert!(
+            !sealed
+                .windows(b"provider-refresh-token".len())
+                .any(|w| w == b"provider-refresh-token")
+        );
+        assert_eq!(
+            at_rest.open("session:a", &sealed).ok().as_deref(),
+            Some(&b"provider-refresh-token"[..])
+        );
+        assert!(matches!(
+            at_rest.open("session:b", &sealed),
+            Err(OpenError::Mismatch)
+        ));
+        let other = AtRest::new(Some([8; 32]));
+        assert!(matches!(
+            other.open("session:a", &sealed),
+            Err(OpenError::Mismatch)
+        ));
+        assert!(matches!(
+            AtRest::new(None).open("session:a", &sealed),
+            Err(OpenError::NoKey)
+        ));
+    }
+
+    #[test]
+    fn plain_values_are_marked_and_refused_once_a_key_exists() {
+        let plain = AtRest::new(None).seal("key:k", b"pkcs8");
+        assert_eq!(plain[0], PLAIN);
+        assert_eq!(
+            AtRest::new(None).open("key:k", &plain).ok().as_deref(),
+            Some(&b"pkcs8"[..])
+        );
+        assert!(matches!(
+            AtRest::new(Some([1; 32])).open("key:k", &plain),
+            Err(OpenError::Plain)
+        ));
+        assert!(matches!(
+            AtRest::new(None).open("key:k", &[]),
+            Err(OpenError::Malformed)
+        ));
+        assert!(matches!(
+            AtRest::new(Some([1; 32])).open("key:k", &[SEALED, 1, 2]),
+            Err(OpenError::Malformed)
+        ));
+    }
+
+    #[test]
+    fn derived_keys_depend_on_secret_and_purpose() {
+        let a = AtRest::derive(b"secret", "sessions");
+        assert_eq!(a, AtRest::derive(b"secret", "sessions"));
+        assert_ne!(a, AtRest::derive(b"secret", "keys"));
+        assert_ne!(a, AtRest::derive(b"other", "sessions"));
+    }
+}

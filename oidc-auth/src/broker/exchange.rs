@@ -1,0 +1,226 @@
+//! Token exchange (RFC 8693) in broker mode: an authenticated client presents a subject token
+//! (a provider token, one of this server's, or a trusted peer's) and receives a token of this
+//! server for an allowed audience, with at most the subject token's scope.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq as _;
+
+use super::{Broker, profile_of};
+use crate::auth::OidcAuth;
+use crate::error::{AuthError, ErrorKind};
+
+/// The token type URIs of RFC 8693 section 3 this server accepts and issues.
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// The form fields of a token-exchange request.
+#[derive(Deserialize, Default)]
+pub(crate) struct ExchangeRequest {
+    pub(crate) subject_token: Option<String>,
+    pub(crate) subject_token_type: Option<String>,
+    pub(crate) requested_token_type: Option<String>,
+    pub(crate) audience: Option<String>,
+    pub(crate) resource: Option<String>,
+    pub(crate) scope: Option<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) client_secret: Option<String>,
+}
+
+fn invalid_request(description: &'static str) -> AuthError {
+    AuthError::oauth("invalid_request", description)
+}
+
+fn invalid_client(description: &'static str) -> AuthError {
+    AuthError::new(ErrorKind::InvalidClient, description)
+}
+
+/// The client's id and secret from HTTP Basic (RFC 6749 section 2.3.1, form-encoded parts) or
+/// from the form.
+fn client_credentials(
+    request: &ExchangeRequest,
+    authorization: Option<&[u8]>,
+) -> Result<(String, String), AuthError> {
+    if let Some(header) = authorization {
+        let header = std::str::from_utf8(header)
+            .map_err(|_| invalid_client("the client credentials are malformed"))?;
+        let (scheme, encoded) = header.trim().split_once(' ').unwrap_or((header, ""));
+        if scheme.eq_ignore_ascii_case("basic") {
+            use base64::Engine as _;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| invalid_client("the client credentials are malformed"))?;
+            let (id, secret) = decoded
+                .split_once(':')
+                .ok_or_else(|| invalid_client("the client credentials are malformed"))?;
+            let unescape = |s: &str| {
+                serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
+                    .ok()
+                    .and_then(|mut v| v.pop())
+                    .map(|(_, v)| v)
+            };
+            let (Some(id), Some(secret)) = (unescape(id), unescape(secret)) else {
+                return Err(invalid_client("the client credentials are malformed"));
+            };
+            return Ok((id, secret));
+        }
+    }
+    match (&request.client_id, &request.client_secret) {
+        (Some(id), Some(secret)) if !id.is_empty() => Ok((id.clone(), secret.clone())),
+        _ => Err(invalid_client("client authentication is required")),
+    }
+}
+
+impl Broker {
+    /// `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`.
+    pub(crate) async fn exchange(
+        &self,
+        auth: &OidcAuth,
+        request: ExchangeRequest,
+        authorization: Option<&[u8]>,
+    ) -> Result<Value, AuthError> {
+        let (client_id, secret) = client_credentials(&request, authorization)?;
+        if !client_allowed(auth, &client_id, &secret) {
+            tracing::info!(client_id = %client_id, "token exchange refused: client authentication failed");
+            return Err(invalid_client("client authentication failed"));
+        }
+        let subject_token = request
+            .subject_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| invalid_request("subject_token is required"))?;
+        match request.subject_token_type.as_deref() {
+            None | Some("") => return Err(invalid_request("subject_token_type is required")),
+            Some(ACCESS_TOKEN_TYPE | JWT_TOKEN_TYPE) => {}
+            Some(_) => return Err(invalid_request("subject_token_type is not supported")),
+        }
+        if let Some(requested) = request.requested_token_type.as_deref()
+            && !requested.is_empty()
+            && requested != ACCESS_TOKEN_TYPE
+            && requested != JWT_TOKEN_TYPE
+        {
+            return Err(invalid_request("requested_token_type is not supported"));
+        }
+        let audience = request
+            .audience
+            .as_deref()
+            .or(request.resource.as_deref())
+            .filter(|a| !a.is_empty())
+            .unwrap_or(&self.audience)
+            .to_owned();
+        if audience != self.audience && !self.exchange_audiences.contains(&audience) {
+            return Err(AuthError::oauth(
+                "invalid_target",
+                "the requested audience is not allowed",
+            ));
+        }
+        let subject = match auth.validate(subject_token).await {
+            Ok(token) => token,
+            Err(e) if e.kind() == ErrorKind::Unavailable => return Err(e),
+            Err(e) => {
+                tracing::info!(reason = %e, "token exchange refused: invalid subject token");
+                return Err(invalid_request("the subject token is invalid"));
+            }
+        };
+        let held: Vec<&str> = subject.scopes();
+        let scope = match request.scope.as_deref().map(str::trim) {
+            Some(requested) if !requested.is_empty() => {
+                let requested: Vec<&str> = requested.split(' ').filter(|s| !s.is_empty()).collect();
+                if let Some(extra) = requested.iter().find(|s| !held.contains(s)) {
+                    tracing::info!(scope = %extra, "token exchange refused: scope wider than the subject token's");
+                    return Err(AuthError::oauth(
+                        "invalid_scope",
+                        "the requested scope exceeds the subject token's",
+                    ));
+                }
+                requested.join(" ")
+            }
+            _ => held.join(" "),
+        };
+        let now = auth.now();
+        let mut profile = profile_of(subject.claims());
+        profile.insert("scope".into(), Value::String(scope.clone()));
+        let lifetime = self.access_ttl.min(subject.expires_at() - now);
+        if lifetime <= 0 {
+            return Err(invalid_request("the subject token is invalid"));
+        }
+        let (access, exp) = self
+            .mint(
+                &profile,
+                &[("client_id", Value::String(client_id))],
+                &audience,
+                lifetime,
+                now,
+            )
+            .await?;
+        Ok(json!({
+            "access_token": access,
+            "issued_token_type": ACCESS_TOKEN_TYPE,
+            "token_type": "Bearer",
+            "expires": exp,
+            "expires_in": exp - now,
+            "refresh_token": "",
+            "refresh_expires": 0,
+            "scope": scope,
+        }))
+    }
+}
+
+/// Whether `id` / `secret` is a configured exchange client or the application's own
+/// confidential client. Secrets are compared in constant time.
+fn client_allowed(auth: &OidcAuth, id: &str, secret: &str) -> bool {
+    let config = auth.config();
+    let matches = |expected: &str| bool::from(expected.as_bytes().ct_eq(secret.as_bytes()));
+    let mut allowed = false;
+    for (client, expected) in &config.exchange_clients {
+        if client == id {
+            allowed |= matches(expected.expose());
+        }
+    }
+    if id == config.client_id()
+        && let Some(expected) = config.client_secret()
+    {
+        allowed |= matches(expected.expose());
+    }
+    allowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(id: &str, secret: &str) -> Vec<u8> {
+        use base64::Engine as _;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let header = basic("svc%3Aa", "p%40ss");
+        let got = client_credentials(&ExchangeRequest::default(), Some(&header));
+        assert_eq!(got.ok(), Some(("svc:a".to_owned(), "p@ss".to_owned())));
+    }
+
+    #[test]
+    fn missing_or_malformed_credentials_are_invalid_client() {
+        for header in [None, Some(&b"Basic !!!"[..]), Some(&b"Basic Zm9v"[..])] {
+            let e = client_credentials(&ExchangeRequest::default(), header);
+            assert_eq!(e.err().map(|e| e.status()), Some(401));
+        }
+        let form = ExchangeRequest {
+            client_id: Some("svc".into()),
+            client_secret: Some("s".into()),
+            ..ExchangeRequest::default()
+        };
+        assert_eq!(
+            client_credentials(&form, None).ok(),
+            Some(("svc".to_owned(), "s".to_owned()))
+        );
+    }
+}

@@ -1,0 +1,514 @@
+//! The broker's signing keys: generation, the public JWKS, rotation with overlap, and
+//! verification of the server's own tokens from memory.
+//!
+//! Timeline of one key (all Unix seconds, stored with the key):
+//!
+//! * `published_at`: in the JWKS from here on. A successor is created `lead` seconds before
+//!   its predecessor retires, so peers see it before it signs anything.
+//! * `active_from`: signs from here on (the predecessor's `retire_at`).
+//! * `retire_at`: signs nothing after this (`active_from` + rotation period).
+//! * `remove_at`: leaves the JWKS: `retire_at` + the longest lifetime of a token it signed +
+//!   leeway, so every token it signed has expired by then.
+//!
+//! The first key is created through [`Store::insert_first_key`], which inserts only when no
+//! live key exists, so instances starting together agree on one key. A successor is created by
+//! the one instance that wins a one-time marker named after its predecessor.
+
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    self, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value, json};
+
+use super::cipher::AtRest;
+use crate::algorithm::Algorithm;
+use crate::error::AuthError;
+use crate::provider::VerifyingKey;
+use crate::store::{Store, StoreError, StoredKey};
+
+/// How long a loaded key ring is used before the store is read again on the signing path.
+const RING_TTL: i64 = 60;
+/// Least time between two store reads forced by an unknown `kid` on the validation path.
+const FORCED_RELOAD_COOLDOWN: i64 = 15;
+
+/// A private signing key.
+pub(crate) enum Signer {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Signer::Rsa(_) => "Signer(RSA)",
+            Signer::Ec(_) => "Signer(EC)",
+            Signer::Ed(_) => "Signer(Ed25519)",
+        })
+    }
+}
+
+impl Signer {
+    /// A new key for `alg` and its PKCS#8 encoding.
+    pub(crate) fn generate(alg: Algorithm) -> Option<(Self, Vec<u8>)> {
+        let pkcs8 = match alg {
+            Algorithm::RS256 => {
+                let pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).ok()?;
+                pair.as_der().ok()?.as_ref().to_vec()
+            }
+            Algorithm::ES256 => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+                .ok()?
+                .to_pkcs8v1()
+                .ok()?
+                .as_ref()
+                .to_vec(),
+            Algorithm::EdDSA => Ed25519KeyPair::generate()
+                .ok()?
+                .to_pkcs8v1()
+                .ok()?
+                .as_ref()
+                .to_vec(),
+            _ => return None,
+        };
+        Some((Self::from_pkcs8(alg, &pkcs8)?, pkcs8))
+    }
+
+    /// Parses a PKCS#8 key for `alg`.
+    pub(crate) fn from_pkcs8(alg: Algorithm, pkcs8: &[u8]) -> Option<Self> {
+        match alg {
+            Algorithm::RS256 => RsaKeyPair::from_pkcs8(pkcs8).ok().map(Signer::Rsa),
+            Algorithm::ES256 => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+                .ok()
+                .map(Signer::Ec),
+            Algorithm::EdDSA => Ed25519KeyPair::from_pkcs8(pkcs8).ok().map(Signer::Ed),
+            _ => None,
+        }
+    }
+
+    /// The JWS signature over `message`.
+    pub(crate) fn sign(&self, message: &[u8]) -> Option<Vec<u8>> {
+        let rng = SystemRandom::new();
+        match self {
+            Signer::Rsa(pair) => {
+                let mut out = vec![0; pair.public_modulus_len()];
+                pair.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut out)
+                    .ok()?;
+                Some(out)
+            }
+            Signer::Ec(pair) => pair.sign(&rng, message).ok().map(|s| s.as_ref().to_vec()),
+            Signer::Ed(pair) => Some(pair.sign(message).as_ref().to_vec()),
+        }
+    }
+
+    /// The public JWK members (RFC 7518), without `kid`, `alg` or `use`.
+    pub(crate) fn public_members(&self) -> Map<String, Value> {
+        let b64 = |bytes: &[u8]| Value::String(URL_SAFE_NO_PAD.encode(bytes));
+        let mut jwk = Map::new();
+        match self {
+            Signer::Rsa(pair) => {
+                let public = pair.public_key();
+                jwk.insert("kty".into(), "RSA".into());
+                jwk.insert(
+                    "n".into(),
+                    b64(public.modulus().big_endian_without_leading_zero()),
+                );
+                jwk.insert(
+                    "e".into(),
+                    b64(public.exponent().big_endian_without_leading_zero()),
+                );
+            }
+            Signer::Ec(pair) => {
+                // Uncompressed point: 0x04 || x || y.
+                let point = pair.public_key().as_ref();
+                let (x, y) = point[1..].split_at((point.len() - 1) / 2);
+                jwk.insert("kty".into(), "EC".into());
+                jwk.insert("crv".into(), "P-256".into());
+                jwk.insert("x".into(), b64(x));
+                jwk.insert("y".into(), b64(y));
+            }
+            Signer::Ed(pair) => {
+                jwk.insert("kty".into(), "OKP".into());
+                jwk.insert("crv".into(), "Ed25519".into());
+                jwk.insert("x".into(), b64(pair.public_key().as_ref()));
+            }
+        }
+        jwk
+    }
+}
+
+/// The RFC 7638 thumbprint of a public JWK: the key id of broker keys.
+pub(crate) fn thumbprint(members: &Map<String, Value>) -> String {
+    let required: &[&str] = match members.get("kty").and_then(Value::as_str) {
+        Some("RSA") => &["e", "kty", "n"],
+        Some("EC") => &["crv", "kty", "x", "y"],
+        _ => &["crv", "kty", "x"],
+    };
+    // Members in lexicographic order, no whitespace: what serde_json writes for a sorted map.
+    let canonical: std::collections::BTreeMap<&str, &Value> = required
+        .iter()
+        .filter_map(|k| members.get(*k).map(|v| (*k, v)))
+        .collect();
+    let text = serde_json::to_string(&canonical).unwrap_or_default();
+    URL_SAFE_NO_PAD.encode(digest(&SHA256, text.as_bytes()).as_ref())
+}
+
+/// The associated data that binds a stored private key to its row.
+fn key_row(kid: &str) -> String {
+    format!("signing-key:{kid}")
+}
+
+/// One key of the ring.
+pub(crate) struct RingKey {
+    pub(crate) kid: String,
+    pub(crate) signer: Option<Arc<Signer>>,
+    verifier: Option<VerifyingKey>,
+    jwk: Value,
+    pub(crate) published_at: i64,
+    pub(crate) active_from: i64,
+    pub(crate) retire_at: i64,
+    pub(crate) remove_at: i64,
+}
+
+/// The keys as last read from the store.
+pub(crate) struct Ring {
+    pub(crate) keys: Vec<RingKey>,
+    /// When it was read; `i64::MIN` before the first read.
+    loaded_at: i64,
+}
+
+impl Ring {
+    fn empty() -> Self {
+        Self {
+            keys: Vec::new(),
+            loaded_at: i64::MIN,
+        }
+    }
+
+    /// The key live at `now`, whether or not its private part is usable here.
+    pub(crate) fn active(&self, now: i64) -> Option<&RingKey> {
+        self.keys
+            .iter()
+            .filter(|k| k.published_at <= now && k.active_from <= now && now < k.retire_at)
+            .max_by_key(|k| (k.active_from, k.published_at))
+    }
+
+    /// The key that signs at `now`, with its private part.
+    pub(crate) fn signing(&self, now: i64) -> Option<(&RingKey, &Signer)> {
+        let key = self.active(now)?;
+        key.signer.as_deref().map(|s| (key, s))
+    }
+
+    /// The public JWKS at `now`: every published key that has not been removed.
+    pub(crate) fn jwks(&self, now: i64) -> Value {
+        let keys: Vec<Value> = self
+            .keys
+            .iter()
+            .filter(|k| k.published_at <= now && now < k.remove_at)
+            .map(|k| k.jwk.clone())
+            .collect();
+        json!({ "keys": keys })
+    }
+
+    fn verify(
+        &self,
+        kid: &str,
+        alg: Algorithm,
+        message: &[u8],
+        signature: &[u8],
+        now: i64,
+    ) -> Option<Result<(), AuthError>> {
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.kid == kid && k.published_at <= now && now < k.remove_at)?;
+        let parsed = key.verifier.as_ref()?.for_alg(alg)?;
+        Some(
+            parsed
+                .verify_sig(message, signature)
+                .map_err(|_| AuthError::invalid("the token signature is invalid")),
+        )
+    }
+}
+
+/// The broker's key ring and its rotation.
+pub(crate) struct Keys {
+    alg: Algorithm,
+    period: i64,
+    /// Longest lifetime of a token a key signs, plus leeway.
+    overlap: i64,
+    /// How long before its predecessor retires a successor is published.
+    lead: i64,
+    at_rest: AtRest,
+    ring: RwLock<Arc<Ring>>,
+    /// Serialises store reads and rotations; holds the time of the last forced reload.
+    gate: tokio::sync::Mutex<i64>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys")
+            .field("alg", &self.alg)
+            .field("period", &self.period)
+            .field("at_rest", &self.at_rest)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: StoreError) -> AuthError {
+    super::store_error(e)
+}
+
+impl Keys {
+    pub(crate) fn new(alg: Algorithm, period: i64, overlap: i64, at_rest: AtRest) -> Self {
+        Self {
+            alg,
+            period,
+            overlap,
+            lead: (period / 4).clamp(1, 24 * 3600),
+            at_rest,
+            ring: RwLock::new(Arc::new(Ring::empty())),
+            gate: tokio::sync::Mutex::new(i64::MIN),
+        }
+    }
+
+    /// The ring in memory, without touching the store.
+    pub(crate) fn current(&self) -> Arc<Ring> {
+        self.ring
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn replace(&self, ring: Arc<Ring>) {
+        match self.ring.write() {
+            Ok(mut r) => *r = ring,
+            Err(p) => *p.into_inner() = ring,
+        }
+    }
+
+    /// Reads every key from the store into a new ring.
+    async fn load(&self, store: &dyn Store, now: i64) -> Result<Arc<Ring>, AuthError> {
+        let stored = store.list_keys().await.map_err(unavailable)?;
+        let mut keys = Vec::with_capacity(stored.len());
+        for key in stored {
+            let Ok(alg) = key.alg.parse::<Algorithm>() else {
+                tracing::warn!(kid = %key.kid, "a stored signing key has an unknown algorithm");
+                continue;
+            };
+            let members: Option<Map<String, Value>> = serde_json::from_str(&key.public_jwk).ok();
+            let Some(mut members) = members else {
+                tracing::warn!(kid = %key.kid, "a stored signing key has a malformed public key");
+                continue;
+            };
+            let signer = match self.at_rest.open(&key_row(&key.kid), &key.private_key) {
+                Ok(pkcs8) => Signer::from_pkcs8(alg, &pkcs8).map(Arc::new),
+                Err(e) => {
+                    if now < key.retire_at {
+                        tracing::error!(kid = %key.kid, error = %e, "a signing key cannot be read");
+                    }
+                    None
+                }
+            };
+            members.insert("kid".into(), Value::String(key.kid.clone()));
+            members.insert("alg".into(), Value::String(alg.as_str().to_owned()));
+            members.insert("use".into(), Value::String("sig".to_owned()));
+            let verifier = VerifyingKey::from_jwk(&members, &[alg]).ok();
+            keys.push(RingKey {
+                kid: key.kid,
+                signer,
+                verifier,
+                jwk: Value::Object(members),
+                published_at: key.published_at,
+                active_from: key.active_from,
+                retire_at: key.retire_at,
+                remove_at: key.remove_at,
+            });
+        }
+        let ring = Arc::new(Ring {
+            keys,
+            loaded_at: now,
+        });
+        self.replace(ring.clone());
+        Ok(ring)
+    }
+
+    /// A new key, sealed for the store, that signs from `active_from`.
+    fn generate(&self, now: i64, active_from: i64) -> Result<StoredKey, AuthError> {
+        let (signer, pkcs8) = Signer::generate(self.alg)
+            .ok_or_else(|| AuthError::unavailable("a signing key could not be generated"))?;
+        let kid = thumbprint(&signer.public_members());
+        let retire_at = active_from + self.period;
+        Ok(StoredKey {
+            private_key: self.at_rest.seal(&key_row(&kid), &pkcs8),
+            public_jwk: Value::Object(signer.public_members()).to_string(),
+            alg: self.alg.as_str().to_owned(),
+            kid,
+            published_at: now,
+            active_from,
+            retire_at,
+            remove_at: retire_at + self.overlap,
+        })
+    }
+
+    fn needs_work(&self, ring: &Ring, now: i64) -> bool {
+        if now.saturating_sub(ring.loaded_at) >= RING_TTL {
+            return true;
+        }
+        match ring.signing(now) {
+            None => true,
+            Some((key, _)) => {
+                now >= key.retire_at - self.lead
+                    && !ring.keys.iter().any(|k| k.active_from >= key.retire_at)
+            }
+        }
+    }
+
+    /// The ring with a key that signs at `now`: creates the first key, publishes a successor
+    /// when the current key nears retirement, and rereads the store when the ring is old.
+    pub(crate) async fn for_signing(
+        &self,
+        store: &dyn Store,
+        now: i64,
+    ) -> Result<Arc<Ring>, AuthError> {
+        let ring = self.current();
+        if !self.needs_work(&ring, now) {
+            return Ok(ring);
+        }
+        let _gate = self.gate.lock().await;
+        let mut ring = self.current();
+        if !self.needs_work(&ring, now) {
+            return Ok(ring);
+        }
+        ring = self.load(store, now).await?;
+        if ring.active(now).is_none() {
+            let first = self.generate(now, now)?;
+            let inserted = store
+                .insert_first_key(&first, now)
+                .await
+                .map_err(unavailable)?;
+            if inserted {
+                tracing::info!(kid = %first.kid, alg = %first.alg, "created a broker signing key");
+            }
+            ring = self.load(store, now).await?;
+        }
+        if let Some(current) = ring.active(now)
+            && now >= current.retire_at - self.lead
+            && !ring.keys.iter().any(|k| k.active_from >= current.retire_at)
+        {
+            let marker = digest(&SHA256, format!("successor of {}", current.kid).as_bytes());
+            let mut marker_key = [0u8; 32];
+            marker_key.copy_from_slice(marker.as_ref());
+            let (retire_at, remove_at) = (current.retire_at, current.remove_at);
+            if store
+                .consume_once(&marker_key, remove_at, now)
+                .await
+                .map_err(unavailable)?
+            {
+                let successor = self.generate(now, retire_at)?;
+                store.insert_key(&successor).await.map_err(unavailable)?;
+                tracing::info!(kid = %successor.kid, active_from = retire_at, "published the next broker signing key");
+            }
+            ring = self.load(store, now).await?;
+        }
+        match ring.active(now) {
+            Some(key) if key.signer.is_some() => Ok(ring),
+            Some(_) => Err(AuthError::unavailable(
+                "the broker signing key cannot be decrypted: check the encryption key",
+            )),
+            None => Err(AuthError::unavailable("no broker signing key is available")),
+        }
+    }
+
+    /// Rereads the store on the signing path's schedule; for readiness and background upkeep.
+    pub(crate) async fn refresh(&self, store: &dyn Store, now: i64) -> Result<(), AuthError> {
+        self.for_signing(store, now).await.map(|_| ())
+    }
+
+    /// Verifies a token of this server from the ring in memory. Only an unknown `kid` reads
+    /// the store, at most once per cooldown; a store outage then means the key is unknown.
+    pub(crate) async fn verify(
+        &self,
+        store: Option<&dyn Store>,
+        kid: Option<&str>,
+        alg: Algorithm,
+        message: &[u8],
+        signature: &[u8],
+        now: i64,
+    ) -> Result<(), AuthError> {
+        let kid = kid.ok_or_else(|| AuthError::invalid("the token names no key"))?;
+        let ring = self.current();
+        if let Some(result) = ring.verify(kid, alg, message, signature, now) {
+            return result;
+        }
+        let missing = || AuthError::invalid("no published key matches the token");
+        let Some(store) = store else {
+            return Err(missing());
+        };
+        let mut last_forced = self.gate.lock().await;
+        let ring = self.current();
+        if let Some(result) = ring.verify(kid, alg, message, signature, now) {
+            return result;
+        }
+        let never_loaded = ring.loaded_at == i64::MIN;
+        if !never_loaded && now < last_forced.saturating_add(FORCED_RELOAD_COOLDOWN) {
+            return Err(missing());
+        }
+        *last_forced = now;
+        match self.load(store, now).await {
+            Ok(ring) => ring
+                .verify(kid, alg, message, signature, now)
+                .unwrap_or_else(|| Err(missing())),
+            Err(e) if never_loaded => Err(e),
+            Err(_) => Err(missing()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_algorithm_signs_and_its_jwk_verifies() {
+        for alg in [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA] {
+            let Some((signer, pkcs8)) = Signer::generate(alg) else {
+                panic!("{alg:?} key generation failed");
+            };
+            let reparsed = Signer::from_pkcs8(alg, &pkcs8);
+            assert!(reparsed.is_some(), "{alg:?} PKCS#8 does not parse back");
+            let mut jwk = signer.public_members();
+            jwk.insert("alg".into(), alg.as_str().into());
+            let verifier = VerifyingKey::from_jwk(&jwk, &[alg]);
+            let Ok(verifier) = verifier else {
+                panic!("{alg:?} public JWK is not accepted");
+            };
+            let signature = signer.sign(b"message").unwrap_or_default();
+            let key = verifier.for_alg(alg);
+            assert!(key.is_some_and(|k| k.verify_sig(b"message", &signature).is_ok()));
+            assert!(key.is_some_and(|k| k.verify_sig(b"other", &signature).is_err()));
+        }
+    }
+
+    #[test]
+    fn thumbprint_matches_rfc7638_example() {
+        // RFC 7638 section 3.1.
+        let jwk: Map<String, Value> = serde_json::from_value(json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "alg": "RS256",
+            "kid": "2011-04-29"
+        }))
+        .unwrap_or_default();
+        assert_eq!(
+            thumbprint(&jwk),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+}

@@ -1,0 +1,792 @@
+//! Broker mode: the server signs its own tokens for the users its identity provider
+//! authenticated, keeps the provider's tokens server-side, and issues rotating refresh tokens.
+//!
+//! * Login, callback and device polling end in a **session** (the provider subject, the
+//!   provider refresh token encrypted at rest, the user's claims) and answer with an access
+//!   token this server signed plus an opaque refresh token stored only as its SHA-256.
+//! * **Refresh** spends the presented token and issues its successor in one store operation;
+//!   presenting a spent token again revokes the whole chain. Concurrent refreshes of one token
+//!   in this process share one provider refresh and one answer.
+//! * **Token exchange** (RFC 8693) turns a valid subject token into a token for an allowed
+//!   audience, never with more scope than the subject token had.
+//! * Validation of the server's own tokens (and of trusted peers') needs no database: keys are
+//!   held in memory and the store is read only for an unknown key id.
+
+mod cipher;
+mod exchange;
+mod keys;
+mod peers;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_lc_rs::digest::{SHA256, digest};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value, json};
+
+use crate::algorithm::Algorithm;
+use crate::auth::OidcAuth;
+use crate::config::OidcConfig;
+use crate::error::{AuthError, ErrorKind};
+use crate::flow::seal::random;
+use crate::store::{RefreshRecord, RotateOutcome, Session, Store, StoreError};
+use crate::token::{IdToken, groups_of, roles_of};
+
+use cipher::AtRest;
+pub(crate) use exchange::ExchangeRequest;
+use keys::Keys;
+pub(crate) use peers::Peers;
+
+/// Longest time a store may take to connect (and migrate) before the request answers 503.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Device codes whose polling pace is tracked at most.
+const MAX_TRACKED_DEVICES: usize = 10_000;
+/// Longest refresh token looked up.
+const MAX_REFRESH_TOKEN: usize = 512;
+/// How often expired rows are purged (seconds), on the back of a login.
+const PURGE_EVERY: i64 = 3600;
+
+/// A store failure as the client sees it: 503 for an outage (the caller may retry), 400 for
+/// input the store refuses. The cause goes to the log only.
+pub(crate) fn store_error(e: StoreError) -> AuthError {
+    match e {
+        StoreError::Unavailable(reason) => {
+            tracing::warn!(%reason, "the broker store is unavailable");
+            AuthError::unavailable("the session store is unavailable").with_retry_after(5)
+        }
+        StoreError::Rejected(reason) => {
+            tracing::info!(%reason, "the broker store refused a value");
+            AuthError::oauth("invalid_request", "the request cannot be stored")
+        }
+        StoreError::Corrupt(reason) => {
+            tracing::error!(%reason, "the broker store is inconsistent");
+            AuthError::unavailable("the session store is inconsistent").with_retry_after(30)
+        }
+    }
+}
+
+pub(crate) fn sha256(value: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest(&SHA256, value).as_ref());
+    out
+}
+
+fn random_id<const N: usize>() -> String {
+    URL_SAFE_NO_PAD.encode(random::<N>())
+}
+
+fn session_row(id: &str) -> String {
+    format!("session:{id}")
+}
+
+fn invalid_grant(description: &'static str) -> AuthError {
+    AuthError::oauth("invalid_grant", description)
+}
+
+/// The pace of one device code's polling.
+struct DevicePoll {
+    interval: i64,
+    expires_at: i64,
+    last_poll: Option<i64>,
+}
+
+type Flight = Arc<tokio::sync::OnceCell<Result<Value, AuthError>>>;
+
+/// Broker state shared by every clone of an [`OidcAuth`].
+pub(crate) struct Broker {
+    issuer: String,
+    audience: String,
+    exchange_audiences: Vec<String>,
+    url: Option<String>,
+    store: tokio::sync::OnceCell<Arc<dyn Store>>,
+    keys: Keys,
+    sessions: AtRest,
+    access_ttl: i64,
+    refresh_ttl: i64,
+    device_ttl: i64,
+    scopes: String,
+    flights: Mutex<HashMap<[u8; 32], Flight>>,
+    devices: Mutex<HashMap<[u8; 32], DevicePoll>>,
+    last_purge: Mutex<i64>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("keys", &self.keys)
+            .field("sessions", &self.sessions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    pub(crate) fn new(config: &OidcConfig, store: Option<Arc<dyn Store>>) -> Self {
+        let audience = config
+            .broker_audience
+            .as_ref()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default();
+        let issuer = match &config.proxy {
+            Some(proxy) => proxy.as_str().trim_end_matches('/').to_owned(),
+            None => audience.clone(),
+        };
+        let explicit = config
+            .encryption_key
+            .as_ref()
+            .and_then(|k| crate::config::decode_key(k.expose()));
+        let session_key = match (explicit, config.client_secret()) {
+            (Some(key), _) => key,
+            (None, Some(secret)) => {
+                tracing::warn!(
+                    "no encryption key configured: provider refresh tokens are encrypted with a key derived from the client secret; set an encryption key (OIDC_BROKER_ENCRYPTION_KEY) so that rotating the secret does not end every session"
+                );
+                AtRest::derive(secret.expose().as_bytes(), "provider refresh tokens")
+            }
+            (None, None) => {
+                tracing::warn!(
+                    "no encryption key configured and no client secret: provider refresh tokens are encrypted with a per-process key, so sessions end when the process restarts; set OIDC_BROKER_ENCRYPTION_KEY"
+                );
+                random::<32>()
+            }
+        };
+        if explicit.is_none() {
+            tracing::warn!(
+                "no encryption key configured: broker signing keys are stored unencrypted"
+            );
+        }
+        let access_ttl = config.access_token_lifetime.as_secs() as i64;
+        let leeway = config.leeway.as_secs() as i64;
+        let cell = tokio::sync::OnceCell::new();
+        if let Some(store) = store {
+            let _ = cell.set(store);
+        }
+        Self {
+            issuer,
+            audience,
+            exchange_audiences: config.exchange_audiences.clone(),
+            url: config.broker_store_url.clone(),
+            store: cell,
+            keys: Keys::new(
+                config.broker_signing_algorithm,
+                config.key_rotation_period.as_secs() as i64,
+                access_ttl + leeway,
+                AtRest::new(explicit),
+            ),
+            sessions: AtRest::new(Some(session_key)),
+            access_ttl,
+            refresh_ttl: config.refresh_token_lifetime.as_secs() as i64,
+            device_ttl: config.device_session_lifetime.as_secs() as i64,
+            scopes: config
+                .scopes
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            flights: Mutex::new(HashMap::new()),
+            devices: Mutex::new(HashMap::new()),
+            last_purge: Mutex::new(i64::MIN),
+        }
+    }
+
+    /// The `iss` of minted tokens.
+    pub(crate) fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The `aud` of minted tokens.
+    pub(crate) fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// The store, connected (and migrated) on first use; a failure is retried next time.
+    pub(crate) async fn store(&self) -> Result<Arc<dyn Store>, AuthError> {
+        self.store
+            .get_or_try_init(|| async {
+                let connect = async {
+                    match &self.url {
+                        Some(url) => crate::store::connect(url).await,
+                        None => default_store().await,
+                    }
+                };
+                match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                    Ok(result) => result,
+                    Err(_) => Err(StoreError::Unavailable(
+                        "connecting to the store timed out".into(),
+                    )),
+                }
+            })
+            .await
+            .cloned()
+            .map_err(store_error)
+    }
+
+    /// The store if it is connected already, without waiting.
+    pub(crate) fn connected_store(&self) -> Option<Arc<dyn Store>> {
+        self.store.get().cloned()
+    }
+
+    /// Connects the store and makes sure a signing key exists.
+    pub(crate) async fn warm_up(&self, now: i64) -> Result<(), AuthError> {
+        let store = self.store().await?;
+        self.keys.refresh(&*store, now).await
+    }
+
+    /// The JWKS of the broker's published keys.
+    pub(crate) async fn jwks(&self, now: i64) -> Result<Value, AuthError> {
+        let ring = match self.store().await {
+            Ok(store) => self.keys.for_signing(&*store, now).await,
+            Err(e) => Err(e),
+        };
+        match ring {
+            Ok(ring) => Ok(ring.jwks(now)),
+            // The keys in memory stay publishable while the store is down.
+            Err(e) => {
+                let ring = self.keys.current();
+                if ring.keys.is_empty() {
+                    Err(e)
+                } else {
+                    Ok(ring.jwks(now))
+                }
+            }
+        }
+    }
+
+    /// Verifies the signature of a token this server minted.
+    pub(crate) async fn verify(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        message: &[u8],
+        signature: &[u8],
+        now: i64,
+    ) -> Result<(), AuthError> {
+        let store = match self.connected_store() {
+            Some(store) => Some(store),
+            // Nothing loaded yet (a fresh process): connecting is the only way to the keys.
+            None => Some(self.store().await?),
+        };
+        self.keys
+            .verify(store.as_deref(), kid, alg, message, signature, now)
+            .await
+    }
+
+    /// Signs an access token for `profile`.
+    async fn mint(
+        &self,
+        profile: &Map<String, Value>,
+        extra: &[(&str, Value)],
+        audience: &str,
+        lifetime: i64,
+        now: i64,
+    ) -> Result<(String, i64), AuthError> {
+        let store = self.store().await?;
+        let ring = self.keys.for_signing(&*store, now).await?;
+        let (key, signer) = ring
+            .signing(now)
+            .ok_or_else(|| AuthError::unavailable("no broker signing key is available"))?;
+        let exp = now + lifetime.max(1);
+        let mut claims = profile.clone();
+        claims.insert("iss".into(), Value::String(self.issuer.clone()));
+        claims.insert("aud".into(), Value::String(audience.to_owned()));
+        claims.insert("jti".into(), Value::String(random_id::<16>()));
+        claims.insert("iat".into(), now.into());
+        claims.insert("nbf".into(), now.into());
+        claims.insert("exp".into(), exp.into());
+        for (name, value) in extra {
+            claims.insert((*name).to_owned(), value.clone());
+        }
+        let header = json!({"alg": self.keys_alg(key), "typ": "at+jwt", "kid": key.kid});
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(Value::Object(claims).to_string())
+        );
+        let signature = signer
+            .sign(input.as_bytes())
+            .ok_or_else(|| AuthError::unavailable("signing the token failed"))?;
+        Ok((
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)),
+            exp,
+        ))
+    }
+
+    fn keys_alg(&self, key: &keys::RingKey) -> &'static str {
+        match key.signer.as_deref() {
+            Some(keys::Signer::Rsa(_)) => "RS256",
+            Some(keys::Signer::Ec(_)) => "ES256",
+            _ => "EdDSA",
+        }
+    }
+
+    /// Starts a session after a successful login (code or device grant) and answers Token
+    /// JSON with tokens of this server. The provider's tokens stay here.
+    pub(crate) async fn start_session(
+        &self,
+        auth: &OidcAuth,
+        answer: &Map<String, Value>,
+        identity: Option<IdToken>,
+        device: bool,
+    ) -> Result<Value, AuthError> {
+        let now = auth.now();
+        let mut claims = Map::new();
+        let provider_access = answer
+            .get("access_token")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !provider_access.is_empty()
+            && let Ok(token) = auth.validate_provider_token(provider_access).await
+        {
+            claims.extend(token.claims().clone());
+        }
+        if let Some(identity) = identity {
+            claims.extend(identity.claims().clone());
+        }
+        if claims.get("sub").and_then(Value::as_str).is_none()
+            && !provider_access.is_empty()
+            && let Some(info) = auth.provider_userinfo(provider_access).await
+        {
+            claims.extend(info);
+        }
+        let Some(subject) = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+        else {
+            return Err(AuthError::new(
+                ErrorKind::BadGateway,
+                "the identity provider did not say who signed in",
+            ));
+        };
+        let scope = answer
+            .get("scope")
+            .and_then(Value::as_str)
+            .or_else(|| claims.get("scope").and_then(Value::as_str))
+            .unwrap_or(&self.scopes)
+            .to_owned();
+        let mut profile = profile_of(&claims);
+        profile.insert("scope".into(), Value::String(scope.clone()));
+        let lifetime = if device {
+            self.device_ttl
+        } else {
+            self.refresh_ttl
+        };
+        let expires_at = now + lifetime;
+        let session_id = random_id::<16>();
+        let (access, exp) = self
+            .mint(
+                &profile,
+                &[("sid", Value::String(session_id.clone()))],
+                &self.audience,
+                self.access_ttl.min(lifetime),
+                now,
+            )
+            .await?;
+        let provider_refresh = answer
+            .get("refresh_token")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let store = self.store().await?;
+        store
+            .put_session(&Session {
+                provider_refresh_token: self
+                    .sessions
+                    .seal(&session_row(&session_id), provider_refresh.as_bytes()),
+                id: session_id.clone(),
+                subject,
+                userinfo: Value::Object(profile).to_string(),
+                expires_at,
+            })
+            .await
+            .map_err(store_error)?;
+        let refresh = random_id::<32>();
+        store
+            .insert_refresh(&RefreshRecord {
+                hash: sha256(refresh.as_bytes()),
+                family: random_id::<16>(),
+                session_id,
+                expires_at,
+            })
+            .await
+            .map_err(store_error)?;
+        self.maybe_purge(&store, now);
+        Ok(token_json(&access, exp, &refresh, expires_at, &scope, now))
+    }
+
+    /// Deletes expired rows at most once per [`PURGE_EVERY`], in the background.
+    fn maybe_purge(&self, store: &Arc<dyn Store>, now: i64) {
+        {
+            let mut last = self.last_purge.lock().unwrap_or_else(|p| p.into_inner());
+            if now.saturating_sub(*last) < PURGE_EVERY {
+                return;
+            }
+            *last = now;
+        }
+        let store = store.clone();
+        tokio::spawn(async move {
+            match store.purge_expired(now).await {
+                Ok(rows) => tracing::debug!(rows, "purged expired broker state"),
+                Err(e) => tracing::warn!(error = %e, "purging expired broker state failed"),
+            }
+        });
+    }
+
+    /// `POST /auth/v2/token` with a broker refresh token.
+    pub(crate) async fn refresh(&self, auth: &OidcAuth, token: &str) -> Result<Value, AuthError> {
+        if token.is_empty() || token.len() > MAX_REFRESH_TOKEN {
+            return Err(invalid_grant(
+                "the refresh token is invalid, expired or revoked",
+            ));
+        }
+        let hash = sha256(token.as_bytes());
+        let flight = {
+            let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+            flights.entry(hash).or_default().clone()
+        };
+        let result = flight
+            .get_or_init(|| self.refresh_once(auth, hash))
+            .await
+            .clone();
+        {
+            let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+            if flights.get(&hash).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+                flights.remove(&hash);
+            }
+        }
+        result
+    }
+
+    async fn refresh_once(&self, auth: &OidcAuth, hash: [u8; 32]) -> Result<Value, AuthError> {
+        let store = self.store().await?;
+        let now = auth.now();
+        let successor = random_id::<32>();
+        let outcome = store
+            .rotate_refresh(&hash, &sha256(successor.as_bytes()), now)
+            .await
+            .map_err(store_error)?;
+        let record = match outcome {
+            RotateOutcome::Rotated(record) => record,
+            RotateOutcome::Reused => {
+                tracing::warn!(
+                    "a spent broker refresh token was presented again; its whole family is revoked"
+                );
+                return Err(invalid_grant(
+                    "the refresh token was already used; the session is revoked",
+                ));
+            }
+            RotateOutcome::NotFound => {
+                return Err(invalid_grant(
+                    "the refresh token is invalid, expired or revoked",
+                ));
+            }
+        };
+        let Some(mut session) = store
+            .get_session(&record.session_id, now)
+            .await
+            .map_err(store_error)?
+        else {
+            store
+                .revoke_family(&record.family)
+                .await
+                .map_err(store_error)?;
+            return Err(session_ended("the session has ended"));
+        };
+        let mut profile: Map<String, Value> =
+            serde_json::from_str(&session.userinfo).unwrap_or_default();
+        let provider_refresh = match self
+            .sessions
+            .open(&session_row(&session.id), &session.provider_refresh_token)
+        {
+            Ok(bytes) => String::from_utf8(bytes).unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "a session's provider refresh token cannot be read; the session ends");
+                store
+                    .delete_session(&session.id)
+                    .await
+                    .map_err(store_error)?;
+                return Err(session_ended("the session cannot be resumed"));
+            }
+        };
+        if !provider_refresh.is_empty() {
+            match auth
+                .provider_token(vec![
+                    ("grant_type", "refresh_token".to_owned()),
+                    ("refresh_token", provider_refresh),
+                ])
+                .await
+            {
+                Ok(answer) => {
+                    if let Some(access) = answer.get("access_token").and_then(Value::as_str)
+                        && let Ok(token) = auth.validate_provider_token(access).await
+                        && token.sub() == session.subject
+                    {
+                        let scope = profile.get("scope").cloned();
+                        profile = profile_of(token.claims());
+                        if let Some(scope) = answer
+                            .get("scope")
+                            .cloned()
+                            .or(scope)
+                            .filter(Value::is_string)
+                        {
+                            profile.insert("scope".into(), scope);
+                        }
+                    }
+                    if let Some(rotated) = answer
+                        .get("refresh_token")
+                        .and_then(Value::as_str)
+                        .filter(|t| !t.is_empty())
+                    {
+                        session.provider_refresh_token = self
+                            .sessions
+                            .seal(&session_row(&session.id), rotated.as_bytes());
+                    }
+                    session.userinfo = Value::Object(profile.clone()).to_string();
+                    store.put_session(&session).await.map_err(store_error)?;
+                }
+                Err(e) if e.kind() == ErrorKind::OAuth => {
+                    tracing::info!(error = ?e.code(), "the identity provider ended a session at refresh");
+                    store
+                        .delete_session(&session.id)
+                        .await
+                        .map_err(store_error)?;
+                    return Err(session_ended(
+                        "the session ended at the identity provider; sign in again",
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "identity provider unavailable at refresh; minting from the session's stored claims");
+                }
+            }
+        }
+        let scope = profile
+            .get("scope")
+            .and_then(Value::as_str)
+            .unwrap_or(&self.scopes)
+            .to_owned();
+        let (access, exp) = self
+            .mint(
+                &profile,
+                &[("sid", Value::String(session.id.clone()))],
+                &self.audience,
+                self.access_ttl.min(record.expires_at - now),
+                now,
+            )
+            .await?;
+        Ok(token_json(
+            &access,
+            exp,
+            &successor,
+            record.expires_at,
+            &scope,
+            now,
+        ))
+    }
+
+    /// Remembers the polling interval and expiry of a device code this server handed out.
+    pub(crate) fn track_device(&self, device_code: &str, interval: i64, expires_in: i64, now: i64) {
+        let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        if devices.len() >= MAX_TRACKED_DEVICES {
+            devices.retain(|_, d| d.expires_at > now);
+        }
+        if devices.len() >= MAX_TRACKED_DEVICES {
+            return;
+        }
+        devices.insert(
+            sha256(device_code.as_bytes()),
+            DevicePoll {
+                interval: interval.max(1),
+                expires_at: now + expires_in.max(1),
+                last_poll: None,
+            },
+        );
+    }
+
+    /// Checks the pace of a device poll before the provider is asked: too fast is `slow_down`
+    /// (and the interval grows by 5 s, RFC 8628 section 3.5), past expiry `expired_token`.
+    pub(crate) fn pace_device_poll(&self, device_code: &str, now: i64) -> Result<(), AuthError> {
+        let key = sha256(device_code.as_bytes());
+        let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(poll) = devices.get_mut(&key) else {
+            return Ok(());
+        };
+        if now >= poll.expires_at {
+            devices.remove(&key);
+            return Err(AuthError::oauth(
+                "expired_token",
+                "the device code has expired",
+            ));
+        }
+        if let Some(last) = poll.last_poll
+            && now < last + poll.interval
+        {
+            poll.interval += 5;
+            poll.last_poll = Some(now);
+            return Err(AuthError::oauth(
+                "slow_down",
+                "polling faster than the interval",
+            ));
+        }
+        poll.last_poll = Some(now);
+        Ok(())
+    }
+
+    /// The provider asked the client to slow down: the interval grows here too.
+    pub(crate) fn device_slowed(&self, device_code: &str) {
+        let key = sha256(device_code.as_bytes());
+        let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(poll) = devices.get_mut(&key) {
+            poll.interval += 5;
+        }
+    }
+
+    /// A device code redeemed successfully: it is redeemed once, across instances.
+    pub(crate) async fn redeem_device_code(
+        &self,
+        device_code: &str,
+        now: i64,
+    ) -> Result<(), AuthError> {
+        let key = sha256(format!("device code {device_code}").as_bytes());
+        let first = {
+            let store = self.store().await?;
+            store
+                .consume_once(&key, now + self.device_ttl, now)
+                .await
+                .map_err(store_error)?
+        };
+        self.devices
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&sha256(device_code.as_bytes()));
+        if first {
+            Ok(())
+        } else {
+            Err(invalid_grant("the device code was already used"))
+        }
+    }
+}
+
+/// The session is gone: 401 `invalid_grant`, so the client signs in again.
+fn session_ended(description: &'static str) -> AuthError {
+    AuthError::new(ErrorKind::InvalidToken, description).with_code("invalid_grant")
+}
+
+/// The embedded default: a SQLite file under the platform data directory.
+#[cfg(feature = "sqlite")]
+async fn default_store() -> Result<Arc<dyn Store>, StoreError> {
+    let path = crate::store::default_sqlite_path();
+    tracing::info!(path = %path.display(), "broker state in the default SQLite file");
+    let store = crate::store::sqlite::SqliteStore::open(&path).await?;
+    store.migrate().await?;
+    Ok(Arc::new(store))
+}
+
+/// Without SQLite compiled in and no store URL: memory, with a warning.
+#[cfg(not(feature = "sqlite"))]
+async fn default_store() -> Result<Arc<dyn Store>, StoreError> {
+    tracing::warn!(
+        "broker state is kept in memory (no store URL, SQLite not compiled in): it is lost at restart and not shared between instances"
+    );
+    Ok(Arc::new(crate::store::memory::MemoryStore::new()))
+}
+
+/// The claims of a minted token taken from the provider's: identity, names, email, and the
+/// roles and groups flattened into `roles` (groups are kept as `groups` too).
+pub(crate) fn profile_of(claims: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for name in [
+        "sub",
+        "preferred_username",
+        "email",
+        "email_verified",
+        "name",
+        "given_name",
+        "family_name",
+        "scope",
+    ] {
+        if let Some(value) = claims.get(name).filter(|v| !v.is_null()) {
+            out.insert(name.to_owned(), value.clone());
+        }
+    }
+    let mut roles: Vec<String> = roles_of(claims).into_iter().map(str::to_owned).collect();
+    let groups: Vec<String> = groups_of(claims).into_iter().map(str::to_owned).collect();
+    for group in &groups {
+        if !roles.contains(group) {
+            roles.push(group.clone());
+        }
+    }
+    out.insert("roles".into(), json!(roles));
+    if !groups.is_empty() {
+        out.insert("groups".into(), json!(groups));
+    }
+    out
+}
+
+fn token_json(
+    access: &str,
+    expires: i64,
+    refresh: &str,
+    refresh_expires: i64,
+    scope: &str,
+    now: i64,
+) -> Value {
+    json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires": expires,
+        "expires_in": (expires - now).max(0),
+        "refresh_token": refresh,
+        "refresh_expires": refresh_expires,
+        "refresh_expires_in": (refresh_expires - now).max(0),
+        "scope": scope,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_flatten_roles_and_groups() {
+        let claims = json!({
+            "sub": "u1", "preferred_username": "alice", "email": "a@example.com",
+            "realm_access": {"roles": ["admin"]},
+            "resource_access": {"app": {"roles": ["reader"]}},
+            "groups": ["staff", "admin"], "nonce": "n", "at_hash": "x"
+        });
+        let profile = profile_of(claims.as_object().unwrap_or(&Map::new()));
+        assert_eq!(profile["roles"], json!(["admin", "reader", "staff"]));
+        assert_eq!(profile["groups"], json!(["staff", "admin"]));
+        assert_eq!(profile["preferred_username"], "alice");
+        assert!(profile.get("nonce").is_none());
+        assert!(profile.get("at_hash").is_none());
+    }
+
+    #[test]
+    fn store_outages_are_503_and_refusals_400() {
+        assert_eq!(
+            store_error(StoreError::Unavailable("down".into())).status(),
+            503
+        );
+        assert_eq!(
+            store_error(StoreError::Rejected("long".into())).status(),
+            400
+        );
+        assert_eq!(
+            store_error(StoreError::Corrupt("schema".into())).status(),
+            503
+        );
+        let e = store_error(StoreError::Unavailable("password=hunter2".into()));
+        assert!(!e.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn an_ended_session_is_401_invalid_grant() {
+        let e = session_ended("gone");
+        assert_eq!(e.status(), 401);
+        assert_eq!(e.code(), Some("invalid_grant"));
+    }
+}

@@ -1,0 +1,226 @@
+//! Federation: tokens minted by other instances whose issuer is trusted.
+//!
+//! Each trusted issuer has its own key set, fetched from `<issuer><broker_jwks_path>` and used
+//! for that issuer's tokens only, so a peer cannot sign for another. Fetching follows the rules
+//! of the provider JWKS: bounded size and key count, a refetch on an unknown `kid` at most once
+//! per cooldown, backoff after failures, the last good set kept while the peer is down. Every
+//! successful fetch is written to the store, and a cold start reads it back when the peer is
+//! unreachable. A token naming an issuer that is not trusted never causes a request.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use url::Url;
+
+use crate::algorithm::Algorithm;
+use crate::clock::Clock;
+use crate::config::OidcConfig;
+use crate::error::AuthError;
+use crate::provider::{FetchError, HttpClient, KeySet, Lookup, Refresh, Slot, ambiguous, check};
+use crate::store::Store;
+
+struct Peer {
+    issuer: String,
+    jwks_url: Url,
+    keys: Slot<KeySet>,
+}
+
+/// The trusted peer issuers and their keys.
+pub(crate) struct Peers {
+    peers: Vec<Peer>,
+    http: HttpClient,
+    clock: Arc<dyn Clock>,
+    accepted: Vec<Algorithm>,
+    max_bytes: usize,
+    max_keys: usize,
+    ttl: i64,
+    cooldown: i64,
+    stale_limit: i64,
+}
+
+impl std::fmt::Debug for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peers")
+            .field(
+                "issuers",
+                &self.peers.iter().map(|p| &p.issuer).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Peers {
+    pub(crate) fn new(config: &OidcConfig, clock: Arc<dyn Clock>) -> Self {
+        let peers = config
+            .trusted_issuers
+            .iter()
+            .filter_map(|issuer| {
+                let url = format!("{}{}", issuer.as_str(), config.broker_jwks_path);
+                match Url::parse(&url) {
+                    Ok(jwks_url) => Some(Peer {
+                        issuer: issuer.as_str().to_owned(),
+                        jwks_url,
+                        keys: Slot::default(),
+                    }),
+                    Err(e) => {
+                        tracing::error!(issuer = %issuer, error = %e, "a trusted issuer has no valid JWKS URL; it is ignored");
+                        None
+                    }
+                }
+            })
+            .collect();
+        Self {
+            peers,
+            http: HttpClient::new(config.connect_timeout, config.timeout),
+            clock,
+            accepted: config.algorithms.clone(),
+            max_bytes: config.jwks_max_bytes,
+            max_keys: config.jwks_max_keys,
+            ttl: config.jwks_ttl.as_secs() as i64,
+            cooldown: config.jwks_refetch_cooldown.as_secs() as i64,
+            stale_limit: config.jwks_stale_limit.as_secs() as i64,
+        }
+    }
+
+    /// Whether `issuer` is trusted (exact match, a trailing `/` ignored).
+    pub(crate) fn trusts(&self, issuer: &str) -> bool {
+        self.peer(issuer).is_some()
+    }
+
+    fn peer(&self, issuer: &str) -> Option<&Peer> {
+        let issuer = issuer.strip_suffix('/').unwrap_or(issuer);
+        self.peers.iter().find(|p| p.issuer == issuer)
+    }
+
+    /// The trusted issuers' JWKS fetch, persisted on success and restored on failure.
+    async fn fetch(
+        &self,
+        peer: &Peer,
+        store: Option<&Arc<dyn Store>>,
+    ) -> Result<KeySet, FetchError> {
+        match self
+            .http
+            .get_json::<Value>(&peer.jwks_url, self.max_bytes)
+            .await
+        {
+            Ok(doc) => {
+                let set = KeySet::parse(&doc, &self.accepted, self.max_keys)?;
+                if let Some(store) = store {
+                    let store = store.clone();
+                    let (issuer, text, now) =
+                        (peer.issuer.clone(), doc.to_string(), self.clock.now());
+                    // Persisting must not delay validation, and is not needed for it.
+                    tokio::spawn(async move {
+                        if let Err(e) = store.put_peer_jwks(&issuer, &text, now).await {
+                            tracing::warn!(issuer = %issuer, error = %e, "could not persist a peer's keys");
+                        }
+                    });
+                }
+                Ok(set)
+            }
+            Err(error) => {
+                let restored = match store {
+                    Some(store) => store.get_peer_jwks(&peer.issuer).await.ok().flatten(),
+                    None => None,
+                };
+                let Some((text, fetched_at)) = restored else {
+                    return Err(error);
+                };
+                let doc: Value = serde_json::from_str(&text).map_err(|_| FetchError::NotJson)?;
+                tracing::warn!(issuer = %peer.issuer, fetched_at, %error, "peer unreachable; using its keys from the store");
+                KeySet::parse(&doc, &self.accepted, self.max_keys)
+            }
+        }
+    }
+
+    /// Verifies a token of the trusted `issuer` with that issuer's keys only.
+    pub(crate) async fn verify(
+        self: &Arc<Self>,
+        store: Option<&Arc<dyn Store>>,
+        issuer: &str,
+        kid: Option<&str>,
+        alg: Algorithm,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), AuthError> {
+        let Some(peer) = self.peer(issuer) else {
+            return Err(AuthError::invalid("the token issuer is not trusted"));
+        };
+        let now = self.clock.now();
+        let current = peer.keys.current();
+        let seen = current.as_ref().map_or(0, |c| c.generation);
+        let snapshot = current.filter(|s| now - s.at <= self.stale_limit);
+        if let Some(set) = &snapshot {
+            if now - set.at >= self.ttl {
+                self.spawn_refresh(issuer, seen, store);
+            }
+            match set.value.lookup(kid, alg) {
+                Lookup::Found(key) => return check(key, message, signature),
+                Lookup::Ambiguous => return Err(ambiguous()),
+                Lookup::Missing => {}
+            }
+        }
+        let forced = snapshot.is_some().then_some(self.cooldown);
+        match peer
+            .keys
+            .refresh(
+                seen,
+                || self.clock.now(),
+                forced,
+                || self.fetch(peer, store),
+            )
+            .await
+        {
+            Refresh::Fresh(set) => match set.value.lookup(kid, alg) {
+                Lookup::Found(key) => check(key, message, signature),
+                Lookup::Ambiguous => Err(ambiguous()),
+                Lookup::Missing => Err(AuthError::invalid(
+                    "no key published by the token's issuer matches it",
+                )),
+            },
+            Refresh::Cooldown(_) if snapshot.is_some() => Err(AuthError::invalid(
+                "no key published by the token's issuer matches it",
+            )),
+            Refresh::Cooldown(_) => Err(AuthError::unavailable(
+                "the keys of the token's issuer are not available",
+            )),
+            Refresh::Failed { retry_after } => Err(AuthError::unavailable(
+                "the keys of the token's issuer could not be fetched",
+            )
+            .with_retry_after(retry_after)),
+        }
+    }
+}
+
+impl Peers {
+    /// Refreshes a peer's keys in the background after their TTL; validation never waits.
+    fn spawn_refresh(self: &Arc<Self>, issuer: &str, seen: u64, store: Option<&Arc<dyn Store>>) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Some(peer) = self.peer(issuer) else {
+            return;
+        };
+        if peer.keys.try_gate().is_none() {
+            return;
+        }
+        let (this, issuer, store) = (self.clone(), peer.issuer.clone(), store.cloned());
+        handle.spawn(async move {
+            let Some(peer) = this.peer(&issuer) else {
+                return;
+            };
+            if let Some(gate) = peer.keys.try_gate() {
+                let _ = peer
+                    .keys
+                    .refresh_locked(
+                        gate,
+                        seen,
+                        || this.clock.now(),
+                        None,
+                        || this.fetch(peer, store.as_ref()),
+                    )
+                    .await;
+            }
+        });
+    }
+}

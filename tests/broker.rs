@@ -1,0 +1,720 @@
+//! Broker mode end to end on both frameworks against the mock provider: minted tokens, the
+//! JWKS, rotating refresh tokens with reuse detection, the provider refresh behind them,
+//! device sessions, token exchange and key rotation (SECURITY.md groups E and F).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use oidc_auth::store::Store;
+use oidc_auth::store::memory::MemoryStore;
+use oidc_auth::testing::{Endpoint, Fault, MockProvider};
+use oidc_auth::{Algorithm, Clock, ManualClock, OidcAuth, OidcConfigBuilder, SystemClock};
+use oidc_auth_tests::broker::{
+    BROKER_AUDIENCE, JWKS, TOKEN, field, jwt, login, provider, refresh, serve_broker,
+};
+use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Framework, Harness, Reply, base_config};
+use serde_json::{Value, json};
+
+struct Broker {
+    h: Harness,
+    store: Arc<MemoryStore>,
+}
+
+async fn broker_with(
+    adjust: impl FnOnce(OidcConfigBuilder) -> OidcConfigBuilder,
+    clock: Option<ManualClock>,
+) -> Broker {
+    let store = Arc::new(MemoryStore::new());
+    let h = serve_broker(provider().await, store.clone(), adjust, clock).await;
+    Broker { h, store }
+}
+
+async fn broker() -> Broker {
+    broker_with(|b| b, None).await
+}
+
+/// Deliver 1: login answers with tokens this server signed (RS256 by default, `typ` at+jwt,
+/// the claims of DESIGN.md section 7); the provider's tokens never reach the client; the guards
+/// of both frameworks accept the minted token, and policies see its flattened roles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_answers_with_minted_tokens_the_guards_accept() {
+    let b = broker().await;
+    let h = &b.h;
+    for fw in FRAMEWORKS {
+        let reply = login(h, fw).await;
+        let access = field(&reply, "access_token");
+        let (header, claims) = jwt(access);
+        assert_eq!(header["alg"], "RS256");
+        assert_eq!(header["typ"], "at+jwt");
+        assert!(header["kid"].is_string());
+        assert_eq!(
+            claims["iss"], BROKER_AUDIENCE,
+            "no proxy: iss is the audience"
+        );
+        assert_eq!(claims["aud"], BROKER_AUDIENCE);
+        assert_eq!(claims["sub"], "alice");
+        assert_eq!(claims["preferred_username"], "alice");
+        assert_eq!(claims["email"], "alice@example.com");
+        assert_eq!(claims["roles"], json!(["editor", "admins"]));
+        for name in ["jti", "sid", "scope"] {
+            assert!(claims[name].is_string(), "{name}: {claims}");
+        }
+        for name in ["iat", "exp"] {
+            assert!(claims[name].is_i64(), "{name}: {claims}");
+        }
+        assert!(reply.body.get("id_token").is_none(), "{}", reply.raw_body);
+        let refresh_token = field(&reply, "refresh_token");
+        assert!(!refresh_token.is_empty() && !refresh_token.contains('.'));
+        assert_ne!(refresh_token, access);
+        let me = h.bearer_both("/me", access).await;
+        assert_eq!((me.status, me.body["sub"].as_str()), (200, Some("alice")));
+        // The provider's own access token is still accepted too.
+        let idp_token = h.idp.token().audience(AUDIENCE).sign();
+        assert_eq!(h.bearer_both("/me", &idp_token).await.status, 200);
+    }
+}
+
+/// Deliver 1 and 3: ES256 and EdDSA are selectable; the JWKS publishes public parameters only,
+/// and the key that signed the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_broker_algorithm_mints_and_publishes_public_keys_only() {
+    for (alg, kty) in [
+        (Algorithm::RS256, "RSA"),
+        (Algorithm::ES256, "EC"),
+        (Algorithm::EdDSA, "OKP"),
+    ] {
+        let b = broker_with(|c| c.broker_signing_algorithm(alg), None).await;
+        let h = &b.h;
+        let reply = login(h, Framework::Axum).await;
+        let (header, _) = jwt(field(&reply, "access_token"));
+        assert_eq!(header["alg"], alg.as_str());
+        for fw in FRAMEWORKS {
+            let jwks = h.get(fw, JWKS, None).await;
+            assert_eq!(jwks.status, 200);
+            let keys = jwks.body["keys"].as_array().cloned().unwrap_or_default();
+            assert_eq!(keys.len(), 1, "{}", jwks.raw_body);
+            assert_eq!(keys[0]["kid"], header["kid"]);
+            assert_eq!(keys[0]["kty"], kty);
+            assert_eq!(keys[0]["alg"], alg.as_str());
+            assert_eq!(keys[0]["use"], "sig");
+            for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+                assert!(keys[0].get(private).is_none(), "{private} published");
+            }
+        }
+        assert_eq!(
+            h.bearer_both("/me", field(&reply, "access_token"))
+                .await
+                .status,
+            200
+        );
+    }
+}
+
+/// Deliver 3: without broker mode there is no JWKS route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jwks_route_exists_only_in_broker_mode() {
+    let idp = MockProvider::start().await.expect("provider");
+    let h = Harness::with(idp, |b| b, None).await;
+    for fw in FRAMEWORKS {
+        assert_eq!(h.get(fw, JWKS, None).await.status, 404);
+    }
+}
+
+/// Deliver 4 and E3: a refresh token is single use; the successor works; presenting the spent
+/// one again is 400 `invalid_grant` and revokes the family, so the successor fails too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
+    let b = broker().await;
+    let h = &b.h;
+    for fw in FRAMEWORKS {
+        let first = login(h, fw).await;
+        let spent = field(&first, "refresh_token").to_owned();
+        let second = refresh(h, fw, &spent).await;
+        assert_eq!(second.status, 200, "{}", second.raw_body);
+        let successor = field(&second, "refresh_token").to_owned();
+        assert_ne!(successor, spent);
+        assert_eq!(
+            second.body["refresh_expires"], first.body["refresh_expires"],
+            "a rotation never extends the session"
+        );
+        let (_, claims) = jwt(field(&second, "access_token"));
+        let (_, first_claims) = jwt(field(&first, "access_token"));
+        assert_eq!(claims["sid"], first_claims["sid"]);
+        assert_ne!(claims["jti"], first_claims["jti"]);
+        assert_eq!(
+            h.bearer_both("/me", field(&second, "access_token"))
+                .await
+                .status,
+            200
+        );
+
+        let reuse = refresh(h, fw, &spent).await;
+        assert_eq!((reuse.status, reuse.error()), (400, Some("invalid_grant")));
+        let after = refresh(h, fw, &successor).await;
+        assert_eq!((after.status, after.error()), (400, Some("invalid_grant")));
+        // Neither the access token nor a refresh token was echoed.
+        assert!(!reuse.raw_body.contains(&spent));
+    }
+}
+
+/// E1: two concurrent refreshes of one session cause one provider refresh, and both succeed
+/// with the same rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_refreshes_cause_one_provider_refresh() {
+    let b = broker().await;
+    let h = &b.h;
+    for fw in FRAMEWORKS {
+        let first = login(h, fw).await;
+        let token = field(&first, "refresh_token").to_owned();
+        let before = h.idp.refresh_count();
+        h.idp
+            .set_fault(Endpoint::Token, Fault::Slow(Duration::from_millis(400)));
+        let (a, c) = tokio::join!(refresh(h, fw, &token), refresh(h, fw, &token));
+        h.idp.set_fault(Endpoint::Token, Fault::None);
+        assert_eq!((a.status, c.status), (200, 200), "{a:?} / {c:?}");
+        assert_eq!(h.idp.refresh_count(), before + 1);
+        assert_eq!(field(&a, "refresh_token"), field(&c, "refresh_token"));
+        let next = refresh(h, fw, field(&a, "refresh_token")).await;
+        assert_eq!(next.status, 200, "the shared successor is live");
+    }
+}
+
+/// E2: the provider refuses the stored refresh token: the session ends (401 `invalid_grant`)
+/// and its refresh tokens are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_invalid_grant_ends_the_session() {
+    let b = broker().await;
+    let h = &b.h;
+    for fw in FRAMEWORKS {
+        let first = login(h, fw).await;
+        let (_, claims) = jwt(field(&first, "access_token"));
+        let sid = claims["sid"].as_str().unwrap_or_default().to_owned();
+        h.idp.revoke_refresh_tokens();
+        let refused = refresh(h, fw, field(&first, "refresh_token")).await;
+        assert_eq!(
+            (refused.status, refused.error()),
+            (401, Some("invalid_grant")),
+            "{}",
+            refused.raw_body
+        );
+        let now = SystemClock.now();
+        assert_eq!(b.store.get_session(&sid, now).await.ok(), Some(None));
+    }
+}
+
+/// Deliver 4: a provider outage during refresh does not end the session: the new token is
+/// minted from the session's stored claims.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_survives_a_provider_outage_from_stored_claims() {
+    let b = broker().await;
+    let h = &b.h;
+    for fw in FRAMEWORKS {
+        let first = login(h, fw).await;
+        h.idp.set_fault(Endpoint::Token, Fault::Down);
+        let second = refresh(h, fw, field(&first, "refresh_token")).await;
+        h.idp.set_fault(Endpoint::Token, Fault::None);
+        assert_eq!(second.status, 200, "{}", second.raw_body);
+        let (_, claims) = jwt(field(&second, "access_token"));
+        assert_eq!(claims["preferred_username"], "alice");
+        assert_eq!(claims["roles"], json!(["editor", "admins"]));
+    }
+}
+
+/// Deliver 4: a device session keeps its longer lifetime across refreshes; E6: polling faster
+/// than the interval is `slow_down` without asking the provider; E8: a redeemed device code is
+/// `invalid_grant` the second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_sessions_keep_their_lifetime_and_polls_are_paced() {
+    let device_days = 90;
+    let b = broker_with(
+        |c| c.refresh_token_lifetime(Duration::from_secs(24 * 3600)),
+        None,
+    )
+    .await;
+    let h = &b.h;
+    for fw in FRAMEWORKS {
+        h.idp.set_device_interval(Some(5));
+        let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
+        assert_eq!(start.status, 200, "{}", start.raw_body);
+        let device_code = field(&start, "device_code").to_owned();
+        let first_poll = h
+            .post_form(fw, TOKEN, &[("device-code", &device_code)])
+            .await;
+        assert!(
+            matches!(
+                first_poll.error(),
+                Some("authorization_pending" | "slow_down")
+            ),
+            "{}",
+            first_poll.raw_body
+        );
+        let hits = h.idp.hits(Endpoint::Token);
+        let fast = h
+            .post_form(fw, TOKEN, &[("device-code", &device_code)])
+            .await;
+        assert_eq!((fast.status, fast.error()), (400, Some("slow_down")));
+        assert_eq!(
+            h.idp.hits(Endpoint::Token),
+            hits,
+            "slow_down is answered here"
+        );
+        h.idp.set_device_interval(Some(0));
+
+        // A second device login with no pacing to finish quickly.
+        let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
+        let device_code = field(&start, "device_code").to_owned();
+        assert!(h.idp.approve_device(field(&start, "user_code")));
+        let done = h
+            .post_form(fw, TOKEN, &[("device-code", &device_code)])
+            .await;
+        assert_eq!(done.status, 200, "{}", done.raw_body);
+        let now = SystemClock.now();
+        let expires = done.body["refresh_expires"].as_i64().unwrap_or(0);
+        assert!(
+            expires > now + (device_days - 1) * 24 * 3600,
+            "device session lifetime: {expires}"
+        );
+        let again = h
+            .post_form(fw, TOKEN, &[("device-code", &device_code)])
+            .await;
+        assert_eq!(again.error(), Some("invalid_grant"), "{}", again.raw_body);
+        let refreshed = refresh(h, fw, field(&done, "refresh_token")).await;
+        assert_eq!(refreshed.status, 200, "{}", refreshed.raw_body);
+        assert_eq!(refreshed.body["refresh_expires"], expires);
+    }
+}
+
+fn exchange_form<'a>(subject: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut form = vec![
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ),
+        ("subject_token", subject),
+        (
+            "subject_token_type",
+            "urn:ietf:params:oauth:token-type:access_token",
+        ),
+    ];
+    form.extend_from_slice(extra);
+    form
+}
+
+async fn exchange(h: &Harness, fw: Framework, form: &[(&str, &str)], basic: bool) -> Reply {
+    let mut request = h.client().post(h.url(fw, TOKEN)).form(form);
+    if basic {
+        request = request.basic_auth("svc", Some("svc-secret"));
+    }
+    oidc_auth_tests::into_reply(request.send().await.expect("answer")).await
+}
+
+/// Deliver 5 and E9-E12: token exchange needs client authentication and `subject_token_type`,
+/// refuses untrusted subject tokens and unlisted audiences, never widens the scope, and names
+/// `issued_token_type`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_exchange_follows_rfc_8693() {
+    let b = broker_with(|c| c.exchange_audiences(["downstream".to_owned()]), None).await;
+    let h = &b.h;
+    let subject = h
+        .idp
+        .token()
+        .audience(AUDIENCE)
+        .scope("openid profile")
+        .sign();
+    for fw in FRAMEWORKS {
+        let ok = exchange(
+            h,
+            fw,
+            &exchange_form(&subject, &[("audience", "downstream")]),
+            true,
+        )
+        .await;
+        assert_eq!(ok.status, 200, "{}", ok.raw_body);
+        assert_eq!(
+            ok.body["issued_token_type"],
+            "urn:ietf:params:oauth:token-type:access_token"
+        );
+        assert_eq!(ok.body["token_type"], "Bearer");
+        let (_, claims) = jwt(field(&ok, "access_token"));
+        assert_eq!(claims["aud"], "downstream");
+        assert_eq!(claims["scope"], "openid profile");
+        assert_eq!(claims["client_id"], "svc");
+
+        // A minted token of this server is a valid subject token too.
+        let minted = login(h, fw).await;
+        let again = exchange(
+            h,
+            fw,
+            &exchange_form(field(&minted, "access_token"), &[]),
+            true,
+        )
+        .await;
+        assert_eq!(again.status, 200, "{}", again.raw_body);
+
+        // E12: no client authentication, or a wrong secret.
+        let anonymous = exchange(h, fw, &exchange_form(&subject, &[]), false).await;
+        assert_eq!(
+            (anonymous.status, anonymous.error()),
+            (401, Some("invalid_client"))
+        );
+        assert!(
+            anonymous
+                .challenge
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("Basic")
+        );
+        let wrong = h
+            .client()
+            .post(h.url(fw, TOKEN))
+            .basic_auth("svc", Some("guess"))
+            .form(&exchange_form(&subject, &[]))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(wrong.status().as_u16(), 401);
+
+        // E9: no subject_token_type.
+        let untyped = exchange(
+            h,
+            fw,
+            &[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", &subject),
+            ],
+            true,
+        )
+        .await;
+        assert_eq!(
+            (untyped.status, untyped.error()),
+            (400, Some("invalid_request"))
+        );
+
+        // E10: a subject token from an untrusted issuer.
+        let foreign = MockProvider::start().await.expect("provider");
+        let foreign_token = foreign.token().audience(AUDIENCE).sign();
+        let hits = foreign.hits(Endpoint::Jwks) + foreign.hits(Endpoint::Discovery);
+        let untrusted = exchange(h, fw, &exchange_form(&foreign_token, &[]), true).await;
+        assert_eq!(
+            (untrusted.status, untrusted.error()),
+            (400, Some("invalid_request"))
+        );
+        assert_eq!(
+            foreign.hits(Endpoint::Jwks) + foreign.hits(Endpoint::Discovery),
+            hits
+        );
+
+        // E11: an audience that is not allowed.
+        let target = exchange(
+            h,
+            fw,
+            &exchange_form(&subject, &[("audience", "elsewhere")]),
+            true,
+        )
+        .await;
+        assert_eq!(
+            (target.status, target.error()),
+            (400, Some("invalid_target"))
+        );
+
+        // E12: the scope is never widened.
+        let wider = exchange(
+            h,
+            fw,
+            &exchange_form(&subject, &[("scope", "openid admin")]),
+            true,
+        )
+        .await;
+        assert_eq!((wider.status, wider.error()), (400, Some("invalid_scope")));
+        let narrower = exchange(
+            h,
+            fw,
+            &exchange_form(&subject, &[("scope", "openid")]),
+            true,
+        )
+        .await;
+        assert_eq!(narrower.body["scope"], "openid");
+    }
+}
+
+/// Deliver 2 and F1: rotation with overlap. The successor is published before it signs; a token
+/// of the retired key keeps validating until it expires, with both keys in the JWKS; after the
+/// window the old key is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_with_overlap() {
+    let start = SystemClock.now();
+    let clock = ManualClock::new(start);
+    let period = 4 * 3600;
+    let b = broker_with(
+        |c| {
+            c.key_rotation_period(Duration::from_secs(period as u64))
+                .access_token_lifetime(Duration::from_secs(1800))
+                .token_cache_capacity(0)
+        },
+        Some(clock.clone()),
+    )
+    .await;
+    let h = &b.h;
+    let subject = h
+        .idp
+        .token()
+        .audience(AUDIENCE)
+        .expires_in(10 * 24 * 3600)
+        .sign();
+    let mint = || async {
+        let reply = exchange(h, Framework::Axum, &exchange_form(&subject, &[]), true).await;
+        assert_eq!(reply.status, 200, "{}", reply.raw_body);
+        field(&reply, "access_token").to_owned()
+    };
+    let kids = |jwks: &Reply| -> Vec<String> {
+        jwks.body["keys"]
+            .as_array()
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| k["kid"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let old_token = mint().await;
+    let old_kid = jwt(&old_token).0["kid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // Shortly before retirement: the successor is published, but the old key still signs.
+    clock.advance(period - 600);
+    let late_token = mint().await;
+    assert_eq!(jwt(&late_token).0["kid"], old_kid.as_str());
+    let jwks = h.get(Framework::Axum, JWKS, None).await;
+    let published = kids(&jwks);
+    assert_eq!(
+        published.len(),
+        2,
+        "successor published before use: {published:?}"
+    );
+    let new_kid = published
+        .iter()
+        .find(|k| **k != old_kid)
+        .cloned()
+        .unwrap_or_default();
+    // After retirement: the successor signs; the old key's token still validates.
+    clock.advance(900);
+    let new_token = mint().await;
+    assert_eq!(jwt(&new_token).0["kid"], new_kid.as_str());
+    assert_eq!(h.bearer_both("/me", &late_token).await.status, 200);
+    assert_eq!(h.bearer_both("/me", &new_token).await.status, 200);
+    for fw in FRAMEWORKS {
+        assert_eq!(kids(&h.get(fw, JWKS, None).await).len(), 2);
+    }
+    // Past retirement + longest lifetime + leeway: the old key is gone from the JWKS.
+    clock.advance(1800 + 60 + 60);
+    let jwks = h.get(Framework::Axum, JWKS, None).await;
+    assert_eq!(kids(&jwks), vec![new_kid.clone()]);
+    assert_eq!(h.bearer_both("/me", &late_token).await.status, 401);
+    assert_eq!(b.store.list_keys().await.map(|k| k.len()).unwrap_or(0), 2);
+}
+
+/// One broker instance served by axum at a URL known before it starts (its `iss`), counting
+/// the requests it receives.
+struct Instance {
+    url: String,
+    store: Arc<MemoryStore>,
+    hits: Arc<std::sync::atomic::AtomicUsize>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+const FEDERATION_AUDIENCE: &str = "federation";
+const PEER_JWKS_PATH: &str = "/api/auth/v2/.well-known/jwks.json";
+
+fn federated(idp: &MockProvider, url: &str, trusted: &[&str]) -> OidcConfigBuilder {
+    base_config(idp)
+        .client_id("test-client")
+        .broker_mode(true)
+        .broker_audience(FEDERATION_AUDIENCE)
+        .proxy(url)
+        .trusted_issuers(trusted.iter().map(|s| (*s).to_owned()))
+        .broker_jwks_path(PEER_JWKS_PATH)
+        .exchange_client("svc", "svc-secret")
+}
+
+async fn instance(idp: &MockProvider, trusted: &[&str]) -> Instance {
+    instance_on(idp, trusted, Arc::new(MemoryStore::new())).await
+}
+
+async fn instance_on(idp: &MockProvider, trusted: &[&str], store: Arc<MemoryStore>) -> Instance {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let config = federated(idp, &url, trusted).build().expect("config");
+    let auth = OidcAuth::builder(config).store(store.clone()).build();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    let router = oidc_auth_tests::apps::axum_app::router(auth).layer(
+        tower::util::MapRequestLayer::new(move |request: axum::extract::Request| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            request
+        }),
+    );
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Instance {
+        url,
+        store,
+        hits,
+        server,
+    }
+}
+
+/// A token of `instance`, by token exchange of a provider token.
+async fn minted_by(instance: &Instance, idp: &MockProvider) -> String {
+    let subject = idp.token().audience(AUDIENCE).sign();
+    let response = reqwest::Client::new()
+        .post(format!("{}{TOKEN}", instance.url))
+        .basic_auth("svc", Some("svc-secret"))
+        .form(&exchange_form(&subject, &[]))
+        .send()
+        .await
+        .expect("answer");
+    let reply = oidc_auth_tests::into_reply(response).await;
+    assert_eq!(reply.status, 200, "{}", reply.raw_body);
+    field(&reply, "access_token").to_owned()
+}
+
+/// Signs `claims` with the RS256 key `instance` stored (no encryption key: plain PKCS#8 after a
+/// one-byte marker).
+async fn forge_with_key_of(instance: &Instance, claims: &Value) -> String {
+    let keys = instance.store.list_keys().await.unwrap_or_default();
+    let key = keys.first().expect("the instance has a key");
+    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&key.private_key[1..]).expect("plain PKCS#8");
+    let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": key.kid});
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut signature = vec![0; pair.public_modulus_len()];
+    pair.sign(
+        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        input.as_bytes(),
+        &mut signature,
+    )
+    .expect("sign");
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// Deliver 7: a token minted by A is accepted by B when B trusts A (both frameworks), refused
+/// by C which does not (with no request to A), and refused when signed with B's key while
+/// claiming A's `iss`. B's copy of A's keys survives a restart of B while A is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_federate() {
+    let idp = MockProvider::start().await.expect("provider");
+    idp.set_access_token_audience(AUDIENCE);
+    let a = instance(&idp, &[]).await;
+    let b_store = Arc::new(MemoryStore::new());
+    let b = Harness::serve(
+        MockProvider::start().await.expect("provider"),
+        OidcAuth::builder(
+            federated(&idp, "http://b.invalid", &[&a.url])
+                .build()
+                .expect("config"),
+        )
+        .store(b_store.clone())
+        .build(),
+        None,
+    )
+    .await;
+    let c = instance(&idp, &[]).await;
+
+    let token = minted_by(&a, &idp).await;
+    assert_eq!(jwt(&token).1["iss"], a.url.as_str());
+    for fw in FRAMEWORKS {
+        let reply = b.bearer(fw, "/me", &token).await;
+        assert_eq!(reply.status, 200, "{fw:?}: {}", reply.raw_body);
+    }
+
+    // C does not trust A: 401, and A was not asked for anything.
+    let before = a.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let refused = reqwest::Client::new()
+        .get(format!("{}/me", c.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(refused.status().as_u16(), 401);
+    assert_eq!(a.hits.load(std::sync::atomic::Ordering::SeqCst), before);
+
+    // Signed by C's key (C publishes it) while claiming A's issuer: refused by B.
+    let _ = minted_by(&c, &idp).await;
+    let mut claims = jwt(&token).1;
+    claims["jti"] = json!("forged");
+    let forged = forge_with_key_of(&c, &claims).await;
+    for fw in FRAMEWORKS {
+        let reply = b.bearer(fw, "/me", &forged).await;
+        assert_eq!(reply.status, 401, "{fw:?}: {}", reply.raw_body);
+    }
+    // The same forgery re-signed by A's own key is accepted: the key decides, not the claims.
+    let genuine = forge_with_key_of(&a, &claims).await;
+    assert_eq!(b.bearer(Framework::Axum, "/me", &genuine).await.status, 200);
+
+    // B persisted A's keys; a fresh B on the same store accepts A's token while A is down.
+    for _ in 0..100 {
+        if b_store.get_peer_jwks(&a.url).await.ok().flatten().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.server.abort();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let restarted = instance_on(&idp, &[&a.url], b_store).await;
+    let reply = reqwest::Client::new()
+        .get(format!("{}/me", restarted.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(reply.status().as_u16(), 200);
+}
+
+/// Deliver 2: several instances starting at once on one store agree on one signing key, and
+/// each publishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_starts_agree_on_one_key() {
+    let idp = provider().await;
+    let store = Arc::new(MemoryStore::new());
+    let instances: Vec<OidcAuth> = (0..6)
+        .map(|_| {
+            let config = oidc_auth_tests::broker::broker_config(&idp)
+                .build()
+                .expect("config");
+            OidcAuth::builder(config).store(store.clone()).build()
+        })
+        .collect();
+    let starts: Vec<_> = instances
+        .iter()
+        .map(|auth| {
+            let auth = auth.clone();
+            tokio::spawn(async move { auth.warm_up().await })
+        })
+        .collect();
+    for start in starts {
+        let result = start.await.expect("the task finishes");
+        assert!(result.is_ok(), "{result:?}");
+    }
+    let keys = store.list_keys().await.unwrap_or_default();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    for auth in &instances {
+        let jwks = match auth.jwks_endpoint().await {
+            Ok(oidc_auth::EndpointResponse::Json { body, .. }) => body,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(jwks["keys"][0]["kid"], keys[0].kid.as_str());
+    }
+}
