@@ -37,13 +37,22 @@ pub async fn demo_auth_from(
         return Ok(DemoAuth { auth, mock: None });
     }
     let mock = MockProvider::start().await?;
-    let config = OidcConfig::builder()
-        .discovery_url(mock.discovery_url())
-        .client_id(DEMO_AUDIENCE)
-        .audience(DEMO_AUDIENCE)
-        .build()?;
+    // The mock provider stands in for OIDC_DISCOVERY_URL; every other variable (broker mode,
+    // store URL, trusted issuers, ...) is read as for a real provider.
+    let discovery = mock.discovery_url();
+    let config = OidcConfig::from_lookup(|name| match name {
+        "OIDC_DISCOVERY_URL" => Some(discovery.clone()),
+        "OIDC_CLIENT_ID" | "OIDC_AUDIENCE" => {
+            lookup(name).or_else(|| Some(DEMO_AUDIENCE.to_owned()))
+        }
+        other => lookup(other),
+    })?;
+    let auth = OidcAuth::new(config);
+    if let Err(e) = auth.warm_up().await {
+        eprintln!("warm-up failed ({e}); the affected routes answer 503 until it succeeds");
+    }
     Ok(DemoAuth {
-        auth: OidcAuth::new(config),
+        auth,
         mock: Some(mock),
     })
 }
@@ -63,6 +72,7 @@ pub fn demo_addr() -> String {
 /// Prints how to call the demo; with a mock provider, ready-to-paste commands with tokens.
 pub fn print_usage(addr: &str, mock: Option<&MockProvider>) {
     println!("oidc-auth demo listening on http://{addr}");
+    print_broker_usage(addr, mock);
     let Some(mock) = mock else {
         println!("  GET /public  /me  /admin  /feed  (send Authorization: Bearer <token>)");
         println!("  auth endpoints: /api/auth/v2/{{login,callback,token,device,logout,userinfo}}");
@@ -96,6 +106,43 @@ pub fn print_usage(addr: &str, mock: Option<&MockProvider>) {
     );
     println!("  curl -i http://{addr}/admin -H 'Authorization: Bearer {admin}'");
     println!("  curl -i http://{addr}/feed");
+}
+
+/// In broker mode (`OIDC_BROKER_MODE=true`): where the keys are published, and with a mock
+/// provider and `OIDC_BROKER_EXCHANGE_CLIENTS=id:secret`, how to get a token of this server.
+fn print_broker_usage(addr: &str, mock: Option<&MockProvider>) {
+    let enabled = std::env::var("OIDC_BROKER_MODE")
+        .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"));
+    if !enabled {
+        return;
+    }
+    println!("  broker mode: public keys at http://{addr}/api/auth/v2/.well-known/jwks.json");
+    let client = std::env::var("OIDC_BROKER_EXCHANGE_CLIENTS")
+        .ok()
+        .and_then(|v| v.split(',').next().map(str::to_owned))
+        .filter(|c| c.contains(':'));
+    if let (Some(mock), Some(client)) = (mock, client) {
+        let audience = std::env::var("OIDC_AUDIENCE").unwrap_or_else(|_| DEMO_AUDIENCE.to_owned());
+        let subject = mock
+            .token()
+            .audience(&audience)
+            .sub("alice")
+            .scope("openid")
+            .expires_in(86_400)
+            .sign();
+        println!(
+            "  {}",
+            exchange_command(&format!("http://{addr}"), &client, &subject)
+        );
+    }
+}
+
+/// A shell line that exchanges `subject` for a token of the broker at `base` and keeps it in
+/// `$TOKEN`.
+pub fn exchange_command(base: &str, client: &str, subject: &str) -> String {
+    format!(
+        "TOKEN=$(curl -s -u {client} {base}/api/auth/v2/token \\\n      -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \\\n      -d subject_token_type=urn:ietf:params:oauth:token-type:access_token \\\n      -d subject_token={subject} | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')"
+    )
 }
 
 /// The built-in auth endpoints, below `/api` (login, callback, token, device, logout, userinfo).
@@ -181,5 +228,74 @@ pub mod actix_demo {
                 .route("/feed", web::get().to(feed_h))
                 .configure(AuthApi::configure(auth.clone()));
         }
+    }
+}
+
+/// Two broker instances that trust each other, in one process, against one mock provider:
+/// what `cargo run --example federation` serves.
+pub mod federation {
+    use super::*;
+
+    /// The exchange client both instances accept.
+    pub const CLIENT: &str = "svc:svc-secret";
+    /// The broker audience both instances share, so each accepts the other's tokens.
+    pub const AUDIENCE: &str = "oidc-auth-federation";
+
+    /// The running pair.
+    pub struct Federation {
+        /// The provider both instances use.
+        pub mock: MockProvider,
+        /// Base URLs of instance A and instance B (each the other's trusted issuer).
+        pub urls: [String; 2],
+    }
+
+    /// Binds `a` and `b` (such as `127.0.0.1:8081`; port 0 picks one), configures each as a
+    /// broker whose issuer is its own URL and which trusts the other, and serves both with
+    /// axum. Broker state is in memory.
+    pub async fn start(a: &str, b: &str) -> Result<Federation, Box<dyn std::error::Error>> {
+        let mock = MockProvider::start().await?;
+        let listeners = [
+            tokio::net::TcpListener::bind(a).await?,
+            tokio::net::TcpListener::bind(b).await?,
+        ];
+        let urls = [
+            format!("http://{}", listeners[0].local_addr()?),
+            format!("http://{}", listeners[1].local_addr()?),
+        ];
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let own = urls[index].clone();
+            let peer = urls[1 - index].clone();
+            let discovery = mock.discovery_url();
+            // The same variables a deployment sets.
+            let config = OidcConfig::from_lookup(|name| match name {
+                "OIDC_DISCOVERY_URL" => Some(discovery.clone()),
+                "OIDC_CLIENT_ID" | "OIDC_AUDIENCE" => Some(DEMO_AUDIENCE.to_owned()),
+                "OIDC_PROXY" => Some(own.clone()),
+                "OIDC_BROKER_MODE" => Some("true".to_owned()),
+                "OIDC_BROKER_STORE_URL" => Some("memory:".to_owned()),
+                "OIDC_BROKER_AUDIENCE" => Some(AUDIENCE.to_owned()),
+                "OIDC_TRUSTED_ISSUERS" => Some(peer.clone()),
+                "OIDC_BROKER_JWKS_PATH" => Some("/api/auth/v2/.well-known/jwks.json".to_owned()),
+                "OIDC_BROKER_EXCHANGE_CLIENTS" => Some(CLIENT.to_owned()),
+                _ => None,
+            })?;
+            let auth = OidcAuth::new(config);
+            auth.warm_up().await?;
+            let router = axum_demo::router(auth);
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            });
+        }
+        Ok(Federation { mock, urls })
+    }
+
+    /// A provider token to exchange at either instance.
+    pub fn subject_token(mock: &MockProvider) -> String {
+        mock.token()
+            .audience(DEMO_AUDIENCE)
+            .sub("alice")
+            .scope("openid")
+            .expires_in(86_400)
+            .sign()
     }
 }

@@ -137,3 +137,58 @@ async fn demo_without_configuration_runs_its_own_provider() {
         );
     }
 }
+
+/// The federation example: a token minted by either instance opens the other's protected
+/// routes; a token of a broker neither trusts does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn federation_example_instances_accept_each_others_tokens() {
+    use oidc_auth_examples::federation::{CLIENT, start, subject_token};
+    let pair = start("127.0.0.1:0", "127.0.0.1:0")
+        .await
+        .expect("both instances start");
+    let stranger = start("127.0.0.1:0", "127.0.0.1:0")
+        .await
+        .expect("an unrelated pair starts");
+    let client = reqwest::Client::new();
+    let (id, secret) = CLIENT.split_once(':').unwrap_or_default();
+    let mint = |base: String, subject: String| {
+        let request = client
+            .post(format!("{base}/api/auth/v2/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token",
+                ),
+                ("subject_token", subject.as_str()),
+            ]);
+        async move {
+            let body: serde_json::Value = request
+                .send()
+                .await
+                .expect("token answer")
+                .json()
+                .await
+                .unwrap_or_default();
+            body["access_token"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let [a, b] = pair.urls.clone();
+    let from_a = mint(a.clone(), subject_token(&pair.mock)).await;
+    let from_b = mint(b.clone(), subject_token(&pair.mock)).await;
+    let foreign = mint(stranger.urls[0].clone(), subject_token(&stranger.mock)).await;
+    for (base, token, expected) in [
+        (&b, &from_a, 200),
+        (&a, &from_b, 200),
+        (&a, &from_a, 200),
+        (&a, &foreign, 401),
+        (&b, &foreign, 401),
+    ] {
+        let (code, _, _) = status(&client, format!("{base}/me"), Some(token)).await;
+        assert_eq!(code, expected, "{base}");
+    }
+}
