@@ -718,3 +718,98 @@ async fn concurrent_first_starts_agree_on_one_key() {
         assert_eq!(jwks["keys"][0]["kid"], keys[0].kid.as_str());
     }
 }
+
+/// A store that counts `purge_expired` calls and otherwise is a [`MemoryStore`].
+struct CountingStore {
+    inner: MemoryStore,
+    purges: std::sync::atomic::AtomicUsize,
+}
+
+macro_rules! delegate {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        $(fn $name(&self, $($arg: $ty),*) -> oidc_auth::store::StoreFuture<'_, $out> {
+            self.inner.$name($($arg),*)
+        })*
+    };
+}
+
+impl Store for CountingStore {
+    delegate! {
+        migrate() -> ();
+        put_session(session: &oidc_auth::store::Session) -> ();
+        get_session(id: &str, now: i64) -> Option<oidc_auth::store::Session>;
+        delete_session(id: &str) -> ();
+        insert_refresh(record: &oidc_auth::store::RefreshRecord) -> ();
+        rotate_refresh(old: &[u8; 32], new: &[u8; 32], now: i64) -> oidc_auth::store::RotateOutcome;
+        revoke_family(family: &str) -> ();
+        list_keys() -> Vec<oidc_auth::store::StoredKey>;
+        insert_first_key(key: &oidc_auth::store::StoredKey, now: i64) -> bool;
+        insert_key(key: &oidc_auth::store::StoredKey) -> ();
+        delete_key(kid: &str) -> ();
+        put_peer_jwks(issuer: &str, jwks: &str, fetched_at: i64) -> ();
+        get_peer_jwks(issuer: &str) -> Option<(String, i64)>;
+        consume_once(key: &[u8; 32], expires_at: i64, now: i64) -> bool;
+    }
+
+    fn purge_expired(&self, now: i64) -> oidc_auth::store::StoreFuture<'_, u64> {
+        self.purges
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.purge_expired(now)
+    }
+}
+
+/// Deliver 6: expired sessions and refresh tokens are purged in the background, at most once
+/// an hour, on the back of logins and refreshes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_sessions_are_purged() {
+    let clock = ManualClock::new(SystemClock.now());
+    let store = Arc::new(CountingStore {
+        inner: MemoryStore::new(),
+        purges: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let h = serve_broker(
+        provider().await,
+        store.clone(),
+        |c| c.refresh_token_lifetime(Duration::from_secs(7200)),
+        Some(clock.clone()),
+    )
+    .await;
+    let purges = || store.purges.load(std::sync::atomic::Ordering::SeqCst);
+    // A browser session (2 h) and a device session (90 days).
+    let browser = login(&h, Framework::Axum).await;
+    let (_, claims) = jwt(field(&browser, "access_token"));
+    let sid = claims["sid"].as_str().unwrap_or_default().to_owned();
+    let start = h
+        .post_form(Framework::Actix, "/api/auth/v2/device", &[])
+        .await;
+    assert!(h.idp.approve_device(field(&start, "user_code")));
+    let device = h
+        .post_form(
+            Framework::Actix,
+            TOKEN,
+            &[("device-code", field(&start, "device_code"))],
+        )
+        .await;
+    assert_eq!(device.status, 200, "{}", device.raw_body);
+    let after_logins = purges();
+    assert!(
+        after_logins <= 1,
+        "at most one purge per hour: {after_logins}"
+    );
+
+    clock.advance(7200 + 3600);
+    let refreshed = refresh(&h, Framework::Axum, field(&device, "refresh_token")).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.raw_body);
+    for _ in 0..100 {
+        if purges() > after_logins {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(purges(), after_logins + 1);
+    // The expired browser session is gone even ignoring expiry, and nothing else was expired.
+    assert_eq!(store.inner.get_session(&sid, 0).await.ok(), Some(None));
+    assert_eq!(store.inner.purge_expired(clock.now()).await.ok(), Some(0));
+    let refused = refresh(&h, Framework::Axum, field(&browser, "refresh_token")).await;
+    assert_eq!(refused.error(), Some("invalid_grant"));
+}

@@ -45,7 +45,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_TRACKED_DEVICES: usize = 10_000;
 /// Longest refresh token looked up.
 const MAX_REFRESH_TOKEN: usize = 512;
-/// How often expired rows are purged (seconds), on the back of a login.
+/// How often expired rows are purged (seconds), on the back of logins and refreshes.
 const PURGE_EVERY: i64 = 3600;
 
 /// A store failure as the client sees it: 503 for an outage (the caller may retry), 400 for
@@ -417,7 +417,8 @@ impl Broker {
         Ok(token_json(&access, exp, &refresh, expires_at, &scope, now))
     }
 
-    /// Deletes expired rows at most once per [`PURGE_EVERY`], in the background.
+    /// Deletes expired rows at most once per [`PURGE_EVERY`], in the background; called on
+    /// every login and refresh.
     fn maybe_purge(&self, store: &Arc<dyn Store>, now: i64) {
         {
             let mut last = self.last_purge.lock().unwrap_or_else(|p| p.into_inner());
@@ -463,6 +464,7 @@ impl Broker {
     async fn refresh_once(&self, auth: &OidcAuth, hash: [u8; 32]) -> Result<Value, AuthError> {
         let store = self.store().await?;
         let now = auth.now();
+        self.maybe_purge(&store, now);
         let successor = random_id::<32>();
         let outcome = store
             .rotate_refresh(&hash, &sha256(successor.as_bytes()), now)
