@@ -406,7 +406,10 @@ pub(crate) fn bearer_token<'a>(
     if token.is_empty() {
         return Err(AuthError::invalid("the bearer token is empty"));
     }
-    if token.contains([' ', '\t', ',']) {
+    // Three memchr scans: a char-set pattern walks the string a char at a time, which costs
+    // as much as the rest of a cached validation on a long token.
+    let bytes = token.as_bytes();
+    if bytes.contains(&b' ') || bytes.contains(&b'\t') || bytes.contains(&b',') {
         return Err(malformed());
     }
     Ok(token)
