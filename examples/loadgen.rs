@@ -1,0 +1,519 @@
+//! The load benchmark's driver: `scripts/load-bench.sh` runs it; see the README.
+//!
+//! ```text
+//! loadgen <demo binary> [--seconds N] [--connections N] [--tokens N] [--server-cpus LIST]
+//! ```
+//!
+//! It starts a mock OpenID provider in this process, mints tokens with it, and starts the demo
+//! binary (built in release mode) as a separate process pointed at that provider through
+//! `OIDC_DISCOVERY_URL`, pinned with `taskset` to `--server-cpus` when `taskset` exists. Then it
+//! drives the demo over keep-alive HTTP/1.1 connections on 127.0.0.1 for a bounded time per
+//! scenario and prints requests per second, p50 and p99 latency, the ratio to `/public`, the CPU
+//! the server used (cores), and the server's peak resident memory (`VmHWM`):
+//!
+//! * `/public`: no authentication.
+//! * `/public + same header`: `/public` carrying the `Authorization` header of the next
+//!   scenario, which the route ignores: what the request size alone costs.
+//! * `/me, one token`: the same valid token on every request (the validated-token cache).
+//! * `/me, distinct tokens`: a second demo process with `OIDC_TOKEN_CACHE_CAPACITY=0` and
+//!   `--tokens` different valid tokens in turn, so every request verifies an RS256 signature.
+//!
+//! It also measures the single-core RS256 validation rate in-process (`OidcAuth::validate`
+//! without cache, one thread) and prints the distinct-token figure against 0.8 x that rate x
+//! the cores the server used.
+//!
+//! The client is a minimal HTTP/1.1 writer and reader so that it costs little next to the server.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oidc_auth::testing::MockProvider;
+use oidc_auth::{OidcAuth, OidcConfig};
+use oidc_auth_examples::DEMO_AUDIENCE;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+struct Options {
+    server: String,
+    seconds: u64,
+    connections: usize,
+    tokens: usize,
+    server_cpus: String,
+}
+
+fn options() -> Result<Options, String> {
+    let mut args = std::env::args().skip(1);
+    let mut options = Options {
+        server: String::new(),
+        seconds: 10,
+        connections: 32,
+        tokens: 2000,
+        server_cpus: "0".to_owned(),
+    };
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--seconds" => {
+                options.seconds = value("--seconds")?.parse().map_err(|e| format!("{e}"))?
+            }
+            "--connections" => {
+                options.connections = value("--connections")?
+                    .parse()
+                    .map_err(|e| format!("{e}"))?
+            }
+            "--tokens" => {
+                options.tokens = value("--tokens")?.parse().map_err(|e| format!("{e}"))?
+            }
+            "--server-cpus" => options.server_cpus = value("--server-cpus")?,
+            other if options.server.is_empty() && !other.starts_with("--") => {
+                options.server = other.to_owned()
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if options.server.is_empty() {
+        return Err("usage: loadgen <demo binary> [--seconds N] [--connections N] [--tokens N] [--server-cpus LIST]".into());
+    }
+    Ok(options)
+}
+
+/// The demo running as a child process.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn start_server(
+    options: &Options,
+    provider: &MockProvider,
+    cache_capacity: Option<usize>,
+) -> Result<Server, Box<dyn std::error::Error>> {
+    let addr = format!("127.0.0.1:{}", free_port()?);
+    let pinned = Command::new("taskset")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut command = if pinned {
+        let mut c = Command::new("taskset");
+        c.args(["-c", &options.server_cpus, &options.server]);
+        c
+    } else {
+        Command::new(&options.server)
+    };
+    command
+        .env("OIDC_DISCOVERY_URL", provider.discovery_url())
+        .env("OIDC_CLIENT_ID", DEMO_AUDIENCE)
+        .env("OIDC_AUDIENCE", DEMO_AUDIENCE)
+        .env("OIDC_AUTH_DEMO_ADDR", &addr)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null());
+    if let Some(capacity) = cache_capacity {
+        command.env("OIDC_TOKEN_CACHE_CAPACITY", capacity.to_string());
+    }
+    let child = command.spawn()?;
+    let server = Server { child, addr };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok((200, _)) = request(&server.addr, "/public", None).await {
+            return Ok(server);
+        }
+        if Instant::now() > deadline {
+            return Err("the demo did not answer within 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One request on a fresh connection: (status, body).
+async fn request(
+    addr: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(u16, Vec<u8>), Box<dyn std::error::Error>> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let mut buffer = Vec::new();
+    stream.write_all(&request_bytes(path, token)).await?;
+    read_response(&mut stream, &mut buffer).await
+}
+
+fn request_bytes(path: &str, token: Option<&str>) -> Vec<u8> {
+    let mut out = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    if let Some(token) = token {
+        out.push_str("Authorization: Bearer ");
+        out.push_str(token);
+        out.push_str("\r\n");
+    }
+    out.push_str("\r\n");
+    out.into_bytes()
+}
+
+/// Reads one response with a `Content-Length` body; `buffer` keeps any bytes beyond it.
+async fn read_response(
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+) -> Result<(u16, Vec<u8>), Box<dyn std::error::Error>> {
+    let mut chunk = [0u8; 8192];
+    let header_end = loop {
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err("connection closed".into());
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buffer[..header_end])?;
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("malformed status line")?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())
+                .flatten()
+        })
+        .ok_or("no content-length")?;
+    while buffer.len() < header_end + length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err("connection closed".into());
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+    let body = buffer[header_end..header_end + length].to_vec();
+    buffer.drain(..header_end + length);
+    Ok((status, body))
+}
+
+/// What one scenario measured.
+struct Measured {
+    requests: u64,
+    errors: u64,
+    seconds: f64,
+    latencies_us: Vec<u32>,
+    server_cpu_seconds: f64,
+}
+
+impl Measured {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let index = ((self.latencies_us.len() - 1) as f64 * p).round() as usize;
+        f64::from(self.latencies_us[index]) / 1000.0
+    }
+
+    fn cores(&self) -> f64 {
+        self.server_cpu_seconds / self.seconds
+    }
+}
+
+/// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .unwrap_or(100.0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start at state, field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let stime: f64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    (utime + stime) / ticks
+}
+
+/// Peak resident memory of a process in MiB (`VmHWM`).
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The real server process (the child of `taskset`, which execs, so the same pid).
+fn server_pid(server: &Server) -> u32 {
+    server.child.id()
+}
+
+async fn drive(
+    server: &Server,
+    options: &Options,
+    path: &'static str,
+    tokens: &[String],
+) -> Measured {
+    let warm_up = Duration::from_secs(1);
+    let run = Duration::from_secs(options.seconds);
+    let start = Instant::now();
+    let measure_from = start + warm_up;
+    let stop = measure_from + run;
+    let mut tasks = Vec::new();
+    for connection in 0..options.connections {
+        let addr = server.addr.clone();
+        let requests: Vec<Vec<u8>> = if tokens.is_empty() {
+            vec![request_bytes(path, None)]
+        } else {
+            // Each connection walks the tokens from its own offset.
+            (0..tokens.len())
+                .map(|i| {
+                    let token = &tokens[(i + connection * 7919) % tokens.len()];
+                    request_bytes(path, Some(token))
+                })
+                .collect()
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(1 << 16);
+            let (mut done, mut errors) = (0u64, 0u64);
+            let Ok(mut stream) = TcpStream::connect(&addr).await else {
+                return (latencies, done, 1);
+            };
+            let _ = stream.set_nodelay(true);
+            let mut buffer = Vec::with_capacity(16 * 1024);
+            let mut next = 0usize;
+            loop {
+                let sent = Instant::now();
+                if sent >= stop {
+                    break;
+                }
+                let bytes = &requests[next % requests.len()];
+                next += 1;
+                let answer = match stream.write_all(bytes).await {
+                    Ok(()) => read_response(&mut stream, &mut buffer).await.ok(),
+                    Err(_) => None,
+                };
+                let measured = sent >= measure_from;
+                match answer {
+                    Some((200, _)) if measured => {
+                        done += 1;
+                        let micros = sent.elapsed().as_micros().min(u128::from(u32::MAX));
+                        latencies.push(micros as u32);
+                    }
+                    Some((200, _)) => {}
+                    Some(_) => errors += u64::from(measured),
+                    None => {
+                        errors += u64::from(measured);
+                        match TcpStream::connect(&addr).await {
+                            Ok(s) => {
+                                stream = s;
+                                buffer.clear();
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            (latencies, done, errors)
+        }));
+    }
+    tokio::time::sleep_until((measure_from).into()).await;
+    let cpu_before = cpu_seconds(server_pid(server));
+    let measured_start = Instant::now();
+    let mut latencies = Vec::new();
+    let (mut requests, mut errors) = (0, 0);
+    let mut cpu_after = None;
+    for task in tasks {
+        if let Ok((l, d, e)) = task.await {
+            if cpu_after.is_none() {
+                cpu_after = Some((cpu_seconds(server_pid(server)), measured_start.elapsed()));
+            }
+            latencies.extend(l);
+            requests += d;
+            errors += e;
+        }
+    }
+    let (cpu_after, elapsed) =
+        cpu_after.unwrap_or((cpu_seconds(server_pid(server)), measured_start.elapsed()));
+    latencies.sort_unstable();
+    Measured {
+        requests,
+        errors,
+        seconds: elapsed.as_secs_f64().max(run.as_secs_f64()),
+        latencies_us: latencies,
+        server_cpu_seconds: cpu_after - cpu_before,
+    }
+}
+
+/// Rounds of the cached scenarios.
+const ROUNDS: u64 = 3;
+
+/// One scenario's rounds as one measurement.
+fn pool(rounds: Vec<Measured>) -> Measured {
+    let mut all = Measured {
+        requests: 0,
+        errors: 0,
+        seconds: 0.0,
+        latencies_us: Vec::new(),
+        server_cpu_seconds: 0.0,
+    };
+    for m in rounds {
+        all.requests += m.requests;
+        all.errors += m.errors;
+        all.seconds += m.seconds;
+        all.server_cpu_seconds += m.server_cpu_seconds;
+        all.latencies_us.extend(m.latencies_us);
+    }
+    all.latencies_us.sort_unstable();
+    all
+}
+
+/// `OidcAuth::validate` without cache on this thread for `seconds`: validations per second.
+async fn single_core_rate(provider: &MockProvider, tokens: &[String], seconds: u64) -> f64 {
+    let config = OidcConfig::builder()
+        .discovery_url(provider.discovery_url())
+        .client_id(DEMO_AUDIENCE)
+        .audience(DEMO_AUDIENCE)
+        .token_cache_capacity(0)
+        .build();
+    let Ok(config) = config else {
+        return 0.0;
+    };
+    let auth = OidcAuth::new(config);
+    if auth.warm_up().await.is_err() {
+        return 0.0;
+    }
+    let start = Instant::now();
+    let mut done = 0u64;
+    while start.elapsed() < Duration::from_secs(seconds) {
+        for token in tokens.iter().take(256) {
+            if auth.validate(token).await.is_ok() {
+                done += 1;
+            }
+        }
+    }
+    done as f64 / start.elapsed().as_secs_f64()
+}
+
+fn print_row(name: &str, m: &Measured, public: f64) {
+    println!(
+        "{name:<24} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>8.2} {:>7.2}",
+        m.rate(),
+        m.percentile(0.50),
+        m.percentile(0.99),
+        m.errors,
+        m.rate() / public,
+        m.cores(),
+    );
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let options = options()?;
+    let provider = MockProvider::start().await?;
+    let mint = |sub: &str| {
+        provider
+            .token()
+            .audience(DEMO_AUDIENCE)
+            .sub(sub)
+            .scope("openid profile")
+            .claim("groups", serde_json::json!(["staff"]))
+            .expires_in(3600)
+            .sign()
+    };
+    let repeated = vec![mint("alice")];
+    let distinct: Vec<String> = (0..options.tokens)
+        .map(|i| mint(&format!("user-{i}")))
+        .collect();
+
+    let rate = single_core_rate(&provider, &distinct, 3).await;
+
+    let cached = start_server(&options, &provider, None).await?;
+    // The cached scenarios alternate in rounds, so that drift of the machine (other tenants,
+    // frequency) hits them alike; each scenario's figures are pooled over its rounds.
+    let round = Options {
+        seconds: (options.seconds / ROUNDS).max(1),
+        server: options.server.clone(),
+        server_cpus: options.server_cpus.clone(),
+        ..options
+    };
+    let (mut public, mut public_header, mut one) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        public.push(drive(&cached, &round, "/public", &[]).await);
+        public_header.push(drive(&cached, &round, "/public", &repeated).await);
+        one.push(drive(&cached, &round, "/me", &repeated).await);
+    }
+    let (public, public_header, one) = (pool(public), pool(public_header), pool(one));
+    let rss_cached = peak_rss_mib(server_pid(&cached));
+    drop(cached);
+
+    let uncached = start_server(&options, &provider, Some(0)).await?;
+    let many = drive(&uncached, &options, "/me", &distinct).await;
+    let rss_uncached = peak_rss_mib(server_pid(&uncached));
+    drop(uncached);
+
+    let name = std::path::Path::new(&options.server)
+        .file_name()
+        .map_or_else(
+            || options.server.clone(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+    println!(
+        "{name}: {} s per scenario (cached ones in {ROUNDS} alternating rounds), {} connections, {} distinct tokens, server on CPUs {}",
+        options.seconds, options.connections, options.tokens, options.server_cpus
+    );
+    println!(
+        "{:<24} {:>10} {:>9} {:>9} {:>7} {:>8} {:>7}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "errors", "x public", "cores"
+    );
+    let base = public.rate();
+    print_row("/public", &public, base);
+    print_row("/public + same header", &public_header, base);
+    print_row("/me, one token", &one, base);
+    print_row("/me, distinct tokens", &many, base);
+    let target = 0.8 * rate * many.cores();
+    println!(
+        "single-core RS256 validation rate (in-process, no cache): {rate:.0}/s; \
+         distinct-token target 0.8 x rate x {:.2} cores = {target:.0}/s: {}",
+        many.cores(),
+        if many.rate() >= target {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    println!(
+        "repeated-token ratio {:.2} (target 0.90): {}",
+        one.rate() / base,
+        if one.rate() >= 0.9 * base {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    println!(
+        "server peak RSS: {rss_cached:.1} MiB (cached run), {rss_uncached:.1} MiB (uncached run); limit 64 MiB: {}",
+        if rss_cached.max(rss_uncached) < 64.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    Ok(())
+}

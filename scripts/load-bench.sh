@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Load benchmark of the demo servers (axum and actix-web), driven from a second process on
+# 127.0.0.1. Usage: scripts/load-bench.sh [seconds per scenario, default 10]
+#
+# Builds the demos and the driver in release mode, then for each framework runs
+# target/release/examples/loadgen, which starts the demo pinned to CPU 0 (taskset) and itself
+# runs pinned to CPU 1, so server and client do not share a core. It prints requests per second,
+# p50/p99 latency, the ratio to /public, the CPU the server used and its peak RSS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-10}"
+cargo build --release -p oidc-auth-examples --example demo --example demo_actix --example loadgen
+run() {
+  if command -v taskset >/dev/null; then taskset -c 1 "$@"; else "$@"; fi
+}
+for demo in demo demo_actix; do
+  run target/release/examples/loadgen "target/release/examples/$demo" \
+    --seconds "$seconds" --connections 32 --tokens 2000 --server-cpus 0
+  echo
+done
