@@ -442,7 +442,7 @@ async fn token_exchange_follows_rfc_8693() {
     }
 }
 
-/// Deliver 2 and F1: rotation with overlap. The successor is published before it signs; a token
+/// Deliver 2 and F1: rotation with overlap; kids are unique (RFC 7638 thumbprints). The successor is published before it signs; a token
 /// of the retired key keeps validating until it expires, with both keys in the JWKS; after the
 /// window the old key is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -610,8 +610,8 @@ async fn forge_with_key_of(instance: &Instance, claims: &Value) -> String {
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
-/// Deliver 7: a token minted by A is accepted by B when B trusts A (both frameworks), refused
-/// by C which does not (with no request to A), and refused when signed with B's key while
+/// Deliver 7 and F3: a token minted by A is accepted by B when B trusts A (both frameworks),
+/// refused by C which does not (401 with no request to A), and refused when signed with B's key while
 /// claiming A's `iss`. B's copy of A's keys survives a restart of B while A is down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_federate() {
@@ -812,4 +812,50 @@ async fn expired_sessions_are_purged() {
     assert_eq!(store.inner.purge_expired(clock.now()).await.ok(), Some(0));
     let refused = refresh(&h, Framework::Axum, field(&browser, "refresh_token")).await;
     assert_eq!(refused.error(), Some("invalid_grant"));
+}
+
+/// F6: a provider refresh token is sealed with its session id as associated data: a ciphertext
+/// moved to another session's row does not open, and that session ends (401 `invalid_grant`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f6_a_sealed_token_moved_to_another_session_does_not_open() {
+    let b = broker().await;
+    let h = &b.h;
+    let now = SystemClock.now();
+    let first = login(h, Framework::Axum).await;
+    let second = login(h, Framework::Actix).await;
+    let sid = |reply: &Reply| {
+        jwt(field(reply, "access_token")).1["sid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (a, c) = (sid(&first), sid(&second));
+    let mut victim = b
+        .store
+        .get_session(&a, now)
+        .await
+        .ok()
+        .flatten()
+        .expect("session a");
+    let donor = b
+        .store
+        .get_session(&c, now)
+        .await
+        .ok()
+        .flatten()
+        .expect("session c");
+    assert_ne!(victim.provider_refresh_token, donor.provider_refresh_token);
+    victim.provider_refresh_token = donor.provider_refresh_token.clone();
+    b.store.put_session(&victim).await.expect("store");
+    let refused = refresh(h, Framework::Axum, field(&first, "refresh_token")).await;
+    assert_eq!(
+        (refused.status, refused.error()),
+        (401, Some("invalid_grant")),
+        "{}",
+        refused.raw_body
+    );
+    assert_eq!(b.store.get_session(&a, now).await.ok(), Some(None));
+    // The donor's own session is untouched.
+    let fine = refresh(h, Framework::Actix, field(&second, "refresh_token")).await;
+    assert_eq!(fine.status, 200, "{}", fine.raw_body);
 }

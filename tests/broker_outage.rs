@@ -1,5 +1,5 @@
-//! Broker mode while its PostgreSQL database is stopped and started again (SECURITY.md,
-//! reliability): minted tokens keep validating, login and refresh answer 503 within a few
+//! Broker mode while its PostgreSQL database is stopped and started again (SECURITY.md G6 and
+//! the reliability section): minted tokens keep validating, login and refresh answer 503 within a few
 //! seconds, and everything recovers without a restart of the server.
 //!
 //! Runs when `OIDC_AUTH_TEST_POSTGRES_URL` is set and stops the local cluster with

@@ -1,5 +1,6 @@
-//! What broker mode leaves in its database (SECURITY.md F6): a dump holds no plaintext provider
-//! refresh token, and no plaintext private key when an encryption key is configured. Runs on
+//! What broker mode leaves in its database (SECURITY.md F6 and F7): a dump holds no plaintext
+//! provider refresh token, no plaintext private key when an encryption key is configured, and
+//! the broker's own refresh tokens only as their SHA-256. Runs on
 //! SQLite always, on PostgreSQL and MariaDB when `OIDC_AUTH_TEST_POSTGRES_URL` /
 //! `OIDC_AUTH_TEST_MYSQL_URL` are set.
 
@@ -30,7 +31,8 @@ fn leaks(dump: &[u8], secret: &[u8]) -> bool {
 
 /// Logs in through a broker on `store`, takes `dump()`, then learns the provider refresh token
 /// that was stored at login (it travels to the provider at the next refresh) and the raw RSA
-/// modulus of the signing key. Returns (dump, provider refresh token, modulus).
+/// modulus of the signing key. Returns (dump, provider refresh token, modulus) after checking
+/// that the broker refresh token of the login is in the dump only as its SHA-256 (F7).
 async fn login_and_dump(
     store: Arc<dyn Store>,
     encrypt: bool,
@@ -52,6 +54,16 @@ async fn login_and_dump(
     let reply = login(&h, Framework::Axum).await;
     let dumped = dump();
     assert!(!dumped.is_empty(), "the dump is empty");
+    let broker_refresh = field(&reply, "refresh_token");
+    assert!(
+        !leaks(&dumped, broker_refresh.as_bytes()),
+        "a broker refresh token in the dump"
+    );
+    let hashed = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, broker_refresh.as_bytes());
+    assert!(
+        leaks(&dumped, hashed.as_ref()),
+        "the refresh token's hash is not in the dump"
+    );
     let refreshed = refresh(&h, Framework::Axum, field(&reply, "refresh_token")).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.raw_body);
     let sent = h.idp.last_token_request().unwrap_or_default();

@@ -1,6 +1,8 @@
-//! With tracing at TRACE for every crate, a whole login (code flow, refresh, device flow,
-//! userinfo) leaves no secret in any log line: not the PKCE verifier, the sealed state handle,
-//! the code, the tokens, the refresh token or the client secret.
+//! SECURITY.md G1. With tracing at TRACE for every crate, a whole login (code flow, refresh,
+//! device flow, userinfo) leaves no secret in any log line: not the PKCE verifier, the sealed
+//! state handle, the code, the tokens, the refresh token or the client secret. The same holds in
+//! broker mode for minted tokens, rotating refresh tokens (also when reused), the provider
+//! refresh token kept server-side, the encryption key and token-exchange credentials.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -172,6 +174,101 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
                     .to_owned(),
             );
             secrets.push(device.body[field].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    // Broker mode (SECURITY.md G1 for E and F): minted tokens, the rotating refresh token, the
+    // provider refresh token kept server-side, the encryption key and token exchange.
+    let encryption_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let idp = oidc_auth_tests::broker::provider().await;
+    idp.set_client("test-client", Some(SECRET));
+    let b = oidc_auth_tests::broker::serve_broker(
+        idp,
+        Arc::new(oidc_auth::store::memory::MemoryStore::new()),
+        |c| c.client_secret(SECRET).encryption_key(encryption_key),
+        None,
+    )
+    .await;
+    secrets.push(encryption_key.to_owned());
+    for fw in [Framework::Axum, Framework::Actix] {
+        let tokens = oidc_auth_tests::broker::login(&b, fw).await;
+        let field = |name: &str| tokens.body[name].as_str().unwrap_or_default().to_owned();
+        let (access, refresh) = (field("access_token"), field("refresh_token"));
+        let refreshed = oidc_auth_tests::broker::refresh(&b, fw, &refresh).await;
+        assert_eq!(refreshed.status, 200, "{}", refreshed.raw_body);
+        let provider_refresh = b
+            .idp
+            .last_token_request()
+            .unwrap_or_default()
+            .get("refresh_token")
+            .cloned()
+            .unwrap_or_default();
+        let reused = oidc_auth_tests::broker::refresh(&b, fw, &refresh).await;
+        assert_eq!(reused.error(), Some("invalid_grant"));
+        let exchanged = into_reply(
+            b.client()
+                .post(b.url(fw, "/api/auth/v2/token"))
+                .basic_auth("svc", Some("svc-secret"))
+                .form(&[
+                    (
+                        "grant_type",
+                        "urn:ietf:params:oauth:grant-type:token-exchange",
+                    ),
+                    ("subject_token", access.as_str()),
+                    (
+                        "subject_token_type",
+                        "urn:ietf:params:oauth:token-type:access_token",
+                    ),
+                ])
+                .send()
+                .await
+                .expect("exchange"),
+        )
+        .await;
+        assert_eq!(exchanged.status, 200, "{}", exchanged.raw_body);
+        let wrong_client = into_reply(
+            b.client()
+                .post(b.url(fw, "/api/auth/v2/token"))
+                .basic_auth("svc", Some("guessed-exchange-secret"))
+                .form(&[
+                    (
+                        "grant_type",
+                        "urn:ietf:params:oauth:grant-type:token-exchange",
+                    ),
+                    ("subject_token", access.as_str()),
+                    (
+                        "subject_token_type",
+                        "urn:ietf:params:oauth:token-type:access_token",
+                    ),
+                ])
+                .send()
+                .await
+                .expect("exchange"),
+        )
+        .await;
+        assert_eq!(wrong_client.status, 401);
+        for body in [&reused.raw_body, &wrong_client.raw_body] {
+            for secret in [&access, &refresh, &provider_refresh] {
+                assert!(!body.contains(secret.as_str()), "a secret in an error body");
+            }
+        }
+        secrets.extend([
+            access,
+            refresh,
+            provider_refresh,
+            "svc-secret".to_owned(),
+            "guessed-exchange-secret".to_owned(),
+            exchanged.body["access_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ]);
+        for field in ["access_token", "refresh_token"] {
+            secrets.push(
+                refreshed.body[field]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
         }
     }
     let text =

@@ -1,5 +1,6 @@
 //! The store conformance suite (`oidc_auth::store::conformance`) on every backend, and
-//! `oidc_auth::store::connect`.
+//! `oidc_auth::store::connect`. Its hostile-input cases are SECURITY.md F5: SQL fragments, `%`
+//! and `_`, NUL, a 1 MB value and long Unicode are stored verbatim or refused, never interpreted.
 //!
 //! The in-memory store and SQLite always run. PostgreSQL, MySQL/MariaDB and MongoDB run when
 //! `OIDC_AUTH_TEST_POSTGRES_URL`, `OIDC_AUTH_TEST_MYSQL_URL` or `OIDC_AUTH_TEST_MONGODB_URL`

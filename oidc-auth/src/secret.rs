@@ -5,15 +5,18 @@ use std::fmt;
 /// A secret string (client secret, key material, a raw token).
 ///
 /// `Debug` and `Display` print `***`, so a secret never reaches a log line by accident; the value
-/// is read only through [`Secret::expose`].
+/// is read only through [`Secret::expose`]. There is no `==`: a comparison that stops at the
+/// first differing byte tells an attacker how much of a guess was right, so secrets compare
+/// only through [`Secret::ct_eq`], in constant time.
 ///
 /// ```
 /// use oidc_auth::Secret;
 /// let s = Secret::new("hunter2");
 /// assert_eq!(format!("{s:?}"), "***");
 /// assert_eq!(s.expose(), "hunter2");
+/// assert!(s.ct_eq("hunter2") && !s.ct_eq("hunter3"));
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Secret(String);
 
 impl Secret {
@@ -25,6 +28,12 @@ impl Secret {
     /// The secret value. Call sites of this method are the places a secret leaves its wrapper.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// Whether `candidate` equals the secret, in time that depends only on the lengths.
+    pub fn ct_eq(&self, candidate: &str) -> bool {
+        use subtle::ConstantTimeEq as _;
+        bool::from(self.0.as_bytes().ct_eq(candidate.as_bytes()))
     }
 }
 

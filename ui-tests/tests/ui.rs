@@ -48,3 +48,14 @@ fn auth_router() {
     t.pass("tests/auth_router/pass/*.rs");
     t.compile_fail("tests/auth_router/fail/*.rs");
 }
+
+/// SECURITY.md G8: `Secret` cannot be compared with `==`.
+#[test]
+#[rustversion::attr(
+    not(stable(1.95)),
+    ignore = "compiler messages are pinned to rustc 1.95"
+)]
+fn secret() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/secret/fail/*.rs");
+}

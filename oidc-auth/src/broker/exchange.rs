@@ -4,7 +4,6 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq as _;
 
 use super::{Broker, profile_of};
 use crate::auth::OidcAuth;
@@ -172,17 +171,16 @@ impl Broker {
 /// confidential client. Secrets are compared in constant time.
 fn client_allowed(auth: &OidcAuth, id: &str, secret: &str) -> bool {
     let config = auth.config();
-    let matches = |expected: &str| bool::from(expected.as_bytes().ct_eq(secret.as_bytes()));
     let mut allowed = false;
     for (client, expected) in &config.exchange_clients {
         if client == id {
-            allowed |= matches(expected.expose());
+            allowed |= expected.ct_eq(secret);
         }
     }
     if id == config.client_id()
         && let Some(expected) = config.client_secret()
     {
-        allowed |= matches(expected.expose());
+        allowed |= expected.ct_eq(secret);
     }
     allowed
 }
