@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod broker;
+pub mod proxy;
 pub mod real_provider;
 
 use std::net::SocketAddr;
