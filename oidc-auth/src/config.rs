@@ -838,6 +838,17 @@ impl OidcConfigBuilder {
                 "must be at least 60 seconds",
             ));
         }
+        let century = Duration::from_secs(100 * 365 * 24 * 3600);
+        for (option, value) in [
+            ("access_token_lifetime", self.access_token_lifetime),
+            ("refresh_token_lifetime", self.refresh_token_lifetime),
+            ("device_session_lifetime", self.device_session_lifetime),
+            ("key_rotation_period", self.key_rotation_period),
+        ] {
+            if value > century {
+                return Err(ConfigError::new(option, "must be at most 100 years"));
+            }
+        }
         if self.access_token_lifetime < Duration::from_secs(1) {
             return Err(ConfigError::new(
                 "access_token_lifetime",

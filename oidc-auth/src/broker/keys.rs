@@ -343,7 +343,7 @@ impl Keys {
         let (signer, pkcs8) = Signer::generate(self.alg)
             .ok_or_else(|| AuthError::unavailable("a signing key could not be generated"))?;
         let kid = thumbprint(&signer.public_members());
-        let retire_at = active_from + self.period;
+        let retire_at = active_from.saturating_add(self.period);
         Ok(StoredKey {
             private_key: self.at_rest.seal(&key_row(&kid), &pkcs8),
             public_jwk: Value::Object(signer.public_members()).to_string(),
@@ -352,7 +352,7 @@ impl Keys {
             published_at: now,
             active_from,
             retire_at,
-            remove_at: retire_at + self.overlap,
+            remove_at: retire_at.saturating_add(self.overlap),
         })
     }
 

@@ -43,6 +43,16 @@ pub(crate) use peers::Peers;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Device codes whose polling pace is tracked at most.
 const MAX_TRACKED_DEVICES: usize = 10_000;
+/// Upper bound of a device code's interval and lifetime as the provider states them.
+const MAX_DEVICE_SECONDS: i64 = 24 * 3600;
+/// Upper bound of any configured lifetime, so sums with the current time cannot overflow.
+const MAX_LIFETIME: u64 = 100 * 365 * 24 * 3600;
+
+/// A configured duration in whole seconds, bounded by [`MAX_LIFETIME`].
+fn seconds(duration: Duration) -> i64 {
+    duration.as_secs().min(MAX_LIFETIME) as i64
+}
+
 /// Longest refresh token looked up.
 const MAX_REFRESH_TOKEN: usize = 512;
 /// How often expired rows are purged (seconds), on the back of logins and refreshes.
@@ -158,8 +168,8 @@ impl Broker {
                 "no encryption key configured: broker signing keys are stored unencrypted"
             );
         }
-        let access_ttl = config.access_token_lifetime.as_secs() as i64;
-        let leeway = config.leeway.as_secs() as i64;
+        let access_ttl = seconds(config.access_token_lifetime);
+        let leeway = seconds(config.leeway);
         let cell = tokio::sync::OnceCell::new();
         if let Some(store) = store {
             let _ = cell.set(store);
@@ -172,14 +182,14 @@ impl Broker {
             store: cell,
             keys: Keys::new(
                 config.broker_signing_algorithm,
-                config.key_rotation_period.as_secs() as i64,
+                seconds(config.key_rotation_period),
                 access_ttl + leeway,
                 AtRest::new(explicit),
             ),
             sessions: AtRest::new(Some(session_key)),
             access_ttl,
-            refresh_ttl: config.refresh_token_lifetime.as_secs() as i64,
-            device_ttl: config.device_session_lifetime.as_secs() as i64,
+            refresh_ttl: seconds(config.refresh_token_lifetime),
+            device_ttl: seconds(config.device_session_lifetime),
             scopes: config
                 .scopes
                 .iter()
@@ -288,7 +298,7 @@ impl Broker {
         let (key, signer) = ring
             .signing(now)
             .ok_or_else(|| AuthError::unavailable("no broker signing key is available"))?;
-        let exp = now + lifetime.max(1);
+        let exp = now.saturating_add(lifetime.max(1));
         let mut claims = profile.clone();
         claims.insert("iss".into(), Value::String(self.issuer.clone()));
         claims.insert("aud".into(), Value::String(audience.to_owned()));
@@ -375,7 +385,7 @@ impl Broker {
         } else {
             self.refresh_ttl
         };
-        let expires_at = now + lifetime;
+        let expires_at = now.saturating_add(lifetime);
         let session_id = random_id::<16>();
         let (access, exp) = self
             .mint(
@@ -600,8 +610,8 @@ impl Broker {
         devices.insert(
             sha256(device_code.as_bytes()),
             DevicePoll {
-                interval: interval.max(1),
-                expires_at: now + expires_in.max(1),
+                interval: interval.clamp(1, MAX_DEVICE_SECONDS),
+                expires_at: now.saturating_add(expires_in.clamp(1, MAX_DEVICE_SECONDS)),
                 last_poll: None,
             },
         );
@@ -623,9 +633,9 @@ impl Broker {
             ));
         }
         if let Some(last) = poll.last_poll
-            && now < last + poll.interval
+            && now < last.saturating_add(poll.interval)
         {
-            poll.interval += 5;
+            poll.interval = (poll.interval + 5).min(MAX_DEVICE_SECONDS);
             poll.last_poll = Some(now);
             return Err(AuthError::oauth(
                 "slow_down",
@@ -641,7 +651,7 @@ impl Broker {
         let key = sha256(device_code.as_bytes());
         let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(poll) = devices.get_mut(&key) {
-            poll.interval += 5;
+            poll.interval = (poll.interval + 5).min(MAX_DEVICE_SECONDS);
         }
     }
 
@@ -655,7 +665,7 @@ impl Broker {
         let first = {
             let store = self.store().await?;
             store
-                .consume_once(&key, now + self.device_ttl, now)
+                .consume_once(&key, now.saturating_add(self.device_ttl), now)
                 .await
                 .map_err(store_error)?
         };
@@ -783,6 +793,32 @@ mod tests {
         );
         let e = store_error(StoreError::Unavailable("password=hunter2".into()));
         assert!(!e.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn provider_stated_device_times_cannot_overflow() {
+        let config = crate::config::OidcConfig::builder()
+            .discovery_url("https://idp.example/.well-known/openid-configuration")
+            .client_id("app")
+            .broker_mode(true)
+            .broker_audience("api")
+            .build();
+        let Ok(config) = config else {
+            panic!("valid configuration");
+        };
+        let broker = Broker::new(&config, None);
+        assert_eq!(seconds(Duration::MAX), MAX_LIFETIME as i64);
+        let now = i64::MAX - 10;
+        broker.track_device("code", i64::MAX, i64::MAX, now);
+        assert!(broker.pace_device_poll("code", now).is_ok());
+        let again = broker.pace_device_poll("code", now);
+        assert_eq!(
+            again
+                .err()
+                .and_then(|e| e.code().map(str::to_owned))
+                .as_deref(),
+            Some("slow_down")
+        );
     }
 
     #[test]
