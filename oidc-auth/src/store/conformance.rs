@@ -61,9 +61,7 @@ use std::task::Poll;
 
 use super::{RefreshRecord, RotateOutcome, Session, Store, StoreError, StoreFuture, StoredKey};
 
-/// The longest identifier, in bytes, that every backend stores (session ids, token families,
-/// key ids, algorithm names, peer issuers); one byte more is [`StoreError::Rejected`].
-pub const MAX_IDENTIFIER_BYTES: usize = 1024;
+pub use super::MAX_IDENTIFIER_BYTES;
 
 /// The width of the time band each case works in: offsets within a case stay far below it.
 const BAND: i64 = 1_000_000;

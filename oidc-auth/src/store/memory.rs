@@ -12,10 +12,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{RefreshRecord, RotateOutcome, Session, Store, StoreError, StoreFuture, StoredKey};
 
-/// The longest identifier (session id, token family, key id, algorithm name, peer issuer), in
-/// bytes, that this store keeps; longer ones are [`StoreError::Rejected`], as in every
-/// database backend.
-pub const MAX_IDENTIFIER_BYTES: usize = 1024;
+pub use super::MAX_IDENTIFIER_BYTES;
 
 /// The [`Store`] in process memory.
 ///
@@ -105,24 +102,14 @@ impl MemoryStore {
     }
 }
 
-fn check_identifier(field: &str, value: &str) -> Result<(), StoreError> {
-    if value.len() > MAX_IDENTIFIER_BYTES {
-        return Err(StoreError::Rejected(format!(
-            "{field} is {} bytes long; at most {MAX_IDENTIFIER_BYTES} are stored",
-            value.len()
-        )));
-    }
-    Ok(())
-}
-
 fn check_refresh(record: &RefreshRecord) -> Result<(), StoreError> {
-    check_identifier("the token family", &record.family)?;
-    check_identifier("the session id", &record.session_id)
+    crate::store::check_identifier("the token family", &record.family)?;
+    crate::store::check_identifier("the session id", &record.session_id)
 }
 
 fn check_key(key: &StoredKey) -> Result<(), StoreError> {
-    check_identifier("the key id", &key.kid)?;
-    check_identifier("the algorithm", &key.alg)
+    crate::store::check_identifier("the key id", &key.kid)?;
+    crate::store::check_identifier("the algorithm", &key.alg)
 }
 
 fn duplicate_hash() -> StoreError {
@@ -200,7 +187,7 @@ impl Store for MemoryStore {
     fn put_session(&self, session: &Session) -> StoreFuture<'_, ()> {
         let session = session.clone();
         self.with(move |state| {
-            check_identifier("the session id", &session.id)?;
+            crate::store::check_identifier("the session id", &session.id)?;
             state.sessions.insert(session.id.clone(), session);
             Ok(())
         })
@@ -306,7 +293,7 @@ impl Store for MemoryStore {
         let issuer = issuer.to_owned();
         let jwks = jwks.to_owned();
         self.with(move |state| {
-            check_identifier("the issuer", &issuer)?;
+            crate::store::check_identifier("the issuer", &issuer)?;
             state.peers.insert(issuer, (jwks, fetched_at));
             Ok(())
         })

@@ -21,6 +21,68 @@ pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+/// The longest identifier (session id, token family, key id, algorithm name, peer issuer), in
+/// bytes, that every backend stores; longer ones are [`StoreError::Rejected`] (and, looked up,
+/// simply absent), because identifiers are index keys.
+pub const MAX_IDENTIFIER_BYTES: usize = 1024;
+
+/// Whether `value` fits an identifier column.
+#[cfg_attr(not(any(feature = "sqlite", feature = "mongodb")), allow(dead_code))]
+pub(crate) fn storable_identifier(value: &str) -> bool {
+    value.len() <= MAX_IDENTIFIER_BYTES
+}
+
+/// [`StoreError::Rejected`] for an identifier longer than [`MAX_IDENTIFIER_BYTES`].
+pub(crate) fn check_identifier(field: &str, value: &str) -> Result<(), StoreError> {
+    if storable_identifier(value) {
+        Ok(())
+    } else {
+        Err(StoreError::Rejected(format!(
+            "{field} is {} bytes long; at most {MAX_IDENTIFIER_BYTES} are stored",
+            value.len()
+        )))
+    }
+}
+
+/// Refuses a schema at a version newer than `latest`, the last one this library knows.
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "mongodb")),
+    allow(dead_code)
+)]
+pub(crate) fn check_version(database: &str, current: i64, latest: i64) -> Result<(), StoreError> {
+    if current > latest {
+        return Err(StoreError::Corrupt(format!(
+            "the {database} schema is at version {current}, newer than version {latest} this library knows"
+        )));
+    }
+    Ok(())
+}
+
+/// Bounds `operation` by `limit`: a database that stops answering mid-operation becomes
+/// [`StoreError::Unavailable`] instead of a hang.
+#[cfg_attr(
+    not(any(
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "mysql",
+        feature = "mongodb"
+    )),
+    allow(dead_code)
+)]
+pub(crate) async fn bounded<T>(
+    database: &str,
+    limit: std::time::Duration,
+    operation: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, operation).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "{database} did not answer within {} s",
+            limit.as_secs()
+        ))),
+    }
+}
+
 /// The future every [`Store`] method returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 

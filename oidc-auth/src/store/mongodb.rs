@@ -35,7 +35,6 @@
 //! of ten seconds (sixty for migrations). Error messages never quote the connection string, a
 //! server message or a stored value.
 
-use std::future::Future;
 use std::time::Duration;
 
 use mongodb::bson::spec::BinarySubtype;
@@ -46,9 +45,7 @@ use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::{RefreshRecord, RotateOutcome, Session, Store, StoreError, StoreFuture, StoredKey};
 
-/// The longest identifier (session id, token family, key id, algorithm name, peer issuer), in
-/// bytes, that this backend stores; longer ones are [`StoreError::Rejected`].
-pub const MAX_IDENTIFIER_BYTES: usize = 1024;
+pub use super::MAX_IDENTIFIER_BYTES;
 
 /// The largest document MongoDB stores (16 MiB); a session, key or peer JWKS whose document
 /// would be larger is [`StoreError::Rejected`].
@@ -226,7 +223,7 @@ impl MongoStore {
     /// # }
     /// ```
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        bounded(OPERATION_TIMEOUT, async {
+        crate::store::bounded("MongoDB", OPERATION_TIMEOUT, async {
             let connection_string = ConnectionString::parse(url).map_err(|_| invalid_url())?;
             let name = database_name(&connection_string);
             let mut options = ClientOptions::parse(connection_string)
@@ -328,7 +325,11 @@ impl MongoStore {
                 }
             },
         };
-        check_version(current)?;
+        crate::store::check_version(
+            "MongoDB",
+            current,
+            MIGRATIONS.last().map_or(0, |m| m.version),
+        )?;
         for step in MIGRATIONS.iter().filter(|m| m.version > current) {
             for (collection, model) in (step.indexes)() {
                 self.collection(collection).create_index(model).await?;
@@ -552,32 +553,6 @@ fn invalid_url() -> StoreError {
     )
 }
 
-/// Refuses a schema newer than this library knows.
-fn check_version(current: i64) -> Result<(), StoreError> {
-    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
-    if current > latest {
-        return Err(StoreError::Corrupt(format!(
-            "the MongoDB schema is at version {current}, newer than version {latest} this library knows"
-        )));
-    }
-    Ok(())
-}
-
-/// Bounds `operation` by `limit`: a database that stops answering mid-operation becomes
-/// [`StoreError::Unavailable`] instead of a hang.
-async fn bounded<T>(
-    limit: Duration,
-    operation: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(limit, operation).await {
-        Ok(result) => result,
-        Err(_) => Err(StoreError::Unavailable(format!(
-            "MongoDB did not answer within {} s",
-            limit.as_secs()
-        ))),
-    }
-}
-
 /// The server's error code, if the server answered with one.
 fn server_code(error: &mongodb::error::Error) -> Option<i32> {
     match error.kind.as_ref() {
@@ -684,21 +659,6 @@ fn map_code(code: i32) -> StoreError {
     }
 }
 
-/// Whether `value` can be stored as an identifier (an `_id`, or an indexed field).
-fn storable_identifier(value: &str) -> bool {
-    value.len() <= MAX_IDENTIFIER_BYTES
-}
-
-fn check_identifier(field: &str, value: &str) -> Result<(), StoreError> {
-    if !storable_identifier(value) {
-        return Err(StoreError::Rejected(format!(
-            "{field} is {} bytes long; at most {MAX_IDENTIFIER_BYTES} are stored",
-            value.len()
-        )));
-    }
-    Ok(())
-}
-
 /// Refuses a document MongoDB would not store, before it is sent.
 fn check_size(what: &str, document: &Document) -> Result<(), StoreError> {
     let mut encoded = Vec::new();
@@ -766,7 +726,7 @@ fn get_hash(document: &Document, field: &str) -> Result<[u8; 32], StoreError> {
 }
 
 fn session_document(session: &Session) -> Result<Document, StoreError> {
-    check_identifier("the session id", &session.id)?;
+    crate::store::check_identifier("the session id", &session.id)?;
     let document = doc! {
         "_id": &session.id,
         "subject": &session.subject,
@@ -801,8 +761,8 @@ fn refresh_document(record: &RefreshRecord) -> Document {
 }
 
 fn check_refresh(record: &RefreshRecord) -> Result<(), StoreError> {
-    check_identifier("the token family", &record.family)?;
-    check_identifier("the session id", &record.session_id)
+    crate::store::check_identifier("the token family", &record.family)?;
+    crate::store::check_identifier("the session id", &record.session_id)
 }
 
 fn refresh_from_document(document: &Document) -> Result<RefreshRecord, StoreError> {
@@ -815,8 +775,8 @@ fn refresh_from_document(document: &Document) -> Result<RefreshRecord, StoreErro
 }
 
 fn key_document(key: &StoredKey) -> Result<Document, StoreError> {
-    check_identifier("the key id", &key.kid)?;
-    check_identifier("the algorithm", &key.alg)?;
+    crate::store::check_identifier("the key id", &key.kid)?;
+    crate::store::check_identifier("the algorithm", &key.alg)?;
     let document = doc! {
         "_id": &key.kid,
         "alg": &key.alg,
@@ -878,62 +838,82 @@ async fn upsert(collection: &Collection<Document>, document: Document) -> Result
 
 impl Store for MongoStore {
     fn migrate(&self) -> StoreFuture<'_, ()> {
-        Box::pin(bounded(MIGRATION_TIMEOUT, self.migrate_now()))
+        Box::pin(crate::store::bounded(
+            "MongoDB",
+            MIGRATION_TIMEOUT,
+            self.migrate_now(),
+        ))
     }
 
     fn put_session(&self, session: &Session) -> StoreFuture<'_, ()> {
         let session = session.clone();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            let document = session_document(&session)?;
-            upsert(&self.collection(SESSIONS), document).await
-        }))
+        Box::pin(crate::store::bounded(
+            "MongoDB",
+            OPERATION_TIMEOUT,
+            async move {
+                let document = session_document(&session)?;
+                upsert(&self.collection(SESSIONS), document).await
+            },
+        ))
     }
 
     fn get_session(&self, id: &str, now: i64) -> StoreFuture<'_, Option<Session>> {
         let id = id.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            if !storable_identifier(&id) {
-                return Ok(None);
-            }
-            let document = self
-                .collection(SESSIONS)
-                .find_one(doc! { "_id": &id, "expires_at": { "$gt": now } })
-                .await
-                .map_err(|e| map_error(&e))?;
-            document.as_ref().map(session_from_document).transpose()
-        }))
+        Box::pin(crate::store::bounded(
+            "MongoDB",
+            OPERATION_TIMEOUT,
+            async move {
+                if !crate::store::storable_identifier(&id) {
+                    return Ok(None);
+                }
+                let document = self
+                    .collection(SESSIONS)
+                    .find_one(doc! { "_id": &id, "expires_at": { "$gt": now } })
+                    .await
+                    .map_err(|e| map_error(&e))?;
+                document.as_ref().map(session_from_document).transpose()
+            },
+        ))
     }
 
     fn delete_session(&self, id: &str) -> StoreFuture<'_, ()> {
         let id = id.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            if !storable_identifier(&id) {
-                return Ok(());
-            }
-            // The session first: a token a concurrent rotation stores meanwhile is deleted
-            // with the others, and a token left over by a failure has no session to refresh.
-            self.collection(SESSIONS)
-                .delete_one(doc! { "_id": &id })
-                .await
-                .map_err(|e| map_error(&e))?;
-            self.collection(REFRESH_TOKENS)
-                .delete_many(doc! { "session_id": &id })
-                .await
-                .map_err(|e| map_error(&e))?;
-            Ok(())
-        }))
+        Box::pin(crate::store::bounded(
+            "MongoDB",
+            OPERATION_TIMEOUT,
+            async move {
+                if !crate::store::storable_identifier(&id) {
+                    return Ok(());
+                }
+                // The session first: a token a concurrent rotation stores meanwhile is deleted
+                // with the others, and a token left over by a failure has no session to refresh.
+                self.collection(SESSIONS)
+                    .delete_one(doc! { "_id": &id })
+                    .await
+                    .map_err(|e| map_error(&e))?;
+                self.collection(REFRESH_TOKENS)
+                    .delete_many(doc! { "session_id": &id })
+                    .await
+                    .map_err(|e| map_error(&e))?;
+                Ok(())
+            },
+        ))
     }
 
     fn insert_refresh(&self, record: &RefreshRecord) -> StoreFuture<'_, ()> {
         let record = record.clone();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            check_refresh(&record)?;
-            self.collection(REFRESH_TOKENS)
-                .insert_one(refresh_document(&record))
-                .await
-                .map_err(|e| map_error(&e))?;
-            Ok(())
-        }))
+        Box::pin(crate::store::bounded(
+            "MongoDB",
+            OPERATION_TIMEOUT,
+            async move {
+                check_refresh(&record)?;
+                self.collection(REFRESH_TOKENS)
+                    .insert_one(refresh_document(&record))
+                    .await
+                    .map_err(|e| map_error(&e))?;
+                Ok(())
+            },
+        ))
     }
 
     fn rotate_refresh(
@@ -944,122 +924,158 @@ impl Store for MongoStore {
     ) -> StoreFuture<'_, RotateOutcome> {
         let old = *old;
         let new = *new;
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            self.rotate_now(&old, &new, now).await
-        }))
+        Box::pin(crate::store::bounded(
+            "MongoDB",
+            OPERATION_TIMEOUT,
+            async move { self.rotate_now(&old, &new, now).await },
+        ))
     }
 
     fn revoke_family(&self, family: &str) -> StoreFuture<'_, ()> {
         let family = family.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            if !storable_identifier(&family) {
-                return Ok(());
-            }
-            revoke(&self.collection(REFRESH_TOKENS), &family).await
-        }))
+        Box::pin(crate::store::bounded(
+            "MongoDB",
+            OPERATION_TIMEOUT,
+            async move {
+                if !crate::store::storable_identifier(&family) {
+                    return Ok(());
+                }
+                revoke(&self.collection(REFRESH_TOKENS), &family).await
+            },
+        ))
     }
 
     fn list_keys(&self) -> StoreFuture<'_, Vec<StoredKey>> {
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            let mut cursor = self
-                .collection(SIGNING_KEYS)
-                .find(doc! {})
-                .sort(doc! { "published_at": 1, "_id": 1 })
-                .await
-                .map_err(|e| map_error(&e))?;
-            let mut keys = Vec::new();
-            while cursor.advance().await.map_err(|e| map_error(&e))? {
-                let document = cursor.deserialize_current().map_err(|e| map_error(&e))?;
-                keys.push(key_from_document(&document)?);
-            }
-            Ok(keys)
-        }))
+        Box::pin(crate::store::bounded(
+            "MongoDB",
+            OPERATION_TIMEOUT,
+            async move {
+                let mut cursor = self
+                    .collection(SIGNING_KEYS)
+                    .find(doc! {})
+                    .sort(doc! { "published_at": 1, "_id": 1 })
+                    .await
+                    .map_err(|e| map_error(&e))?;
+                let mut keys = Vec::new();
+                while cursor.advance().await.map_err(|e| map_error(&e))? {
+                    let document = cursor.deserialize_current().map_err(|e| map_error(&e))?;
+                    keys.push(key_from_document(&document)?);
+                }
+                Ok(keys)
+            },
+        ))
     }
 
     fn insert_first_key(&self, key: &StoredKey, now: i64) -> StoreFuture<'_, bool> {
         let key = key.clone();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            self.insert_first_key_now(&key, now).await
-        }))
+        Box::pin(crate::store::bounded(
+            "MongoDB",
+            OPERATION_TIMEOUT,
+            async move { self.insert_first_key_now(&key, now).await },
+        ))
     }
 
     fn insert_key(&self, key: &StoredKey) -> StoreFuture<'_, ()> {
         let key = key.clone();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            let document = key_document(&key)?;
-            self.collection(SIGNING_KEYS)
-                .insert_one(document)
-                .await
-                .map_err(|e| map_error(&e))?;
-            Ok(())
-        }))
+        Box::pin(crate::store::bounded(
+            "MongoDB",
+            OPERATION_TIMEOUT,
+            async move {
+                let document = key_document(&key)?;
+                self.collection(SIGNING_KEYS)
+                    .insert_one(document)
+                    .await
+                    .map_err(|e| map_error(&e))?;
+                Ok(())
+            },
+        ))
     }
 
     fn delete_key(&self, kid: &str) -> StoreFuture<'_, ()> {
         let kid = kid.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            if !storable_identifier(&kid) {
-                return Ok(());
-            }
-            self.collection(SIGNING_KEYS)
-                .delete_one(doc! { "_id": &kid })
-                .await
-                .map_err(|e| map_error(&e))?;
-            Ok(())
-        }))
+        Box::pin(crate::store::bounded(
+            "MongoDB",
+            OPERATION_TIMEOUT,
+            async move {
+                if !crate::store::storable_identifier(&kid) {
+                    return Ok(());
+                }
+                self.collection(SIGNING_KEYS)
+                    .delete_one(doc! { "_id": &kid })
+                    .await
+                    .map_err(|e| map_error(&e))?;
+                Ok(())
+            },
+        ))
     }
 
     fn put_peer_jwks(&self, issuer: &str, jwks: &str, fetched_at: i64) -> StoreFuture<'_, ()> {
         let issuer = issuer.to_owned();
         let jwks = jwks.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            check_identifier("the issuer", &issuer)?;
-            let document = doc! { "_id": &issuer, "jwks": &jwks, "fetched_at": fetched_at };
-            check_size("the peer JWKS", &document)?;
-            upsert(&self.collection(PEER_JWKS), document).await
-        }))
+        Box::pin(crate::store::bounded(
+            "MongoDB",
+            OPERATION_TIMEOUT,
+            async move {
+                crate::store::check_identifier("the issuer", &issuer)?;
+                let document = doc! { "_id": &issuer, "jwks": &jwks, "fetched_at": fetched_at };
+                check_size("the peer JWKS", &document)?;
+                upsert(&self.collection(PEER_JWKS), document).await
+            },
+        ))
     }
 
     fn get_peer_jwks(&self, issuer: &str) -> StoreFuture<'_, Option<(String, i64)>> {
         let issuer = issuer.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            if !storable_identifier(&issuer) {
-                return Ok(None);
-            }
-            let document = self
-                .collection(PEER_JWKS)
-                .find_one(doc! { "_id": &issuer })
-                .await
-                .map_err(|e| map_error(&e))?;
-            document
-                .map(|d| Ok((get_str(&d, "jwks")?, get_i64(&d, "fetched_at")?)))
-                .transpose()
-        }))
+        Box::pin(crate::store::bounded(
+            "MongoDB",
+            OPERATION_TIMEOUT,
+            async move {
+                if !crate::store::storable_identifier(&issuer) {
+                    return Ok(None);
+                }
+                let document = self
+                    .collection(PEER_JWKS)
+                    .find_one(doc! { "_id": &issuer })
+                    .await
+                    .map_err(|e| map_error(&e))?;
+                document
+                    .map(|d| Ok((get_str(&d, "jwks")?, get_i64(&d, "fetched_at")?)))
+                    .transpose()
+            },
+        ))
     }
 
     fn consume_once(&self, key: &[u8; 32], expires_at: i64, now: i64) -> StoreFuture<'_, bool> {
         let key = *key;
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            // One atomic upsert: no marker yet, it is inserted; an expired one, it is taken
-            // over; a live one does not match, so the upsert's insert collides on `_id`.
-            let result = self
-                .collection(ONCE)
-                .update_one(
-                    doc! { "_id": binary(&key), "expires_at": { "$lte": now } },
-                    doc! { "$set": { "expires_at": expires_at } },
-                )
-                .upsert(true)
-                .await;
-            match result {
-                Ok(result) => Ok(result.matched_count > 0 || result.upserted_id.is_some()),
-                Err(error) if is_duplicate_key(&error) => Ok(false),
-                Err(error) => Err(map_error(&error)),
-            }
-        }))
+        Box::pin(crate::store::bounded(
+            "MongoDB",
+            OPERATION_TIMEOUT,
+            async move {
+                // One atomic upsert: no marker yet, it is inserted; an expired one, it is taken
+                // over; a live one does not match, so the upsert's insert collides on `_id`.
+                let result = self
+                    .collection(ONCE)
+                    .update_one(
+                        doc! { "_id": binary(&key), "expires_at": { "$lte": now } },
+                        doc! { "$set": { "expires_at": expires_at } },
+                    )
+                    .upsert(true)
+                    .await;
+                match result {
+                    Ok(result) => Ok(result.matched_count > 0 || result.upserted_id.is_some()),
+                    Err(error) if is_duplicate_key(&error) => Ok(false),
+                    Err(error) => Err(map_error(&error)),
+                }
+            },
+        ))
     }
 
     fn purge_expired(&self, now: i64) -> StoreFuture<'_, u64> {
-        Box::pin(bounded(OPERATION_TIMEOUT, self.purge_now(now)))
+        Box::pin(crate::store::bounded(
+            "MongoDB",
+            OPERATION_TIMEOUT,
+            self.purge_now(now),
+        ))
     }
 }
 
@@ -1324,7 +1340,7 @@ mod tests {
             check_refresh(&record("f", &long)),
             Err(StoreError::Rejected(_))
         ));
-        assert!(check_identifier("the issuer", &long).is_err());
+        assert!(crate::store::check_identifier("the issuer", &long).is_err());
     }
 
     #[test]
@@ -1405,9 +1421,14 @@ mod tests {
             }
         }
         assert!(names.contains(FIRST_KEY_SLOT_INDEX));
-        check_version(0).unwrap();
-        check_version(1).unwrap();
-        assert!(matches!(check_version(2), Err(StoreError::Corrupt(_))));
+        crate::store::check_version("MongoDB", 0, MIGRATIONS.last().map_or(0, |m| m.version))
+            .unwrap();
+        crate::store::check_version("MongoDB", 1, MIGRATIONS.last().map_or(0, |m| m.version))
+            .unwrap();
+        assert!(matches!(
+            crate::store::check_version("MongoDB", 2, MIGRATIONS.last().map_or(0, |m| m.version)),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     fn command_error(code: i32, message: &str) -> Error {

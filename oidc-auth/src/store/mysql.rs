@@ -41,9 +41,7 @@ use tokio::sync::OnceCell;
 
 use super::{RefreshRecord, RotateOutcome, Session, Store, StoreError, StoreFuture, StoredKey};
 
-/// The longest identifier (session id, token family, key id, algorithm name, peer issuer), in
-/// bytes, that this backend stores; longer ones are [`StoreError::Rejected`].
-pub const MAX_IDENTIFIER_BYTES: usize = 1024;
+pub use super::MAX_IDENTIFIER_BYTES;
 
 /// How long every operation waits for a pooled connection before it answers
 /// [`StoreError::Unavailable`].
@@ -585,19 +583,15 @@ where
     }
 }
 
-/// Bounds `operation` by `limit`: a database that stops answering mid-query becomes
-/// [`StoreError::Unavailable`] instead of a hang.
+/// Bounds `operation` by `limit` ([`super::bounded`]), mapping its faults to [`StoreError`].
 async fn bounded<T>(
     limit: Duration,
     operation: impl Future<Output = Result<T, Fault>>,
 ) -> Result<T, StoreError> {
-    match tokio::time::timeout(limit, operation).await {
-        Ok(result) => result.map_err(Fault::into_store),
-        Err(_) => Err(StoreError::Unavailable(format!(
-            "MySQL did not answer within {} s",
-            limit.as_secs()
-        ))),
-    }
+    crate::store::bounded("MySQL", limit, async {
+        operation.await.map_err(Fault::into_store)
+    })
+    .await
 }
 
 /// Maps a driver error to a [`StoreError`]. Only the error number travels: server messages
@@ -689,13 +683,7 @@ fn bytes(value: &[u8]) -> Value {
 }
 
 fn check_identifier(field: &str, value: &str) -> Result<(), Fault> {
-    if value.len() > MAX_IDENTIFIER_BYTES {
-        return Err(Fault::Store(StoreError::Rejected(format!(
-            "{field} is {} bytes long; at most {MAX_IDENTIFIER_BYTES} are stored",
-            value.len()
-        ))));
-    }
-    Ok(())
+    crate::store::check_identifier(field, value).map_err(Fault::Store)
 }
 
 fn storable_identifier(value: &str) -> bool {

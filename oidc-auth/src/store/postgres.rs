@@ -23,9 +23,7 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 
 use super::{RefreshRecord, RotateOutcome, Session, Store, StoreError, StoreFuture, StoredKey};
 
-/// The longest identifier (session id, token family, key id, algorithm name, peer issuer), in
-/// bytes, that this backend stores; longer ones are [`StoreError::Rejected`].
-pub const MAX_IDENTIFIER_BYTES: usize = 1024;
+pub use super::MAX_IDENTIFIER_BYTES;
 
 /// How long [`PostgresStore::connect`]'s pool waits for a connection before it answers
 /// [`StoreError::Unavailable`].
@@ -210,7 +208,11 @@ impl PostgresStore {
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(|e| map_error(&e))?;
-            check_version(current)?;
+            crate::store::check_version(
+                "PostgreSQL",
+                current,
+                MIGRATIONS.last().map_or(0, |m| m.version),
+            )?;
             for step in MIGRATIONS.iter().filter(|m| m.version > current) {
                 for statement in step.statements {
                     sqlx::query(statement)
@@ -235,32 +237,6 @@ impl PostgresStore {
                 Err(error)
             }
         }
-    }
-}
-
-/// Refuses a schema newer than this library knows.
-fn check_version(current: i64) -> Result<(), StoreError> {
-    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
-    if current > latest {
-        return Err(StoreError::Corrupt(format!(
-            "the PostgreSQL schema is at version {current}, newer than version {latest} this library knows"
-        )));
-    }
-    Ok(())
-}
-
-/// Bounds `operation` by `limit`: a database that stops answering mid-query becomes
-/// [`StoreError::Unavailable`] instead of a hang.
-async fn bounded<T>(
-    limit: Duration,
-    operation: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(limit, operation).await {
-        Ok(result) => result,
-        Err(_) => Err(StoreError::Unavailable(format!(
-            "PostgreSQL did not answer within {} s",
-            limit.as_secs()
-        ))),
     }
 }
 
@@ -372,13 +348,7 @@ fn check_text(field: &str, value: &str) -> Result<(), StoreError> {
 
 fn check_identifier(field: &str, value: &str) -> Result<(), StoreError> {
     check_text(field, value)?;
-    if value.len() > MAX_IDENTIFIER_BYTES {
-        return Err(StoreError::Rejected(format!(
-            "{field} is {} bytes long; at most {MAX_IDENTIFIER_BYTES} are stored",
-            value.len()
-        )));
-    }
-    Ok(())
+    crate::store::check_identifier(field, value)
 }
 
 fn check_session(session: &Session) -> Result<(), StoreError> {
@@ -573,14 +543,21 @@ async fn purge_once(pool: &PgPool, now: i64) -> Result<u64, sqlx::Error> {
 
 impl Store for PostgresStore {
     fn migrate(&self) -> StoreFuture<'_, ()> {
-        Box::pin(bounded(MIGRATION_TIMEOUT, self.migrate_now()))
+        Box::pin(crate::store::bounded(
+            "PostgreSQL",
+            MIGRATION_TIMEOUT,
+            self.migrate_now(),
+        ))
     }
 
     fn put_session(&self, session: &Session) -> StoreFuture<'_, ()> {
         let session = session.clone();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            check_session(&session)?;
-            sqlx::query(
+        Box::pin(crate::store::bounded(
+            "PostgreSQL",
+            OPERATION_TIMEOUT,
+            async move {
+                check_session(&session)?;
+                sqlx::query(
                 "INSERT INTO oidc_auth_sessions (id, subject, provider_refresh_token, userinfo, expires_at) \
                  VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (id) DO UPDATE SET subject = EXCLUDED.subject, \
@@ -595,51 +572,64 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(|e| map_error(&e))?;
-            Ok(())
-        }))
+                Ok(())
+            },
+        ))
     }
 
     fn get_session(&self, id: &str, now: i64) -> StoreFuture<'_, Option<Session>> {
         let id = id.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            if !storable_identifier(&id) {
-                return Ok(None);
-            }
-            let row = sqlx::query(
-                "SELECT id, subject, provider_refresh_token, userinfo, expires_at \
+        Box::pin(crate::store::bounded(
+            "PostgreSQL",
+            OPERATION_TIMEOUT,
+            async move {
+                if !storable_identifier(&id) {
+                    return Ok(None);
+                }
+                let row = sqlx::query(
+                    "SELECT id, subject, provider_refresh_token, userinfo, expires_at \
                  FROM oidc_auth_sessions WHERE id = $1 AND expires_at > $2",
-            )
-            .bind(&id)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| map_error(&e))?;
-            row.as_ref()
-                .map(session_from_row)
-                .transpose()
-                .map_err(|e| map_error(&e))
-        }))
+                )
+                .bind(&id)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| map_error(&e))?;
+                row.as_ref()
+                    .map(session_from_row)
+                    .transpose()
+                    .map_err(|e| map_error(&e))
+            },
+        ))
     }
 
     fn delete_session(&self, id: &str) -> StoreFuture<'_, ()> {
         let id = id.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            if !storable_identifier(&id) {
-                return Ok(());
-            }
-            retrying(|| delete_session_once(&self.pool, &id)).await
-        }))
+        Box::pin(crate::store::bounded(
+            "PostgreSQL",
+            OPERATION_TIMEOUT,
+            async move {
+                if !storable_identifier(&id) {
+                    return Ok(());
+                }
+                retrying(|| delete_session_once(&self.pool, &id)).await
+            },
+        ))
     }
 
     fn insert_refresh(&self, record: &RefreshRecord) -> StoreFuture<'_, ()> {
         let record = record.clone();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            check_refresh(&record)?;
-            let mut conn = self.pool.acquire().await.map_err(|e| map_error(&e))?;
-            insert_refresh_row(&mut conn, &record)
-                .await
-                .map_err(|e| map_error(&e))
-        }))
+        Box::pin(crate::store::bounded(
+            "PostgreSQL",
+            OPERATION_TIMEOUT,
+            async move {
+                check_refresh(&record)?;
+                let mut conn = self.pool.acquire().await.map_err(|e| map_error(&e))?;
+                insert_refresh_row(&mut conn, &record)
+                    .await
+                    .map_err(|e| map_error(&e))
+            },
+        ))
     }
 
     fn rotate_refresh(
@@ -650,83 +640,108 @@ impl Store for PostgresStore {
     ) -> StoreFuture<'_, RotateOutcome> {
         let old = *old;
         let new = *new;
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            retrying(|| rotate_once(&self.pool, &old, &new, now)).await
-        }))
+        Box::pin(crate::store::bounded(
+            "PostgreSQL",
+            OPERATION_TIMEOUT,
+            async move { retrying(|| rotate_once(&self.pool, &old, &new, now)).await },
+        ))
     }
 
     fn revoke_family(&self, family: &str) -> StoreFuture<'_, ()> {
         let family = family.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            if !storable_identifier(&family) {
-                return Ok(());
-            }
-            sqlx::query("UPDATE oidc_auth_refresh_tokens SET revoked = TRUE WHERE family = $1")
-                .bind(&family)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| map_error(&e))?;
-            Ok(())
-        }))
+        Box::pin(crate::store::bounded(
+            "PostgreSQL",
+            OPERATION_TIMEOUT,
+            async move {
+                if !storable_identifier(&family) {
+                    return Ok(());
+                }
+                sqlx::query("UPDATE oidc_auth_refresh_tokens SET revoked = TRUE WHERE family = $1")
+                    .bind(&family)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| map_error(&e))?;
+                Ok(())
+            },
+        ))
     }
 
     fn list_keys(&self) -> StoreFuture<'_, Vec<StoredKey>> {
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            let rows = sqlx::query(
+        Box::pin(crate::store::bounded(
+            "PostgreSQL",
+            OPERATION_TIMEOUT,
+            async move {
+                let rows = sqlx::query(
                 "SELECT kid, alg, private_key, public_jwk, published_at, active_from, retire_at, remove_at \
                  FROM oidc_auth_signing_keys ORDER BY published_at, kid",
             )
             .fetch_all(&self.pool)
             .await
             .map_err(|e| map_error(&e))?;
-            rows.iter()
-                .map(key_from_row)
-                .collect::<Result<_, _>>()
-                .map_err(|e| map_error(&e))
-        }))
+                rows.iter()
+                    .map(key_from_row)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| map_error(&e))
+            },
+        ))
     }
 
     fn insert_first_key(&self, key: &StoredKey, now: i64) -> StoreFuture<'_, bool> {
         let key = key.clone();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            check_key(&key)?;
-            retrying(|| insert_first_key_once(&self.pool, &key, now)).await
-        }))
+        Box::pin(crate::store::bounded(
+            "PostgreSQL",
+            OPERATION_TIMEOUT,
+            async move {
+                check_key(&key)?;
+                retrying(|| insert_first_key_once(&self.pool, &key, now)).await
+            },
+        ))
     }
 
     fn insert_key(&self, key: &StoredKey) -> StoreFuture<'_, ()> {
         let key = key.clone();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            check_key(&key)?;
-            let mut conn = self.pool.acquire().await.map_err(|e| map_error(&e))?;
-            insert_key_row(&mut conn, &key)
-                .await
-                .map_err(|e| map_error(&e))
-        }))
+        Box::pin(crate::store::bounded(
+            "PostgreSQL",
+            OPERATION_TIMEOUT,
+            async move {
+                check_key(&key)?;
+                let mut conn = self.pool.acquire().await.map_err(|e| map_error(&e))?;
+                insert_key_row(&mut conn, &key)
+                    .await
+                    .map_err(|e| map_error(&e))
+            },
+        ))
     }
 
     fn delete_key(&self, kid: &str) -> StoreFuture<'_, ()> {
         let kid = kid.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            if !storable_identifier(&kid) {
-                return Ok(());
-            }
-            sqlx::query("DELETE FROM oidc_auth_signing_keys WHERE kid = $1")
-                .bind(&kid)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| map_error(&e))?;
-            Ok(())
-        }))
+        Box::pin(crate::store::bounded(
+            "PostgreSQL",
+            OPERATION_TIMEOUT,
+            async move {
+                if !storable_identifier(&kid) {
+                    return Ok(());
+                }
+                sqlx::query("DELETE FROM oidc_auth_signing_keys WHERE kid = $1")
+                    .bind(&kid)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| map_error(&e))?;
+                Ok(())
+            },
+        ))
     }
 
     fn put_peer_jwks(&self, issuer: &str, jwks: &str, fetched_at: i64) -> StoreFuture<'_, ()> {
         let issuer = issuer.to_owned();
         let jwks = jwks.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            check_identifier("the issuer", &issuer)?;
-            check_text("the JWKS", &jwks)?;
-            sqlx::query(
+        Box::pin(crate::store::bounded(
+            "PostgreSQL",
+            OPERATION_TIMEOUT,
+            async move {
+                check_identifier("the issuer", &issuer)?;
+                check_text("the JWKS", &jwks)?;
+                sqlx::query(
                 "INSERT INTO oidc_auth_peer_jwks (issuer, jwks, fetched_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (issuer) DO UPDATE SET jwks = EXCLUDED.jwks, fetched_at = EXCLUDED.fetched_at",
             )
@@ -736,50 +751,61 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(|e| map_error(&e))?;
-            Ok(())
-        }))
+                Ok(())
+            },
+        ))
     }
 
     fn get_peer_jwks(&self, issuer: &str) -> StoreFuture<'_, Option<(String, i64)>> {
         let issuer = issuer.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            if !storable_identifier(&issuer) {
-                return Ok(None);
-            }
-            sqlx::query_as::<_, (String, i64)>(
-                "SELECT jwks, fetched_at FROM oidc_auth_peer_jwks WHERE issuer = $1",
-            )
-            .bind(&issuer)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| map_error(&e))
-        }))
+        Box::pin(crate::store::bounded(
+            "PostgreSQL",
+            OPERATION_TIMEOUT,
+            async move {
+                if !storable_identifier(&issuer) {
+                    return Ok(None);
+                }
+                sqlx::query_as::<_, (String, i64)>(
+                    "SELECT jwks, fetched_at FROM oidc_auth_peer_jwks WHERE issuer = $1",
+                )
+                .bind(&issuer)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| map_error(&e))
+            },
+        ))
     }
 
     fn consume_once(&self, key: &[u8; 32], expires_at: i64, now: i64) -> StoreFuture<'_, bool> {
         let key = *key;
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            // Inserted, or an expired marker taken over: a row comes back. A live marker: none.
-            let row = sqlx::query(
-                "INSERT INTO oidc_auth_once (marker, expires_at) VALUES ($1, $2) \
+        Box::pin(crate::store::bounded(
+            "PostgreSQL",
+            OPERATION_TIMEOUT,
+            async move {
+                // Inserted, or an expired marker taken over: a row comes back. A live marker: none.
+                let row = sqlx::query(
+                    "INSERT INTO oidc_auth_once (marker, expires_at) VALUES ($1, $2) \
                  ON CONFLICT (marker) DO UPDATE SET expires_at = EXCLUDED.expires_at \
                  WHERE oidc_auth_once.expires_at <= $3 \
                  RETURNING 1",
-            )
-            .bind(&key[..])
-            .bind(expires_at)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| map_error(&e))?;
-            Ok(row.is_some())
-        }))
+                )
+                .bind(&key[..])
+                .bind(expires_at)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| map_error(&e))?;
+                Ok(row.is_some())
+            },
+        ))
     }
 
     fn purge_expired(&self, now: i64) -> StoreFuture<'_, u64> {
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            retrying(|| purge_once(&self.pool, now)).await
-        }))
+        Box::pin(crate::store::bounded(
+            "PostgreSQL",
+            OPERATION_TIMEOUT,
+            async move { retrying(|| purge_once(&self.pool, now)).await },
+        ))
     }
 }
 

@@ -35,9 +35,7 @@ use sqlx::sqlite::{
 
 use super::{RefreshRecord, RotateOutcome, Session, Store, StoreError, StoreFuture, StoredKey};
 
-/// The longest identifier (session id, token family, key id, algorithm name, peer issuer), in
-/// bytes, that this backend stores; longer ones are [`StoreError::Rejected`].
-pub const MAX_IDENTIFIER_BYTES: usize = 1024;
+pub use super::MAX_IDENTIFIER_BYTES;
 
 /// How long a statement waits for another connection's write lock before it answers
 /// [`StoreError::Unavailable`].
@@ -366,7 +364,11 @@ async fn migrate_once(pool: &SqlitePool) -> Result<Result<(), StoreError>, sqlx:
     let current: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM oidc_auth_schema")
         .fetch_one(&mut *tx)
         .await?;
-    if let Err(error) = check_version(current) {
+    if let Err(error) = crate::store::check_version(
+        "SQLite",
+        current,
+        MIGRATIONS.last().map_or(0, |m| m.version),
+    ) {
         tx.rollback().await?;
         return Ok(Err(error));
     }
@@ -381,32 +383,6 @@ async fn migrate_once(pool: &SqlitePool) -> Result<Result<(), StoreError>, sqlx:
     }
     tx.commit().await?;
     Ok(Ok(()))
-}
-
-/// Refuses a schema newer than this library knows.
-fn check_version(current: i64) -> Result<(), StoreError> {
-    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
-    if current > latest {
-        return Err(StoreError::Corrupt(format!(
-            "the SQLite schema is at version {current}, newer than version {latest} this library knows"
-        )));
-    }
-    Ok(())
-}
-
-/// Bounds `operation` by `limit`: a database that stops answering (a lock held elsewhere, a
-/// stalled disk) becomes [`StoreError::Unavailable`] instead of a hang.
-async fn bounded<T>(
-    limit: Duration,
-    operation: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(limit, operation).await {
-        Ok(result) => result,
-        Err(_) => Err(StoreError::Unavailable(format!(
-            "SQLite did not answer within {} s",
-            limit.as_secs()
-        ))),
-    }
 }
 
 /// Runs a transaction again when the database was busy beyond the busy timeout, or a
@@ -503,30 +479,14 @@ fn map_error(error: &sqlx::Error) -> StoreError {
     }
 }
 
-/// Whether `value` can be an identifier here (looked up, a longer one is simply absent).
-fn storable_identifier(value: &str) -> bool {
-    value.len() <= MAX_IDENTIFIER_BYTES
-}
-
-fn check_identifier(field: &str, value: &str) -> Result<(), StoreError> {
-    if storable_identifier(value) {
-        Ok(())
-    } else {
-        Err(StoreError::Rejected(format!(
-            "{field} is {} bytes long; at most {MAX_IDENTIFIER_BYTES} are stored",
-            value.len()
-        )))
-    }
-}
-
 fn check_refresh(record: &RefreshRecord) -> Result<(), StoreError> {
-    check_identifier("the token family", &record.family)?;
-    check_identifier("the session id", &record.session_id)
+    crate::store::check_identifier("the token family", &record.family)?;
+    crate::store::check_identifier("the session id", &record.session_id)
 }
 
 fn check_key(key: &StoredKey) -> Result<(), StoreError> {
-    check_identifier("the key id", &key.kid)?;
-    check_identifier("the algorithm", &key.alg)
+    crate::store::check_identifier("the key id", &key.kid)?;
+    crate::store::check_identifier("the algorithm", &key.alg)
 }
 
 fn session_from_row(row: &SqliteRow) -> Result<Session, sqlx::Error> {
@@ -702,76 +662,96 @@ async fn purge_once(pool: &SqlitePool, now: i64) -> Result<u64, sqlx::Error> {
 
 impl Store for SqliteStore {
     fn migrate(&self) -> StoreFuture<'_, ()> {
-        Box::pin(bounded(MIGRATION_TIMEOUT, self.migrate_now()))
+        Box::pin(crate::store::bounded(
+            "SQLite",
+            MIGRATION_TIMEOUT,
+            self.migrate_now(),
+        ))
     }
 
     fn put_session(&self, session: &Session) -> StoreFuture<'_, ()> {
         let session = session.clone();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            check_identifier("the session id", &session.id)?;
-            retrying(|| {
-                sqlx::query(
-                    "INSERT INTO oidc_auth_sessions \
+        Box::pin(crate::store::bounded(
+            "SQLite",
+            OPERATION_TIMEOUT,
+            async move {
+                crate::store::check_identifier("the session id", &session.id)?;
+                retrying(|| {
+                    sqlx::query(
+                        "INSERT INTO oidc_auth_sessions \
                      (id, subject, provider_refresh_token, userinfo, expires_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5) \
                      ON CONFLICT (id) DO UPDATE SET subject = excluded.subject, \
                      provider_refresh_token = excluded.provider_refresh_token, \
                      userinfo = excluded.userinfo, expires_at = excluded.expires_at",
-                )
-                .bind(&session.id)
-                .bind(&session.subject)
-                .bind(&session.provider_refresh_token)
-                .bind(&session.userinfo)
-                .bind(session.expires_at)
-                .execute(&self.pool)
-            })
-            .await?;
-            Ok(())
-        }))
+                    )
+                    .bind(&session.id)
+                    .bind(&session.subject)
+                    .bind(&session.provider_refresh_token)
+                    .bind(&session.userinfo)
+                    .bind(session.expires_at)
+                    .execute(&self.pool)
+                })
+                .await?;
+                Ok(())
+            },
+        ))
     }
 
     fn get_session(&self, id: &str, now: i64) -> StoreFuture<'_, Option<Session>> {
         let id = id.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            if !storable_identifier(&id) {
-                return Ok(None);
-            }
-            let row = sqlx::query(
-                "SELECT id, subject, provider_refresh_token, userinfo, expires_at \
+        Box::pin(crate::store::bounded(
+            "SQLite",
+            OPERATION_TIMEOUT,
+            async move {
+                if !crate::store::storable_identifier(&id) {
+                    return Ok(None);
+                }
+                let row = sqlx::query(
+                    "SELECT id, subject, provider_refresh_token, userinfo, expires_at \
                  FROM oidc_auth_sessions WHERE id = ?1 AND expires_at > ?2",
-            )
-            .bind(&id)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| map_error(&e))?;
-            row.as_ref()
-                .map(session_from_row)
-                .transpose()
-                .map_err(|e| map_error(&e))
-        }))
+                )
+                .bind(&id)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| map_error(&e))?;
+                row.as_ref()
+                    .map(session_from_row)
+                    .transpose()
+                    .map_err(|e| map_error(&e))
+            },
+        ))
     }
 
     fn delete_session(&self, id: &str) -> StoreFuture<'_, ()> {
         let id = id.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            if !storable_identifier(&id) {
-                return Ok(());
-            }
-            retrying(|| delete_session_once(&self.pool, &id)).await
-        }))
+        Box::pin(crate::store::bounded(
+            "SQLite",
+            OPERATION_TIMEOUT,
+            async move {
+                if !crate::store::storable_identifier(&id) {
+                    return Ok(());
+                }
+                retrying(|| delete_session_once(&self.pool, &id)).await
+            },
+        ))
     }
 
     fn insert_refresh(&self, record: &RefreshRecord) -> StoreFuture<'_, ()> {
         let record = record.clone();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            check_refresh(&record)?;
-            retrying(|| async {
-                let mut conn = self.pool.acquire().await?;
-                insert_refresh_row(&mut conn, &record).await
-            })
-            .await
-        }))
+        Box::pin(crate::store::bounded(
+            "SQLite",
+            OPERATION_TIMEOUT,
+            async move {
+                check_refresh(&record)?;
+                retrying(|| async {
+                    let mut conn = self.pool.acquire().await?;
+                    insert_refresh_row(&mut conn, &record).await
+                })
+                .await
+            },
+        ))
     }
 
     fn rotate_refresh(
@@ -781,85 +761,110 @@ impl Store for SqliteStore {
         now: i64,
     ) -> StoreFuture<'_, RotateOutcome> {
         let (old, new) = (*old, *new);
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            retrying(|| rotate_once(&self.pool, &old, &new, now)).await
-        }))
+        Box::pin(crate::store::bounded(
+            "SQLite",
+            OPERATION_TIMEOUT,
+            async move { retrying(|| rotate_once(&self.pool, &old, &new, now)).await },
+        ))
     }
 
     fn revoke_family(&self, family: &str) -> StoreFuture<'_, ()> {
         let family = family.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            if !storable_identifier(&family) {
-                return Ok(());
-            }
-            retrying(|| {
-                sqlx::query("UPDATE oidc_auth_refresh_tokens SET revoked = 1 WHERE family = ?1")
-                    .bind(&family)
-                    .execute(&self.pool)
-            })
-            .await?;
-            Ok(())
-        }))
+        Box::pin(crate::store::bounded(
+            "SQLite",
+            OPERATION_TIMEOUT,
+            async move {
+                if !crate::store::storable_identifier(&family) {
+                    return Ok(());
+                }
+                retrying(|| {
+                    sqlx::query("UPDATE oidc_auth_refresh_tokens SET revoked = 1 WHERE family = ?1")
+                        .bind(&family)
+                        .execute(&self.pool)
+                })
+                .await?;
+                Ok(())
+            },
+        ))
     }
 
     fn list_keys(&self) -> StoreFuture<'_, Vec<StoredKey>> {
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            let rows = sqlx::query(
+        Box::pin(crate::store::bounded(
+            "SQLite",
+            OPERATION_TIMEOUT,
+            async move {
+                let rows = sqlx::query(
                 "SELECT kid, alg, private_key, public_jwk, published_at, active_from, retire_at, \
                  remove_at FROM oidc_auth_signing_keys ORDER BY published_at, kid",
             )
             .fetch_all(&self.pool)
             .await
             .map_err(|e| map_error(&e))?;
-            rows.iter()
-                .map(key_from_row)
-                .collect::<Result<_, _>>()
-                .map_err(|e| map_error(&e))
-        }))
+                rows.iter()
+                    .map(key_from_row)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| map_error(&e))
+            },
+        ))
     }
 
     fn insert_first_key(&self, key: &StoredKey, now: i64) -> StoreFuture<'_, bool> {
         let key = key.clone();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            check_key(&key)?;
-            retrying(|| insert_first_key_once(&self.pool, &key, now)).await
-        }))
+        Box::pin(crate::store::bounded(
+            "SQLite",
+            OPERATION_TIMEOUT,
+            async move {
+                check_key(&key)?;
+                retrying(|| insert_first_key_once(&self.pool, &key, now)).await
+            },
+        ))
     }
 
     fn insert_key(&self, key: &StoredKey) -> StoreFuture<'_, ()> {
         let key = key.clone();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            check_key(&key)?;
-            retrying(|| async {
-                let mut conn = self.pool.acquire().await?;
-                insert_key_row(&mut conn, &key).await
-            })
-            .await
-        }))
+        Box::pin(crate::store::bounded(
+            "SQLite",
+            OPERATION_TIMEOUT,
+            async move {
+                check_key(&key)?;
+                retrying(|| async {
+                    let mut conn = self.pool.acquire().await?;
+                    insert_key_row(&mut conn, &key).await
+                })
+                .await
+            },
+        ))
     }
 
     fn delete_key(&self, kid: &str) -> StoreFuture<'_, ()> {
         let kid = kid.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            if !storable_identifier(&kid) {
-                return Ok(());
-            }
-            retrying(|| {
-                sqlx::query("DELETE FROM oidc_auth_signing_keys WHERE kid = ?1")
-                    .bind(&kid)
-                    .execute(&self.pool)
-            })
-            .await?;
-            Ok(())
-        }))
+        Box::pin(crate::store::bounded(
+            "SQLite",
+            OPERATION_TIMEOUT,
+            async move {
+                if !crate::store::storable_identifier(&kid) {
+                    return Ok(());
+                }
+                retrying(|| {
+                    sqlx::query("DELETE FROM oidc_auth_signing_keys WHERE kid = ?1")
+                        .bind(&kid)
+                        .execute(&self.pool)
+                })
+                .await?;
+                Ok(())
+            },
+        ))
     }
 
     fn put_peer_jwks(&self, issuer: &str, jwks: &str, fetched_at: i64) -> StoreFuture<'_, ()> {
         let issuer = issuer.to_owned();
         let jwks = jwks.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            check_identifier("the issuer", &issuer)?;
-            retrying(|| {
+        Box::pin(crate::store::bounded(
+            "SQLite",
+            OPERATION_TIMEOUT,
+            async move {
+                crate::store::check_identifier("the issuer", &issuer)?;
+                retrying(|| {
                 sqlx::query(
                     "INSERT INTO oidc_auth_peer_jwks (issuer, jwks, fetched_at) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (issuer) DO UPDATE SET jwks = excluded.jwks, \
@@ -871,51 +876,62 @@ impl Store for SqliteStore {
                 .execute(&self.pool)
             })
             .await?;
-            Ok(())
-        }))
+                Ok(())
+            },
+        ))
     }
 
     fn get_peer_jwks(&self, issuer: &str) -> StoreFuture<'_, Option<(String, i64)>> {
         let issuer = issuer.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            if !storable_identifier(&issuer) {
-                return Ok(None);
-            }
-            sqlx::query_as::<_, (String, i64)>(
-                "SELECT jwks, fetched_at FROM oidc_auth_peer_jwks WHERE issuer = ?1",
-            )
-            .bind(&issuer)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| map_error(&e))
-        }))
+        Box::pin(crate::store::bounded(
+            "SQLite",
+            OPERATION_TIMEOUT,
+            async move {
+                if !crate::store::storable_identifier(&issuer) {
+                    return Ok(None);
+                }
+                sqlx::query_as::<_, (String, i64)>(
+                    "SELECT jwks, fetched_at FROM oidc_auth_peer_jwks WHERE issuer = ?1",
+                )
+                .bind(&issuer)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| map_error(&e))
+            },
+        ))
     }
 
     fn consume_once(&self, key: &[u8; 32], expires_at: i64, now: i64) -> StoreFuture<'_, bool> {
         let key = *key;
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            // Inserted, or an expired marker taken over: a row comes back. A live marker: none.
-            let row = retrying(|| {
-                sqlx::query(
-                    "INSERT INTO oidc_auth_once (marker, expires_at) VALUES (?1, ?2) \
+        Box::pin(crate::store::bounded(
+            "SQLite",
+            OPERATION_TIMEOUT,
+            async move {
+                // Inserted, or an expired marker taken over: a row comes back. A live marker: none.
+                let row = retrying(|| {
+                    sqlx::query(
+                        "INSERT INTO oidc_auth_once (marker, expires_at) VALUES (?1, ?2) \
                      ON CONFLICT (marker) DO UPDATE SET expires_at = excluded.expires_at \
                      WHERE oidc_auth_once.expires_at <= ?3 \
                      RETURNING 1",
-                )
-                .bind(&key[..])
-                .bind(expires_at)
-                .bind(now)
-                .fetch_optional(&self.pool)
-            })
-            .await?;
-            Ok(row.is_some())
-        }))
+                    )
+                    .bind(&key[..])
+                    .bind(expires_at)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                })
+                .await?;
+                Ok(row.is_some())
+            },
+        ))
     }
 
     fn purge_expired(&self, now: i64) -> StoreFuture<'_, u64> {
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
-            retrying(|| purge_once(&self.pool, now)).await
-        }))
+        Box::pin(crate::store::bounded(
+            "SQLite",
+            OPERATION_TIMEOUT,
+            async move { retrying(|| purge_once(&self.pool, now)).await },
+        ))
     }
 }
 
