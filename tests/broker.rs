@@ -12,7 +12,8 @@ use oidc_auth::store::memory::MemoryStore;
 use oidc_auth::testing::{Endpoint, Fault, MockProvider};
 use oidc_auth::{Algorithm, Clock, ManualClock, OidcAuth, OidcConfigBuilder, SystemClock};
 use oidc_auth_tests::broker::{
-    BROKER_AUDIENCE, JWKS, TOKEN, field, jwt, login, provider, refresh, serve_broker,
+    BROKER_AUDIENCE, JWKS, TOKEN, exchange, exchange_form, field, jwt, login, provider, refresh,
+    serve_broker,
 };
 use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Framework, Harness, Reply, base_config};
 use serde_json::{Value, json};
@@ -284,30 +285,6 @@ async fn device_sessions_keep_their_lifetime_and_polls_are_paced() {
         assert_eq!(refreshed.status, 200, "{}", refreshed.raw_body);
         assert_eq!(refreshed.body["refresh_expires"], expires);
     }
-}
-
-fn exchange_form<'a>(subject: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut form = vec![
-        (
-            "grant_type",
-            "urn:ietf:params:oauth:grant-type:token-exchange",
-        ),
-        ("subject_token", subject),
-        (
-            "subject_token_type",
-            "urn:ietf:params:oauth:token-type:access_token",
-        ),
-    ];
-    form.extend_from_slice(extra);
-    form
-}
-
-async fn exchange(h: &Harness, fw: Framework, form: &[(&str, &str)], basic: bool) -> Reply {
-    let mut request = h.client().post(h.url(fw, TOKEN)).form(form);
-    if basic {
-        request = request.basic_auth("svc", Some("svc-secret"));
-    }
-    oidc_auth_tests::into_reply(request.send().await.expect("answer")).await
 }
 
 /// Deliver 5 and E9-E12: token exchange needs client authentication and `subject_token_type`,

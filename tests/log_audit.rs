@@ -204,47 +204,13 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
             .unwrap_or_default();
         let reused = oidc_auth_tests::broker::refresh(&b, fw, &refresh).await;
         assert_eq!(reused.error(), Some("invalid_grant"));
-        let exchanged = into_reply(
-            b.client()
-                .post(b.url(fw, "/api/auth/v2/token"))
-                .basic_auth("svc", Some("svc-secret"))
-                .form(&[
-                    (
-                        "grant_type",
-                        "urn:ietf:params:oauth:grant-type:token-exchange",
-                    ),
-                    ("subject_token", access.as_str()),
-                    (
-                        "subject_token_type",
-                        "urn:ietf:params:oauth:token-type:access_token",
-                    ),
-                ])
-                .send()
-                .await
-                .expect("exchange"),
-        )
-        .await;
+        let form = oidc_auth_tests::broker::exchange_form(&access, &[]);
+        let exchanged =
+            oidc_auth_tests::broker::exchange_as(&b, fw, &form, Some("svc-secret")).await;
         assert_eq!(exchanged.status, 200, "{}", exchanged.raw_body);
-        let wrong_client = into_reply(
-            b.client()
-                .post(b.url(fw, "/api/auth/v2/token"))
-                .basic_auth("svc", Some("guessed-exchange-secret"))
-                .form(&[
-                    (
-                        "grant_type",
-                        "urn:ietf:params:oauth:grant-type:token-exchange",
-                    ),
-                    ("subject_token", access.as_str()),
-                    (
-                        "subject_token_type",
-                        "urn:ietf:params:oauth:token-type:access_token",
-                    ),
-                ])
-                .send()
-                .await
-                .expect("exchange"),
-        )
-        .await;
+        let wrong_client =
+            oidc_auth_tests::broker::exchange_as(&b, fw, &form, Some("guessed-exchange-secret"))
+                .await;
         assert_eq!(wrong_client.status, 401);
         for body in [&reused.raw_body, &wrong_client.raw_body] {
             for secret in [&access, &refresh, &provider_refresh] {

@@ -85,3 +85,48 @@ pub async fn login(h: &Harness, fw: Framework) -> Reply {
 pub async fn refresh(h: &Harness, fw: Framework, token: &str) -> Reply {
     h.post_form(fw, TOKEN, &[("refresh-token", token)]).await
 }
+
+/// A token-exchange form for `subject` (an access token) with `extra` fields.
+pub fn exchange_form<'a>(
+    subject: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut form = vec![
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ),
+        ("subject_token", subject),
+        (
+            "subject_token_type",
+            "urn:ietf:params:oauth:token-type:access_token",
+        ),
+    ];
+    form.extend_from_slice(extra);
+    form
+}
+
+/// POSTs a token-exchange `form`, authenticated as the exchange client `svc` with `secret`
+/// (HTTP Basic) when one is given.
+pub async fn exchange_as(
+    h: &Harness,
+    fw: Framework,
+    form: &[(&str, &str)],
+    secret: Option<&str>,
+) -> Reply {
+    let mut request = h.client().post(h.url(fw, TOKEN)).form(form);
+    if let Some(secret) = secret {
+        request = request.basic_auth("svc", Some(secret));
+    }
+    crate::into_reply(request.send().await.expect("answer")).await
+}
+
+/// [`exchange_as`] with the right secret when `authenticated`, none otherwise.
+pub async fn exchange(
+    h: &Harness,
+    fw: Framework,
+    form: &[(&str, &str)],
+    authenticated: bool,
+) -> Reply {
+    exchange_as(h, fw, form, authenticated.then_some("svc-secret")).await
+}
