@@ -296,7 +296,8 @@ impl OidcAuth {
     }
 
     /// `GET /auth/v2/.well-known/jwks.json` (broker mode): the public keys of this server,
-    /// every published one. 404 when broker mode is off.
+    /// every published one. Outside broker mode the route is not mounted, and this answers
+    /// 400 `invalid_request`.
     pub async fn jwks_endpoint(&self) -> Result<crate::EndpointResponse, AuthError> {
         let Some(broker) = &self.0.broker else {
             return Err(AuthError::oauth(

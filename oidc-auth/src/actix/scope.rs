@@ -65,10 +65,7 @@ fn endpoint_routes<'r>(
     routes: &'r AuthRoutes,
 ) -> Vec<(&'r str, actix_web::Route)> {
     let mut out = Vec::new();
-    for (endpoint, path) in routes.enabled() {
-        if endpoint == AuthEndpoint::Jwks && !auth.config().broker_mode() {
-            continue;
-        }
+    for (endpoint, path) in auth.mounted(routes) {
         let auth = auth.clone();
         let route = match endpoint {
             AuthEndpoint::Login => web::get().to(move |req: HttpRequest| {

@@ -61,10 +61,7 @@ where
     S: Clone + Send + Sync + 'static,
 {
     let mut router = Router::new();
-    for (endpoint, path) in routes.enabled() {
-        if endpoint == AuthEndpoint::Jwks && !auth.config().broker_mode() {
-            continue;
-        }
+    for (endpoint, path) in auth.mounted(routes) {
         let full = format!("{}{}", routes.get_prefix(), path);
         let auth = auth.clone();
         let method = match endpoint {

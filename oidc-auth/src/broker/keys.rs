@@ -166,6 +166,7 @@ fn key_row(kid: &str) -> String {
 /// One key of the ring.
 pub(crate) struct RingKey {
     pub(crate) kid: String,
+    pub(crate) alg: Algorithm,
     pub(crate) signer: Option<Arc<Signer>>,
     verifier: Option<VerifyingKey>,
     jwk: Value,
@@ -321,6 +322,7 @@ impl Keys {
             let verifier = VerifyingKey::from_jwk(&members, &[alg]).ok();
             keys.push(RingKey {
                 kid: key.kid,
+                alg,
                 signer,
                 verifier,
                 jwk: Value::Object(members),
@@ -425,16 +427,11 @@ impl Keys {
         }
     }
 
-    /// Rereads the store on the signing path's schedule; for readiness and background upkeep.
-    pub(crate) async fn refresh(&self, store: &dyn Store, now: i64) -> Result<(), AuthError> {
-        self.for_signing(store, now).await.map(|_| ())
-    }
-
     /// Verifies a token of this server from the ring in memory. Only an unknown `kid` reads
     /// the store, at most once per cooldown; a store outage then means the key is unknown.
     pub(crate) async fn verify(
         &self,
-        store: Option<&dyn Store>,
+        store: &dyn Store,
         kid: Option<&str>,
         alg: Algorithm,
         message: &[u8],
@@ -447,9 +444,6 @@ impl Keys {
             return result;
         }
         let missing = || AuthError::invalid("no published key matches the token");
-        let Some(store) = store else {
-            return Err(missing());
-        };
         let mut last_forced = self.gate.lock().await;
         let ring = self.current();
         if let Some(result) = ring.verify(kid, alg, message, signature, now) {

@@ -242,7 +242,7 @@ impl Broker {
     /// Connects the store and makes sure a signing key exists.
     pub(crate) async fn warm_up(&self, now: i64) -> Result<(), AuthError> {
         let store = self.store().await?;
-        self.keys.refresh(&*store, now).await
+        self.keys.for_signing(&*store, now).await.map(|_| ())
     }
 
     /// The JWKS of the broker's published keys.
@@ -275,12 +275,12 @@ impl Broker {
         now: i64,
     ) -> Result<(), AuthError> {
         let store = match self.connected_store() {
-            Some(store) => Some(store),
+            Some(store) => store,
             // Nothing loaded yet (a fresh process): connecting is the only way to the keys.
-            None => Some(self.store().await?),
+            None => self.store().await?,
         };
         self.keys
-            .verify(store.as_deref(), kid, alg, message, signature, now)
+            .verify(&*store, kid, alg, message, signature, now)
             .await
     }
 
@@ -309,7 +309,7 @@ impl Broker {
         for (name, value) in extra {
             claims.insert((*name).to_owned(), value.clone());
         }
-        let header = json!({"alg": self.keys_alg(key), "typ": "at+jwt", "kid": key.kid});
+        let header = json!({"alg": key.alg.as_str(), "typ": "at+jwt", "kid": key.kid});
         let input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -322,14 +322,6 @@ impl Broker {
             format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)),
             exp,
         ))
-    }
-
-    fn keys_alg(&self, key: &keys::RingKey) -> &'static str {
-        match key.signer.as_deref() {
-            Some(keys::Signer::Rsa(_)) => "RS256",
-            Some(keys::Signer::Ec(_)) => "ES256",
-            _ => "EdDSA",
-        }
     }
 
     /// Starts a session after a successful login (code or device grant) and answers Token

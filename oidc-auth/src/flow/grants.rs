@@ -8,26 +8,14 @@ use crate::auth::OidcAuth;
 use crate::broker::ExchangeRequest;
 use crate::error::AuthError;
 
-/// The token-exchange fields, read only for that grant.
-#[derive(Deserialize, Default)]
-struct ExchangeFields {
-    subject_token: Option<String>,
-    subject_token_type: Option<String>,
-    requested_token_type: Option<String>,
-    audience: Option<String>,
-    resource: Option<String>,
-    scope: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-}
-
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 #[derive(Deserialize)]
 struct TokenForm {
+    /// The token-exchange fields, read only for that grant.
     #[serde(flatten)]
-    exchange: ExchangeFields,
+    exchange: ExchangeRequest,
     grant_type: Option<String>,
     code: Option<String>,
     redirect_uri: Option<String>,
@@ -61,19 +49,8 @@ impl OidcAuth {
                     "token exchange needs broker mode",
                 ));
             };
-            let f = form.exchange;
-            let request = ExchangeRequest {
-                subject_token: f.subject_token,
-                subject_token_type: f.subject_token_type,
-                requested_token_type: f.requested_token_type,
-                audience: f.audience,
-                resource: f.resource,
-                scope: f.scope,
-                client_id: f.client_id,
-                client_secret: f.client_secret,
-            };
             return broker
-                .exchange(self, request, authorization)
+                .exchange(self, form.exchange, authorization)
                 .await
                 .map(EndpointResponse::ok);
         }

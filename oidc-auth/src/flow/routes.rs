@@ -135,6 +135,20 @@ impl AuthRoutes {
     }
 }
 
+impl crate::auth::OidcAuth {
+    /// The endpoints of `routes` this handle serves, with their paths below the prefix: every
+    /// enabled one, except the JWKS outside broker mode. The framework adapters mount these.
+    pub(crate) fn mounted<'r>(
+        &self,
+        routes: &'r AuthRoutes,
+    ) -> impl Iterator<Item = (AuthEndpoint, &'r str)> {
+        let broker = self.config().broker_mode();
+        routes
+            .enabled()
+            .filter(move |(endpoint, _)| broker || *endpoint != AuthEndpoint::Jwks)
+    }
+}
+
 /// A type describing where the auth endpoints are mounted; `#[oidc::auth_router]` implements it.
 pub trait AuthRouterSpec {
     /// The routes.
