@@ -735,6 +735,56 @@ impl Store for CountingStore {
     }
 }
 
+/// E5, the server's half (the device client itself is py-oidc-auth-client): after every
+/// `slow_down` the gap a poll must keep grows by 5 s, measured from the last poll; a poll that
+/// keeps the grown gap is `authorization_pending` and leaves the gap as it is; past `expires_in`
+/// the answer is `expired_token`. The provider is asked only for the polls that keep the pace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e5_every_slow_down_grows_the_polling_gap_by_five_seconds() {
+    let clock = ManualClock::new(SystemClock.now());
+    let b = broker_with(|c| c, Some(clock.clone())).await;
+    let h = &b.h;
+    for fw in FRAMEWORKS {
+        // The provider does not pace (interval 0, on its real clock); this server then requires
+        // the default 5 s, on the manual clock.
+        h.idp.set_device_interval(Some(0));
+        h.idp.set_device_expires_in(120);
+        let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
+        assert_eq!(start.body["interval"], 5, "{}", start.raw_body);
+        let code = field(&start, "device_code").to_owned();
+        let form = [("device-code", code.as_str())];
+        let poll = || h.post_form(fw, TOKEN, &form);
+        let provider_polls = || h.idp.hits(Endpoint::Token);
+
+        assert_eq!(poll().await.error(), Some("authorization_pending"));
+        // (seconds since the last poll, expected answer): the required gap starts at 5 s and
+        // grows by 5 s with every slow_down.
+        let steps = [
+            (4, "slow_down"),              // gap 5 -> 10
+            (9, "slow_down"),              // gap 10 -> 15
+            (15, "authorization_pending"), // kept: the gap stays 15
+            (14, "slow_down"),             // gap 15 -> 20
+            (20, "authorization_pending"),
+        ];
+        for (secs, expected) in steps {
+            clock.advance(secs);
+            let before = provider_polls();
+            let reply = poll().await;
+            assert_eq!(
+                (reply.status, reply.error()),
+                (400, Some(expected)),
+                "{secs} s after the last poll: {}",
+                reply.raw_body
+            );
+            let asked = provider_polls() - before;
+            assert_eq!(asked, usize::from(expected != "slow_down"), "{expected}");
+        }
+        clock.advance(120);
+        assert_eq!(poll().await.error(), Some("expired_token"));
+        h.idp.set_device_expires_in(600);
+    }
+}
+
 /// Deliver 6: expired sessions and refresh tokens are purged in the background, at most once
 /// an hour, on the back of logins and refreshes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -524,6 +524,26 @@ async fn device_flow_reports_polling_errors_at_top_level() {
     }
 }
 
+/// E4, the server's half (the device client is py-oidc-auth-client): the device answer always
+/// states an `interval`, the provider's when it is a positive number of seconds, else RFC 8628's
+/// default of 5 s, so a client never has to guess one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e4_the_device_answer_always_states_an_interval() {
+    let h = harness().await;
+    for fw in FRAMEWORKS {
+        for (provider, expected) in [(None, 5), (Some(0), 5), (Some(1), 1), (Some(7), 7)] {
+            h.idp.set_device_interval(provider);
+            let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
+            assert_eq!(start.status, 200, "{}", start.raw_body);
+            assert_eq!(
+                start.body["interval"], expected,
+                "provider interval {provider:?}: {}",
+                start.raw_body
+            );
+        }
+    }
+}
+
 /// The client falls back to the browser flow only on 503: a provider without a device endpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_start_is_503_without_a_provider_device_endpoint() {

@@ -12,8 +12,11 @@ const FIELDS: &[&str] = &[
     "verification_uri",
     "verification_uri_complete",
     "expires_in",
-    "interval",
 ];
+
+/// The polling interval a client must use when the provider states none (RFC 8628 section
+/// 3.2). It is always written into the answer, so no client falls back to a shorter one.
+const DEFAULT_INTERVAL_SECS: i64 = 5;
 
 impl OidcAuth {
     /// Starts a device authorization at the provider. Answers 503 when the provider has no
@@ -41,20 +44,26 @@ impl OidcAuth {
                 ));
             }
         }
+        // A missing, zero, negative or non-integer interval is replaced by the default.
+        let interval = answer
+            .get("interval")
+            .and_then(Value::as_i64)
+            .filter(|secs| *secs > 0)
+            .unwrap_or(DEFAULT_INTERVAL_SECS);
         if let Some(broker) = self.broker()
             && let Some(code) = answer.get("device_code").and_then(Value::as_str)
         {
-            let interval = answer.get("interval").and_then(Value::as_i64).unwrap_or(5);
             let expires_in = answer
                 .get("expires_in")
                 .and_then(Value::as_i64)
                 .unwrap_or(600);
             broker.track_device(code, interval, expires_in, self.now());
         }
-        let body: Map<String, Value> = FIELDS
+        let mut body: Map<String, Value> = FIELDS
             .iter()
             .filter_map(|f| answer.get(*f).map(|v| ((*f).to_owned(), v.clone())))
             .collect();
+        body.insert("interval".to_owned(), Value::from(interval));
         Ok(EndpointResponse::Json {
             status: 200,
             body: Value::Object(body),

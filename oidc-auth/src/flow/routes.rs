@@ -138,6 +138,7 @@ impl AuthRoutes {
 impl crate::auth::OidcAuth {
     /// The endpoints of `routes` this handle serves, with their paths below the prefix: every
     /// enabled one, except the JWKS outside broker mode. The framework adapters mount these.
+    #[cfg(any(feature = "axum", feature = "actix-web"))]
     pub(crate) fn mounted<'r>(
         &self,
         routes: &'r AuthRoutes,
