@@ -736,9 +736,9 @@ impl Store for CountingStore {
 }
 
 /// E5, the server's half (the device client itself is py-oidc-auth-client): after every
-/// `slow_down` the gap a poll must keep grows by 5 s, measured from the last poll; a poll that
-/// keeps the grown gap is `authorization_pending` and leaves the gap as it is; past `expires_in`
-/// the answer is `expired_token`. The provider is asked only for the polls that keep the pace.
+/// `slow_down` the gap a poll must keep grows by 5 s, measured from the last poll, with 1 s of
+/// grace; a poll that keeps the grown gap is `authorization_pending` and leaves the gap as it
+/// is; past `expires_in` the answer is `expired_token`. The provider is asked only for the polls that keep the pace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e5_every_slow_down_grows_the_polling_gap_by_five_seconds() {
     let clock = ManualClock::new(SystemClock.now());
@@ -758,13 +758,14 @@ async fn e5_every_slow_down_grows_the_polling_gap_by_five_seconds() {
 
         assert_eq!(poll().await.error(), Some("authorization_pending"));
         // (seconds since the last poll, expected answer): the required gap starts at 5 s and
-        // grows by 5 s with every slow_down.
+        // grows by 5 s with every slow_down; a poll up to 1 s early is let through (whole-second
+        // clock, client jitter).
         let steps = [
-            (4, "slow_down"),              // gap 5 -> 10
-            (9, "slow_down"),              // gap 10 -> 15
-            (15, "authorization_pending"), // kept: the gap stays 15
-            (14, "slow_down"),             // gap 15 -> 20
-            (20, "authorization_pending"),
+            (3, "slow_down"),              // gap 5 -> 10
+            (8, "slow_down"),              // gap 10 -> 15
+            (14, "authorization_pending"), // kept, within the grace: the gap stays 15
+            (13, "slow_down"),             // gap 15 -> 20
+            (19, "authorization_pending"),
         ];
         for (secs, expected) in steps {
             clock.advance(secs);

@@ -45,6 +45,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_TRACKED_DEVICES: usize = 10_000;
 /// Upper bound of a device code's interval and lifetime as the provider states them.
 const MAX_DEVICE_SECONDS: i64 = 24 * 3600;
+/// How much earlier than its interval a device poll may come before it is `slow_down`: the
+/// clock counts whole seconds, and clients add jitter to their sleeps (py-oidc-auth-client up to
+/// -0.2 s). Without it a client that keeps the interval would now and then be slowed down, and
+/// after a `slow_down` that client still sleeps the old interval once more.
+const DEVICE_POLL_GRACE: i64 = 1;
 /// Upper bound of any configured lifetime, so sums with the current time cannot overflow.
 const MAX_LIFETIME: u64 = 100 * 365 * 24 * 3600;
 
@@ -609,8 +614,9 @@ impl Broker {
         );
     }
 
-    /// Checks the pace of a device poll before the provider is asked: too fast is `slow_down`
-    /// (and the interval grows by 5 s, RFC 8628 section 3.5), past expiry `expired_token`.
+    /// Checks the pace of a device poll before the provider is asked: more than
+    /// [`DEVICE_POLL_GRACE`] before the interval has passed is `slow_down` (and the interval
+    /// grows by 5 s, RFC 8628 section 3.5), past expiry `expired_token`.
     pub(crate) fn pace_device_poll(&self, device_code: &str, now: i64) -> Result<(), AuthError> {
         let key = sha256(device_code.as_bytes());
         let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
@@ -625,7 +631,7 @@ impl Broker {
             ));
         }
         if let Some(last) = poll.last_poll
-            && now < last.saturating_add(poll.interval)
+            && now < last.saturating_add((poll.interval - DEVICE_POLL_GRACE).max(1))
         {
             poll.interval = (poll.interval + 5).min(MAX_DEVICE_SECONDS);
             poll.last_poll = Some(now);
