@@ -236,10 +236,12 @@ impl OidcAuth {
             .peers
             .as_ref()
             .filter(|p| broker.is_none() && source == Source::Any && p.trusts(&iss));
+        // Every await below is boxed and taken only when something must be fetched, so the
+        // future of a validation that can be decided in memory stays small.
         let provider_issuer = match (broker, peers) {
-            (None, None) => Some(match inner.provider.configured_issuer() {
-                Some(issuer) => issuer.clone(),
-                None => inner.provider.issuer().await?,
+            (None, None) => Some(match inner.provider.issuer_now() {
+                Some(issuer) => issuer,
+                None => Box::pin(inner.provider.issuer()).await?,
             }),
             _ => None,
         };
@@ -268,17 +270,24 @@ impl OidcAuth {
                 audience,
             },
         )?;
-        let (kid, alg) = (jws.kid.as_deref(), jws.alg);
-        let (message, signature) = (jws.signing_input, jws.signature.as_slice());
+        let signed = jws.signed();
         match (broker, peers) {
-            (Some(broker), _) => broker.verify(kid, alg, message, signature, now).await?,
+            (Some(broker), _) => match broker.verify_now(signed, now) {
+                Some(verdict) => verdict?,
+                None => Box::pin(broker.verify(signed, now)).await?,
+            },
             (None, Some(peers)) => {
                 let store = inner.broker.as_ref().and_then(|b| b.connected_store());
-                peers
-                    .verify(store.as_ref(), &iss, kid, alg, message, signature)
-                    .await?
+                let store = store.as_ref();
+                match peers.verify_now(store, &iss, signed) {
+                    Some(verdict) => verdict?,
+                    None => Box::pin(peers.verify(store, &iss, signed)).await?,
+                }
             }
-            (None, None) => inner.provider.verify(kid, alg, message, signature).await?,
+            (None, None) => match inner.provider.verify_now(signed) {
+                Some(verdict) => verdict?,
+                None => Box::pin(inner.provider.verify(signed)).await?,
+            },
         }
         let validated = IdToken::new(jws.claims, times)
             .ok_or_else(|| AuthError::invalid("the token claims are malformed"))?;
@@ -453,6 +462,29 @@ mod tests {
         assert_eq!(kind(&[b"Bearer a b"]), ErrorKind::InvalidRequest);
         assert_eq!(kind(&[b"Bearer \xff\xfe"]), ErrorKind::InvalidRequest);
         assert_eq!(kind(&[b"Bearer a", b"Bearer b"]), ErrorKind::InvalidRequest);
+    }
+
+    /// Every await that fetches is boxed, so a validation decided in memory (a cache hit, or
+    /// known keys) is a small future: frameworks box handler futures per request, and its size
+    /// is allocated and copied each time. It was over 5 KB before the fetches were boxed.
+    #[test]
+    fn the_validation_future_stays_small() {
+        let config = crate::OidcConfig::builder()
+            .discovery_url("http://127.0.0.1:9/.well-known/openid-configuration")
+            .client_id("api")
+            .build();
+        let Ok(config) = config else {
+            panic!("valid configuration");
+        };
+        let auth = OidcAuth::new(config);
+        let validate = auth.validate("a.b.c");
+        assert!(size_of_val(&validate) <= 1024, "{}", size_of_val(&validate));
+        let authorize = auth.authorize::<crate::NoPolicy>([&b"Bearer a.b.c"[..]]);
+        assert!(
+            size_of_val(&authorize) <= 1024,
+            "{}",
+            size_of_val(&authorize)
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ use serde_json::{Map, Value, json};
 use super::cipher::AtRest;
 use crate::algorithm::Algorithm;
 use crate::error::AuthError;
-use crate::provider::VerifyingKey;
+use crate::provider::{Signed, VerifyingKey};
 use crate::store::{Store, StoreError, StoredKey};
 
 /// How long a loaded key ring is used before the store is read again on the signing path.
@@ -216,22 +216,19 @@ impl Ring {
         json!({ "keys": keys })
     }
 
-    fn verify(
-        &self,
-        kid: &str,
-        alg: Algorithm,
-        message: &[u8],
-        signature: &[u8],
-        now: i64,
-    ) -> Option<Result<(), AuthError>> {
+    /// The ring's verdict: `None` when no published key has the token's `kid`.
+    fn verify(&self, signed: Signed<'_>, now: i64) -> Option<Result<(), AuthError>> {
+        let Some(kid) = signed.kid else {
+            return Some(Err(AuthError::invalid("the token names no key")));
+        };
         let key = self
             .keys
             .iter()
             .find(|k| k.kid == kid && k.published_at <= now && now < k.remove_at)?;
-        let parsed = key.verifier.as_ref()?.for_alg(alg)?;
+        let parsed = key.verifier.as_ref()?.for_alg(signed.alg)?;
         Some(
             parsed
-                .verify_sig(message, signature)
+                .verify_sig(signed.message, signed.signature)
                 .map_err(|_| AuthError::invalid("the token signature is invalid")),
         )
     }
@@ -427,26 +424,27 @@ impl Keys {
         }
     }
 
+    /// Verifies a token of this server with the ring in memory, without waiting: `None` when
+    /// its `kid` is not in the ring, so that only a reload from the store can decide.
+    pub(crate) fn verify_now(&self, signed: Signed<'_>, now: i64) -> Option<Result<(), AuthError>> {
+        self.current().verify(signed, now)
+    }
+
     /// Verifies a token of this server from the ring in memory. Only an unknown `kid` reads
     /// the store, at most once per cooldown; a store outage then means the key is unknown.
     pub(crate) async fn verify(
         &self,
         store: &dyn Store,
-        kid: Option<&str>,
-        alg: Algorithm,
-        message: &[u8],
-        signature: &[u8],
+        signed: Signed<'_>,
         now: i64,
     ) -> Result<(), AuthError> {
-        let kid = kid.ok_or_else(|| AuthError::invalid("the token names no key"))?;
-        let ring = self.current();
-        if let Some(result) = ring.verify(kid, alg, message, signature, now) {
-            return result;
+        if let Some(verdict) = self.verify_now(signed, now) {
+            return verdict;
         }
         let missing = || AuthError::invalid("no published key matches the token");
         let mut last_forced = self.gate.lock().await;
         let ring = self.current();
-        if let Some(result) = ring.verify(kid, alg, message, signature, now) {
+        if let Some(result) = ring.verify(signed, now) {
             return result;
         }
         let never_loaded = ring.loaded_at == i64::MIN;
@@ -455,9 +453,7 @@ impl Keys {
         }
         *last_forced = now;
         match self.load(store, now).await {
-            Ok(ring) => ring
-                .verify(kid, alg, message, signature, now)
-                .unwrap_or_else(|| Err(missing())),
+            Ok(ring) => ring.verify(signed, now).unwrap_or_else(|| Err(missing())),
             Err(e) if never_loaded => Err(e),
             Err(_) => Err(missing()),
         }

@@ -26,11 +26,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
-use crate::algorithm::Algorithm;
 use crate::auth::OidcAuth;
 use crate::config::OidcConfig;
 use crate::error::{AuthError, ErrorKind};
 use crate::flow::seal::random;
+use crate::provider::Signed;
 use crate::store::{RefreshRecord, RotateOutcome, Session, Store, StoreError};
 use crate::token::{IdToken, groups_of, roles_of};
 
@@ -270,23 +270,20 @@ impl Broker {
         }
     }
 
+    /// Verifies the signature of a token this server minted with the keys in memory, without
+    /// waiting: `None` when only the store can decide.
+    pub(crate) fn verify_now(&self, signed: Signed<'_>, now: i64) -> Option<Result<(), AuthError>> {
+        self.keys.verify_now(signed, now)
+    }
+
     /// Verifies the signature of a token this server minted.
-    pub(crate) async fn verify(
-        &self,
-        kid: Option<&str>,
-        alg: Algorithm,
-        message: &[u8],
-        signature: &[u8],
-        now: i64,
-    ) -> Result<(), AuthError> {
+    pub(crate) async fn verify(&self, signed: Signed<'_>, now: i64) -> Result<(), AuthError> {
         let store = match self.connected_store() {
             Some(store) => store,
             // Nothing loaded yet (a fresh process): connecting is the only way to the keys.
             None => self.store().await?,
         };
-        self.keys
-            .verify(&*store, kid, alg, message, signature, now)
-            .await
+        self.keys.verify(&*store, signed, now).await
     }
 
     /// Signs an access token for `profile`.

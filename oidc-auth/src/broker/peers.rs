@@ -16,7 +16,7 @@ use crate::algorithm::Algorithm;
 use crate::clock::Clock;
 use crate::config::OidcConfig;
 use crate::error::AuthError;
-use crate::provider::{FetchError, HttpClient, KeySet, Lookup, Refresh, Slot, ambiguous, check};
+use crate::provider::{FetchError, HttpClient, KeySet, Refresh, Signed, Slot};
 use crate::store::Store;
 
 struct Peer {
@@ -138,29 +138,20 @@ impl Peers {
         self: &Arc<Self>,
         store: Option<&Arc<dyn Store>>,
         issuer: &str,
-        kid: Option<&str>,
-        alg: Algorithm,
-        message: &[u8],
-        signature: &[u8],
+        signed: Signed<'_>,
     ) -> Result<(), AuthError> {
+        if let Some(verdict) = self.verify_now(store, issuer, signed) {
+            return verdict;
+        }
         let Some(peer) = self.peer(issuer) else {
             return Err(AuthError::invalid("the token issuer is not trusted"));
         };
         let now = self.clock.now();
         let current = peer.keys.current();
         let seen = current.as_ref().map_or(0, |c| c.generation);
-        let snapshot = current.filter(|s| now - s.at <= self.stale_limit);
-        if let Some(set) = &snapshot {
-            if now - set.at >= self.ttl {
-                self.spawn_refresh(issuer, seen, store);
-            }
-            match set.value.lookup(kid, alg) {
-                Lookup::Found(key) => return check(key, message, signature),
-                Lookup::Ambiguous => return Err(ambiguous()),
-                Lookup::Missing => {}
-            }
-        }
-        let forced = snapshot.is_some().then_some(self.cooldown);
+        let usable = current.is_some_and(|s| now - s.at <= self.stale_limit);
+        let forced = usable.then_some(self.cooldown);
+        let no_key = || AuthError::invalid("no key published by the token's issuer matches it");
         match peer
             .keys
             .refresh(
@@ -171,16 +162,8 @@ impl Peers {
             )
             .await
         {
-            Refresh::Fresh(set) => match set.value.lookup(kid, alg) {
-                Lookup::Found(key) => check(key, message, signature),
-                Lookup::Ambiguous => Err(ambiguous()),
-                Lookup::Missing => Err(AuthError::invalid(
-                    "no key published by the token's issuer matches it",
-                )),
-            },
-            Refresh::Cooldown(_) if snapshot.is_some() => Err(AuthError::invalid(
-                "no key published by the token's issuer matches it",
-            )),
+            Refresh::Fresh(set) => set.value.verdict(signed).unwrap_or_else(|| Err(no_key())),
+            Refresh::Cooldown(_) if usable => Err(no_key()),
             Refresh::Cooldown(_) => Err(AuthError::unavailable(
                 "the keys of the token's issuer are not available",
             )),
@@ -189,6 +172,29 @@ impl Peers {
             )
             .with_retry_after(retry_after)),
         }
+    }
+
+    /// Verifies with the peer's keys in memory, without waiting: `None` when only a fetch can
+    /// decide. An untrusted issuer is refused here. Past the TTL a refresh starts in the
+    /// background.
+    pub(crate) fn verify_now(
+        self: &Arc<Self>,
+        store: Option<&Arc<dyn Store>>,
+        issuer: &str,
+        signed: Signed<'_>,
+    ) -> Option<Result<(), AuthError>> {
+        let Some(peer) = self.peer(issuer) else {
+            return Some(Err(AuthError::invalid("the token issuer is not trusted")));
+        };
+        let now = self.clock.now();
+        let set = peer
+            .keys
+            .current()
+            .filter(|s| now - s.at <= self.stale_limit)?;
+        if now - set.at >= self.ttl {
+            self.spawn_refresh(issuer, set.generation, store);
+        }
+        set.value.verdict(signed)
     }
 }
 

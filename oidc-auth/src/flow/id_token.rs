@@ -58,12 +58,7 @@ impl OidcAuth {
             return Err(refused("the ID token nonce does not match the login"));
         }
         self.provider()
-            .verify(
-                jws.kid.as_deref(),
-                jws.alg,
-                jws.signing_input,
-                &jws.signature,
-            )
+            .verify(jws.signed())
             .await
             .map_err(|e| match e.kind() {
                 ErrorKind::Unavailable => e,

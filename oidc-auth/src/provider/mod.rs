@@ -122,6 +122,16 @@ impl KeySet {
         }
     }
 
+    /// What this key set alone says of a signature: `None` when it has no key for the token,
+    /// so that only a refresh can decide.
+    pub(crate) fn verdict(&self, signed: Signed<'_>) -> Option<Result<(), AuthError>> {
+        match self.lookup(signed.kid, signed.alg) {
+            Lookup::Found(key) => Some(check(key, signed.message, signed.signature)),
+            Lookup::Ambiguous => Some(Err(ambiguous())),
+            Lookup::Missing => None,
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.keys.len()
     }
@@ -190,9 +200,14 @@ impl Provider {
         }
     }
 
-    /// The issuer without any network call, if it is known from configuration.
-    pub(crate) fn configured_issuer(&self) -> Option<&Issuer> {
-        self.expected_issuer.as_ref()
+    /// The issuer if it is known without waiting: from configuration, or from a discovery
+    /// document within its TTL. `None` means [`issuer`](Self::issuer) has to fetch.
+    pub(crate) fn issuer_now(&self) -> Option<Issuer> {
+        if let Some(issuer) = &self.expected_issuer {
+            return Some(issuer.clone());
+        }
+        let doc = self.discovery.current()?;
+        (self.now() - doc.at < self.discovery_ttl).then(|| Issuer::new(doc.value.issuer.clone()))
     }
 
     /// The discovery document: cached, refreshed after its TTL, the old one kept while the
@@ -260,48 +275,46 @@ impl Provider {
         KeySet::parse(&doc, &self.accepted, self.max_keys)
     }
 
+    /// Verifies `signature` over `message` with the keys in memory, without waiting. `None`
+    /// when only a fetch can decide: no usable keys, or none with the token's `kid`. Past the
+    /// JWKS TTL it starts a refresh in the background.
+    pub(crate) fn verify_now(
+        self: &Arc<Self>,
+        signed: Signed<'_>,
+    ) -> Option<Result<(), AuthError>> {
+        let now = self.now();
+        let set = self
+            .jwks
+            .current()
+            .filter(|s| now - s.at <= self.stale_limit)?;
+        if now - set.at >= self.jwks_ttl {
+            self.spawn_background_refresh(set.generation);
+        }
+        set.value.verdict(signed)
+    }
+
     /// Verifies `signature` over `message` with the key the token names.
     ///
     /// Known keys never wait on a refresh. An unknown `kid` causes at most one fetch per
     /// cooldown, shared by every request that needs it.
-    pub(crate) async fn verify(
-        self: &Arc<Self>,
-        kid: Option<&str>,
-        alg: Algorithm,
-        message: &[u8],
-        signature: &[u8],
-    ) -> Result<(), AuthError> {
-        let now = self.now();
-        let snapshot = self
-            .jwks
-            .current()
-            .filter(|s| now - s.at <= self.stale_limit);
-        let seen = self.jwks.current().map_or(0, |s| s.generation);
-        if let Some(set) = &snapshot {
-            if now - set.at >= self.jwks_ttl {
-                self.spawn_background_refresh(seen);
-            }
-            match set.value.lookup(kid, alg) {
-                Lookup::Found(key) => return check(key, message, signature),
-                Lookup::Ambiguous => return Err(ambiguous()),
-                Lookup::Missing => {}
-            }
+    pub(crate) async fn verify(self: &Arc<Self>, signed: Signed<'_>) -> Result<(), AuthError> {
+        if let Some(verdict) = self.verify_now(signed) {
+            return verdict;
         }
+        let now = self.now();
+        let current = self.jwks.current();
+        let seen = current.as_ref().map_or(0, |s| s.generation);
+        let usable = current.is_some_and(|s| now - s.at <= self.stale_limit);
         // A cold or stale cache loads normally; a missing kid in usable keys is a forced refresh.
-        let forced = snapshot.is_some().then_some(self.cooldown);
+        let forced = usable.then_some(self.cooldown);
         let refreshed = self
             .jwks
             .refresh(seen, || self.now(), forced, || self.fetch_jwks())
             .await;
+        let no_key = || AuthError::invalid("no published key matches the token");
         match refreshed {
-            Refresh::Fresh(set) => match set.value.lookup(kid, alg) {
-                Lookup::Found(key) => check(key, message, signature),
-                Lookup::Ambiguous => Err(ambiguous()),
-                Lookup::Missing => Err(AuthError::invalid("no published key matches the token")),
-            },
-            Refresh::Cooldown(_) if snapshot.is_some() => {
-                Err(AuthError::invalid("no published key matches the token"))
-            }
+            Refresh::Fresh(set) => set.value.verdict(signed).unwrap_or_else(|| Err(no_key())),
+            Refresh::Cooldown(_) if usable => Err(no_key()),
             Refresh::Cooldown(_) => {
                 Err(AuthError::unavailable("the signing keys are not available"))
             }
@@ -364,6 +377,16 @@ impl Provider {
 
 pub(crate) fn ambiguous() -> AuthError {
     AuthError::invalid("the token names no key and several published keys fit")
+}
+
+/// What a signature check needs of a compact JWS: the key it names, its algorithm, the signed
+/// bytes and the signature.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Signed<'a> {
+    pub(crate) kid: Option<&'a str>,
+    pub(crate) alg: Algorithm,
+    pub(crate) message: &'a [u8],
+    pub(crate) signature: &'a [u8],
 }
 
 pub(crate) fn check(

@@ -81,6 +81,18 @@ pub(crate) fn parse_for<'a>(
     })
 }
 
+impl Jws<'_> {
+    /// What a signature check needs of this token.
+    pub(crate) fn signed(&self) -> crate::provider::Signed<'_> {
+        crate::provider::Signed {
+            kid: self.kid.as_deref(),
+            alg: self.alg,
+            message: self.signing_input,
+            signature: &self.signature,
+        }
+    }
+}
+
 fn signature_len(token: &str) -> usize {
     token.rfind('.').map_or(0, |dot| token.len() - dot)
 }
