@@ -310,3 +310,24 @@ pub fn assert_invalid_token(reply: &Reply) {
     );
     assert_eq!(reply.error(), Some("invalid_token"));
 }
+
+/// Neither the body nor the challenge contains the token, one of its segments, or an `echoes`
+/// value (checked raw and JSON-escaped). Very short values are skipped: they occur in any text.
+pub fn assert_not_echoed(reply: &Reply, token: &str, echoes: &[&str]) {
+    let challenge = reply.challenge.as_deref().unwrap_or_default();
+    let values = token
+        .split('.')
+        .chain([token])
+        .chain(echoes.iter().copied());
+    for value in values.filter(|v| v.len() >= 6) {
+        let escaped = serde_json::to_string(value).expect("a string serializes");
+        let escaped = escaped.trim_matches('"');
+        for form in [value, escaped] {
+            assert!(
+                !reply.raw_body.contains(form) && !challenge.contains(form),
+                "the answer echoes {:?}: {reply:?}",
+                form.chars().take(40).collect::<String>()
+            );
+        }
+    }
+}

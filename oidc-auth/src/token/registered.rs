@@ -24,16 +24,16 @@ pub(crate) fn check(
     claims: &Map<String, Value>,
     expect: &Expectations<'_>,
 ) -> Result<Times, AuthError> {
-    let exp = numeric_date(claims.get("exp"))?
+    let exp = numeric_date(claims.get("exp"), Round::Down)?
         .ok_or_else(|| AuthError::invalid("the token has no expiry"))?;
     if expect.now >= exp.saturating_add(expect.leeway) {
         return Err(AuthError::invalid("the token has expired"));
     }
-    let nbf = numeric_date(claims.get("nbf"))?;
+    let nbf = numeric_date(claims.get("nbf"), Round::Up)?;
     if nbf.is_some_and(|nbf| nbf > expect.now + expect.leeway) {
         return Err(AuthError::invalid("the token is not valid yet"));
     }
-    let iat = numeric_date(claims.get("iat"))?;
+    let iat = numeric_date(claims.get("iat"), Round::Up)?;
     if iat.is_some_and(|iat| iat > expect.now + expect.leeway) {
         return Err(AuthError::invalid("the token was issued in the future"));
     }
@@ -80,9 +80,19 @@ fn check_audience(claims: &Map<String, Value>, audience: Option<&str>) -> Result
     }
 }
 
+/// Which way a fractional NumericDate is rounded to whole seconds: always towards refusal, so
+/// a fraction never buys a token time (`exp` down, `nbf` and `iat` up).
+#[derive(Clone, Copy, Debug)]
+enum Round {
+    Down,
+    Up,
+}
+
 /// A NumericDate: a JSON number, integral or not, in `0..=2^53`. Strings, booleans, null and
-/// out-of-range numbers are refused rather than coerced.
-fn numeric_date(value: Option<&Value>) -> Result<Option<i64>, AuthError> {
+/// out-of-range numbers are refused rather than coerced. A fractional number must be below
+/// 2^53, where every float is still exact to the second (larger literals such as
+/// `9007199254740992.5` read as 2^53 exactly), and is rounded as `round` says.
+fn numeric_date(value: Option<&Value>, round: Round) -> Result<Option<i64>, AuthError> {
     let Some(value) = value else { return Ok(None) };
     let bad = || AuthError::invalid("a token time claim is malformed");
     let Value::Number(n) = value else {
@@ -91,10 +101,13 @@ fn numeric_date(value: Option<&Value>) -> Result<Option<i64>, AuthError> {
     let secs = if let Some(i) = n.as_i64() {
         i
     } else if let Some(f) = n.as_f64() {
-        if !f.is_finite() || f < 0.0 || f > MAX_NUMERIC_DATE as f64 {
+        if !f.is_finite() || f < 0.0 || f >= MAX_NUMERIC_DATE as f64 {
             return Err(bad());
         }
-        f.floor() as i64
+        match round {
+            Round::Down => f.floor() as i64,
+            Round::Up => f.ceil() as i64,
+        }
     } else {
         return Err(bad());
     };
@@ -176,6 +189,37 @@ mod tests {
         assert!(run(with("nbf", json!(NOW + 61)), None).is_err());
         assert!(run(with("nbf", json!(NOW + 59)), None).is_ok());
         assert!(run(with("iat", json!(NOW + 3600)), None).is_err());
+    }
+
+    /// A fraction is rounded towards refusal: `nbf`/`iat` half a second past the leeway are
+    /// refused, `exp` half a second inside it counts as the second before.
+    #[test]
+    fn fractional_times_round_towards_refusal() {
+        assert!(run(with("nbf", json!(NOW as f64 + 60.5)), None).is_err());
+        assert!(run(with("nbf", json!(NOW as f64 + 60.001)), None).is_err());
+        assert!(run(with("iat", json!(NOW as f64 + 60.5)), None).is_err());
+        assert!(run(with("nbf", json!(NOW as f64 + 59.5)), None).is_ok());
+        let times = run(with("exp", json!(NOW as f64 + 600.9)), None).ok();
+        assert_eq!(times.map(|t| t.0), Some(NOW + 600));
+        assert!(run(with("exp", json!(NOW as f64 - 59.5)), None).is_err());
+    }
+
+    /// Floats at or above 2^53 are refused whatever their spelling: `9007199254740992.5` and
+    /// `9.007199254740993e15` read as 2^53 exactly, while the integer 2^53 + 1 is refused too.
+    #[test]
+    fn floats_from_two_to_the_53_are_refused() {
+        for literal in [
+            "9007199254740992.5",
+            "9.007199254740993e15",
+            "9007199254740992.0",
+        ] {
+            let value: Value = serde_json::from_str(literal).unwrap_or(Value::Null);
+            assert!(value.is_f64(), "{literal}");
+            assert!(run(with("exp", value.clone()), None).is_err(), "{literal}");
+            assert!(run(with("nbf", value), None).is_err(), "{literal}");
+        }
+        assert!(run(with("exp", json!(MAX_NUMERIC_DATE + 1)), None).is_err());
+        assert!(run(with("exp", json!(MAX_NUMERIC_DATE)), None).is_ok());
     }
 
     #[test]
