@@ -79,7 +79,7 @@ fn endpoint_routes<'r>(
             AuthEndpoint::Token => web::post().to(move |req: HttpRequest, body: web::Bytes| {
                 let auth = auth.clone();
                 async move {
-                    let authorization = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+                    let authorization = req.headers().get_all(AUTHORIZATION).map(|v| v.as_bytes());
                     respond(&auth, auth.token_request(&body, authorization).await)
                 }
             }),

@@ -75,7 +75,10 @@ where
                 )
             }),
             AuthEndpoint::Token => post(move |headers: HeaderMap, body: Bytes| async move {
-                let authorization = headers.get(AUTHORIZATION).map(HeaderValue::as_bytes);
+                let authorization = headers
+                    .get_all(AUTHORIZATION)
+                    .iter()
+                    .map(HeaderValue::as_bytes);
                 respond(&auth, auth.token_request(&body, authorization).await)
             })
             .layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),

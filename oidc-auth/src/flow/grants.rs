@@ -27,19 +27,109 @@ struct TokenForm {
     device_code: Option<String>,
 }
 
+/// The one grant a token request asks for, with its credential.
+enum Grant {
+    Code(String),
+    Refresh(String),
+    Device(String),
+}
+
+impl Grant {
+    /// The grant of a form: exactly one credential (`code`, `refresh-token` or `device-code`,
+    /// empty values counting as absent), and a `grant_type`, when one is sent, that names that
+    /// credential's grant. py-oidc-auth-client sends `refresh-token` and `device-code` without
+    /// a `grant_type`. A `grant_type` this server does not run is `unsupported_grant_type`, a
+    /// form with no credential, two of them, or a `grant_type` naming another grant is
+    /// `invalid_request`; either way before the provider is asked.
+    fn of(
+        grant_type: Option<&str>,
+        code: Option<String>,
+        refresh_token: Option<String>,
+        device_code: Option<String>,
+    ) -> Result<Self, AuthError> {
+        let named = match grant_type {
+            None => None,
+            Some("authorization_code") => Some(Kind::Code),
+            Some("refresh_token") => Some(Kind::Refresh),
+            Some(DEVICE_GRANT) => Some(Kind::Device),
+            Some(_) => {
+                return Err(AuthError::oauth(
+                    "unsupported_grant_type",
+                    "the grant type is not supported",
+                ));
+            }
+        };
+        let present = |v: Option<String>| v.filter(|v| !v.is_empty());
+        let mut sent = [
+            present(code).map(Grant::Code),
+            present(refresh_token).map(Grant::Refresh),
+            present(device_code).map(Grant::Device),
+        ]
+        .into_iter()
+        .flatten();
+        let grant = match (sent.next(), sent.next()) {
+            (Some(grant), None) => grant,
+            (None, _) => {
+                return Err(AuthError::oauth(
+                    "invalid_request",
+                    "send code, refresh-token or device-code",
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err(AuthError::oauth(
+                    "invalid_request",
+                    "send only one of code, refresh-token and device-code",
+                ));
+            }
+        };
+        if named.is_some_and(|kind| kind != grant.kind()) {
+            return Err(AuthError::oauth(
+                "invalid_request",
+                "the grant_type does not match the credential sent",
+            ));
+        }
+        Ok(grant)
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            Grant::Code(_) => Kind::Code,
+            Grant::Refresh(_) => Kind::Refresh,
+            Grant::Device(_) => Kind::Device,
+        }
+    }
+}
+
+/// A grant without its credential, as `grant_type` names it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Code,
+    Refresh,
+    Device,
+}
+
 impl OidcAuth {
     /// `POST /auth/v2/token` with a form body.
     pub async fn token_endpoint(&self, form: &[u8]) -> Result<EndpointResponse, AuthError> {
-        self.token_request(form, None).await
+        self.token_request(form, []).await
     }
 
-    /// `POST /auth/v2/token` with a form body and the request's `Authorization` header, which
-    /// carries the client credentials of a token exchange (broker mode).
-    pub async fn token_request(
+    /// `POST /auth/v2/token` with a form body and the request's `Authorization` header values
+    /// (in order), which carry the client credentials of a token exchange (broker mode). More
+    /// than one such header is 400 `invalid_request`: credentials are never picked from several.
+    pub async fn token_request<'a>(
         &self,
         form: &[u8],
-        authorization: Option<&[u8]>,
+        authorization: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<EndpointResponse, AuthError> {
+        let mut headers = authorization.into_iter();
+        let authorization = headers.next();
+        if headers.next().is_some() {
+            return Err(AuthError::oauth(
+                "invalid_request",
+                "send one Authorization header",
+            ));
+        }
         let form: TokenForm = parse_params(form)?;
         let grant = form.grant_type.as_deref();
         if grant == Some(EXCHANGE_GRANT) {
@@ -54,40 +144,29 @@ impl OidcAuth {
                 .await
                 .map(EndpointResponse::ok);
         }
-        if let Some(device_code) = form.device_code.filter(|c| !c.is_empty()) {
-            if let Some(broker) = self.broker() {
-                return self.broker_device_poll(broker, device_code).await;
-            }
-            return self
-                .provider_grant(DEVICE_GRANT, "device_code", device_code)
-                .await;
-        }
-        if let Some(refresh_token) = form.refresh_token.filter(|t| !t.is_empty()) {
-            if let Some(broker) = self.broker() {
-                return broker
-                    .refresh(self, &refresh_token)
-                    .await
-                    .map(EndpointResponse::ok);
-            }
-            return self
-                .provider_grant("refresh_token", "refresh_token", refresh_token)
-                .await;
-        }
-        match (grant, form.code) {
-            (None | Some("authorization_code"), Some(code)) if !code.is_empty() => {
+        let grant = Grant::of(grant, form.code, form.refresh_token, form.device_code)?;
+        match grant {
+            Grant::Code(code) => {
                 self.code_grant(code, form.redirect_uri, form.code_verifier, form.state)
                     .await
             }
-            (Some(g), _) if !matches!(g, "authorization_code" | "refresh_token" | DEVICE_GRANT) => {
-                Err(AuthError::oauth(
-                    "unsupported_grant_type",
-                    "the grant type is not supported",
-                ))
-            }
-            _ => Err(AuthError::oauth(
-                "invalid_request",
-                "send code, refresh-token or device-code",
-            )),
+            Grant::Device(device_code) => match self.broker() {
+                Some(broker) => self.broker_device_poll(broker, device_code).await,
+                None => {
+                    self.provider_grant(DEVICE_GRANT, "device_code", device_code)
+                        .await
+                }
+            },
+            Grant::Refresh(refresh_token) => match self.broker() {
+                Some(broker) => broker
+                    .refresh(self, &refresh_token)
+                    .await
+                    .map(EndpointResponse::ok),
+                None => {
+                    self.provider_grant("refresh_token", "refresh_token", refresh_token)
+                        .await
+                }
+            },
         }
     }
 
