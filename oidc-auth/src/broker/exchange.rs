@@ -73,6 +73,32 @@ fn client_credentials(
 }
 
 impl Broker {
+    /// The audience of the exchanged token: every target the client names (`audience` and
+    /// `resource`, RFC 8693 section 2.1) must be this server's audience or an allowed exchange
+    /// audience, and they must name the same one, since the token has one audience. None named:
+    /// this server's audience.
+    fn exchange_target(&self, request: &ExchangeRequest) -> Result<String, AuthError> {
+        let invalid_target = |description| AuthError::oauth("invalid_target", description);
+        let mut named = [request.audience.as_deref(), request.resource.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|t| !t.is_empty());
+        let Some(first) = named.next() else {
+            return Ok(self.audience.clone());
+        };
+        for target in std::iter::once(first).chain(named) {
+            if target != self.audience && !self.exchange_audiences.iter().any(|a| a == target) {
+                return Err(invalid_target("the requested audience is not allowed"));
+            }
+            if target != first {
+                return Err(invalid_target(
+                    "the request names several targets; a token has one audience",
+                ));
+            }
+        }
+        Ok(first.to_owned())
+    }
+
     /// `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`.
     pub(crate) async fn exchange(
         &self,
@@ -102,19 +128,7 @@ impl Broker {
         {
             return Err(invalid_request("requested_token_type is not supported"));
         }
-        let audience = request
-            .audience
-            .as_deref()
-            .or(request.resource.as_deref())
-            .filter(|a| !a.is_empty())
-            .unwrap_or(&self.audience)
-            .to_owned();
-        if audience != self.audience && !self.exchange_audiences.contains(&audience) {
-            return Err(AuthError::oauth(
-                "invalid_target",
-                "the requested audience is not allowed",
-            ));
-        }
+        let audience = self.exchange_target(&request)?;
         let subject = match auth.validate(subject_token).await {
             Ok(token) => token,
             Err(e) if e.kind() == ErrorKind::Unavailable => return Err(e),
