@@ -553,7 +553,9 @@ impl Broker {
                     session.userinfo = Value::Object(profile.clone()).to_string();
                     store.put_session(&session).await.map_err(store_error)?;
                 }
-                Err(e) if e.kind() == ErrorKind::OAuth => {
+                // Only invalid_grant says the grant is gone (RFC 6749 section 5.2); any other
+                // refusal (a client or request problem of this server) leaves the session.
+                Err(e) if e.code() == Some("invalid_grant") => {
                     tracing::info!(error = ?e.code(), "the identity provider ended a session at refresh");
                     store
                         .delete_session(&session.id)
@@ -564,7 +566,7 @@ impl Broker {
                     ));
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "identity provider unavailable at refresh; minting from the session's stored claims");
+                    tracing::warn!(error = %e, code = ?e.code(), "identity provider did not refresh (unavailable, or refused other than invalid_grant); minting from the session's stored claims");
                 }
             }
         }
@@ -651,6 +653,30 @@ impl Broker {
     }
 
     /// A device code redeemed successfully: it is redeemed once, across instances.
+    /// A login transaction (its id) redeemed: once across the instances sharing the store,
+    /// remembered until the transaction expires.
+    pub(crate) async fn redeem_login(
+        &self,
+        transaction: &[u8],
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), AuthError> {
+        let mut key = b"login transaction ".to_vec();
+        key.extend_from_slice(transaction);
+        let store = self.store().await?;
+        let first = store
+            .consume_once(&sha256(&key), expires_at, now)
+            .await
+            .map_err(store_error)?;
+        if first {
+            Ok(())
+        } else {
+            Err(invalid_grant(
+                "the login state is invalid, expired or already used",
+            ))
+        }
+    }
+
     pub(crate) async fn redeem_device_code(
         &self,
         device_code: &str,

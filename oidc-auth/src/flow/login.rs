@@ -146,6 +146,18 @@ impl OidcAuth {
         })
     }
 
+    /// Marks a login transaction used; fails if it already was. In this process always; in
+    /// broker mode also in the shared store, so that instances sharing the state key redeem a
+    /// handle once between them. Every redemption attempt, successful or not, comes here before
+    /// the provider is contacted.
+    async fn consume_transaction(&self, tx: &Transaction, now: i64) -> Result<(), AuthError> {
+        self.sealer().consume(tx, now)?;
+        match self.broker() {
+            Some(broker) => broker.redeem_login(&tx.id, tx.expires_at, now).await,
+            None => Ok(()),
+        }
+    }
+
     /// `GET /auth/v2/callback`: the provider redirected here with `code` and `state`. Opens and
     /// consumes the transaction, checks `iss` (RFC 9207), exchanges the code and answers Token
     /// JSON. Nothing reaches the provider unless the state is valid and unused.
@@ -154,7 +166,7 @@ impl OidcAuth {
         let state = q.state.ok_or_else(|| bad_request("state is required"))?;
         let now = self.now();
         let tx = self.sealer().open(handle_of(&state), now)?;
-        self.sealer().consume(&tx, now)?;
+        self.consume_transaction(&tx, now).await?;
         if let Some(error) = q.error {
             let code = if error == "access_denied" {
                 "access_denied"
@@ -229,7 +241,7 @@ impl OidcAuth {
                     )
                 })?;
                 if !bool::from(s256(&code_verifier).as_bytes().ct_eq(challenge.as_bytes())) {
-                    self.sealer().consume(&tx, now)?;
+                    self.consume_transaction(&tx, now).await?;
                     return Err(AuthError::oauth(
                         "invalid_grant",
                         "code_verifier does not match the challenge",
@@ -238,7 +250,7 @@ impl OidcAuth {
                 (tx, code_verifier)
             }
         };
-        self.sealer().consume(&tx, now)?;
+        self.consume_transaction(&tx, now).await?;
         if tx.redirect_uri != redirect_uri {
             return Err(AuthError::oauth(
                 "invalid_grant",

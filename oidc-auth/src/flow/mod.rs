@@ -153,6 +153,14 @@ impl OidcAuth {
             .map_err(fetch_error)?;
         match (status, body) {
             (200..=299, Value::Object(map)) => Ok(map),
+            // Timeout and throttling say nothing about the grant: try again later.
+            (408 | 429, _) => {
+                tracing::warn!(status, "identity provider asked to try again later");
+                Err(
+                    AuthError::unavailable("the identity provider is busy; try again later")
+                        .with_retry_after(5),
+                )
+            }
             (400..=499, body) => {
                 let code = provider_code(&body).unwrap_or_else(|| "invalid_grant".to_owned());
                 tracing::info!(status, error = %code, "identity provider refused a request");
