@@ -208,7 +208,7 @@ impl OidcAuth {
         if token.len() > inner.config.max_token_bytes {
             return Err(AuthError::invalid("the token is empty or too long"));
         }
-        let key = inner.cache.as_ref().map(|_| token::cache_key(token));
+        let key = inner.cache.as_ref().and_then(|_| token::cache_key(token));
         if let (Some(cache), Some(key)) = (&inner.cache, &key)
             && let Some(hit) = cache.get(key, now)
             && (source == Source::Any || self.is_provider_issuer(hit.issuer()))
@@ -291,7 +291,7 @@ impl OidcAuth {
         }
         let validated = IdToken::new(jws.claims, times)
             .ok_or_else(|| AuthError::invalid("the token claims are malformed"))?;
-        if let (Some(cache), Some(key)) = (&inner.cache, key) {
+        if let (Some(cache), Some(key)) = (&inner.cache, &key) {
             cache.insert(key, validated.clone(), now, inner.leeway);
         }
         Ok(validated)
@@ -416,10 +416,9 @@ pub(crate) fn bearer_token<'a>(
     if token.is_empty() {
         return Err(AuthError::invalid("the bearer token is empty"));
     }
-    // Three memchr scans: a char-set pattern walks the string a char at a time, which costs
-    // as much as the rest of a cached validation on a long token.
-    let bytes = token.as_bytes();
-    if bytes.contains(&b' ') || bytes.contains(&b'\t') || bytes.contains(&b',') {
+    // One vectorised scan for the three separators: a char-set pattern walks the string a
+    // char at a time, which costs as much as the rest of a cached validation on a long token.
+    if memchr::memchr3(b' ', b'\t', b',', token.as_bytes()).is_some() {
         return Err(malformed());
     }
     Ok(token)

@@ -1,5 +1,12 @@
-//! The validated-token cache: bounded, keyed by a SHA-256 of the token, never serving an entry
-//! past the token's expiry.
+//! The validated-token cache: bounded, never serving an entry past the token's expiry, and
+//! never holding a usable token.
+//!
+//! An entry is found by the SHA-256 of the token's signature segment and holds the token's
+//! signed part (`header.payload`, which is no credential without the signature) to compare. A
+//! hit therefore means the same signed part and, short of a SHA-256 collision, the same
+//! signature: byte for byte the token that was validated. Hashing the signature alone (342
+//! characters for RS256) instead of the whole token (often over 1 KB) is most of what a hit
+//! costs.
 
 use aws_lc_rs::digest;
 use quick_cache::sync::Cache;
@@ -8,11 +15,12 @@ use crate::token::IdToken;
 
 #[derive(Clone)]
 struct Entry {
+    signed: Box<[u8]>,
     token: IdToken,
     valid_until: i64,
 }
 
-/// A bounded map from token hash to validated claims.
+/// A bounded map from token to validated claims.
 pub(crate) struct TokenCache {
     entries: Cache<[u8; 32], Entry>,
     ttl: i64,
@@ -27,12 +35,23 @@ impl std::fmt::Debug for TokenCache {
     }
 }
 
-/// The cache key: a hash, so the cache never holds a usable token.
-pub(crate) fn key(token: &str) -> [u8; 32] {
-    let d = digest::digest(&digest::SHA256, token.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
+/// Where a token is cached: the hash of its signature and its signed part.
+pub(crate) struct Key<'a> {
+    hash: [u8; 32],
+    signed: &'a [u8],
+}
+
+/// The cache key of `token`; `None` for a token without a signature segment, which cannot
+/// have been validated.
+pub(crate) fn key(token: &str) -> Option<Key<'_>> {
+    let dot = memchr::memrchr(b'.', token.as_bytes())?;
+    let d = digest::digest(&digest::SHA256, &token.as_bytes()[dot + 1..]);
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(d.as_ref());
+    Some(Key {
+        hash,
+        signed: &token.as_bytes()[..dot],
+    })
 }
 
 impl TokenCache {
@@ -43,21 +62,77 @@ impl TokenCache {
         })
     }
 
-    pub(crate) fn get(&self, key: &[u8; 32], now: i64) -> Option<IdToken> {
-        let entry = self.entries.get(key)?;
+    pub(crate) fn get(&self, key: &Key<'_>, now: i64) -> Option<IdToken> {
+        let entry = self.entries.get(&key.hash)?;
+        if *entry.signed != *key.signed {
+            return None;
+        }
         if now < entry.valid_until {
             Some(entry.token)
         } else {
-            self.entries.remove(key);
+            self.entries.remove(&key.hash);
             None
         }
     }
 
     /// Caches `token` until the earlier of its expiry (with leeway) and the cache TTL.
-    pub(crate) fn insert(&self, key: [u8; 32], token: IdToken, now: i64, leeway: i64) {
+    pub(crate) fn insert(&self, key: &Key<'_>, token: IdToken, now: i64, leeway: i64) {
         let valid_until = (token.expires_at().saturating_add(leeway)).min(now + self.ttl);
         if valid_until > now {
-            self.entries.insert(key, Entry { token, valid_until });
+            let entry = Entry {
+                signed: key.signed.into(),
+                token,
+                valid_until,
+            };
+            self.entries.insert(key.hash, entry);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(sub: &str) -> IdToken {
+        let claims = serde_json::json!({"iss": "https://idp", "sub": sub, "exp": 2_000});
+        let serde_json::Value::Object(claims) = claims else {
+            panic!("an object");
+        };
+        IdToken::new(claims, (2_000, None, None)).unwrap_or_else(|| panic!("valid claims"))
+    }
+
+    /// A hit needs the very token: the same signature with another signed part, or the same
+    /// signed part with another signature, misses.
+    #[test]
+    fn only_the_same_token_hits() {
+        let cache = TokenCache::new(16, 3600).unwrap_or_else(|| panic!("enabled"));
+        let original = "aGVhZGVy.cGF5bG9hZA.c2lnbmF0dXJl";
+        let cached = key(original).unwrap_or_else(|| panic!("has a signature"));
+        cache.insert(&cached, token("alice"), 1_000, 0);
+        let hit = cache.get(&cached, 1_000).map(|t| t.sub().to_owned());
+        assert_eq!(hit.as_deref(), Some("alice"));
+        for other in [
+            "aGVhZGVy.cGF5bG9hZB.c2lnbmF0dXJl",
+            "aGVhZGVy.cGF5bG9hZA.c2lnbmF0dXJm",
+            "cGF5bG9hZA.c2lnbmF0dXJl",
+            "c2lnbmF0dXJl",
+        ] {
+            let hit = key(other).and_then(|k| cache.get(&k, 1_000));
+            assert!(hit.is_none(), "{other}");
+        }
+        assert!(key("no-dots").is_none());
+    }
+
+    /// Entries end at the token's expiry plus leeway, or at the cache TTL if that is sooner.
+    #[test]
+    fn entries_end_at_expiry_or_ttl() {
+        let cache = TokenCache::new(16, 600).unwrap_or_else(|| panic!("enabled"));
+        let cached = key("a.b.c").unwrap_or_else(|| panic!("has a signature"));
+        cache.insert(&cached, token("alice"), 1_000, 60);
+        assert!(cache.get(&cached, 1_599).is_some());
+        assert!(cache.get(&cached, 1_600).is_none());
+        cache.insert(&cached, token("alice"), 1_900, 60);
+        assert!(cache.get(&cached, 2_059).is_some());
+        assert!(cache.get(&cached, 2_060).is_none());
     }
 }
