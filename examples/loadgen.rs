@@ -211,6 +211,9 @@ struct Measured {
     seconds: f64,
     latencies_us: Vec<u32>,
     server_cpu_seconds: f64,
+    /// CPU seconds this process (the load generator) used meanwhile: near one core per core
+    /// it runs on means the figures are bounded by the generator, not the server.
+    client_cpu_seconds: f64,
 }
 
 impl Measured {
@@ -228,6 +231,10 @@ impl Measured {
 
     fn cores(&self) -> f64 {
         self.server_cpu_seconds / self.seconds
+    }
+
+    fn client_cores(&self) -> f64 {
+        self.client_cpu_seconds / self.seconds
     }
 }
 
@@ -335,6 +342,7 @@ async fn drive(
     }
     tokio::time::sleep_until((measure_from).into()).await;
     let cpu_before = cpu_seconds(server_pid(server));
+    let client_before = cpu_seconds(std::process::id());
     let measured_start = Instant::now();
     let mut latencies = Vec::new();
     let (mut requests, mut errors) = (0, 0);
@@ -342,15 +350,24 @@ async fn drive(
     for task in tasks {
         if let Ok((l, d, e)) = task.await {
             if cpu_after.is_none() {
-                cpu_after = Some((cpu_seconds(server_pid(server)), measured_start.elapsed()));
+                cpu_after = Some((
+                    cpu_seconds(server_pid(server)),
+                    cpu_seconds(std::process::id()),
+                    measured_start.elapsed(),
+                ));
             }
             latencies.extend(l);
             requests += d;
             errors += e;
         }
     }
-    let (cpu_after, elapsed) =
-        cpu_after.unwrap_or((cpu_seconds(server_pid(server)), measured_start.elapsed()));
+    let (cpu_after, client_after, elapsed) = cpu_after.unwrap_or_else(|| {
+        (
+            cpu_seconds(server_pid(server)),
+            cpu_seconds(std::process::id()),
+            measured_start.elapsed(),
+        )
+    });
     latencies.sort_unstable();
     Measured {
         requests,
@@ -358,6 +375,7 @@ async fn drive(
         seconds: elapsed.as_secs_f64().max(run.as_secs_f64()),
         latencies_us: latencies,
         server_cpu_seconds: cpu_after - cpu_before,
+        client_cpu_seconds: client_after - client_before,
     }
 }
 
@@ -372,12 +390,14 @@ fn pool(rounds: Vec<Measured>) -> Measured {
         seconds: 0.0,
         latencies_us: Vec::new(),
         server_cpu_seconds: 0.0,
+        client_cpu_seconds: 0.0,
     };
     for m in rounds {
         all.requests += m.requests;
         all.errors += m.errors;
         all.seconds += m.seconds;
         all.server_cpu_seconds += m.server_cpu_seconds;
+        all.client_cpu_seconds += m.client_cpu_seconds;
         all.latencies_us.extend(m.latencies_us);
     }
     all.latencies_us.sort_unstable();
@@ -413,13 +433,14 @@ async fn single_core_rate(provider: &MockProvider, tokens: &[String], seconds: u
 
 fn print_row(name: &str, m: &Measured, public: f64) {
     println!(
-        "{name:<24} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>8.2} {:>7.2}",
+        "{name:<24} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>8.2} {:>7.2} {:>7.2}",
         m.rate(),
         m.percentile(0.50),
         m.percentile(0.99),
         m.errors,
         m.rate() / public,
         m.cores(),
+        m.client_cores(),
     );
 }
 
@@ -479,8 +500,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         options.seconds, options.connections, options.tokens, options.server_cpus
     );
     println!(
-        "{:<24} {:>10} {:>9} {:>9} {:>7} {:>8} {:>7}",
-        "scenario", "req/s", "p50 ms", "p99 ms", "errors", "x public", "cores"
+        "{:<24} {:>10} {:>9} {:>9} {:>7} {:>8} {:>7} {:>7}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "errors", "x public", "cores", "client"
     );
     let base = public.rate();
     print_row("/public", &public, base);
