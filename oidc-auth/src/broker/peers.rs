@@ -82,13 +82,13 @@ impl Peers {
         }
     }
 
-    /// Whether `issuer` is trusted (exact match, a trailing `/` ignored).
+    /// Whether `issuer` is trusted: exactly as configured, like every issuer comparison here
+    /// (no normalisation of a trailing `/` or of case).
     pub(crate) fn trusts(&self, issuer: &str) -> bool {
         self.peer(issuer).is_some()
     }
 
     fn peer(&self, issuer: &str) -> Option<&Peer> {
-        let issuer = issuer.strip_suffix('/').unwrap_or(issuer);
         self.peers.iter().find(|p| p.issuer == issuer)
     }
 
@@ -228,5 +228,45 @@ impl Peers {
                     .await;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    fn peers(trusted: &[&str]) -> Arc<Peers> {
+        let config = OidcConfig::builder()
+            .discovery_url("http://127.0.0.1:9/.well-known/openid-configuration")
+            .client_id("api")
+            .broker_mode(true)
+            .broker_audience("api")
+            .trusted_issuers(trusted.iter().map(|i| (*i).to_owned()))
+            .build();
+        let Ok(config) = config else {
+            panic!("valid configuration");
+        };
+        Arc::new(Peers::new(&config, Arc::new(SystemClock)))
+    }
+
+    /// B6 for peers: the token's `iss` must be a configured issuer exactly, in the form a
+    /// broker writes it (without a trailing slash, which configuration drops); a trailing
+    /// slash, a case change or a prefix is another issuer.
+    #[test]
+    fn trust_is_exact() {
+        let p = peers(&["https://a.example", "https://b.example/"]);
+        assert!(p.trusts("https://a.example"));
+        assert!(p.trusts("https://b.example"));
+        for other in [
+            "https://a.example/",
+            "https://b.example/",
+            "https://A.example",
+            "https://a.example.evil",
+            "https://a.exampl",
+            "",
+        ] {
+            assert!(!p.trusts(other), "{other}");
+        }
     }
 }
