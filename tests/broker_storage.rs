@@ -11,7 +11,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use oidc_auth::store::{self, Store};
 use oidc_auth_tests::Framework;
-use oidc_auth_tests::broker::{JWKS, field, login, provider, refresh, serve_broker};
+use oidc_auth_tests::broker::{
+    JWKS, drop_postgres_schema, field, hex, login, mysql_command, postgres_schema, provider,
+    refresh, run, serve_broker, unique,
+};
 
 /// 32 bytes, base64.
 const ENCRYPTION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
@@ -125,26 +128,6 @@ async fn sqlite_file_holds_no_plaintext_secrets() {
     }
 }
 
-fn unique(prefix: &str) -> String {
-    let mut bytes = [0u8; 6];
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    format!("{prefix}_{}", hex(&bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn run(command: &mut Command) -> Vec<u8> {
-    let output = command.output().expect("the database tool runs");
-    assert!(
-        output.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_dump_holds_no_plaintext_secrets() {
     let Ok(url) = std::env::var("OIDC_AUTH_TEST_POSTGRES_URL") else {
@@ -152,24 +135,11 @@ async fn postgres_dump_holds_no_plaintext_secrets() {
         return;
     };
     for encrypt in [true, false] {
-        let schema = unique("oidc_dump");
-        run(Command::new("psql").args([
-            url.as_str(),
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            &format!("CREATE SCHEMA {schema}"),
-        ]));
-        let separator = if url.contains('?') { '&' } else { '?' };
-        let store_url = format!("{url}{separator}options=-csearch_path%3D{schema}");
+        let (schema, store_url) = postgres_schema(&url, "oidc_dump");
         let store = store::connect(&store_url).await.expect("postgres store");
         let dump = || run(Command::new("pg_dump").args([url.as_str(), "-n", &schema]));
         let (dumped, token, modulus) = login_and_dump(store, encrypt, dump).await;
-        run(Command::new("psql").args([
-            url.as_str(),
-            "-c",
-            &format!("DROP SCHEMA {schema} CASCADE"),
-        ]));
+        drop_postgres_schema(&url, &schema);
         assert_dump(&dumped, &token, &modulus, encrypt, "postgres");
     }
 }
@@ -181,21 +151,7 @@ async fn mariadb_dump_holds_no_plaintext_secrets() {
         return;
     };
     let parsed = url::Url::parse(&url).expect("a mysql:// URL");
-    let host = parsed.host_str().unwrap_or("127.0.0.1").to_owned();
-    let port = parsed.port().unwrap_or(3306).to_string();
-    let user = if parsed.username().is_empty() {
-        "root".to_owned()
-    } else {
-        parsed.username().to_owned()
-    };
-    let client = |tool: &str| {
-        let mut command = Command::new(tool);
-        command.args(["-h", &host, "-P", &port, "-u", &user, "--protocol=tcp"]);
-        if let Some(password) = parsed.password() {
-            command.env("MYSQL_PWD", password);
-        }
-        command
-    };
+    let client = |tool: &str| mysql_command(&parsed, tool);
     for encrypt in [true, false] {
         let database = unique("oidc_dump");
         run(client("mysql").args(["-e", &format!("CREATE DATABASE {database}")]));

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use oidc_auth::testing::{Endpoint, Fault, MockProvider};
 use oidc_auth::{Clock, ManualClock, SystemClock};
 use oidc_auth_tests::{
-    AUDIENCE, FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, browser_login, client_token_call,
-    into_reply, query_param,
+    FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, browser_login, client_token_call,
+    flow_provider, query_param,
 };
 use serde_json::{Value, json};
 
@@ -16,10 +16,7 @@ async fn harness() -> Harness {
 }
 
 async fn harness_on(clock: Option<ManualClock>) -> Harness {
-    let idp = MockProvider::start().await.expect("provider");
-    idp.set_access_token_audience(AUDIENCE);
-    idp.set_device_interval(Some(0));
-    Harness::with(idp, |b| b.client_id("test-client"), clock).await
+    Harness::with(flow_provider().await, |b| b.client_id("test-client"), clock).await
 }
 
 fn assert_token_json(reply: &Reply) {
@@ -201,13 +198,7 @@ async fn callback_exchanges_the_code_and_answers_token_json() {
     let h = harness().await;
     for fw in FRAMEWORKS {
         let (_, callback) = browser_login(&h, fw, &server_callback(&h, fw)).await;
-        let response = h
-            .client()
-            .get(callback.as_str())
-            .send()
-            .await
-            .expect("answer");
-        let reply = into_reply(response).await;
+        let reply = h.get_url(&callback).await;
         assert_token_json(&reply);
     }
 }
@@ -237,14 +228,7 @@ async fn callback_checks_the_issuer_of_the_authorization_response() {
         for fw in FRAMEWORKS {
             let (_, callback) = browser_login(&h, fw, &server_callback(&h, fw)).await;
             let hits = h.idp.hits(Endpoint::Token);
-            let reply = into_reply(
-                h.client()
-                    .get(callback.as_str())
-                    .send()
-                    .await
-                    .expect("answer"),
-            )
-            .await;
+            let reply = h.get_url(&callback).await;
             assert_eq!(reply.status, 400, "{case}");
             assert_eq!(h.idp.hits(Endpoint::Token), hits, "{case}");
         }
@@ -258,23 +242,9 @@ async fn callback_with_access_denied_clears_the_transaction() {
     h.idp.set_authorize_error(Some("access_denied".into()));
     for fw in FRAMEWORKS {
         let (_, callback) = browser_login(&h, fw, &server_callback(&h, fw)).await;
-        let first = into_reply(
-            h.client()
-                .get(callback.as_str())
-                .send()
-                .await
-                .expect("answer"),
-        )
-        .await;
+        let first = h.get_url(&callback).await;
         assert_eq!((first.status, first.error()), (400, Some("access_denied")));
-        let again = into_reply(
-            h.client()
-                .get(callback.as_str())
-                .send()
-                .await
-                .expect("answer"),
-        )
-        .await;
+        let again = h.get_url(&callback).await;
         assert_eq!(again.status, 400);
     }
     assert_eq!(h.idp.hits(Endpoint::Token), 0);

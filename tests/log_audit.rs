@@ -8,7 +8,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use oidc_auth::testing::MockProvider;
-use oidc_auth_tests::{AUDIENCE, Framework, Harness, into_reply};
+use oidc_auth_tests::{AUDIENCE, Framework, Harness, into_reply, last_token_request_field};
 use tracing_subscriber::fmt::MakeWriter;
 use url::Url;
 
@@ -110,13 +110,7 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let verifier = h
-            .idp
-            .last_token_request()
-            .unwrap_or_default()
-            .get("code_verifier")
-            .cloned()
-            .unwrap_or_default();
+        let verifier = last_token_request_field(&h.idp, "code_verifier");
         let refreshed = into_reply(
             h.client()
                 .post(h.url(fw, "/api/auth/v2/token"))
@@ -195,13 +189,7 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         let (access, refresh) = (field("access_token"), field("refresh_token"));
         let refreshed = oidc_auth_tests::broker::refresh(&b, fw, &refresh).await;
         assert_eq!(refreshed.status, 200, "{}", refreshed.raw_body);
-        let provider_refresh = b
-            .idp
-            .last_token_request()
-            .unwrap_or_default()
-            .get("refresh_token")
-            .cloned()
-            .unwrap_or_default();
+        let provider_refresh = last_token_request_field(&b.idp, "refresh_token");
         let reused = oidc_auth_tests::broker::refresh(&b, fw, &refresh).await;
         assert_eq!(reused.error(), Some("invalid_grant"));
         let form = oidc_auth_tests::broker::exchange_form(&access, &[]);

@@ -8,9 +8,7 @@ use std::time::Duration;
 use oidc_auth::OidcAuth;
 use oidc_auth::testing::MockProvider;
 use oidc_auth_tests::real_provider::{ALL_SCOPES, API_AUDIENCE, Client, RealProvider};
-use oidc_auth_tests::{
-    FRAMEWORKS, Framework, Harness, Reply, base_config, into_reply, query_param,
-};
+use oidc_auth_tests::{FRAMEWORKS, Framework, Harness, Reply, base_config, query_param};
 use serde_json::Value;
 use url::Url;
 
@@ -124,14 +122,7 @@ async fn server_callback_completes_the_login() {
         let callback = h.url(fw, "/api/auth/v2/callback");
         let back = sign_in(&p, &h, fw, &callback).await;
         assert!(back.as_str().starts_with(&callback));
-        let reply = into_reply(
-            h.client()
-                .get(back.as_str())
-                .send()
-                .await
-                .expect("callback"),
-        )
-        .await;
+        let reply = h.get_url(&back).await;
         assert_eq!(h.bearer_both("/me", &access(&reply)).await.status, 200);
     }
 }

@@ -5,6 +5,7 @@
 //! code, for the provider calls it must not cause (hit counters of the mock provider), and for
 //! what it must not echo.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,13 +16,15 @@ use oidc_auth::store::memory::MemoryStore;
 use oidc_auth::testing::{Endpoint, Fault, MockProvider};
 use oidc_auth::{Clock, ManualClock, OidcConfigBuilder, SystemClock};
 use oidc_auth_tests::broker::{
-    BROKER_AUDIENCE, TOKEN, exchange, exchange_as, exchange_form, field, jwt, login, provider,
-    refresh, serve_broker,
+    BROKER_AUDIENCE, TOKEN, drop_postgres_schema, exchange, exchange_as, exchange_form, field, jwt,
+    login, mysql_command, postgres_schema, provider, refresh, run, serve_broker, unique,
 };
 use oidc_auth_tests::{
-    AUDIENCE, FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, browser_login, client_token_call,
-    into_reply, location, query_param,
+    AUDIENCE, FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, assert_not_echoed, browser_login,
+    client_code_flow, client_token_call, flow_provider, into_reply, last_token_request_field,
+    location, query_param,
 };
+use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -36,6 +39,11 @@ const EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// 32 bytes, base64: the state-sealing key shared by the instances of one deployment.
 const STATE_KEY: &str = "c3RhdGUta2V5LXN0YXRlLWtleS1zdGF0ZS1rZXktMzI=";
+/// Both orders of the two frameworks: something done on the first, checked on the second.
+const FRAMEWORK_PAIRS: [(Framework, Framework); 2] = [
+    (Framework::Axum, Framework::Actix),
+    (Framework::Actix, Framework::Axum),
+];
 
 // ------------------------------------------------------------------------------------------
 // Helpers
@@ -48,10 +56,7 @@ async fn harness() -> Harness {
 }
 
 async fn harness_on(clock: Option<ManualClock>) -> Harness {
-    let idp = MockProvider::start().await.expect("provider");
-    idp.set_access_token_audience(AUDIENCE);
-    idp.set_device_interval(Some(0));
-    Harness::with(idp, allow_lists, clock).await
+    Harness::with(flow_provider().await, allow_lists, clock).await
 }
 
 fn allow_lists(b: OidcConfigBuilder) -> OidcConfigBuilder {
@@ -73,54 +78,104 @@ async fn broker() -> (Harness, Arc<MemoryStore>) {
     (h, store)
 }
 
-/// GET `path_and_query` without following redirects: status, `Location`, reply.
-async fn raw_get(h: &Harness, fw: Framework, path_and_query: &str) -> (u16, Option<String>, Reply) {
-    let response = h
-        .client()
-        .get(h.url(fw, path_and_query))
-        .send()
-        .await
-        .expect("the server answers");
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let reply = into_reply(response).await;
-    (reply.status, location, reply)
-}
-
 fn query(pairs: &[(&str, &str)]) -> String {
     serde_urlencoded::to_string(pairs).unwrap_or_default()
 }
 
-/// The sealed handle at the end of the callback's `state`.
-fn handle_of(callback: &Url) -> String {
-    query_param(callback, "state")
-        .unwrap_or_default()
-        .rsplit('|')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
+/// `path` with `pairs` as its query string.
+fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
+    format!("{path}?{}", query(pairs))
+}
+
+/// GETs our `/login` with `pairs` as its query (redirects are not followed).
+async fn get_login(h: &Harness, fw: Framework, pairs: &[(&str, &str)]) -> Reply {
+    h.get(fw, &with_query(LOGIN, pairs), None).await
+}
+
+/// Our server-side callback with the query the provider sent to `callback`.
+fn callback_path(callback: &Url) -> String {
+    format!("{CALLBACK}?{}", callback.query().unwrap_or_default())
+}
+
+/// The absolute `Location` of a redirect.
+fn redirect_target(reply: &Reply) -> Url {
+    Url::parse(reply.location.as_deref().unwrap_or_default()).expect("Location")
+}
+
+/// The provider's redirect at the end of a browser login, and what a client takes from it.
+struct Callback {
+    url: Url,
+    code: String,
+    state: String,
+    /// The sealed handle at the end of `state`.
+    handle: String,
+}
+
+impl Callback {
+    fn of(url: Url) -> Self {
+        let code = query_param(&url, "code").unwrap_or_default();
+        let state = query_param(&url, "state").unwrap_or_default();
+        let handle = state.rsplit('|').next().unwrap_or_default().to_owned();
+        Self {
+            url,
+            code,
+            state,
+            handle,
+        }
+    }
+
+    /// The client's code-grant form for this login ([`code_form`] with the handle as
+    /// `code_verifier`), followed by `extra` fields.
+    fn code_form<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        code_form(&self.code, &self.handle, extra)
+    }
+}
+
+/// The browser part of a login to `redirect_uri` (see [`browser_login`]), taken apart.
+async fn login_to(h: &Harness, fw: Framework, redirect_uri: &str) -> Callback {
+    let (_, callback) = browser_login(h, fw, redirect_uri).await;
+    Callback::of(callback)
 }
 
 fn token_hits(h: &Harness) -> usize {
     h.idp.hits(Endpoint::Token)
 }
 
-/// A code-grant form as py-oidc-auth-client sends it, with `verifier` as `code_verifier`.
-async fn code_call(h: &Harness, fw: Framework, code: &str, verifier: &str) -> Reply {
-    h.post_form(
-        fw,
-        TOKEN,
-        &[
-            ("code", code),
-            ("redirect_uri", LOOPBACK),
-            ("grant_type", "authorization_code"),
-            ("code_verifier", verifier),
-        ],
-    )
-    .await
+/// Awaits `call` and counts the token requests the provider received meanwhile.
+async fn counting_token_requests(h: &Harness, call: impl Future<Output = Reply>) -> (Reply, usize) {
+    let before = token_hits(h);
+    let reply = call.await;
+    (reply, token_hits(h) - before)
+}
+
+/// A code-grant form as py-oidc-auth-client sends it (`code`, `redirect_uri` [`LOOPBACK`],
+/// `grant_type`, `code_verifier`), followed by `extra` fields.
+fn code_form<'a>(
+    code: &'a str,
+    verifier: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut form = vec![
+        ("code", code),
+        ("redirect_uri", LOOPBACK),
+        ("grant_type", "authorization_code"),
+        ("code_verifier", verifier),
+    ];
+    form.extend_from_slice(extra);
+    form
+}
+
+/// POSTs the [`code_form`] with `verifier` as `code_verifier` (and `extra` fields) to the
+/// token endpoint.
+async fn code_call(
+    h: &Harness,
+    fw: Framework,
+    code: &str,
+    verifier: &str,
+    extra: &[(&str, &str)],
+) -> Reply {
+    h.post_form(fw, TOKEN, &code_form(code, verifier, extra))
+        .await
 }
 
 /// POSTs a raw body with a content type to `path`.
@@ -142,6 +197,75 @@ async fn post_raw(
     into_reply(response).await
 }
 
+/// POSTs `form` to the token endpoint with one `Authorization` header for each of `values`, in
+/// that order.
+async fn post_token_with_authorization(
+    h: &Harness,
+    fw: Framework,
+    values: &[HeaderValue],
+    form: &[(&str, &str)],
+) -> Reply {
+    let mut headers = reqwest::header::HeaderMap::new();
+    for value in values {
+        headers.append("authorization", value.clone());
+    }
+    let response = h
+        .client()
+        .post(h.url(fw, TOKEN))
+        .headers(headers)
+        .form(form)
+        .send()
+        .await
+        .expect("answer");
+    into_reply(response).await
+}
+
+/// Redeems a device code with the client's `device-code` field.
+async fn redeem_device_code(h: &Harness, fw: Framework, code: &str) -> Reply {
+    h.post_form(fw, TOKEN, &[("device-code", code)]).await
+}
+
+/// An access token of the provider for this server with scope `openid`: a subject token.
+fn subject_token(h: &Harness) -> String {
+    h.idp.token().audience(AUDIENCE).scope("openid").sign()
+}
+
+/// A token exchange of `subject` with `extra` fields, authenticated as the exchange client.
+async fn exchange_subject(
+    h: &Harness,
+    fw: Framework,
+    subject: &str,
+    extra: &[(&str, &str)],
+) -> Reply {
+    exchange(h, fw, &exchange_form(subject, extra), true).await
+}
+
+/// Asserts `reply` is `status` with the RFC error code `error`.
+fn assert_refusal(reply: &Reply, status: u16, error: &str, what: &str) {
+    assert_eq!(
+        (reply.status, reply.error()),
+        (status, Some(error)),
+        "{what}: {}",
+        reply.raw_body
+    );
+}
+
+/// Asserts `reply` is a 400 (with the RFC error code `error` when one is given) and that the
+/// provider's token endpoint still has the `hits` it had before the refused request.
+fn assert_refused_unasked(
+    h: &Harness,
+    hits: usize,
+    reply: &Reply,
+    error: Option<&str>,
+    what: &str,
+) {
+    match error {
+        Some(error) => assert_refusal(reply, 400, error, what),
+        None => assert_eq!(reply.status, 400, "{what}: {}", reply.raw_body),
+    }
+    assert_eq!(token_hits(h), hits, "{what}: the provider was asked");
+}
+
 /// Asserts a client error (4xx): never a success, a redirect or a server error.
 fn assert_client_error(reply: &Reply, what: &str) {
     assert!(
@@ -152,16 +276,51 @@ fn assert_client_error(reply: &Reply, what: &str) {
     );
 }
 
-/// Asserts `reply` does not contain any of `secrets`.
-fn assert_not_echoed(reply: &Reply, secrets: &[&str], what: &str) {
-    for secret in secrets {
-        if secret.len() >= 4 {
-            assert!(
-                !reply.raw_body.contains(secret),
-                "{what}: the answer echoes {secret:?}: {}",
-                reply.raw_body
-            );
+/// Asserts a 400 `invalid_request` without a `Location`.
+fn assert_invalid_request_without_redirect(reply: &Reply, what: &str) {
+    assert_refusal(reply, 400, "invalid_request", what);
+    assert!(reply.location.is_none(), "{what}");
+}
+
+/// Asserts the body contains none of `markers` (short pieces of a hostile input, such as
+/// `evil` or `<script`).
+fn assert_not_reflected(reply: &Reply, markers: &[&str], what: &str) {
+    for marker in markers {
+        assert!(
+            !reply.raw_body.contains(marker),
+            "{what} reflected {marker:?}: {}",
+            reply.raw_body
+        );
+    }
+}
+
+/// The failures of a test that tries every case before its verdict.
+#[derive(Default)]
+struct Failures(Vec<String>);
+
+impl Failures {
+    /// Notes a failure of `case` unless `ok`: the status and error code of `reply`, then
+    /// `detail`.
+    fn check(&mut self, ok: bool, case: &str, reply: &Reply, detail: &str) {
+        if !ok {
+            self.0.push(format!(
+                "{case}: {} {:?}{detail}",
+                reply.status,
+                reply.error()
+            ));
         }
+    }
+
+    /// [`Failures::check`] that also fails the case when the request caused `asked` (non-zero)
+    /// provider token requests.
+    fn check_unasked(&mut self, ok: bool, case: &str, reply: &Reply, asked: usize) {
+        let detail = format!(", {asked} provider token request(s)");
+        self.check(ok && asked == 0, case, reply, &detail);
+    }
+
+    /// Fails with `title` and every noted failure, one a line, when there are any.
+    fn assert_none(&self, title: &str) {
+        assert!(self.0.is_empty(), "{title}:\n{}", self.0.join("\n"));
     }
 }
 
@@ -253,20 +412,10 @@ async fn d11_redirect_uri_lookalikes_encodings_and_spellings_are_refused() {
     .collect();
     for fw in FRAMEWORKS {
         for redirect in &hostile {
-            let (status, location, reply) = raw_get(
-                &h,
-                fw,
-                &format!("{LOGIN}?{}", query(&[("redirect_uri", redirect)])),
-            )
-            .await;
-            assert_eq!(status, 400, "{fw:?} {redirect:?}: {}", reply.raw_body);
-            assert_eq!(reply.error(), Some("invalid_request"), "{redirect:?}");
-            assert!(location.is_none(), "{redirect:?}");
-            assert!(
-                !reply.raw_body.contains("evil") && !reply.raw_body.contains("alert"),
-                "{redirect:?} echoed: {}",
-                reply.raw_body
-            );
+            let reply = get_login(&h, fw, &[("redirect_uri", redirect)]).await;
+            let what = format!("{fw:?} {redirect:?}");
+            assert_invalid_request_without_redirect(&reply, &what);
+            assert_not_reflected(&reply, &["evil", "alert"], &what);
         }
     }
     for endpoint in [Endpoint::Discovery, Endpoint::Authorize, Endpoint::Token] {
@@ -293,11 +442,12 @@ async fn d11_repeated_or_oversized_redirect_uri_parameters_are_refused() {
             query(&[("redirect_uri", LOOPBACK), ("redirect_uri", LOOPBACK)]),
             query(&[("redirect_uri", &huge)]),
         ] {
-            let (status, location, reply) = raw_get(&h, fw, &format!("{LOGIN}?{q}")).await;
-            assert_client_error(&reply, &q[..q.len().min(120)]);
-            assert!(location.is_none());
-            assert!(!reply.raw_body.contains("evil"), "{}", reply.raw_body);
-            assert_ne!(status, 302);
+            let reply = h.get(fw, &format!("{LOGIN}?{q}"), None).await;
+            let what = &q[..q.len().min(120)];
+            assert_client_error(&reply, what);
+            assert!(reply.location.is_none(), "{what}");
+            assert_not_reflected(&reply, &["evil"], what);
+            assert_ne!(reply.status, 302);
         }
     }
     assert_eq!(h.idp.hits(Endpoint::Discovery), 0);
@@ -318,14 +468,9 @@ async fn d12_accepted_loopback_uris_reach_the_provider_exactly_and_must_be_repea
             "http://127.0.0.1:65535/cb",
             "http://localhost:53100/callback?client=cli",
         ] {
-            let (status, location, reply) = raw_get(
-                &h,
-                fw,
-                &format!("{LOGIN}?{}", query(&[("redirect_uri", redirect)])),
-            )
-            .await;
-            assert_eq!(status, 302, "{redirect}: {}", reply.raw_body);
-            let location = Url::parse(&location.unwrap_or_default()).expect("Location");
+            let reply = get_login(&h, fw, &[("redirect_uri", redirect)]).await;
+            assert_eq!(reply.status, 302, "{redirect}: {}", reply.raw_body);
+            let location = redirect_target(&reply);
             assert_eq!(
                 query_param(&location, "redirect_uri").as_deref(),
                 Some(redirect)
@@ -337,9 +482,7 @@ async fn d12_accepted_loopback_uris_reach_the_provider_exactly_and_must_be_repea
                 "{location}"
             );
         }
-        let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
-        let code = query_param(&callback, "code").unwrap_or_default();
-        let verifier = handle_of(&callback);
+        let login = login_to(&h, fw, LOOPBACK).await;
         let hits = token_hits(&h);
         for other in [
             "http://localhost:53100/callback/",
@@ -355,14 +498,13 @@ async fn d12_accepted_loopback_uris_reach_the_provider_exactly_and_must_be_repea
                     fw,
                     TOKEN,
                     &[
-                        ("code", &code),
+                        ("code", &login.code),
                         ("redirect_uri", other),
-                        ("code_verifier", &verifier),
+                        ("code_verifier", &login.handle),
                     ],
                 )
                 .await;
-            assert_eq!(reply.status, 400, "{other}: {}", reply.raw_body);
-            assert_eq!(token_hits(&h), hits, "{other}");
+            assert_refused_unasked(&h, hits, &reply, None, other);
         }
     }
 }
@@ -387,9 +529,9 @@ async fn d11_login_parameters_cannot_smuggle_authorization_request_fields() {
                 "openid&client_id=evil-client&redirect_uri=https://evil.com/",
             ),
         ]);
-        let (status, location, reply) = raw_get(&h, fw, &format!("{LOGIN}?{q}")).await;
-        if status == 302 {
-            let location = Url::parse(&location.unwrap_or_default()).expect("Location");
+        let reply = h.get(fw, &format!("{LOGIN}?{q}"), None).await;
+        if reply.status == 302 {
+            let location = redirect_target(&reply);
             let pairs: Vec<(String, String)> = location
                 .query_pairs()
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -416,7 +558,7 @@ async fn d11_login_parameters_cannot_smuggle_authorization_request_fields() {
                 "{location}"
             );
         } else {
-            assert_eq!(status, 400, "{}", reply.raw_body);
+            assert_eq!(reply.status, 400, "{}", reply.raw_body);
         }
     }
     let discovery = h.idp.hits(Endpoint::Discovery);
@@ -444,11 +586,8 @@ async fn d11_login_parameters_cannot_smuggle_authorization_request_fields() {
         ] {
             let mut pairs = vec![("redirect_uri", LOOPBACK)];
             pairs.extend(extra.iter().copied());
-            let (status, location, reply) =
-                raw_get(&h, fw, &format!("{LOGIN}?{}", query(&pairs))).await;
-            assert_eq!(status, 400, "{extra:?}: {}", reply.raw_body);
-            assert_eq!(reply.error(), Some("invalid_request"), "{extra:?}");
-            assert!(location.is_none());
+            let reply = get_login(&h, fw, &pairs).await;
+            assert_invalid_request_without_redirect(&reply, &format!("{extra:?}"));
         }
     }
     assert_eq!(
@@ -470,10 +609,12 @@ async fn d11_login_parameters_cannot_smuggle_authorization_request_fields() {
 async fn d1_mangled_handles_are_refused_without_a_provider_call() {
     let h = harness().await;
     for fw in FRAMEWORKS {
-        let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
-        let code = query_param(&callback, "code").unwrap_or_default();
-        let handle = handle_of(&callback);
-        let state = query_param(&callback, "state").unwrap_or_default();
+        let Callback {
+            url: callback,
+            code,
+            state,
+            handle,
+        } = login_to(&h, fw, LOOPBACK).await;
         let decoded_len = URL_SAFE_NO_PAD
             .decode(&handle)
             .map(|b| b.len())
@@ -524,14 +665,9 @@ async fn d1_mangled_handles_are_refused_without_a_provider_call() {
             if verifier == &handle {
                 continue;
             }
-            let reply = code_call(&h, fw, &code, verifier).await;
-            assert_eq!(reply.status, 400, "{fw:?} {what}: {}", reply.raw_body);
-            assert_eq!(
-                token_hits(&h),
-                hits,
-                "{fw:?} {what}: the provider was asked"
-            );
-            assert_not_echoed(&reply, &[&handle, &code], what);
+            let reply = code_call(&h, fw, &code, verifier, &[]).await;
+            assert_refused_unasked(&h, hits, &reply, None, &format!("{fw:?} {what}"));
+            assert_not_echoed(&reply, &handle, &[&code]);
         }
         let honest = client_token_call(&h, fw, &callback).await;
         assert_eq!(
@@ -550,8 +686,7 @@ async fn d1_code_verifier_must_be_the_handle_not_another_login_value() {
     let h = harness().await;
     for fw in FRAMEWORKS {
         let (authorize, callback) = browser_login(&h, fw, LOOPBACK).await;
-        let code = query_param(&callback, "code").unwrap_or_default();
-        let state = query_param(&callback, "state").unwrap_or_default();
+        let Callback { code, state, .. } = Callback::of(callback);
         let first = state.split('|').next().unwrap_or_default().to_owned();
         let nonce = query_param(&authorize, "nonce").unwrap_or_default();
         let challenge = query_param(&authorize, "code_challenge").unwrap_or_default();
@@ -564,9 +699,8 @@ async fn d1_code_verifier_must_be_the_handle_not_another_login_value() {
             ("code", code.clone()),
             ("verifier-shaped", shaped),
         ] {
-            let reply = code_call(&h, fw, &code, &verifier).await;
-            assert_eq!(reply.status, 400, "{what}: {}", reply.raw_body);
-            assert_eq!(token_hits(&h), hits, "{what}");
+            let reply = code_call(&h, fw, &code, &verifier, &[]).await;
+            assert_refused_unasked(&h, hits, &reply, None, what);
         }
     }
 }
@@ -587,77 +721,52 @@ async fn d1_client_pkce_and_handle_cannot_be_mixed() {
         let h = &h;
         let challenge = challenge.clone();
         async move {
-            let path = format!(
-                "{LOGIN}?{}",
-                query(&[
+            let path = with_query(
+                LOGIN,
+                &[
                     ("redirect_uri", LOOPBACK),
                     ("code_challenge", &challenge),
                     ("code_challenge_method", "S256"),
-                ])
+                ],
             );
             let authorize = location(h, &h.url(fw, &path)).await;
             assert_eq!(
                 query_param(&authorize, "code_challenge").as_deref(),
                 Some(challenge.as_str())
             );
-            location(h, authorize.as_str()).await
-        }
-    };
-    let with_state = |code: &str, verifier: &str, state: Option<&str>| {
-        let mut form = vec![
-            ("code".to_owned(), code.to_owned()),
-            ("redirect_uri".to_owned(), LOOPBACK.to_owned()),
-            ("grant_type".to_owned(), "authorization_code".to_owned()),
-            ("code_verifier".to_owned(), verifier.to_owned()),
-        ];
-        if let Some(state) = state {
-            form.push(("state".to_owned(), state.to_owned()));
-        }
-        form
-    };
-    let post = |fw: Framework, form: Vec<(String, String)>| {
-        let h = &h;
-        async move {
-            let pairs: Vec<(&str, &str)> =
-                form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            h.post_form(fw, TOKEN, &pairs).await
+            Callback::of(location(h, authorize.as_str()).await)
         }
     };
     for fw in FRAMEWORKS {
-        let callback = pkce_login(fw).await;
-        let code = query_param(&callback, "code").unwrap_or_default();
-        let state = query_param(&callback, "state").unwrap_or_default();
+        let Callback {
+            code,
+            state,
+            handle,
+            ..
+        } = pkce_login(fw).await;
         let (_, other) = browser_login(&h, fw, LOOPBACK).await;
         let other_state = query_param(&other, "state").unwrap_or_default();
         let hits = token_hits(&h);
         for (what, form) in [
-            (
-                "handle as verifier",
-                with_state(&code, &handle_of(&callback), None),
-            ),
+            ("handle as verifier", code_form(&code, &handle, &[])),
             (
                 "handle as verifier, with state",
-                with_state(&code, &handle_of(&callback), Some(&state)),
+                code_form(&code, &handle, &[("state", &state)]),
             ),
-            ("own verifier, no state", with_state(&code, &verifier, None)),
+            ("own verifier, no state", code_form(&code, &verifier, &[])),
             (
                 "own verifier, another login's state",
-                with_state(&code, &verifier, Some(&other_state)),
+                code_form(&code, &verifier, &[("state", &other_state)]),
             ),
         ] {
-            let reply = post(fw, form).await;
-            assert_eq!(reply.status, 400, "{what}: {}", reply.raw_body);
-            assert_eq!(token_hits(&h), hits, "{what}");
-            assert_not_echoed(&reply, &[&verifier, &code], what);
+            let reply = h.post_form(fw, TOKEN, &form).await;
+            assert_refused_unasked(&h, hits, &reply, None, what);
+            assert_not_echoed(&reply, &verifier, &[&code]);
         }
-        let wrong = post(fw, with_state(&code, &"x".repeat(43), Some(&state))).await;
-        assert_eq!(
-            (wrong.status, wrong.error()),
-            (400, Some("invalid_grant")),
-            "{}",
-            wrong.raw_body
-        );
-        let late = post(fw, with_state(&code, &verifier, Some(&state))).await;
+        let wrong_verifier = "x".repeat(43);
+        let wrong = code_call(&h, fw, &code, &wrong_verifier, &[("state", &state)]).await;
+        assert_refusal(&wrong, 400, "invalid_grant", "a wrong verifier");
+        let late = code_call(&h, fw, &code, &verifier, &[("state", &state)]).await;
         assert_eq!(late.status, 400, "a wrong verifier spends the login");
         assert_eq!(token_hits(&h), hits, "nothing reached the provider");
 
@@ -665,27 +774,17 @@ async fn d1_client_pkce_and_handle_cannot_be_mixed() {
         assert_eq!(client_token_call(&h, fw, &other).await.status, 200);
 
         // A fresh client-PKCE login completes with its own verifier and its state.
-        let callback = pkce_login(fw).await;
-        let fresh = post(
-            fw,
-            with_state(
-                &query_param(&callback, "code").unwrap_or_default(),
-                &verifier,
-                query_param(&callback, "state").as_deref(),
-            ),
-        )
-        .await;
+        let fresh = pkce_login(fw).await;
+        let fresh = code_call(&h, fw, &fresh.code, &verifier, &[("state", &fresh.state)]).await;
         assert_eq!(fresh.status, 200, "{}", fresh.raw_body);
         let sent = h.idp.last_token_request().unwrap_or_default();
         assert_eq!(sent.get("code_verifier"), Some(&verifier));
 
         // The server-side callback does not complete a client-PKCE login.
-        let callback = pkce_login(fw).await;
+        let callback_login = pkce_login(fw).await;
         let hits = token_hits(&h);
-        let path = format!("{CALLBACK}?{}", callback.query().unwrap_or_default());
-        let reply = h.get(fw, &path, None).await;
-        assert_eq!(reply.status, 400, "{}", reply.raw_body);
-        assert_eq!(token_hits(&h), hits);
+        let reply = h.get(fw, &callback_path(&callback_login.url), None).await;
+        assert_refused_unasked(&h, hits, &reply, None, "server-side callback");
     }
 }
 
@@ -695,10 +794,7 @@ async fn d1_client_pkce_and_handle_cannot_be_mixed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d2_a_spent_handle_stays_spent_across_frameworks_and_fresh_codes() {
     let h = harness().await;
-    for (first, second) in [
-        (Framework::Axum, Framework::Actix),
-        (Framework::Actix, Framework::Axum),
-    ] {
+    for (first, second) in FRAMEWORK_PAIRS {
         let (authorize, callback) = browser_login(&h, first, LOOPBACK).await;
         assert_eq!(client_token_call(&h, first, &callback).await.status, 200);
         let fresh = location(&h, authorize.as_str()).await;
@@ -710,25 +806,16 @@ async fn d2_a_spent_handle_stays_spent_across_frameworks_and_fresh_codes() {
         let hits = token_hits(&h);
         for (fw, url) in [(second, &callback), (second, &fresh), (first, &fresh)] {
             let reply = client_token_call(&h, fw, url).await;
-            assert_eq!(
-                (reply.status, reply.error()),
-                (400, Some("invalid_grant")),
-                "{fw:?}: {}",
-                reply.raw_body
-            );
-            let path = format!("{CALLBACK}?{}", url.query().unwrap_or_default());
-            let reply = h.get(fw, &path, None).await;
+            assert_refusal(&reply, 400, "invalid_grant", &format!("{fw:?}"));
+            let reply = h.get(fw, &callback_path(url), None).await;
             assert_eq!(reply.status, 400, "callback on {fw:?}: {}", reply.raw_body);
         }
         assert_eq!(token_hits(&h), hits, "no token request for a spent handle");
     }
     // The server-side callback: spent on one framework, refused on the other.
-    for (first, second) in [
-        (Framework::Axum, Framework::Actix),
-        (Framework::Actix, Framework::Axum),
-    ] {
-        let (_, callback) = browser_login(&h, first, &h.url(first, "/api/auth/v2/callback")).await;
-        let path = format!("{CALLBACK}?{}", callback.query().unwrap_or_default());
+    for (first, second) in FRAMEWORK_PAIRS {
+        let (_, callback) = browser_login(&h, first, &h.url(first, CALLBACK)).await;
+        let path = callback_path(&callback);
         assert_eq!(h.get(first, &path, None).await.status, 200);
         let hits = token_hits(&h);
         assert_eq!(h.get(second, &path, None).await.status, 400);
@@ -747,7 +834,7 @@ async fn d2_a_handle_is_single_use_across_instances_sharing_the_state_key() {
     let store = Arc::new(MemoryStore::new());
     let a = serve_broker(idp.clone(), store.clone(), |c| c.state_key(STATE_KEY), None).await;
     let b = serve_broker(idp.clone(), store.clone(), |c| c.state_key(STATE_KEY), None).await;
-    let mut failures = Vec::new();
+    let mut failures = Failures::default();
     for fw in FRAMEWORKS {
         // Control: the instances do share the key; a login started on A completes on B.
         let (_, started_on_a) = browser_login(&a, fw, LOOPBACK).await;
@@ -759,24 +846,21 @@ async fn d2_a_handle_is_single_use_across_instances_sharing_the_state_key() {
         assert_eq!(first.status, 200, "{}", first.raw_body);
         let fresh = location(&a, authorize.as_str()).await;
         for (what, url) in [("fresh code", &fresh), ("redeemed code", &callback)] {
-            let hits = idp.hits(Endpoint::Token);
-            let replay = client_token_call(&b, fw, url).await;
-            let asked = idp.hits(Endpoint::Token) - hits;
-            if replay.status != 400 || asked != 0 {
-                failures.push(format!(
-                    "{what} with A's spent handle on B ({fw:?}): {} {:?}, {asked} provider token request(s){}",
-                    replay.status,
-                    replay.error(),
-                    if replay.status == 200 { " -> a second session from one login" } else { "" }
-                ));
-            }
+            let (replay, asked) = counting_token_requests(&b, client_token_call(&b, fw, url)).await;
+            let second_session = if replay.status == 200 {
+                " -> a second session from one login"
+            } else {
+                ""
+            };
+            failures.check(
+                replay.status == 400 && asked == 0,
+                &format!("{what} with A's spent handle on B ({fw:?})"),
+                &replay,
+                &format!(", {asked} provider token request(s){second_session}"),
+            );
         }
     }
-    assert!(
-        failures.is_empty(),
-        "handle replay across instances:\n{}",
-        failures.join("\n")
-    );
+    failures.assert_none("handle replay across instances");
 }
 
 /// D3 variant: the lifetime boundary. A handle is good 599 s after login and refused at
@@ -802,10 +886,9 @@ async fn d3_handle_lifetime_boundary_is_exact() {
         clock.advance(600);
         let hits = token_hits(&h);
         let reply = client_token_call(&h, fw, &callback).await;
-        assert_eq!((reply.status, reply.error()), (400, Some("invalid_grant")));
-        let path = format!("{CALLBACK}?{}", callback.query().unwrap_or_default());
-        assert_eq!(h.get(fw, &path, None).await.status, 400);
-        assert_eq!(token_hits(&h), hits);
+        assert_refusal(&reply, 400, "invalid_grant", "600 s");
+        let reply = h.get(fw, &callback_path(&callback), None).await;
+        assert_refused_unasked(&h, hits, &reply, None, "600 s, server-side callback");
         clock.advance(-600);
     }
 }
@@ -863,16 +946,8 @@ async fn d4_iss_near_misses_and_repeated_iss_are_refused() {
         for fw in FRAMEWORKS {
             let (_, callback) = browser_login(&h, fw, &h.url(fw, CALLBACK)).await;
             let hits = token_hits(&h);
-            let reply = into_reply(
-                h.client()
-                    .get(callback.as_str())
-                    .send()
-                    .await
-                    .expect("answer"),
-            )
-            .await;
-            assert_eq!(reply.status, 400, "{case} on {fw:?}: {}", reply.raw_body);
-            assert_eq!(token_hits(&h), hits, "{case}");
+            let reply = h.get_url(&callback).await;
+            assert_refused_unasked(&h, hits, &reply, None, &format!("{case} on {fw:?}"));
             assert!(reply.body.get("access_token").is_none());
         }
     }
@@ -893,18 +968,16 @@ async fn d5_callback_errors_are_not_reflected_and_spend_the_transaction() {
             "",
             "access_denied\r\nSet-Cookie: evil=1",
         ] {
-            let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
-            let code = query_param(&callback, "code").unwrap_or_default();
-            let state = query_param(&callback, "state").unwrap_or_default();
+            let login = login_to(&h, fw, LOOPBACK).await;
             let hits = token_hits(&h);
-            let path = format!(
-                "{CALLBACK}?{}",
-                query(&[
-                    ("code", &code),
-                    ("state", &state),
+            let path = with_query(
+                CALLBACK,
+                &[
+                    ("code", &login.code),
+                    ("state", &login.state),
                     ("error", error),
                     ("error_description", "<img src=x onerror=alert(2)> evil"),
-                ])
+                ],
             );
             let reply = h.get(fw, &path, None).await;
             assert_eq!(reply.status, 400, "{error:?}: {}", reply.raw_body);
@@ -913,16 +986,13 @@ async fn d5_callback_errors_are_not_reflected_and_spend_the_transaction() {
                 "{error:?}: {}",
                 reply.raw_body
             );
-            assert!(
-                !reply.raw_body.contains("<script")
-                    && !reply.raw_body.contains("onerror")
-                    && !reply.raw_body.contains("Set-Cookie")
-                    && !reply.raw_body.contains("evil"),
-                "{error:?} reflected: {}",
-                reply.raw_body
+            assert_not_reflected(
+                &reply,
+                &["<script", "onerror", "Set-Cookie", "evil"],
+                &format!("{error:?}"),
             );
-            assert_not_echoed(&reply, &[&code, &handle_of(&callback)], error);
-            let after = client_token_call(&h, fw, &callback).await;
+            assert_not_echoed(&reply, &login.code, &[&login.handle]);
+            let after = client_token_call(&h, fw, &login.url).await;
             assert_eq!(after.status, 400, "{error:?}: transaction spent");
             assert_eq!(token_hits(&h), hits, "{error:?}");
         }
@@ -932,7 +1002,7 @@ async fn d5_callback_errors_are_not_reflected_and_spend_the_transaction() {
             .await;
         assert_eq!(reply.status, 400);
     }
-    assert_eq!(h.idp.hits(Endpoint::Token), 0);
+    assert_eq!(token_hits(&h), 0);
 }
 
 /// D8 variant: ID token claims of the wrong JSON type or near-miss values (nonce as an array
@@ -992,8 +1062,7 @@ async fn d8_id_token_claims_of_the_wrong_type_are_refused() {
     for (case, tweak) in cases {
         h.idp.set_id_token_tweak(Some(Arc::new(tweak)));
         for fw in FRAMEWORKS {
-            let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
-            let reply = client_token_call(&h, fw, &callback).await;
+            let reply = client_code_flow(&h, fw).await;
             assert_eq!(reply.status, 400, "{case} on {fw:?}: {}", reply.raw_body);
             assert!(reply.body.get("access_token").is_none(), "{case}");
         }
@@ -1007,11 +1076,7 @@ async fn d8_id_token_claims_of_the_wrong_type_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d9_userinfo_subject_near_misses_are_refused() {
     let h = harness().await;
-    let (_, callback) = browser_login(&h, Framework::Axum, LOOPBACK).await;
-    let access = client_token_call(&h, Framework::Axum, &callback).await.body["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let access = field(&login(&h, Framework::Axum).await, "access_token").to_owned();
     for sub in [
         json!("Alice"),
         json!("alice "),
@@ -1029,8 +1094,8 @@ async fn d9_userinfo_subject_near_misses_are_refused() {
         for fw in FRAMEWORKS {
             let reply = h.bearer(fw, USERINFO, &access).await;
             assert_eq!(reply.status, 400, "sub {sub} on {fw:?}: {}", reply.raw_body);
-            assert!(!reply.raw_body.contains("mallory"), "{}", reply.raw_body);
-            assert_not_echoed(&reply, &[&access], "userinfo");
+            assert_not_reflected(&reply, &["mallory"], "userinfo");
+            assert_not_echoed(&reply, &access, &[]);
         }
     }
 }
@@ -1052,19 +1117,14 @@ async fn d10_discovery_issuer_near_misses_are_not_adopted() {
         idp.set_discovery_issuer(Some(near.clone()));
         let h = Harness::with(idp, |b| b, None).await;
         for fw in FRAMEWORKS {
-            let (status, location, reply) = raw_get(
-                &h,
-                fw,
-                &format!("{LOGIN}?{}", query(&[("redirect_uri", LOOPBACK)])),
-            )
-            .await;
-            assert_eq!(status, 503, "{near}: {}", reply.raw_body);
-            assert!(location.is_none());
+            let reply = get_login(&h, fw, &[("redirect_uri", LOOPBACK)]).await;
+            assert_eq!(reply.status, 503, "{near}: {}", reply.raw_body);
+            assert!(reply.location.is_none());
         }
         let token = h.idp.token().audience(AUDIENCE).sign();
         assert_eq!(h.bearer_both("/me", &token).await.status, 503, "{near}");
         assert_eq!(h.idp.hits(Endpoint::Authorize), 0);
-        assert_eq!(h.idp.hits(Endpoint::Token), 0);
+        assert_eq!(token_hits(&h), 0);
     }
 }
 
@@ -1106,16 +1166,11 @@ async fn d13_logout_redirect_near_misses_are_refused() {
     ];
     for fw in FRAMEWORKS {
         for value in bad {
-            let path = format!("{LOGOUT}?{}", query(&[("post_logout_redirect_uri", value)]));
-            let (status, location, reply) = raw_get(&h, fw, &path).await;
-            assert_eq!(status, 400, "{fw:?} {value:?}: {}", reply.raw_body);
-            assert_eq!(reply.error(), Some("invalid_request"), "{value:?}");
-            assert!(location.is_none(), "{value:?}");
-            assert!(
-                !reply.raw_body.contains("evil") && !reply.raw_body.contains("alert"),
-                "{}",
-                reply.raw_body
-            );
+            let path = with_query(LOGOUT, &[("post_logout_redirect_uri", value)]);
+            let reply = h.get(fw, &path, None).await;
+            let what = format!("{fw:?} {value:?}");
+            assert_invalid_request_without_redirect(&reply, &what);
+            assert_not_reflected(&reply, &["evil", "alert"], &what);
         }
         for pairs in [
             [
@@ -1127,15 +1182,14 @@ async fn d13_logout_redirect_near_misses_are_refused() {
                 ("post_logout_redirect_uri", APP_BYE),
             ],
         ] {
-            let (status, location, reply) =
-                raw_get(&h, fw, &format!("{LOGOUT}?{}", query(&pairs))).await;
+            let reply = h.get(fw, &with_query(LOGOUT, &pairs), None).await;
             assert_client_error(&reply, "repeated post_logout_redirect_uri");
-            assert_ne!(status, 302);
-            assert!(location.is_none());
+            assert_ne!(reply.status, 302);
+            assert!(reply.location.is_none());
         }
-        let (status, location, _) = raw_get(&h, fw, LOGOUT).await;
-        assert_eq!(status, 302);
-        let location = Url::parse(&location.unwrap_or_default()).expect("Location");
+        let reply = h.get(fw, LOGOUT, None).await;
+        assert_eq!(reply.status, 302);
+        let location = redirect_target(&reply);
         assert!(location.as_str().starts_with(&h.idp.issuer()));
         assert_eq!(query_param(&location, "post_logout_redirect_uri"), None);
     }
@@ -1154,79 +1208,52 @@ async fn d13_logout_redirect_near_misses_are_refused() {
 async fn token_form_with_repeated_fields_is_refused() {
     let h = harness().await;
     for fw in FRAMEWORKS {
-        let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
-        let code = query_param(&callback, "code").unwrap_or_default();
-        let handle = handle_of(&callback);
+        let callback = login_to(&h, fw, LOOPBACK).await;
         let hits = token_hits(&h);
-        let base = |extra: &[(&'static str, String)]| {
-            let mut form: Vec<(&'static str, String)> = vec![
-                ("code", code.clone()),
-                ("redirect_uri", LOOPBACK.to_owned()),
-                ("grant_type", "authorization_code".to_owned()),
-                ("code_verifier", handle.clone()),
-            ];
-            form.extend_from_slice(extra);
-            form
-        };
-        let cases: Vec<(&str, Vec<(&'static str, String)>)> = vec![
-            ("code twice", base(&[("code", "other-code".into())])),
+        let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+            ("code twice", callback.code_form(&[("code", "other-code")])),
             (
                 "code_verifier twice, handle first",
-                base(&[("code_verifier", "junk".into())]),
+                callback.code_form(&[("code_verifier", "junk")]),
             ),
             (
                 "code_verifier twice, handle second",
                 vec![
-                    ("code", code.clone()),
-                    ("redirect_uri", LOOPBACK.to_owned()),
-                    ("code_verifier", "junk".into()),
-                    ("code_verifier", handle.clone()),
+                    ("code", &callback.code),
+                    ("redirect_uri", LOOPBACK),
+                    ("code_verifier", "junk"),
+                    ("code_verifier", &callback.handle),
                 ],
             ),
             (
                 "redirect_uri twice",
-                base(&[("redirect_uri", "https://evil.com/cb".into())]),
+                callback.code_form(&[("redirect_uri", "https://evil.com/cb")]),
             ),
             (
                 "grant_type twice",
-                base(&[("grant_type", "refresh_token".into())]),
+                callback.code_form(&[("grant_type", "refresh_token")]),
             ),
             (
                 "refresh-token and refresh_token",
-                vec![
-                    ("refresh-token", "r-one".into()),
-                    ("refresh_token", "r-two".into()),
-                ],
+                vec![("refresh-token", "r-one"), ("refresh_token", "r-two")],
             ),
             (
                 "device-code and device_code",
-                vec![
-                    ("device-code", "d-one".into()),
-                    ("device_code", "d-two".into()),
-                ],
+                vec![("device-code", "d-one"), ("device_code", "d-two")],
             ),
             (
                 "refresh-token twice",
-                vec![
-                    ("refresh-token", "r-one".into()),
-                    ("refresh-token", "r-two".into()),
-                ],
+                vec![("refresh-token", "r-one"), ("refresh-token", "r-two")],
             ),
         ];
         for (what, form) in cases {
-            let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let reply = h.post_form(fw, TOKEN, &pairs).await;
-            assert_eq!(
-                (reply.status, reply.error()),
-                (400, Some("invalid_request")),
-                "{what} on {fw:?}: {}",
-                reply.raw_body
-            );
-            assert_eq!(token_hits(&h), hits, "{what}: the provider was asked");
-            assert_not_echoed(&reply, &[&code, &handle], what);
+            let reply = h.post_form(fw, TOKEN, &form).await;
+            let context = format!("{what} on {fw:?}");
+            assert_refused_unasked(&h, hits, &reply, Some("invalid_request"), &context);
+            assert_not_echoed(&reply, &callback.code, &[&callback.handle]);
         }
         assert_eq!(
-            client_token_call(&h, fw, &callback).await.status,
+            client_token_call(&h, fw, &callback.url).await.status,
             200,
             "refused forms do not spend the handle"
         );
@@ -1240,14 +1267,10 @@ async fn token_form_with_repeated_fields_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_form_with_two_grants_is_ambiguous() {
     let h = harness().await;
-    let mut failures = Vec::new();
+    let mut failures = Failures::default();
     for fw in FRAMEWORKS {
-        let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
-        let refresh_token =
-            field(&client_token_call(&h, fw, &callback).await, "refresh_token").to_owned();
-        let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
-        let code = query_param(&callback, "code").unwrap_or_default();
-        let handle = handle_of(&callback);
+        let refresh_token = field(&login(&h, fw).await, "refresh_token").to_owned();
+        let callback = login_to(&h, fw, LOOPBACK).await;
         for (what, form) in [
             (
                 "refresh-token and device-code",
@@ -1259,40 +1282,27 @@ async fn token_form_with_two_grants_is_ambiguous() {
             (
                 "code grant and device-code",
                 vec![
-                    ("code", code.as_str()),
+                    ("code", callback.code.as_str()),
                     ("redirect_uri", LOOPBACK),
-                    ("code_verifier", handle.as_str()),
+                    ("code_verifier", callback.handle.as_str()),
                     ("device-code", "some-device-code"),
                 ],
             ),
             (
                 "code grant and refresh-token",
-                vec![
-                    ("code", code.as_str()),
-                    ("redirect_uri", LOOPBACK),
-                    ("grant_type", "authorization_code"),
-                    ("code_verifier", handle.as_str()),
-                    ("refresh-token", refresh_token.as_str()),
-                ],
+                callback.code_form(&[("refresh-token", &refresh_token)]),
             ),
         ] {
-            let hits = token_hits(&h);
-            let reply = h.post_form(fw, TOKEN, &form).await;
-            let asked = token_hits(&h) - hits;
-            if (reply.status, reply.error()) != (400, Some("invalid_request")) || asked != 0 {
-                failures.push(format!(
-                    "{what} on {fw:?}: {} {:?}, {asked} provider token request(s)",
-                    reply.status,
-                    reply.error()
-                ));
-            }
+            let (reply, asked) = counting_token_requests(&h, h.post_form(fw, TOKEN, &form)).await;
+            failures.check_unasked(
+                (reply.status, reply.error()) == (400, Some("invalid_request")),
+                &format!("{what} on {fw:?}"),
+                &reply,
+                asked,
+            );
         }
     }
-    assert!(
-        failures.is_empty(),
-        "ambiguous forms were served:\n{}",
-        failures.join("\n")
-    );
+    failures.assert_none("ambiguous forms were served");
 }
 
 /// E variant (grant confusion): a `grant_type` that this server does not run (`password`,
@@ -1304,11 +1314,9 @@ async fn token_form_with_two_grants_is_ambiguous() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_grant_type_must_match_the_credential_sent() {
     let h = harness().await;
-    let mut failures = Vec::new();
+    let mut failures = Failures::default();
     for fw in FRAMEWORKS {
-        let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
-        let mut refresh_token =
-            field(&client_token_call(&h, fw, &callback).await, "refresh_token").to_owned();
+        let mut refresh_token = field(&login(&h, fw).await, "refresh_token").to_owned();
         let cases = [
             (
                 "password",
@@ -1349,31 +1357,23 @@ async fn token_grant_type_must_match_the_credential_sent() {
             } else {
                 "some-device-code".to_owned()
             };
-            let hits = token_hits(&h);
-            let reply = h
-                .post_form(fw, TOKEN, &[("grant_type", grant), (field_name, &value)])
-                .await;
-            let asked = token_hits(&h) - hits;
+            let form = [("grant_type", grant), (field_name, &value)];
+            let (reply, asked) = counting_token_requests(&h, h.post_form(fw, TOKEN, &form)).await;
             let code_ok = code.is_none_or(|c| reply.error() == Some(c));
-            if reply.status != 400 || !code_ok || asked != 0 {
-                failures.push(format!(
-                    "grant_type={grant} with {field_name} on {fw:?}: {} {:?}, {asked} provider token request(s)",
-                    reply.status,
-                    reply.error()
-                ));
-            }
-            assert_not_echoed(&reply, &[&refresh_token], grant);
+            failures.check_unasked(
+                reply.status == 400 && code_ok,
+                &format!("grant_type={grant} with {field_name} on {fw:?}"),
+                &reply,
+                asked,
+            );
+            assert_not_echoed(&reply, &refresh_token, &[]);
             if reply.status == 200 {
                 // The refresh happened and rotated the token: continue with the new one.
                 refresh_token = field(&reply, "refresh_token").to_owned();
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "grant confusion:\n{}",
-        failures.join("\n")
-    );
+    failures.assert_none("grant confusion");
 }
 
 /// E variant (transport): a body over 1 MB, a JSON body, a `text/plain` or multipart body,
@@ -1431,11 +1431,11 @@ async fn token_endpoint_transport_variants_are_refused() {
                 started.elapsed() < Duration::from_secs(10),
                 "{what} is slow"
             );
-            assert_not_echoed(&reply, &[secret], what);
+            assert_not_echoed(&reply, secret, &[]);
         }
-        let path = format!(
-            "{TOKEN}?{}",
-            query(&[("refresh-token", secret), ("grant_type", "refresh_token")])
+        let path = with_query(
+            TOKEN,
+            &[("refresh-token", secret), ("grant_type", "refresh_token")],
         );
         let get = h.get(fw, &path, None).await;
         assert!(
@@ -1465,17 +1465,15 @@ async fn token_endpoint_transport_variants_are_refused() {
 async fn d1_callback_with_repeated_state_or_code_is_refused_without_spending() {
     let h = harness().await;
     for fw in FRAMEWORKS {
-        let (_, callback) = browser_login(&h, fw, &h.url(fw, CALLBACK)).await;
-        let code = query_param(&callback, "code").unwrap_or_default();
-        let state = query_param(&callback, "state").unwrap_or_default();
-        let iss = query_param(&callback, "iss").unwrap_or_default();
+        let callback = login_to(&h, fw, &h.url(fw, CALLBACK)).await;
+        let iss = query_param(&callback.url, "iss").unwrap_or_default();
         let hits = token_hits(&h);
         for (what, pairs) in [
             (
                 "state twice, genuine first",
                 vec![
-                    ("code", code.as_str()),
-                    ("state", &state),
+                    ("code", callback.code.as_str()),
+                    ("state", &callback.state),
                     ("state", "x|forged"),
                     ("iss", &iss),
                 ],
@@ -1483,9 +1481,9 @@ async fn d1_callback_with_repeated_state_or_code_is_refused_without_spending() {
             (
                 "state twice, genuine second",
                 vec![
-                    ("code", code.as_str()),
+                    ("code", callback.code.as_str()),
                     ("state", "x|forged"),
-                    ("state", &state),
+                    ("state", &callback.state),
                     ("iss", &iss),
                 ],
             ),
@@ -1493,32 +1491,18 @@ async fn d1_callback_with_repeated_state_or_code_is_refused_without_spending() {
                 "code twice",
                 vec![
                     ("code", "other"),
-                    ("code", code.as_str()),
-                    ("state", &state),
+                    ("code", callback.code.as_str()),
+                    ("state", &callback.state),
                     ("iss", &iss),
                 ],
             ),
         ] {
-            let reply = h
-                .get(fw, &format!("{CALLBACK}?{}", query(&pairs)), None)
-                .await;
-            assert_eq!(
-                (reply.status, reply.error()),
-                (400, Some("invalid_request")),
-                "{what} on {fw:?}: {}",
-                reply.raw_body
-            );
-            assert_eq!(token_hits(&h), hits, "{what}");
-            assert_not_echoed(&reply, &[&code, &handle_of(&callback)], what);
+            let reply = h.get(fw, &with_query(CALLBACK, &pairs), None).await;
+            let context = format!("{what} on {fw:?}");
+            assert_refused_unasked(&h, hits, &reply, Some("invalid_request"), &context);
+            assert_not_echoed(&reply, &callback.code, &[&callback.handle]);
         }
-        let genuine = into_reply(
-            h.client()
-                .get(callback.as_str())
-                .send()
-                .await
-                .expect("answer"),
-        )
-        .await;
+        let genuine = h.get_url(&callback.url).await;
         assert_eq!(genuine.status, 200, "{}", genuine.raw_body);
     }
 }
@@ -1530,9 +1514,7 @@ async fn d1_callback_with_repeated_state_or_code_is_refused_without_spending() {
 async fn token_form_with_empty_values_is_refused_without_a_provider_call() {
     let h = harness().await;
     for fw in FRAMEWORKS {
-        let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
-        let code = query_param(&callback, "code").unwrap_or_default();
-        let handle = handle_of(&callback);
+        let callback = login_to(&h, fw, LOOPBACK).await;
         let hits = token_hits(&h);
         for (what, form) in [
             (
@@ -1541,7 +1523,7 @@ async fn token_form_with_empty_values_is_refused_without_a_provider_call() {
                     ("grant_type", "authorization_code"),
                     ("code", ""),
                     ("redirect_uri", LOOPBACK),
-                    ("code_verifier", handle.as_str()),
+                    ("code_verifier", callback.handle.as_str()),
                 ],
             ),
             ("empty refresh-token", vec![("refresh-token", "")]),
@@ -1561,18 +1543,21 @@ async fn token_form_with_empty_values_is_refused_without_a_provider_call() {
             (
                 "empty code_verifier",
                 vec![
-                    ("code", code.as_str()),
+                    ("code", callback.code.as_str()),
                     ("redirect_uri", LOOPBACK),
                     ("code_verifier", ""),
                 ],
             ),
             (
                 "no redirect_uri",
-                vec![("code", code.as_str()), ("code_verifier", handle.as_str())],
+                vec![
+                    ("code", callback.code.as_str()),
+                    ("code_verifier", callback.handle.as_str()),
+                ],
             ),
         ] {
             let reply = h.post_form(fw, TOKEN, &form).await;
-            assert_eq!(reply.status, 400, "{what} on {fw:?}: {}", reply.raw_body);
+            assert_refused_unasked(&h, hits, &reply, None, &format!("{what} on {fw:?}"));
             assert!(
                 matches!(
                     reply.error(),
@@ -1581,9 +1566,8 @@ async fn token_form_with_empty_values_is_refused_without_a_provider_call() {
                 "{what}: {}",
                 reply.raw_body
             );
-            assert_eq!(token_hits(&h), hits, "{what}: the provider was asked");
         }
-        assert_eq!(client_token_call(&h, fw, &callback).await.status, 200);
+        assert_eq!(client_token_call(&h, fw, &callback.url).await.status, 200);
     }
 }
 
@@ -1603,13 +1587,7 @@ async fn e3_refresh_token_near_misses_neither_refresh_nor_revoke() {
         let first = login(&h, fw).await;
         let warm = refresh(&h, fw, field(&first, "refresh_token")).await;
         assert_eq!(warm.status, 200, "{}", warm.raw_body);
-        let leaked_provider_token = h
-            .idp
-            .last_token_request()
-            .unwrap_or_default()
-            .get("refresh_token")
-            .cloned()
-            .unwrap_or_default();
+        let leaked_provider_token = last_token_request_field(&h.idp, "refresh_token");
         assert!(!leaked_provider_token.is_empty());
         let token = field(&warm, "refresh_token").to_owned();
         let access = field(&warm, "access_token").to_owned();
@@ -1638,13 +1616,8 @@ async fn e3_refresh_token_near_misses_neither_refresh_nor_revoke() {
                 continue;
             }
             let reply = refresh(&h, fw, &value).await;
-            assert_eq!(
-                (reply.status, reply.error()),
-                (400, Some("invalid_grant")),
-                "{what} on {fw:?}: {}",
-                reply.raw_body
-            );
-            assert_not_echoed(&reply, &[&token, &value, &access], what);
+            assert_refusal(&reply, 400, "invalid_grant", &format!("{what} on {fw:?}"));
+            assert_not_echoed(&reply, &token, &[&value, &access]);
         }
         assert_eq!(
             h.idp.refresh_count(),
@@ -1668,7 +1641,7 @@ async fn e3_refresh_token_near_misses_neither_refresh_nor_revoke() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2_a_throttled_provider_refresh_does_not_end_the_session() {
     let (h, _) = broker().await;
-    let mut failures = Vec::new();
+    let mut failures = Failures::default();
     for fw in FRAMEWORKS {
         for status in [429, 408, 503] {
             let session = login(&h, fw).await;
@@ -1680,22 +1653,15 @@ async fn e2_a_throttled_provider_refresh_does_not_end_the_session() {
                 _ => field(&session, "refresh_token").to_owned(),
             };
             let after = refresh(&h, fw, &next).await;
-            if !matches!(during.status, 200 | 503) || after.status != 200 {
-                failures.push(format!(
-                    "provider {status} at refresh on {fw:?}: answered {} {:?}, then {} {:?}",
-                    during.status,
-                    during.error(),
-                    after.status,
-                    after.error()
-                ));
-            }
+            failures.check(
+                matches!(during.status, 200 | 503) && after.status == 200,
+                &format!("provider {status} at refresh on {fw:?}, answered"),
+                &during,
+                &format!(", then {} {:?}", after.status, after.error()),
+            );
         }
     }
-    assert!(
-        failures.is_empty(),
-        "a transient provider answer ended sessions:\n{}",
-        failures.join("\n")
-    );
+    failures.assert_none("a transient provider answer ended sessions");
 }
 
 /// E3 variant: reuse detection revokes exactly the family of the reused token. Another
@@ -1703,22 +1669,20 @@ async fn e2_a_throttled_provider_refresh_does_not_end_the_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e3_reuse_revokes_only_its_own_family() {
     let (h, _) = broker().await;
-    for (fw, other) in [
-        (Framework::Axum, Framework::Actix),
-        (Framework::Actix, Framework::Axum),
-    ] {
+    for (fw, other) in FRAMEWORK_PAIRS {
         let a = login(&h, fw).await;
         let b = login(&h, other).await;
         let spent = field(&a, "refresh_token").to_owned();
         let next = refresh(&h, fw, &spent).await;
         assert_eq!(next.status, 200);
         let reuse = refresh(&h, other, &spent).await;
-        assert_eq!((reuse.status, reuse.error()), (400, Some("invalid_grant")));
+        assert_refusal(&reuse, 400, "invalid_grant", "reuse");
         let successor = refresh(&h, fw, field(&next, "refresh_token")).await;
-        assert_eq!(
-            (successor.status, successor.error()),
-            (400, Some("invalid_grant")),
-            "the reused family is revoked"
+        assert_refusal(
+            &successor,
+            400,
+            "invalid_grant",
+            "the reused family is revoked",
         );
         let unrelated = refresh(&h, other, field(&b, "refresh_token")).await;
         assert_eq!(
@@ -1767,12 +1731,7 @@ async fn e3_concurrent_replays_and_a_racing_refresh_end_with_the_family_revoked(
         refresh(&h, Framework::Actix, &spent)
     );
     for reply in [&a, &c] {
-        assert_eq!(
-            (reply.status, reply.error()),
-            (400, Some("invalid_grant")),
-            "{}",
-            reply.raw_body
-        );
+        assert_refusal(reply, 400, "invalid_grant", "replay");
     }
     assert_eq!(
         refresh(&h, Framework::Actix, field(&second, "refresh_token"))
@@ -1794,11 +1753,11 @@ async fn e3_concurrent_replays_and_a_racing_refresh_end_with_the_family_revoked(
         assert_eq!(replay.error(), Some("invalid_grant"), "{}", replay.raw_body);
         if legit.status == 200 {
             let late = refresh(&h, Framework::Axum, field(&legit, "refresh_token")).await;
-            assert_eq!(
-                (late.status, late.error()),
-                (400, Some("invalid_grant")),
-                "a token minted while the family was revoked survives: {}",
-                late.raw_body
+            assert_refusal(
+                &late,
+                400,
+                "invalid_grant",
+                "a token minted while the family was revoked survives",
             );
         } else {
             assert_eq!(legit.error(), Some("invalid_grant"), "{}", legit.raw_body);
@@ -1817,15 +1776,12 @@ async fn e3_concurrent_replays_and_a_racing_refresh_end_with_the_family_revoked(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e6_e8_device_pace_and_redemption_are_shared_by_both_frameworks() {
     let (h, _) = broker().await;
-    for (fw, other) in [
-        (Framework::Axum, Framework::Actix),
-        (Framework::Actix, Framework::Axum),
-    ] {
+    for (fw, other) in FRAMEWORK_PAIRS {
         h.idp.set_device_interval(Some(5));
         let start = h.post_form(fw, DEVICE, &[]).await;
         assert_eq!(start.status, 200, "{}", start.raw_body);
         let code = field(&start, "device_code").to_owned();
-        let first = h.post_form(fw, TOKEN, &[("device-code", &code)]).await;
+        let first = redeem_device_code(&h, fw, &code).await;
         assert!(
             matches!(first.error(), Some("authorization_pending" | "slow_down")),
             "{}",
@@ -1833,8 +1789,13 @@ async fn e6_e8_device_pace_and_redemption_are_shared_by_both_frameworks() {
         );
         let hits = token_hits(&h);
         let fast = h.post_form(other, TOKEN, &[("device_code", &code)]).await;
-        assert_eq!((fast.status, fast.error()), (400, Some("slow_down")));
-        assert_eq!(token_hits(&h), hits, "slow_down is answered here");
+        assert_refused_unasked(
+            &h,
+            hits,
+            &fast,
+            Some("slow_down"),
+            "slow_down is answered here",
+        );
         h.idp.set_device_interval(Some(0));
 
         let start = h.post_form(fw, DEVICE, &[]).await;
@@ -1848,18 +1809,18 @@ async fn e6_e8_device_pace_and_redemption_are_shared_by_both_frameworks() {
             if near == code {
                 continue;
             }
-            let reply = h.post_form(other, TOKEN, &[("device-code", &near)]).await;
+            let reply = redeem_device_code(&h, other, &near).await;
             assert_client_error(&reply, what);
             assert!(reply.body.get("access_token").is_none(), "{what}");
         }
-        let done = h.post_form(fw, TOKEN, &[("device-code", &code)]).await;
+        let done = redeem_device_code(&h, fw, &code).await;
         assert_eq!(done.status, 200, "{}", done.raw_body);
-        let again = h.post_form(other, TOKEN, &[("device-code", &code)]).await;
-        assert_eq!(
-            (again.status, again.error()),
-            (400, Some("invalid_grant")),
-            "{}",
-            again.raw_body
+        let again = redeem_device_code(&h, other, &code).await;
+        assert_refusal(
+            &again,
+            400,
+            "invalid_grant",
+            "redeemed on the other framework",
         );
     }
 }
@@ -1874,7 +1835,7 @@ async fn e6_e8_device_pace_and_redemption_are_shared_by_both_frameworks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e9_exchange_token_type_variants_are_refused() {
     let (h, _) = broker().await;
-    let subject = h.idp.token().audience(AUDIENCE).scope("openid").sign();
+    let subject = subject_token(&h);
     let hits = token_hits(&h);
     for fw in FRAMEWORKS {
         for subject_type in [
@@ -1891,13 +1852,9 @@ async fn e9_exchange_token_type_variants_are_refused() {
                 ("subject_token_type", subject_type),
             ];
             let reply = exchange(&h, fw, &form, true).await;
-            assert_eq!(
-                (reply.status, reply.error()),
-                (400, Some("invalid_request")),
-                "subject_token_type {subject_type:?}: {}",
-                reply.raw_body
-            );
-            assert_not_echoed(&reply, &[&subject], subject_type);
+            let what = format!("subject_token_type {subject_type:?}");
+            assert_refusal(&reply, 400, "invalid_request", &what);
+            assert_not_echoed(&reply, &subject, &[]);
         }
         for requested in [
             "urn:ietf:params:oauth:token-type:refresh_token",
@@ -1905,21 +1862,12 @@ async fn e9_exchange_token_type_variants_are_refused() {
             "urn:example:unknown",
             "URN:IETF:PARAMS:OAUTH:TOKEN-TYPE:ACCESS_TOKEN",
         ] {
-            let reply = exchange(
-                &h,
-                fw,
-                &exchange_form(&subject, &[("requested_token_type", requested)]),
-                true,
-            )
-            .await;
-            assert_eq!(
-                (reply.status, reply.error()),
-                (400, Some("invalid_request")),
-                "requested_token_type {requested:?}: {}",
-                reply.raw_body
-            );
+            let reply =
+                exchange_subject(&h, fw, &subject, &[("requested_token_type", requested)]).await;
+            let what = format!("requested_token_type {requested:?}");
+            assert_refusal(&reply, 400, "invalid_request", &what);
         }
-        let ok = exchange(&h, fw, &exchange_form(&subject, &[]), true).await;
+        let ok = exchange_subject(&h, fw, &subject, &[]).await;
         assert_eq!(ok.status, 200, "{}", ok.raw_body);
         assert_eq!(
             field(&ok, "refresh_token"),
@@ -1940,15 +1888,10 @@ async fn e9_exchange_token_type_variants_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e10_exchange_subject_token_variants_are_refused() {
     let (h, _) = broker().await;
-    let genuine = h.idp.token().audience(AUDIENCE).scope("openid").sign();
+    let genuine = subject_token(&h);
     let session = login(&h, Framework::Axum).await;
-    let downstream = exchange(
-        &h,
-        Framework::Axum,
-        &exchange_form(&genuine, &[("audience", "downstream")]),
-        true,
-    )
-    .await;
+    let downstream =
+        exchange_subject(&h, Framework::Axum, &genuine, &[("audience", "downstream")]).await;
     assert_eq!(downstream.status, 200, "{}", downstream.raw_body);
     let hits = token_hits(&h);
     let subjects: Vec<(&str, String)> = vec![
@@ -1999,14 +1942,9 @@ async fn e10_exchange_subject_token_variants_are_refused() {
     ];
     for fw in FRAMEWORKS {
         for (what, subject) in &subjects {
-            let reply = exchange(&h, fw, &exchange_form(subject, &[]), true).await;
-            assert_eq!(
-                (reply.status, reply.error()),
-                (400, Some("invalid_request")),
-                "{what} on {fw:?}: {}",
-                reply.raw_body
-            );
-            assert_not_echoed(&reply, &[subject.trim()], what);
+            let reply = exchange_subject(&h, fw, subject, &[]).await;
+            assert_refusal(&reply, 400, "invalid_request", &format!("{what} on {fw:?}"));
+            assert_not_echoed(&reply, subject.trim(), &[]);
         }
     }
     assert_eq!(
@@ -2022,7 +1960,7 @@ async fn e10_exchange_subject_token_variants_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e11_exchange_audience_near_misses_are_invalid_target() {
     let (h, _) = broker().await;
-    let subject = h.idp.token().audience(AUDIENCE).scope("openid").sign();
+    let subject = subject_token(&h);
     for fw in FRAMEWORKS {
         for (name, value) in [
             ("audience", "Downstream"),
@@ -2037,19 +1975,15 @@ async fn e11_exchange_audience_near_misses_are_invalid_target() {
             ("resource", "elsewhere"),
             ("resource", "https://evil.example/api"),
         ] {
-            let reply = exchange(&h, fw, &exchange_form(&subject, &[(name, value)]), true).await;
-            assert_eq!(
-                (reply.status, reply.error()),
-                (400, Some("invalid_target")),
-                "{name}={value:?} on {fw:?}: {}",
-                reply.raw_body
-            );
+            let reply = exchange_subject(&h, fw, &subject, &[(name, value)]).await;
+            let what = format!("{name}={value:?} on {fw:?}");
+            assert_refusal(&reply, 400, "invalid_target", &what);
         }
         for pair in [
             [("audience", "downstream"), ("audience", "elsewhere")],
             [("audience", "elsewhere"), ("audience", "downstream")],
         ] {
-            let reply = exchange(&h, fw, &exchange_form(&subject, &pair), true).await;
+            let reply = exchange_subject(&h, fw, &subject, &pair).await;
             assert!(
                 reply.status == 400
                     && matches!(reply.error(), Some("invalid_target" | "invalid_request")),
@@ -2068,8 +2002,8 @@ async fn e11_exchange_audience_near_misses_are_invalid_target() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e11_every_requested_target_must_be_allowed() {
     let (h, _) = broker().await;
-    let subject = h.idp.token().audience(AUDIENCE).scope("openid").sign();
-    let mut failures = Vec::new();
+    let subject = subject_token(&h);
+    let mut failures = Failures::default();
     for fw in FRAMEWORKS {
         for extra in [
             [("audience", ""), ("resource", "https://evil.example/api")],
@@ -2082,22 +2016,17 @@ async fn e11_every_requested_target_must_be_allowed() {
                 ("audience", BROKER_AUDIENCE),
             ],
         ] {
-            let reply = exchange(&h, fw, &exchange_form(&subject, &extra), true).await;
-            if (reply.status, reply.error()) != (400, Some("invalid_target")) {
-                let aud = jwt(field(&reply, "access_token")).1["aud"].clone();
-                failures.push(format!(
-                    "{extra:?} on {fw:?}: {} {:?}, minted aud {aud}",
-                    reply.status,
-                    reply.error()
-                ));
-            }
+            let reply = exchange_subject(&h, fw, &subject, &extra).await;
+            let aud = jwt(field(&reply, "access_token")).1["aud"].clone();
+            failures.check(
+                (reply.status, reply.error()) == (400, Some("invalid_target")),
+                &format!("{extra:?} on {fw:?}"),
+                &reply,
+                &format!(", minted aud {aud}"),
+            );
         }
     }
-    assert!(
-        failures.is_empty(),
-        "disallowed targets ignored:\n{}",
-        failures.join("\n")
-    );
+    failures.assert_none("disallowed targets ignored");
 }
 
 /// E12 variant: the scope is never widened by near misses (case change, a tab instead of a
@@ -2124,21 +2053,15 @@ async fn e12_exchange_scope_and_lifetime_are_never_widened() {
             "openid,profile",
             "profile openid admin",
         ] {
-            let reply = exchange(&h, fw, &exchange_form(&subject, &[("scope", scope)]), true).await;
-            assert_eq!(
-                (reply.status, reply.error()),
-                (400, Some("invalid_scope")),
-                "scope {scope:?} on {fw:?}: {}",
-                reply.raw_body
+            let reply = exchange_subject(&h, fw, &subject, &[("scope", scope)]).await;
+            assert_refusal(
+                &reply,
+                400,
+                "invalid_scope",
+                &format!("scope {scope:?} on {fw:?}"),
             );
         }
-        let narrowed = exchange(
-            &h,
-            fw,
-            &exchange_form(&subject, &[("scope", "profile")]),
-            true,
-        )
-        .await;
+        let narrowed = exchange_subject(&h, fw, &subject, &[("scope", "profile")]).await;
         assert_eq!(narrowed.status, 200, "{}", narrowed.raw_body);
         assert_eq!(narrowed.body["scope"], "profile");
         let (_, claims) = jwt(field(&narrowed, "access_token"));
@@ -2147,26 +2070,15 @@ async fn e12_exchange_scope_and_lifetime_are_never_widened() {
             "the exchanged token outlives its subject: {} > {subject_exp}",
             claims["exp"]
         );
-        let again = exchange(
-            &h,
-            fw,
-            &exchange_form(field(&narrowed, "access_token"), &[]),
-            true,
-        )
-        .await;
+        let again = exchange_subject(&h, fw, field(&narrowed, "access_token"), &[]).await;
         assert_eq!(again.status, 200, "{}", again.raw_body);
         assert_eq!(
             again.body["scope"], "profile",
             "re-exchange keeps the narrowed scope"
         );
-        let wider = exchange(
-            &h,
-            fw,
-            &exchange_form(field(&narrowed, "access_token"), &[("scope", "openid")]),
-            true,
-        )
-        .await;
-        assert_eq!((wider.status, wider.error()), (400, Some("invalid_scope")));
+        let narrowed_token = field(&narrowed, "access_token");
+        let wider = exchange_subject(&h, fw, narrowed_token, &[("scope", "openid")]).await;
+        assert_refusal(&wider, 400, "invalid_scope", "wider scope on re-exchange");
     }
 }
 
@@ -2180,7 +2092,7 @@ async fn e12_exchange_scope_and_lifetime_are_never_widened() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e12_exchange_client_authentication_near_misses_are_invalid_client() {
     let (h, _) = broker().await;
-    let subject = h.idp.token().audience(AUDIENCE).scope("openid").sign();
+    let subject = subject_token(&h);
     let form = exchange_form(&subject, &[]);
     let basic =
         |id: &str, secret: &str| format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")));
@@ -2230,22 +2142,9 @@ async fn e12_exchange_client_authentication_near_misses_are_invalid_client() {
     let hits = token_hits(&h);
     for fw in FRAMEWORKS {
         for (what, header) in &headers {
-            let value = reqwest::header::HeaderValue::from_bytes(header).expect("header value");
-            let response = h
-                .client()
-                .post(h.url(fw, TOKEN))
-                .header("authorization", value)
-                .form(&form)
-                .send()
-                .await
-                .expect("answer");
-            let reply = into_reply(response).await;
-            assert_eq!(
-                (reply.status, reply.error()),
-                (401, Some("invalid_client")),
-                "{what} on {fw:?}: {}",
-                reply.raw_body
-            );
+            let value = HeaderValue::from_bytes(header).expect("header value");
+            let reply = post_token_with_authorization(&h, fw, &[value], &form).await;
+            assert_refusal(&reply, 401, "invalid_client", &format!("{what} on {fw:?}"));
             assert!(
                 reply
                     .challenge
@@ -2255,13 +2154,13 @@ async fn e12_exchange_client_authentication_near_misses_are_invalid_client() {
                 reply.challenge
             );
             assert!(reply.body.get("access_token").is_none());
-            assert_not_echoed(&reply, &["svc-secret", "SVC-SECRET", &subject], what);
+            assert_not_echoed(&reply, &subject, &["svc-secret", "SVC-SECRET"]);
         }
         // A wrong Basic header is not rescued by correct form credentials.
         let mut both = form.clone();
         both.extend([("client_id", "svc"), ("client_secret", "svc-secret")]);
         let reply = exchange_as(&h, fw, &both, Some("guess")).await;
-        assert_eq!((reply.status, reply.error()), (401, Some("invalid_client")));
+        assert_refusal(&reply, 401, "invalid_client", "wrong Basic, right form");
         for (what, creds) in [
             ("form id without secret", vec![("client_id", "svc")]),
             (
@@ -2280,13 +2179,8 @@ async fn e12_exchange_client_authentication_near_misses_are_invalid_client() {
             let mut with = form.clone();
             with.extend(creds);
             let reply = exchange(&h, fw, &with, false).await;
-            assert_eq!(
-                (reply.status, reply.error()),
-                (401, Some("invalid_client")),
-                "{what}: {}",
-                reply.raw_body
-            );
-            assert_not_echoed(&reply, &["svc-secret"], what);
+            assert_refusal(&reply, 401, "invalid_client", what);
+            assert_not_echoed(&reply, "svc-secret", &[]);
         }
         let mut post = form.clone();
         post.extend([("client_id", "svc"), ("client_secret", "svc-secret")]);
@@ -2303,48 +2197,24 @@ async fn e12_exchange_client_authentication_near_misses_are_invalid_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e12_two_authorization_headers_are_not_resolved_silently() {
     let (h, _) = broker().await;
-    let subject = h.idp.token().audience(AUDIENCE).scope("openid").sign();
+    let subject = subject_token(&h);
     let form = exchange_form(&subject, &[]);
     let right = format!("Basic {}", STANDARD.encode("svc:svc-secret"));
     let wrong = format!("Basic {}", STANDARD.encode("svc:guess"));
-    let mut failures = Vec::new();
+    let mut failures = Failures::default();
     for fw in FRAMEWORKS {
         for (order, first, second) in [
             ("right first", &right, &wrong),
             ("wrong first", &wrong, &right),
         ] {
-            let mut headers = reqwest::header::HeaderMap::new();
-            for value in [first, second] {
-                headers.append(
-                    "authorization",
-                    reqwest::header::HeaderValue::from_str(value).expect("header"),
-                );
-            }
-            let response = h
-                .client()
-                .post(h.url(fw, TOKEN))
-                .headers(headers)
-                .form(&form)
-                .send()
-                .await
-                .expect("answer");
-            let reply = into_reply(response).await;
+            let values = [first, second].map(|v| HeaderValue::from_str(v).expect("header"));
+            let reply = post_token_with_authorization(&h, fw, &values, &form).await;
             let refused = (reply.status == 400 && reply.error() == Some("invalid_request"))
                 || (reply.status == 401 && reply.error() == Some("invalid_client"));
-            if !refused {
-                failures.push(format!(
-                    "{order} on {fw:?}: {} {:?}",
-                    reply.status,
-                    reply.error()
-                ));
-            }
+            failures.check(refused, &format!("{order} on {fw:?}"), &reply, "");
         }
     }
-    assert!(
-        failures.is_empty(),
-        "two Authorization headers:\n{}",
-        failures.join("\n")
-    );
+    failures.assert_none("two Authorization headers");
 }
 
 /// E12 variant: outside broker mode, a token exchange (even with credentials the provider's
@@ -2367,15 +2237,10 @@ async fn e12_exchange_without_broker_mode_is_unsupported() {
                 ],
             )
             .await;
-        assert_eq!(
-            (reply.status, reply.error()),
-            (400, Some("unsupported_grant_type")),
-            "{}",
-            reply.raw_body
-        );
-        assert_not_echoed(&reply, &[&subject, "anything"], "exchange");
+        assert_refusal(&reply, 400, "unsupported_grant_type", "exchange");
+        assert_not_echoed(&reply, &subject, &["anything"]);
     }
-    assert_eq!(h.idp.hits(Endpoint::Token), 0);
+    assert_eq!(token_hits(&h), 0);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -2442,13 +2307,8 @@ async fn f3_issuer_near_misses_of_a_trusted_peer_cause_no_outbound_request() {
                 "iss {iss:?} on {fw:?}: {}",
                 reply.raw_body
             );
-            let exchanged = exchange(&h, fw, &exchange_form(&token, &[]), true).await;
-            assert_eq!(
-                (exchanged.status, exchanged.error()),
-                (400, Some("invalid_request")),
-                "iss {iss:?}: {}",
-                exchanged.raw_body
-            );
+            let exchanged = exchange_subject(&h, fw, &token, &[]).await;
+            assert_refusal(&exchanged, 400, "invalid_request", &format!("iss {iss:?}"));
         }
     }
     assert_eq!(
@@ -2476,25 +2336,6 @@ async fn f3_issuer_near_misses_of_a_trusted_peer_cause_no_outbound_request() {
 // F5: store inputs reached through HTTP
 // ------------------------------------------------------------------------------------------
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unique(prefix: &str) -> String {
-    let mut bytes = [0u8; 6];
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    format!("{prefix}_{}", hex(&bytes))
-}
-
-fn run(command: &mut std::process::Command) {
-    let output = command.output().expect("the database tool runs");
-    assert!(
-        output.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// A SQL backend for one test: its store URL and how to drop what it created.
 struct Backend {
     name: &'static str,
@@ -2511,26 +2352,11 @@ fn sql_backends() -> Vec<Backend> {
     }];
     match std::env::var("OIDC_AUTH_TEST_POSTGRES_URL") {
         Ok(url) => {
-            let schema = unique("oidc_f5");
-            run(std::process::Command::new("psql").args([
-                url.as_str(),
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                &format!("CREATE SCHEMA {schema}"),
-            ]));
-            let separator = if url.contains('?') { '&' } else { '?' };
-            let store_url = format!("{url}{separator}options=-csearch_path%3D{schema}");
+            let (schema, store_url) = postgres_schema(&url, "oidc_f5");
             out.push(Backend {
                 name: "postgres",
                 url: store_url,
-                drop: Some(Box::new(move || {
-                    run(std::process::Command::new("psql").args([
-                        url.as_str(),
-                        "-c",
-                        &format!("DROP SCHEMA {schema} CASCADE"),
-                    ]));
-                })),
+                drop: Some(Box::new(move || drop_postgres_schema(&url, &schema))),
             });
         }
         Err(_) => println!("postgres skipped: OIDC_AUTH_TEST_POSTGRES_URL not set"),
@@ -2538,22 +2364,9 @@ fn sql_backends() -> Vec<Backend> {
     match std::env::var("OIDC_AUTH_TEST_MYSQL_URL") {
         Ok(url) => {
             let parsed = Url::parse(&url).expect("a mysql:// URL");
-            let host = parsed.host_str().unwrap_or("127.0.0.1").to_owned();
-            let port = parsed.port().unwrap_or(3306).to_string();
-            let user = if parsed.username().is_empty() {
-                "root".to_owned()
-            } else {
-                parsed.username().to_owned()
-            };
-            let password = parsed.password().map(str::to_owned);
+            let server = parsed.clone();
             let mysql = move |sql: String| {
-                let mut command = std::process::Command::new("mysql");
-                command.args(["-h", &host, "-P", &port, "-u", &user, "--protocol=tcp"]);
-                if let Some(password) = &password {
-                    command.env("MYSQL_PWD", password);
-                }
-                command.args(["-e", &sql]);
-                run(&mut command);
+                run(mysql_command(&server, "mysql").args(["-e", &sql]));
             };
             let database = unique("oidc_f5");
             mysql(format!("CREATE DATABASE {database}"));
@@ -2604,8 +2417,7 @@ async fn f5_hostile_identity_values_through_login_are_stored_verbatim_or_refused
                     value,
                     json!({"preferred_username": value, "name": value, "email": "x@example.com"}),
                 );
-                let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
-                let reply = client_token_call(&h, fw, &callback).await;
+                let reply = client_code_flow(&h, fw).await;
                 let shown = value.chars().take(40).collect::<String>();
                 assert!(
                     matches!(reply.status, 200 | 400),

@@ -1,5 +1,6 @@
 //! Broker-mode helpers shared by the broker test binaries.
 
+use std::process::Command;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -9,9 +10,7 @@ use oidc_auth::testing::MockProvider;
 use oidc_auth::{ManualClock, OidcAuth, OidcConfigBuilder};
 use serde_json::{Value, json};
 
-use crate::{
-    AUDIENCE, Framework, Harness, LOOPBACK, Reply, base_config, browser_login, client_token_call,
-};
+use crate::{Framework, Harness, Reply, base_config, client_code_flow, flow_provider};
 
 pub const BROKER_AUDIENCE: &str = "broker-api";
 pub const TOKEN: &str = "/api/auth/v2/token";
@@ -20,9 +19,7 @@ pub const JWKS: &str = "/api/auth/v2/.well-known/jwks.json";
 /// A mock provider set up for broker tests: access tokens for `api`, no device pacing, and a
 /// user with groups and roles.
 pub async fn provider() -> MockProvider {
-    let idp = MockProvider::start().await.expect("provider");
-    idp.set_access_token_audience(AUDIENCE);
-    idp.set_device_interval(Some(0));
+    let idp = flow_provider().await;
     idp.set_user(
         "alice",
         json!({"preferred_username": "alice", "email": "alice@example.com",
@@ -76,8 +73,7 @@ pub fn field<'a>(reply: &'a Reply, name: &str) -> &'a str {
 }
 
 pub async fn login(h: &Harness, fw: Framework) -> Reply {
-    let (_, callback) = browser_login(h, fw, LOOPBACK).await;
-    let reply = client_token_call(h, fw, &callback).await;
+    let reply = client_code_flow(h, fw).await;
     assert_eq!(reply.status, 200, "{}", reply.raw_body);
     reply
 }
@@ -129,4 +125,68 @@ pub async fn exchange(
     authenticated: bool,
 ) -> Reply {
     exchange_as(h, fw, form, authenticated.then_some("svc-secret")).await
+}
+
+/// `bytes` in lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `prefix` with a random suffix: a schema or database name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    let mut bytes = [0u8; 6];
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    format!("{prefix}_{}", hex(&bytes))
+}
+
+/// Runs a database tool and returns its standard output; panics with its standard error when
+/// it fails.
+pub fn run(command: &mut Command) -> Vec<u8> {
+    let output = command.output().expect("the database tool runs");
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// Creates a fresh schema (named from `prefix`) in the PostgreSQL database at `url` with
+/// `psql`; returns its name and a store URL whose search path is that schema.
+pub fn postgres_schema(url: &str, prefix: &str) -> (String, String) {
+    let schema = unique(prefix);
+    run(Command::new("psql").args([
+        url,
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        &format!("CREATE SCHEMA {schema}"),
+    ]));
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let store_url = format!("{url}{separator}options=-csearch_path%3D{schema}");
+    (schema, store_url)
+}
+
+/// Drops `schema` and everything in it from the PostgreSQL database at `url`.
+pub fn drop_postgres_schema(url: &str, schema: &str) {
+    run(Command::new("psql").args([url, "-c", &format!("DROP SCHEMA {schema} CASCADE")]));
+}
+
+/// A MariaDB/MySQL client `tool` (`mysql`, `mysqldump`) connected over TCP to the server of the
+/// `mysql://` `url`: its host (default `127.0.0.1`), port (default 3306), user (default `root`)
+/// and password (passed as `MYSQL_PWD`).
+pub fn mysql_command(url: &url::Url, tool: &str) -> Command {
+    let host = url.host_str().unwrap_or("127.0.0.1");
+    let port = url.port().unwrap_or(3306).to_string();
+    let user = if url.username().is_empty() {
+        "root"
+    } else {
+        url.username()
+    };
+    let mut command = Command::new(tool);
+    command.args(["-h", host, "-P", &port, "-u", user, "--protocol=tcp"]);
+    if let Some(password) = url.password() {
+        command.env("MYSQL_PWD", password);
+    }
+    command
 }

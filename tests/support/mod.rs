@@ -33,6 +33,8 @@ pub struct Reply {
     pub status: u16,
     pub challenge: Option<String>,
     pub retry_after: Option<String>,
+    /// The `Location` header, as sent: the test client follows no redirects.
+    pub location: Option<String>,
     pub body: Value,
     pub raw_body: String,
 }
@@ -61,6 +63,14 @@ impl Drop for Harness {
             drop(handle.stop(false));
         }
     }
+}
+
+/// A mock provider for the flow tests: access tokens for [`AUDIENCE`], no device-flow pacing.
+pub async fn flow_provider() -> MockProvider {
+    let idp = MockProvider::start().await.expect("provider");
+    idp.set_access_token_audience(AUDIENCE);
+    idp.set_device_interval(Some(0));
+    idp
 }
 
 /// The configuration the tests start from: the provider's discovery URL, audience `api`.
@@ -152,6 +162,11 @@ impl Harness {
         .await
     }
 
+    /// GET an absolute `url`, such as the provider's redirect to our server-side callback.
+    pub async fn get_url(&self, url: &url::Url) -> Reply {
+        into_reply(self.client.get(url.as_str()).send().await.expect("answer")).await
+    }
+
     /// GET `path` with `Authorization: Bearer <token>`.
     pub async fn bearer(&self, framework: Framework, path: &str, token: &str) -> Reply {
         self.get(framework, path, Some(&format!("Bearer {token}")))
@@ -237,6 +252,13 @@ pub async fn client_token_call(h: &Harness, fw: Framework, callback: &url::Url) 
     .await
 }
 
+/// The client's whole code flow on `fw`: [`browser_login`] to [`LOOPBACK`], then
+/// [`client_token_call`]; returns the token endpoint's answer.
+pub async fn client_code_flow(h: &Harness, fw: Framework) -> Reply {
+    let (_, callback) = browser_login(h, fw, LOOPBACK).await;
+    client_token_call(h, fw, &callback).await
+}
+
 /// Our login path with the query py-oidc-auth-client sends: `redirect_uri`,
 /// `offline_access=true`, `prompt=consent`.
 pub fn client_login_path(redirect_uri: &str) -> String {
@@ -247,6 +269,16 @@ pub fn client_login_path(redirect_uri: &str) -> String {
     ])
     .unwrap_or_default();
     format!("/api/auth/v2/login?{query}")
+}
+
+/// The value of field `name` in the last token request the provider received; empty when there
+/// was none.
+pub fn last_token_request_field(idp: &MockProvider, name: &str) -> String {
+    idp.last_token_request()
+        .unwrap_or_default()
+        .get(name)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// The value of query parameter `name` of `url`.
@@ -267,12 +299,14 @@ pub async fn into_reply(response: reqwest::Response) -> Reply {
     };
     let challenge = header("www-authenticate");
     let retry_after = header("retry-after");
+    let location = header("location");
     let raw_body = response.text().await.unwrap_or_default();
     let body = serde_json::from_str(&raw_body).unwrap_or(Value::Null);
     Reply {
         status,
         challenge,
         retry_after,
+        location,
         body,
         raw_body,
     }
