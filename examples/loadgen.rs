@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! loadgen <demo binary> [--seconds N] [--connections N] [--tokens N] [--server-cpus LIST]
+//!         [--busy-poll]
 //! ```
 //!
 //! It starts a mock OpenID provider in this process, mints tokens with it, and starts the demo
@@ -23,6 +24,12 @@
 //! the cores the server used.
 //!
 //! The client is a minimal HTTP/1.1 writer and reader so that it costs little next to the server.
+//! By default its connections are tasks of a Tokio runtime that sleeps in `epoll` between
+//! responses, as `wrk` does. On loopback the sender of a response runs the receiver's network
+//! stack, so waking a sleeping client is charged to the server's CPU (an inter-processor
+//! interrupt per wake on a virtual machine). With `--busy-poll` one thread polls non-blocking
+//! sockets in a loop and never sleeps, so no response has to wake it: the figures then show
+//! what the server itself spends.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,6 +46,7 @@ struct Options {
     connections: usize,
     tokens: usize,
     server_cpus: String,
+    busy_poll: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -49,6 +57,7 @@ fn options() -> Result<Options, String> {
         connections: 32,
         tokens: 2000,
         server_cpus: "0".to_owned(),
+        busy_poll: false,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -65,6 +74,7 @@ fn options() -> Result<Options, String> {
                 options.tokens = value("--tokens")?.parse().map_err(|e| format!("{e}"))?
             }
             "--server-cpus" => options.server_cpus = value("--server-cpus")?,
+            "--busy-poll" => options.busy_poll = true,
             other if options.server.is_empty() && !other.starts_with("--") => {
                 options.server = other.to_owned()
             }
@@ -72,7 +82,7 @@ fn options() -> Result<Options, String> {
         }
     }
     if options.server.is_empty() {
-        return Err("usage: loadgen <demo binary> [--seconds N] [--connections N] [--tokens N] [--server-cpus LIST]".into());
+        return Err("usage: loadgen <demo binary> [--seconds N] [--connections N] [--tokens N] [--server-cpus LIST] [--busy-poll]".into());
     }
     Ok(options)
 }
@@ -167,16 +177,27 @@ async fn read_response(
     buffer: &mut Vec<u8>,
 ) -> Result<(u16, Vec<u8>), Box<dyn std::error::Error>> {
     let mut chunk = [0u8; 8192];
-    let header_end = loop {
-        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
+    loop {
+        if let Some((status, body)) = take_response(buffer)? {
+            return Ok((status, body));
         }
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
             return Err("connection closed".into());
         }
         buffer.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The first complete response in `buffer` (status and body), removed from it; `None` while
+/// it is incomplete. Only `Content-Length` bodies, which is what the demos send.
+fn take_response(
+    buffer: &mut Vec<u8>,
+) -> Result<Option<(u16, Vec<u8>)>, Box<dyn std::error::Error>> {
+    let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
     };
+    let header_end = at + 4;
     let head = std::str::from_utf8(&buffer[..header_end])?;
     let status: u16 = head
         .split(' ')
@@ -192,16 +213,104 @@ async fn read_response(
                 .flatten()
         })
         .ok_or("no content-length")?;
-    while buffer.len() < header_end + length {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err("connection closed".into());
-        }
-        buffer.extend_from_slice(&chunk[..n]);
+    if buffer.len() < header_end + length {
+        return Ok(None);
     }
     let body = buffer[header_end..header_end + length].to_vec();
     buffer.drain(..header_end + length);
-    Ok((status, body))
+    Ok(Some((status, body)))
+}
+
+/// One connection of the busy-polling client.
+struct SpinConnection {
+    stream: std::net::TcpStream,
+    requests: Vec<Vec<u8>>,
+    next: usize,
+    sent: Option<Instant>,
+    buffer: Vec<u8>,
+}
+
+/// The `--busy-poll` client: every connection's socket is non-blocking and polled in turn by
+/// this one thread until `stop`; it never sleeps, so a response never has to wake it.
+/// Returns the latencies of the requests sent from `measure_from` on, their count and the
+/// errors.
+fn spin_client(
+    addr: &str,
+    requests: Vec<Vec<Vec<u8>>>,
+    measure_from: Instant,
+    stop: Instant,
+) -> (Vec<u32>, u64, u64) {
+    use std::io::{ErrorKind, Read as _, Write as _};
+    let mut latencies = Vec::with_capacity(1 << 20);
+    let (mut done, mut errors) = (0u64, 0u64);
+    let mut connections = Vec::new();
+    for requests in requests {
+        let Ok(stream) = std::net::TcpStream::connect(addr) else {
+            return (latencies, done, errors + 1);
+        };
+        if stream.set_nodelay(true).is_err() || stream.set_nonblocking(true).is_err() {
+            return (latencies, done, errors + 1);
+        }
+        connections.push(SpinConnection {
+            stream,
+            requests,
+            next: 0,
+            sent: None,
+            buffer: Vec::with_capacity(16 * 1024),
+        });
+    }
+    let mut chunk = [0u8; 8192];
+    'run: loop {
+        let now = Instant::now();
+        if now >= stop {
+            break;
+        }
+        for c in &mut connections {
+            let Some(sent) = c.sent else {
+                let bytes = &c.requests[c.next % c.requests.len()];
+                c.next += 1;
+                // A request is far below the socket buffer: the write completes at once.
+                if c.stream.write_all(bytes).is_err() {
+                    errors += 1;
+                    break 'run;
+                }
+                c.sent = Some(Instant::now());
+                continue;
+            };
+            match c.stream.read(&mut chunk) {
+                Ok(0) => {
+                    errors += 1;
+                    break 'run;
+                }
+                Ok(n) => c.buffer.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                Err(_) => {
+                    errors += 1;
+                    break 'run;
+                }
+            }
+            match take_response(&mut c.buffer) {
+                Ok(None) => {}
+                Ok(Some((status, _))) => {
+                    c.sent = None;
+                    if sent >= measure_from {
+                        if status == 200 {
+                            done += 1;
+                            let micros = sent.elapsed().as_micros().min(u128::from(u32::MAX));
+                            latencies.push(micros as u32);
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                }
+                Err(_) => {
+                    errors += 1;
+                    break 'run;
+                }
+            }
+        }
+    }
+    (latencies, done, errors)
 }
 
 /// What one scenario measured.
@@ -282,20 +391,33 @@ async fn drive(
     let start = Instant::now();
     let measure_from = start + warm_up;
     let stop = measure_from + run;
+    // Each connection walks the tokens from its own offset.
+    let requests: Vec<Vec<Vec<u8>>> = (0..options.connections)
+        .map(|connection| {
+            if tokens.is_empty() {
+                vec![request_bytes(path, None)]
+            } else {
+                (0..tokens.len())
+                    .map(|i| {
+                        let token = &tokens[(i + connection * 7919) % tokens.len()];
+                        request_bytes(path, Some(token))
+                    })
+                    .collect()
+            }
+        })
+        .collect();
     let mut tasks = Vec::new();
-    for connection in 0..options.connections {
+    let task_connections = if options.busy_poll {
         let addr = server.addr.clone();
-        let requests: Vec<Vec<u8>> = if tokens.is_empty() {
-            vec![request_bytes(path, None)]
-        } else {
-            // Each connection walks the tokens from its own offset.
-            (0..tokens.len())
-                .map(|i| {
-                    let token = &tokens[(i + connection * 7919) % tokens.len()];
-                    request_bytes(path, Some(token))
-                })
-                .collect()
-        };
+        tasks.push(tokio::task::spawn_blocking(move || {
+            spin_client(&addr, requests, measure_from, stop)
+        }));
+        Vec::new()
+    } else {
+        requests
+    };
+    for requests in task_connections {
+        let addr = server.addr.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(1 << 16);
             let (mut done, mut errors) = (0u64, 0u64);
@@ -496,8 +618,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             |n| n.to_string_lossy().into_owned(),
         );
     println!(
-        "{name}: {} s per scenario (cached ones in {ROUNDS} alternating rounds), {} connections, {} distinct tokens, server on CPUs {}",
-        options.seconds, options.connections, options.tokens, options.server_cpus
+        "{name}: {} s per scenario (cached ones in {ROUNDS} alternating rounds), {} connections, {} distinct tokens, server on CPUs {}, {} client",
+        options.seconds,
+        options.connections,
+        options.tokens,
+        options.server_cpus,
+        if options.busy_poll {
+            "busy-polling"
+        } else {
+            "epoll"
+        }
     );
     println!(
         "{:<24} {:>10} {:>9} {:>9} {:>7} {:>8} {:>7} {:>7}",
