@@ -189,11 +189,12 @@ async fn read_response(
     }
 }
 
-/// The first complete response in `buffer` (status and body), removed from it; `None` while
-/// it is incomplete. Only `Content-Length` bodies, which is what the demos send.
-fn take_response(
-    buffer: &mut Vec<u8>,
-) -> Result<Option<(u16, Vec<u8>)>, Box<dyn std::error::Error>> {
+/// A response: status and body.
+type Response = (u16, Vec<u8>);
+
+/// The first complete response in `buffer`, removed from it; `None` while it is incomplete.
+/// Only `Content-Length` bodies, which is what the demos send.
+fn take_response(buffer: &mut Vec<u8>) -> Result<Option<Response>, Box<dyn std::error::Error>> {
     let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
         return Ok(None);
     };
