@@ -45,19 +45,35 @@ fn find(req: &HttpRequest) -> Option<OidcAuth> {
         .or_else(|| req.app_data::<OidcAuth>().cloned())
 }
 
+/// The first two `Authorization` values of the request, which is all the core needs: one is
+/// the credential, a second makes the request malformed. Header values are reference-counted
+/// bytes, so cloning them is cheap, and no list is allocated per request.
+fn authorization_values(req: &HttpRequest) -> [Option<HeaderValue>; 2] {
+    let mut values = req.headers().get_all(AUTHORIZATION);
+    [values.next().cloned(), values.next().cloned()]
+}
+
+/// The check of a protected route for policy `P`, its token passed to `wrap`: one boxed
+/// future per request.
+fn required<P: Policy, T: 'static>(req: &HttpRequest, wrap: fn(IdToken) -> T) -> Pending<T> {
+    let auth = find(req);
+    let values = authorization_values(req);
+    Box::pin(async move {
+        guard::authorize::<P>(
+            auth.as_ref(),
+            values.iter().flatten().map(HeaderValue::as_bytes),
+        )
+        .await
+        .map(wrap)
+    })
+}
+
 impl<P: Policy> FromRequest for Authorized<P> {
     type Error = AuthRejection;
     type Future = Pending<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let auth = find(req);
-        // Header values are reference-counted bytes: cloning them is cheap.
-        let values: Vec<HeaderValue> = req.headers().get_all(AUTHORIZATION).cloned().collect();
-        Box::pin(async move {
-            guard::authorize::<P>(auth.as_ref(), values.iter().map(HeaderValue::as_bytes))
-                .await
-                .map(|token| Authorized(token, PhantomData))
-        })
+        required::<P, _>(req, |token| Authorized(token, PhantomData))
     }
 }
 
@@ -67,11 +83,14 @@ impl<P: Policy> FromRequest for MaybeAuthorized<P> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let auth = find(req);
-        let values: Vec<HeaderValue> = req.headers().get_all(AUTHORIZATION).cloned().collect();
+        let values = authorization_values(req);
         Box::pin(async move {
-            guard::authorize_optional::<P>(auth.as_ref(), values.iter().map(HeaderValue::as_bytes))
-                .await
-                .map(|token| MaybeAuthorized(token, PhantomData))
+            guard::authorize_optional::<P>(
+                auth.as_ref(),
+                values.iter().flatten().map(HeaderValue::as_bytes),
+            )
+            .await
+            .map(|token| MaybeAuthorized(token, PhantomData))
         })
     }
 }
@@ -80,9 +99,8 @@ impl FromRequest for IdToken {
     type Error = AuthRejection;
     type Future = Pending<Self>;
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let guard = <Authorized<NoPolicy> as FromRequest>::from_request(req, payload);
-        Box::pin(async move { guard.await.map(Authorized::into_token) })
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        required::<NoPolicy, _>(req, |token| token)
     }
 }
 
