@@ -207,30 +207,10 @@ fn authorization(value: impl AsRef<[u8]>) -> (&'static str, HeaderValue) {
     )
 }
 
-/// GET `path` on `fw` with `headers` sent as given (a repeated name is sent twice).
-async fn get_with(
-    h: &Harness,
-    fw: Framework,
-    path: &str,
-    headers: &[(&'static str, HeaderValue)],
-) -> Reply {
-    let mut request = h.client().get(h.url(fw, path));
-    for (name, value) in headers {
-        request = request.header(*name, value.clone());
-    }
-    into_reply(
-        request
-            .send()
-            .await
-            .expect("request reaches the test server"),
-    )
-    .await
-}
-
 /// The same request on both frameworks; they must agree on status, challenge and error code.
 async fn both_with(h: &Harness, path: &str, headers: &[(&'static str, HeaderValue)]) -> Reply {
-    let axum = get_with(h, Framework::Axum, path, headers).await;
-    let actix = get_with(h, Framework::Actix, path, headers).await;
+    let axum = h.get_with(Framework::Axum, path, headers).await;
+    let actix = h.get_with(Framework::Actix, path, headers).await;
     assert_eq!(
         (axum.status, &axum.challenge, axum.error()),
         (actix.status, &actix.challenge, actix.error()),
@@ -242,7 +222,7 @@ async fn both_with(h: &Harness, path: &str, headers: &[(&'static str, HeaderValu
 /// The optional route sees no user with these headers, on both frameworks.
 async fn assert_anonymous(h: &Harness, headers: &[(&'static str, HeaderValue)], what: &str) {
     for fw in FRAMEWORKS {
-        let reply = get_with(h, fw, "/feed", headers).await;
+        let reply = h.get_with(fw, "/feed", headers).await;
         assert_eq!(
             (reply.status, &reply.body),
             (200, &json!({"authenticated": false})),

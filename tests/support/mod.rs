@@ -149,9 +149,24 @@ impl Harness {
         path: &str,
         authorization: Option<&str>,
     ) -> Reply {
+        let header = authorization.map(|value| {
+            let value =
+                reqwest::header::HeaderValue::from_str(value).expect("a valid header value");
+            ("authorization", value)
+        });
+        self.get_with(framework, path, header.as_slice()).await
+    }
+
+    /// GET `path` with these headers, in order (a name may repeat).
+    pub async fn get_with(
+        &self,
+        framework: Framework,
+        path: &str,
+        headers: &[(&'static str, reqwest::header::HeaderValue)],
+    ) -> Reply {
         let mut request = self.client.get(self.url(framework, path));
-        if let Some(value) = authorization {
-            request = request.header("authorization", value);
+        for (name, value) in headers {
+            request = request.header(*name, value.clone());
         }
         into_reply(
             request
