@@ -47,18 +47,15 @@ impl Grant {
         refresh_token: Option<String>,
         device_code: Option<String>,
     ) -> Result<Self, AuthError> {
-        let named = match grant_type {
-            None => None,
-            Some("authorization_code") => Some(Kind::Code),
-            Some("refresh_token") => Some(Kind::Refresh),
-            Some(DEVICE_GRANT) => Some(Kind::Device),
-            Some(_) => {
-                return Err(AuthError::oauth(
-                    "unsupported_grant_type",
-                    "the grant type is not supported",
-                ));
-            }
-        };
+        if !matches!(
+            grant_type,
+            None | Some("authorization_code" | "refresh_token" | DEVICE_GRANT)
+        ) {
+            return Err(AuthError::oauth(
+                "unsupported_grant_type",
+                "the grant type is not supported",
+            ));
+        }
         let present = |v: Option<String>| v.filter(|v| !v.is_empty());
         let mut sent = [
             present(code).map(Grant::Code),
@@ -82,7 +79,7 @@ impl Grant {
                 ));
             }
         };
-        if named.is_some_and(|kind| kind != grant.kind()) {
+        if grant_type.is_some_and(|named| named != grant.grant_type()) {
             return Err(AuthError::oauth(
                 "invalid_request",
                 "the grant_type does not match the credential sent",
@@ -91,21 +88,14 @@ impl Grant {
         Ok(grant)
     }
 
-    fn kind(&self) -> Kind {
+    /// The `grant_type` that names this grant.
+    fn grant_type(&self) -> &'static str {
         match self {
-            Grant::Code(_) => Kind::Code,
-            Grant::Refresh(_) => Kind::Refresh,
-            Grant::Device(_) => Kind::Device,
+            Grant::Code(_) => "authorization_code",
+            Grant::Refresh(_) => "refresh_token",
+            Grant::Device(_) => DEVICE_GRANT,
         }
     }
-}
-
-/// A grant without its credential, as `grant_type` names it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Code,
-    Refresh,
-    Device,
 }
 
 impl OidcAuth {
