@@ -652,7 +652,6 @@ impl Broker {
         }
     }
 
-    /// A device code redeemed successfully: it is redeemed once, across instances.
     /// A login transaction (its id) redeemed: once across the instances sharing the store,
     /// remembered until the transaction expires.
     pub(crate) async fn redeem_login(
@@ -661,44 +660,46 @@ impl Broker {
         expires_at: i64,
         now: i64,
     ) -> Result<(), AuthError> {
-        let mut key = b"login transaction ".to_vec();
-        key.extend_from_slice(transaction);
-        let store = self.store().await?;
-        let first = store
-            .consume_once(&sha256(&key), expires_at, now)
-            .await
-            .map_err(store_error)?;
-        if first {
-            Ok(())
-        } else {
-            Err(invalid_grant(
-                "the login state is invalid, expired or already used",
-            ))
-        }
+        self.use_once(b"login transaction ", transaction, expires_at, now)
+            .await?
+            .then_some(())
+            .ok_or_else(|| invalid_grant("the login state is invalid, expired or already used"))
     }
 
+    /// A device code redeemed successfully: it is redeemed once, across instances.
     pub(crate) async fn redeem_device_code(
         &self,
         device_code: &str,
         now: i64,
     ) -> Result<(), AuthError> {
-        let key = sha256(format!("device code {device_code}").as_bytes());
-        let first = {
-            let store = self.store().await?;
-            store
-                .consume_once(&key, now.saturating_add(self.device_ttl), now)
-                .await
-                .map_err(store_error)?
-        };
+        let until = now.saturating_add(self.device_ttl);
+        let first = self
+            .use_once(b"device code ", device_code.as_bytes(), until, now)
+            .await?;
         self.devices
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&sha256(device_code.as_bytes()));
-        if first {
-            Ok(())
-        } else {
-            Err(invalid_grant("the device code was already used"))
-        }
+        first
+            .then_some(())
+            .ok_or_else(|| invalid_grant("the device code was already used"))
+    }
+
+    /// Whether this is the first use of `value` (in the namespace `label`) across the
+    /// instances sharing the store; the marker, a SHA-256, is kept until `until`.
+    async fn use_once(
+        &self,
+        label: &[u8],
+        value: &[u8],
+        until: i64,
+        now: i64,
+    ) -> Result<bool, AuthError> {
+        let key = sha256(&[label, value].concat());
+        let store = self.store().await?;
+        store
+            .consume_once(&key, until, now)
+            .await
+            .map_err(store_error)
     }
 }
 
