@@ -10,7 +10,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{RefreshRecord, RotateOutcome, Session, Store, StoreError, StoreFuture, StoredKey};
+use super::{
+    FoundRefresh, RefreshRecord, RotateOutcome, RotationStep, Session, Store, StoreError,
+    StoreFuture, StoredKey, rotation_step,
+};
 
 pub use super::MAX_IDENTIFIER_BYTES;
 
@@ -133,41 +136,37 @@ impl State {
         new: &[u8; 32],
         now: i64,
     ) -> Result<RotateOutcome, StoreError> {
-        let Some(token) = self.refresh.get(old) else {
-            return Ok(RotateOutcome::NotFound);
-        };
-        // A spent token presented again is reuse, also once its family is revoked: every loser
-        // of a race of concurrent rotations is told so.
-        if token.spent {
-            let family = token.record.family.clone();
-            self.revoke(&family);
-            return Ok(RotateOutcome::Reused);
+        let found = self.refresh.get(old).map(|token| FoundRefresh {
+            record: token.record.clone(),
+            spent: token.spent,
+            revoked: token.revoked,
+        });
+        match rotation_step(found, new, now) {
+            RotationStep::Refuse => Ok(RotateOutcome::NotFound),
+            RotationStep::RevokeFamily(family) => {
+                self.revoke(&family);
+                Ok(RotateOutcome::Reused)
+            }
+            RotationStep::Rotate { spent, successor } => {
+                // A successor whose hash is taken would overwrite another token: refuse
+                // before anything changes, as a database's unique key rolls the rotation back.
+                if self.refresh.contains_key(new) {
+                    return Err(duplicate_hash());
+                }
+                if let Some(token) = self.refresh.get_mut(old) {
+                    token.spent = true;
+                }
+                self.refresh.insert(
+                    *new,
+                    Refresh {
+                        record: successor,
+                        spent: false,
+                        revoked: false,
+                    },
+                );
+                Ok(RotateOutcome::Rotated(spent))
+            }
         }
-        if token.revoked || token.record.expires_at <= now {
-            return Ok(RotateOutcome::NotFound);
-        }
-        let spent = token.record.clone();
-        // A successor whose hash is taken would overwrite another token: refuse before
-        // anything changes, as a database's unique key rolls the rotation back.
-        if self.refresh.contains_key(new) {
-            return Err(duplicate_hash());
-        }
-        if let Some(token) = self.refresh.get_mut(old) {
-            token.spent = true;
-        }
-        let successor = RefreshRecord {
-            hash: *new,
-            ..spent.clone()
-        };
-        self.refresh.insert(
-            *new,
-            Refresh {
-                record: successor,
-                spent: false,
-                revoked: false,
-            },
-        );
-        Ok(RotateOutcome::Rotated(spent))
     }
 
     fn revoke(&mut self, family: &str) {

@@ -150,6 +150,50 @@ pub enum RotateOutcome {
     NotFound,
 }
 
+/// A refresh token as a rotation finds it (the row locked by the backend).
+pub(crate) struct FoundRefresh {
+    pub(crate) record: RefreshRecord,
+    pub(crate) spent: bool,
+    pub(crate) revoked: bool,
+}
+
+/// What a rotation must do with the token it found: the rule every backend applies, written
+/// once; each backend only carries it out in its own statements, in one transaction.
+pub(crate) enum RotationStep {
+    /// Unknown, revoked or expired: change nothing, answer [`RotateOutcome::NotFound`].
+    Refuse,
+    /// Spent and presented again: revoke this family, answer [`RotateOutcome::Reused`]. Also
+    /// once the family is revoked, so every loser of a race of concurrent rotations is told.
+    RevokeFamily(String),
+    /// Live: mark `spent` spent, store `successor` (same family, session and expiry), answer
+    /// [`RotateOutcome::Rotated`] with `spent`.
+    Rotate {
+        spent: RefreshRecord,
+        successor: RefreshRecord,
+    },
+}
+
+/// The [`RotationStep`] for the token found under the old hash, with `new` as the successor's.
+pub(crate) fn rotation_step(found: Option<FoundRefresh>, new: &[u8; 32], now: i64) -> RotationStep {
+    let Some(found) = found else {
+        return RotationStep::Refuse;
+    };
+    if found.spent {
+        return RotationStep::RevokeFamily(found.record.family);
+    }
+    if found.revoked || found.record.expires_at <= now {
+        return RotationStep::Refuse;
+    }
+    let successor = RefreshRecord {
+        hash: *new,
+        ..found.record.clone()
+    };
+    RotationStep::Rotate {
+        spent: found.record,
+        successor,
+    }
+}
+
 /// A broker signing key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredKey {

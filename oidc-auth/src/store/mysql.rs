@@ -39,7 +39,10 @@ use mysql_async::{
 };
 use tokio::sync::OnceCell;
 
-use super::{RefreshRecord, RotateOutcome, Session, Store, StoreError, StoreFuture, StoredKey};
+use super::{
+    FoundRefresh, RefreshRecord, RotateOutcome, RotationStep, Session, Store, StoreError,
+    StoreFuture, StoredKey, rotation_step,
+};
 
 pub use super::MAX_IDENTIFIER_BYTES;
 
@@ -784,46 +787,41 @@ async fn rotate_locked(
             params(vec![bytes(old)]),
         )
         .await?;
-    let Some(mut row) = row else {
-        return Ok(RotateOutcome::NotFound);
+    let found = match row {
+        Some(mut row) => Some(FoundRefresh {
+            record: RefreshRecord {
+                hash: *old,
+                family: text(&mut row, 0)?,
+                session_id: text(&mut row, 1)?,
+                expires_at: column(&mut row, 2)?,
+            },
+            spent: column(&mut row, 3)?,
+            revoked: column(&mut row, 4)?,
+        }),
+        None => None,
     };
-    let family = text(&mut row, 0)?;
-    let session_id = text(&mut row, 1)?;
-    let expires_at: i64 = column(&mut row, 2)?;
-    let spent: bool = column(&mut row, 3)?;
-    let revoked: bool = column(&mut row, 4)?;
-    // A spent token presented again is reuse, also once its family is revoked: every loser of
-    // a race of concurrent rotations is told so.
-    if spent {
-        lease
-            .exec_drop(
-                "UPDATE oidc_auth_refresh_tokens SET revoked = 1 WHERE family = ?",
-                params(vec![bytes(family.as_bytes())]),
-            )
-            .await?;
-        return Ok(RotateOutcome::Reused);
+    match rotation_step(found, new, now) {
+        RotationStep::Refuse => Ok(RotateOutcome::NotFound),
+        RotationStep::RevokeFamily(family) => {
+            lease
+                .exec_drop(
+                    "UPDATE oidc_auth_refresh_tokens SET revoked = 1 WHERE family = ?",
+                    params(vec![bytes(family.as_bytes())]),
+                )
+                .await?;
+            Ok(RotateOutcome::Reused)
+        }
+        RotationStep::Rotate { spent, successor } => {
+            lease
+                .exec_drop(
+                    "UPDATE oidc_auth_refresh_tokens SET spent = 1 WHERE hash = ?",
+                    params(vec![bytes(old)]),
+                )
+                .await?;
+            insert_refresh_row(lease, &successor).await?;
+            Ok(RotateOutcome::Rotated(spent))
+        }
     }
-    if revoked || expires_at <= now {
-        return Ok(RotateOutcome::NotFound);
-    }
-    lease
-        .exec_drop(
-            "UPDATE oidc_auth_refresh_tokens SET spent = 1 WHERE hash = ?",
-            params(vec![bytes(old)]),
-        )
-        .await?;
-    let spent = RefreshRecord {
-        hash: *old,
-        family,
-        session_id,
-        expires_at,
-    };
-    let successor = RefreshRecord {
-        hash: *new,
-        ..spent.clone()
-    };
-    insert_refresh_row(lease, &successor).await?;
-    Ok(RotateOutcome::Rotated(spent))
 }
 
 /// The body of [`Store::insert_first_key`]'s transaction, serialized by a lock row; `None`

@@ -21,7 +21,10 @@ use std::time::Duration;
 use sqlx::Row as _;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 
-use super::{RefreshRecord, RotateOutcome, Session, Store, StoreError, StoreFuture, StoredKey};
+use super::{
+    FoundRefresh, RefreshRecord, RotateOutcome, RotationStep, Session, Store, StoreError,
+    StoreFuture, StoredKey, rotation_step,
+};
 
 pub use super::MAX_IDENTIFIER_BYTES;
 
@@ -441,46 +444,42 @@ async fn rotate_once(
     .bind(&old[..])
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(row) = row else {
-        tx.rollback().await?;
-        return Ok(RotateOutcome::NotFound);
+    let found = match row {
+        Some(row) => Some(FoundRefresh {
+            record: RefreshRecord {
+                hash: *old,
+                family: row.try_get("family")?,
+                session_id: row.try_get("session_id")?,
+                expires_at: row.try_get("expires_at")?,
+            },
+            spent: row.try_get("spent")?,
+            revoked: row.try_get("revoked")?,
+        }),
+        None => None,
     };
-    let family: String = row.try_get("family")?;
-    let session_id: String = row.try_get("session_id")?;
-    let expires_at: i64 = row.try_get("expires_at")?;
-    let spent: bool = row.try_get("spent")?;
-    let revoked: bool = row.try_get("revoked")?;
-    // A spent token presented again is reuse, also once its family is revoked: every loser of
-    // a race of concurrent rotations is told so.
-    if spent {
-        sqlx::query("UPDATE oidc_auth_refresh_tokens SET revoked = TRUE WHERE family = $1")
-            .bind(&family)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        return Ok(RotateOutcome::Reused);
+    match rotation_step(found, new, now) {
+        RotationStep::Refuse => {
+            tx.rollback().await?;
+            Ok(RotateOutcome::NotFound)
+        }
+        RotationStep::RevokeFamily(family) => {
+            sqlx::query("UPDATE oidc_auth_refresh_tokens SET revoked = TRUE WHERE family = $1")
+                .bind(&family)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(RotateOutcome::Reused)
+        }
+        RotationStep::Rotate { spent, successor } => {
+            sqlx::query("UPDATE oidc_auth_refresh_tokens SET spent = TRUE WHERE hash = $1")
+                .bind(&old[..])
+                .execute(&mut *tx)
+                .await?;
+            insert_refresh_row(&mut tx, &successor).await?;
+            tx.commit().await?;
+            Ok(RotateOutcome::Rotated(spent))
+        }
     }
-    if revoked || expires_at <= now {
-        tx.rollback().await?;
-        return Ok(RotateOutcome::NotFound);
-    }
-    sqlx::query("UPDATE oidc_auth_refresh_tokens SET spent = TRUE WHERE hash = $1")
-        .bind(&old[..])
-        .execute(&mut *tx)
-        .await?;
-    let spent = RefreshRecord {
-        hash: *old,
-        family,
-        session_id,
-        expires_at,
-    };
-    let successor = RefreshRecord {
-        hash: *new,
-        ..spent.clone()
-    };
-    insert_refresh_row(&mut tx, &successor).await?;
-    tx.commit().await?;
-    Ok(RotateOutcome::Rotated(spent))
 }
 
 /// One attempt of [`Store::insert_first_key`], serialized by an advisory transaction lock.
