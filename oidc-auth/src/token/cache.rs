@@ -8,12 +8,15 @@
 //! characters for RS256) instead of the whole token (often over 1 KB) is most of what a hit
 //! costs.
 
+use std::sync::Arc;
+
 use aws_lc_rs::digest;
 use quick_cache::sync::Cache;
 
 use crate::token::IdToken;
 
-#[derive(Clone)]
+/// What a hit reads. Shared, so that a lookup (which hands out a copy of the value) costs one
+/// reference count and not a copy of the signed part.
 struct Entry {
     signed: Box<[u8]>,
     token: IdToken,
@@ -22,7 +25,7 @@ struct Entry {
 
 /// A bounded map from token to validated claims.
 pub(crate) struct TokenCache {
-    entries: Cache<[u8; 32], Entry>,
+    entries: Cache<[u8; 32], Arc<Entry>>,
     ttl: i64,
 }
 
@@ -68,7 +71,7 @@ impl TokenCache {
             return None;
         }
         if now < entry.valid_until {
-            Some(entry.token)
+            Some(entry.token.clone())
         } else {
             self.entries.remove(&key.hash);
             None
@@ -79,11 +82,11 @@ impl TokenCache {
     pub(crate) fn insert(&self, key: &Key<'_>, token: IdToken, now: i64, leeway: i64) {
         let valid_until = (token.expires_at().saturating_add(leeway)).min(now + self.ttl);
         if valid_until > now {
-            let entry = Entry {
+            let entry = Arc::new(Entry {
                 signed: key.signed.into(),
                 token,
                 valid_until,
-            };
+            });
             self.entries.insert(key.hash, entry);
         }
     }
