@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! loadgen <demo binary> [--seconds N] [--connections N] [--tokens N] [--server-cpus LIST]
-//!         [--busy-poll]
+//!         [--busy-poll] [--pipeline N]
 //! ```
 //!
 //! It starts a mock OpenID provider in this process, mints tokens with it, and starts the demo
@@ -17,11 +17,15 @@
 //!   scenario, which the route ignores: what the request size alone costs.
 //! * `/me, one token`: the same valid token on every request (the validated-token cache).
 //! * `/me, distinct tokens`: a second demo process with `OIDC_TOKEN_CACHE_CAPACITY=0` and
-//!   `--tokens` different valid tokens in turn, so every request verifies an RS256 signature.
+//!   `--tokens` different valid tokens in turn, so every request verifies an RS256 signature;
+//!   in rounds, like the cached scenarios.
 //!
-//! It also measures the single-core RS256 validation rate in-process (`OidcAuth::validate`
-//! without cache, one thread) and prints the distinct-token figure against 0.8 x that rate x
-//! the cores the server used.
+//! It also measures the single-core RS256 validation rate (`OidcAuth::validate` without cache,
+//! one thread, 256 distinct tokens) in a probe process of its own (`loadgen --rate-probe
+//! SECONDS`), pinned to the server's CPUs while the server is idle, before each round of the
+//! distinct-token scenario and after the last, and prints the distinct-token figure against
+//! 0.8 x the mean of those rates x the cores the server used. Measuring on the same CPU and
+//! between the rounds keeps the machine's drift (other tenants, frequency) out of the ratio.
 //!
 //! The client is a minimal HTTP/1.1 writer and reader so that it costs little next to the server.
 //! By default its connections are tasks of a Tokio runtime that sleeps in `epoll` between
@@ -30,6 +34,12 @@
 //! interrupt per wake on a virtual machine). With `--busy-poll` one thread polls non-blocking
 //! sockets in a loop and never sleeps, so no response has to wake it: the figures then show
 //! what the server itself spends.
+//!
+//! `--pipeline N` (default 1) sends N requests in one write on each connection and then reads
+//! their N responses (HTTP/1.1 pipelining, as `wrk` does with a pipelining script). The server
+//! still parses, routes, authenticates and answers every request, but reads them in batches, so
+//! the per-request cost of the loopback round trip (system calls, waking the client, TCP
+//! segments) is shared by N requests. Latencies are then those of whole batches.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,6 +57,9 @@ struct Options {
     tokens: usize,
     server_cpus: String,
     busy_poll: bool,
+    pipeline: usize,
+    /// `--rate-probe SECONDS`: only measure the single-core validation rate and print it.
+    rate_probe: Option<u64>,
 }
 
 fn options() -> Result<Options, String> {
@@ -58,6 +71,8 @@ fn options() -> Result<Options, String> {
         tokens: 2000,
         server_cpus: "0".to_owned(),
         busy_poll: false,
+        pipeline: 1,
+        rate_probe: None,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -75,14 +90,24 @@ fn options() -> Result<Options, String> {
             }
             "--server-cpus" => options.server_cpus = value("--server-cpus")?,
             "--busy-poll" => options.busy_poll = true,
+            "--rate-probe" => {
+                options.rate_probe =
+                    Some(value("--rate-probe")?.parse().map_err(|e| format!("{e}"))?)
+            }
+            "--pipeline" => {
+                options.pipeline = value("--pipeline")?.parse().map_err(|e| format!("{e}"))?;
+                if options.pipeline == 0 {
+                    return Err("--pipeline must be at least 1".into());
+                }
+            }
             other if options.server.is_empty() && !other.starts_with("--") => {
                 options.server = other.to_owned()
             }
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if options.server.is_empty() {
-        return Err("usage: loadgen <demo binary> [--seconds N] [--connections N] [--tokens N] [--server-cpus LIST] [--busy-poll]".into());
+    if options.server.is_empty() && options.rate_probe.is_none() {
+        return Err("usage: loadgen <demo binary> [--seconds N] [--connections N] [--tokens N] [--server-cpus LIST] [--busy-poll] [--pipeline N]".into());
     }
     Ok(options)
 }
@@ -100,6 +125,39 @@ impl Drop for Server {
     }
 }
 
+/// Whether `taskset` can pin processes here.
+fn can_pin() -> bool {
+    Command::new("taskset")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The single-core validation rate, measured for `seconds` by a probe process on the server's
+/// CPUs (see the crate documentation).
+fn probe_rate(options: &Options, seconds: u64) -> Result<f64, Box<dyn std::error::Error>> {
+    let exe = std::env::current_exe()?;
+    let seconds = seconds.to_string();
+    let output = if can_pin() {
+        Command::new("taskset")
+            .args(["-c", &options.server_cpus])
+            .arg(&exe)
+            .args(["--rate-probe", &seconds])
+            .output()?
+    } else {
+        Command::new(&exe)
+            .args(["--rate-probe", &seconds])
+            .output()?
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|rate| *rate > 0.0)
+        .ok_or_else(|| format!("the rate probe printed {text:?}").into())
+}
+
 fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -112,12 +170,7 @@ async fn start_server(
     cache_capacity: Option<usize>,
 ) -> Result<Server, Box<dyn std::error::Error>> {
     let addr = format!("127.0.0.1:{}", free_port()?);
-    let pinned = Command::new("taskset")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let mut command = if pinned {
+    let mut command = if can_pin() {
         let mut c = Command::new("taskset");
         c.args(["-c", &options.server_cpus, &options.server]);
         c
@@ -225,19 +278,21 @@ fn take_response(buffer: &mut Vec<u8>) -> Result<Option<Response>, Box<dyn std::
 /// One connection of the busy-polling client.
 struct SpinConnection {
     stream: std::net::TcpStream,
-    requests: Vec<Vec<u8>>,
+    batches: Vec<Vec<u8>>,
     next: usize,
-    sent: Option<Instant>,
+    /// When the batch in flight was sent, and how many of its responses are still to come.
+    sent: Option<(Instant, usize)>,
     buffer: Vec<u8>,
 }
 
 /// The `--busy-poll` client: every connection's socket is non-blocking and polled in turn by
-/// this one thread until `stop`; it never sleeps, so a response never has to wake it.
-/// Returns the latencies of the requests sent from `measure_from` on, their count and the
-/// errors.
+/// this one thread until `stop`; it never sleeps, so a response never has to wake it. Each
+/// connection sends its batches of `depth` requests in turn. Returns the latencies of the
+/// requests sent from `measure_from` on, their count and the errors.
 fn spin_client(
     addr: &str,
-    requests: Vec<Vec<Vec<u8>>>,
+    batches: Vec<Vec<Vec<u8>>>,
+    depth: usize,
     measure_from: Instant,
     stop: Instant,
 ) -> (Vec<u32>, u64, u64) {
@@ -245,7 +300,7 @@ fn spin_client(
     let mut latencies = Vec::with_capacity(1 << 20);
     let (mut done, mut errors) = (0u64, 0u64);
     let mut connections = Vec::new();
-    for requests in requests {
+    for batches in batches {
         let Ok(stream) = std::net::TcpStream::connect(addr) else {
             return (latencies, done, errors + 1);
         };
@@ -254,7 +309,7 @@ fn spin_client(
         }
         connections.push(SpinConnection {
             stream,
-            requests,
+            batches,
             next: 0,
             sent: None,
             buffer: Vec::with_capacity(16 * 1024),
@@ -267,15 +322,15 @@ fn spin_client(
             break;
         }
         for c in &mut connections {
-            let Some(sent) = c.sent else {
-                let bytes = &c.requests[c.next % c.requests.len()];
+            let Some((sent, pending)) = c.sent else {
+                let bytes = &c.batches[c.next % c.batches.len()];
                 c.next += 1;
-                // A request is far below the socket buffer: the write completes at once.
+                // A batch is far below the socket buffer: the write completes at once.
                 if c.stream.write_all(bytes).is_err() {
                     errors += 1;
                     break 'run;
                 }
-                c.sent = Some(Instant::now());
+                c.sent = Some((Instant::now(), depth));
                 continue;
             };
             match c.stream.read(&mut chunk) {
@@ -290,25 +345,32 @@ fn spin_client(
                     break 'run;
                 }
             }
-            match take_response(&mut c.buffer) {
-                Ok(None) => {}
-                Ok(Some((status, _))) => {
-                    c.sent = None;
-                    if sent >= measure_from {
-                        if status == 200 {
-                            done += 1;
-                            let micros = sent.elapsed().as_micros().min(u128::from(u32::MAX));
-                            latencies.push(micros as u32);
-                        } else {
-                            errors += 1;
+            let mut pending = pending;
+            loop {
+                match take_response(&mut c.buffer) {
+                    Ok(None) => break,
+                    Ok(Some((status, _))) => {
+                        pending -= 1;
+                        if sent >= measure_from {
+                            if status == 200 {
+                                done += 1;
+                                let micros = sent.elapsed().as_micros().min(u128::from(u32::MAX));
+                                latencies.push(micros as u32);
+                            } else {
+                                errors += 1;
+                            }
+                        }
+                        if pending == 0 {
+                            break;
                         }
                     }
-                }
-                Err(_) => {
-                    errors += 1;
-                    break 'run;
+                    Err(_) => {
+                        errors += 1;
+                        break 'run;
+                    }
                 }
             }
+            c.sent = (pending > 0).then_some((sent, pending));
         }
     }
     (latencies, done, errors)
@@ -392,32 +454,36 @@ async fn drive(
     let start = Instant::now();
     let measure_from = start + warm_up;
     let stop = measure_from + run;
-    // Each connection walks the tokens from its own offset.
-    let requests: Vec<Vec<Vec<u8>>> = (0..options.connections)
+    // Each connection walks the tokens from its own offset, `depth` requests to a batch (one
+    // write).
+    let depth = options.pipeline;
+    let batches: Vec<Vec<Vec<u8>>> = (0..options.connections)
         .map(|connection| {
-            if tokens.is_empty() {
-                vec![request_bytes(path, None)]
-            } else {
-                (0..tokens.len())
-                    .map(|i| {
-                        let token = &tokens[(i + connection * 7919) % tokens.len()];
-                        request_bytes(path, Some(token))
-                    })
-                    .collect()
-            }
+            (0..tokens.len().max(1).div_ceil(depth))
+                .map(|b| {
+                    (0..depth)
+                        .flat_map(|i| {
+                            let token = (!tokens.is_empty()).then(|| {
+                                &tokens[(b * depth + i + connection * 7919) % tokens.len()]
+                            });
+                            request_bytes(path, token.map(String::as_str))
+                        })
+                        .collect()
+                })
+                .collect()
         })
         .collect();
     let mut tasks = Vec::new();
     let task_connections = if options.busy_poll {
         let addr = server.addr.clone();
         tasks.push(tokio::task::spawn_blocking(move || {
-            spin_client(&addr, requests, measure_from, stop)
+            spin_client(&addr, batches, depth, measure_from, stop)
         }));
         Vec::new()
     } else {
-        requests
+        batches
     };
-    for requests in task_connections {
+    for batches in task_connections {
         let addr = server.addr.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(1 << 16);
@@ -433,30 +499,33 @@ async fn drive(
                 if sent >= stop {
                     break;
                 }
-                let bytes = &requests[next % requests.len()];
+                let bytes = &batches[next % batches.len()];
                 next += 1;
-                let answer = match stream.write_all(bytes).await {
-                    Ok(()) => read_response(&mut stream, &mut buffer).await.ok(),
-                    Err(_) => None,
-                };
                 let measured = sent >= measure_from;
-                match answer {
-                    Some((200, _)) if measured => {
-                        done += 1;
-                        let micros = sent.elapsed().as_micros().min(u128::from(u32::MAX));
-                        latencies.push(micros as u32);
+                let mut broken = stream.write_all(bytes).await.is_err();
+                for _ in 0..depth {
+                    if broken {
+                        break;
                     }
-                    Some((200, _)) => {}
-                    Some(_) => errors += u64::from(measured),
-                    None => {
-                        errors += u64::from(measured);
-                        match TcpStream::connect(&addr).await {
-                            Ok(s) => {
-                                stream = s;
-                                buffer.clear();
-                            }
-                            Err(_) => break,
+                    match read_response(&mut stream, &mut buffer).await {
+                        Ok((200, _)) if measured => {
+                            done += 1;
+                            let micros = sent.elapsed().as_micros().min(u128::from(u32::MAX));
+                            latencies.push(micros as u32);
                         }
+                        Ok((200, _)) => {}
+                        Ok(_) => errors += u64::from(measured),
+                        Err(_) => broken = true,
+                    }
+                }
+                if broken {
+                    errors += u64::from(measured);
+                    match TcpStream::connect(&addr).await {
+                        Ok(s) => {
+                            stream = s;
+                            buffer.clear();
+                        }
+                        Err(_) => break,
                     }
                 }
             }
@@ -503,7 +572,7 @@ async fn drive(
 }
 
 /// Rounds of the cached scenarios.
-const ROUNDS: u64 = 3;
+const ROUNDS: u64 = 5;
 
 /// One scenario's rounds as one measurement.
 fn pool(rounds: Vec<Measured>) -> Measured {
@@ -581,12 +650,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .expires_in(3600)
             .sign()
     };
+    if let Some(seconds) = options.rate_probe {
+        let tokens: Vec<String> = (0..256).map(|i| mint(&format!("probe-{i}"))).collect();
+        println!("{}", single_core_rate(&provider, &tokens, seconds).await);
+        return Ok(());
+    }
     let repeated = vec![mint("alice")];
     let distinct: Vec<String> = (0..options.tokens)
         .map(|i| mint(&format!("user-{i}")))
         .collect();
-
-    let rate = single_core_rate(&provider, &distinct, 3).await;
 
     let cached = start_server(&options, &provider, None).await?;
     // The cached scenarios alternate in rounds, so that drift of the machine (other tenants,
@@ -608,9 +680,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(cached);
 
     let uncached = start_server(&options, &provider, Some(0)).await?;
-    let many = drive(&uncached, &options, "/me", &distinct).await;
+    let (mut rates, mut many) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        rates.push(probe_rate(&options, 1)?);
+        many.push(drive(&uncached, &round, "/me", &distinct).await);
+    }
+    rates.push(probe_rate(&options, 1)?);
+    let many = pool(many);
     let rss_uncached = peak_rss_mib(server_pid(&uncached));
     drop(uncached);
+    let rate = rates.iter().sum::<f64>() / rates.len() as f64;
+    let (slowest, fastest) = rates
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
 
     let name = std::path::Path::new(&options.server)
         .file_name()
@@ -619,7 +701,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             |n| n.to_string_lossy().into_owned(),
         );
     println!(
-        "{name}: {} s per scenario (cached ones in {ROUNDS} alternating rounds), {} connections, {} distinct tokens, server on CPUs {}, {} client",
+        "{name}: {} s per scenario (cached ones in {ROUNDS} alternating rounds), {} connections, {} distinct tokens, server on CPUs {}, {} client{}",
         options.seconds,
         options.connections,
         options.tokens,
@@ -628,6 +710,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "busy-polling"
         } else {
             "epoll"
+        },
+        if options.pipeline > 1 {
+            format!(", {} requests pipelined per write", options.pipeline)
+        } else {
+            String::new()
         }
     );
     println!(
@@ -641,7 +728,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     print_row("/me, distinct tokens", &many, base);
     let target = 0.8 * rate * many.cores();
     println!(
-        "single-core RS256 validation rate (in-process, no cache): {rate:.0}/s; \
+        "single-core RS256 validation rate (probe on the server's CPUs, no cache): {rate:.0}/s \
+         (probes {slowest:.0} to {fastest:.0}); \
          distinct-token target 0.8 x rate x {:.2} cores = {target:.0}/s: {}",
         many.cores(),
         if many.rate() >= target {

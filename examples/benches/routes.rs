@@ -44,11 +44,6 @@ async fn demo_auth(provider: &MockProvider, cache: bool) -> OidcAuth {
     auth
 }
 
-/// The request of one scenario: its path and whether it carries the bearer header.
-fn request_parts(path: &'static str, bearer: Option<&str>) -> (&'static str, Option<String>) {
-    (path, bearer.map(|t| format!("Bearer {t}")))
-}
-
 fn routes(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -68,21 +63,19 @@ fn routes(c: &mut Criterion) {
         let uncached = demo_auth(&provider, false).await;
         (provider, token, cached, uncached)
     });
+    let bearer = Some(format!("Bearer {token}"));
+    // (id, path, Authorization header, whether the handle has no cache)
     let scenarios = [
-        ("public", request_parts("/public", None), false),
-        (
-            "public_same_header",
-            request_parts("/public", Some(&token)),
-            false,
-        ),
-        ("me_cached", request_parts("/me", Some(&token)), false),
-        ("me_uncached", request_parts("/me", Some(&token)), true),
+        ("public", "/public", None, false),
+        ("public_same_header", "/public", bearer.clone(), false),
+        ("me_cached", "/me", bearer.clone(), false),
+        ("me_uncached", "/me", bearer, true),
     ];
 
     let mut axum_group = c.benchmark_group("axum");
     let with_cache = axum_demo::router(cached.clone());
     let without_cache = axum_demo::router(uncached.clone());
-    for (name, (path, header), no_cache) in &scenarios {
+    for (name, path, header, no_cache) in &scenarios {
         let router = if *no_cache {
             &without_cache
         } else {
@@ -113,7 +106,7 @@ fn routes(c: &mut Criterion) {
     let without_cache = actix.block_on(test::init_service(
         App::new().configure(actix_demo::configure(uncached)),
     ));
-    for (name, (path, header), no_cache) in &scenarios {
+    for (name, path, header, no_cache) in &scenarios {
         let service = if *no_cache {
             &without_cache
         } else {
