@@ -157,6 +157,31 @@ pub(crate) struct FoundRefresh {
     pub(crate) revoked: bool,
 }
 
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+impl FoundRefresh {
+    /// The token under hash `old` as an sqlx backend reads it: the columns `family`,
+    /// `session_id`, `expires_at`, `spent` and `revoked` of its row.
+    pub(crate) fn from_row<R>(old: &[u8; 32], row: &R) -> Result<Self, sqlx::Error>
+    where
+        R: sqlx::Row,
+        for<'c> &'c str: sqlx::ColumnIndex<R>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(Self {
+            record: RefreshRecord {
+                hash: *old,
+                family: row.try_get("family")?,
+                session_id: row.try_get("session_id")?,
+                expires_at: row.try_get("expires_at")?,
+            },
+            spent: row.try_get("spent")?,
+            revoked: row.try_get("revoked")?,
+        })
+    }
+}
+
 /// What a rotation must do with the token it found: the rule every backend applies, written
 /// once; each backend only carries it out in its own statements, in one transaction.
 pub(crate) enum RotationStep {

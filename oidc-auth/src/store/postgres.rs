@@ -444,19 +444,9 @@ async fn rotate_once(
     .bind(&old[..])
     .fetch_optional(&mut *tx)
     .await?;
-    let found = match row {
-        Some(row) => Some(FoundRefresh {
-            record: RefreshRecord {
-                hash: *old,
-                family: row.try_get("family")?,
-                session_id: row.try_get("session_id")?,
-                expires_at: row.try_get("expires_at")?,
-            },
-            spent: row.try_get("spent")?,
-            revoked: row.try_get("revoked")?,
-        }),
-        None => None,
-    };
+    let found = row
+        .map(|row| FoundRefresh::from_row(old, &row))
+        .transpose()?;
     match rotation_step(found, new, now) {
         RotationStep::Refuse => {
             tx.rollback().await?;
