@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use oidc_auth::store::Store;
 use oidc_auth::store::memory::MemoryStore;
-use oidc_auth::testing::{Endpoint, Fault, MockProvider};
+use oidc_auth::testing::{Endpoint, Fault, MockProvider, SigningAlg};
 use oidc_auth::{Algorithm, Clock, ManualClock, OidcAuth, OidcConfigBuilder, SystemClock};
 use oidc_auth_tests::broker::{
     BROKER_AUDIENCE, JWKS, TOKEN, exchange, exchange_form, field, jwt, login, provider, refresh,
@@ -658,6 +658,36 @@ async fn two_instances_federate() {
         .await
         .expect("answer");
     assert_eq!(reply.status().as_u16(), 200);
+}
+
+/// A trusted peer that withdraws a key: its tokens already in the validated-token cache stop
+/// validating once a refresh of that peer's keys finds the key gone, on both frameworks. The
+/// peer here is a mock provider, whose key set is at `<issuer>/jwks`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_key_withdrawn_ends_its_cached_tokens() {
+    for fw in FRAMEWORKS {
+        let idp = MockProvider::start().await.expect("provider");
+        let peer = MockProvider::start().await.expect("peer");
+        let config = federated(&idp, "http://b.invalid", &[&peer.issuer()])
+            .broker_jwks_path("/jwks")
+            .build()
+            .expect("config");
+        let auth = OidcAuth::builder(config)
+            .store(Arc::new(MemoryStore::new()))
+            .build();
+        let h = Harness::serve(idp, auth, None).await;
+        let withdrawn = peer.current_kid();
+        let old = peer.token().audience(FEDERATION_AUDIENCE).sign();
+        assert_eq!(h.bearer(fw, "/me", &old).await.status, 200, "{fw:?}");
+        assert_eq!(h.bearer(fw, "/me", &old).await.status, 200, "a cache hit");
+        peer.rotate_key(SigningAlg::ES256);
+        peer.retire_key(&withdrawn);
+        let new = peer.token().audience(FEDERATION_AUDIENCE).sign();
+        assert_eq!(h.bearer(fw, "/me", &new).await.status, 200, "refetched");
+        let refused = h.bearer(fw, "/me", &old).await;
+        assert_eq!(refused.status, 401, "{fw:?}: {}", refused.raw_body);
+        assert_eq!(h.bearer(fw, "/me", &new).await.status, 200);
+    }
 }
 
 /// Deliver 2: several instances starting at once on one store agree on one signing key, and

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use oidc_auth::testing::{Endpoint, Fault, MockProvider, SigningAlg};
 use oidc_auth::{Clock, ManualClock, OidcAuth, SystemClock};
-use oidc_auth_tests::{AUDIENCE, Harness, assert_invalid_token, base_config};
+use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Harness, assert_invalid_token, base_config};
 
 fn unknown_kid(idp: &MockProvider, kid: &str) -> String {
     idp.token().audience(AUDIENCE).kid(kid).sign()
@@ -316,6 +316,52 @@ async fn rotated_provider_keys_are_picked_up() {
         .issued_at(clock.now())
         .sign();
     assert_eq!(h.bearer_both("/me", &rotated).await.status, 200);
+}
+
+/// A key the provider withdraws stops validating as soon as a refresh finds it gone, also for
+/// a token the validated-token cache already holds: the cache does not keep a withdrawn key's
+/// tokens alive until their cache TTL. Keys that stay keep validating.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawn_key_ends_its_cached_tokens() {
+    for framework in FRAMEWORKS {
+        let (h, clock) = manual(|b| b).await;
+        let withdrawn = h.idp.current_kid();
+        let old = h
+            .idp
+            .token()
+            .audience(AUDIENCE)
+            .issued_at(clock.now())
+            .sign();
+        assert_eq!(h.bearer(framework, "/me", &old).await.status, 200);
+        assert_eq!(
+            h.bearer(framework, "/me", &old).await.status,
+            200,
+            "a cache hit"
+        );
+        let kept = h.idp.add_key(SigningAlg::RS256);
+        let kept_token = h.idp.token().audience(AUDIENCE).kid(&kept).sign();
+        clock.advance(20);
+        h.idp.rotate_key(SigningAlg::ES256);
+        h.idp.retire_key(&withdrawn);
+        let new = h
+            .idp
+            .token()
+            .audience(AUDIENCE)
+            .issued_at(clock.now())
+            .sign();
+        let fetches = h.idp.hits(Endpoint::Jwks);
+        // The new kid makes the server fetch the key set, which no longer has the old key.
+        assert_eq!(h.bearer(framework, "/me", &new).await.status, 200);
+        assert_eq!(h.idp.hits(Endpoint::Jwks), fetches + 1);
+        assert_invalid_token(&h.bearer(framework, "/me", &old).await);
+        assert_eq!(
+            h.idp.hits(Endpoint::Jwks),
+            fetches + 1,
+            "within the cooldown"
+        );
+        assert_eq!(h.bearer(framework, "/me", &kept_token).await.status, 200);
+        assert_eq!(h.bearer(framework, "/me", &new).await.status, 200);
+    }
 }
 
 /// Garbage, truncated, oversized and error answers from the provider are 503, never 500.

@@ -11,7 +11,7 @@ use crate::config::OidcConfig;
 use crate::error::{AuthError, ErrorKind, ErrorRenderer, ErrorResponse};
 use crate::flow::seal::Sealer;
 use crate::policy::Policy;
-use crate::provider::Provider;
+use crate::provider::{Provider, Withdrawals};
 use crate::store::Store;
 use crate::token::{self, Expectations, IdToken, TokenCache};
 
@@ -100,10 +100,16 @@ impl OidcAuthBuilder {
                 "no audience is configured: tokens issued to any client of the provider are accepted"
             );
         }
-        let provider = Arc::new(Provider::new(&config, self.clock.clone()));
+        let withdrawals = Withdrawals::default();
+        let provider = Arc::new(Provider::new(
+            &config,
+            self.clock.clone(),
+            withdrawals.clone(),
+        ));
         let cache = TokenCache::new(
             config.token_cache_capacity,
             config.token_cache_ttl.as_secs() as i64,
+            withdrawals.clone(),
         );
         let state_key = config
             .state_key
@@ -118,7 +124,7 @@ impl OidcAuthBuilder {
             .broker_mode
             .then(|| Arc::new(Broker::new(&config, self.store)));
         let peers = (!config.trusted_issuers.is_empty())
-            .then(|| Arc::new(Peers::new(&config, self.clock.clone())));
+            .then(|| Arc::new(Peers::new(&config, self.clock.clone(), withdrawals)));
         OidcAuth(Arc::new(Inner {
             broker,
             peers,
@@ -215,6 +221,9 @@ impl OidcAuth {
         {
             return Ok(hit);
         }
+        // Read before any key is, so that a key withdrawn during this validation keeps its
+        // result out of the cache.
+        let withdrawals = inner.cache.as_ref().map_or(0, TokenCache::withdrawals);
         let jws = token::parse_jws(
             token,
             inner.config.max_token_bytes,
@@ -292,7 +301,7 @@ impl OidcAuth {
         let validated = IdToken::new(jws.claims, times)
             .ok_or_else(|| AuthError::invalid("the token claims are malformed"))?;
         if let (Some(cache), Some(key)) = (&inner.cache, &key) {
-            cache.insert(key, validated.clone(), now, inner.leeway);
+            cache.insert(key, validated.clone(), now, inner.leeway, withdrawals);
         }
         Ok(validated)
     }

@@ -16,7 +16,7 @@ use crate::algorithm::Algorithm;
 use crate::clock::Clock;
 use crate::config::OidcConfig;
 use crate::error::AuthError;
-use crate::provider::{FetchError, HttpClient, KeySet, Refresh, Signed, Slot};
+use crate::provider::{FetchError, HttpClient, KeySet, Refresh, Signed, Slot, Withdrawals};
 use crate::store::Store;
 
 struct Peer {
@@ -36,6 +36,7 @@ pub(crate) struct Peers {
     ttl: i64,
     cooldown: i64,
     stale_limit: i64,
+    withdrawals: Withdrawals,
 }
 
 impl std::fmt::Debug for Peers {
@@ -50,7 +51,11 @@ impl std::fmt::Debug for Peers {
 }
 
 impl Peers {
-    pub(crate) fn new(config: &OidcConfig, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(
+        config: &OidcConfig,
+        clock: Arc<dyn Clock>,
+        withdrawals: Withdrawals,
+    ) -> Self {
         let peers = config
             .trusted_issuers
             .iter()
@@ -79,6 +84,7 @@ impl Peers {
             ttl: config.jwks_ttl.as_secs() as i64,
             cooldown: config.jwks_refetch_cooldown.as_secs() as i64,
             stale_limit: config.jwks_stale_limit.as_secs() as i64,
+            withdrawals,
         }
     }
 
@@ -154,10 +160,12 @@ impl Peers {
         let no_key = || AuthError::invalid("no key published by the token's issuer matches it");
         match peer
             .keys
-            .refresh(
+            .refresh_keys(
+                peer.keys.gate().await,
                 seen,
                 || self.clock.now(),
                 forced,
+                &self.withdrawals,
                 || self.fetch(peer, store),
             )
             .await
@@ -218,11 +226,12 @@ impl Peers {
             if let Some(gate) = peer.keys.try_gate() {
                 let _ = peer
                     .keys
-                    .refresh_locked(
+                    .refresh_keys(
                         gate,
                         seen,
                         || this.clock.now(),
                         None,
+                        &this.withdrawals,
                         || this.fetch(peer, store.as_ref()),
                     )
                     .await;
@@ -247,7 +256,11 @@ mod tests {
         let Ok(config) = config else {
             panic!("valid configuration");
         };
-        Arc::new(Peers::new(&config, Arc::new(SystemClock)))
+        Arc::new(Peers::new(
+            &config,
+            Arc::new(SystemClock),
+            Withdrawals::default(),
+        ))
     }
 
     /// B6 for peers: the token's `iss` must be a configured issuer exactly, in the form a

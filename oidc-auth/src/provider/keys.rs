@@ -13,6 +13,9 @@ use crate::algorithm::Algorithm;
 /// without `alg` verifies the RSA algorithms that are accepted; an EC or OKP key exactly one.
 pub(crate) struct VerifyingKey {
     pub(crate) kid: Option<String>,
+    /// The public key as parsed (DER or raw point), to tell whether a refreshed set still
+    /// publishes this very key.
+    material: Box<[u8]>,
     parsed: Vec<(Algorithm, ParsedPublicKey)>,
 }
 
@@ -145,7 +148,23 @@ impl VerifyingKey {
         if parsed.is_empty() {
             return Err(KeyError::AlgorithmMismatch);
         }
-        Ok(Self { kid, parsed })
+        Ok(Self {
+            kid,
+            material: der.into(),
+            parsed,
+        })
+    }
+
+    /// Whether `other` is this key: the same kid, key material and algorithms.
+    pub(crate) fn is_same_key(&self, other: &Self) -> bool {
+        self.kid == other.kid
+            && self.material == other.material
+            && self.parsed.len() == other.parsed.len()
+            && self
+                .parsed
+                .iter()
+                .zip(&other.parsed)
+                .all(|((a, _), (b, _))| a == b)
     }
 
     /// The parsed key for `alg`, if this key may verify it.

@@ -5,10 +5,13 @@ mod http;
 mod keys;
 mod slot;
 
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Deserialize;
 use serde_json::Value;
+use tokio::sync::MutexGuard;
 use url::Url;
 
 use crate::algorithm::Algorithm;
@@ -19,7 +22,7 @@ use crate::secret::Issuer;
 
 pub(crate) use http::{FetchError, HttpClient};
 pub(crate) use keys::VerifyingKey;
-pub(crate) use slot::{Refresh, Slot};
+pub(crate) use slot::{Gate, Refresh, Slot};
 
 /// The parts of the discovery document this crate uses.
 #[derive(Clone, Debug, Deserialize)]
@@ -135,6 +138,70 @@ impl KeySet {
     pub(crate) fn len(&self) -> usize {
         self.keys.len()
     }
+
+    /// Whether some key of `previous` is not in this set any more (removed, or its kid now
+    /// names other key material).
+    pub(crate) fn withdraws_from(&self, previous: &KeySet) -> bool {
+        previous
+            .keys
+            .iter()
+            .any(|old| !self.keys.iter().any(|new| new.is_same_key(old)))
+    }
+}
+
+/// How many times a key set refresh found a key withdrawn, shared by every key source and the
+/// validated-token cache. A cached validation made before the latest withdrawal is not served:
+/// its key may be the one withdrawn, and a provider withdraws a key to stop its tokens.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Withdrawals(Arc<AtomicU64>);
+
+impl Withdrawals {
+    /// The count now. Read before looking a key up, so that a withdrawal that lands during a
+    /// validation keeps its result out of the cache.
+    pub(crate) fn current(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Called after the new key set is in place, so that whoever reads the new count also
+    /// sees the new keys.
+    pub(crate) fn record(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+impl Slot<KeySet> {
+    /// [`Slot::refresh_locked`], recording a withdrawal when the fetched set lacks a key of the
+    /// one it replaces.
+    pub(crate) async fn refresh_keys<F, Fut, E>(
+        &self,
+        gate: MutexGuard<'_, Gate>,
+        seen: u64,
+        now: impl Fn() -> i64,
+        forced_cooldown: Option<i64>,
+        withdrawals: &Withdrawals,
+        fetch: F,
+    ) -> Refresh<KeySet>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<KeySet, E>>,
+        E: std::fmt::Display,
+    {
+        // Taken under the gate, just before this call's own fetch: the set the fetch replaces.
+        let mut replaced = None;
+        let outcome = self
+            .refresh_locked(gate, seen, now, forced_cooldown, || {
+                replaced = self.current();
+                fetch()
+            })
+            .await;
+        if let (Refresh::Fresh(new), Some(old)) = (&outcome, replaced)
+            && new.value.withdraws_from(&old.value)
+        {
+            tracing::info!("a published key was withdrawn; cached validations are dropped");
+            withdrawals.record();
+        }
+        outcome
+    }
 }
 
 /// Discovery and JWKS of the configured provider.
@@ -153,6 +220,7 @@ pub(crate) struct Provider {
     stale_limit: i64,
     discovery: Slot<Discovery>,
     jwks: Slot<KeySet>,
+    withdrawals: Withdrawals,
 }
 
 impl std::fmt::Debug for Provider {
@@ -165,7 +233,11 @@ impl std::fmt::Debug for Provider {
 }
 
 impl Provider {
-    pub(crate) fn new(config: &OidcConfig, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(
+        config: &OidcConfig,
+        clock: Arc<dyn Clock>,
+        withdrawals: Withdrawals,
+    ) -> Self {
         Self {
             http: HttpClient::new(config.connect_timeout, config.timeout),
             clock,
@@ -181,6 +253,7 @@ impl Provider {
             stale_limit: config.jwks_stale_limit.as_secs() as i64,
             discovery: Slot::default(),
             jwks: Slot::default(),
+            withdrawals,
         }
     }
 
@@ -309,7 +382,14 @@ impl Provider {
         let forced = usable.then_some(self.cooldown);
         let refreshed = self
             .jwks
-            .refresh(seen, || self.now(), forced, || self.fetch_jwks())
+            .refresh_keys(
+                self.jwks.gate().await,
+                seen,
+                || self.now(),
+                forced,
+                &self.withdrawals,
+                || self.fetch_jwks(),
+            )
             .await;
         let no_key = || AuthError::invalid("no published key matches the token");
         match refreshed {
@@ -337,7 +417,14 @@ impl Provider {
             if let Some(gate) = this.jwks.try_gate() {
                 let _ = this
                     .jwks
-                    .refresh_locked(gate, seen, || this.now(), None, || this.fetch_jwks())
+                    .refresh_keys(
+                        gate,
+                        seen,
+                        || this.now(),
+                        None,
+                        &this.withdrawals,
+                        || this.fetch_jwks(),
+                    )
                     .await;
             }
         });
@@ -351,7 +438,14 @@ impl Provider {
         let seen = self.jwks.current().map_or(0, |s| s.generation);
         match self
             .jwks
-            .refresh(seen, || self.now(), None, || self.fetch_jwks())
+            .refresh_keys(
+                self.jwks.gate().await,
+                seen,
+                || self.now(),
+                None,
+                &self.withdrawals,
+                || self.fetch_jwks(),
+            )
             .await
         {
             Refresh::Fresh(set) => Ok(set.value.len()),
@@ -404,4 +498,105 @@ enum DiscoveryError {
     Fetch(FetchError),
     #[error("the discovery document names a different issuer")]
     IssuerMismatch,
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::json;
+
+    use super::*;
+
+    /// A fresh P-256 public key as a JWK with `kid`.
+    fn jwk(kid: &str) -> Value {
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .unwrap_or_else(|e| panic!("key generation: {e}"));
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+            .unwrap_or_else(|e| panic!("key: {e}"));
+        let point = pair.public_key().as_ref();
+        json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "kid": kid,
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        })
+    }
+
+    fn set(keys: &[&Value]) -> KeySet {
+        KeySet::parse(&json!({ "keys": keys }), &[Algorithm::ES256], 10)
+            .unwrap_or_else(|e| panic!("a key set: {e}"))
+    }
+
+    /// A key is withdrawn when it is gone or its kid names other material; an added key, or
+    /// the same keys in another order, withdraw nothing.
+    #[test]
+    fn withdrawn_keys_are_told_apart_from_added_ones() {
+        let (a, b, a_again) = (jwk("a"), jwk("b"), jwk("a"));
+        let old = set(&[&a, &b]);
+        assert!(!set(&[&b, &a]).withdraws_from(&old));
+        assert!(!set(&[&a, &b, &jwk("c")]).withdraws_from(&old));
+        assert!(set(&[&b]).withdraws_from(&old));
+        assert!(set(&[&a_again, &b]).withdraws_from(&old));
+        assert!(!set(&[&a]).withdraws_from(&set(&[])));
+    }
+
+    /// A refresh records a withdrawal once the fetched set lacks a key of the one it replaces,
+    /// and only then.
+    #[tokio::test]
+    async fn a_refresh_that_drops_a_key_records_a_withdrawal() {
+        let (a, b) = (jwk("a"), jwk("b"));
+        let slot = Slot::<KeySet>::default();
+        let withdrawals = Withdrawals::default();
+        let fetch = |keys: Vec<Value>| {
+            let doc = json!({ "keys": keys });
+            move || async move { KeySet::parse(&doc, &[Algorithm::ES256], 10) }
+        };
+        let seen = |slot: &Slot<KeySet>| slot.current().map_or(0, |c| c.generation);
+
+        slot.refresh_keys(
+            slot.gate().await,
+            0,
+            || 1,
+            None,
+            &withdrawals,
+            fetch(vec![a.clone()]),
+        )
+        .await;
+        assert_eq!(withdrawals.current(), 0, "a first load withdraws nothing");
+        slot.refresh_keys(
+            slot.gate().await,
+            seen(&slot),
+            || 2,
+            None,
+            &withdrawals,
+            fetch(vec![a.clone(), b.clone()]),
+        )
+        .await;
+        assert_eq!(withdrawals.current(), 0, "a key was only added");
+        slot.refresh_keys(
+            slot.gate().await,
+            seen(&slot),
+            || 3,
+            None,
+            &withdrawals,
+            fetch(vec![b.clone()]),
+        )
+        .await;
+        assert_eq!(withdrawals.current(), 1, "`a` was withdrawn");
+        slot.refresh_keys(
+            slot.gate().await,
+            seen(&slot),
+            || 4,
+            None,
+            &withdrawals,
+            fetch(vec![b]),
+        )
+        .await;
+        assert_eq!(withdrawals.current(), 1, "the same keys again");
+    }
 }

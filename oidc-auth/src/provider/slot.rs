@@ -71,6 +71,11 @@ impl<T> Slot<T> {
         }
     }
 
+    /// The gate, once no other refresh holds it.
+    pub(crate) async fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.gate.lock().await
+    }
+
     /// The gate if no refresh is running, for background refreshes that must not queue.
     pub(crate) fn try_gate(&self) -> Option<MutexGuard<'_, Gate>> {
         self.gate.try_lock().ok()
@@ -91,7 +96,7 @@ impl<T> Slot<T> {
         Fut: Future<Output = Result<T, E>>,
         E: std::fmt::Display,
     {
-        let gate = self.gate.lock().await;
+        let gate = self.gate().await;
         self.refresh_locked(gate, seen, now, forced_cooldown, fetch)
             .await
     }

@@ -7,12 +7,17 @@
 //! signature: byte for byte the token that was validated. Hashing the signature alone (342
 //! characters for RS256) instead of the whole token (often over 1 KB) is most of what a hit
 //! costs.
+//!
+//! When a refresh finds a published key withdrawn, every entry made before is dropped at its
+//! next lookup (see [`Withdrawals`]): a provider withdraws a key to stop its tokens, and the
+//! cache must not keep them alive.
 
 use std::sync::Arc;
 
 use aws_lc_rs::digest;
 use quick_cache::sync::Cache;
 
+use crate::provider::Withdrawals;
 use crate::token::IdToken;
 
 /// What a hit reads. Shared, so that a lookup (which hands out a copy of the value) costs one
@@ -21,12 +26,15 @@ struct Entry {
     signed: Box<[u8]>,
     token: IdToken,
     valid_until: i64,
+    /// [`Withdrawals::current`] when the validation began.
+    withdrawals: u64,
 }
 
 /// A bounded map from token to validated claims.
 pub(crate) struct TokenCache {
     entries: Cache<[u8; 32], Arc<Entry>>,
     ttl: i64,
+    withdrawals: Withdrawals,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -58,11 +66,17 @@ pub(crate) fn key(token: &str) -> Option<Key<'_>> {
 }
 
 impl TokenCache {
-    pub(crate) fn new(capacity: usize, ttl_secs: i64) -> Option<Self> {
+    pub(crate) fn new(capacity: usize, ttl_secs: i64, withdrawals: Withdrawals) -> Option<Self> {
         (capacity > 0 && ttl_secs > 0).then(|| Self {
             entries: Cache::new(capacity),
             ttl: ttl_secs,
+            withdrawals,
         })
+    }
+
+    /// The withdrawal count to hand to [`insert`](Self::insert), read before the keys are.
+    pub(crate) fn withdrawals(&self) -> u64 {
+        self.withdrawals.current()
     }
 
     pub(crate) fn get(&self, key: &Key<'_>, now: i64) -> Option<IdToken> {
@@ -70,7 +84,7 @@ impl TokenCache {
         if *entry.signed != *key.signed {
             return None;
         }
-        if now < entry.valid_until {
+        if now < entry.valid_until && entry.withdrawals == self.withdrawals.current() {
             Some(entry.token.clone())
         } else {
             self.entries.remove(&key.hash);
@@ -78,14 +92,24 @@ impl TokenCache {
         }
     }
 
-    /// Caches `token` until the earlier of its expiry (with leeway) and the cache TTL.
-    pub(crate) fn insert(&self, key: &Key<'_>, token: IdToken, now: i64, leeway: i64) {
+    /// Caches `token` until the earlier of its expiry (with leeway) and the cache TTL, unless
+    /// a key was withdrawn since `withdrawals` was read: the token may have been verified with
+    /// that key.
+    pub(crate) fn insert(
+        &self,
+        key: &Key<'_>,
+        token: IdToken,
+        now: i64,
+        leeway: i64,
+        withdrawals: u64,
+    ) {
         let valid_until = (token.expires_at().saturating_add(leeway)).min(now + self.ttl);
-        if valid_until > now {
+        if valid_until > now && withdrawals == self.withdrawals.current() {
             let entry = Arc::new(Entry {
                 signed: key.signed.into(),
                 token,
                 valid_until,
+                withdrawals,
             });
             self.entries.insert(key.hash, entry);
         }
@@ -108,10 +132,11 @@ mod tests {
     /// signed part with another signature, misses.
     #[test]
     fn only_the_same_token_hits() {
-        let cache = TokenCache::new(16, 3600).unwrap_or_else(|| panic!("enabled"));
+        let cache =
+            TokenCache::new(16, 3600, Withdrawals::default()).unwrap_or_else(|| panic!("enabled"));
         let original = "aGVhZGVy.cGF5bG9hZA.c2lnbmF0dXJl";
         let cached = key(original).unwrap_or_else(|| panic!("has a signature"));
-        cache.insert(&cached, token("alice"), 1_000, 0);
+        cache.insert(&cached, token("alice"), 1_000, 0, 0);
         let hit = cache.get(&cached, 1_000).map(|t| t.sub().to_owned());
         assert_eq!(hit.as_deref(), Some("alice"));
         for other in [
@@ -129,13 +154,36 @@ mod tests {
     /// Entries end at the token's expiry plus leeway, or at the cache TTL if that is sooner.
     #[test]
     fn entries_end_at_expiry_or_ttl() {
-        let cache = TokenCache::new(16, 600).unwrap_or_else(|| panic!("enabled"));
+        let cache =
+            TokenCache::new(16, 600, Withdrawals::default()).unwrap_or_else(|| panic!("enabled"));
         let cached = key("a.b.c").unwrap_or_else(|| panic!("has a signature"));
-        cache.insert(&cached, token("alice"), 1_000, 60);
+        cache.insert(&cached, token("alice"), 1_000, 60, 0);
         assert!(cache.get(&cached, 1_599).is_some());
         assert!(cache.get(&cached, 1_600).is_none());
-        cache.insert(&cached, token("alice"), 1_900, 60);
+        cache.insert(&cached, token("alice"), 1_900, 60, 0);
         assert!(cache.get(&cached, 2_059).is_some());
         assert!(cache.get(&cached, 2_060).is_none());
+    }
+
+    /// A withdrawal drops the entries made before it, and keeps out a validation that was
+    /// under way when it happened.
+    #[test]
+    fn a_withdrawn_key_ends_earlier_entries() {
+        let withdrawals = Withdrawals::default();
+        let cache =
+            TokenCache::new(16, 600, withdrawals.clone()).unwrap_or_else(|| panic!("enabled"));
+        let cached = key("a.b.c").unwrap_or_else(|| panic!("has a signature"));
+        let started = cache.withdrawals();
+        cache.insert(&cached, token("alice"), 1_000, 0, started);
+        assert!(cache.get(&cached, 1_001).is_some());
+        withdrawals.record();
+        assert!(cache.get(&cached, 1_001).is_none());
+        cache.insert(&cached, token("alice"), 1_000, 0, started);
+        assert!(
+            cache.get(&cached, 1_001).is_none(),
+            "begun before the withdrawal"
+        );
+        cache.insert(&cached, token("alice"), 1_000, 0, cache.withdrawals());
+        assert!(cache.get(&cached, 1_001).is_some());
     }
 }
