@@ -1,7 +1,7 @@
 //! The auth endpoints on both frameworks against the mock provider: login, callback, token,
 //! device, logout and userinfo, and the SECURITY.md cases D and E that concern them.
 
-use oidc_auth::testing::MockProvider;
+use oidc_auth::testing::{Endpoint, MockProvider};
 use oidc_auth_tests::{FRAMEWORKS, Framework, Harness, Reply, into_reply};
 use serde_json::json;
 use url::Url;
@@ -176,4 +176,87 @@ async fn applications_add_their_own_routes_next_to_the_auth_endpoints() {
             (200, json!({"valid_ports": [8080, 8443]}))
         );
     }
+}
+
+/// Sends a token request of `len` bytes straight over TCP, chunked (no `Content-Length`, so the
+/// limit must hold while reading) and returns the status line and the body.
+async fn raw_chunked_token_request(h: &Harness, fw: Framework, len: usize) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = Url::parse(&h.url(fw, "/api/auth/v2/token")).expect("url");
+    let host = format!(
+        "{}:{}",
+        url.host_str().unwrap_or_default(),
+        url.port().unwrap_or(80)
+    );
+    let mut stream = tokio::net::TcpStream::connect(&host)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        url.path()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let chunk = "x".repeat(1024);
+    let mut sent = 0;
+    while sent < len {
+        let part = format!("{:x}\r\nrefresh-token={chunk}\r\n", chunk.len() + 14);
+        if stream.write_all(part.as_bytes()).await.is_err() {
+            break;
+        }
+        sent += chunk.len() + 14;
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
+}
+
+/// A token request body over the 16 KiB limit is 413 with the JSON error body of every other
+/// token-endpoint error (`invalid_request` at top level), on both frameworks, with or without a
+/// `Content-Length`, and the provider is not called. Just under the limit the form is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_token_requests_are_413_with_a_json_error() {
+    let h = Harness::start().await;
+    let big = "x".repeat(20 * 1024);
+    let fits = "x".repeat(16 * 1024 - 200);
+    for fw in FRAMEWORKS {
+        let provider_calls = h.idp.hits(Endpoint::Token);
+        let reply = h
+            .post_form(fw, "/api/auth/v2/token", &[("refresh-token", &big)])
+            .await;
+        assert_eq!(reply.status, 413, "{fw:?}: {}", reply.raw_body);
+        assert_eq!(reply.error(), Some("invalid_request"), "{fw:?}");
+        let (status, body) = raw_chunked_token_request(&h, fw, 64 * 1024).await;
+        assert_eq!(status, 413, "{fw:?} chunked: {body}");
+        assert!(
+            body.contains("\"invalid_request\""),
+            "{fw:?} chunked: {body}"
+        );
+        assert_eq!(h.idp.hits(Endpoint::Token), provider_calls, "{fw:?}");
+        let reply = h
+            .post_form(fw, "/api/auth/v2/token", &[("refresh-token", &fits)])
+            .await;
+        assert_eq!(reply.status, 400, "{fw:?}: {}", reply.raw_body);
+        assert_eq!(reply.error(), Some("invalid_grant"), "{fw:?}");
+    }
+    // The core says the same to an adapter that reads a larger body itself.
+    let form = format!("refresh-token={big}");
+    let direct = h.auth.token_request(form.as_bytes(), []).await;
+    let error = direct.expect_err("refused");
+    assert_eq!(
+        (error.status(), error.code()),
+        (413, Some("invalid_request"))
+    );
 }

@@ -31,6 +31,9 @@ pub enum ErrorKind {
     /// Client authentication failed at the token endpoint (RFC 6749 section 5.2): 401
     /// `invalid_client` with a `Basic` challenge.
     InvalidClient,
+    /// A request body over the endpoint's limit (16 KiB for the token endpoint): 413
+    /// `invalid_request`.
+    PayloadTooLarge,
 }
 
 impl ErrorKind {
@@ -45,6 +48,7 @@ impl ErrorKind {
             ErrorKind::OAuth => 400,
             ErrorKind::BadGateway => 502,
             ErrorKind::InvalidClient => 401,
+            ErrorKind::PayloadTooLarge => 413,
         }
     }
 
@@ -61,6 +65,7 @@ impl ErrorKind {
             ErrorKind::OAuth => Some("invalid_request"),
             ErrorKind::BadGateway => Some("server_error"),
             ErrorKind::InvalidClient => Some("invalid_client"),
+            ErrorKind::PayloadTooLarge => Some("invalid_request"),
         }
     }
 
@@ -76,6 +81,7 @@ impl ErrorKind {
             ErrorKind::OAuth => "Authentication request failed",
             ErrorKind::BadGateway => "Identity provider error",
             ErrorKind::InvalidClient => "Client authentication failed",
+            ErrorKind::PayloadTooLarge => "Request body too large",
         }
     }
 }

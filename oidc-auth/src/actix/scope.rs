@@ -6,7 +6,9 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::auth::OidcAuth;
 use crate::error::AuthError;
-use crate::flow::{AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES};
+use crate::flow::{
+    AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES, unreadable_body,
+};
 use crate::guard::AuthRejection;
 
 fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> HttpResponse {
@@ -76,13 +78,23 @@ fn endpoint_routes<'r>(
                 let auth = auth.clone();
                 async move { respond(&auth, auth.callback_endpoint(req.query_string()).await) }
             }),
-            AuthEndpoint::Token => web::post().to(move |req: HttpRequest, body: web::Bytes| {
-                let auth = auth.clone();
-                async move {
-                    let authorization = req.headers().get_all(AUTHORIZATION).map(|v| v.as_bytes());
-                    respond(&auth, auth.token_request(&body, authorization).await)
-                }
-            }),
+            AuthEndpoint::Token => web::post().to(
+                move |req: HttpRequest, body: Result<web::Bytes, actix_web::Error>| {
+                    let auth = auth.clone();
+                    async move {
+                        let body = match body {
+                            Ok(body) => body,
+                            Err(e) => {
+                                let status = e.as_response_error().status_code().as_u16();
+                                return respond(&auth, Err(unreadable_body(status)));
+                            }
+                        };
+                        let authorization =
+                            req.headers().get_all(AUTHORIZATION).map(|v| v.as_bytes());
+                        respond(&auth, auth.token_request(&body, authorization).await)
+                    }
+                },
+            ),
             AuthEndpoint::Device => web::post().to(move || {
                 let auth = auth.clone();
                 async move { respond(&auth, auth.device_endpoint().await) }

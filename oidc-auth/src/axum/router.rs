@@ -2,6 +2,7 @@
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, RawQuery};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -10,7 +11,9 @@ use axum::routing::{get, post};
 
 use crate::auth::OidcAuth;
 use crate::error::AuthError;
-use crate::flow::{AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES};
+use crate::flow::{
+    AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES, unreadable_body,
+};
 use crate::guard::AuthRejection;
 
 fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> Response {
@@ -74,13 +77,19 @@ where
                     auth.callback_endpoint(q.as_deref().unwrap_or("")).await,
                 )
             }),
-            AuthEndpoint::Token => post(move |headers: HeaderMap, body: Bytes| async move {
-                let authorization = headers
-                    .get_all(AUTHORIZATION)
-                    .iter()
-                    .map(HeaderValue::as_bytes);
-                respond(&auth, auth.token_request(&body, authorization).await)
-            })
+            AuthEndpoint::Token => post(
+                move |headers: HeaderMap, body: Result<Bytes, BytesRejection>| async move {
+                    let body = match body {
+                        Ok(body) => body,
+                        Err(e) => return respond(&auth, Err(unreadable_body(e.status().as_u16()))),
+                    };
+                    let authorization = headers
+                        .get_all(AUTHORIZATION)
+                        .iter()
+                        .map(HeaderValue::as_bytes);
+                    respond(&auth, auth.token_request(&body, authorization).await)
+                },
+            )
             .layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
             AuthEndpoint::Device => {
                 post(move || async move { respond(&auth, auth.device_endpoint().await) })

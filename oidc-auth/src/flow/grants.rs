@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{EndpointResponse, parse_params, token_json};
+use super::{EndpointResponse, MAX_FORM_BYTES, form_too_large, parse_params, token_json};
 use crate::auth::OidcAuth;
 use crate::broker::ExchangeRequest;
 use crate::error::AuthError;
@@ -107,6 +107,8 @@ impl OidcAuth {
     /// `POST /auth/v2/token` with a form body and the request's `Authorization` header values
     /// (in order), which carry the client credentials of a token exchange (broker mode). More
     /// than one such header is 400 `invalid_request`: credentials are never picked from several.
+    /// A form over 16 KiB is 413 `invalid_request`, as the adapters answer a body they stopped
+    /// reading at that limit.
     pub async fn token_request<'a>(
         &self,
         form: &[u8],
@@ -119,6 +121,9 @@ impl OidcAuth {
                 "invalid_request",
                 "send one Authorization header",
             ));
+        }
+        if form.len() > MAX_FORM_BYTES {
+            return Err(form_too_large());
         }
         let form: TokenForm = parse_params(form)?;
         let grant = form.grant_type.as_deref();

@@ -64,6 +64,25 @@ impl EndpointResponse {
     }
 }
 
+/// A form body over [`MAX_FORM_BYTES`]: 413 with the JSON error body of the endpoint's other
+/// errors, never the framework's own text.
+pub(crate) fn form_too_large() -> AuthError {
+    AuthError::new(
+        crate::error::ErrorKind::PayloadTooLarge,
+        "the request body is larger than 16 KiB",
+    )
+}
+
+/// What an adapter answers when the framework could not read a request body: `status` is the
+/// framework's own status for the failure (413 for a body over the limit).
+pub(crate) fn unreadable_body(status: u16) -> AuthError {
+    if status == 413 {
+        form_too_large()
+    } else {
+        AuthError::oauth("invalid_request", "the request body could not be read")
+    }
+}
+
 /// Parses a query string or form body into `T`, as a 400 `invalid_request` on failure.
 pub(crate) fn parse_params<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, AuthError> {
     if raw.len() > MAX_FORM_BYTES {
