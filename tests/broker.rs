@@ -12,8 +12,8 @@ use oidc_auth::store::memory::MemoryStore;
 use oidc_auth::testing::{Endpoint, Fault, MockProvider, SigningAlg};
 use oidc_auth::{Algorithm, Clock, ManualClock, OidcAuth, OidcConfigBuilder, SystemClock};
 use oidc_auth_tests::broker::{
-    BROKER_AUDIENCE, JWKS, TOKEN, exchange, exchange_form, field, jwt, login, provider, refresh,
-    serve_broker,
+    BROKER_AUDIENCE, JWKS, REVOKE, TOKEN, exchange, exchange_form, field, jwt, login, provider,
+    refresh, serve_broker,
 };
 use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Framework, Harness, Reply, base_config};
 use serde_json::{Value, json};
@@ -158,6 +158,84 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
         // Neither the access token nor a refresh token was echoed.
         assert!(!reuse.raw_body.contains(&spent));
     }
+}
+
+/// Revocation (RFC 7009): revoking a refresh token ends its session on both frameworks, so
+/// neither it nor a successor refreshes any more and the session row, with the provider's sealed
+/// tokens, is gone. Revoking a spent token revokes its family too. Unknown tokens get the same
+/// 200, an access token is 400 `unsupported_token_type`, no token is 400 `invalid_request`,
+/// and nothing is echoed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_ends_the_broker_session() {
+    let b = broker().await;
+    let h = &b.h;
+    for fw in FRAMEWORKS {
+        let first = login(h, fw).await;
+        let token = field(&first, "refresh_token").to_owned();
+        let access = field(&first, "access_token").to_owned();
+        let sid = jwt(&access).1["sid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(b.store.get_session(&sid, 0).await.ok().flatten().is_some());
+        let successor = field(&refresh(h, fw, &token).await, "refresh_token").to_owned();
+
+        let revoked = h.post_form(fw, REVOKE, &[("token", &successor)]).await;
+        assert_eq!(revoked.status, 200, "{fw:?}: {}", revoked.raw_body);
+        assert_eq!(revoked.body, json!({}));
+        let after = refresh(h, fw, &successor).await;
+        assert_eq!((after.status, after.error()), (400, Some("invalid_grant")));
+        assert!(b.store.get_session(&sid, 0).await.ok().flatten().is_none());
+        let again = h.post_form(fw, REVOKE, &[("token", &successor)]).await;
+        assert_eq!(
+            (again.status, &again.body),
+            (200, &json!({})),
+            "revoked twice"
+        );
+
+        // A spent token: its family (and so its live successor) is revoked too.
+        let second = login(h, fw).await;
+        let spent = field(&second, "refresh_token").to_owned();
+        let live = field(&refresh(h, fw, &spent).await, "refresh_token").to_owned();
+        let hint = [
+            ("token", spent.as_str()),
+            ("token_type_hint", "refresh_token"),
+        ];
+        assert_eq!(h.post_form(fw, REVOKE, &hint).await.status, 200);
+        let after = refresh(h, fw, &live).await;
+        assert_eq!((after.status, after.error()), (400, Some("invalid_grant")));
+
+        let unknown = h.post_form(fw, REVOKE, &[("token", "no-such-token")]).await;
+        assert_eq!((unknown.status, &unknown.body), (200, &json!({})));
+        let jwt_token = h.post_form(fw, REVOKE, &[("token", &access)]).await;
+        assert_eq!(
+            (jwt_token.status, jwt_token.error()),
+            (400, Some("unsupported_token_type"))
+        );
+        assert!(!jwt_token.raw_body.contains(&access));
+        let none = h
+            .post_form(fw, REVOKE, &[("token_type_hint", "refresh_token")])
+            .await;
+        assert_eq!((none.status, none.error()), (400, Some("invalid_request")));
+        let get = h.get(fw, REVOKE, None).await;
+        assert_eq!(get.status, 405, "{fw:?}: POST only");
+    }
+}
+
+/// Without broker mode there are no broker sessions, and no revocation route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_revocation_route_exists_only_in_broker_mode() {
+    let idp = MockProvider::start().await.expect("provider");
+    let h = Harness::with(idp, |b| b, None).await;
+    for fw in FRAMEWORKS {
+        assert_eq!(h.post_form(fw, REVOKE, &[("token", "t")]).await.status, 404);
+    }
+    let direct = h.auth.revoke_endpoint(b"token=t").await;
+    let error = direct.expect_err("broker mode is off");
+    assert_eq!(
+        (error.status(), error.code()),
+        (400, Some("invalid_request"))
+    );
 }
 
 /// E1: two concurrent refreshes of one session cause one provider refresh, and both succeed

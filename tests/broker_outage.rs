@@ -1,6 +1,6 @@
 //! Broker mode while its PostgreSQL database is stopped and started again (SECURITY.md G6 and
-//! the reliability section): minted tokens keep validating, login and refresh answer 503 within a few
-//! seconds, and everything recovers without a restart of the server.
+//! the reliability section): minted tokens keep validating, login, refresh and revocation answer
+//! 503 within a few seconds, and everything recovers without a restart of the server.
 //!
 //! Runs when `OIDC_AUTH_TEST_POSTGRES_URL` is set and stops the local cluster with
 //! `pg_ctlcluster --skip-systemctl-redirect <version> main stop`, so it is a test binary of its
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use oidc_auth::store::Store;
 use oidc_auth::store::postgres::PostgresStore;
-use oidc_auth_tests::broker::{JWKS, TOKEN, field, login, provider, refresh, serve_broker};
+use oidc_auth_tests::broker::{JWKS, REVOKE, TOKEN, field, login, provider, refresh, serve_broker};
 use oidc_auth_tests::{FRAMEWORKS, Framework, LOOPBACK, browser_login, query_param};
 
 /// The version of the local `main` cluster, from `pg_lsclusters`.
@@ -105,6 +105,10 @@ async fn broker_rides_out_a_database_restart() {
                 "{:?}",
                 started.elapsed()
             );
+            // Revocation cannot be done either: 503, and the token stays usable afterwards.
+            let revoke = h.post_form(fw, REVOKE, &[("token", &refresh_token)]).await;
+            assert_eq!(revoke.status, 503, "{fw:?}: {}", revoke.raw_body);
+            assert!(revoke.retry_after.is_some());
 
             let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
             let started = Instant::now();
@@ -154,5 +158,11 @@ async fn broker_rides_out_a_database_restart() {
     for fw in FRAMEWORKS {
         assert_eq!(login(&h, fw).await.status, 200);
     }
+    let successor = field(&recovered, "refresh_token").to_owned();
+    let revoke = h
+        .post_form(Framework::Actix, REVOKE, &[("token", &successor)])
+        .await;
+    assert_eq!(revoke.status, 200, "{}", revoke.raw_body);
+    assert_eq!(refresh(&h, Framework::Axum, &successor).await.status, 400);
     assert!(psql(&url, &format!("DROP SCHEMA {schema} CASCADE")));
 }

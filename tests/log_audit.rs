@@ -2,7 +2,7 @@
 //! device flow, userinfo) leaves no secret in any log line: not the PKCE verifier, the sealed
 //! state handle, the code, the tokens, the refresh token or the client secret. The same holds in
 //! broker mode for minted tokens, rotating refresh tokens (also when reused), the provider
-//! refresh token kept server-side, the encryption key and token-exchange credentials.
+//! refresh token kept server-side, the encryption key, token-exchange credentials and revocation.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -200,7 +200,14 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
             oidc_auth_tests::broker::exchange_as(&b, fw, &form, Some("guessed-exchange-secret"))
                 .await;
         assert_eq!(wrong_client.status, 401);
-        for body in [&reused.raw_body, &wrong_client.raw_body] {
+        // Revocation of a live token (the refreshed one) and of an access token (refused).
+        let live = refreshed.body["refresh_token"].as_str().unwrap_or_default();
+        let revoke = oidc_auth_tests::broker::REVOKE;
+        let revoked = b.post_form(fw, revoke, &[("token", live)]).await;
+        assert_eq!(revoked.status, 200);
+        let refused = b.post_form(fw, revoke, &[("token", &access)]).await;
+        assert_eq!(refused.error(), Some("unsupported_token_type"));
+        for body in [&reused.raw_body, &wrong_client.raw_body, &refused.raw_body] {
             for secret in [&access, &refresh, &provider_refresh] {
                 assert!(!body.contains(secret.as_str()), "a secret in an error body");
             }

@@ -15,6 +15,7 @@ use crate::{Framework, Harness, Reply, base_config, client_code_flow, flow_provi
 pub const BROKER_AUDIENCE: &str = "broker-api";
 pub const TOKEN: &str = "/api/auth/v2/token";
 pub const JWKS: &str = "/api/auth/v2/.well-known/jwks.json";
+pub const REVOKE: &str = "/api/auth/v2/revoke";
 
 /// A mock provider set up for broker tests: access tokens for `api`, no device pacing, and a
 /// user with groups and roles.

@@ -17,6 +17,7 @@ pub(crate) const ENDPOINTS: &[(&str, &str, &str)] = &[
     ("logout", "Logout", "/auth/v2/logout"),
     ("userinfo", "Userinfo", "/auth/v2/userinfo"),
     ("jwks", "Jwks", "/auth/v2/.well-known/jwks.json"),
+    ("revoke", "Revoke", "/auth/v2/revoke"),
 ];
 
 const OTHER_KEYS: &[&str] = &["prefix", "crate"];

@@ -11,6 +11,11 @@ use crate::flow::{
 };
 use crate::guard::AuthRejection;
 
+/// A form body, or the JSON error for one actix-web could not read (413 over the limit).
+fn form(body: Result<web::Bytes, actix_web::Error>) -> Result<web::Bytes, AuthError> {
+    body.map_err(|e| unreadable_body(e.as_response_error().status_code().as_u16()))
+}
+
 fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> HttpResponse {
     let answer = match result {
         Ok(answer) => answer,
@@ -82,16 +87,13 @@ fn endpoint_routes<'r>(
                 move |req: HttpRequest, body: Result<web::Bytes, actix_web::Error>| {
                     let auth = auth.clone();
                     async move {
-                        let body = match body {
-                            Ok(body) => body,
-                            Err(e) => {
-                                let status = e.as_response_error().status_code().as_u16();
-                                return respond(&auth, Err(unreadable_body(status)));
-                            }
-                        };
                         let authorization =
                             req.headers().get_all(AUTHORIZATION).map(|v| v.as_bytes());
-                        respond(&auth, auth.token_request(&body, authorization).await)
+                        let answer = match form(body) {
+                            Ok(body) => auth.token_request(&body, authorization).await,
+                            Err(e) => Err(e),
+                        };
+                        respond(&auth, answer)
                     }
                 },
             ),
@@ -114,6 +116,18 @@ fn endpoint_routes<'r>(
                 let auth = auth.clone();
                 async move { respond(&auth, auth.jwks_endpoint().await) }
             }),
+            AuthEndpoint::Revoke => {
+                web::post().to(move |body: Result<web::Bytes, actix_web::Error>| {
+                    let auth = auth.clone();
+                    async move {
+                        let answer = match form(body) {
+                            Ok(body) => auth.revoke_endpoint(&body).await,
+                            Err(e) => Err(e),
+                        };
+                        respond(&auth, answer)
+                    }
+                })
+            }
         };
         out.push((path, route));
     }

@@ -16,6 +16,11 @@ use crate::flow::{
 };
 use crate::guard::AuthRejection;
 
+/// A form body, or the JSON error for one axum could not read (413 over the limit).
+fn form(body: Result<Bytes, BytesRejection>) -> Result<Bytes, AuthError> {
+    body.map_err(|e| unreadable_body(e.status().as_u16()))
+}
+
 fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> Response {
     let answer = match result {
         Ok(answer) => answer,
@@ -79,15 +84,15 @@ where
             }),
             AuthEndpoint::Token => post(
                 move |headers: HeaderMap, body: Result<Bytes, BytesRejection>| async move {
-                    let body = match body {
-                        Ok(body) => body,
-                        Err(e) => return respond(&auth, Err(unreadable_body(e.status().as_u16()))),
-                    };
                     let authorization = headers
                         .get_all(AUTHORIZATION)
                         .iter()
                         .map(HeaderValue::as_bytes);
-                    respond(&auth, auth.token_request(&body, authorization).await)
+                    let answer = match form(body) {
+                        Ok(body) => auth.token_request(&body, authorization).await,
+                        Err(e) => Err(e),
+                    };
+                    respond(&auth, answer)
                 },
             )
             .layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
@@ -110,6 +115,14 @@ where
             AuthEndpoint::Jwks => {
                 get(move || async move { respond(&auth, auth.jwks_endpoint().await) })
             }
+            AuthEndpoint::Revoke => post(move |body: Result<Bytes, BytesRejection>| async move {
+                let answer = match form(body) {
+                    Ok(body) => auth.revoke_endpoint(&body).await,
+                    Err(e) => Err(e),
+                };
+                respond(&auth, answer)
+            })
+            .layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
         };
         router = router.route(&full, method);
     }

@@ -440,6 +440,44 @@ impl Broker {
         });
     }
 
+    /// Ends the session a broker refresh token belongs to (RFC 7009): its whole family is
+    /// revoked and the session row, with the provider's sealed tokens, is deleted. A spent token
+    /// revokes its family too; an unknown, revoked or expired one changes nothing. Every case
+    /// answers the same, so the answer tells nothing about a token. Access tokens minted before
+    /// stay valid until their (short) expiry: they are checked without the store.
+    pub(crate) async fn revoke(&self, auth: &OidcAuth, token: &str) -> Result<(), AuthError> {
+        if token.is_empty() || token.len() > MAX_REFRESH_TOKEN {
+            return Ok(());
+        }
+        let store = self.store().await?;
+        // Rotating to a successor no one receives is how the store finds and spends a token
+        // in one atomic step, under the same rules as a refresh.
+        let outcome = store
+            .rotate_refresh(&sha256(token.as_bytes()), &random::<32>(), auth.now())
+            .await
+            .map_err(store_error)?;
+        match outcome {
+            RotateOutcome::Rotated(record) => {
+                store
+                    .revoke_family(&record.family)
+                    .await
+                    .map_err(store_error)?;
+                store
+                    .delete_session(&record.session_id)
+                    .await
+                    .map_err(store_error)?;
+                tracing::info!("a broker session was revoked by its client");
+            }
+            RotateOutcome::Reused => {
+                tracing::warn!(
+                    "a spent broker refresh token was revoked; its whole family is revoked"
+                );
+            }
+            RotateOutcome::NotFound => {}
+        }
+        Ok(())
+    }
+
     /// `POST /auth/v2/token` with a broker refresh token.
     pub(crate) async fn refresh(&self, auth: &OidcAuth, token: &str) -> Result<Value, AuthError> {
         if token.is_empty() || token.len() > MAX_REFRESH_TOKEN {

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{EndpointResponse, MAX_FORM_BYTES, form_too_large, parse_params, token_json};
+use super::{EndpointResponse, parse_form, token_json};
 use crate::auth::OidcAuth;
 use crate::broker::ExchangeRequest;
 use crate::error::AuthError;
@@ -25,6 +25,13 @@ struct TokenForm {
     refresh_token: Option<String>,
     #[serde(alias = "device-code")]
     device_code: Option<String>,
+}
+
+/// The form of a revocation request (RFC 7009 section 2.1). A `token_type_hint` is accepted
+/// and not needed: the kind of token is told by its shape.
+#[derive(Deserialize)]
+struct RevokeForm {
+    token: Option<String>,
 }
 
 /// The one grant a token request asks for, with its credential.
@@ -104,6 +111,34 @@ impl OidcAuth {
         self.token_request(form, []).await
     }
 
+    /// `POST /auth/v2/revoke` with a form body (RFC 7009, broker mode): `token` is a broker
+    /// refresh token, and its whole session ends (see the README's broker section). The answer
+    /// is 200 `{}` whether or not the token was live. An access token (a JWT) is 400
+    /// `unsupported_token_type`: it is short-lived and checked without the store, so it cannot
+    /// be revoked. No `token` is 400 `invalid_request`, and so is any call outside broker mode,
+    /// where the route is not mounted.
+    pub async fn revoke_endpoint(&self, form: &[u8]) -> Result<EndpointResponse, AuthError> {
+        let Some(broker) = self.broker() else {
+            return Err(AuthError::oauth(
+                "invalid_request",
+                "broker mode is off: there are no broker sessions to revoke",
+            ));
+        };
+        let form: RevokeForm = parse_form(form)?;
+        let token = form.token.unwrap_or_default();
+        if token.is_empty() {
+            return Err(AuthError::oauth("invalid_request", "`token` is required"));
+        }
+        if token.contains('.') {
+            return Err(AuthError::oauth(
+                "unsupported_token_type",
+                "access tokens are short-lived and cannot be revoked; revoke the refresh token",
+            ));
+        }
+        broker.revoke(self, &token).await?;
+        Ok(EndpointResponse::ok(serde_json::json!({})))
+    }
+
     /// `POST /auth/v2/token` with a form body and the request's `Authorization` header values
     /// (in order), which carry the client credentials of a token exchange (broker mode). More
     /// than one such header is 400 `invalid_request`: credentials are never picked from several.
@@ -122,10 +157,7 @@ impl OidcAuth {
                 "send one Authorization header",
             ));
         }
-        if form.len() > MAX_FORM_BYTES {
-            return Err(form_too_large());
-        }
-        let form: TokenForm = parse_params(form)?;
+        let form: TokenForm = parse_form(form)?;
         let grant = form.grant_type.as_deref();
         if grant == Some(EXCHANGE_GRANT) {
             let Some(broker) = self.broker() else {

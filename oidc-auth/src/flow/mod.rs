@@ -66,7 +66,7 @@ impl EndpointResponse {
 
 /// A form body over [`MAX_FORM_BYTES`]: 413 with the JSON error body of the endpoint's other
 /// errors, never the framework's own text.
-pub(crate) fn form_too_large() -> AuthError {
+fn form_too_large() -> AuthError {
     AuthError::new(
         crate::error::ErrorKind::PayloadTooLarge,
         "the request body is larger than 16 KiB",
@@ -81,6 +81,14 @@ pub(crate) fn unreadable_body(status: u16) -> AuthError {
     } else {
         AuthError::oauth("invalid_request", "the request body could not be read")
     }
+}
+
+/// Parses a POST form body into `T`: 413 over [`MAX_FORM_BYTES`], else as [`parse_params`].
+pub(crate) fn parse_form<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, AuthError> {
+    if raw.len() > MAX_FORM_BYTES {
+        return Err(form_too_large());
+    }
+    parse_params(raw)
 }
 
 /// Parses a query string or form body into `T`, as a 400 `invalid_request` on failure.

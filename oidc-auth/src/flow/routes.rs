@@ -20,11 +20,14 @@ pub enum AuthEndpoint {
     /// `GET /auth/v2/.well-known/jwks.json`: the broker's public keys. Mounted only in broker
     /// mode.
     Jwks,
+    /// `POST /auth/v2/revoke`: ends the session of a broker refresh token (RFC 7009). Mounted
+    /// only in broker mode.
+    Revoke,
 }
 
 impl AuthEndpoint {
     /// Every endpoint.
-    pub const ALL: [AuthEndpoint; 7] = [
+    pub const ALL: [AuthEndpoint; 8] = [
         AuthEndpoint::Login,
         AuthEndpoint::Callback,
         AuthEndpoint::Token,
@@ -32,6 +35,7 @@ impl AuthEndpoint {
         AuthEndpoint::Logout,
         AuthEndpoint::Userinfo,
         AuthEndpoint::Jwks,
+        AuthEndpoint::Revoke,
     ];
 
     /// The default path, below the prefix.
@@ -44,13 +48,14 @@ impl AuthEndpoint {
             AuthEndpoint::Logout => "/auth/v2/logout",
             AuthEndpoint::Userinfo => "/auth/v2/userinfo",
             AuthEndpoint::Jwks => "/auth/v2/.well-known/jwks.json",
+            AuthEndpoint::Revoke => "/auth/v2/revoke",
         }
     }
 
     /// The HTTP method the endpoint answers.
     pub fn method(self) -> &'static str {
         match self {
-            AuthEndpoint::Token | AuthEndpoint::Device => "POST",
+            AuthEndpoint::Token | AuthEndpoint::Device | AuthEndpoint::Revoke => "POST",
             _ => "GET",
         }
     }
@@ -75,7 +80,7 @@ impl AuthEndpoint {
 #[must_use]
 pub struct AuthRoutes {
     prefix: String,
-    paths: [Option<String>; 7],
+    paths: [Option<String>; 8],
 }
 
 impl Default for AuthRoutes {
@@ -137,16 +142,17 @@ impl AuthRoutes {
 
 impl crate::auth::OidcAuth {
     /// The endpoints of `routes` this handle serves, with their paths below the prefix: every
-    /// enabled one, except the JWKS outside broker mode. The framework adapters mount these.
+    /// enabled one, except the JWKS and revocation outside broker mode. The framework adapters
+    /// mount these.
     #[cfg(any(feature = "axum", feature = "actix-web"))]
     pub(crate) fn mounted<'r>(
         &self,
         routes: &'r AuthRoutes,
     ) -> impl Iterator<Item = (AuthEndpoint, &'r str)> {
         let broker = self.config().broker_mode();
-        routes
-            .enabled()
-            .filter(move |(endpoint, _)| broker || *endpoint != AuthEndpoint::Jwks)
+        routes.enabled().filter(move |(endpoint, _)| {
+            broker || !matches!(endpoint, AuthEndpoint::Jwks | AuthEndpoint::Revoke)
+        })
     }
 }
 

@@ -8,6 +8,7 @@ use oidc::{AuthEndpoint, AuthRouterSpec, OidcAuth, OidcConfig};
     device = false,
     userinfo = "/me/info",
     jwks = "/keys.json",
+    revoke = "/auth/v2/end",
 )]
 pub struct AuthApi;
 
@@ -26,6 +27,8 @@ fn main() {
     assert_eq!(routes.full_path(AuthEndpoint::Login).as_deref(), Some("/api/auth/v2/signin"));
     assert_eq!(routes.full_path(AuthEndpoint::Device), None);
     assert_eq!(routes.full_path(AuthEndpoint::Jwks).as_deref(), Some("/api/keys.json"));
+    assert_eq!(routes.full_path(AuthEndpoint::Revoke).as_deref(), Some("/api/auth/v2/end"));
+    assert_eq!(Defaults::routes().full_path(AuthEndpoint::Revoke).as_deref(), Some("/auth/v2/revoke"));
     assert_eq!(Defaults::routes().full_path(AuthEndpoint::Token).as_deref(), Some("/auth/v2/token"));
     assert_eq!(Renamed::routes().get_prefix(), "/x");
     let config = OidcConfig::builder()
