@@ -89,11 +89,9 @@ fn endpoint_routes<'r>(
                     async move {
                         let authorization =
                             req.headers().get_all(AUTHORIZATION).map(|v| v.as_bytes());
-                        let answer = match form(body) {
-                            Ok(body) => auth.token_request(&body, authorization).await,
-                            Err(e) => Err(e),
-                        };
-                        respond(&auth, answer)
+                        let answer =
+                            async { auth.token_request(&form(body)?, authorization).await };
+                        respond(&auth, answer.await)
                     }
                 },
             ),
@@ -120,11 +118,8 @@ fn endpoint_routes<'r>(
                 web::post().to(move |body: Result<web::Bytes, actix_web::Error>| {
                     let auth = auth.clone();
                     async move {
-                        let answer = match form(body) {
-                            Ok(body) => auth.revoke_endpoint(&body).await,
-                            Err(e) => Err(e),
-                        };
-                        respond(&auth, answer)
+                        let answer = async { auth.revoke_endpoint(&form(body)?).await };
+                        respond(&auth, answer.await)
                     }
                 })
             }

@@ -88,11 +88,8 @@ where
                         .get_all(AUTHORIZATION)
                         .iter()
                         .map(HeaderValue::as_bytes);
-                    let answer = match form(body) {
-                        Ok(body) => auth.token_request(&body, authorization).await,
-                        Err(e) => Err(e),
-                    };
-                    respond(&auth, answer)
+                    let answer = async { auth.token_request(&form(body)?, authorization).await };
+                    respond(&auth, answer.await)
                 },
             )
             .layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
@@ -116,11 +113,8 @@ where
                 get(move || async move { respond(&auth, auth.jwks_endpoint().await) })
             }
             AuthEndpoint::Revoke => post(move |body: Result<Bytes, BytesRejection>| async move {
-                let answer = match form(body) {
-                    Ok(body) => auth.revoke_endpoint(&body).await,
-                    Err(e) => Err(e),
-                };
-                respond(&auth, answer)
+                let answer = async { auth.revoke_endpoint(&form(body)?).await };
+                respond(&auth, answer.await)
             })
             .layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
         };
