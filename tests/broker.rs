@@ -161,8 +161,8 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
 }
 
 /// Revocation (RFC 7009): revoking a refresh token ends its session on both frameworks, so
-/// neither it nor a successor refreshes any more and the session row, with the provider's sealed
-/// tokens, is gone. Revoking a spent token revokes its family too. Unknown tokens get the same
+/// neither it nor a successor refreshes any more, the session row with the provider's sealed
+/// tokens is gone, and the provider's refresh token is revoked at the provider. Revoking a spent token revokes its family too. Unknown tokens get the same
 /// 200, an access token is 400 `unsupported_token_type`, no token is 400 `invalid_request`,
 /// and nothing is echoed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,6 +180,7 @@ async fn revocation_ends_the_broker_session() {
         assert!(b.store.get_session(&sid, 0).await.ok().flatten().is_some());
         let successor = field(&refresh(h, fw, &token).await, "refresh_token").to_owned();
 
+        let earlier = h.idp.last_revocation_request();
         let revoked = h.post_form(fw, REVOKE, &[("token", &successor)]).await;
         assert_eq!(revoked.status, 200, "{fw:?}: {}", revoked.raw_body);
         assert_eq!(revoked.body, json!({}));
@@ -192,6 +193,51 @@ async fn revocation_ends_the_broker_session() {
             (200, &json!({})),
             "revoked twice"
         );
+        // The provider's refresh token of the session is revoked at the provider too (in the
+        // background), so it no longer refreshes there either.
+        let mut form = None;
+        for _ in 0..100 {
+            form = h
+                .idp
+                .last_revocation_request()
+                .filter(|f| Some(f) != earlier.as_ref());
+            if form.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let form = form.expect("the provider was asked to revoke");
+        assert_eq!(form["token_type_hint"], "refresh_token");
+        assert_eq!(form["client_id"], "test-client");
+        let provider_refresh = h
+            .client()
+            .post(h.idp.endpoint_url(Endpoint::Token))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", form["token"].as_str()),
+                ("client_id", "test-client"),
+            ])
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(
+            provider_refresh.status().as_u16(),
+            400,
+            "revoked at the provider"
+        );
+        // A provider that cannot be reached does not hold up the revocation here.
+        h.idp.set_fault(Endpoint::Revocation, Fault::Down);
+        let third = field(&login(h, fw).await, "refresh_token").to_owned();
+        let started = std::time::Instant::now();
+        let revoked = h.post_form(fw, REVOKE, &[("token", &third)]).await;
+        assert_eq!(revoked.status, 200, "{fw:?}: {}", revoked.raw_body);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(refresh(h, fw, &third).await.error(), Some("invalid_grant"));
+        h.idp.set_fault(Endpoint::Revocation, Fault::None);
 
         // A spent token: its family (and so its live successor) is revoked too.
         let second = login(h, fw).await;

@@ -462,11 +462,18 @@ impl Broker {
                     .revoke_family(&record.family)
                     .await
                     .map_err(store_error)?;
+                let session = store
+                    .get_session(&record.session_id, auth.now())
+                    .await
+                    .map_err(store_error)?;
                 store
                     .delete_session(&record.session_id)
                     .await
                     .map_err(store_error)?;
                 tracing::info!("a broker session was revoked by its client");
+                if let Some(session) = session {
+                    self.revoke_at_provider(auth, &session);
+                }
             }
             RotateOutcome::Reused => {
                 tracing::warn!(
@@ -476,6 +483,31 @@ impl Broker {
             RotateOutcome::NotFound => {}
         }
         Ok(())
+    }
+
+    /// Revokes the provider refresh token of an ended session at the provider, in the
+    /// background: the session is already gone here, so a slow or unreachable provider only
+    /// delays its own side, and a failure is logged.
+    fn revoke_at_provider(&self, auth: &OidcAuth, session: &Session) {
+        let token = match self
+            .sessions
+            .open(&session_row(&session.id), &session.provider_refresh_token)
+        {
+            Ok(bytes) => String::from_utf8(bytes).unwrap_or_default(),
+            Err(_) => return,
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if token.is_empty() {
+            return;
+        }
+        let auth = auth.clone();
+        handle.spawn(async move {
+            if let Err(e) = auth.provider_revoke(token).await {
+                tracing::info!(error = %e, "the provider did not revoke an ended session's refresh token");
+            }
+        });
     }
 
     /// `POST /auth/v2/token` with a broker refresh token.

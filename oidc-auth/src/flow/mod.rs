@@ -75,6 +75,7 @@ fn form_too_large() -> AuthError {
 
 /// What an adapter answers when the framework could not read a request body: `status` is the
 /// framework's own status for the failure (413 for a body over the limit).
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 pub(crate) fn unreadable_body(status: u16) -> AuthError {
     if status == 413 {
         form_too_large()
@@ -153,13 +154,13 @@ impl OidcAuth {
         self.provider_post(&endpoint, form).await
     }
 
-    /// POSTs `form` to a provider endpoint with the client's authentication and returns the
-    /// JSON object of a successful answer. OAuth errors keep the provider's code at top level.
-    pub(crate) async fn provider_post(
+    /// A POST of `form` to a provider endpoint with the client's authentication: HTTP Basic
+    /// with a client secret, else `client_id` in the form.
+    fn authenticated_post(
         &self,
         endpoint: &url::Url,
         mut form: Vec<(&'static str, String)>,
-    ) -> Result<Map<String, Value>, AuthError> {
+    ) -> reqwest::RequestBuilder {
         let config = self.config();
         let mut request = self.provider().http().post(endpoint);
         match config.client_secret() {
@@ -172,10 +173,47 @@ impl OidcAuth {
             }
             None => form.push(("client_id", config.client_id().to_owned())),
         }
+        request.form(&form)
+    }
+
+    /// Revokes a provider refresh token at the provider's revocation endpoint (RFC 7009), when
+    /// it has one. The answer carries no body; anything but 200 is an error.
+    pub(crate) async fn provider_revoke(&self, refresh_token: String) -> Result<(), AuthError> {
+        let endpoint = self
+            .provider_endpoint(
+                |d| d.revocation_endpoint.as_ref(),
+                "the identity provider has no revocation endpoint",
+            )
+            .await?;
+        let form = vec![
+            ("token", refresh_token),
+            ("token_type_hint", "refresh_token".to_owned()),
+        ];
+        let request = self.authenticated_post(&endpoint, form);
+        match self
+            .provider()
+            .http()
+            .send_status(request, MAX_PROVIDER_ANSWER)
+            .await
+            .map_err(fetch_error)?
+        {
+            200 => Ok(()),
+            status => Err(fetch_error(FetchError::Status(status))),
+        }
+    }
+
+    /// POSTs `form` to a provider endpoint with the client's authentication and returns the
+    /// JSON object of a successful answer. OAuth errors keep the provider's code at top level.
+    pub(crate) async fn provider_post(
+        &self,
+        endpoint: &url::Url,
+        form: Vec<(&'static str, String)>,
+    ) -> Result<Map<String, Value>, AuthError> {
+        let request = self.authenticated_post(endpoint, form);
         let (status, body) = self
             .provider()
             .http()
-            .send_json(request.form(&form), MAX_PROVIDER_ANSWER)
+            .send_json(request, MAX_PROVIDER_ANSWER)
             .await
             .map_err(fetch_error)?;
         match (status, body) {

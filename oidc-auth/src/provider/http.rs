@@ -88,6 +88,19 @@ impl HttpClient {
         Ok((status, value))
     }
 
+    /// Sends `request` and returns only the status, reading (at most `max_bytes` of) the body
+    /// and discarding it: for answers without content, such as a revocation's.
+    pub(crate) async fn send_status(
+        &self,
+        request: reqwest::RequestBuilder,
+        max_bytes: usize,
+    ) -> Result<u16, FetchError> {
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        read_bounded(response, max_bytes).await?;
+        Ok(status)
+    }
+
     /// A POST request to `url`, for [`send_json`](Self::send_json).
     pub(crate) fn post(&self, url: &Url) -> reqwest::RequestBuilder {
         self.client.post(url.clone())

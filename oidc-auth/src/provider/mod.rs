@@ -44,6 +44,9 @@ pub(crate) struct Discovery {
     /// The RP-initiated logout endpoint.
     #[serde(default, deserialize_with = "opt_url_field")]
     pub(crate) end_session_endpoint: Option<Url>,
+    /// The token revocation endpoint (RFC 7009).
+    #[serde(default, deserialize_with = "opt_url_field")]
+    pub(crate) revocation_endpoint: Option<Url>,
     /// The device authorization endpoint (RFC 8628).
     #[serde(default, deserialize_with = "opt_url_field")]
     pub(crate) device_authorization_endpoint: Option<Url>,

@@ -333,6 +333,19 @@ impl MockProvider {
         self.shared().op().last_token.clone()
     }
 
+    /// The form of the latest `/revoke` request (RFC 7009).
+    ///
+    /// ```no_run
+    /// # async fn f(provider: oidc_auth::testing::MockProvider) {
+    /// let form = provider.last_revocation_request().expect("a revocation ran");
+    /// assert_eq!(form.get("token_type_hint").map(String::as_str), Some("refresh_token"));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn last_revocation_request(&self) -> Option<HashMap<String, String>> {
+        self.shared().op().last_revocation.clone()
+    }
+
     /// The query parameters of the latest `/logout` (end-session) request.
     ///
     /// ```no_run

@@ -34,11 +34,13 @@ pub enum Endpoint {
     Userinfo,
     /// `GET /logout`: the end-session endpoint (RP-initiated logout).
     EndSession,
+    /// `POST /revoke`: the revocation endpoint (RFC 7009).
+    Revocation,
 }
 
 impl Endpoint {
     /// Every endpoint, in the order of [`Endpoint::index`].
-    pub(super) const ALL: [Endpoint; 7] = [
+    pub(super) const ALL: [Endpoint; 8] = [
         Endpoint::Discovery,
         Endpoint::Jwks,
         Endpoint::Authorize,
@@ -46,6 +48,7 @@ impl Endpoint {
         Endpoint::Device,
         Endpoint::Userinfo,
         Endpoint::EndSession,
+        Endpoint::Revocation,
     ];
 
     /// Number of endpoints; the length of the per-endpoint fault and hit tables.
@@ -61,6 +64,7 @@ impl Endpoint {
             Endpoint::Device => 4,
             Endpoint::Userinfo => 5,
             Endpoint::EndSession => 6,
+            Endpoint::Revocation => 7,
         }
     }
 
@@ -74,6 +78,7 @@ impl Endpoint {
             Endpoint::Device => "/device",
             Endpoint::Userinfo => "/userinfo",
             Endpoint::EndSession => "/logout",
+            Endpoint::Revocation => "/revoke",
         }
     }
 }

@@ -41,6 +41,34 @@ pub(super) async fn token(
     }
 }
 
+/// `POST /revoke` (RFC 7009): after client authentication, a known refresh token's family is
+/// revoked. Unknown tokens are answered the same way: 200 with an empty body.
+pub(super) async fn revoke(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = parse_pairs(&body);
+    let mut op = shared.op();
+    op.last_revocation = Some(form.clone());
+    let client_id = match authenticate_client(&op, &headers, &form) {
+        Ok(client_id) => client_id,
+        Err(error) => return error.into_response(),
+    };
+    let Some(token) = param(&form, "token") else {
+        return invalid_request("token is missing").into_response();
+    };
+    let family = op
+        .refresh_tokens
+        .get(token)
+        .filter(|entry| same_client(client_id.as_deref(), &entry.grant.client_id))
+        .map(|entry| entry.family);
+    if let Some(family) = family {
+        op.revoked_families.insert(family);
+    }
+    StatusCode::OK.into_response()
+}
+
 /// Authenticates the client and consumes the grant; returns what to issue tokens for and the
 /// refresh token family they belong to.
 fn redeem(

@@ -186,6 +186,7 @@ pub(super) struct OpState {
 
     pub(super) last_authorize: Option<HashMap<String, String>>,
     pub(super) last_token: Option<HashMap<String, String>>,
+    pub(super) last_revocation: Option<HashMap<String, String>>,
     pub(super) last_end_session: Option<HashMap<String, String>>,
     pub(super) last_device: Option<(String, String)>,
 
@@ -221,6 +222,7 @@ impl Default for OpState {
             userinfo_override: None,
             last_authorize: None,
             last_token: None,
+            last_revocation: None,
             last_end_session: None,
             last_device: None,
             codes: HashMap::new(),

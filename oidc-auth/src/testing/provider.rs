@@ -443,6 +443,7 @@ impl Shared {
             "token_endpoint": self.url(Endpoint::Token),
             "userinfo_endpoint": self.url(Endpoint::Userinfo),
             "end_session_endpoint": self.url(Endpoint::EndSession),
+            "revocation_endpoint": self.url(Endpoint::Revocation),
             "jwks_uri": self.url(Endpoint::Jwks),
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],

@@ -75,6 +75,7 @@ fn handler(endpoint: Endpoint) -> MethodRouter<Arc<Shared>> {
         Endpoint::Device => post(flows::device_authorization),
         Endpoint::Userinfo => get(flows::userinfo).post(flows::userinfo),
         Endpoint::EndSession => get(flows::end_session),
+        Endpoint::Revocation => post(grants::revoke),
     }
 }
 

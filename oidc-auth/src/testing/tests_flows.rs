@@ -531,6 +531,54 @@ async fn revoke_refresh_tokens_ends_every_session() {
     assert_eq!(provider.refresh_count(), 0);
 }
 
+/// The revocation endpoint (RFC 7009): a revoked refresh token no longer refreshes, an unknown
+/// token is answered the same 200, another client's token is left alone, no token is 400, and
+/// the discovery document advertises the endpoint.
+#[tokio::test]
+async fn revocation_endpoint_revokes_refresh_tokens() {
+    let provider = MockProvider::start().await.expect("start");
+    let revoke = |form: Vec<(&'static str, String)>| {
+        let url = provider.endpoint_url(Endpoint::Revocation);
+        async move {
+            let response = http().post(url).form(&form).send().await.expect("answered");
+            (
+                response.status().as_u16(),
+                response.text().await.unwrap_or_default(),
+            )
+        }
+    };
+    let doc = get_json(&provider.discovery_url()).await;
+    assert_eq!(
+        doc["revocation_endpoint"].as_str(),
+        Some(provider.endpoint_url(Endpoint::Revocation).as_str())
+    );
+    let body = login(&provider).await;
+    let token = str_of(&body, "refresh_token").to_owned();
+
+    let other = vec![("token", token.clone()), ("client_id", "other".to_owned())];
+    assert_eq!(revoke(other).await.0, 200);
+    let (status, rotated) = refresh(&provider, &token).await;
+    assert_eq!(status, 200, "another client's revocation changed nothing");
+    let token = str_of(&rotated, "refresh_token").to_owned();
+    let unknown = vec![
+        ("token", "nope".to_owned()),
+        ("client_id", CLIENT.to_owned()),
+    ];
+    assert_eq!(revoke(unknown).await, (200, String::new()));
+    assert_eq!(revoke(vec![("client_id", CLIENT.to_owned())]).await.0, 400);
+    let mine = vec![("token", token.clone()), ("client_id", CLIENT.to_owned())];
+    assert_eq!(revoke(mine).await.0, 200);
+    let recorded = provider.last_revocation_request().expect("recorded");
+    assert_eq!(recorded.get("token"), Some(&token));
+
+    let (status, dead) = refresh(&provider, &token).await;
+    assert_eq!(
+        (status, dead["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(provider.refresh_count(), 1);
+}
+
 #[tokio::test]
 async fn unknown_or_missing_grant_type_is_an_oauth_error() {
     let provider = MockProvider::start().await.expect("start");
