@@ -268,22 +268,6 @@ async fn revocation_ends_the_broker_session() {
     }
 }
 
-/// Without broker mode there are no broker sessions, and no revocation route.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_revocation_route_exists_only_in_broker_mode() {
-    let idp = MockProvider::start().await.expect("provider");
-    let h = Harness::with(idp, |b| b, None).await;
-    for fw in FRAMEWORKS {
-        assert_eq!(h.post_form(fw, REVOKE, &[("token", "t")]).await.status, 404);
-    }
-    let direct = h.auth.revoke_endpoint(b"token=t").await;
-    let error = direct.expect_err("broker mode is off");
-    assert_eq!(
-        (error.status(), error.code()),
-        (400, Some("invalid_request"))
-    );
-}
-
 /// E1: two concurrent refreshes of one session cause one provider refresh, and both succeed
 /// with the same rotation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -558,3 +558,75 @@ async fn userinfo_is_normalised_and_bound_to_the_token_subject() {
         );
     }
 }
+
+const REVOKE: &str = "/api/auth/v2/revoke";
+
+/// Revocation without broker mode (RFC 7009): the client holds the provider's refresh token,
+/// and our endpoint has the provider revoke it with this server's client authentication and the
+/// client's hint, on both frameworks; the token then no longer refreshes. A provider refusal
+/// keeps its code, an unreachable provider is 503 with Retry-After, and no token is 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_without_broker_mode_goes_to_the_provider() {
+    let h = harness().await;
+    for fw in FRAMEWORKS {
+        let tokens = oidc_auth_tests::client_code_flow(&h, fw).await;
+        assert_eq!(tokens.status, 200, "{}", tokens.raw_body);
+        let refresh_token = tokens.body["refresh_token"].as_str().unwrap_or_default();
+        let form = [
+            ("token", refresh_token),
+            ("token_type_hint", "refresh_token"),
+        ];
+        let revoked = h.post_form(fw, REVOKE, &form).await;
+        assert_eq!((revoked.status, &revoked.body), (200, &json!({})), "{fw:?}");
+        let sent = h
+            .idp
+            .last_revocation_request()
+            .expect("the provider was asked");
+        assert_eq!(sent["token"], refresh_token);
+        assert_eq!(sent["token_type_hint"], "refresh_token");
+        assert_eq!(sent["client_id"], "test-client");
+        let refreshed = h
+            .post_form(
+                fw,
+                "/api/auth/v2/token",
+                &[("refresh-token", refresh_token)],
+            )
+            .await;
+        assert_eq!(
+            (refreshed.status, refreshed.error()),
+            (400, Some("invalid_grant"))
+        );
+        assert!(!revoked.raw_body.contains(refresh_token));
+
+        h.idp.set_fault(Endpoint::Revocation, Fault::Status(400));
+        let refused = h.post_form(fw, REVOKE, &[("token", "t")]).await;
+        assert_eq!((refused.status, refused.error()), (400, Some("mock_fault")));
+        h.idp.set_fault(Endpoint::Revocation, Fault::Down);
+        let down = h.post_form(fw, REVOKE, &[("token", "t")]).await;
+        assert_eq!(down.status, 503, "{fw:?}: {}", down.raw_body);
+        assert!(down.retry_after.is_some());
+        h.idp.set_fault(Endpoint::Revocation, Fault::None);
+        let none = h
+            .post_form(fw, REVOKE, &[("token_type_hint", "refresh_token")])
+            .await;
+        assert_eq!((none.status, none.error()), (400, Some("invalid_request")));
+    }
+}
+
+/// A provider whose discovery document names no revocation endpoint: 400
+/// `unsupported_token_type`, and nothing is sent anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_without_a_provider_endpoint_is_unsupported() {
+    let idp = MockProvider::start().await.expect("provider");
+    idp.set_revocation_enabled(false);
+    let h = Harness::with(idp, |b| b, None).await;
+    for fw in FRAMEWORKS {
+        let reply = h.post_form(fw, REVOKE, &[("token", "t")]).await;
+        assert_eq!(
+            (reply.status, reply.error()),
+            (400, Some("unsupported_token_type")),
+            "{fw:?}"
+        );
+    }
+    assert_eq!(h.idp.hits(Endpoint::Revocation), 0);
+}

@@ -121,6 +121,11 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         )
         .await;
         assert_eq!(refreshed.status, 200);
+        // Revocation at the provider of the rotated refresh token.
+        let rotated = refreshed.body["refresh_token"].as_str().unwrap_or_default();
+        let revoke = [("token", rotated), ("token_type_hint", "refresh_token")];
+        let revoked = h.post_form(fw, "/api/auth/v2/revoke", &revoke).await;
+        assert_eq!(revoked.status, 200, "{}", revoked.raw_body);
         assert_eq!(
             h.bearer(fw, "/api/auth/v2/userinfo", &access).await.status,
             200

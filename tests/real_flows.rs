@@ -320,3 +320,43 @@ async fn the_demo_configured_from_the_environment_protects_its_routes() {
     assert_eq!(status("/feed", None).await, 200);
     assert_eq!(status("/feed", Some(plain)).await, 200);
 }
+
+/// Revocation (RFC 7009) through our endpoint against the real provider: the provider's refresh
+/// token the client holds is revoked at the provider with our confidential client's
+/// authentication, on both frameworks, and then no longer refreshes there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_reaches_the_providers_revocation_endpoint() {
+    let Some(p) = RealProvider::start().await else {
+        return;
+    };
+    let h = servers(&p).await;
+    for fw in FRAMEWORKS {
+        let back = sign_in(&p, &h, fw, LOOPBACK).await;
+        let tokens = token_via_state(&h, fw, &back).await;
+        let _ = access(&tokens);
+        let refresh_token = tokens.body["refresh_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(!refresh_token.is_empty(), "{}", tokens.raw_body);
+        let form = [
+            ("token", refresh_token.as_str()),
+            ("token_type_hint", "refresh_token"),
+        ];
+        let revoked = h.post_form(fw, "/api/auth/v2/revoke", &form).await;
+        assert_eq!(revoked.status, 200, "{fw:?}: {}", revoked.raw_body);
+        let refreshed = h
+            .post_form(
+                fw,
+                "/api/auth/v2/token",
+                &[("refresh-token", refresh_token.as_str())],
+            )
+            .await;
+        assert_eq!(
+            (refreshed.status, refreshed.error()),
+            (400, Some("invalid_grant")),
+            "{fw:?}: {}",
+            refreshed.raw_body
+        );
+    }
+}

@@ -504,7 +504,7 @@ impl Broker {
         }
         let auth = auth.clone();
         handle.spawn(async move {
-            if let Err(e) = auth.provider_revoke(token).await {
+            if let Err(e) = auth.provider_revoke(token, Some("refresh_token".to_owned())).await {
                 tracing::info!(error = %e, "the provider did not revoke an ended session's refresh token");
             }
         });

@@ -27,11 +27,12 @@ struct TokenForm {
     device_code: Option<String>,
 }
 
-/// The form of a revocation request (RFC 7009 section 2.1). A `token_type_hint` is accepted
-/// and not needed: the kind of token is told by its shape.
+/// The form of a revocation request (RFC 7009 section 2.1). The hint goes to the provider;
+/// in broker mode the kind of token is told by its shape.
 #[derive(Deserialize)]
 struct RevokeForm {
     token: Option<String>,
+    token_type_hint: Option<String>,
 }
 
 /// The one grant a token request asks for, with its credential.
@@ -111,31 +112,34 @@ impl OidcAuth {
         self.token_request(form, []).await
     }
 
-    /// `POST /auth/v2/revoke` with a form body (RFC 7009, broker mode): `token` is a broker
-    /// refresh token, and its whole session ends (see the README's broker section). The answer
-    /// is 200 `{}` whether or not the token was live. An access token (a JWT) is 400
-    /// `unsupported_token_type`: it is short-lived and checked without the store, so it cannot
-    /// be revoked. No `token` is 400 `invalid_request`, and so is any call outside broker mode,
-    /// where the route is not mounted.
+    /// `POST /auth/v2/revoke` with a form body (RFC 7009): `token` and an optional
+    /// `token_type_hint`. No `token` is 400 `invalid_request`.
+    ///
+    /// In broker mode `token` is a broker refresh token, and its whole session ends (see the
+    /// README's broker section); the answer is 200 `{}` whether or not the token was live. An
+    /// access token (a JWT) is 400 `unsupported_token_type`: it is short-lived and checked
+    /// without the store, so it cannot be revoked.
+    ///
+    /// Otherwise the client holds the provider's tokens, and the request goes to the provider's
+    /// revocation endpoint with this server's client authentication: 200 `{}` when the provider
+    /// accepts it, its error code when it refuses, 400 `unsupported_token_type` when it has no
+    /// revocation endpoint, and 503 when it cannot be reached.
     pub async fn revoke_endpoint(&self, form: &[u8]) -> Result<EndpointResponse, AuthError> {
-        let Some(broker) = self.broker() else {
-            return Err(AuthError::oauth(
-                "invalid_request",
-                "broker mode is off: there are no broker sessions to revoke",
-            ));
-        };
         let form: RevokeForm = parse_form(form)?;
         let token = form.token.unwrap_or_default();
         if token.is_empty() {
             return Err(AuthError::oauth("invalid_request", "`token` is required"));
         }
-        if token.contains('.') {
-            return Err(AuthError::oauth(
-                "unsupported_token_type",
-                "access tokens are short-lived and cannot be revoked; revoke the refresh token",
-            ));
+        match self.broker() {
+            Some(_) if token.contains('.') => {
+                return Err(AuthError::oauth(
+                    "unsupported_token_type",
+                    "access tokens are short-lived and cannot be revoked; revoke the refresh token",
+                ));
+            }
+            Some(broker) => broker.revoke(self, &token).await?,
+            None => self.provider_revoke(token, form.token_type_hint).await?,
         }
-        broker.revoke(self, &token).await?;
         Ok(EndpointResponse::ok(serde_json::json!({})))
     }
 

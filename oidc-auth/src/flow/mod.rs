@@ -114,6 +114,27 @@ fn provider_code(value: &Value) -> Option<String> {
     .then(|| code.to_owned())
 }
 
+/// What a provider answer other than a JSON object with a 2xx status means for the client.
+fn provider_refusal(status: u16, body: &Value) -> AuthError {
+    match status {
+        // Timeout and throttling say nothing about the grant: try again later.
+        408 | 429 => {
+            tracing::warn!(status, "identity provider asked to try again later");
+            AuthError::unavailable("the identity provider is busy; try again later")
+                .with_retry_after(5)
+        }
+        400..=499 => {
+            let code = provider_code(body).unwrap_or_else(|| "invalid_grant".to_owned());
+            tracing::info!(status, error = %code, "identity provider refused a request");
+            AuthError::oauth(code, "the identity provider refused the request")
+        }
+        status => {
+            tracing::warn!(status, "identity provider answered unexpectedly");
+            fetch_error(FetchError::Status(status))
+        }
+    }
+}
+
 fn fetch_error(e: FetchError) -> AuthError {
     match e {
         FetchError::Timeout | FetchError::Connect => {
@@ -176,30 +197,37 @@ impl OidcAuth {
         request.form(&form)
     }
 
-    /// Revokes a provider refresh token at the provider's revocation endpoint (RFC 7009), when
-    /// it has one. The answer carries no body; anything but 200 is an error.
-    pub(crate) async fn provider_revoke(&self, refresh_token: String) -> Result<(), AuthError> {
-        let endpoint = self
-            .provider_endpoint(
-                |d| d.revocation_endpoint.as_ref(),
-                "the identity provider has no revocation endpoint",
-            )
-            .await?;
-        let form = vec![
-            ("token", refresh_token),
-            ("token_type_hint", "refresh_token".to_owned()),
-        ];
+    /// Revokes `token` at the provider's revocation endpoint (RFC 7009), with the client's
+    /// authentication and `token_type_hint` when given. A provider without one is 400
+    /// `unsupported_token_type`; its refusals keep their code, as in [`provider_post`].
+    pub(crate) async fn provider_revoke(
+        &self,
+        token: String,
+        hint: Option<String>,
+    ) -> Result<(), AuthError> {
+        let discovery = self.provider().discovery().await?;
+        let Some(endpoint) = discovery.revocation_endpoint.clone() else {
+            return Err(AuthError::oauth(
+                "unsupported_token_type",
+                "the identity provider does not support revocation",
+            ));
+        };
+        let mut form = vec![("token", token)];
+        form.extend(hint.map(|hint| ("token_type_hint", hint)));
         let request = self.authenticated_post(&endpoint, form);
-        match self
+        let (status, body) = self
             .provider()
             .http()
-            .send_status(request, MAX_PROVIDER_ANSWER)
+            .send(request, MAX_PROVIDER_ANSWER)
             .await
-            .map_err(fetch_error)?
-        {
-            200 => Ok(()),
-            status => Err(fetch_error(FetchError::Status(status))),
+            .map_err(fetch_error)?;
+        if (200..=299).contains(&status) {
+            return Ok(());
         }
+        Err(provider_refusal(
+            status,
+            &serde_json::from_slice(&body).unwrap_or(Value::Null),
+        ))
     }
 
     /// POSTs `form` to a provider endpoint with the client's authentication and returns the
@@ -218,26 +246,7 @@ impl OidcAuth {
             .map_err(fetch_error)?;
         match (status, body) {
             (200..=299, Value::Object(map)) => Ok(map),
-            // Timeout and throttling say nothing about the grant: try again later.
-            (408 | 429, _) => {
-                tracing::warn!(status, "identity provider asked to try again later");
-                Err(
-                    AuthError::unavailable("the identity provider is busy; try again later")
-                        .with_retry_after(5),
-                )
-            }
-            (400..=499, body) => {
-                let code = provider_code(&body).unwrap_or_else(|| "invalid_grant".to_owned());
-                tracing::info!(status, error = %code, "identity provider refused a request");
-                Err(AuthError::oauth(
-                    code,
-                    "the identity provider refused the request",
-                ))
-            }
-            (status, _) => {
-                tracing::warn!(status, "identity provider answered unexpectedly");
-                Err(fetch_error(FetchError::Status(status)))
-            }
+            (status, body) => Err(provider_refusal(status, &body)),
         }
     }
 }

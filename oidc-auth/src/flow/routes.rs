@@ -20,8 +20,8 @@ pub enum AuthEndpoint {
     /// `GET /auth/v2/.well-known/jwks.json`: the broker's public keys. Mounted only in broker
     /// mode.
     Jwks,
-    /// `POST /auth/v2/revoke`: ends the session of a broker refresh token (RFC 7009). Mounted
-    /// only in broker mode.
+    /// `POST /auth/v2/revoke`: revokes a refresh token (RFC 7009); in broker mode it ends the
+    /// broker session, otherwise the provider revokes it.
     Revoke,
 }
 
@@ -142,17 +142,16 @@ impl AuthRoutes {
 
 impl crate::auth::OidcAuth {
     /// The endpoints of `routes` this handle serves, with their paths below the prefix: every
-    /// enabled one, except the JWKS and revocation outside broker mode. The framework adapters
-    /// mount these.
+    /// enabled one, except the JWKS outside broker mode. The framework adapters mount these.
     #[cfg(any(feature = "axum", feature = "actix-web"))]
     pub(crate) fn mounted<'r>(
         &self,
         routes: &'r AuthRoutes,
     ) -> impl Iterator<Item = (AuthEndpoint, &'r str)> {
         let broker = self.config().broker_mode();
-        routes.enabled().filter(move |(endpoint, _)| {
-            broker || !matches!(endpoint, AuthEndpoint::Jwks | AuthEndpoint::Revoke)
-        })
+        routes
+            .enabled()
+            .filter(move |(endpoint, _)| broker || *endpoint != AuthEndpoint::Jwks)
     }
 }
 

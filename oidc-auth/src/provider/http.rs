@@ -75,9 +75,7 @@ impl HttpClient {
         request: reqwest::RequestBuilder,
         max_bytes: usize,
     ) -> Result<(u16, serde_json::Value), FetchError> {
-        let response = request.header("accept", "application/json").send().await?;
-        let status = response.status().as_u16();
-        let body = read_bounded(response, max_bytes).await?;
+        let (status, body) = self.send(request, max_bytes).await?;
         let value = serde_json::from_slice(&body).map_err(|_| {
             if (200..300).contains(&status) {
                 FetchError::NotJson
@@ -88,17 +86,16 @@ impl HttpClient {
         Ok((status, value))
     }
 
-    /// Sends `request` and returns only the status, reading (at most `max_bytes` of) the body
-    /// and discarding it: for answers without content, such as a revocation's.
-    pub(crate) async fn send_status(
+    /// Sends `request` and returns the status with the raw body, reading at most `max_bytes`:
+    /// for answers that may have no content, such as a revocation's.
+    pub(crate) async fn send(
         &self,
         request: reqwest::RequestBuilder,
         max_bytes: usize,
-    ) -> Result<u16, FetchError> {
-        let response = request.send().await?;
+    ) -> Result<(u16, Vec<u8>), FetchError> {
+        let response = request.header("accept", "application/json").send().await?;
         let status = response.status().as_u16();
-        read_bounded(response, max_bytes).await?;
-        Ok(status)
+        Ok((status, read_bounded(response, max_bytes).await?))
     }
 
     /// A POST request to `url`, for [`send_json`](Self::send_json).

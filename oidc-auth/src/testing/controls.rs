@@ -125,6 +125,18 @@ impl MockProvider {
         self.shared().op().device_enabled = enabled;
     }
 
+    /// Whether the discovery document advertises the revocation endpoint (default: yes). The
+    /// endpoint itself keeps answering.
+    ///
+    /// ```no_run
+    /// # async fn f(provider: oidc_auth::testing::MockProvider) {
+    /// provider.set_revocation_enabled(false);
+    /// # }
+    /// ```
+    pub fn set_revocation_enabled(&self, enabled: bool) {
+        self.shared().op().revocation_enabled = enabled;
+    }
+
     /// Makes `/authorize` redirect with `error=<value>` (plus `state` and `iss`) instead of a
     /// code, as when the user denies consent; `None` restores codes.
     ///

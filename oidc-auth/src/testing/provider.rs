@@ -433,9 +433,13 @@ impl Shared {
         let advertised = lock(&self.discovery_issuer)
             .clone()
             .unwrap_or_else(|| issuer.clone());
-        let (device_enabled, iss_supported) = {
+        let (device_enabled, revocation_enabled, iss_supported) = {
             let op = self.op();
-            (op.device_enabled, op.iss_in_authorization_response)
+            (
+                op.device_enabled,
+                op.revocation_enabled,
+                op.iss_in_authorization_response,
+            )
         };
         let mut doc = json!({
             "issuer": advertised,
@@ -443,7 +447,6 @@ impl Shared {
             "token_endpoint": self.url(Endpoint::Token),
             "userinfo_endpoint": self.url(Endpoint::Userinfo),
             "end_session_endpoint": self.url(Endpoint::EndSession),
-            "revocation_endpoint": self.url(Endpoint::Revocation),
             "jwks_uri": self.url(Endpoint::Jwks),
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
@@ -462,11 +465,19 @@ impl Shared {
             ],
             "authorization_response_iss_parameter_supported": iss_supported,
         });
-        if device_enabled && let Some(doc) = doc.as_object_mut() {
-            doc.insert(
-                "device_authorization_endpoint".into(),
-                Value::from(self.url(Endpoint::Device)),
-            );
+        if let Some(doc) = doc.as_object_mut() {
+            if device_enabled {
+                doc.insert(
+                    "device_authorization_endpoint".into(),
+                    Value::from(self.url(Endpoint::Device)),
+                );
+            }
+            if revocation_enabled {
+                doc.insert(
+                    "revocation_endpoint".into(),
+                    Value::from(self.url(Endpoint::Revocation)),
+                );
+            }
         }
         doc
     }
