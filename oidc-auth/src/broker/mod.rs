@@ -489,19 +489,18 @@ impl Broker {
     /// background: the session is already gone here, so a slow or unreachable provider only
     /// delays its own side, and a failure is logged.
     fn revoke_at_provider(&self, auth: &OidcAuth, session: &Session) {
-        let token = match self
-            .sessions
-            .open(&session_row(&session.id), &session.provider_refresh_token)
-        {
-            Ok(bytes) => String::from_utf8(bytes).unwrap_or_default(),
-            Err(_) => return,
-        };
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if token.is_empty() {
+        let token = self
+            .sessions
+            .open(&session_row(&session.id), &session.provider_refresh_token)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .filter(|token| !token.is_empty());
+        let Some(token) = token else {
             return;
-        }
+        };
         let auth = auth.clone();
         handle.spawn(async move {
             if let Err(e) = auth.provider_revoke(token, Some("refresh_token".to_owned())).await {

@@ -92,7 +92,7 @@ pub(crate) fn parse_form<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T
     parse_params(raw)
 }
 
-/// Parses a query string or form body into `T`, as a 400 `invalid_request` on failure.
+/// Parses a query string into `T`, as a 400 `invalid_request` on failure.
 pub(crate) fn parse_params<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, AuthError> {
     if raw.len() > MAX_FORM_BYTES {
         return Err(AuthError::oauth(
@@ -114,7 +114,7 @@ fn provider_code(value: &Value) -> Option<String> {
     .then(|| code.to_owned())
 }
 
-/// What a provider answer other than a JSON object with a 2xx status means for the client.
+/// What a provider's JSON answer with a status outside 2xx means for the client.
 fn provider_refusal(status: u16, body: &Value) -> AuthError {
     match status {
         // Timeout and throttling say nothing about the grant: try again later.
@@ -214,7 +214,18 @@ impl OidcAuth {
         };
         let mut form = vec![("token", token)];
         form.extend(hint.map(|hint| ("token_type_hint", hint)));
-        let request = self.authenticated_post(&endpoint, form);
+        self.provider_send(&endpoint, form).await.map(drop)
+    }
+
+    /// POSTs `form` to a provider endpoint with the client's authentication and returns the
+    /// body of a 2xx answer. A JSON error answer keeps the provider's code at top level (see
+    /// [`provider_refusal`]); any other is 502.
+    async fn provider_send(
+        &self,
+        endpoint: &url::Url,
+        form: Vec<(&'static str, String)>,
+    ) -> Result<Vec<u8>, AuthError> {
+        let request = self.authenticated_post(endpoint, form);
         let (status, body) = self
             .provider()
             .http()
@@ -222,12 +233,12 @@ impl OidcAuth {
             .await
             .map_err(fetch_error)?;
         if (200..=299).contains(&status) {
-            return Ok(());
+            return Ok(body);
         }
-        Err(provider_refusal(
-            status,
-            &serde_json::from_slice(&body).unwrap_or(Value::Null),
-        ))
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(value) => Err(provider_refusal(status, &value)),
+            Err(_) => Err(fetch_error(FetchError::Status(status))),
+        }
     }
 
     /// POSTs `form` to a provider endpoint with the client's authentication and returns the
@@ -237,16 +248,9 @@ impl OidcAuth {
         endpoint: &url::Url,
         form: Vec<(&'static str, String)>,
     ) -> Result<Map<String, Value>, AuthError> {
-        let request = self.authenticated_post(endpoint, form);
-        let (status, body) = self
-            .provider()
-            .http()
-            .send_json(request, MAX_PROVIDER_ANSWER)
-            .await
-            .map_err(fetch_error)?;
-        match (status, body) {
-            (200..=299, Value::Object(map)) => Ok(map),
-            (status, body) => Err(provider_refusal(status, &body)),
+        match serde_json::from_slice(&self.provider_send(endpoint, form).await?) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(fetch_error(FetchError::NotJson)),
         }
     }
 }
