@@ -6,7 +6,8 @@
 //! sends it back as `code_verifier`; the server opens it and sends the real verifier to the
 //! provider.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
 use std::sync::Mutex;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -17,8 +18,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crate::error::AuthError;
 
 const VERSION: u8 = 1;
-/// Used handles remembered at most; beyond it, expired entries are dropped first.
-const MAX_REMEMBERED: usize = 100_000;
+/// Used, unexpired handles remembered at most (about 5 MB). A handle must be remembered until
+/// it expires, so when this many are, further redemptions wait (503) rather than forget one.
+const MAX_REMEMBERED: usize = 200_000;
 
 /// What a login transaction needs at the token or callback step.
 #[derive(Clone, PartialEq, Eq)]
@@ -45,7 +47,55 @@ impl std::fmt::Debug for Transaction {
 /// Seals and opens transactions, and remembers which ones were used.
 pub(crate) struct Sealer {
     key: LessSafeKey,
-    used: Mutex<HashMap<[u8; 16], i64>>,
+    used: Mutex<Used>,
+}
+
+/// The used handles that have not expired: their ids, and the same ids by expiry so that the
+/// expired ones leave in order, each at O(log n).
+struct Used {
+    ids: HashSet<[u8; 16]>,
+    by_expiry: BinaryHeap<Reverse<(i64, [u8; 16])>>,
+    capacity: usize,
+}
+
+impl Used {
+    fn new(capacity: usize) -> Self {
+        Self {
+            ids: HashSet::new(),
+            by_expiry: BinaryHeap::new(),
+            capacity,
+        }
+    }
+
+    /// Records `id` as used until `expires_at`; false if it already was.
+    fn insert(&mut self, id: [u8; 16], expires_at: i64, now: i64) -> Result<bool, AuthError> {
+        while let Some(Reverse((expiry, old))) = self.by_expiry.peek()
+            && *expiry <= now
+        {
+            self.ids.remove(old);
+            self.by_expiry.pop();
+        }
+        if self.ids.contains(&id) {
+            return Ok(false);
+        }
+        if self.ids.len() >= self.capacity {
+            let wait = self
+                .by_expiry
+                .peek()
+                .map_or(1, |Reverse((expiry, _))| expiry.saturating_sub(now));
+            tracing::warn!(
+                remembered = self.ids.len(),
+                "too many unexpired login states were redeemed; refusing more until the oldest expire"
+            );
+            return Err(
+                AuthError::unavailable("too many sign-ins at once; try again later")
+                    .with_retry_after(u64::try_from(wait).unwrap_or(1)),
+            );
+        }
+        self.ids.insert(id);
+        self.by_expiry.push(Reverse((expires_at, id)));
+        Ok(true)
+    }
 }
 
 impl std::fmt::Debug for Sealer {
@@ -74,11 +124,15 @@ fn invalid() -> AuthError {
 impl Sealer {
     /// A sealer with `key`, or a random key (valid for this process only) when `None`.
     pub(crate) fn new(key: Option<[u8; 32]>) -> Self {
+        Self::remembering(key, MAX_REMEMBERED)
+    }
+
+    fn remembering(key: Option<[u8; 32]>, capacity: usize) -> Self {
         let key = key.unwrap_or_else(random::<32>);
         let key = UnboundKey::new(&AES_256_GCM, &key).expect("AES-256-GCM accepts any 32-byte key");
         Self {
             key: LessSafeKey::new(key),
-            used: Mutex::new(HashMap::new()),
+            used: Mutex::new(Used::new(capacity)),
         }
     }
 
@@ -137,17 +191,15 @@ impl Sealer {
     }
 
     /// Marks a transaction used; fails if it already was. Every redemption attempt, successful
-    /// or not, goes through here before the provider is contacted.
+    /// or not, goes through here before the provider is contacted. A transaction is remembered
+    /// until it expires (it cannot be opened after), and no longer.
     pub(crate) fn consume(&self, tx: &Transaction, now: i64) -> Result<(), AuthError> {
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        if used.len() >= MAX_REMEMBERED {
-            used.retain(|_, expires| *expires > now);
+        if used.insert(tx.id, tx.expires_at, now)? {
+            Ok(())
+        } else {
+            Err(invalid())
         }
-        if used.contains_key(&tx.id) {
-            return Err(invalid());
-        }
-        used.insert(tx.id, tx.expires_at);
-        Ok(())
     }
 }
 
@@ -221,5 +273,55 @@ mod tests {
         let sealer = Sealer::new(None);
         assert!(sealer.consume(&tx(), 0).is_ok());
         assert!(sealer.consume(&tx(), 0).is_err());
+    }
+
+    fn remembered(sealer: &Sealer) -> usize {
+        let used = sealer.used.lock().unwrap_or_else(|p| p.into_inner());
+        assert_eq!(used.ids.len(), used.by_expiry.len());
+        used.ids.len()
+    }
+
+    fn tx_with(id: u8, expires_at: i64) -> Transaction {
+        Transaction {
+            id: [id; 16],
+            expires_at,
+            ..tx()
+        }
+    }
+
+    /// Used transactions are forgotten once expired, whatever the order they were redeemed
+    /// in: the memory follows the unexpired ones, not every redemption ever made.
+    #[test]
+    fn used_transactions_are_forgotten_when_they_expire() {
+        let sealer = Sealer::remembering(None, 10);
+        for (id, expires_at) in [(1, 300), (2, 100), (3, 200)] {
+            assert!(sealer.consume(&tx_with(id, expires_at), 50).is_ok());
+        }
+        assert_eq!(remembered(&sealer), 3);
+        assert!(sealer.consume(&tx_with(4, 400), 150).is_ok());
+        assert_eq!(remembered(&sealer), 3, "2 expired at 100");
+        assert!(sealer.consume(&tx_with(3, 200), 199).is_err(), "3 is live");
+        assert!(sealer.consume(&tx_with(5, 500), 300).is_ok());
+        assert_eq!(remembered(&sealer), 2, "1 and 3 expired");
+    }
+
+    /// At capacity with every remembered transaction still live, a new redemption is refused
+    /// with 503 and Retry-After until the earliest expires; none is forgotten early, so a
+    /// replay is still caught.
+    #[test]
+    fn a_full_set_of_live_transactions_refuses_instead_of_forgetting() {
+        let sealer = Sealer::remembering(None, 2);
+        assert!(sealer.consume(&tx_with(1, 130), 100).is_ok());
+        assert!(sealer.consume(&tx_with(2, 160), 100).is_ok());
+        let full = sealer.consume(&tx_with(3, 190), 110);
+        let full = full.err().unwrap_or_else(|| panic!("refused when full"));
+        assert_eq!(full.status(), 503);
+        assert_eq!(full.retry_after(), Some(20));
+        assert!(
+            sealer.consume(&tx_with(1, 130), 110).is_err(),
+            "a replay is still refused"
+        );
+        assert!(sealer.consume(&tx_with(3, 190), 130).is_ok(), "1 expired");
+        assert_eq!(remembered(&sealer), 2);
     }
 }
