@@ -1,5 +1,6 @@
 //! Configuration: [`OidcConfig`], its builder, and loading from environment variables.
 
+use std::fmt;
 use std::time::Duration;
 
 use url::Url;
@@ -43,6 +44,16 @@ impl ConfigError {
     }
 }
 
+/// A store URL. Its `Debug` shows it with the password masked: a configuration gets logged.
+#[derive(Clone)]
+pub(crate) struct StoreUrl(pub(crate) String);
+
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&crate::store::without_password(self.0.clone(), &self.0), f)
+    }
+}
+
 /// Every setting of the library, validated.
 ///
 /// Build it with [`OidcConfig::builder`] or [`OidcConfig::from_env`]. Defaults are the safe
@@ -74,7 +85,7 @@ pub struct OidcConfig {
     pub(crate) jwks_uri: Option<Url>,
     pub(crate) issuer: Option<Issuer>,
     pub(crate) broker_mode: bool,
-    pub(crate) broker_store_url: Option<String>,
+    pub(crate) broker_store_url: Option<StoreUrl>,
     pub(crate) broker_audience: Option<Audience>,
     pub(crate) trusted_issuers: Vec<Issuer>,
     pub(crate) broker_jwks_path: String,
@@ -172,7 +183,7 @@ impl OidcConfig {
 
     /// The broker store URL.
     pub fn broker_store_url(&self) -> Option<&str> {
-        self.broker_store_url.as_deref()
+        self.broker_store_url.as_ref().map(|url| url.0.as_str())
     }
 
     /// The audience of tokens minted in broker mode.
@@ -476,7 +487,8 @@ impl OidcConfig {
 
     /// The issuer tokens must name: the configured override, else the discovery URL without its
     /// `/.well-known/openid-configuration` suffix (OpenID Connect Discovery section 4.3). `None`
-    /// when neither is known; the discovery document's value is then used.
+    /// when neither is known; the discovery document's value is then used. An issuer ending in
+    /// `/` has the same discovery URL as the one without, so it must be configured.
     pub fn expected_issuer(&self) -> Option<Issuer> {
         if let Some(issuer) = &self.issuer {
             return Some(issuer.clone());
@@ -537,7 +549,7 @@ pub struct OidcConfigBuilder {
     jwks_uri: Option<String>,
     issuer: Option<String>,
     broker_mode: bool,
-    broker_store_url: Option<String>,
+    broker_store_url: Option<StoreUrl>,
     broker_audience: Option<String>,
     trusted_issuers: Vec<String>,
     broker_jwks_path: String,
@@ -658,7 +670,7 @@ setters! {
     /// Broker mode: the server mints its own tokens.
     broker_mode(value: bool) => |b: &mut Self, v| b.broker_mode = v;
     /// Store URL for broker mode (`sqlite://`, `postgres://`, `mysql://`, ...).
-    broker_store_url(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_store_url = Some(Into::<String>::into(v));
+    broker_store_url(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_store_url = Some(StoreUrl(Into::<String>::into(v)));
     /// Audience of broker-minted tokens.
     broker_audience(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_audience = Some(Into::<String>::into(v));
     /// Path of a peer's broker JWKS, relative to its issuer URL.
@@ -1029,6 +1041,34 @@ mod tests {
         );
         assert_eq!(config.exchange_audiences(), ["downstream"]);
         assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    /// The store URL's password stays out of `Debug`, raw and percent-decoded, in the builder
+    /// and the built configuration; the rest of the URL is still shown.
+    #[test]
+    fn debug_masks_the_store_password() {
+        let builder = OidcConfig::builder()
+            .discovery_url("https://idp.example/.well-known/openid-configuration")
+            .client_id("app")
+            .broker_store_url("postgres://app:p%40ss-Word@db.internal/broker");
+        let shown = format!("{builder:?}");
+        let config = builder
+            .build()
+            .unwrap_or_else(|e| panic!("a valid configuration: {e}"));
+        for shown in [shown, format!("{config:?}")] {
+            assert!(
+                !shown.contains("p%40ss-Word") && !shown.contains("p@ss-Word"),
+                "{shown}"
+            );
+            assert!(
+                shown.contains("postgres://app:***@db.internal/broker"),
+                "{shown}"
+            );
+        }
+        assert_eq!(
+            config.broker_store_url(),
+            Some("postgres://app:p%40ss-Word@db.internal/broker")
+        );
     }
 
     #[test]

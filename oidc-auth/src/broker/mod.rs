@@ -183,7 +183,7 @@ impl Broker {
             issuer,
             audience,
             exchange_audiences: config.exchange_audiences.clone(),
-            url: config.broker_store_url.clone(),
+            url: config.broker_store_url().map(str::to_owned),
             store: cell,
             keys: Keys::new(
                 config.broker_signing_algorithm,

@@ -449,23 +449,25 @@ fn feature_off(database: &str, feature: &str) -> StoreError {
 /// `error` with the URL's password (raw and percent-decoded) replaced by `***`, whatever a
 /// driver put into its message.
 fn redact(error: StoreError, url: &str) -> StoreError {
+    match error {
+        StoreError::Unavailable(text) => StoreError::Unavailable(without_password(text, url)),
+        StoreError::Rejected(text) => StoreError::Rejected(without_password(text, url)),
+        StoreError::Corrupt(text) => StoreError::Corrupt(without_password(text, url)),
+    }
+}
+
+/// `text` with the password of `url` (raw and percent-decoded) replaced by `***`; `url` itself
+/// is how a store URL is shown.
+pub(crate) fn without_password(mut text: String, url: &str) -> String {
     let Some(password) = password_of(url) else {
-        return error;
+        return text;
     };
     // The longer raw form first: the decoded one may be part of it.
     let decoded = percent_decoded(&password);
-    let secrets = [password, decoded];
-    let scrub = |mut text: String| {
-        for secret in secrets.iter().filter(|s| !s.is_empty()) {
-            text = text.replace(secret.as_str(), "***");
-        }
-        text
-    };
-    match error {
-        StoreError::Unavailable(text) => StoreError::Unavailable(scrub(text)),
-        StoreError::Rejected(text) => StoreError::Rejected(scrub(text)),
-        StoreError::Corrupt(text) => StoreError::Corrupt(scrub(text)),
+    for secret in [password, decoded].iter().filter(|s| !s.is_empty()) {
+        text = text.replace(secret.as_str(), "***");
     }
+    text
 }
 
 /// The password of `url` as written (still percent-encoded), also when the URL does not parse:
