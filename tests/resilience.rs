@@ -415,6 +415,43 @@ async fn discovery_with_another_issuer_is_refused() {
     assert_eq!(h.idp.hits(Endpoint::Jwks), 0);
 }
 
+/// G4 with an issuer that only the discovery document names (its URL has no standard suffix
+/// to derive one from): once the document is past its TTL and the provider hangs, known kids
+/// still validate without waiting for the refresh, against the issuer the document named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g4_a_stale_discovery_document_does_not_delay_validation() {
+    let clock = ManualClock::new(SystemClock.now());
+    let idp = MockProvider::start().await.expect("provider");
+    let url = format!("{}?tenant=main", idp.discovery_url());
+    let h = Harness::with(
+        idp,
+        |b| {
+            b.discovery_url(url)
+                .timeout(Duration::from_secs(2))
+                .token_cache_capacity(0)
+        },
+        Some(clock.clone()),
+    )
+    .await;
+    let token = |h: &Harness| h.idp.token().audience(AUDIENCE).issued_at(clock.now());
+    assert_eq!(h.bearer_both("/me", &token(&h).sign()).await.status, 200);
+    h.idp.set_fault(Endpoint::Discovery, Fault::Hang);
+    clock.advance(2 * 3600);
+    let started = Instant::now();
+    for _ in 0..5 {
+        assert_eq!(h.bearer_both("/me", &token(&h).sign()).await.status, 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "known kids waited {:?}",
+        started.elapsed()
+    );
+    let foreign = token(&h)
+        .claim("iss", "https://other.example".into())
+        .sign();
+    assert_invalid_token(&h.bearer_both("/me", &foreign).await);
+}
+
 /// With `issuer` and `jwks_uri` configured, discovery is never fetched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configured_issuer_and_jwks_uri_skip_discovery() {

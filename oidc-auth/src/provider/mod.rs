@@ -277,13 +277,14 @@ impl Provider {
     }
 
     /// The issuer if it is known without waiting: from configuration, or from a discovery
-    /// document within its TTL. `None` means [`issuer`](Self::issuer) has to fetch.
+    /// document, even one past its TTL: an issuer does not change, and a validation must not
+    /// wait for the refresh that checks so. `None` means [`issuer`](Self::issuer) has to fetch.
     pub(crate) fn issuer_now(&self) -> Option<Issuer> {
         if let Some(issuer) = &self.expected_issuer {
             return Some(issuer.clone());
         }
         let doc = self.discovery.current()?;
-        (self.now() - doc.at < self.discovery_ttl).then(|| Issuer::new(doc.value.issuer.clone()))
+        Some(Issuer::new(doc.value.issuer.clone()))
     }
 
     /// The discovery document: cached, refreshed after its TTL, the old one kept while the
@@ -325,10 +326,17 @@ impl Provider {
         if let Some(expected) = &self.expected_issuer
             && doc.issuer != expected.as_str()
         {
+            // An issuer with a trailing '/' (Auth0's) has the same discovery URL as the one
+            // without, and only the configuration can say which is meant.
+            let hint = if doc.issuer.strip_suffix('/') == Some(expected.as_str()) {
+                "; if the provider's issuer ends in '/', configure it exactly (`issuer`, OIDC_ISSUER)"
+            } else {
+                ""
+            };
             tracing::error!(
                 expected = %expected,
                 advertised = %doc.issuer,
-                "the discovery document names a different issuer; it is not used"
+                "the discovery document names a different issuer; it is not used{hint}"
             );
             return Err(DiscoveryError::IssuerMismatch);
         }
