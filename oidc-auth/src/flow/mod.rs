@@ -289,10 +289,10 @@ fn token_json(
     let mut body = json!({
         "access_token": access_token,
         "token_type": answer.get("token_type").and_then(Value::as_str).unwrap_or("Bearer"),
-        "expires": now + expires_in,
+        "expires": now.saturating_add(expires_in),
         "expires_in": expires_in,
         "refresh_token": refresh_token,
-        "refresh_expires": if refresh_token.is_empty() { 0 } else { now + refresh_expires_in },
+        "refresh_expires": if refresh_token.is_empty() { 0 } else { now.saturating_add(refresh_expires_in) },
         "refresh_expires_in": refresh_expires_in,
         "scope": answer.get("scope").and_then(Value::as_str).unwrap_or(""),
     });
@@ -313,6 +313,18 @@ mod tests {
             token_json(answer.as_object().unwrap_or(&Map::new()), 1000, 86_400).unwrap_or_default();
         assert_eq!(body["expires"], 1060);
         assert_eq!(body["refresh_expires"], 1000 + 86_400);
+    }
+
+    /// Lifetimes are the provider's numbers: the largest ones do not overflow the absolute
+    /// times.
+    #[test]
+    fn huge_provider_lifetimes_do_not_overflow() {
+        let answer = json!({"access_token": "a", "expires_in": i64::MAX, "refresh_token": "r", "refresh_expires_in": i64::MAX});
+        let body = token_json(answer.as_object().unwrap_or(&Map::new()), 1000, 86_400)
+            .unwrap_or_else(|e| panic!("a token answer: {e}"));
+        assert_eq!(body["expires"], i64::MAX);
+        assert_eq!(body["expires_in"], i64::MAX);
+        assert_eq!(body["refresh_expires"], i64::MAX);
     }
 
     #[test]
