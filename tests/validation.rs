@@ -59,6 +59,11 @@ async fn malformed_authorization_header_is_an_invalid_request() {
             let reply = h.get(fw, "/me", Some(header)).await;
             assert_eq!(reply.status, 400, "{header:?} on {fw:?}");
             assert_eq!(reply.error(), Some("invalid_request"));
+            let challenge = reply.challenge.as_deref().unwrap_or_default();
+            assert!(
+                challenge.starts_with("Bearer ") && challenge.contains("error=\"invalid_request\""),
+                "RFC 6750 section 3: {challenge:?} on {fw:?}"
+            );
         }
     }
 }

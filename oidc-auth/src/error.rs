@@ -11,7 +11,8 @@ use std::sync::Arc;
 pub enum ErrorKind {
     /// No bearer token was sent: 401 with a bare `Bearer` challenge.
     MissingToken,
-    /// The request is malformed (a broken `Authorization` header): 400 `invalid_request`.
+    /// The request is malformed (a broken `Authorization` header): 400 `invalid_request`, with
+    /// a `Bearer error="invalid_request"` challenge.
     InvalidRequest,
     /// The token is invalid, expired, or not for this server: 401 `invalid_token`.
     InvalidToken,
@@ -203,9 +204,10 @@ impl AuthError {
         self.retry_after
     }
 
-    /// The `WWW-Authenticate` header value (RFC 6750 section 3), for 401 and 403 answers.
+    /// The `WWW-Authenticate` header value (RFC 6750 section 3), for 401 and 403 answers and
+    /// the 400 of a malformed `Authorization` header.
     pub fn www_authenticate(&self, realm: Option<&str>) -> Option<String> {
-        if !matches!(self.status(), 401 | 403) {
+        if !matches!(self.status(), 401 | 403) && self.kind != ErrorKind::InvalidRequest {
             return None;
         }
         if self.kind == ErrorKind::InvalidClient {
