@@ -290,6 +290,54 @@ async fn concurrent_refreshes_cause_one_provider_refresh() {
     }
 }
 
+/// E1 across instances: two brokers sharing a store and an encryption key get concurrent
+/// refreshes of one token. The provider sees one refresh, both answer 200 with the same
+/// successor (the loser of the rotation answers in the winner's place, from the stored
+/// claims), and both access tokens work. Once answered, presenting the token again is still
+/// reuse (E3): 400 `invalid_grant`, and the family is revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_refreshes_across_instances_share_one_rotation() {
+    const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let idp = provider().await;
+    let store = Arc::new(MemoryStore::new());
+    let a = serve_broker(idp.clone(), store.clone(), |c| c.encryption_key(KEY), None).await;
+    let b = serve_broker(idp.clone(), store.clone(), |c| c.encryption_key(KEY), None).await;
+    for (fa, fb) in [
+        (Framework::Axum, Framework::Actix),
+        (Framework::Actix, Framework::Axum),
+    ] {
+        let first = login(&a, fa).await;
+        let token = field(&first, "refresh_token").to_owned();
+        let before = idp.refresh_count();
+        idp.set_fault(Endpoint::Token, Fault::Slow(Duration::from_millis(400)));
+        let (on_a, on_b) = tokio::join!(refresh(&a, fa, &token), refresh(&b, fb, &token));
+        idp.set_fault(Endpoint::Token, Fault::None);
+        assert_eq!(
+            (on_a.status, on_b.status),
+            (200, 200),
+            "{on_a:?} / {on_b:?}"
+        );
+        assert_eq!(idp.refresh_count(), before + 1, "one provider refresh");
+        let successor = field(&on_a, "refresh_token").to_owned();
+        assert_eq!(successor, field(&on_b, "refresh_token"));
+        assert_ne!(successor, token);
+        for (h, reply) in [(&a, &on_a), (&b, &on_b)] {
+            let access = field(reply, "access_token");
+            assert_eq!(h.bearer_both("/me", access).await.status, 200);
+            let (_, claims) = jwt(access);
+            assert_eq!(claims["preferred_username"], "alice");
+        }
+        let reuse = refresh(&b, fb, &token).await;
+        assert_eq!((reuse.status, reuse.error()), (400, Some("invalid_grant")));
+        let after = refresh(&a, fa, &successor).await;
+        assert_eq!(
+            (after.status, after.error()),
+            (400, Some("invalid_grant")),
+            "reuse revoked the family"
+        );
+    }
+}
+
 /// E2: the provider refuses the stored refresh token: the session ends (401 `invalid_grant`)
 /// and its refresh tokens are gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -834,10 +882,22 @@ async fn concurrent_first_starts_agree_on_one_key() {
     }
 }
 
-/// A store that counts `purge_expired` calls and otherwise is a [`MemoryStore`].
-struct CountingStore {
+/// A [`MemoryStore`] that counts `purge_expired` calls and can refuse `get_session`, as an
+/// outage in the middle of a refresh would.
+struct ProbeStore {
     inner: MemoryStore,
     purges: std::sync::atomic::AtomicUsize,
+    refuse_reads: std::sync::atomic::AtomicBool,
+}
+
+impl ProbeStore {
+    fn new() -> Self {
+        Self {
+            inner: MemoryStore::new(),
+            purges: std::sync::atomic::AtomicUsize::new(0),
+            refuse_reads: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
 }
 
 macro_rules! delegate {
@@ -848,11 +908,10 @@ macro_rules! delegate {
     };
 }
 
-impl Store for CountingStore {
+impl Store for ProbeStore {
     delegate! {
         migrate() -> ();
         put_session(session: &oidc_auth::store::Session) -> ();
-        get_session(id: &str, now: i64) -> Option<oidc_auth::store::Session>;
         delete_session(id: &str) -> ();
         insert_refresh(record: &oidc_auth::store::RefreshRecord) -> ();
         rotate_refresh(old: &[u8; 32], new: &[u8; 32], now: i64) -> oidc_auth::store::RotateOutcome;
@@ -870,6 +929,57 @@ impl Store for CountingStore {
         self.purges
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.purge_expired(now)
+    }
+
+    fn get_session(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> oidc_auth::store::StoreFuture<'_, Option<oidc_auth::store::Session>> {
+        if self.refuse_reads.load(std::sync::atomic::Ordering::SeqCst) {
+            return Box::pin(async {
+                Err(oidc_auth::store::StoreError::Unavailable(
+                    "refused by the test".into(),
+                ))
+            });
+        }
+        self.inner.get_session(id, now)
+    }
+}
+
+/// A refresh whose rotation succeeded but which failed before answering (here the store went
+/// away before the session was read: 503) is answered by the client's retry with the same token:
+/// the successor the failed one would have given, which then works. Once that retry has
+/// answered, the token is reuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_failed_after_its_rotation_is_answered_by_the_retry() {
+    let store = Arc::new(ProbeStore::new());
+    let h = serve_broker(provider().await, store.clone(), |c| c, None).await;
+    let refuse = |on: bool| {
+        store
+            .refuse_reads
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    };
+    for fw in FRAMEWORKS {
+        let first = login(&h, fw).await;
+        let token = field(&first, "refresh_token").to_owned();
+        refuse(true);
+        let failed = refresh(&h, fw, &token).await;
+        refuse(false);
+        assert_eq!(failed.status, 503, "{}", failed.raw_body);
+        let retry = refresh(&h, fw, &token).await;
+        assert_eq!(retry.status, 200, "{}", retry.raw_body);
+        let successor = field(&retry, "refresh_token").to_owned();
+        assert_eq!(
+            h.bearer_both("/me", field(&retry, "access_token"))
+                .await
+                .status,
+            200
+        );
+        let next = refresh(&h, fw, &successor).await;
+        assert_eq!(next.status, 200, "the successor is live: {}", next.raw_body);
+        let reuse = refresh(&h, fw, &token).await;
+        assert_eq!((reuse.status, reuse.error()), (400, Some("invalid_grant")));
     }
 }
 
@@ -929,10 +1039,7 @@ async fn e5_every_slow_down_grows_the_polling_gap_by_five_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_sessions_are_purged() {
     let clock = ManualClock::new(SystemClock.now());
-    let store = Arc::new(CountingStore {
-        inner: MemoryStore::new(),
-        purges: std::sync::atomic::AtomicUsize::new(0),
-    });
+    let store = Arc::new(ProbeStore::new());
     let h = serve_broker(
         provider().await,
         store.clone(),

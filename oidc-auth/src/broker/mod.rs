@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
@@ -60,6 +61,8 @@ fn seconds(duration: Duration) -> i64 {
 
 /// Longest refresh token looked up.
 const MAX_REFRESH_TOKEN: usize = 512;
+/// The one-time marker of a rotation that has answered (see [`Broker::answer_spent`]).
+const ANSWERED: &[u8] = b"refresh answered ";
 /// How often expired rows are purged (seconds), on the back of logins and refreshes.
 const PURGE_EVERY: i64 = 3600;
 
@@ -118,6 +121,8 @@ pub(crate) struct Broker {
     store: tokio::sync::OnceCell<Arc<dyn Store>>,
     keys: Keys,
     sessions: AtRest,
+    /// Derives a refresh token's successor from it (see [`Broker::successor_of`]).
+    successors: hmac::Key,
     access_ttl: i64,
     refresh_ttl: i64,
     device_ttl: i64,
@@ -192,6 +197,10 @@ impl Broker {
                 AtRest::new(explicit),
             ),
             sessions: AtRest::new(Some(session_key)),
+            successors: hmac::Key::new(
+                hmac::HMAC_SHA256,
+                &AtRest::derive(&session_key, "refresh token successors"),
+            ),
             access_ttl,
             refresh_ttl: seconds(config.refresh_token_lifetime),
             device_ttl: seconds(config.device_session_lifetime),
@@ -475,7 +484,11 @@ impl Broker {
                     self.revoke_at_provider(auth, &session);
                 }
             }
-            RotateOutcome::Reused => {
+            RotateOutcome::Spent(record) => {
+                store
+                    .revoke_family(&record.family)
+                    .await
+                    .map_err(store_error)?;
                 tracing::warn!(
                     "a spent broker refresh token was revoked; its whole family is revoked"
                 );
@@ -522,7 +535,7 @@ impl Broker {
             flights.entry(hash).or_default().clone()
         };
         let result = flight
-            .get_or_init(|| self.refresh_once(auth, hash))
+            .get_or_init(|| self.refresh_once(auth, token, hash))
             .await
             .clone();
         {
@@ -534,24 +547,34 @@ impl Broker {
         result
     }
 
-    async fn refresh_once(&self, auth: &OidcAuth, hash: [u8; 32]) -> Result<Value, AuthError> {
+    /// The successor of a broker refresh token: an HMAC of it under a key derived from the
+    /// at-rest key, which every instance sharing the store has. Whichever instance answers for
+    /// a rotation answers the same successor, and without the key it cannot be told from
+    /// random.
+    fn successor_of(&self, token: &str) -> String {
+        URL_SAFE_NO_PAD.encode(hmac::sign(&self.successors, token.as_bytes()))
+    }
+
+    async fn refresh_once(
+        &self,
+        auth: &OidcAuth,
+        token: &str,
+        hash: [u8; 32],
+    ) -> Result<Value, AuthError> {
         let store = self.store().await?;
         let now = auth.now();
         self.maybe_purge(&store, now);
-        let successor = random_id::<32>();
+        let successor = self.successor_of(token);
         let outcome = store
             .rotate_refresh(&hash, &sha256(successor.as_bytes()), now)
             .await
             .map_err(store_error)?;
         let record = match outcome {
             RotateOutcome::Rotated(record) => record,
-            RotateOutcome::Reused => {
-                tracing::warn!(
-                    "a spent broker refresh token was presented again; its whole family is revoked"
-                );
-                return Err(invalid_grant(
-                    "the refresh token was already used; the session is revoked",
-                ));
+            RotateOutcome::Spent(record) => {
+                return self
+                    .answer_spent(&*store, &hash, &record, &successor, now)
+                    .await;
             }
             RotateOutcome::NotFound => {
                 return Err(invalid_grant(
@@ -559,19 +582,7 @@ impl Broker {
                 ));
             }
         };
-        let Some(mut session) = store
-            .get_session(&record.session_id, now)
-            .await
-            .map_err(store_error)?
-        else {
-            store
-                .revoke_family(&record.family)
-                .await
-                .map_err(store_error)?;
-            return Err(session_ended("the session has ended"));
-        };
-        let mut profile: Map<String, Value> =
-            serde_json::from_str(&session.userinfo).unwrap_or_default();
+        let (mut session, mut profile) = self.session_of(&*store, &record, now).await?;
         let provider_refresh = match self
             .sessions
             .open(&session_row(&session.id), &session.provider_refresh_token)
@@ -639,6 +650,87 @@ impl Broker {
                 }
             }
         }
+        let answer = self
+            .answer(&profile, &session.id, &record, &successor, now)
+            .await?;
+        // Answered: from now on the spent token presented again is reuse. Without the mark
+        // the client gets no answer either; its retry then answers in this one's place. A
+        // concurrent request may have marked it first, with the same successor.
+        let _first = self
+            .use_once(ANSWERED, &hash, record.expires_at, now)
+            .await?;
+        Ok(answer)
+    }
+
+    /// A spent refresh token presented again. While the rotation that spent it has not
+    /// answered (this request is concurrent with it, on this or another instance sharing the
+    /// store, or that rotation failed before answering), this request answers in its place:
+    /// with the same successor, and an access token from the session's stored claims, without
+    /// asking the provider again. Once it has answered, this is reuse, and the whole family is
+    /// revoked (RFC 9700 section 4.14.2).
+    async fn answer_spent(
+        &self,
+        store: &dyn Store,
+        hash: &[u8; 32],
+        record: &RefreshRecord,
+        successor: &str,
+        now: i64,
+    ) -> Result<Value, AuthError> {
+        if !self
+            .use_once(ANSWERED, hash, record.expires_at, now)
+            .await?
+        {
+            store
+                .revoke_family(&record.family)
+                .await
+                .map_err(store_error)?;
+            tracing::warn!(
+                "a spent broker refresh token was presented again; its whole family is revoked"
+            );
+            return Err(invalid_grant(
+                "the refresh token was already used; the session is revoked",
+            ));
+        }
+        let (session, profile) = self.session_of(store, record, now).await?;
+        tracing::info!(
+            "a refresh concurrent with the rotation of its token answers with the same successor"
+        );
+        self.answer(&profile, &session.id, record, successor, now)
+            .await
+    }
+
+    /// The session a refresh token belongs to, with its stored profile. A session that is
+    /// gone ends the token's family.
+    async fn session_of(
+        &self,
+        store: &dyn Store,
+        record: &RefreshRecord,
+        now: i64,
+    ) -> Result<(Session, Map<String, Value>), AuthError> {
+        let Some(session) = store
+            .get_session(&record.session_id, now)
+            .await
+            .map_err(store_error)?
+        else {
+            store
+                .revoke_family(&record.family)
+                .await
+                .map_err(store_error)?;
+            return Err(session_ended("the session has ended"));
+        };
+        let profile = serde_json::from_str(&session.userinfo).unwrap_or_default();
+        Ok((session, profile))
+    }
+
+    /// The Token JSON of a refresh: a new access token for `profile` and the `successor`.
+    async fn answer(
+        &self,
+        profile: &Map<String, Value>,
+        session_id: &str,
+        record: &RefreshRecord,
+        successor: &str,
+        now: i64,
+    ) -> Result<Value, AuthError> {
         let scope = profile
             .get("scope")
             .and_then(Value::as_str)
@@ -646,8 +738,8 @@ impl Broker {
             .to_owned();
         let (access, exp) = self
             .mint(
-                &profile,
-                &[("sid", Value::String(session.id.clone()))],
+                profile,
+                &[("sid", Value::String(session_id.to_owned()))],
                 &self.audience,
                 self.access_ttl.min(record.expires_at - now),
                 now,
@@ -656,7 +748,7 @@ impl Broker {
         Ok(token_json(
             &access,
             exp,
-            &successor,
+            successor,
             record.expires_at,
             &scope,
             now,

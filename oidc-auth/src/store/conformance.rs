@@ -42,10 +42,10 @@
 //!   tokens, one-time markers; keys are removed by [`Store::purge_expired`] at `remove_at` and
 //!   count as live for [`Store::insert_first_key`] while `retire_at > now`).
 //! - [`Store::rotate_refresh`]: a live token rotates once; a *spent* token presented again is
-//!   always [`RotateOutcome::Reused`] (also after its family was revoked) and revokes the family;
-//!   unknown, expired or revoked tokens are [`RotateOutcome::NotFound`]. So of 20 concurrent
-//!   rotations of one token exactly one is `Rotated` and the other 19 are `Reused`, and the
-//!   winner's successor is revoked by them.
+//!   [`RotateOutcome::Spent`] with its record and changes nothing; unknown, expired or revoked
+//!   tokens (spent or not) are [`RotateOutcome::NotFound`]. So of 20 concurrent rotations of one
+//!   token exactly one is `Rotated` and the other 19 are `Spent`, and the winner's successor
+//!   stays live. [`Store::revoke_family`] ends every token of a family.
 //! - Storing a refresh token hash or a key id that is already stored is
 //!   [`StoreError::Rejected`]; a rotation into a taken hash is rejected and leaves the old token
 //!   live.
@@ -326,7 +326,8 @@ pub async fn delete_session_removes_its_refresh_tokens(store: &dyn Store) {
 }
 
 /// A rotation spends the old token, carries its record, and stores a successor that inherits
-/// family, session and expiry; a spent token presented again is reuse and revokes the family.
+/// family, session and expiry; a spent token presented again is `Spent` and changes nothing,
+/// and revoking its family then ends the family's live token too.
 pub async fn refresh_rotation_and_reuse(store: &dyn Store) {
     const CASE: &str = "refresh_rotation_and_reuse";
     let now = fresh_now();
@@ -358,7 +359,7 @@ pub async fn refresh_rotation_and_reuse(store: &dyn Store) {
         "{CASE}: the successor must inherit family, session_id and expires_at"
     );
 
-    // Reuse of the spent first token: reuse, and the live third token is revoked with it.
+    // The spent first token presented again: spent, carrying its record, and nothing changes.
     let after_reuse = hash();
     assert_eq!(
         ok(
@@ -368,17 +369,8 @@ pub async fn refresh_rotation_and_reuse(store: &dyn Store) {
                 .rotate_refresh(&first.hash, &after_reuse, now + 2)
                 .await
         ),
-        RotateOutcome::Reused,
-        "{CASE}: a spent token presented again must be reuse"
-    );
-    assert_eq!(
-        ok(
-            CASE,
-            "rotate_refresh",
-            store.rotate_refresh(&third, &hash(), now + 3).await
-        ),
-        RotateOutcome::NotFound,
-        "{CASE}: reuse must revoke the whole family, including its live token"
+        RotateOutcome::Spent(first.clone()),
+        "{CASE}: a spent token presented again must be spent, with its record"
     );
     assert_eq!(
         ok(
@@ -387,18 +379,26 @@ pub async fn refresh_rotation_and_reuse(store: &dyn Store) {
             store.rotate_refresh(&after_reuse, &hash(), now + 3).await
         ),
         RotateOutcome::NotFound,
-        "{CASE}: a reuse must not store the presented successor"
+        "{CASE}: a spent token's rotation must not store the presented successor"
     );
-    // A spent token stays reuse after the revocation.
-    assert_eq!(
-        ok(
-            CASE,
-            "rotate_refresh",
-            store.rotate_refresh(&second, &hash(), now + 4).await
-        ),
-        RotateOutcome::Reused,
-        "{CASE}: a spent token of a revoked family must still be reuse"
+    // Reuse revokes the family: its live third token with it, and the spent ones are then
+    // not found.
+    ok(
+        CASE,
+        "revoke_family",
+        store.revoke_family(&first.family).await,
     );
+    for (token, which) in [(&third, "live"), (&second, "spent"), (&first.hash, "first")] {
+        assert_eq!(
+            ok(
+                CASE,
+                "rotate_refresh",
+                store.rotate_refresh(token, &hash(), now + 4).await
+            ),
+            RotateOutcome::NotFound,
+            "{CASE}: the {which} token of a revoked family must be not found"
+        );
+    }
     assert_eq!(
         ok(
             CASE,
@@ -443,8 +443,19 @@ pub async fn refresh_expiry_and_revocation(store: &dyn Store) {
                 .rotate_refresh(&expiring.hash, &hash(), now + 99)
                 .await
         ),
-        RotateOutcome::Rotated(expiring),
+        RotateOutcome::Rotated(expiring.clone()),
         "{CASE}: a token must rotate until just before its expiry"
+    );
+    assert_eq!(
+        ok(
+            CASE,
+            "rotate_refresh",
+            store
+                .rotate_refresh(&expiring.hash, &hash(), now + 100)
+                .await
+        ),
+        RotateOutcome::NotFound,
+        "{CASE}: a spent token past its expiry must be not found, not spent"
     );
 
     // `%` must not work as a wildcard when revoking.
@@ -529,8 +540,8 @@ pub async fn refresh_conflicts_are_rejected(store: &dyn Store) {
     );
 }
 
-/// 20 concurrent rotations of one token: exactly one `Rotated`, 19 `Reused`; the winner's
-/// successor is revoked by the reuse and no loser's successor is stored.
+/// 20 concurrent rotations of one token: exactly one `Rotated`, 19 `Spent`; the winner's
+/// successor is live and no loser's successor is stored.
 pub async fn concurrent_rotations_have_one_winner(store: &dyn Store) {
     const CASE: &str = "concurrent_rotations_have_one_winner";
     let now = fresh_now();
@@ -545,7 +556,7 @@ pub async fn concurrent_rotations_have_one_winner(store: &dyn Store) {
     )
     .await;
     let mut winner = None;
-    let mut reused = 0;
+    let mut spent = 0;
     for (i, outcome) in outcomes.into_iter().enumerate() {
         match ok(CASE, "a concurrent rotate_refresh", outcome) {
             RotateOutcome::Rotated(record) => {
@@ -556,23 +567,39 @@ pub async fn concurrent_rotations_have_one_winner(store: &dyn Store) {
                 );
                 winner = Some(i);
             }
-            RotateOutcome::Reused => reused += 1,
+            RotateOutcome::Spent(record) => {
+                assert_eq!(record, root, "{CASE}: a loser must carry the spent record");
+                spent += 1;
+            }
             RotateOutcome::NotFound => {
-                panic!("{CASE}: a losing rotation must see the spent token, as reuse")
+                panic!("{CASE}: a losing rotation must see the spent token")
             }
         }
     }
-    assert!(winner.is_some(), "{CASE}: no rotation won");
-    assert_eq!(reused, 19, "{CASE}: every loser must be reuse");
+    let Some(winner) = winner else {
+        panic!("{CASE}: no rotation won");
+    };
+    assert_eq!(
+        spent, 19,
+        "{CASE}: every loser must be told the token was spent"
+    );
     for (i, successor) in successors.iter().enumerate() {
+        let expected = if i == winner {
+            RotateOutcome::Rotated(RefreshRecord {
+                hash: *successor,
+                ..root.clone()
+            })
+        } else {
+            RotateOutcome::NotFound
+        };
         assert_eq!(
             ok(
                 CASE,
                 "rotate_refresh",
                 store.rotate_refresh(successor, &hash(), now).await
             ),
-            RotateOutcome::NotFound,
-            "{CASE}: successor {i} (winner: {winner:?}) must be revoked or absent"
+            expected,
+            "{CASE}: successor {i} (winner: {winner}) must be live for the winner only"
         );
     }
 }

@@ -143,10 +143,7 @@ impl State {
         });
         match rotation_step(found, new, now) {
             RotationStep::Refuse => Ok(RotateOutcome::NotFound),
-            RotationStep::RevokeFamily(family) => {
-                self.revoke(&family);
-                Ok(RotateOutcome::Reused)
-            }
+            RotationStep::Spent(record) => Ok(RotateOutcome::Spent(record)),
             RotationStep::Rotate { spent, successor } => {
                 // A successor whose hash is taken would overwrite another token: refuse
                 // before anything changes, as a database's unique key rolls the rotation back.

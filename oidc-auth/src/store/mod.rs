@@ -144,8 +144,10 @@ pub struct RefreshRecord {
 pub enum RotateOutcome {
     /// The old token was live; it is now spent and the new one is stored. Carries the old record.
     Rotated(RefreshRecord),
-    /// The old token was already spent: its whole family is now revoked.
-    Reused,
+    /// The old token was already spent; nothing changed. Carries its record. Whether this is
+    /// reuse, which revokes the family ([`Store::revoke_family`]), or a request concurrent with
+    /// the rotation that spent it, the caller decides.
+    Spent(RefreshRecord),
     /// Unknown, expired or revoked.
     NotFound,
 }
@@ -187,9 +189,8 @@ impl FoundRefresh {
 pub(crate) enum RotationStep {
     /// Unknown, revoked or expired: change nothing, answer [`RotateOutcome::NotFound`].
     Refuse,
-    /// Spent and presented again: revoke this family, answer [`RotateOutcome::Reused`]. Also
-    /// once the family is revoked, so every loser of a race of concurrent rotations is told.
-    RevokeFamily(String),
+    /// Spent: change nothing, answer [`RotateOutcome::Spent`] with its record.
+    Spent(RefreshRecord),
     /// Live: mark `spent` spent, store `successor` (same family, session and expiry), answer
     /// [`RotateOutcome::Rotated`] with `spent`.
     Rotate {
@@ -203,11 +204,11 @@ pub(crate) fn rotation_step(found: Option<FoundRefresh>, new: &[u8; 32], now: i6
     let Some(found) = found else {
         return RotationStep::Refuse;
     };
-    if found.spent {
-        return RotationStep::RevokeFamily(found.record.family);
-    }
     if found.revoked || found.record.expires_at <= now {
         return RotationStep::Refuse;
+    }
+    if found.spent {
+        return RotationStep::Spent(found.record);
     }
     let successor = RefreshRecord {
         hash: *new,
@@ -272,8 +273,8 @@ pub trait Store: Send + Sync + 'static {
     fn insert_refresh(&self, record: &RefreshRecord) -> StoreFuture<'_, ()>;
     /// Atomically spends the live token with hash `old` and stores its successor with hash `new`
     /// in the same family, for the same session, with the same expiry (a rotation never extends
-    /// a session). Presenting a spent token again is reuse: the whole family is revoked and the
-    /// answer is [`RotateOutcome::Reused`].
+    /// a session). A token already spent changes nothing and is [`RotateOutcome::Spent`]: of
+    /// concurrent rotations of one token exactly one wins, and the others learn it was spent.
     fn rotate_refresh(
         &self,
         old: &[u8; 32],

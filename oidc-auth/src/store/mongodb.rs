@@ -402,9 +402,9 @@ impl MongoStore {
                         .await;
                     return Err(map_error(&error));
                 }
-                // A concurrent reuse of the old token marks it revoked before revoking the
-                // family; if that happened after the successor was inserted, the family
-                // revocation saw it, otherwise it is revoked here.
+                // A concurrent revocation of the family (reuse found elsewhere) may have run
+                // before the successor was inserted and missed it: if the old token is revoked
+                // by now, the family is revoked again, successor included.
                 let revoked = tokens
                     .find_one(doc! { "_id": binary(old), "revoked": true })
                     .projection(doc! { "_id": 1 })
@@ -422,22 +422,16 @@ impl MongoStore {
             else {
                 return Ok(RotateOutcome::NotFound);
             };
-            let record = refresh_from_document(&document)?;
-            // A spent token presented again is reuse, also once its family is revoked: every
-            // loser of a race of concurrent rotations is told so.
-            if get_bool(&document, "spent")? {
-                tokens
-                    .update_one(
-                        doc! { "_id": binary(old) },
-                        doc! { "$set": { "revoked": true } },
-                    )
-                    .await
-                    .map_err(|e| map_error(&e))?;
-                revoke(&tokens, &record.family).await?;
-                return Ok(RotateOutcome::Reused);
-            }
+            let record = RefreshRecord {
+                hash: *old,
+                ..refresh_from_document(&document)?
+            };
             if get_bool(&document, "revoked")? || record.expires_at <= now {
                 return Ok(RotateOutcome::NotFound);
+            }
+            // Every loser of a race of concurrent rotations is told the token was spent.
+            if get_bool(&document, "spent")? {
+                return Ok(RotateOutcome::Spent(record));
             }
             // Live after all: a concurrent rotation spent it, failed to store its successor
             // and undid the spend. Try again.
@@ -1597,8 +1591,9 @@ mod tests {
                 .rotate_refresh(&[1; 32], &[3; 32], 1_000)
                 .await
                 .unwrap(),
-            RotateOutcome::Reused
+            RotateOutcome::Spent(first.clone())
         );
+        store.revoke_family("f").await.unwrap();
         assert_eq!(
             store
                 .rotate_refresh(&[2; 32], &[3; 32], 1_000)
@@ -1641,7 +1636,7 @@ mod tests {
             RotateOutcome::NotFound
         );
 
-        // 20 concurrent rotations of one token: one Rotated, 19 Reused, successor revoked.
+        // 20 concurrent rotations of one token: one Rotated, 19 Spent, the successor live.
         let store = Arc::new(store);
         let root = RefreshRecord {
             hash: [10; 32],
@@ -1661,25 +1656,28 @@ mod tests {
                 })
             })
             .collect();
-        let (mut rotated, mut reused, mut successor) = (0, 0, None);
+        let (mut rotated, mut spent, mut successor) = (0, 0, None);
         for (i, task) in tasks.into_iter().enumerate() {
             match task.await.unwrap() {
                 RotateOutcome::Rotated(_) => {
                     rotated += 1;
                     successor = Some(100 + i as u8);
                 }
-                RotateOutcome::Reused => reused += 1,
+                RotateOutcome::Spent(_) => spent += 1,
                 RotateOutcome::NotFound => panic!("not found"),
             }
         }
-        assert_eq!((rotated, reused), (1, 19));
+        assert_eq!((rotated, spent), (1, 19));
         let successor = successor.unwrap();
         assert_eq!(
             store
                 .rotate_refresh(&[successor; 32], &[200; 32], 1_000)
                 .await
                 .unwrap(),
-            RotateOutcome::NotFound
+            RotateOutcome::Rotated(RefreshRecord {
+                hash: [successor; 32],
+                ..root.clone()
+            })
         );
 
         // 10 concurrent first keys: exactly one inserted.

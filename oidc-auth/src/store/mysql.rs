@@ -802,15 +802,7 @@ async fn rotate_locked(
     };
     match rotation_step(found, new, now) {
         RotationStep::Refuse => Ok(RotateOutcome::NotFound),
-        RotationStep::RevokeFamily(family) => {
-            lease
-                .exec_drop(
-                    "UPDATE oidc_auth_refresh_tokens SET revoked = 1 WHERE family = ?",
-                    params(vec![bytes(family.as_bytes())]),
-                )
-                .await?;
-            Ok(RotateOutcome::Reused)
-        }
+        RotationStep::Spent(record) => Ok(RotateOutcome::Spent(record)),
         RotationStep::Rotate { spent, successor } => {
             lease
                 .exec_drop(

@@ -452,13 +452,9 @@ async fn rotate_once(
             tx.rollback().await?;
             Ok(RotateOutcome::NotFound)
         }
-        RotationStep::RevokeFamily(family) => {
-            sqlx::query("UPDATE oidc_auth_refresh_tokens SET revoked = TRUE WHERE family = $1")
-                .bind(&family)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(RotateOutcome::Reused)
+        RotationStep::Spent(record) => {
+            tx.rollback().await?;
+            Ok(RotateOutcome::Spent(record))
         }
         RotationStep::Rotate { spent, successor } => {
             sqlx::query("UPDATE oidc_auth_refresh_tokens SET spent = TRUE WHERE hash = $1")

@@ -574,13 +574,9 @@ async fn rotate_once(
             tx.rollback().await?;
             Ok(RotateOutcome::NotFound)
         }
-        RotationStep::RevokeFamily(family) => {
-            sqlx::query("UPDATE oidc_auth_refresh_tokens SET revoked = 1 WHERE family = ?1")
-                .bind(&family)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(RotateOutcome::Reused)
+        RotationStep::Spent(record) => {
+            tx.rollback().await?;
+            Ok(RotateOutcome::Spent(record))
         }
         RotationStep::Rotate { spent, successor } => {
             sqlx::query("UPDATE oidc_auth_refresh_tokens SET spent = 1 WHERE hash = ?1")
