@@ -94,6 +94,7 @@ pub async fn run(store: &dyn Store) {
         refresh_expiry_and_revocation,
         refresh_conflicts_are_rejected,
         concurrent_rotations_have_one_winner,
+        revocation_during_a_rotation_leaves_no_live_token,
         signing_keys_round_trip,
         first_key_only_without_a_live_key,
         concurrent_first_keys_have_one_winner,
@@ -601,6 +602,49 @@ pub async fn concurrent_rotations_have_one_winner(store: &dyn Store) {
             expected,
             "{CASE}: successor {i} (winner: {winner}) must be live for the winner only"
         );
+    }
+}
+
+/// A family revoked while one of its tokens rotates keeps no live token, whichever comes
+/// first: the rotation is refused, or its successor is revoked too. Reuse is found while the
+/// legitimate client may be refreshing, and a successor that escaped the revocation would keep
+/// the stolen family alive.
+pub async fn revocation_during_a_rotation_leaves_no_live_token(store: &dyn Store) {
+    const CASE: &str = "revocation_during_a_rotation_leaves_no_live_token";
+    let now = fresh_now();
+    for round in 0..40 {
+        let family = unique("family");
+        let live = record(&unique("session"), &family, now + 1_000);
+        ok(CASE, "insert_refresh", store.insert_refresh(&live).await);
+        let successor = hash();
+        let rotation: StoreFuture<'_, Option<RotateOutcome>> = Box::pin(async {
+            store
+                .rotate_refresh(&live.hash, &successor, now)
+                .await
+                .map(Some)
+        });
+        let revocation: StoreFuture<'_, Option<RotateOutcome>> =
+            Box::pin(async { store.revoke_family(&family).await.map(|()| None) });
+        // Alternate which one is polled first.
+        let both = if round % 2 == 0 {
+            vec![rotation, revocation]
+        } else {
+            vec![revocation, rotation]
+        };
+        for result in join_all(both).await {
+            ok(CASE, "a concurrent rotation or revocation", result);
+        }
+        for (token, which) in [(&successor, "successor"), (&live.hash, "old token")] {
+            assert_eq!(
+                ok(
+                    CASE,
+                    "rotate_refresh",
+                    store.rotate_refresh(token, &hash(), now).await
+                ),
+                RotateOutcome::NotFound,
+                "{CASE}: round {round}: the {which} outlived its family's revocation"
+            );
+        }
     }
 }
 

@@ -220,6 +220,15 @@ pub(crate) fn rotation_step(found: Option<FoundRefresh>, new: &[u8; 32], now: i6
     }
 }
 
+/// Most statements a family revocation runs. Each revokes the live tokens of the family it
+/// sees; a rotation that committed while one waited on its token added a successor that
+/// statement could not see (PostgreSQL re-checks only the rows it found, and InnoDB may make
+/// one of the two lose a deadlock), and the next statement revokes it. A rotation that comes
+/// later finds its token revoked and is refused, so the statements end when one revokes
+/// nothing, after two in practice.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) const REVOCATION_PASSES: usize = 4;
+
 /// A broker signing key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredKey {

@@ -988,12 +988,19 @@ impl Store for MysqlStore {
                 return Ok(());
             }
             let mut lease = self.lease().await?;
-            lease
-                .exec_drop(
-                    "UPDATE oidc_auth_refresh_tokens SET revoked = 1 WHERE family = ?",
-                    params(vec![bytes(family.as_bytes())]),
-                )
+            for _ in 0..crate::store::REVOCATION_PASSES {
+                let revoked = transaction(&mut lease, family.as_str(), |lease, family| {
+                    Box::pin(lease.exec_drop(
+                        "UPDATE oidc_auth_refresh_tokens SET revoked = 1 \
+                         WHERE family = ? AND revoked = 0",
+                        params(vec![bytes(family.as_bytes())]),
+                    ))
+                })
                 .await?;
+                if revoked == 0 {
+                    break;
+                }
+            }
             Ok(())
         }))
     }

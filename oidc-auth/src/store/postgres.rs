@@ -641,11 +641,21 @@ impl Store for PostgresStore {
                 if !storable_identifier(&family) {
                     return Ok(());
                 }
-                sqlx::query("UPDATE oidc_auth_refresh_tokens SET revoked = TRUE WHERE family = $1")
-                    .bind(&family)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| map_error(&e))?;
+                for _ in 0..crate::store::REVOCATION_PASSES {
+                    let revoked = retrying(|| {
+                        sqlx::query(
+                            "UPDATE oidc_auth_refresh_tokens SET revoked = TRUE \
+                             WHERE family = $1 AND NOT revoked",
+                        )
+                        .bind(&family)
+                        .execute(&self.pool)
+                    })
+                    .await?
+                    .rows_affected();
+                    if revoked == 0 {
+                        break;
+                    }
+                }
                 Ok(())
             },
         ))
