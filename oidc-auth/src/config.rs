@@ -883,6 +883,18 @@ impl OidcConfigBuilder {
                 "an exchange client needs an id and a secret",
             ));
         }
+        // An empty secret would authenticate anyone who sends an empty one, and would seed the
+        // at-rest key with nothing.
+        if self
+            .client_secret
+            .as_ref()
+            .is_some_and(|secret| secret.expose().is_empty())
+        {
+            return Err(ConfigError::new(
+                "client_secret",
+                "is empty; leave it unset for a public client",
+            ));
+        }
         let nonempty =
             |option: &'static str, v: Option<String>| -> Result<Option<String>, ConfigError> {
                 match v {
@@ -1069,6 +1081,17 @@ mod tests {
             config.broker_store_url(),
             Some("postgres://app:p%40ss-Word@db.internal/broker")
         );
+    }
+
+    /// An empty client secret is a configuration error, not a secret anyone can send.
+    #[test]
+    fn an_empty_client_secret_is_refused() {
+        let built = OidcConfig::builder()
+            .discovery_url("https://idp.example/.well-known/openid-configuration")
+            .client_id("app")
+            .client_secret("")
+            .build();
+        assert_eq!(built.err().map(|e| e.option()), Some("client_secret"));
     }
 
     #[test]

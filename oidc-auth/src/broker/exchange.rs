@@ -184,6 +184,9 @@ impl Broker {
 /// Whether `id` / `secret` is a configured exchange client or the application's own
 /// confidential client. Secrets are compared in constant time.
 fn client_allowed(auth: &OidcAuth, id: &str, secret: &str) -> bool {
+    if secret.is_empty() {
+        return false;
+    }
     let config = auth.config();
     let mut allowed = false;
     for (client, expected) in &config.exchange_clients {
