@@ -123,11 +123,24 @@ fn provider_refusal(status: u16, body: &Value) -> AuthError {
             AuthError::unavailable("the identity provider is busy; try again later")
                 .with_retry_after(5)
         }
-        400..=499 => {
-            let code = provider_code(body).unwrap_or_else(|| "invalid_grant".to_owned());
-            tracing::info!(status, error = %code, "identity provider refused a request");
-            AuthError::oauth(code, "the identity provider refused the request")
-        }
+        400..=499 => match provider_code(body) {
+            Some(code) => {
+                tracing::info!(status, error = %code, "identity provider refused a request");
+                AuthError::oauth(code, "the identity provider refused the request")
+            }
+            // No error code (RFC 6749 section 5.2 requires one): a gateway or a provider
+            // malfunction, which says nothing about the grant, so nothing is ended over it.
+            None => {
+                tracing::warn!(
+                    status,
+                    "identity provider refused a request without an error code"
+                );
+                AuthError::new(
+                    ErrorKind::BadGateway,
+                    "the identity provider refused the request without an error code",
+                )
+            }
+        },
         status => {
             tracing::warn!(status, "identity provider answered unexpectedly");
             fetch_error(FetchError::Status(status))
