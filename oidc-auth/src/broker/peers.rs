@@ -16,7 +16,9 @@ use crate::algorithm::Algorithm;
 use crate::clock::Clock;
 use crate::config::OidcConfig;
 use crate::error::AuthError;
-use crate::provider::{FetchError, HttpClient, KeySet, Refresh, Signed, Slot, Withdrawals};
+use crate::provider::{
+    FetchError, Fetched, HttpClient, KeySet, Refresh, Signed, Slot, Withdrawals,
+};
 use crate::store::Store;
 
 struct Peer {
@@ -98,45 +100,50 @@ impl Peers {
         self.peers.iter().find(|p| p.issuer == issuer)
     }
 
-    /// The trusted issuers' JWKS fetch, persisted on success and restored on failure.
+    /// The trusted issuers' JWKS fetch, persisted on success.
     async fn fetch(
         &self,
         peer: &Peer,
         store: Option<&Arc<dyn Store>>,
     ) -> Result<KeySet, FetchError> {
-        match self
+        let doc = self
             .http
             .get_json::<Value>(&peer.jwks_url, self.max_bytes)
-            .await
-        {
-            Ok(doc) => {
-                let set = KeySet::parse(&doc, &self.accepted, self.max_keys)?;
-                if let Some(store) = store {
-                    let store = store.clone();
-                    let (issuer, text, now) =
-                        (peer.issuer.clone(), doc.to_string(), self.clock.now());
-                    // Persisting must not delay validation, and is not needed for it.
-                    tokio::spawn(async move {
-                        if let Err(e) = store.put_peer_jwks(&issuer, &text, now).await {
-                            tracing::warn!(issuer = %issuer, error = %e, "could not persist a peer's keys");
-                        }
-                    });
+            .await?;
+        let set = KeySet::parse(&doc, &self.accepted, self.max_keys)?;
+        if let Some(store) = store {
+            let store = store.clone();
+            let (issuer, text, now) = (peer.issuer.clone(), doc.to_string(), self.clock.now());
+            // Persisting must not delay validation, and is not needed for it.
+            tokio::spawn(async move {
+                if let Err(e) = store.put_peer_jwks(&issuer, &text, now).await {
+                    tracing::warn!(issuer = %issuer, error = %e, "could not persist a peer's keys");
                 }
-                Ok(set)
-            }
-            Err(error) => {
-                let restored = match store {
-                    Some(store) => store.get_peer_jwks(&peer.issuer).await.ok().flatten(),
-                    None => None,
-                };
-                let Some((text, fetched_at)) = restored else {
-                    return Err(error);
-                };
-                let doc: Value = serde_json::from_str(&text).map_err(|_| FetchError::NotJson)?;
-                tracing::warn!(issuer = %peer.issuer, fetched_at, %error, "peer unreachable; using its keys from the store");
-                KeySet::parse(&doc, &self.accepted, self.max_keys)
-            }
+            });
         }
+        Ok(set)
+    }
+
+    /// A start while the peer is unreachable: its keys as last persisted, if they are within
+    /// the stale limit, aging from when they were fetched. Never over keys in memory, which
+    /// age on their own: an unreachable peer's keys stop validating at the stale limit.
+    async fn restore(
+        &self,
+        peer: &Peer,
+        store: Option<&Arc<dyn Store>>,
+    ) -> Option<Arc<Fetched<KeySet>>> {
+        if peer.keys.current().is_some() {
+            return None;
+        }
+        let (text, fetched_at) = store?.get_peer_jwks(&peer.issuer).await.ok().flatten()?;
+        if self.clock.now() - fetched_at > self.stale_limit {
+            tracing::warn!(issuer = %peer.issuer, fetched_at, "peer unreachable, and its stored keys are past the stale limit");
+            return None;
+        }
+        let doc: Value = serde_json::from_str(&text).ok()?;
+        let set = KeySet::parse(&doc, &self.accepted, self.max_keys).ok()?;
+        tracing::warn!(issuer = %peer.issuer, fetched_at, "peer unreachable; using its keys from the store");
+        peer.keys.restore(set, fetched_at).await
     }
 
     /// Verifies a token of the trusted `issuer` with that issuer's keys only.
@@ -175,10 +182,19 @@ impl Peers {
             Refresh::Cooldown(_) => Err(AuthError::unavailable(
                 "the keys of the token's issuer are not available",
             )),
-            Refresh::Failed { retry_after } => Err(AuthError::unavailable(
-                "the keys of the token's issuer could not be fetched",
-            )
-            .with_retry_after(retry_after)),
+            Refresh::Failed { retry_after } => {
+                let unavailable = || {
+                    AuthError::unavailable("the keys of the token's issuer could not be fetched")
+                        .with_retry_after(retry_after)
+                };
+                match self.restore(peer, store).await {
+                    Some(set) => set
+                        .value
+                        .verdict(signed)
+                        .unwrap_or_else(|| Err(unavailable())),
+                    None => Err(unavailable()),
+                }
+            }
         }
     }
 

@@ -22,7 +22,7 @@ use crate::secret::Issuer;
 
 pub(crate) use http::{FetchError, HttpClient};
 pub(crate) use keys::VerifyingKey;
-pub(crate) use slot::{Gate, Refresh, Slot};
+pub(crate) use slot::{Fetched, Gate, Refresh, Slot};
 
 /// The parts of the discovery document this crate uses.
 #[derive(Clone, Debug, Deserialize)]

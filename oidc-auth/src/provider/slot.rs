@@ -81,6 +81,24 @@ impl<T> Slot<T> {
         self.gate.try_lock().ok()
     }
 
+    /// Puts `value`, fetched at `at` by an earlier run and kept elsewhere, into an empty slot:
+    /// it ages from `at`, not from now, and the backoff of the failed fetch stays. `None` when
+    /// the slot holds a value already, which keeps its own age.
+    pub(crate) async fn restore(&self, value: T, at: i64) -> Option<Arc<Fetched<T>>> {
+        let mut gate = self.gate().await;
+        if self.current().is_some() {
+            return None;
+        }
+        gate.generation += 1;
+        let fetched = Arc::new(Fetched {
+            value,
+            at,
+            generation: gate.generation,
+        });
+        self.store(fetched.clone());
+        Some(fetched)
+    }
+
     /// Refreshes unless another caller already did since generation `seen`, or the backoff
     /// forbids a fetch now. `forced_cooldown` marks a refresh forced by a request: it is refused
     /// within that many seconds of the previous forced one.
