@@ -36,6 +36,8 @@ use crate::store::{Store, StoreError, StoredKey};
 const RING_TTL: i64 = 60;
 /// Least time between two store reads forced by an unknown `kid` on the validation path.
 const FORCED_RELOAD_COOLDOWN: i64 = 15;
+/// How long an instance's claim to publish a successor key holds off the others.
+const SUCCESSOR_CLAIM_SECS: i64 = 60;
 
 /// A private signing key.
 pub(crate) enum Signer {
@@ -400,18 +402,10 @@ impl Keys {
             && now >= current.retire_at - self.lead
             && !ring.keys.iter().any(|k| k.active_from >= current.retire_at)
         {
-            let marker = digest(&SHA256, format!("successor of {}", current.kid).as_bytes());
-            let mut marker_key = [0u8; 32];
-            marker_key.copy_from_slice(marker.as_ref());
-            let (retire_at, remove_at) = (current.retire_at, current.remove_at);
-            if store
-                .consume_once(&marker_key, remove_at, now)
-                .await
-                .map_err(unavailable)?
-            {
-                let successor = self.generate(now, retire_at)?;
-                store.insert_key(&successor).await.map_err(unavailable)?;
-                tracing::info!(kid = %successor.kid, active_from = retire_at, "published the next broker signing key");
+            // The current key still signs: a failure here is retried, and fails no request.
+            let (kid, retire_at) = (current.kid.clone(), current.retire_at);
+            if let Err(e) = self.publish_successor(store, &kid, retire_at, now).await {
+                tracing::warn!(error = %e, "the next broker signing key could not be published; another attempt follows within a minute");
             }
             ring = self.load(store, now).await?;
         }
@@ -422,6 +416,32 @@ impl Keys {
             )),
             None => Err(AuthError::unavailable("no broker signing key is available")),
         }
+    }
+
+    /// Publishes the successor of key `kid`, signing from `retire_at`, unless another instance
+    /// claimed that within the last minute. The claim expires so that a failed or interrupted
+    /// attempt is made again long before the key retires (`lead` ahead); a second successor
+    /// from a slow attempt is harmless, as both are published before they sign.
+    async fn publish_successor(
+        &self,
+        store: &dyn Store,
+        kid: &str,
+        retire_at: i64,
+        now: i64,
+    ) -> Result<(), AuthError> {
+        let marker = digest(&SHA256, format!("successor of {kid}").as_bytes());
+        let mut marker_key = [0u8; 32];
+        marker_key.copy_from_slice(marker.as_ref());
+        let claimed = store
+            .consume_once(&marker_key, now.saturating_add(SUCCESSOR_CLAIM_SECS), now)
+            .await
+            .map_err(unavailable)?;
+        if claimed {
+            let successor = self.generate(now, retire_at)?;
+            store.insert_key(&successor).await.map_err(unavailable)?;
+            tracing::info!(kid = %successor.kid, active_from = retire_at, "published the next broker signing key");
+        }
+        Ok(())
     }
 
     /// Verifies a token of this server with the ring in memory, without waiting: `None` when
