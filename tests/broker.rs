@@ -361,6 +361,107 @@ async fn a_provider_invalid_grant_ends_the_session() {
     }
 }
 
+/// G6 on a cold start: with the database unreachable before the store was ever connected,
+/// concurrent requests answer 503 together, not one connection attempt after another, and
+/// within the retry pause a request answers 503 at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_store_at_start_is_503_for_everyone_at_once() {
+    let idp = provider().await;
+    let config = oidc_auth_tests::broker::broker_config(&idp)
+        .broker_store_url("postgres://oidc@127.0.0.1:1/unreachable")
+        .build()
+        .expect("config");
+    let h = Harness::serve(idp, OidcAuth::builder(config).build(), None).await;
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (client, url) = (h.client().clone(), h.url(FRAMEWORKS[i % 2], TOKEN));
+            tokio::spawn(async move {
+                let reply = client
+                    .post(url)
+                    .form(&[("refresh-token", "any")])
+                    .send()
+                    .await
+                    .expect("an answer");
+                (
+                    reply.status().as_u16(),
+                    reply.headers().contains_key("retry-after"),
+                )
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.expect("the request task"), (503, true));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "8 concurrent requests took {:?}",
+        started.elapsed()
+    );
+    let again = std::time::Instant::now();
+    for fw in FRAMEWORKS {
+        assert_eq!(refresh(&h, fw, "any").await.status, 503);
+    }
+    assert!(
+        again.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        again.elapsed()
+    );
+}
+
+/// The scope of a minted token is never wider than what the login asked of the provider:
+/// when the provider's answer names no scope and its access token tells none (opaque), the
+/// session takes the scope the login requested, not the configured one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_session_never_claims_more_scope_than_was_asked() {
+    let b = broker_with(|c| c.scopes("openid profile admin"), None).await;
+    let h = &b.h;
+    h.idp
+        .set_token_response_tweak(Some(Arc::new(|answer: &mut serde_json::Map<_, _>| {
+            answer.remove("scope");
+            answer.insert("access_token".into(), json!("an-opaque-token"));
+        })));
+    for fw in FRAMEWORKS {
+        let query = serde_urlencoded::to_string([
+            ("redirect_uri", oidc_auth_tests::LOOPBACK),
+            ("scope", "openid"),
+        ])
+        .unwrap_or_default();
+        let login = format!("/api/auth/v2/login?{query}");
+        let authorize = oidc_auth_tests::location(h, &h.url(fw, &login)).await;
+        let callback = oidc_auth_tests::location(h, authorize.as_str()).await;
+        let reply = oidc_auth_tests::client_token_call(h, fw, &callback).await;
+        assert_eq!(reply.status, 200, "{fw:?}: {}", reply.raw_body);
+        let (_, claims) = jwt(field(&reply, "access_token"));
+        assert_eq!(claims["scope"], "openid", "{fw:?}");
+    }
+}
+
+/// E2's boundary: only the provider's own `invalid_grant` ends a session. A 4xx without a
+/// well-formed error code (a gateway's 404 or 403, a provider's capitalised code) says nothing
+/// about the grant: the refresh mints from the stored claims and the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_refusal_without_an_error_code_keeps_the_session() {
+    let b = broker().await;
+    let h = &b.h;
+    for fw in FRAMEWORKS {
+        for (status, body) in [
+            (404, json!({"error": "Realm does not exist"})),
+            (403, json!({"message": "Forbidden"})),
+            (400, json!({"error": "Invalid_Grant"})),
+        ] {
+            let first = login(h, fw).await;
+            h.idp
+                .set_fault(Endpoint::Token, Fault::Json(status, body.clone()));
+            let during = refresh(h, fw, field(&first, "refresh_token")).await;
+            h.idp.set_fault(Endpoint::Token, Fault::None);
+            assert_eq!(during.status, 200, "{status} {body}: {}", during.raw_body);
+            let after = refresh(h, fw, field(&during, "refresh_token")).await;
+            assert_eq!(after.status, 200, "{status} {body}: {}", after.raw_body);
+        }
+    }
+}
+
 /// Deliver 4: a provider outage during refresh does not end the session: the new token is
 /// minted from the session's stored claims.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -846,6 +947,72 @@ async fn a_peer_key_withdrawn_ends_its_cached_tokens() {
     }
 }
 
+/// Bounded staleness for trusted peers: while a peer is unreachable, its keys (in memory, or
+/// restored from the store on a start) validate until the stale limit counted from their
+/// fetch, and not after: 503, never 200. Keys restored from an older copy are refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_peers_keys_go_stale() {
+    const STALE: i64 = 6 * 3600;
+    let clock = ManualClock::new(SystemClock.now());
+    let idp = MockProvider::start().await.expect("provider");
+    let peer = MockProvider::start().await.expect("peer");
+    let store = Arc::new(MemoryStore::new());
+    let serve = |store: Arc<MemoryStore>| {
+        let config = federated(&idp, "http://b.invalid", &[&peer.issuer()])
+            .broker_jwks_path("/jwks")
+            .jwks_stale_limit(Duration::from_secs(STALE as u64))
+            .token_cache_capacity(0)
+            .build()
+            .expect("config");
+        let auth = OidcAuth::builder(config)
+            .store(store)
+            .clock(clock.clone())
+            .build();
+        Harness::serve(idp.clone(), auth, Some(clock.clone()))
+    };
+    let token = || {
+        peer.token()
+            .audience(FEDERATION_AUDIENCE)
+            .issued_at(clock.now())
+            .sign()
+    };
+    let h = serve(store.clone()).await;
+    assert_eq!(h.bearer_both("/me", &token()).await.status, 200);
+    for _ in 0..100 {
+        if store
+            .get_peer_jwks(&peer.issuer())
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let fetched = clock.now();
+    peer.set_fault(Endpoint::Jwks, Fault::Down);
+    // Within the limit, with background refreshes failing every TTL: still 200.
+    while clock.now() < fetched + STALE - 1800 {
+        clock.advance(1800);
+        assert_eq!(h.bearer_both("/me", &token()).await.status, 200);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A fresh start on the same store restores the copy, aging from its fetch.
+    let restarted = serve(store.clone()).await;
+    assert_eq!(restarted.bearer_both("/me", &token()).await.status, 200);
+    clock.advance(3600);
+    for (h, which) in [(&h, "running"), (&restarted, "restarted")] {
+        let reply = h.bearer(Framework::Axum, "/me", &token()).await;
+        assert_eq!(reply.status, 503, "{which}: {}", reply.raw_body);
+        let reply = h.bearer(Framework::Actix, "/me", &token()).await;
+        assert_eq!(reply.status, 503, "{which}: {}", reply.raw_body);
+    }
+    // A start after the limit does not take the old copy.
+    let late = serve(store.clone()).await;
+    assert_eq!(late.bearer_both("/me", &token()).await.status, 503);
+}
+
 /// Deliver 2: several instances starting at once on one store agree on one signing key, and
 /// each publishes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -882,12 +1049,13 @@ async fn concurrent_first_starts_agree_on_one_key() {
     }
 }
 
-/// A [`MemoryStore`] that counts `purge_expired` calls and can refuse `get_session`, as an
-/// outage in the middle of a refresh would.
+/// A [`MemoryStore`] that counts `purge_expired` calls and can refuse `get_session` and
+/// `insert_key`, as an outage in the middle of a refresh or a key rotation would.
 struct ProbeStore {
     inner: MemoryStore,
     purges: std::sync::atomic::AtomicUsize,
     refuse_reads: std::sync::atomic::AtomicBool,
+    refuse_key_inserts: std::sync::atomic::AtomicBool,
 }
 
 impl ProbeStore {
@@ -896,8 +1064,17 @@ impl ProbeStore {
             inner: MemoryStore::new(),
             purges: std::sync::atomic::AtomicUsize::new(0),
             refuse_reads: std::sync::atomic::AtomicBool::new(false),
+            refuse_key_inserts: std::sync::atomic::AtomicBool::new(false),
         }
     }
+}
+
+fn refused<T>() -> oidc_auth::store::StoreFuture<'static, T> {
+    Box::pin(async {
+        Err(oidc_auth::store::StoreError::Unavailable(
+            "refused by the test".into(),
+        ))
+    })
 }
 
 macro_rules! delegate {
@@ -918,11 +1095,23 @@ impl Store for ProbeStore {
         revoke_family(family: &str) -> ();
         list_keys() -> Vec<oidc_auth::store::StoredKey>;
         insert_first_key(key: &oidc_auth::store::StoredKey, now: i64) -> bool;
-        insert_key(key: &oidc_auth::store::StoredKey) -> ();
         delete_key(kid: &str) -> ();
         put_peer_jwks(issuer: &str, jwks: &str, fetched_at: i64) -> ();
         get_peer_jwks(issuer: &str) -> Option<(String, i64)>;
         consume_once(key: &[u8; 32], expires_at: i64, now: i64) -> bool;
+    }
+
+    fn insert_key(
+        &self,
+        key: &oidc_auth::store::StoredKey,
+    ) -> oidc_auth::store::StoreFuture<'_, ()> {
+        if self
+            .refuse_key_inserts
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return refused();
+        }
+        self.inner.insert_key(key)
     }
 
     fn purge_expired(&self, now: i64) -> oidc_auth::store::StoreFuture<'_, u64> {
@@ -937,13 +1126,121 @@ impl Store for ProbeStore {
         now: i64,
     ) -> oidc_auth::store::StoreFuture<'_, Option<oidc_auth::store::Session>> {
         if self.refuse_reads.load(std::sync::atomic::Ordering::SeqCst) {
-            return Box::pin(async {
-                Err(oidc_auth::store::StoreError::Unavailable(
-                    "refused by the test".into(),
-                ))
-            });
+            return refused();
         }
         self.inner.get_session(id, now)
+    }
+}
+
+/// F1 when the store fails while the successor key is published: the mint that tried still
+/// succeeds with the current key, another attempt follows within a minute, and the successor
+/// is in the JWKS before it signs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_successor_key_is_published_on_a_later_attempt() {
+    let clock = ManualClock::new(SystemClock.now());
+    let period: i64 = 4 * 3600;
+    let store = Arc::new(ProbeStore::new());
+    let h = serve_broker(
+        provider().await,
+        store.clone(),
+        |c| c.key_rotation_period(Duration::from_secs(period as u64)),
+        Some(clock.clone()),
+    )
+    .await;
+    let subject = h
+        .idp
+        .token()
+        .audience(AUDIENCE)
+        .expires_in(10 * 24 * 3600)
+        .sign();
+    let mint = || async {
+        let reply = exchange(&h, Framework::Axum, &exchange_form(&subject, &[]), true).await;
+        assert_eq!(reply.status, 200, "{}", reply.raw_body);
+        jwt(field(&reply, "access_token")).0["kid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let published = || async {
+        let jwks = h.get(Framework::Actix, JWKS, None).await;
+        jwks.body["keys"]
+            .as_array()
+            .map(|keys| keys.len())
+            .unwrap_or_default()
+    };
+    let first = mint().await;
+    // Within the lead (a quarter period before retirement) with the store refusing the key.
+    clock.advance(period - 1800);
+    store
+        .refuse_key_inserts
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(mint().await, first, "the mint that tried still succeeds");
+    store
+        .refuse_key_inserts
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(published().await, 1);
+    clock.advance(61);
+    assert_eq!(mint().await, first);
+    assert_eq!(
+        published().await,
+        2,
+        "the later attempt published the successor"
+    );
+    clock.advance(1800);
+    let next = mint().await;
+    assert_ne!(next, first, "the successor signs after the retirement");
+}
+
+/// A client that gives up on a refresh while the provider's answer is on its way: the
+/// rotation still completes, with the provider's rotated refresh token stored.
+///
+/// axum drops the handler of a client that went away before it answered: nothing was
+/// answered, so the retry with the same token answers with the successor, and that successor
+/// refreshes at the provider (the provider's token was kept). actix-web lets the handler
+/// finish and writes the answer into the closed connection: the rotation answered, and the
+/// same token presented again is reuse, as for any answer lost on its way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_abandoned_by_its_client_completes() {
+    let b = broker().await;
+    let h = &b.h;
+    for fw in FRAMEWORKS {
+        let first = login(h, fw).await;
+        let token = field(&first, "refresh_token").to_owned();
+        let before = h.idp.refresh_count();
+        h.idp
+            .set_fault(Endpoint::Token, Fault::Late(Duration::from_millis(700)));
+        let abandoned = h
+            .client()
+            .post(h.url(fw, TOKEN))
+            .form(&[("refresh-token", token.as_str())])
+            .timeout(Duration::from_millis(250))
+            .send()
+            .await;
+        assert!(abandoned.is_err(), "the client gave up: {abandoned:?}");
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        h.idp.set_fault(Endpoint::Token, Fault::None);
+        assert_eq!(h.idp.refresh_count(), before + 1);
+        let retry = refresh(h, fw, &token).await;
+        match fw {
+            Framework::Axum => {
+                assert_eq!(retry.status, 200, "{}", retry.raw_body);
+                let next = refresh(h, fw, field(&retry, "refresh_token")).await;
+                assert_eq!(
+                    next.status, 200,
+                    "the provider's rotated token was kept: {}",
+                    next.raw_body
+                );
+                assert_eq!(h.idp.refresh_count(), before + 2);
+            }
+            Framework::Actix => {
+                assert_eq!(
+                    (retry.status, retry.error()),
+                    (400, Some("invalid_grant")),
+                    "{}",
+                    retry.raw_body
+                );
+            }
+        }
     }
 }
 

@@ -42,6 +42,8 @@ pub(crate) use peers::Peers;
 
 /// Longest time a store may take to connect (and migrate) before the request answers 503.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after a failed connection to the store no new one is tried.
+const CONNECT_RETRY: Duration = Duration::from_secs(5);
 /// Device codes whose polling pace is tracked at most.
 const MAX_TRACKED_DEVICES: usize = 10_000;
 /// Upper bound of a device code's interval and lifetime as the provider states them.
@@ -110,7 +112,34 @@ struct DevicePoll {
     last_poll: Option<i64>,
 }
 
-type Flight = Arc<tokio::sync::OnceCell<Result<Value, AuthError>>>;
+type Flight = Arc<tokio::sync::OnceCell<Result<Refreshed, AuthError>>>;
+
+/// A refresh's answer, and until when its token's "answered" marker must be kept, if the
+/// request that receives it must set one (see [`Broker::answer_spent`]).
+#[derive(Clone)]
+struct Refreshed {
+    body: Value,
+    mark_until: Option<i64>,
+}
+
+/// Takes a refresh flight out of the map when its request ends, answered or abandoned.
+struct Landing<'a> {
+    flights: &'a Mutex<HashMap<[u8; 32], Flight>>,
+    hash: [u8; 32],
+    flight: Flight,
+}
+
+impl Drop for Landing<'_> {
+    fn drop(&mut self) {
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        if flights
+            .get(&self.hash)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+        {
+            flights.remove(&self.hash);
+        }
+    }
+}
 
 /// Broker state shared by every clone of an [`OidcAuth`].
 pub(crate) struct Broker {
@@ -119,6 +148,8 @@ pub(crate) struct Broker {
     exchange_audiences: Vec<String>,
     url: Option<String>,
     store: tokio::sync::OnceCell<Arc<dyn Store>>,
+    /// When the last connection to the store failed.
+    connect_failed: Mutex<Option<std::time::Instant>>,
     keys: Keys,
     sessions: AtRest,
     /// Derives a refresh token's successor from it (see [`Broker::successor_of`]).
@@ -190,6 +221,7 @@ impl Broker {
             exchange_audiences: config.exchange_audiences.clone(),
             url: config.broker_store_url().map(str::to_owned),
             store: cell,
+            connect_failed: Mutex::new(None),
             keys: Keys::new(
                 config.broker_signing_algorithm,
                 seconds(config.key_rotation_period),
@@ -226,22 +258,50 @@ impl Broker {
         &self.audience
     }
 
-    /// The store, connected (and migrated) on first use; a failure is retried next time.
+    /// The store, connected (and migrated) on first use; a failure is retried later.
+    ///
+    /// After a failed connection no new one is tried for [`CONNECT_RETRY`]: requests meanwhile,
+    /// and those that waited for the failed attempt, answer 503 at once instead of each waiting
+    /// for an attempt of its own.
     pub(crate) async fn store(&self) -> Result<Arc<dyn Store>, AuthError> {
+        if let Some(store) = self.store.get() {
+            return Ok(store.clone());
+        }
+        let backing_off = || {
+            let failed = *self
+                .connect_failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            failed.is_some_and(|at| at.elapsed() < CONNECT_RETRY)
+        };
+        let refused = || StoreError::Unavailable("the store could not be reached lately".into());
+        if backing_off() {
+            return Err(store_error(refused()));
+        }
         self.store
             .get_or_try_init(|| async {
+                if backing_off() {
+                    return Err(refused());
+                }
                 let connect = async {
                     match &self.url {
                         Some(url) => crate::store::connect(url).await,
                         None => default_store().await,
                     }
                 };
-                match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                let connected = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
                     Ok(result) => result,
                     Err(_) => Err(StoreError::Unavailable(
                         "connecting to the store timed out".into(),
                     )),
+                };
+                if connected.is_err() {
+                    *self
+                        .connect_failed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
                 }
+                connected
             })
             .await
             .cloned()
@@ -335,15 +395,17 @@ impl Broker {
         ))
     }
 
-    /// Starts a session after a successful login (code or device grant) and answers Token
-    /// JSON with tokens of this server. The provider's tokens stay here.
+    /// Starts a session after a successful login and answers Token JSON with tokens of this
+    /// server. The provider's tokens stay here. `requested` is the scope a code grant's login
+    /// asked for; a device grant (`None`) asked for the configured scopes.
     pub(crate) async fn start_session(
         &self,
         auth: &OidcAuth,
         answer: &Map<String, Value>,
         identity: Option<IdToken>,
-        device: bool,
+        requested: Option<&str>,
     ) -> Result<Value, AuthError> {
+        let device = requested.is_none();
         let now = auth.now();
         let mut claims = Map::new();
         let provider_access = answer
@@ -379,7 +441,9 @@ impl Broker {
             .get("scope")
             .and_then(Value::as_str)
             .or_else(|| claims.get("scope").and_then(Value::as_str))
-            .unwrap_or(&self.scopes)
+            // Without one from the provider: what was asked, which is all it can have granted
+            // (RFC 6749 section 5.1).
+            .unwrap_or(requested.unwrap_or(&self.scopes))
             .to_owned();
         let mut profile = profile_of(&claims);
         profile.insert("scope".into(), Value::String(scope.clone()));
@@ -534,17 +598,43 @@ impl Broker {
             let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
             flights.entry(hash).or_default().clone()
         };
-        let result = flight
-            .get_or_init(|| self.refresh_once(auth, token, hash))
+        let _landing = Landing {
+            flights: &self.flights,
+            hash,
+            flight: flight.clone(),
+        };
+        let refreshed = flight
+            .get_or_init(|| Self::refresh_in_task(auth, token, hash))
             .await
-            .clone();
-        {
-            let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
-            if flights.get(&hash).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
-                flights.remove(&hash);
-            }
+            .clone()?;
+        if let Some(until) = refreshed.mark_until {
+            // Answered: from now on the spent token presented again is reuse. A client that
+            // went away before this has no answer, and its retry answers in this one's place.
+            // Of concurrent requests sharing the answer, the first marks it.
+            let _first = self.use_once(ANSWERED, &hash, until, auth.now()).await?;
         }
-        result
+        Ok(refreshed.body)
+    }
+
+    /// Runs [`refresh_once`](Self::refresh_once) in a task of its own: a client that goes away
+    /// must not cut a rotation between the store and the provider, whose rotated refresh token
+    /// would then be lost and the session with it.
+    async fn refresh_in_task(
+        auth: &OidcAuth,
+        token: &str,
+        hash: [u8; 32],
+    ) -> Result<Refreshed, AuthError> {
+        let (auth, token) = (auth.clone(), token.to_owned());
+        let task = tokio::spawn(async move {
+            match auth.broker() {
+                Some(broker) => broker.refresh_once(&auth, &token, hash).await,
+                None => Err(AuthError::unavailable("broker mode is off")),
+            }
+        });
+        task.await.unwrap_or_else(|_| {
+            tracing::error!("a broker refresh task failed");
+            Err(AuthError::unavailable("the refresh failed; try again"))
+        })
     }
 
     /// The successor of a broker refresh token: an HMAC of it under a key derived from the
@@ -560,7 +650,7 @@ impl Broker {
         auth: &OidcAuth,
         token: &str,
         hash: [u8; 32],
-    ) -> Result<Value, AuthError> {
+    ) -> Result<Refreshed, AuthError> {
         let store = self.store().await?;
         let now = auth.now();
         self.maybe_purge(&store, now);
@@ -572,9 +662,13 @@ impl Broker {
         let record = match outcome {
             RotateOutcome::Rotated(record) => record,
             RotateOutcome::Spent(record) => {
-                return self
+                let body = self
                     .answer_spent(&*store, &hash, &record, &successor, now)
-                    .await;
+                    .await?;
+                return Ok(Refreshed {
+                    body,
+                    mark_until: None,
+                });
             }
             RotateOutcome::NotFound => {
                 return Err(invalid_grant(
@@ -650,16 +744,13 @@ impl Broker {
                 }
             }
         }
-        let answer = self
+        let body = self
             .answer(&profile, &session.id, &record, &successor, now)
             .await?;
-        // Answered: from now on the spent token presented again is reuse. Without the mark
-        // the client gets no answer either; its retry then answers in this one's place. A
-        // concurrent request may have marked it first, with the same successor.
-        let _first = self
-            .use_once(ANSWERED, &hash, record.expires_at, now)
-            .await?;
-        Ok(answer)
+        Ok(Refreshed {
+            body,
+            mark_until: Some(record.expires_at),
+        })
     }
 
     /// A spent refresh token presented again. While the rotation that spent it has not

@@ -227,7 +227,7 @@ impl OidcAuth {
         };
         broker.redeem_device_code(&device_code, now).await?;
         broker
-            .start_session(self, &answer, None, true)
+            .start_session(self, &answer, None, None)
             .await
             .map(EndpointResponse::ok)
     }

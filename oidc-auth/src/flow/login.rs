@@ -119,6 +119,7 @@ impl OidcAuth {
             client_challenge,
             nonce: URL_SAFE_NO_PAD.encode(random::<16>()),
             redirect_uri: redirect_uri.as_str().to_owned(),
+            scope: scopes.join(" "),
         };
         let state = format!(
             "{}|{}",
@@ -285,7 +286,7 @@ impl OidcAuth {
         };
         if let Some(broker) = self.broker() {
             return broker
-                .start_session(self, &answer, Some(identity), false)
+                .start_session(self, &answer, Some(identity), Some(&tx.scope))
                 .await
                 .map(EndpointResponse::ok);
         }

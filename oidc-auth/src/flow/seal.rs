@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::error::AuthError;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 /// Used, unexpired handles remembered at most (about 5 MB). A handle must be remembered until
 /// it expires, so when this many are, further redemptions wait (503) rather than forget one.
 const MAX_REMEMBERED: usize = 200_000;
@@ -33,6 +33,9 @@ pub(crate) struct Transaction {
     pub(crate) client_challenge: Option<String>,
     pub(crate) nonce: String,
     pub(crate) redirect_uri: String,
+    /// The scope asked of the provider: what a broker session may claim when the provider's
+    /// answer names none.
+    pub(crate) scope: String,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -146,6 +149,7 @@ impl Sealer {
             tx.client_challenge.as_deref().unwrap_or(""),
             tx.nonce.as_str(),
             tx.redirect_uri.as_str(),
+            tx.scope.as_str(),
         ] {
             plain.extend_from_slice(&(field.len().min(u16::MAX as usize) as u16).to_be_bytes());
             plain.extend_from_slice(&field.as_bytes()[..field.len().min(u16::MAX as usize)]);
@@ -211,13 +215,14 @@ fn decode(plain: &[u8]) -> Option<Transaction> {
     let id: [u8; 16] = rest[..16].try_into().ok()?;
     let expires_at = i64::from_be_bytes(rest[16..24].try_into().ok()?);
     let mut rest = &rest[24..];
-    let mut fields = Vec::with_capacity(4);
-    for _ in 0..4 {
+    let mut fields = Vec::with_capacity(5);
+    for _ in 0..5 {
         let len = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize;
         let value = std::str::from_utf8(rest.get(2..2 + len)?).ok()?.to_owned();
         fields.push(value);
         rest = &rest[2 + len..];
     }
+    let scope = fields.pop()?;
     let redirect_uri = fields.pop()?;
     let nonce = fields.pop()?;
     let challenge = fields.pop()?;
@@ -229,6 +234,7 @@ fn decode(plain: &[u8]) -> Option<Transaction> {
         client_challenge: (!challenge.is_empty()).then_some(challenge),
         nonce,
         redirect_uri,
+        scope,
     })
 }
 
@@ -244,6 +250,7 @@ mod tests {
             client_challenge: None,
             nonce: "n0nce".into(),
             redirect_uri: "http://localhost:53100/callback".into(),
+            scope: "openid profile".into(),
         }
     }
 

@@ -120,6 +120,10 @@ pub enum Fault {
     /// (`{"error": "mock_fault", "error_description": ...}`). A number that is not a valid
     /// status code (outside `100..=999`) is answered with 500.
     Status(u16),
+    /// Answer with this HTTP status and this JSON body, as a gateway in front of a provider, or
+    /// a misbehaving provider, might: an error without a well-formed `error` code, say. A
+    /// number that is not a valid status code is answered with 500.
+    Json(u16, serde_json::Value),
     /// Answer `200 OK` with an HTML body (`Content-Type: text/html`), like a captive portal or a
     /// misconfigured proxy would.
     Garbage,
@@ -128,6 +132,10 @@ pub enum Fault {
     Truncated,
     /// Answer correctly, after this delay.
     Slow(Duration),
+    /// Do the work at once, but send the answer only after this delay: a request the provider
+    /// carried out (a refresh token rotated, say) whose answer arrives late, or never if the
+    /// client gives up first.
+    Late(Duration),
     /// Never answer; the client has to time out. The request is held until the provider shuts
     /// down.
     Hang,

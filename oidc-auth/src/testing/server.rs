@@ -132,6 +132,11 @@ async fn apply_fault(
     match fault {
         Fault::None | Fault::Down => next.run(request).await,
         Fault::Status(code) => fault_status(code),
+        Fault::Json(code, body) => (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Json(body),
+        )
+            .into_response(),
         Fault::Garbage => (
             StatusCode::OK,
             [(CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -142,6 +147,13 @@ async fn apply_fault(
         Fault::Slow(delay) => {
             tokio::select! {
                 () = tokio::time::sleep(delay) => next.run(request).await,
+                () = shared.shutdown_requested() => shutting_down(),
+            }
+        }
+        Fault::Late(delay) => {
+            let response = next.run(request).await;
+            tokio::select! {
+                () = tokio::time::sleep(delay) => response,
                 () = shared.shutdown_requested() => shutting_down(),
             }
         }
