@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use oidc_auth::testing::{Endpoint, MockProvider, SigningAlg};
+use oidc_auth::testing::{Endpoint, Fault, MockProvider, SigningAlg};
 use oidc_auth_tests::proxy::{ProxyMode, TcpProxy};
-use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Harness};
+use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Harness, flow_provider};
 
 /// A server whose JWKS requests go through a proxy (the issuer is configured, so validation
 /// needs no discovery), with a 1 s provider timeout.
@@ -149,4 +149,48 @@ async fn provider_key_rotation_under_load() {
         assert_eq!(task.await.unwrap_or(0), 200);
     }
     assert_eq!(h.idp.hits(Endpoint::Jwks), 1);
+}
+
+/// Outbound concurrency is bounded (the reliability section): 100 concurrent device starts,
+/// on both frameworks, while the provider takes 3 s to answer. At most 64 reach the provider
+/// at once; the others answer 503 with `Retry-After` within about a second instead of piling
+/// up connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_the_provider_are_bounded() {
+    let idp = flow_provider().await;
+    idp.set_fault(Endpoint::Device, Fault::Slow(Duration::from_secs(3)));
+    let h = Harness::with(idp, |b| b.timeout(Duration::from_secs(5)), None).await;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let client = h.client().clone();
+            let url = h.url(FRAMEWORKS[i % 2], "/api/auth/v2/device");
+            tokio::spawn(async move {
+                let reply = client.post(url).send().await.expect("an answer");
+                (
+                    reply.status().as_u16(),
+                    reply.headers().contains_key("retry-after"),
+                    started.elapsed(),
+                )
+            })
+        })
+        .collect();
+    let mut busy = 0;
+    for task in tasks {
+        match task.await.expect("the request task") {
+            (200, _, _) => {}
+            (503, retry_after, at) => {
+                assert!(retry_after, "503 without Retry-After");
+                assert!(at < Duration::from_millis(2500), "a refusal took {at:?}");
+                busy += 1;
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert!(busy >= 36, "only {busy} refused");
+    assert!(
+        h.idp.hits(Endpoint::Device) <= 64,
+        "{}",
+        h.idp.hits(Endpoint::Device)
+    );
 }

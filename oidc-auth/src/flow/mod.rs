@@ -153,6 +153,10 @@ fn fetch_error(e: FetchError) -> AuthError {
         FetchError::Timeout | FetchError::Connect => {
             AuthError::unavailable("the identity provider is unreachable").with_retry_after(5)
         }
+        FetchError::Busy => {
+            AuthError::unavailable("too many requests to the identity provider are under way")
+                .with_retry_after(1)
+        }
         FetchError::Status(_) | FetchError::TooLarge(_) | FetchError::NotJson => AuthError::new(
             ErrorKind::BadGateway,
             "the identity provider answered with an error",

@@ -1,8 +1,18 @@
 //! Bounded HTTP fetches from the identity provider: timeouts, size limits, error mapping.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use url::Url;
+
+/// Grant, device, revocation and userinfo requests to the provider under way at once at most:
+/// each comes from a client's request, and a flood of those must not become a flood at the
+/// provider or exhaust this server's sockets. Discovery and key fetches are single flight and
+/// do not count.
+pub(crate) const MAX_OUTBOUND: usize = 64;
+/// How long a request waits for one of those places before it answers 503.
+const OUTBOUND_WAIT: Duration = Duration::from_secs(1);
 
 /// Why a fetch from the provider failed. Never contains a response body.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +27,8 @@ pub(crate) enum FetchError {
     TooLarge(usize),
     #[error("identity provider response is not valid JSON")]
     NotJson,
+    #[error("too many requests to the identity provider are under way")]
+    Busy,
 }
 
 impl From<reqwest::Error> for FetchError {
@@ -33,6 +45,8 @@ impl From<reqwest::Error> for FetchError {
 #[derive(Clone, Debug)]
 pub(crate) struct HttpClient {
     client: reqwest::Client,
+    /// Places for requests made on behalf of a client ([`MAX_OUTBOUND`]).
+    outbound: Arc<Semaphore>,
 }
 
 impl HttpClient {
@@ -45,7 +59,10 @@ impl HttpClient {
             .user_agent(concat!("oidc-auth/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        Self { client }
+        Self {
+            client,
+            outbound: Arc::new(Semaphore::new(MAX_OUTBOUND)),
+        }
     }
 
     /// GETs `url` and parses the JSON body, reading at most `max_bytes`.
@@ -87,12 +104,18 @@ impl HttpClient {
     }
 
     /// Sends `request` and returns the status with the raw body, reading at most `max_bytes`:
-    /// for answers that may have no content, such as a revocation's.
+    /// for answers that may have no content, such as a revocation's. At most
+    /// [`MAX_OUTBOUND`] are under way at once; past that, [`FetchError::Busy`] after a short
+    /// wait.
     pub(crate) async fn send(
         &self,
         request: reqwest::RequestBuilder,
         max_bytes: usize,
     ) -> Result<(u16, Vec<u8>), FetchError> {
+        let _place = match tokio::time::timeout(OUTBOUND_WAIT, self.outbound.acquire()).await {
+            Ok(Ok(place)) => place,
+            _ => return Err(FetchError::Busy),
+        };
         let response = request.header("accept", "application/json").send().await?;
         let status = response.status().as_u16();
         Ok((status, read_bounded(response, max_bytes).await?))
