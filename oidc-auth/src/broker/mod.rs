@@ -767,6 +767,12 @@ impl Broker {
         successor: &str,
         now: i64,
     ) -> Result<Value, AuthError> {
+        // The answer first: marked answered, the token is spent for good, so a failure after
+        // the mark would leave the client's retry counted as reuse.
+        let (session, profile) = self.session_of(store, record, now).await?;
+        let answer = self
+            .answer(&profile, &session.id, record, successor, now)
+            .await?;
         if !self
             .use_once(ANSWERED, hash, record.expires_at, now)
             .await?
@@ -782,12 +788,10 @@ impl Broker {
                 "the refresh token was already used; the session is revoked",
             ));
         }
-        let (session, profile) = self.session_of(store, record, now).await?;
         tracing::info!(
             "a refresh concurrent with the rotation of its token answers with the same successor"
         );
-        self.answer(&profile, &session.id, record, successor, now)
-            .await
+        Ok(answer)
     }
 
     /// The session a refresh token belongs to, with its stored profile. A session that is
