@@ -409,9 +409,9 @@ async fn an_unreachable_store_at_start_is_503_for_everyone_at_once() {
     );
 }
 
-/// The scope of a minted token is never wider than what the login asked of the provider:
-/// when the provider's answer names no scope and its access token tells none (opaque), the
-/// session takes the scope the login requested, not the configured one.
+/// The scope of a minted token is never wider than what the login asked of the provider, nor
+/// than what is configured: when the provider's answer names no scope and its access token
+/// tells none (opaque), the session takes the requested scopes that are configured.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_session_never_claims_more_scope_than_was_asked() {
     let b = broker_with(|c| c.scopes("openid profile admin"), None).await;
@@ -421,10 +421,15 @@ async fn a_broker_session_never_claims_more_scope_than_was_asked() {
             answer.remove("scope");
             answer.insert("access_token".into(), json!("an-opaque-token"));
         })));
-    for fw in FRAMEWORKS {
+    for (fw, asked, minted) in [
+        (Framework::Axum, "openid", "openid"),
+        (Framework::Actix, "openid", "openid"),
+        (Framework::Axum, "openid superuser", "openid"),
+        (Framework::Actix, "openid admin superuser", "openid admin"),
+    ] {
         let query = serde_urlencoded::to_string([
             ("redirect_uri", oidc_auth_tests::LOOPBACK),
-            ("scope", "openid"),
+            ("scope", asked),
         ])
         .unwrap_or_default();
         let login = format!("/api/auth/v2/login?{query}");
@@ -433,7 +438,7 @@ async fn a_broker_session_never_claims_more_scope_than_was_asked() {
         let reply = oidc_auth_tests::client_token_call(h, fw, &callback).await;
         assert_eq!(reply.status, 200, "{fw:?}: {}", reply.raw_body);
         let (_, claims) = jwt(field(&reply, "access_token"));
-        assert_eq!(claims["scope"], "openid", "{fw:?}");
+        assert_eq!(claims["scope"], minted, "{fw:?}, asked {asked}");
     }
 }
 
@@ -1189,6 +1194,50 @@ async fn a_failed_successor_key_is_published_on_a_later_attempt() {
     clock.advance(1800);
     let next = mint().await;
     assert_ne!(next, first, "the successor signs after the retirement");
+}
+
+/// E1 when the request that started a refresh goes away: the requests waiting for the same
+/// refresh, and the one that went away's retry arriving meanwhile, all get the same answer
+/// (200 and one successor), with one provider refresh; the successor then refreshes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_refreshes_outlive_the_request_that_started_them() {
+    let b = broker().await;
+    let h = &b.h;
+    for fw in FRAMEWORKS {
+        let first = login(h, fw).await;
+        let token = field(&first, "refresh_token").to_owned();
+        let before = h.idp.refresh_count();
+        h.idp
+            .set_fault(Endpoint::Token, Fault::Slow(Duration::from_millis(900)));
+        let starter = h
+            .client()
+            .post(h.url(fw, TOKEN))
+            .form(&[("refresh-token", token.as_str())])
+            .timeout(Duration::from_millis(200))
+            .send();
+        let waiting = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            refresh(h, fw, &token).await
+        };
+        let retry = async {
+            tokio::time::sleep(Duration::from_millis(350)).await;
+            refresh(h, fw, &token).await
+        };
+        let (gone, waiting, retry) = tokio::join!(starter, waiting, retry);
+        h.idp.set_fault(Endpoint::Token, Fault::None);
+        assert!(gone.is_err(), "the starter gave up: {gone:?}");
+        assert_eq!(
+            (waiting.status, retry.status),
+            (200, 200),
+            "{fw:?}: {} / {}",
+            waiting.raw_body,
+            retry.raw_body
+        );
+        let successor = field(&waiting, "refresh_token");
+        assert_eq!(successor, field(&retry, "refresh_token"));
+        assert_eq!(h.idp.refresh_count(), before + 1, "one provider refresh");
+        assert_eq!(refresh(h, fw, successor).await.status, 200);
+    }
 }
 
 /// A client that gives up on a refresh while the provider's answer is on its way: the

@@ -112,7 +112,32 @@ struct DevicePoll {
     last_poll: Option<i64>,
 }
 
-type Flight = Arc<tokio::sync::OnceCell<Result<Refreshed, AuthError>>>;
+/// A refresh under way in this process: its task sends the outcome here. Every request for the
+/// same token while it runs waits for that outcome, whichever of them goes away.
+type Flight = tokio::sync::watch::Receiver<Option<Result<Refreshed, AuthError>>>;
+
+/// Takes a finished refresh out of the map, also when its task failed.
+struct Landing<'a> {
+    broker: &'a Broker,
+    hash: [u8; 32],
+    flight: Flight,
+}
+
+impl Drop for Landing<'_> {
+    fn drop(&mut self) {
+        let mut flights = self
+            .broker
+            .flights
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if flights
+            .get(&self.hash)
+            .is_some_and(|f| f.same_channel(&self.flight))
+        {
+            flights.remove(&self.hash);
+        }
+    }
+}
 
 /// A refresh's answer, and until when its token's "answered" marker must be kept, if the
 /// request that receives it must set one (see [`Broker::answer_spent`]).
@@ -120,25 +145,6 @@ type Flight = Arc<tokio::sync::OnceCell<Result<Refreshed, AuthError>>>;
 struct Refreshed {
     body: Value,
     mark_until: Option<i64>,
-}
-
-/// Takes a refresh flight out of the map when its request ends, answered or abandoned.
-struct Landing<'a> {
-    flights: &'a Mutex<HashMap<[u8; 32], Flight>>,
-    hash: [u8; 32],
-    flight: Flight,
-}
-
-impl Drop for Landing<'_> {
-    fn drop(&mut self) {
-        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
-        if flights
-            .get(&self.hash)
-            .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
-        {
-            flights.remove(&self.hash);
-        }
-    }
 }
 
 /// Broker state shared by every clone of an [`OidcAuth`].
@@ -355,6 +361,24 @@ impl Broker {
         self.keys.verify(&*store, signed, now).await
     }
 
+    /// The scope of a session whose provider named none: what the login asked for, which is
+    /// all the provider can have granted (RFC 6749 section 5.1), and of that only what is
+    /// configured (a client may ask for anything). A device grant asked for the configured
+    /// scopes.
+    fn scope_without_grant(&self, requested: Option<&str>) -> String {
+        let Some(requested) = requested else {
+            return self.scopes.clone();
+        };
+        requested
+            .split(' ')
+            .filter(|word| {
+                matches!(*word, "openid" | "offline_access")
+                    || self.scopes.split(' ').any(|configured| configured == *word)
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// Signs an access token for `profile`.
     async fn mint(
         &self,
@@ -437,14 +461,14 @@ impl Broker {
                 "the identity provider did not say who signed in",
             ));
         };
-        let scope = answer
+        let scope = match answer
             .get("scope")
             .and_then(Value::as_str)
             .or_else(|| claims.get("scope").and_then(Value::as_str))
-            // Without one from the provider: what was asked, which is all it can have granted
-            // (RFC 6749 section 5.1).
-            .unwrap_or(requested.unwrap_or(&self.scopes))
-            .to_owned();
+        {
+            Some(scope) => scope.to_owned(),
+            None => self.scope_without_grant(requested),
+        };
         let mut profile = profile_of(&claims);
         profile.insert("scope".into(), Value::String(scope.clone()));
         let lifetime = if device {
@@ -594,19 +618,22 @@ impl Broker {
             ));
         }
         let hash = sha256(token.as_bytes());
-        let flight = {
+        let mut flight = {
             let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
-            flights.entry(hash).or_default().clone()
+            match flights.get(&hash) {
+                Some(flight) => flight.clone(),
+                None => {
+                    let flight = Self::take_off(auth, token, hash);
+                    flights.insert(hash, flight.clone());
+                    flight
+                }
+            }
         };
-        let _landing = Landing {
-            flights: &self.flights,
-            hash,
-            flight: flight.clone(),
-        };
-        let refreshed = flight
-            .get_or_init(|| Self::refresh_in_task(auth, token, hash))
-            .await
-            .clone()?;
+        let refreshed = match flight.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.clone(),
+            Err(_) => None,
+        }
+        .unwrap_or_else(|| Err(AuthError::unavailable("the refresh failed; try again")))?;
         if let Some(until) = refreshed.mark_until {
             // Answered: from now on the spent token presented again is reuse. A client that
             // went away before this has no answer, and its retry answers in this one's place.
@@ -616,25 +643,26 @@ impl Broker {
         Ok(refreshed.body)
     }
 
-    /// Runs [`refresh_once`](Self::refresh_once) in a task of its own: a client that goes away
-    /// must not cut a rotation between the store and the provider, whose rotated refresh token
-    /// would then be lost and the session with it.
-    async fn refresh_in_task(
-        auth: &OidcAuth,
-        token: &str,
-        hash: [u8; 32],
-    ) -> Result<Refreshed, AuthError> {
-        let (auth, token) = (auth.clone(), token.to_owned());
-        let task = tokio::spawn(async move {
-            match auth.broker() {
-                Some(broker) => broker.refresh_once(&auth, &token, hash).await,
-                None => Err(AuthError::unavailable("broker mode is off")),
-            }
+    /// Starts the refresh of the token with `hash` in a task of its own, which lands it (takes
+    /// it out of the map) when done. A client that goes away cuts neither the rotation between
+    /// the store and the provider, whose rotated refresh token would then be lost and the
+    /// session with it, nor the other requests waiting for the same refresh.
+    fn take_off(auth: &OidcAuth, token: &str, hash: [u8; 32]) -> Flight {
+        let (sender, flight) = tokio::sync::watch::channel(None);
+        let (auth, token, own) = (auth.clone(), token.to_owned(), flight.clone());
+        tokio::spawn(async move {
+            let Some(broker) = auth.broker() else {
+                return;
+            };
+            let _landing = Landing {
+                broker,
+                hash,
+                flight: own,
+            };
+            let outcome = broker.refresh_once(&auth, &token, hash).await;
+            let _ = sender.send(Some(outcome));
         });
-        task.await.unwrap_or_else(|_| {
-            tracing::error!("a broker refresh task failed");
-            Err(AuthError::unavailable("the refresh failed; try again"))
-        })
+        flight
     }
 
     /// The successor of a broker refresh token: an HMAC of it under a key derived from the
