@@ -270,24 +270,16 @@ impl Broker {
     /// and those that waited for the failed attempt, answer 503 at once instead of each waiting
     /// for an attempt of its own.
     pub(crate) async fn store(&self) -> Result<Arc<dyn Store>, AuthError> {
-        if let Some(store) = self.store.get() {
-            return Ok(store.clone());
-        }
-        let backing_off = || {
-            let failed = *self
-                .connect_failed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            failed.is_some_and(|at| at.elapsed() < CONNECT_RETRY)
-        };
-        let refused = || StoreError::Unavailable("the store could not be reached lately".into());
-        if backing_off() {
-            return Err(store_error(refused()));
-        }
         self.store
             .get_or_try_init(|| async {
-                if backing_off() {
-                    return Err(refused());
+                let failed = *self
+                    .connect_failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                if failed.is_some_and(|at| at.elapsed() < CONNECT_RETRY) {
+                    return Err(StoreError::Unavailable(
+                        "the store could not be reached lately".into(),
+                    ));
                 }
                 let connect = async {
                     match &self.url {
