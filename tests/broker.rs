@@ -1196,6 +1196,21 @@ async fn a_failed_successor_key_is_published_on_a_later_attempt() {
     assert_ne!(next, first, "the successor signs after the retirement");
 }
 
+/// A refresh whose client gives up after `patience`.
+async fn refresh_giving_up(
+    h: &Harness,
+    fw: Framework,
+    token: &str,
+    patience: Duration,
+) -> reqwest::Result<reqwest::Response> {
+    h.client()
+        .post(h.url(fw, TOKEN))
+        .form(&[("refresh-token", token)])
+        .timeout(patience)
+        .send()
+        .await
+}
+
 /// E1 when the request that started a refresh goes away: the requests waiting for the same
 /// refresh, and the one that went away's retry arriving meanwhile, all get the same answer
 /// (200 and one successor), with one provider refresh; the successor then refreshes.
@@ -1209,12 +1224,7 @@ async fn concurrent_refreshes_outlive_the_request_that_started_them() {
         let before = h.idp.refresh_count();
         h.idp
             .set_fault(Endpoint::Token, Fault::Slow(Duration::from_millis(900)));
-        let starter = h
-            .client()
-            .post(h.url(fw, TOKEN))
-            .form(&[("refresh-token", token.as_str())])
-            .timeout(Duration::from_millis(200))
-            .send();
+        let starter = refresh_giving_up(h, fw, &token, Duration::from_millis(200));
         let waiting = async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             refresh(h, fw, &token).await
@@ -1258,13 +1268,7 @@ async fn a_refresh_abandoned_by_its_client_completes() {
         let before = h.idp.refresh_count();
         h.idp
             .set_fault(Endpoint::Token, Fault::Late(Duration::from_millis(700)));
-        let abandoned = h
-            .client()
-            .post(h.url(fw, TOKEN))
-            .form(&[("refresh-token", token.as_str())])
-            .timeout(Duration::from_millis(250))
-            .send()
-            .await;
+        let abandoned = refresh_giving_up(h, fw, &token, Duration::from_millis(250)).await;
         assert!(abandoned.is_err(), "the client gave up: {abandoned:?}");
         tokio::time::sleep(Duration::from_millis(900)).await;
         h.idp.set_fault(Endpoint::Token, Fault::None);
