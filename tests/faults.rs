@@ -194,3 +194,139 @@ async fn requests_to_the_provider_are_bounded() {
         h.idp.hits(Endpoint::Device)
     );
 }
+
+/// A database server behind `proxy`: the store URL of `url` with its host and port replaced by
+/// the proxy's.
+fn through(url: &str, proxy: &TcpProxy) -> String {
+    let mut url = url::Url::parse(url).expect("a database URL");
+    let addr = proxy.url();
+    let addr = addr.trim_start_matches("http://");
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    url.set_host(Some(host)).expect("host");
+    url.set_port(Some(port.parse().expect("port")))
+        .expect("port");
+    url.to_string()
+}
+
+/// G6 with a database that stops answering instead of refusing connections (a paused server,
+/// a dropped route): the connections already in the pool hang. Refresh, login and revocation
+/// answer 503 with `Retry-After` within the 5 s store limit; minted tokens keep validating; once
+/// the network heals, refreshing works again without a restart. PostgreSQL and MariaDB when
+/// their variables are set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g6_a_database_that_stops_answering_is_503_within_five_seconds() {
+    use oidc_auth_tests::broker::{
+        G6_LIMIT, REVOKE, drop_postgres_schema, field, login, mysql_command, postgres_schema,
+        provider, refresh, run, serve_broker, unique,
+    };
+    use oidc_auth_tests::{LOOPBACK, browser_login, client_token_call};
+
+    let mut backends: Vec<(&str, String, Box<dyn FnOnce()>)> = Vec::new();
+    match std::env::var("OIDC_AUTH_TEST_POSTGRES_URL") {
+        Ok(url) => {
+            let (schema, store_url) = postgres_schema(&url, "oidc_hang");
+            backends.push((
+                "postgres",
+                store_url,
+                Box::new(move || drop_postgres_schema(&url, &schema)),
+            ));
+        }
+        Err(_) => println!("postgres skipped: OIDC_AUTH_TEST_POSTGRES_URL not set"),
+    }
+    match std::env::var("OIDC_AUTH_TEST_MYSQL_URL") {
+        Ok(url) => {
+            let server = url::Url::parse(&url).expect("a mysql:// URL");
+            let database = unique("oidc_hang");
+            run(mysql_command(&server, "mysql")
+                .args(["-e", &format!("CREATE DATABASE {database}")]));
+            let mut store_url = server.clone();
+            store_url.set_path(&format!("/{database}"));
+            backends.push((
+                "mysql",
+                store_url.to_string(),
+                Box::new(move || {
+                    run(mysql_command(&server, "mysql")
+                        .args(["-e", &format!("DROP DATABASE {database}")]));
+                }),
+            ));
+        }
+        Err(_) => println!("mysql skipped: OIDC_AUTH_TEST_MYSQL_URL not set"),
+    }
+    for (name, url, drop_database) in backends {
+        let parsed = url::Url::parse(&url).expect("a database URL");
+        let upstream = std::net::SocketAddr::new(
+            parsed
+                .host_str()
+                .expect("host")
+                .parse()
+                .expect("an IP host"),
+            parsed.port().expect("a port"),
+        );
+        let proxy = TcpProxy::start(upstream).await;
+        let store = oidc_auth::store::connect(&through(&url, &proxy))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let h = serve_broker(provider().await, store, |c| c.token_cache_capacity(0), None).await;
+        let first = login(&h, FRAMEWORKS[0]).await;
+        let access = field(&first, "access_token").to_owned();
+        let mut refresh_token = field(&first, "refresh_token").to_owned();
+
+        proxy.set(ProxyMode::Blackhole);
+        for fw in FRAMEWORKS {
+            assert_eq!(
+                h.bearer(fw, "/me", &access).await.status,
+                200,
+                "{name} {fw:?}"
+            );
+
+            let started = Instant::now();
+            let refused = refresh(&h, fw, &refresh_token).await;
+            let took = started.elapsed();
+            assert_eq!(refused.status, 503, "{name} {fw:?}: {}", refused.raw_body);
+            assert!(refused.retry_after.is_some(), "{name} {fw:?}");
+            assert!(took < G6_LIMIT, "{name} {fw:?}: the refresh took {took:?}");
+
+            let started = Instant::now();
+            let revoke = h.post_form(fw, REVOKE, &[("token", &refresh_token)]).await;
+            let took = started.elapsed();
+            assert_eq!(revoke.status, 503, "{name} {fw:?}: {}", revoke.raw_body);
+            assert!(
+                took < G6_LIMIT,
+                "{name} {fw:?}: the revocation took {took:?}"
+            );
+
+            let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
+            let started = Instant::now();
+            let reply = client_token_call(&h, fw, &callback).await;
+            let took = started.elapsed();
+            assert_eq!(reply.status, 503, "{name} {fw:?}: {}", reply.raw_body);
+            assert!(took < G6_LIMIT, "{name} {fw:?}: the login took {took:?}");
+        }
+
+        // The network heals: the refresh token that could not be spent works, within a bounded
+        // number of attempts while the pool replaces its hung connections.
+        proxy.set(ProxyMode::Pass);
+        let started = Instant::now();
+        let renewed = loop {
+            let reply = refresh(&h, FRAMEWORKS[1], &refresh_token).await;
+            if reply.status == 200 {
+                break reply;
+            }
+            assert_eq!(reply.status, 503, "{name}: {}", reply.raw_body);
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{name}: no recovery"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        refresh_token = field(&renewed, "refresh_token").to_owned();
+        assert_eq!(
+            refresh(&h, FRAMEWORKS[0], &refresh_token).await.status,
+            200,
+            "{name}"
+        );
+        drop(h);
+        drop(proxy);
+        drop_database();
+    }
+}

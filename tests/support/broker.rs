@@ -16,6 +16,9 @@ pub const BROKER_AUDIENCE: &str = "broker-api";
 pub const TOKEN: &str = "/api/auth/v2/token";
 pub const JWKS: &str = "/api/auth/v2/.well-known/jwks.json";
 pub const REVOKE: &str = "/api/auth/v2/revoke";
+/// SECURITY.md G6: with its database down or silent, the broker answers 503 within 5 s; the
+/// margin is the HTTP round trip of a test.
+pub const G6_LIMIT: std::time::Duration = std::time::Duration::from_millis(5_500);
 
 /// A mock provider set up for broker tests: access tokens for `api`, no device pacing, and a
 /// user with groups and roles.

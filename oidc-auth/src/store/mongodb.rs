@@ -31,9 +31,9 @@
 //!
 //! [`MongoStore::connect`] waits at most [`SERVER_SELECTION_TIMEOUT`] for a server, so a
 //! stopped database answers [`StoreError::Unavailable`] within that time; the driver reconnects
-//! on its own once the database is back. Every operation is additionally bounded by a deadline
-//! of ten seconds (sixty for migrations). Error messages never quote the connection string, a
-//! server message or a stored value.
+//! on its own once the database is back. Every operation, its wait for a server included, is
+//! bounded by a deadline of five seconds (sixty for migrations). Error messages never quote the
+//! connection string, a server message or a stored value.
 
 use std::time::Duration;
 
@@ -62,7 +62,9 @@ pub const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
 /// connection string sets `connectTimeoutMS`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one store call may take in all, its wait for a connection included: a database that
+/// stops answering mid-operation costs a request at most this long before it answers 503.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Attempts of a migration that lost a race against another instance's identical one, and of a
 /// rotation that found its token live again after a concurrent, failed rotation undid itself.
@@ -253,7 +255,7 @@ impl MongoStore {
     /// A store on a database of a client the application built itself (its own pool size,
     /// timeouts, TLS, read and write concerns). Give the client a `server_selection_timeout` of
     /// a few seconds so an outage answers quickly instead of waiting for the thirty-second
-    /// default; every operation of the store is bounded by ten seconds regardless.
+    /// default; every operation of the store is bounded by five seconds regardless.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), mongodb::error::Error> {

@@ -22,11 +22,12 @@
 //!
 //! Every store waits at most [`ACQUIRE_TIMEOUT`] for a connection from its pool, so a stopped
 //! database answers [`StoreError::Unavailable`] within that time; the pool opens new
-//! connections on its own once the database is back. Every operation is additionally bounded
-//! by a deadline of ten seconds (sixty for migrations). A connection that an operation leaves
-//! in an unknown state — the deadline struck mid-exchange, a transaction could not be rolled
-//! back, a named lock could not be released — is closed instead of going back to the pool, so
-//! the server rolls back and releases whatever it held.
+//! connections on its own once the database is back. Every operation, its wait for a
+//! connection included, is bounded by a deadline of five seconds (sixty for migrations). A
+//! connection that an operation leaves in an unknown state — the deadline struck
+//! mid-exchange, a transaction could not be rolled back, a named lock could not be released —
+//! is closed instead of going back to the pool, so the server rolls back and releases whatever
+//! it held.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -50,7 +51,9 @@ pub use super::MAX_IDENTIFIER_BYTES;
 /// [`StoreError::Unavailable`].
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one store call may take in all, its wait for a connection included: a database that
+/// stops answering mid-operation costs a request at most this long before it answers 503.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long closing a connection in an unknown state may take before its socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -12,8 +12,8 @@
 //!
 //! The pool [`PostgresStore::connect`] builds waits at most five seconds for a connection, so a
 //! stopped database answers [`StoreError::Unavailable`] within that time; the pool reconnects
-//! on its own once the database is back. Every operation is additionally bounded by a deadline
-//! of ten seconds (sixty for migrations).
+//! on its own once the database is back. Every operation, its wait for a connection
+//! included, is bounded by a deadline of five seconds (sixty for migrations).
 
 use std::future::Future;
 use std::time::Duration;
@@ -32,7 +32,9 @@ pub use super::MAX_IDENTIFIER_BYTES;
 /// [`StoreError::Unavailable`].
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one store call may take in all, its wait for a connection included: a database that
+/// stops answering mid-operation costs a request at most this long before it answers 503.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_CONNECTIONS: u32 = 10;
 /// Attempts of a transaction that failed with a deadlock or a serialization failure.

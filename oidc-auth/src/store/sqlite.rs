@@ -20,7 +20,7 @@
 //!
 //! A file the store creates, and the directories leading to it, are readable by the owner
 //! only (on Unix): it holds the broker's signing keys. Every operation is bounded by a deadline
-//! of ten seconds (sixty for migrations).
+//! of five seconds (sixty for migrations).
 
 use std::future::Future;
 use std::path::Path;
@@ -48,7 +48,9 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// [`StoreError::Unavailable`].
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one store call may take in all, its wait for a connection included: a database that
+/// stops answering mid-operation costs a request at most this long before it answers 503.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Readers run in parallel in WAL mode; writers take turns whatever the pool size.
 const MAX_CONNECTIONS: u32 = 8;
