@@ -1,7 +1,7 @@
-//! Network faults between the server and its provider, injected with a TCP proxy on loopback
-//! (latency, resets, answers cut mid-body, silence), and provider key rotation under load. Every
-//! case ends in a clear status within a bounded time, never a 500 or a hang, and recovers once
-//! the network does.
+//! Network faults between the server and its provider, or its broker database, injected with a
+//! TCP proxy on loopback (latency, resets, answers cut mid-body, silence), and provider key
+//! rotation under load. Every case ends in a clear status within a bounded time, never a 500 or
+//! a hang, and recovers once the network does.
 
 use std::time::{Duration, Instant};
 
@@ -208,6 +208,20 @@ fn through(url: &str, proxy: &TcpProxy) -> String {
     url.to_string()
 }
 
+/// The proxy in front of the database server of the store URL `url`.
+async fn proxy_for(url: &str) -> TcpProxy {
+    let parsed = url::Url::parse(url).expect("a database URL");
+    let upstream = std::net::SocketAddr::new(
+        parsed
+            .host_str()
+            .expect("host")
+            .parse()
+            .expect("an IP host"),
+        parsed.port().expect("a port"),
+    );
+    TcpProxy::start(upstream).await
+}
+
 /// G6 with a database that stops answering instead of refusing connections (a paused server,
 /// a dropped route): the connections already in the pool hang. Refresh, login and revocation
 /// answer 503 with `Retry-After` within the 5 s store limit; minted tokens keep validating; once
@@ -216,53 +230,17 @@ fn through(url: &str, proxy: &TcpProxy) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g6_a_database_that_stops_answering_is_503_within_five_seconds() {
     use oidc_auth_tests::broker::{
-        G6_LIMIT, REVOKE, drop_postgres_schema, field, login, mysql_command, postgres_schema,
-        provider, refresh, run, serve_broker, unique,
+        Backend, G6_LIMIT, REVOKE, field, login, provider, refresh, serve_broker, sql_backends,
     };
     use oidc_auth_tests::{LOOPBACK, browser_login, client_token_call};
 
-    let mut backends: Vec<(&str, String, Box<dyn FnOnce()>)> = Vec::new();
-    match std::env::var("OIDC_AUTH_TEST_POSTGRES_URL") {
-        Ok(url) => {
-            let (schema, store_url) = postgres_schema(&url, "oidc_hang");
-            backends.push((
-                "postgres",
-                store_url,
-                Box::new(move || drop_postgres_schema(&url, &schema)),
-            ));
-        }
-        Err(_) => println!("postgres skipped: OIDC_AUTH_TEST_POSTGRES_URL not set"),
-    }
-    match std::env::var("OIDC_AUTH_TEST_MYSQL_URL") {
-        Ok(url) => {
-            let server = url::Url::parse(&url).expect("a mysql:// URL");
-            let database = unique("oidc_hang");
-            run(mysql_command(&server, "mysql")
-                .args(["-e", &format!("CREATE DATABASE {database}")]));
-            let mut store_url = server.clone();
-            store_url.set_path(&format!("/{database}"));
-            backends.push((
-                "mysql",
-                store_url.to_string(),
-                Box::new(move || {
-                    run(mysql_command(&server, "mysql")
-                        .args(["-e", &format!("DROP DATABASE {database}")]));
-                }),
-            ));
-        }
-        Err(_) => println!("mysql skipped: OIDC_AUTH_TEST_MYSQL_URL not set"),
-    }
-    for (name, url, drop_database) in backends {
-        let parsed = url::Url::parse(&url).expect("a database URL");
-        let upstream = std::net::SocketAddr::new(
-            parsed
-                .host_str()
-                .expect("host")
-                .parse()
-                .expect("an IP host"),
-            parsed.port().expect("a port"),
-        );
-        let proxy = TcpProxy::start(upstream).await;
+    for Backend {
+        name,
+        url,
+        drop: cleanup,
+    } in sql_backends(false)
+    {
+        let proxy = proxy_for(&url).await;
         let store = oidc_auth::store::connect(&through(&url, &proxy))
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -327,6 +305,98 @@ async fn g6_a_database_that_stops_answering_is_503_within_five_seconds() {
         );
         drop(h);
         drop(proxy);
-        drop_database();
+        if let Some(cleanup) = cleanup {
+            cleanup();
+        }
+    }
+}
+
+/// G6 at start: the store is connected at the first request that needs it, and its database
+/// does not answer. Concurrent refreshes and a login answer 503 with `Retry-After` within 5 s;
+/// once the network heals, a login works without a restart. PostgreSQL and MariaDB when their
+/// variables are set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g6_a_silent_database_at_start_is_503_within_five_seconds() {
+    use oidc_auth::OidcAuth;
+    use oidc_auth_tests::broker::{
+        Backend, G6_LIMIT, TOKEN, broker_config, field, login, provider, refresh, sql_backends,
+    };
+    use oidc_auth_tests::{LOOPBACK, browser_login, client_token_call};
+
+    for Backend {
+        name,
+        url,
+        drop: cleanup,
+    } in sql_backends(false)
+    {
+        let proxy = proxy_for(&url).await;
+        proxy.set(ProxyMode::Blackhole);
+        let idp = provider().await;
+        let config = broker_config(&idp)
+            .broker_store_url(through(&url, &proxy))
+            .build()
+            .expect("config");
+        let h = Harness::serve(idp, OidcAuth::builder(config).build(), None).await;
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..4)
+            .map(|i| {
+                let (client, url) = (h.client().clone(), h.url(FRAMEWORKS[i % 2], TOKEN));
+                tokio::spawn(async move {
+                    let reply = client
+                        .post(url)
+                        .form(&[("refresh-token", "any")])
+                        .send()
+                        .await
+                        .expect("an answer");
+                    (
+                        reply.status().as_u16(),
+                        reply.headers().contains_key("retry-after"),
+                    )
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.expect("the request task"), (503, true), "{name}");
+        }
+        let took = started.elapsed();
+        println!("{name}: the first refreshes took {took:?}");
+        assert!(took < G6_LIMIT, "{name}: the first refreshes took {took:?}");
+        for fw in FRAMEWORKS {
+            let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
+            let started = Instant::now();
+            let reply = client_token_call(&h, fw, &callback).await;
+            let took = started.elapsed();
+            assert_eq!(reply.status, 503, "{name} {fw:?}: {}", reply.raw_body);
+            println!("{name} {fw:?}: the login took {took:?}");
+            assert!(took < G6_LIMIT, "{name} {fw:?}: the login took {took:?}");
+        }
+
+        proxy.set(ProxyMode::Pass);
+        let started = Instant::now();
+        loop {
+            let (_, callback) = browser_login(&h, FRAMEWORKS[0], LOOPBACK).await;
+            let reply = client_token_call(&h, FRAMEWORKS[0], &callback).await;
+            if reply.status == 200 {
+                break;
+            }
+            assert_eq!(reply.status, 503, "{name}: {}", reply.raw_body);
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{name}: no recovery"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let tokens = login(&h, FRAMEWORKS[1]).await;
+        let token = field(&tokens, "refresh_token").to_owned();
+        assert_eq!(
+            refresh(&h, FRAMEWORKS[0], &token).await.status,
+            200,
+            "{name}"
+        );
+        drop(h);
+        drop(proxy);
+        if let Some(cleanup) = cleanup {
+            cleanup();
+        }
     }
 }

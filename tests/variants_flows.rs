@@ -16,8 +16,8 @@ use oidc_auth::store::memory::MemoryStore;
 use oidc_auth::testing::{Endpoint, Fault, MockProvider};
 use oidc_auth::{Clock, ManualClock, OidcConfigBuilder, SystemClock};
 use oidc_auth_tests::broker::{
-    BROKER_AUDIENCE, TOKEN, drop_postgres_schema, exchange, exchange_as, exchange_form, field, jwt,
-    login, mysql_command, postgres_schema, provider, refresh, run, serve_broker, unique,
+    BROKER_AUDIENCE, TOKEN, exchange, exchange_as, exchange_form, field, jwt, login, provider,
+    refresh, serve_broker, sql_backends,
 };
 use oidc_auth_tests::{
     AUDIENCE, FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, assert_not_echoed, browser_login,
@@ -2336,55 +2336,6 @@ async fn f3_issuer_near_misses_of_a_trusted_peer_cause_no_outbound_request() {
 // F5: store inputs reached through HTTP
 // ------------------------------------------------------------------------------------------
 
-/// A SQL backend for one test: its store URL and how to drop what it created.
-struct Backend {
-    name: &'static str,
-    url: String,
-    drop: Option<Box<dyn FnOnce()>>,
-}
-
-/// SQLite (in memory) always; PostgreSQL and MariaDB when their variables are set.
-fn sql_backends() -> Vec<Backend> {
-    let mut out = vec![Backend {
-        name: "sqlite",
-        url: "sqlite::memory:".to_owned(),
-        drop: None,
-    }];
-    match std::env::var("OIDC_AUTH_TEST_POSTGRES_URL") {
-        Ok(url) => {
-            let (schema, store_url) = postgres_schema(&url, "oidc_f5");
-            out.push(Backend {
-                name: "postgres",
-                url: store_url,
-                drop: Some(Box::new(move || drop_postgres_schema(&url, &schema))),
-            });
-        }
-        Err(_) => println!("postgres skipped: OIDC_AUTH_TEST_POSTGRES_URL not set"),
-    }
-    match std::env::var("OIDC_AUTH_TEST_MYSQL_URL") {
-        Ok(url) => {
-            let parsed = Url::parse(&url).expect("a mysql:// URL");
-            let server = parsed.clone();
-            let mysql = move |sql: String| {
-                run(mysql_command(&server, "mysql").args(["-e", &sql]));
-            };
-            let database = unique("oidc_f5");
-            mysql(format!("CREATE DATABASE {database}"));
-            let mut store_url = parsed.clone();
-            store_url.set_path(&format!("/{database}"));
-            out.push(Backend {
-                name: "mysql",
-                url: store_url.to_string(),
-                drop: Some(Box::new(move || {
-                    mysql(format!("DROP DATABASE {database}"));
-                })),
-            });
-        }
-        Err(_) => println!("mysql skipped: OIDC_AUTH_TEST_MYSQL_URL not set"),
-    }
-    out
-}
-
 /// F5 variant through HTTP: hostile identity values from the provider (SQL quotes and
 /// comments, LIKE wildcards, a NUL byte, backslashes, long Unicode, an RTL override) as the
 /// user's `sub`, username and name reach the broker store at login. Each login answers 200 or
@@ -2405,7 +2356,7 @@ async fn f5_hostile_identity_values_through_login_are_stored_verbatim_or_refused
         "\u{202e}nimda",
         "$1 $$ ? :name @p1",
     ];
-    for backend in sql_backends() {
+    for backend in sql_backends(true) {
         let store = store::connect(&backend.url)
             .await
             .unwrap_or_else(|e| panic!("{} store: {e}", backend.name));

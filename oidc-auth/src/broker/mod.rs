@@ -40,8 +40,9 @@ pub(crate) use exchange::ExchangeRequest;
 use keys::Keys;
 pub(crate) use peers::Peers;
 
-/// Longest time a store may take to connect (and migrate) before the request answers 503.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest time a store may take to connect (and migrate) before the request answers 503: the
+/// same bound as one store call, so a database that is down at start answers within 5 s too.
+const CONNECT_TIMEOUT: Duration = crate::store::OPERATION_TIMEOUT;
 /// How long after a failed connection to the store no new one is tried.
 const CONNECT_RETRY: Duration = Duration::from_secs(5);
 /// Device codes whose polling pace is tracked at most.

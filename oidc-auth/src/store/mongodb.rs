@@ -32,7 +32,7 @@
 //! [`MongoStore::connect`] waits at most [`SERVER_SELECTION_TIMEOUT`] for a server, so a
 //! stopped database answers [`StoreError::Unavailable`] within that time; the driver reconnects
 //! on its own once the database is back. Every operation, its wait for a server included, is
-//! bounded by a deadline of five seconds (sixty for migrations). Error messages never quote the
+//! bounded by a deadline of 4.5 seconds (sixty for migrations). Error messages never quote the
 //! connection string, a server message or a stored value.
 
 use std::time::Duration;
@@ -56,15 +56,12 @@ pub const DEFAULT_DATABASE: &str = "oidc_auth";
 
 /// How long [`MongoStore::connect`]'s client waits for a suitable server before it answers
 /// [`StoreError::Unavailable`], unless the connection string sets `serverSelectionTimeoutMS`.
-pub const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);
+pub const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// How long [`MongoStore::connect`]'s client waits for a TCP (and TLS) connection, unless the
 /// connection string sets `connectTimeoutMS`.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
 
-/// How long one store call may take in all, its wait for a connection included: a database that
-/// stops answering mid-operation costs a request at most this long before it answers 503.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Attempts of a migration that lost a race against another instance's identical one, and of a
 /// rotation that found its token live again after a concurrent, failed rotation undid itself.
@@ -225,7 +222,7 @@ impl MongoStore {
     /// # }
     /// ```
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        crate::store::bounded("MongoDB", OPERATION_TIMEOUT, async {
+        crate::store::bounded("MongoDB", crate::store::OPERATION_TIMEOUT, async {
             let connection_string = ConnectionString::parse(url).map_err(|_| invalid_url())?;
             let name = database_name(&connection_string);
             let mut options = ClientOptions::parse(connection_string)
@@ -255,7 +252,7 @@ impl MongoStore {
     /// A store on a database of a client the application built itself (its own pool size,
     /// timeouts, TLS, read and write concerns). Give the client a `server_selection_timeout` of
     /// a few seconds so an outage answers quickly instead of waiting for the thirty-second
-    /// default; every operation of the store is bounded by five seconds regardless.
+    /// default; every operation of the store is bounded by 4.5 seconds regardless.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), mongodb::error::Error> {
@@ -845,7 +842,7 @@ impl Store for MongoStore {
         let session = session.clone();
         Box::pin(crate::store::bounded(
             "MongoDB",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 let document = session_document(&session)?;
                 upsert(&self.collection(SESSIONS), document).await
@@ -857,7 +854,7 @@ impl Store for MongoStore {
         let id = id.to_owned();
         Box::pin(crate::store::bounded(
             "MongoDB",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 if !crate::store::storable_identifier(&id) {
                     return Ok(None);
@@ -876,7 +873,7 @@ impl Store for MongoStore {
         let id = id.to_owned();
         Box::pin(crate::store::bounded(
             "MongoDB",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 if !crate::store::storable_identifier(&id) {
                     return Ok(());
@@ -900,7 +897,7 @@ impl Store for MongoStore {
         let record = record.clone();
         Box::pin(crate::store::bounded(
             "MongoDB",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 check_refresh(&record)?;
                 self.collection(REFRESH_TOKENS)
@@ -922,7 +919,7 @@ impl Store for MongoStore {
         let new = *new;
         Box::pin(crate::store::bounded(
             "MongoDB",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move { self.rotate_now(&old, &new, now).await },
         ))
     }
@@ -931,7 +928,7 @@ impl Store for MongoStore {
         let family = family.to_owned();
         Box::pin(crate::store::bounded(
             "MongoDB",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 if !crate::store::storable_identifier(&family) {
                     return Ok(());
@@ -944,7 +941,7 @@ impl Store for MongoStore {
     fn list_keys(&self) -> StoreFuture<'_, Vec<StoredKey>> {
         Box::pin(crate::store::bounded(
             "MongoDB",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 let mut cursor = self
                     .collection(SIGNING_KEYS)
@@ -966,7 +963,7 @@ impl Store for MongoStore {
         let key = key.clone();
         Box::pin(crate::store::bounded(
             "MongoDB",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move { self.insert_first_key_now(&key, now).await },
         ))
     }
@@ -975,7 +972,7 @@ impl Store for MongoStore {
         let key = key.clone();
         Box::pin(crate::store::bounded(
             "MongoDB",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 let document = key_document(&key)?;
                 self.collection(SIGNING_KEYS)
@@ -991,7 +988,7 @@ impl Store for MongoStore {
         let kid = kid.to_owned();
         Box::pin(crate::store::bounded(
             "MongoDB",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 if !crate::store::storable_identifier(&kid) {
                     return Ok(());
@@ -1010,7 +1007,7 @@ impl Store for MongoStore {
         let jwks = jwks.to_owned();
         Box::pin(crate::store::bounded(
             "MongoDB",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 crate::store::check_identifier("the issuer", &issuer)?;
                 let document = doc! { "_id": &issuer, "jwks": &jwks, "fetched_at": fetched_at };
@@ -1024,7 +1021,7 @@ impl Store for MongoStore {
         let issuer = issuer.to_owned();
         Box::pin(crate::store::bounded(
             "MongoDB",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 if !crate::store::storable_identifier(&issuer) {
                     return Ok(None);
@@ -1045,7 +1042,7 @@ impl Store for MongoStore {
         let key = *key;
         Box::pin(crate::store::bounded(
             "MongoDB",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 // One atomic upsert: no marker yet, it is inserted; an expired one, it is taken
                 // over; a live one does not match, so the upsert's insert collides on `_id`.
@@ -1069,7 +1066,7 @@ impl Store for MongoStore {
     fn purge_expired(&self, now: i64) -> StoreFuture<'_, u64> {
         Box::pin(crate::store::bounded(
             "MongoDB",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             self.purge_now(now),
         ))
     }
@@ -1143,7 +1140,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stopped_server_is_unavailable_quickly() {
-        // Nothing listens on port 1: server selection gives up after five seconds.
+        // Nothing listens on port 1: server selection gives up after four seconds.
         let started = Instant::now();
         let result =
             MongoStore::connect(&format!("mongodb://broker:{PASSWORD}@127.0.0.1:1/broker")).await;

@@ -23,7 +23,7 @@
 //! Every store waits at most [`ACQUIRE_TIMEOUT`] for a connection from its pool, so a stopped
 //! database answers [`StoreError::Unavailable`] within that time; the pool opens new
 //! connections on its own once the database is back. Every operation, its wait for a
-//! connection included, is bounded by a deadline of five seconds (sixty for migrations). A
+//! connection included, is bounded by a deadline of 4.5 seconds (sixty for migrations). A
 //! connection that an operation leaves in an unknown state — the deadline struck
 //! mid-exchange, a transaction could not be rolled back, a named lock could not be released —
 //! is closed instead of going back to the pool, so the server rolls back and releases whatever
@@ -49,11 +49,8 @@ pub use super::MAX_IDENTIFIER_BYTES;
 
 /// How long every operation waits for a pooled connection before it answers
 /// [`StoreError::Unavailable`].
-pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(4);
 
-/// How long one store call may take in all, its wait for a connection included: a database that
-/// stops answering mid-operation costs a request at most this long before it answers 503.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long closing a connection in an unknown state may take before its socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -887,7 +884,7 @@ impl Store for MysqlStore {
 
     fn put_session(&self, session: &Session) -> StoreFuture<'_, ()> {
         let session = session.clone();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
+        Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
             check_identifier("the session id", &session.id)?;
             let mut lease = self.lease().await?;
             self.check_payload(&mut lease, session_bytes(&session))
@@ -914,7 +911,7 @@ impl Store for MysqlStore {
 
     fn get_session(&self, id: &str, now: i64) -> StoreFuture<'_, Option<Session>> {
         let id = id.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
+        Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
             if !storable_identifier(&id) {
                 return Ok(None);
             }
@@ -932,7 +929,7 @@ impl Store for MysqlStore {
 
     fn delete_session(&self, id: &str) -> StoreFuture<'_, ()> {
         let id = id.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
+        Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
             if !storable_identifier(&id) {
                 return Ok(());
             }
@@ -960,7 +957,7 @@ impl Store for MysqlStore {
 
     fn insert_refresh(&self, record: &RefreshRecord) -> StoreFuture<'_, ()> {
         let record = record.clone();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
+        Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
             check_refresh(&record)?;
             let mut lease = self.lease().await?;
             insert_refresh_row(&mut lease, &record).await
@@ -975,7 +972,7 @@ impl Store for MysqlStore {
     ) -> StoreFuture<'_, RotateOutcome> {
         let old = *old;
         let new = *new;
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
+        Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
             let mut lease = self.lease().await?;
             transaction(&mut lease, &(old, new, now), |lease, (old, new, now)| {
                 Box::pin(rotate_locked(lease, old, new, *now))
@@ -986,7 +983,7 @@ impl Store for MysqlStore {
 
     fn revoke_family(&self, family: &str) -> StoreFuture<'_, ()> {
         let family = family.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
+        Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
             if !storable_identifier(&family) {
                 return Ok(());
             }
@@ -1009,7 +1006,7 @@ impl Store for MysqlStore {
     }
 
     fn list_keys(&self) -> StoreFuture<'_, Vec<StoredKey>> {
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
+        Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
             let mut lease = self.lease().await?;
             let rows = lease
                 .exec_all(
@@ -1024,7 +1021,7 @@ impl Store for MysqlStore {
 
     fn insert_first_key(&self, key: &StoredKey, now: i64) -> StoreFuture<'_, bool> {
         let key = key.clone();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
+        Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
             check_key(&key)?;
             let mut lease = self.lease().await?;
             self.check_payload(&mut lease, key_bytes(&key)).await?;
@@ -1042,7 +1039,7 @@ impl Store for MysqlStore {
 
     fn insert_key(&self, key: &StoredKey) -> StoreFuture<'_, ()> {
         let key = key.clone();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
+        Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
             check_key(&key)?;
             let mut lease = self.lease().await?;
             self.check_payload(&mut lease, key_bytes(&key)).await?;
@@ -1052,7 +1049,7 @@ impl Store for MysqlStore {
 
     fn delete_key(&self, kid: &str) -> StoreFuture<'_, ()> {
         let kid = kid.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
+        Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
             if !storable_identifier(&kid) {
                 return Ok(());
             }
@@ -1070,7 +1067,7 @@ impl Store for MysqlStore {
     fn put_peer_jwks(&self, issuer: &str, jwks: &str, fetched_at: i64) -> StoreFuture<'_, ()> {
         let issuer = issuer.to_owned();
         let jwks = jwks.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
+        Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
             check_identifier("the issuer", &issuer)?;
             let mut lease = self.lease().await?;
             self.check_payload(&mut lease, issuer.len() + jwks.len())
@@ -1092,7 +1089,7 @@ impl Store for MysqlStore {
 
     fn get_peer_jwks(&self, issuer: &str) -> StoreFuture<'_, Option<(String, i64)>> {
         let issuer = issuer.to_owned();
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
+        Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
             if !storable_identifier(&issuer) {
                 return Ok(None);
             }
@@ -1110,7 +1107,7 @@ impl Store for MysqlStore {
 
     fn consume_once(&self, key: &[u8; 32], expires_at: i64, now: i64) -> StoreFuture<'_, bool> {
         let key = *key;
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
+        Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
             let mut lease = self.lease().await?;
             // Twice at most: a marker that expired and was purged between the two steps is
             // free on the second insert.
@@ -1140,7 +1137,7 @@ impl Store for MysqlStore {
     }
 
     fn purge_expired(&self, now: i64) -> StoreFuture<'_, u64> {
-        Box::pin(bounded(OPERATION_TIMEOUT, async move {
+        Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
             let mut lease = self.lease().await?;
             transaction(&mut lease, &now, |lease, now| {
                 Box::pin(async move {

@@ -10,10 +10,10 @@
 //! families, key ids, algorithm names, issuers) longer than [`MAX_IDENTIFIER_BYTES`] are refused
 //! the same way, because they are index keys.
 //!
-//! The pool [`PostgresStore::connect`] builds waits at most five seconds for a connection, so a
+//! The pool [`PostgresStore::connect`] builds waits at most four seconds for a connection, so a
 //! stopped database answers [`StoreError::Unavailable`] within that time; the pool reconnects
 //! on its own once the database is back. Every operation, its wait for a connection
-//! included, is bounded by a deadline of five seconds (sixty for migrations).
+//! included, is bounded by a deadline of 4.5 seconds (sixty for migrations).
 
 use std::future::Future;
 use std::time::Duration;
@@ -30,11 +30,8 @@ pub use super::MAX_IDENTIFIER_BYTES;
 
 /// How long [`PostgresStore::connect`]'s pool waits for a connection before it answers
 /// [`StoreError::Unavailable`].
-pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(4);
 
-/// How long one store call may take in all, its wait for a connection included: a database that
-/// stops answering mid-operation costs a request at most this long before it answers 503.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_CONNECTIONS: u32 = 10;
 /// Attempts of a transaction that failed with a deadlock or a serialization failure.
@@ -541,7 +538,7 @@ impl Store for PostgresStore {
         let session = session.clone();
         Box::pin(crate::store::bounded(
             "PostgreSQL",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 check_session(&session)?;
                 sqlx::query(
@@ -568,7 +565,7 @@ impl Store for PostgresStore {
         let id = id.to_owned();
         Box::pin(crate::store::bounded(
             "PostgreSQL",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 if !storable_identifier(&id) {
                     return Ok(None);
@@ -594,7 +591,7 @@ impl Store for PostgresStore {
         let id = id.to_owned();
         Box::pin(crate::store::bounded(
             "PostgreSQL",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 if !storable_identifier(&id) {
                     return Ok(());
@@ -608,7 +605,7 @@ impl Store for PostgresStore {
         let record = record.clone();
         Box::pin(crate::store::bounded(
             "PostgreSQL",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 check_refresh(&record)?;
                 let mut conn = self.pool.acquire().await.map_err(|e| map_error(&e))?;
@@ -629,7 +626,7 @@ impl Store for PostgresStore {
         let new = *new;
         Box::pin(crate::store::bounded(
             "PostgreSQL",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move { retrying(|| rotate_once(&self.pool, &old, &new, now)).await },
         ))
     }
@@ -638,7 +635,7 @@ impl Store for PostgresStore {
         let family = family.to_owned();
         Box::pin(crate::store::bounded(
             "PostgreSQL",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 if !storable_identifier(&family) {
                     return Ok(());
@@ -666,7 +663,7 @@ impl Store for PostgresStore {
     fn list_keys(&self) -> StoreFuture<'_, Vec<StoredKey>> {
         Box::pin(crate::store::bounded(
             "PostgreSQL",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 let rows = sqlx::query(
                 "SELECT kid, alg, private_key, public_jwk, published_at, active_from, retire_at, remove_at \
@@ -687,7 +684,7 @@ impl Store for PostgresStore {
         let key = key.clone();
         Box::pin(crate::store::bounded(
             "PostgreSQL",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 check_key(&key)?;
                 retrying(|| insert_first_key_once(&self.pool, &key, now)).await
@@ -699,7 +696,7 @@ impl Store for PostgresStore {
         let key = key.clone();
         Box::pin(crate::store::bounded(
             "PostgreSQL",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 check_key(&key)?;
                 let mut conn = self.pool.acquire().await.map_err(|e| map_error(&e))?;
@@ -714,7 +711,7 @@ impl Store for PostgresStore {
         let kid = kid.to_owned();
         Box::pin(crate::store::bounded(
             "PostgreSQL",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 if !storable_identifier(&kid) {
                     return Ok(());
@@ -734,7 +731,7 @@ impl Store for PostgresStore {
         let jwks = jwks.to_owned();
         Box::pin(crate::store::bounded(
             "PostgreSQL",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 check_identifier("the issuer", &issuer)?;
                 check_text("the JWKS", &jwks)?;
@@ -757,7 +754,7 @@ impl Store for PostgresStore {
         let issuer = issuer.to_owned();
         Box::pin(crate::store::bounded(
             "PostgreSQL",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 if !storable_identifier(&issuer) {
                     return Ok(None);
@@ -777,7 +774,7 @@ impl Store for PostgresStore {
         let key = *key;
         Box::pin(crate::store::bounded(
             "PostgreSQL",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 // Inserted, or an expired marker taken over: a row comes back. A live marker: none.
                 let row = sqlx::query(
@@ -800,7 +797,7 @@ impl Store for PostgresStore {
     fn purge_expired(&self, now: i64) -> StoreFuture<'_, u64> {
         Box::pin(crate::store::bounded(
             "PostgreSQL",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move { retrying(|| purge_once(&self.pool, now)).await },
         ))
     }

@@ -46,11 +46,8 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long the pool waits for a free connection before it answers
 /// [`StoreError::Unavailable`].
-pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(4);
 
-/// How long one store call may take in all, its wait for a connection included: a database that
-/// stops answering mid-operation costs a request at most this long before it answers 503.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Readers run in parallel in WAL mode; writers take turns whatever the pool size.
 const MAX_CONNECTIONS: u32 = 8;
@@ -661,7 +658,7 @@ impl Store for SqliteStore {
         let session = session.clone();
         Box::pin(crate::store::bounded(
             "SQLite",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 crate::store::check_identifier("the session id", &session.id)?;
                 retrying(|| {
@@ -690,7 +687,7 @@ impl Store for SqliteStore {
         let id = id.to_owned();
         Box::pin(crate::store::bounded(
             "SQLite",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 if !crate::store::storable_identifier(&id) {
                     return Ok(None);
@@ -716,7 +713,7 @@ impl Store for SqliteStore {
         let id = id.to_owned();
         Box::pin(crate::store::bounded(
             "SQLite",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 if !crate::store::storable_identifier(&id) {
                     return Ok(());
@@ -730,7 +727,7 @@ impl Store for SqliteStore {
         let record = record.clone();
         Box::pin(crate::store::bounded(
             "SQLite",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 check_refresh(&record)?;
                 retrying(|| async {
@@ -751,7 +748,7 @@ impl Store for SqliteStore {
         let (old, new) = (*old, *new);
         Box::pin(crate::store::bounded(
             "SQLite",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move { retrying(|| rotate_once(&self.pool, &old, &new, now)).await },
         ))
     }
@@ -760,7 +757,7 @@ impl Store for SqliteStore {
         let family = family.to_owned();
         Box::pin(crate::store::bounded(
             "SQLite",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 if !crate::store::storable_identifier(&family) {
                     return Ok(());
@@ -779,7 +776,7 @@ impl Store for SqliteStore {
     fn list_keys(&self) -> StoreFuture<'_, Vec<StoredKey>> {
         Box::pin(crate::store::bounded(
             "SQLite",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 let rows = sqlx::query(
                 "SELECT kid, alg, private_key, public_jwk, published_at, active_from, retire_at, \
@@ -800,7 +797,7 @@ impl Store for SqliteStore {
         let key = key.clone();
         Box::pin(crate::store::bounded(
             "SQLite",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 check_key(&key)?;
                 retrying(|| insert_first_key_once(&self.pool, &key, now)).await
@@ -812,7 +809,7 @@ impl Store for SqliteStore {
         let key = key.clone();
         Box::pin(crate::store::bounded(
             "SQLite",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 check_key(&key)?;
                 retrying(|| async {
@@ -828,7 +825,7 @@ impl Store for SqliteStore {
         let kid = kid.to_owned();
         Box::pin(crate::store::bounded(
             "SQLite",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 if !crate::store::storable_identifier(&kid) {
                     return Ok(());
@@ -849,7 +846,7 @@ impl Store for SqliteStore {
         let jwks = jwks.to_owned();
         Box::pin(crate::store::bounded(
             "SQLite",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 crate::store::check_identifier("the issuer", &issuer)?;
                 retrying(|| {
@@ -873,7 +870,7 @@ impl Store for SqliteStore {
         let issuer = issuer.to_owned();
         Box::pin(crate::store::bounded(
             "SQLite",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 if !crate::store::storable_identifier(&issuer) {
                     return Ok(None);
@@ -893,7 +890,7 @@ impl Store for SqliteStore {
         let key = *key;
         Box::pin(crate::store::bounded(
             "SQLite",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move {
                 // Inserted, or an expired marker taken over: a row comes back. A live marker: none.
                 let row = retrying(|| {
@@ -917,7 +914,7 @@ impl Store for SqliteStore {
     fn purge_expired(&self, now: i64) -> StoreFuture<'_, u64> {
         Box::pin(crate::store::bounded(
             "SQLite",
-            OPERATION_TIMEOUT,
+            crate::store::OPERATION_TIMEOUT,
             async move { retrying(|| purge_once(&self.pool, now)).await },
         ))
     }
