@@ -12,8 +12,8 @@ use oidc_auth::store::memory::MemoryStore;
 use oidc_auth::testing::{Endpoint, Fault, MockProvider, SigningAlg};
 use oidc_auth::{Algorithm, Clock, ManualClock, OidcAuth, OidcConfigBuilder, SystemClock};
 use oidc_auth_tests::broker::{
-    BROKER_AUDIENCE, JWKS, REVOKE, TOKEN, exchange, exchange_form, field, jwt, login, provider,
-    refresh, serve_broker,
+    BROKER_AUDIENCE, JWKS, REVOKE, TOKEN, concurrent_refreshes, exchange, exchange_form, field,
+    jwt, login, provider, refresh, serve_broker,
 };
 use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Framework, Harness, Reply, base_config};
 use serde_json::{Value, json};
@@ -373,25 +373,8 @@ async fn an_unreachable_store_at_start_is_503_for_everyone_at_once() {
         .expect("config");
     let h = Harness::serve(idp, OidcAuth::builder(config).build(), None).await;
     let started = std::time::Instant::now();
-    let tasks: Vec<_> = (0..8)
-        .map(|i| {
-            let (client, url) = (h.client().clone(), h.url(FRAMEWORKS[i % 2], TOKEN));
-            tokio::spawn(async move {
-                let reply = client
-                    .post(url)
-                    .form(&[("refresh-token", "any")])
-                    .send()
-                    .await
-                    .expect("an answer");
-                (
-                    reply.status().as_u16(),
-                    reply.headers().contains_key("retry-after"),
-                )
-            })
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.expect("the request task"), (503, true));
+    for answer in concurrent_refreshes(&h, 8, "any").await {
+        assert_eq!(answer, (503, true));
     }
     assert!(
         started.elapsed() < oidc_auth_tests::broker::G6_LIMIT,

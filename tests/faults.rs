@@ -5,9 +5,16 @@
 
 use std::time::{Duration, Instant};
 
+use oidc_auth::OidcAuth;
 use oidc_auth::testing::{Endpoint, Fault, MockProvider, SigningAlg};
+use oidc_auth_tests::broker::{
+    G6_LIMIT, REVOKE, broker_config, concurrent_refreshes, field, login, provider, refresh,
+    serve_broker, sql_backends,
+};
 use oidc_auth_tests::proxy::{ProxyMode, TcpProxy};
-use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Harness, flow_provider};
+use oidc_auth_tests::{
+    AUDIENCE, FRAMEWORKS, Harness, LOOPBACK, browser_login, client_token_call, flow_provider,
+};
 
 /// A server whose JWKS requests go through a proxy (the issuer is configured, so validation
 /// needs no discovery), with a 1 s provider timeout.
@@ -229,19 +236,10 @@ async fn proxy_for(url: &str) -> TcpProxy {
 /// their variables are set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g6_a_database_that_stops_answering_is_503_within_five_seconds() {
-    use oidc_auth_tests::broker::{
-        Backend, G6_LIMIT, REVOKE, field, login, provider, refresh, serve_broker, sql_backends,
-    };
-    use oidc_auth_tests::{LOOPBACK, browser_login, client_token_call};
-
-    for Backend {
-        name,
-        url,
-        drop: cleanup,
-    } in sql_backends(false)
-    {
-        let proxy = proxy_for(&url).await;
-        let store = oidc_auth::store::connect(&through(&url, &proxy))
+    for backend in sql_backends(false) {
+        let (name, url) = (backend.name, &backend.url);
+        let proxy = proxy_for(url).await;
+        let store = oidc_auth::store::connect(&through(url, &proxy))
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let h = serve_broker(provider().await, store, |c| c.token_cache_capacity(0), None).await;
@@ -305,9 +303,7 @@ async fn g6_a_database_that_stops_answering_is_503_within_five_seconds() {
         );
         drop(h);
         drop(proxy);
-        if let Some(cleanup) = cleanup {
-            cleanup();
-        }
+        drop(backend);
     }
 }
 
@@ -317,46 +313,19 @@ async fn g6_a_database_that_stops_answering_is_503_within_five_seconds() {
 /// variables are set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g6_a_silent_database_at_start_is_503_within_five_seconds() {
-    use oidc_auth::OidcAuth;
-    use oidc_auth_tests::broker::{
-        Backend, G6_LIMIT, TOKEN, broker_config, field, login, provider, refresh, sql_backends,
-    };
-    use oidc_auth_tests::{LOOPBACK, browser_login, client_token_call};
-
-    for Backend {
-        name,
-        url,
-        drop: cleanup,
-    } in sql_backends(false)
-    {
-        let proxy = proxy_for(&url).await;
+    for backend in sql_backends(false) {
+        let (name, url) = (backend.name, &backend.url);
+        let proxy = proxy_for(url).await;
         proxy.set(ProxyMode::Blackhole);
         let idp = provider().await;
         let config = broker_config(&idp)
-            .broker_store_url(through(&url, &proxy))
+            .broker_store_url(through(url, &proxy))
             .build()
             .expect("config");
         let h = Harness::serve(idp, OidcAuth::builder(config).build(), None).await;
         let started = Instant::now();
-        let tasks: Vec<_> = (0..4)
-            .map(|i| {
-                let (client, url) = (h.client().clone(), h.url(FRAMEWORKS[i % 2], TOKEN));
-                tokio::spawn(async move {
-                    let reply = client
-                        .post(url)
-                        .form(&[("refresh-token", "any")])
-                        .send()
-                        .await
-                        .expect("an answer");
-                    (
-                        reply.status().as_u16(),
-                        reply.headers().contains_key("retry-after"),
-                    )
-                })
-            })
-            .collect();
-        for task in tasks {
-            assert_eq!(task.await.expect("the request task"), (503, true), "{name}");
+        for answer in concurrent_refreshes(&h, 4, "any").await {
+            assert_eq!(answer, (503, true), "{name}");
         }
         let took = started.elapsed();
         println!("{name}: the first refreshes took {took:?}");
@@ -395,8 +364,6 @@ async fn g6_a_silent_database_at_start_is_503_within_five_seconds() {
         );
         drop(h);
         drop(proxy);
-        if let Some(cleanup) = cleanup {
-            cleanup();
-        }
+        drop(backend);
     }
 }

@@ -2415,8 +2415,5 @@ async fn f5_hostile_identity_values_through_login_are_stored_verbatim_or_refused
             );
         }
         drop(h);
-        if let Some(drop_backend) = backend.drop {
-            drop_backend();
-        }
     }
 }

@@ -194,14 +194,50 @@ pub fn mysql_command(url: &url::Url, tool: &str) -> Command {
     command
 }
 
-/// A SQL backend for one test: its store URL and how to drop what it created.
+/// A SQL backend for one test: its store URL; dropping it drops the schema or database it was
+/// given.
 pub struct Backend {
     /// `sqlite`, `postgres` or `mysql`.
     pub name: &'static str,
     /// The store URL.
     pub url: String,
-    /// Drops the schema or database the backend was given.
-    pub drop: Option<Box<dyn FnOnce()>>,
+    drop: Option<Box<dyn FnOnce()>>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Some(cleanup) = self.drop.take() {
+            cleanup();
+        }
+    }
+}
+
+/// `n` concurrent refreshes of `token`, alternating the frameworks: each answer's status and
+/// whether it carried `Retry-After`.
+pub async fn concurrent_refreshes(h: &Harness, n: usize, token: &str) -> Vec<(u16, bool)> {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (client, url) = (h.client().clone(), h.url(crate::FRAMEWORKS[i % 2], TOKEN));
+            let token = token.to_owned();
+            tokio::spawn(async move {
+                let reply = client
+                    .post(url)
+                    .form(&[("refresh-token", token)])
+                    .send()
+                    .await
+                    .expect("an answer");
+                (
+                    reply.status().as_u16(),
+                    reply.headers().contains_key("retry-after"),
+                )
+            })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(n);
+    for task in tasks {
+        answers.push(task.await.expect("the request task"));
+    }
+    answers
 }
 
 /// A fresh PostgreSQL schema and a fresh MariaDB database when their variables are set, and

@@ -61,15 +61,6 @@ pub(crate) fn check_version(database: &str, current: i64, latest: i64) -> Result
 /// How long one store call may take in all, its wait for a connection included. A database
 /// that stops answering mid-operation costs a request at most this long, so its 503 arrives
 /// within 5 s with the request's own handling.
-#[cfg_attr(
-    not(any(
-        feature = "sqlite",
-        feature = "postgres",
-        feature = "mysql",
-        feature = "mongodb"
-    )),
-    allow(dead_code)
-)]
 pub(crate) const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(4_500);
 
 /// Bounds `operation` by `limit`: a database that stops answering mid-operation becomes
