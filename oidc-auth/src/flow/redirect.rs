@@ -32,8 +32,9 @@ fn is_loopback(url: &Url) -> bool {
     url.scheme() == "http"
         && match url.host() {
             Some(Host::Domain(d)) => d == "localhost",
-            Some(Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(Host::Ipv6(ip)) => ip.is_loopback(),
+            // The loopback literals of RFC 8252 section 7.3, not the rest of 127.0.0.0/8.
+            Some(Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
+            Some(Host::Ipv6(ip)) => ip == std::net::Ipv6Addr::LOCALHOST,
             None => false,
         }
 }
@@ -97,6 +98,9 @@ mod tests {
             "http://localhost:53100/call back",
             "https://localhost:53100/callback",
             "http://localhost.evil.com/callback",
+            "http://127.0.0.2:53100/callback",
+            "http://[::ffff:127.0.0.1]:53100/callback",
+            "http://0.0.0.0:53100/callback",
             "javascript:alert(1)",
             "data:text/html,hi",
             "//evil.com/callback",
