@@ -559,6 +559,11 @@ async fn token_exchange_follows_rfc_8693() {
             "urn:ietf:params:oauth:token-type:access_token"
         );
         assert_eq!(ok.body["token_type"], "Bearer");
+        // The Token JSON shape, with no refresh token: its fields are empty and zero.
+        assert_eq!(ok.body["refresh_token"], "");
+        assert_eq!(ok.body["refresh_expires"], 0);
+        assert_eq!(ok.body["refresh_expires_in"], 0);
+        assert!(ok.body["expires_in"].as_i64().is_some_and(|s| s > 0));
         let (_, claims) = jwt(field(&ok, "access_token"));
         assert_eq!(claims["aud"], "downstream");
         assert_eq!(claims["scope"], "openid profile");

@@ -176,6 +176,7 @@ impl Broker {
             "expires_in": exp - now,
             "refresh_token": "",
             "refresh_expires": 0,
+            "refresh_expires_in": 0,
             "scope": scope,
         }))
     }
