@@ -188,7 +188,8 @@ impl Harness {
             .await
     }
 
-    /// The same bearer call against both frameworks; asserts they agree on the status.
+    /// The same bearer call against both frameworks; asserts they agree on the status, the
+    /// challenge, whether `Retry-After` is there, and the error code of the body.
     pub async fn bearer_both(&self, path: &str, token: &str) -> Reply {
         let axum = self.bearer(Framework::Axum, path, token).await;
         let actix = self.bearer(Framework::Actix, path, token).await;
@@ -199,6 +200,16 @@ impl Harness {
         assert_eq!(
             axum.challenge, actix.challenge,
             "challenges differ on {path}"
+        );
+        assert_eq!(
+            axum.retry_after.is_some(),
+            actix.retry_after.is_some(),
+            "Retry-After differs on {path}: {axum:?} / {actix:?}"
+        );
+        assert_eq!(
+            axum.body.get("error"),
+            actix.body.get("error"),
+            "error codes differ on {path}"
         );
         axum
     }
