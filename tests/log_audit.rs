@@ -2,18 +2,22 @@
 //! device flow, userinfo) leaves no secret in any log line: not the PKCE verifier, the sealed
 //! state handle, the code, the tokens, the refresh token or the client secret. The same holds in
 //! broker mode for minted tokens, rotating refresh tokens (also when reused), the provider
-//! refresh token kept server-side, the encryption key, token-exchange credentials and revocation.
+//! refresh token kept server-side, the encryption key, token-exchange credentials and revocation,
+//! and on failure paths: a forged state handle, a failing provider, a refused ID token and
+//! refused bearer tokens.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use oidc_auth::testing::MockProvider;
-use oidc_auth_tests::{AUDIENCE, Framework, Harness, into_reply, last_token_request_field};
+use oidc_auth::testing::{Endpoint, Fault, MockProvider};
+use oidc_auth_tests::{AUDIENCE, Framework, Harness, Reply, into_reply, last_token_request_field};
 use tracing_subscriber::fmt::MakeWriter;
 use url::Url;
 
 const LOOPBACK: &str = "http://localhost:53100/callback";
 const SECRET: &str = "client-secret-that-must-not-leak";
+/// A bearer token with a made-up signature.
+const FORGED_BEARER: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -58,6 +62,37 @@ async fn location(h: &Harness, url: &str) -> Url {
     .expect("url")
 }
 
+/// A login on `fw` up to the client's callback: its code and state handle.
+async fn fresh_login(h: &Harness, fw: Framework) -> (String, String) {
+    let login = format!(
+        "/api/auth/v2/login?redirect_uri={}",
+        "http%3A%2F%2Flocalhost%3A53100%2Fcallback"
+    );
+    let authorize = location(h, &h.url(fw, &login)).await;
+    let back = location(h, authorize.as_str()).await;
+    let state = query(&back, "state");
+    let handle = state.rsplit('|').next().unwrap_or_default().to_owned();
+    (query(&back, "code"), handle)
+}
+
+/// The client's token call with `code` and the state `handle`.
+async fn token_call(h: &Harness, fw: Framework, code: &str, handle: &str) -> Reply {
+    let form = [
+        ("code", code),
+        ("redirect_uri", LOOPBACK),
+        ("code_verifier", handle),
+    ];
+    into_reply(
+        h.client()
+            .post(h.url(fw, "/api/auth/v2/token"))
+            .form(&form)
+            .send()
+            .await
+            .expect("token"),
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_the_logs_at_trace_level() {
     let log = Captured::default();
@@ -78,29 +113,8 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
     .await;
     let mut secrets = vec![SECRET.to_owned()];
     for fw in [Framework::Axum, Framework::Actix] {
-        let login = format!(
-            "/api/auth/v2/login?redirect_uri={}",
-            "http%3A%2F%2Flocalhost%3A53100%2Fcallback"
-        );
-        let authorize = location(&h, &h.url(fw, &login)).await;
-        let back = location(&h, authorize.as_str()).await;
-        let state = query(&back, "state");
-        let handle = state.rsplit('|').next().unwrap_or_default().to_owned();
-        let code = query(&back, "code");
-        let form = [
-            ("code", code.as_str()),
-            ("redirect_uri", LOOPBACK),
-            ("code_verifier", handle.as_str()),
-        ];
-        let tokens = into_reply(
-            h.client()
-                .post(h.url(fw, "/api/auth/v2/token"))
-                .form(&form)
-                .send()
-                .await
-                .expect("token"),
-        )
-        .await;
+        let (code, handle) = fresh_login(&h, fw).await;
+        let tokens = token_call(&h, fw, &code, &handle).await;
         assert_eq!(tokens.status, 200, "{}", tokens.raw_body);
         let access = tokens.body["access_token"]
             .as_str()
@@ -130,16 +144,7 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
             h.bearer(fw, "/api/auth/v2/userinfo", &access).await.status,
             200
         );
-        assert_eq!(
-            h.bearer(
-                fw,
-                "/me",
-                "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
-            )
-            .await
-            .status,
-            401
-        );
+        assert_eq!(h.bearer(fw, "/me", FORGED_BEARER).await.status, 401);
         let start = into_reply(
             h.client()
                 .post(h.url(fw, "/api/auth/v2/device"))
@@ -165,6 +170,54 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         .await;
         assert_eq!(device.status, 200, "{}", device.raw_body);
         secrets.extend([verifier, handle, code, access, refresh, device_code]);
+
+        // Failure paths: a forged handle, the provider's token endpoint failing, an ID token
+        // the server refuses, an expired and a forged bearer token. Neither the log nor the
+        // error bodies hold any of their secrets.
+        let (code, handle) = fresh_login(&h, fw).await;
+        let last = if handle.ends_with('A') { "B" } else { "A" };
+        let forged = format!("{}{last}", &handle[..handle.len() - 1]);
+        let refused_handle = token_call(&h, fw, &code, &forged).await;
+        assert_eq!(refused_handle.status, 400, "{}", refused_handle.raw_body);
+        h.idp.set_fault(Endpoint::Token, Fault::Status(500));
+        let provider_failed = token_call(&h, fw, &code, &handle).await;
+        assert!(
+            matches!(provider_failed.status, 502 | 503),
+            "{}",
+            provider_failed.raw_body
+        );
+        h.idp.set_fault(Endpoint::Token, Fault::None);
+        h.idp
+            .set_id_token_tweak(Some(Arc::new(|claims: &mut serde_json::Map<_, _>| {
+                claims.insert("nonce".into(), "another-login".into());
+            })));
+        let (other_code, other_handle) = fresh_login(&h, fw).await;
+        let refused_id_token = token_call(&h, fw, &other_code, &other_handle).await;
+        assert_eq!(
+            refused_id_token.status, 400,
+            "{}",
+            refused_id_token.raw_body
+        );
+        h.idp.set_id_token_tweak(None);
+        let expired = h.idp.token().audience(AUDIENCE).expires_in(-3600).sign();
+        let refused_expired = h.bearer(fw, "/me", &expired).await;
+        assert_eq!(refused_expired.status, 401);
+        let failures = [code, handle, forged, other_code, other_handle, expired];
+        for body in [
+            &refused_handle.raw_body,
+            &provider_failed.raw_body,
+            &refused_id_token.raw_body,
+            &refused_expired.raw_body,
+        ] {
+            for secret in &failures {
+                assert!(
+                    !body.contains(secret.as_str()),
+                    "a secret in an error body: {body}"
+                );
+            }
+        }
+        secrets.extend(failures);
+        secrets.push(FORGED_BEARER.to_owned());
         for field in ["access_token", "refresh_token"] {
             secrets.push(
                 refreshed.body[field]
@@ -253,5 +306,71 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
             probe
         };
         assert!(!text.contains(probe), "a secret reached the logs: {probe}");
+    }
+}
+
+/// G1, `Debug` of the public types that hold secrets or personal data: a broker session (the
+/// sealed provider refresh token, the cached profile), a stored signing key (its private key),
+/// an endpoint answer (tokens in a Token JSON, the code and state of a callback redirect), a
+/// validated token (its claims beyond `sub`, `iss` and `exp`) and [`oidc_auth::Secret`].
+#[test]
+fn debug_of_secret_bearing_types_is_redacted() {
+    use oidc_auth::store::{Session, StoredKey};
+    use oidc_auth::{EndpointResponse, IdToken, Secret};
+
+    let session = Session {
+        id: "sid-1".into(),
+        subject: "alice".into(),
+        provider_refresh_token: "pr0vider-refresh".into(),
+        userinfo: r#"{"email":"alice@secret.example"}"#.into(),
+        expires_at: 9,
+    };
+    let key = StoredKey {
+        kid: "k1".into(),
+        alg: "RS256".into(),
+        private_key: b"PR1VATE-KEY-BYTES".to_vec(),
+        public_jwk: "{}".into(),
+        published_at: 0,
+        active_from: 0,
+        retire_at: 1,
+        remove_at: 2,
+    };
+    let answer = EndpointResponse::Json {
+        status: 200,
+        body: serde_json::json!({"access_token": "acc3ss-token", "refresh_token": "r3fresh"}),
+    };
+    let callback = EndpointResponse::Redirect {
+        location: "http://localhost:53100/callback?code=c0de-value&state=x%7Ch4ndle".into(),
+    };
+    let token = IdToken::from_claims(serde_json::json!({
+        "sub": "alice", "iss": "https://idp.example", "exp": 10,
+        "email": "alice@secret.example", "nonce": "n0nce-value",
+    }))
+    .expect("claims");
+    let secret = Secret::new("hunter2");
+    let shown = format!("{session:?} {key:?} {answer:?} {callback:?} {token:?} {secret:?}");
+    for leak in [
+        "pr0vider-refresh",
+        "alice@secret.example",
+        "PR1VATE",
+        "80, 82, 49",
+        "acc3ss-token",
+        "r3fresh",
+        "c0de-value",
+        "h4ndle",
+        "n0nce-value",
+        "hunter2",
+    ] {
+        assert!(!shown.contains(leak), "{leak} in {shown}");
+    }
+    // What is shown is what identifies the value.
+    for kept in [
+        "sid-1",
+        "k1",
+        "access_token",
+        "http://localhost:53100/callback",
+        "alice",
+    ] {
+        assert!(shown.contains(kept), "{kept} missing from {shown}");
     }
 }

@@ -29,12 +29,17 @@ const MAX_PROVIDER_ANSWER: usize = 64 * 1024;
 
 /// A successful answer of an auth endpoint, independent of any web framework.
 ///
+/// Its `Debug` output holds no secret: a JSON body shows its field names only (a Token JSON
+/// carries tokens), a redirect its target without the query (a callback carries the code and
+/// state).
+///
 /// ```
 /// use oidc_auth::EndpointResponse;
-/// let r = EndpointResponse::Redirect { location: "https://idp.example/authorize".into() };
+/// let r = EndpointResponse::Redirect { location: "https://app.example/cb?code=c0de".into() };
 /// assert_eq!(r.status(), 302);
+/// assert!(!format!("{r:?}").contains("c0de"));
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum EndpointResponse {
     /// A JSON body with this status; never cached by clients or proxies.
     Json {
@@ -48,6 +53,29 @@ pub enum EndpointResponse {
         /// The target URL.
         location: String,
     },
+}
+
+impl std::fmt::Debug for EndpointResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndpointResponse::Json { status, body } => {
+                let fields: Vec<&str> = body
+                    .as_object()
+                    .map(|o| o.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
+                f.debug_struct("Json")
+                    .field("status", status)
+                    .field("fields", &fields)
+                    .finish_non_exhaustive()
+            }
+            EndpointResponse::Redirect { location } => {
+                let target = location.split(['?', '#']).next().unwrap_or_default();
+                f.debug_struct("Redirect")
+                    .field("location", &target)
+                    .finish_non_exhaustive()
+            }
+        }
+    }
 }
 
 impl EndpointResponse {
@@ -322,6 +350,30 @@ fn token_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_of_an_endpoint_response_holds_no_secret() {
+        let token = EndpointResponse::Json {
+            status: 200,
+            body: json!({"access_token": "acc3ss", "refresh_token": "r3fresh", "id_token": "1d"}),
+        };
+        let shown = format!("{token:?}");
+        assert!(
+            shown.contains("200") && shown.contains("access_token"),
+            "{shown}"
+        );
+        for secret in ["acc3ss", "r3fresh", "1d\""] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        let callback = EndpointResponse::Redirect {
+            location: "http://127.0.0.1:5/cb?code=c0de&state=s|h4ndle#frag".into(),
+        };
+        let shown = format!("{callback:?}");
+        assert!(shown.contains("http://127.0.0.1:5/cb"), "{shown}");
+        for secret in ["c0de", "h4ndle", "frag"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
 
     #[test]
     fn zero_refresh_expiry_means_no_stated_expiry() {

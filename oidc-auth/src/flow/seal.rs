@@ -255,6 +255,17 @@ mod tests {
     }
 
     #[test]
+    fn debug_of_a_transaction_shows_no_verifier_nonce_or_challenge() {
+        let mut tx = tx();
+        tx.client_challenge = Some("ch4llenge".into());
+        let shown = format!("{tx:?}");
+        for secret in ["vvvv", "n0nce", "ch4llenge", "[7, 7"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("http://localhost:53100/callback"), "{shown}");
+    }
+
+    #[test]
     fn a_sealed_transaction_opens_to_itself() {
         let sealer = Sealer::new(None);
         let handle = sealer.seal(&tx());
