@@ -1,10 +1,10 @@
 //! ID token validation at the end of a code exchange (OpenID Connect Core 3.1.3.7).
 
 use serde_json::Value;
-use subtle::ConstantTimeEq as _;
 
 use crate::auth::OidcAuth;
 use crate::error::{AuthError, ErrorKind};
+use crate::secret::Secret;
 use crate::token::{self, Expectations, IdToken, TokenUse};
 
 fn refused(description: &'static str) -> AuthError {
@@ -19,7 +19,7 @@ impl OidcAuth {
     pub(crate) async fn validate_id_token(
         &self,
         raw: &str,
-        nonce: &str,
+        nonce: &Secret,
     ) -> Result<IdToken, AuthError> {
         let config = self.config();
         let jws = token::parse_jws_for(
@@ -54,7 +54,7 @@ impl OidcAuth {
             _ => return Err(refused("the ID token was issued to another party")),
         }
         let sent = claims.get("nonce").and_then(Value::as_str).unwrap_or("");
-        if sent.is_empty() || !bool::from(sent.as_bytes().ct_eq(nonce.as_bytes())) {
+        if sent.is_empty() || !nonce.ct_eq(sent) {
             return Err(refused("the ID token nonce does not match the login"));
         }
         self.provider()

@@ -4,13 +4,13 @@ use aws_lc_rs::digest;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use subtle::ConstantTimeEq as _;
 
 use super::seal::{Transaction, random};
 use super::{EndpointResponse, parse_params, redirect, token_json};
 use crate::auth::OidcAuth;
 use crate::error::AuthError;
 use crate::secret::Scope;
+use crate::secret::Secret;
 
 /// How long a login may take between `/login` and the code exchange.
 const LOGIN_LIFETIME_SECS: i64 = 600;
@@ -115,9 +115,9 @@ impl OidcAuth {
         let tx = Transaction {
             id: random::<16>(),
             expires_at: self.now() + LOGIN_LIFETIME_SECS,
-            verifier,
-            client_challenge,
-            nonce: URL_SAFE_NO_PAD.encode(random::<16>()),
+            verifier: Secret::new(verifier),
+            client_challenge: client_challenge.map(Secret::new),
+            nonce: Secret::new(URL_SAFE_NO_PAD.encode(random::<16>())),
             redirect_uri: redirect_uri.as_str().to_owned(),
             scope: scopes.join(" "),
         };
@@ -135,7 +135,7 @@ impl OidcAuth {
                 .append_pair("redirect_uri", redirect_uri.as_str())
                 .append_pair("scope", &scopes.join(" "))
                 .append_pair("state", &state)
-                .append_pair("nonce", &tx.nonce)
+                .append_pair("nonce", tx.nonce.expose())
                 .append_pair("code_challenge", &challenge)
                 .append_pair("code_challenge_method", "S256");
             if let Some(prompt) = &q.prompt {
@@ -201,7 +201,7 @@ impl OidcAuth {
                 "this login is completed by its client at the token endpoint",
             ));
         }
-        let verifier = tx.verifier.clone();
+        let verifier = tx.verifier.expose().to_owned();
         self.exchange_code(&tx, code, verifier).await
     }
 
@@ -221,7 +221,7 @@ impl OidcAuth {
         let now = self.now();
         let (tx, verifier) = match self.sealer().open(&code_verifier, now) {
             Ok(tx) if tx.client_challenge.is_none() => {
-                let verifier = tx.verifier.clone();
+                let verifier = tx.verifier.expose().to_owned();
                 (tx, verifier)
             }
             Ok(_) => {
@@ -241,7 +241,7 @@ impl OidcAuth {
                         "the login state is invalid, expired or already used",
                     )
                 })?;
-                if !bool::from(s256(&code_verifier).as_bytes().ct_eq(challenge.as_bytes())) {
+                if !challenge.ct_eq(&s256(&code_verifier)) {
                     self.consume_transaction(&tx, now).await?;
                     return Err(AuthError::oauth(
                         "invalid_grant",

@@ -16,22 +16,24 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::error::AuthError;
+use crate::secret::Secret;
 
 const VERSION: u8 = 2;
 /// Used, unexpired handles remembered at most (about 5 MB). A handle must be remembered until
 /// it expires, so when this many are, further redemptions wait (503) rather than forget one.
 const MAX_REMEMBERED: usize = 200_000;
 
-/// What a login transaction needs at the token or callback step.
-#[derive(Clone, PartialEq, Eq)]
+/// What a login transaction needs at the token or callback step. Its verifier, challenge and
+/// nonce are [`Secret`]s: they compare only in constant time, and never with `==`.
+#[derive(Clone)]
 pub(crate) struct Transaction {
     pub(crate) id: [u8; 16],
     pub(crate) expires_at: i64,
     /// The PKCE verifier the server generated; empty when the client brought its own challenge.
-    pub(crate) verifier: String,
+    pub(crate) verifier: Secret,
     /// The client's own S256 challenge, when it brought one.
-    pub(crate) client_challenge: Option<String>,
-    pub(crate) nonce: String,
+    pub(crate) client_challenge: Option<Secret>,
+    pub(crate) nonce: Secret,
     pub(crate) redirect_uri: String,
     /// The scope asked of the provider: what a broker session may claim when the provider's
     /// answer names none.
@@ -145,9 +147,9 @@ impl Sealer {
         plain.extend_from_slice(&tx.id);
         plain.extend_from_slice(&tx.expires_at.to_be_bytes());
         for field in [
-            tx.verifier.as_str(),
-            tx.client_challenge.as_deref().unwrap_or(""),
-            tx.nonce.as_str(),
+            tx.verifier.expose(),
+            tx.client_challenge.as_ref().map_or("", Secret::expose),
+            tx.nonce.expose(),
             tx.redirect_uri.as_str(),
             tx.scope.as_str(),
         ] {
@@ -230,9 +232,9 @@ fn decode(plain: &[u8]) -> Option<Transaction> {
     Some(Transaction {
         id,
         expires_at,
-        verifier,
-        client_challenge: (!challenge.is_empty()).then_some(challenge),
-        nonce,
+        verifier: Secret::new(verifier),
+        client_challenge: (!challenge.is_empty()).then(|| Secret::new(challenge)),
+        nonce: Secret::new(nonce),
         redirect_uri,
         scope,
     })
@@ -246,9 +248,9 @@ mod tests {
         Transaction {
             id: [7; 16],
             expires_at: 1_000,
-            verifier: "v".repeat(43),
+            verifier: Secret::new("v".repeat(43)),
             client_challenge: None,
-            nonce: "n0nce".into(),
+            nonce: Secret::new("n0nce"),
             redirect_uri: "http://localhost:53100/callback".into(),
             scope: "openid profile".into(),
         }
@@ -257,7 +259,7 @@ mod tests {
     #[test]
     fn debug_of_a_transaction_shows_no_verifier_nonce_or_challenge() {
         let mut tx = tx();
-        tx.client_challenge = Some("ch4llenge".into());
+        tx.client_challenge = Some(Secret::new("ch4llenge"));
         let shown = format!("{tx:?}");
         for secret in ["vvvv", "n0nce", "ch4llenge", "[7, 7"] {
             assert!(!shown.contains(secret), "{shown}");
@@ -269,7 +271,19 @@ mod tests {
     fn a_sealed_transaction_opens_to_itself() {
         let sealer = Sealer::new(None);
         let handle = sealer.seal(&tx());
-        assert_eq!(sealer.open(&handle, 999).ok(), Some(tx()));
+        let opened = sealer.open(&handle, 999).expect("the handle opens");
+        let shown = |t: &Transaction| {
+            (
+                t.id,
+                t.expires_at,
+                t.verifier.expose().to_owned(),
+                t.client_challenge.as_ref().map(|c| c.expose().to_owned()),
+                t.nonce.expose().to_owned(),
+                t.redirect_uri.clone(),
+                t.scope.clone(),
+            )
+        };
+        assert_eq!(shown(&opened), shown(&tx()));
         assert!(!handle.contains(&"v".repeat(43)));
     }
 
