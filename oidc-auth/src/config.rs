@@ -1005,6 +1005,27 @@ mod tests {
         ("OIDC_CLIENT_ID", "app"),
     ];
 
+    /// SECURITY.md's reliability section and A8: the defaults a deployment gets without
+    /// saying anything.
+    #[test]
+    fn the_defaults_are_the_documented_bounds() {
+        let config = OidcConfig::from_lookup(lookup(&BASE)).expect("config");
+        assert_eq!(config.connect_timeout(), Duration::from_secs(2));
+        assert_eq!(config.timeout(), Duration::from_secs(5));
+        let cooldown = config.jwks_refetch_cooldown();
+        assert!(
+            (Duration::from_secs(10)..=Duration::from_secs(30)).contains(&cooldown),
+            "{cooldown:?}"
+        );
+        assert_eq!(config.jwks_stale_limit(), Duration::from_secs(24 * 3600));
+        assert_eq!(config.leeway(), Duration::from_secs(60));
+        assert_eq!(config.max_token_bytes(), 8 * 1024);
+        assert_eq!(config.jwks_max_keys(), 64);
+        assert_eq!(config.jwks_max_bytes(), 256 * 1024);
+        assert_eq!(config.token_cache_capacity(), 10_000);
+        assert!(!config.string_claims_as_lists());
+    }
+
     #[test]
     fn broker_options_come_from_the_environment() {
         let mut vars = BASE.to_vec();

@@ -12,7 +12,7 @@ fn refused(description: &'static str) -> AuthError {
 }
 
 impl OidcAuth {
-    /// Validates the ID token of a code exchange: signature with the provider's keys, `iss`,
+    /// Validates the ID token of a code exchange: signature with the provider's keys, then `iss`,
     /// `aud` containing the client id, `azp`, `exp`, `iat`, `sub`, and `nonce` equal (compared
     /// in constant time) to the one sent at login. Failures are 400 `invalid_grant`; a provider
     /// outage stays 503.
@@ -29,6 +29,14 @@ impl OidcAuth {
             TokenUse::Id,
         )
         .map_err(|_| refused("the ID token is malformed"))?;
+        // The signature first: nothing is read from claims the provider did not sign.
+        self.provider()
+            .verify(jws.signed())
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::Unavailable => e,
+                _ => refused("the ID token signature is invalid"),
+            })?;
         let issuer = self.provider().issuer().await?;
         let claims = &jws.claims;
         let times = token::check_registered(
@@ -57,13 +65,6 @@ impl OidcAuth {
         if sent.is_empty() || !nonce.ct_eq(sent) {
             return Err(refused("the ID token nonce does not match the login"));
         }
-        self.provider()
-            .verify(jws.signed())
-            .await
-            .map_err(|e| match e.kind() {
-                ErrorKind::Unavailable => e,
-                _ => refused("the ID token signature is invalid"),
-            })?;
         IdToken::new(jws.claims, times).ok_or_else(|| refused("the ID token claims are invalid"))
     }
 }

@@ -203,6 +203,14 @@ mod tests {
         assert!((30..=45).contains(&backoff_secs(20)));
     }
 
+    /// Instances that failed together do not retry in step: the jitter varies.
+    #[test]
+    fn backoff_is_jittered() {
+        let waits: std::collections::HashSet<i64> = (0..200).map(|_| backoff_secs(20)).collect();
+        assert!(waits.len() > 3, "{waits:?}");
+        assert!(waits.iter().all(|w| (30..=45).contains(w)), "{waits:?}");
+    }
+
     #[tokio::test]
     async fn concurrent_refreshes_fetch_once() {
         let slot = Arc::new(Slot::<u32>::default());
