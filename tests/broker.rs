@@ -358,6 +358,13 @@ async fn a_provider_invalid_grant_ends_the_session() {
         );
         let now = SystemClock.now();
         assert_eq!(b.store.get_session(&sid, now).await.ok(), Some(None));
+        // The refresh token is dead too, and so is the provider's: presenting it again is
+        // refused without a word to the provider.
+        h.idp.reset_hits();
+        let again = refresh(h, fw, field(&first, "refresh_token")).await;
+        assert_eq!(again.error(), Some("invalid_grant"), "{}", again.raw_body);
+        assert!(matches!(again.status, 400 | 401), "{}", again.raw_body);
+        assert_eq!(h.idp.hits(Endpoint::Token), 0);
     }
 }
 
@@ -738,12 +745,37 @@ async fn keys_rotate_with_overlap() {
     for fw in FRAMEWORKS {
         assert_eq!(kids(&h.get(fw, JWKS, None).await).len(), 2);
     }
+    // A token of the old key that outlives the window (made with its stored private key, as
+    // only a leaked key could): valid while the key is published, refused once it is removed,
+    // although its own `exp` is days away.
+    let stored = b.store.list_keys().await.unwrap_or_default();
+    let old_key = stored
+        .iter()
+        .find(|k| k.kid == old_kid)
+        .expect("the old key is stored");
+    let (_, mut claims) = jwt(&late_token);
+    claims["exp"] = json!(clock.now() + 10 * 24 * 3600);
+    let long_lived = forge_with(old_key, &claims);
+    assert_eq!(h.bearer_both("/me", &long_lived).await.status, 200);
     // Past retirement + longest lifetime + leeway: the old key is gone from the JWKS.
     clock.advance(1800 + 60 + 60);
     let jwks = h.get(Framework::Axum, JWKS, None).await;
     assert_eq!(kids(&jwks), vec![new_kid.clone()]);
     assert_eq!(h.bearer_both("/me", &late_token).await.status, 401);
+    let refused = h.bearer_both("/me", &long_lived).await;
+    assert_eq!(refused.status, 401);
+    assert!(
+        refused
+            .challenge
+            .as_deref()
+            .is_some_and(|c| c.contains("invalid_token")),
+        "{:?}",
+        refused.challenge
+    );
     assert_eq!(b.store.list_keys().await.map(|k| k.len()).unwrap_or(0), 2);
+    // Kids are unique: two keys, two kids, neither reused.
+    let stored = b.store.list_keys().await.unwrap_or_default();
+    assert_ne!(stored[0].kid, stored[1].kid);
 }
 
 /// One broker instance served by axum at a URL known before it starts (its `iss`), counting
@@ -814,11 +846,15 @@ async fn minted_by(instance: &Instance, idp: &MockProvider) -> String {
     field(&reply, "access_token").to_owned()
 }
 
-/// Signs `claims` with the RS256 key `instance` stored (no encryption key: plain PKCS#8 after a
-/// one-byte marker).
+/// Signs `claims` with the RS256 key `instance` stored.
 async fn forge_with_key_of(instance: &Instance, claims: &Value) -> String {
     let keys = instance.store.list_keys().await.unwrap_or_default();
-    let key = keys.first().expect("the instance has a key");
+    forge_with(keys.first().expect("the instance has a key"), claims)
+}
+
+/// Signs `claims` with a stored RS256 `key` (no encryption key: plain PKCS#8 after a one-byte
+/// marker), under its kid.
+fn forge_with(key: &oidc_auth::store::StoredKey, claims: &Value) -> String {
     let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&key.private_key[1..]).expect("plain PKCS#8");
     let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": key.kid});
     let input = format!(
