@@ -15,7 +15,10 @@ use oidc_auth_tests::broker::{
     BROKER_AUDIENCE, JWKS, REVOKE, TOKEN, concurrent_refreshes, exchange, exchange_form, field,
     jwt, login, provider, refresh, serve_broker,
 };
-use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Framework, Harness, Reply, base_config};
+use oidc_auth_tests::{
+    AUDIENCE, FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, base_config, browser_login,
+    client_token_call,
+};
 use serde_json::{Value, json};
 
 struct Broker {
@@ -417,15 +420,12 @@ async fn a_broker_session_never_claims_more_scope_than_was_asked() {
         (Framework::Axum, "openid superuser", "openid"),
         (Framework::Actix, "openid admin superuser", "openid admin"),
     ] {
-        let query = serde_urlencoded::to_string([
-            ("redirect_uri", oidc_auth_tests::LOOPBACK),
-            ("scope", asked),
-        ])
-        .unwrap_or_default();
+        let query = serde_urlencoded::to_string([("redirect_uri", LOOPBACK), ("scope", asked)])
+            .unwrap_or_default();
         let login = format!("/api/auth/v2/login?{query}");
         let authorize = oidc_auth_tests::location(h, &h.url(fw, &login)).await;
         let callback = oidc_auth_tests::location(h, authorize.as_str()).await;
-        let reply = oidc_auth_tests::client_token_call(h, fw, &callback).await;
+        let reply = client_token_call(h, fw, &callback).await;
         assert_eq!(reply.status, 200, "{fw:?}: {}", reply.raw_body);
         let (_, claims) = jwt(field(&reply, "access_token"));
         assert_eq!(claims["scope"], minted, "{fw:?}, asked {asked}");
@@ -1513,4 +1513,45 @@ async fn f6_a_sealed_token_moved_to_another_session_does_not_open() {
     // The donor's own session is untouched.
     let fine = refresh(h, Framework::Actix, field(&second, "refresh_token")).await;
     assert_eq!(fine.status, 200, "{}", fine.raw_body);
+}
+
+/// G7 in broker mode: the provider's token endpoint fails at the exchange, at the server-side
+/// `/callback` and at the client's token call: 502/503, no broker session or refresh token is
+/// written, and the login's handle is consumed (the same callback afterwards is 400).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g7_a_failed_exchange_leaves_no_broker_session() {
+    let b = broker().await;
+    let h = &b.h;
+    for (fault, expected) in [
+        (Fault::Down, 503),
+        (Fault::Status(500), 502),
+        (Fault::Garbage, 502),
+    ] {
+        for fw in FRAMEWORKS {
+            let server_side = h.url(fw, "/api/auth/v2/callback");
+            let (_, at_server) = browser_login(h, fw, &server_side).await;
+            let (_, at_client) = browser_login(h, fw, LOOPBACK).await;
+            h.idp.set_fault(Endpoint::Token, fault.clone());
+            for reply in [
+                h.get_url(&at_server).await,
+                client_token_call(h, fw, &at_client).await,
+            ] {
+                assert_eq!(
+                    reply.status, expected,
+                    "{fault:?} {fw:?}: {}",
+                    reply.raw_body
+                );
+                assert!(reply.body.get("access_token").is_none());
+            }
+            h.idp.set_fault(Endpoint::Token, Fault::None);
+            let store = format!("{:?}", b.store);
+            assert!(
+                store.contains("sessions: 0, refresh_tokens: 0"),
+                "{fault:?} {fw:?}: {store}"
+            );
+            assert_eq!(h.get_url(&at_server).await.status, 400, "consumed");
+            let again = client_token_call(h, fw, &at_client).await;
+            assert_eq!(again.status, 400, "consumed");
+        }
+    }
 }

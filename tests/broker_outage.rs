@@ -113,6 +113,14 @@ async fn broker_rides_out_a_database_restart() {
             let login_reply = client_token_call(&h, fw, &callback).await;
             assert_eq!(login_reply.status, 503, "{fw:?}: {}", login_reply.raw_body);
             assert!(started.elapsed() < G6_LIMIT, "{:?}", started.elapsed());
+
+            // The server-side callback writes the session too.
+            let (_, callback) = browser_login(&h, fw, &h.url(fw, "/api/auth/v2/callback")).await;
+            let started = Instant::now();
+            let reply = h.get_url(&callback).await;
+            assert_eq!(reply.status, 503, "{fw:?}: {}", reply.raw_body);
+            assert!(reply.retry_after.is_some());
+            assert!(started.elapsed() < G6_LIMIT, "{:?}", started.elapsed());
         }
     }
 

@@ -277,6 +277,15 @@ async fn g6_a_database_that_stops_answering_is_503_within_five_seconds() {
             let took = started.elapsed();
             assert_eq!(reply.status, 503, "{name} {fw:?}: {}", reply.raw_body);
             assert!(took < G6_LIMIT, "{name} {fw:?}: the login took {took:?}");
+
+            // The server-side callback writes the session too.
+            let (_, callback) = browser_login(&h, fw, &h.url(fw, "/api/auth/v2/callback")).await;
+            let started = Instant::now();
+            let reply = h.get_url(&callback).await;
+            let took = started.elapsed();
+            assert_eq!(reply.status, 503, "{name} {fw:?}: {}", reply.raw_body);
+            assert!(reply.retry_after.is_some(), "{name} {fw:?}");
+            assert!(took < G6_LIMIT, "{name} {fw:?}: the callback took {took:?}");
         }
 
         // The network heals: the refresh token that could not be spent works, within a bounded
