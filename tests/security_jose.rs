@@ -14,9 +14,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_lc_rs::signature::{self as aws_sig, RsaPublicKeyComponents, UnparsedPublicKey};
 use aws_lc_rs::{digest, hmac};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use oidc_auth::testing::{Endpoint, MockProvider, SigningAlg};
+use base64::engine::general_purpose::STANDARD;
+use oidc_auth::testing::{MockProvider, SigningAlg};
 use oidc_auth::{Algorithm, ErrorKind, ManualClock, OidcAuth};
+use oidc_auth_tests::jose::{
+    SHA256_DIGEST_INFO, b64, big_mul, der, der_uint, hex, jwks_hits, pem, pkcs1_encode,
+    published_jwk, rsa_components, rsa_public_der, split_signature, with_signature,
+};
 use oidc_auth_tests::{
     AUDIENCE, FRAMEWORKS, Framework, Harness, Reply, assert_invalid_token, assert_not_echoed,
     base_config,
@@ -37,29 +41,9 @@ const P256_P: &str = "ffffffff00000001000000000000000000000000ffffffffffffffffff
 /// The order L of the Ed25519 base point, big-endian.
 const ED25519_L: &str = "1000000000000000000000000000000014def9dea2f79cd65812631a5cf5d3ed";
 
-/// DigestInfo prefixes of EMSA-PKCS1-v1_5 (RFC 8017 section 9.2, note 1).
-const SHA256_DIGEST_INFO: [u8; 19] = [
-    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
-    0x00, 0x04, 0x20,
-];
 const SHA1_DIGEST_INFO: [u8; 15] = [
     0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
 ];
-
-fn b64(bytes: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn unb64(text: &str) -> Vec<u8> {
-    URL_SAFE_NO_PAD.decode(text).expect("base64url")
-}
-
-fn hex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
-        .collect()
-}
 
 fn unix_now() -> i64 {
     let since = SystemTime::now()
@@ -103,24 +87,9 @@ fn forged(idp: &MockProvider, header: &Value, signature: &[u8]) -> String {
     format!("{input}.{}", b64(signature))
 }
 
-fn split_signature(token: &str) -> (&str, Vec<u8>) {
-    let (input, signature) = token.rsplit_once('.').expect("a compact JWS");
-    (input, unb64(signature))
-}
-
-/// `token` with its signature replaced.
-fn with_signature(token: &str, signature: &[u8]) -> String {
-    let (input, _) = split_signature(token);
-    format!("{input}.{}", b64(signature))
-}
-
 /// A valid token of the harness: right issuer and audience, signed with the current key.
 fn valid_token(h: &Harness) -> String {
     h.idp.token().audience(AUDIENCE).sign()
-}
-
-fn jwks_hits(h: &Harness) -> usize {
-    h.idp.hits(Endpoint::Jwks)
 }
 
 /// Sends `token` to both frameworks and asserts `200` for subject `alice`.
@@ -160,100 +129,6 @@ fn assert_refused_oversized(reply: &Reply) {
     }
 }
 
-/// The JWK with this kid as `idp` publishes it, fetched like any client would (so it counts as
-/// one JWKS hit at `idp`).
-async fn published_jwk(client: &reqwest::Client, idp: &MockProvider, kid: &str) -> Value {
-    let jwks: Value = client
-        .get(idp.jwks_uri())
-        .send()
-        .await
-        .expect("JWKS reachable")
-        .json()
-        .await
-        .expect("JWKS is JSON");
-    jwks["keys"]
-        .as_array()
-        .and_then(|keys| keys.iter().find(|k| k["kid"] == kid))
-        .cloned()
-        .expect("the kid is published")
-}
-
-/// The JWK's RSA modulus and exponent, big-endian.
-fn rsa_components(jwk: &Value) -> (Vec<u8>, Vec<u8>) {
-    let param = |name: &str| unb64(jwk[name].as_str().expect("RSA parameter"));
-    (param("n"), param("e"))
-}
-
-/// A DER element with a definite length.
-fn der(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// A DER INTEGER holding the unsigned big-endian `bytes`.
-fn der_uint(bytes: &[u8]) -> Vec<u8> {
-    let start = bytes
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(bytes.len().saturating_sub(1));
-    let trimmed = &bytes[start..];
-    let mut content = Vec::with_capacity(trimmed.len() + 1);
-    if trimmed.first().is_none_or(|b| b & 0x80 != 0) {
-        content.push(0);
-    }
-    content.extend_from_slice(trimmed);
-    der(0x02, &content)
-}
-
-/// `-----BEGIN label-----` armour with 64-character lines.
-fn pem(label: &str, der: &[u8]) -> String {
-    let body = STANDARD.encode(der);
-    let lines: Vec<&str> = body
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
-}
-
-/// Big-endian product.
-fn big_mul(a: &[u8], b: &[u8]) -> Vec<u8> {
-    let mut acc = vec![0u64; a.len() + b.len()];
-    for (i, x) in a.iter().rev().enumerate() {
-        for (j, y) in b.iter().rev().enumerate() {
-            acc[i + j] += u64::from(*x) * u64::from(*y);
-        }
-    }
-    let mut carry = 0u64;
-    let mut out: Vec<u8> = acc
-        .into_iter()
-        .map(|limb| {
-            let total = limb + carry;
-            carry = total >> 8;
-            (total & 0xff) as u8
-        })
-        .collect();
-    assert_eq!(carry, 0);
-    out.reverse();
-    out
-}
-
 /// Big-endian `a + b` or `a - b` in `a.len()` bytes; panics on overflow or underflow.
 fn big_add_sub(a: &[u8], b: &[u8], subtract: bool) -> Vec<u8> {
     let mut out = a.to_vec();
@@ -268,17 +143,6 @@ fn big_add_sub(a: &[u8], b: &[u8], subtract: bool) -> Vec<u8> {
     }
     assert!(carry == 0 && b.len() <= a.len(), "big integer overflow");
     out
-}
-
-/// EMSA-PKCS1-v1_5 of `message` for a `len`-byte modulus: `00 01 FF.. 00 DigestInfo`.
-fn pkcs1_encode(message: &[u8], len: usize) -> Vec<u8> {
-    let mut digest_info = SHA256_DIGEST_INFO.to_vec();
-    digest_info.extend_from_slice(digest::digest(&digest::SHA256, message).as_ref());
-    let mut em = vec![0x00, 0x01];
-    em.resize(len - digest_info.len() - 1, 0xff);
-    em.push(0x00);
-    em.extend(digest_info);
-    em
 }
 
 /// An RSA public key with e = 3 made for one encoded message `em`: with `n = s³ − em` and
@@ -402,17 +266,8 @@ async fn a2_hmac_keyed_with_the_rsa_public_key_is_refused() {
     let h = Harness::start().await;
     let kid = h.idp.current_kid();
     let jwk = published_jwk(h.client(), &h.idp, &kid).await;
-    let (n, e) = rsa_components(&jwk);
-    let pkcs1 = der(0x30, &[der_uint(&n), der_uint(&e)].concat());
-    let rsa_encryption = hex("06092a864886f70d0101010500");
-    let spki = der(
-        0x30,
-        &[
-            der(0x30, &rsa_encryption),
-            der(0x03, &[&[0u8][..], &pkcs1].concat()),
-        ]
-        .concat(),
-    );
+    let (pkcs1, spki) = rsa_public_der(&jwk);
+    let (n, _) = rsa_components(&jwk);
     let spki_pem = pem("PUBLIC KEY", &spki);
     let secrets: Vec<Vec<u8>> = vec![
         spki_pem.clone().into_bytes(),

@@ -19,6 +19,7 @@ use oidc_auth_tests::broker::{
     BROKER_AUDIENCE, TOKEN, exchange, exchange_as, exchange_form, field, jwt, login, provider,
     refresh, serve_broker, sql_backends,
 };
+use oidc_auth_tests::jose::{pem, published_jwk, rsa_components, rsa_public_der};
 use oidc_auth_tests::{
     AUDIENCE, FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, assert_not_echoed, browser_login,
     client_code_flow, client_token_call, flow_provider, into_reply, last_token_request_field,
@@ -2416,4 +2417,596 @@ async fn f5_hostile_identity_values_through_login_are_stored_verbatim_or_refused
         }
         drop(h);
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// D1 / D5 / D7 / D8 / B10 at the server-side callback
+// ------------------------------------------------------------------------------------------
+
+/// 32 bytes, base64: the state-sealing key of another deployment.
+const OTHER_STATE_KEY: &str = "b3RoZXIta2V5LW90aGVyLWtleS1vdGhlci1rZXktMzI=";
+/// The client id the test servers use; the `aud` and `azp` of their ID tokens.
+const CLIENT_ID: &str = "test-client";
+
+/// GETs `url` (our server-side callback) and returns the answer and its `Set-Cookie` values.
+async fn get_callback(h: &Harness, url: &Url) -> (Reply, Vec<String>) {
+    let response = h
+        .client()
+        .get(url.as_str())
+        .send()
+        .await
+        .expect("the server answers");
+    let cookies = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .collect();
+    (into_reply(response).await, cookies)
+}
+
+/// Our server-side callback on `fw` with `pairs` as its query.
+fn callback_url(h: &Harness, fw: Framework, pairs: &[(&str, &str)]) -> Url {
+    Url::parse(&h.url(fw, &with_query(CALLBACK, pairs))).expect("callback URL")
+}
+
+/// Asserts a refused callback: 400, no token of any kind in the body, no cookie set.
+fn assert_no_session(reply: &Reply, cookies: &[String], what: &str) {
+    assert_eq!(reply.status, 400, "{what}: {}", reply.raw_body);
+    for field in ["access_token", "refresh_token", "id_token"] {
+        assert!(
+            reply.body.get(field).is_none(),
+            "{what}: {field} in {}",
+            reply.raw_body
+        );
+    }
+    assert!(cookies.is_empty(), "{what}: cookies were set: {cookies:?}");
+}
+
+/// A builder for an ID token of the provider's current key that is valid for this client and
+/// the login with `nonce`: `aud` and `azp` the client, default `iss`, `sub`, `iat` and `exp`.
+fn id_token_for(h: &Harness, nonce: &str) -> oidc_auth::testing::TokenBuilder {
+    h.idp
+        .token()
+        .audience(CLIENT_ID)
+        .claim("azp", json!(CLIENT_ID))
+        .claim("nonce", json!(nonce))
+}
+
+/// The claims of [`id_token_for`], as JSON, for tokens signed by hand.
+fn id_claims_for(h: &Harness, nonce: &str) -> Value {
+    let now = SystemClock.now();
+    json!({
+        "iss": h.idp.issuer(),
+        "sub": "alice",
+        "aud": CLIENT_ID,
+        "azp": CLIENT_ID,
+        "nonce": nonce,
+        "iat": now,
+        "exp": now + 300,
+    })
+}
+
+/// `b64url(header).b64url(claims).b64url(HMAC-SHA256(key, signing input))`.
+fn hs256(header: &Value, claims: &Value, key: &[u8]) -> String {
+    use aws_lc_rs::hmac;
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+}
+
+/// `token` with one bit of byte `index` of its signature flipped (header and payload intact).
+fn flip_signature(token: &str, index: usize) -> String {
+    let (input, signature) = token.rsplit_once('.').unwrap_or_default();
+    format!("{input}.{}", flip(signature, index))
+}
+
+/// The published RSA key `kid` of the provider's JWKS, and what a confused verifier might use
+/// as an HMAC secret made of it: the SPKI PEM (with and without its final newline), the PKCS#1
+/// PEM, the SPKI and PKCS#1 DER, the raw modulus, the JWK's `n` text and the JWK JSON.
+async fn public_key_secrets(h: &Harness, kid: &str) -> Vec<(&'static str, Vec<u8>)> {
+    let jwk = published_jwk(h.client(), &h.idp, kid).await;
+    let (n, _) = rsa_components(&jwk);
+    let (pkcs1, spki) = rsa_public_der(&jwk);
+    let spki_pem = pem("PUBLIC KEY", &spki);
+    vec![
+        ("SPKI PEM", spki_pem.clone().into_bytes()),
+        ("SPKI PEM, no final newline", spki_pem.trim_end().into()),
+        ("PKCS#1 PEM", pem("RSA PUBLIC KEY", &pkcs1).into_bytes()),
+        ("SPKI DER", spki),
+        ("PKCS#1 DER", pkcs1),
+        ("modulus bytes", n),
+        (
+            "JWK n text",
+            jwk["n"].as_str().unwrap_or_default().as_bytes().to_vec(),
+        ),
+        ("JWK JSON", jwk.to_string().into_bytes()),
+    ]
+}
+
+/// One server-side callback login on `fw` whose token answer carries, instead of the
+/// provider's own ID token, what `forge` makes of the login's nonce. Returns the callback's
+/// answer and cookies; the provider's token endpoint answered (once) meanwhile.
+async fn callback_with_id_token(
+    h: &Harness,
+    fw: Framework,
+    forge: impl FnOnce(&str) -> String,
+) -> (Reply, Vec<String>) {
+    let (authorize, callback) = browser_login(h, fw, &h.url(fw, CALLBACK)).await;
+    let nonce = query_param(&authorize, "nonce").unwrap_or_default();
+    assert!(!nonce.is_empty(), "the login sent a nonce: {authorize}");
+    let forged = forge(&nonce);
+    h.idp
+        .set_token_response_tweak(Some(Arc::new(move |answer: &mut serde_json::Map<_, _>| {
+            answer.insert("id_token".into(), Value::from(forged.clone()));
+        })));
+    let hits = token_hits(h);
+    let answer = get_callback(h, &callback).await;
+    h.idp.set_token_response_tweak(None);
+    assert_eq!(token_hits(h), hits + 1, "the code was exchanged");
+    answer
+}
+
+/// D1 at the server-side `/callback` (the token-endpoint half is in `flows.rs`): a callback
+/// with a valid code but no `state` (or an empty one), with the genuine state whose handle has
+/// one character changed (first, middle, last), with a handle sealed by another deployment's
+/// state key (next to our valid code, and as that deployment's whole callback), is 400 and the
+/// provider's token endpoint is never asked (counters reset before). Nothing is spent: the
+/// genuine callback completes afterwards (200), and the foreign handle is genuine on its own
+/// server (200 there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d1_callback_without_state_or_with_a_tampered_or_foreign_handle_is_refused() {
+    let h = Harness::with(
+        flow_provider().await,
+        |b| allow_lists(b).state_key(STATE_KEY),
+        None,
+    )
+    .await;
+    let other = Harness::with(
+        h.idp.clone(),
+        |b| allow_lists(b).state_key(OTHER_STATE_KEY),
+        None,
+    )
+    .await;
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for fw in FRAMEWORKS {
+        let ours = login_to(&h, fw, &h.url(fw, CALLBACK)).await;
+        let foreign = login_to(&other, fw, &h.url(fw, CALLBACK)).await;
+        let iss = query_param(&ours.url, "iss").unwrap_or_default();
+        let prefix = ours
+            .state
+            .rsplit_once('|')
+            .map(|(p, _)| p)
+            .unwrap_or_default()
+            .to_owned();
+        // One character changed, in the high bit of its six, so the decoded bytes differ.
+        let tampered = |index: usize| {
+            let mut chars: Vec<char> = ours.handle.chars().collect();
+            let i = index.min(chars.len() - 1);
+            let pos = alphabet.find(chars[i]).unwrap_or(0);
+            chars[i] = alphabet.chars().nth((pos + 32) % 64).unwrap_or('A');
+            format!("{prefix}|{}", chars.into_iter().collect::<String>())
+        };
+        let middle = ours.handle.len() / 2;
+        let cases: Vec<(String, Url)> = vec![
+            (
+                "no state".into(),
+                callback_url(&h, fw, &[("code", &ours.code), ("iss", &iss)]),
+            ),
+            (
+                "empty state".into(),
+                callback_url(
+                    &h,
+                    fw,
+                    &[("code", &ours.code), ("state", ""), ("iss", &iss)],
+                ),
+            ),
+            (
+                "handle without its prefix, tampered".into(),
+                callback_url(
+                    &h,
+                    fw,
+                    &[
+                        ("code", &ours.code),
+                        ("state", tampered(0).rsplit('|').next().unwrap_or_default()),
+                        ("iss", &iss),
+                    ],
+                ),
+            ),
+            (
+                "first character changed".into(),
+                callback_url(
+                    &h,
+                    fw,
+                    &[("code", &ours.code), ("state", &tampered(0)), ("iss", &iss)],
+                ),
+            ),
+            (
+                "middle character changed".into(),
+                callback_url(
+                    &h,
+                    fw,
+                    &[
+                        ("code", &ours.code),
+                        ("state", &tampered(middle)),
+                        ("iss", &iss),
+                    ],
+                ),
+            ),
+            (
+                "last character changed".into(),
+                callback_url(
+                    &h,
+                    fw,
+                    &[
+                        ("code", &ours.code),
+                        ("state", &tampered(usize::MAX)),
+                        ("iss", &iss),
+                    ],
+                ),
+            ),
+            (
+                "another server's handle with our code".into(),
+                callback_url(
+                    &h,
+                    fw,
+                    &[
+                        ("code", &ours.code),
+                        ("state", &foreign.state),
+                        ("iss", &iss),
+                    ],
+                ),
+            ),
+            (
+                "another server's handle with our prefix".into(),
+                callback_url(
+                    &h,
+                    fw,
+                    &[
+                        ("code", &ours.code),
+                        ("state", &format!("{prefix}|{}", foreign.handle)),
+                        ("iss", &iss),
+                    ],
+                ),
+            ),
+            (
+                "another server's whole callback".into(),
+                foreign.url.clone(),
+            ),
+        ];
+        h.idp.reset_hits();
+        for (what, url) in &cases {
+            let (reply, cookies) = get_callback(&h, url).await;
+            let what = format!("{what} on {fw:?}");
+            assert_no_session(&reply, &cookies, &what);
+            assert!(
+                matches!(reply.error(), Some("invalid_request" | "invalid_grant")),
+                "{what}: {}",
+                reply.raw_body
+            );
+            assert_not_echoed(&reply, &ours.code, &[&ours.handle, &foreign.handle]);
+            assert_eq!(
+                h.idp.hits(Endpoint::Token),
+                0,
+                "{what}: the provider's token endpoint was asked"
+            );
+        }
+        // Controls: nothing was spent, and the foreign handle is genuine where it was sealed.
+        let (genuine, _) = get_callback(&h, &ours.url).await;
+        assert_eq!(genuine.status, 200, "genuine: {}", genuine.raw_body);
+        let at_home = other.get(fw, &callback_path(&foreign.url), None).await;
+        assert_eq!(at_home.status, 200, "foreign at home: {}", at_home.raw_body);
+    }
+}
+
+/// D5 strengthened: after a login, our callback receives a plain `error=access_denied` with
+/// the login's valid state (without and with `iss`): 400 `access_denied`, no token request.
+/// The transaction is cleared: the real code of that same login, redeemed afterwards with its
+/// handle through the client's token call (on either framework) or through the server-side
+/// callback, is 400 and never reaches the provider. A control login without the error
+/// completes (200).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d5_access_denied_clears_the_transaction_so_the_real_code_is_refused() {
+    let h = harness().await;
+    for fw in FRAMEWORKS {
+        let control = login_to(&h, fw, LOOPBACK).await;
+        let reply = client_token_call(&h, fw, &control.url).await;
+        assert_eq!(reply.status, 200, "control: {}", reply.raw_body);
+        for with_iss in [false, true] {
+            let login = login_to(&h, fw, LOOPBACK).await;
+            let iss = query_param(&login.url, "iss").unwrap_or_default();
+            let mut pairs = vec![("error", "access_denied"), ("state", login.state.as_str())];
+            if with_iss {
+                pairs.push(("iss", &iss));
+            }
+            let what = format!("{fw:?}, iss {with_iss}");
+            h.idp.reset_hits();
+            let (denied, cookies) = get_callback(&h, &callback_url(&h, fw, &pairs)).await;
+            assert_client_error(&denied, &what);
+            assert_eq!(denied.error(), Some("access_denied"), "{what}");
+            assert!(cookies.is_empty(), "{what}: {cookies:?}");
+            assert_not_echoed(&denied, &login.code, &[&login.handle]);
+            assert_eq!(
+                token_hits(&h),
+                0,
+                "{what}: a token request after the denial"
+            );
+            for redeem_on in FRAMEWORKS {
+                let reply = client_token_call(&h, redeem_on, &login.url).await;
+                assert_refusal(
+                    &reply,
+                    400,
+                    "invalid_grant",
+                    &format!("{what}: the real code on {redeem_on:?}"),
+                );
+                assert!(reply.body.get("access_token").is_none());
+            }
+            let (reply, cookies) = get_callback(
+                &h,
+                &callback_url(
+                    &h,
+                    fw,
+                    &[
+                        ("code", &login.code),
+                        ("state", &login.state),
+                        ("iss", &iss),
+                    ],
+                ),
+            )
+            .await;
+            assert_no_session(&reply, &cookies, &format!("{what}: server-side callback"));
+            assert_eq!(
+                token_hits(&h),
+                0,
+                "{what}: the spent login reached the provider"
+            );
+        }
+    }
+}
+
+/// D7 at the server-side `/callback`: the code of login A placed into login B's callback (B's
+/// state and `iss`) is 400 with no token and no cookie, on both frameworks: the provider's
+/// PKCE check refuses it (B's verifier does not match A's challenge), and against a provider
+/// that does not check PKCE, the ID token's nonce (A's) does not match B's. Either way the
+/// provider was asked once: the refusal is the exchange's, not the state's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d7_a_code_from_another_login_is_refused_at_the_server_side_callback() {
+    let h = harness().await;
+    for check_pkce in [true, false] {
+        h.idp.set_check_pkce(check_pkce);
+        for fw in FRAMEWORKS {
+            let attacker = login_to(&h, fw, &h.url(fw, CALLBACK)).await;
+            let victim = login_to(&h, fw, &h.url(fw, CALLBACK)).await;
+            assert_ne!(attacker.code, victim.code);
+            let iss = query_param(&victim.url, "iss").unwrap_or_default();
+            let injected = callback_url(
+                &h,
+                fw,
+                &[
+                    ("code", &attacker.code),
+                    ("state", &victim.state),
+                    ("iss", &iss),
+                ],
+            );
+            let what = format!("PKCE checked at the provider: {check_pkce}, {fw:?}");
+            let (reply, asked) = counting_token_requests(&h, async {
+                let (reply, cookies) = get_callback(&h, &injected).await;
+                assert!(cookies.is_empty(), "{what}: {cookies:?}");
+                reply
+            })
+            .await;
+            assert_no_session(&reply, &[], &what);
+            assert_eq!(
+                reply.error(),
+                Some("invalid_grant"),
+                "{what}: {}",
+                reply.raw_body
+            );
+            assert_eq!(asked, 1, "{what}");
+            assert_eq!(
+                last_token_request_field(&h.idp, "code"),
+                attacker.code,
+                "{what}"
+            );
+            assert_not_echoed(&reply, &attacker.code, &[&victim.handle]);
+        }
+    }
+    h.idp.set_check_pkce(true);
+}
+
+/// D8 additions at the server-side `/callback`: the provider's token answer carries an ID token
+/// that is right in every claim (this client, the login's nonce) but not signed by the
+/// provider's published key: HS256 MACed with the client secret (with and without the RSA
+/// key's kid); HS256 MACed with the provider's RSA public key bytes (SPKI and PKCS#1 in PEM and
+/// DER, the modulus, the JWK `n` and the JWK JSON; the classic RS/HS confusion, with the RSA
+/// key's kid and without one); RS256 with the published kid and one signature byte flipped
+/// (first, middle, last); ES256 likewise; RS256 by an unpublished key under the published kid
+/// (conformance #1375); a signature of one key under the other key's kid or under another
+/// `alg` (ES256 as RS256, RS256 as PS256); the genuine RS256 signature over a payload with
+/// another `sub`. Each is 400 with no token and no cookie, on both frameworks, and userinfo is
+/// never asked. Controls: correctly signed RS256 and ES256 ID tokens made the same way give 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d8_id_tokens_not_signed_by_the_published_key_are_refused_at_the_callback() {
+    const SECRET: &str = "client-secret-of-test-client-0123456789";
+    let idp = flow_provider().await;
+    idp.set_client(CLIENT_ID, Some(SECRET));
+    // Published before anything is fetched, so its kid is known from the first JWKS on.
+    let es_kid = idp.add_key(oidc_auth::testing::SigningAlg::ES256);
+    // An RSA key the provider holds but never publishes.
+    let unpublished = idp.add_key(oidc_auth::testing::SigningAlg::RS256);
+    idp.retire_key(&unpublished);
+    let h = Harness::with(idp, |b| allow_lists(b).client_secret(SECRET), None).await;
+    let rsa_kid = h.idp.current_kid();
+    let secrets = public_key_secrets(&h, &rsa_kid).await;
+    for fw in FRAMEWORKS {
+        for (what, kid) in [("RS256", None), ("ES256", Some(es_kid.as_str()))] {
+            let (reply, _) = callback_with_id_token(&h, fw, |nonce| {
+                let builder = id_token_for(&h, nonce);
+                match kid {
+                    Some(kid) => builder.kid(kid).sign(),
+                    None => builder.sign(),
+                }
+            })
+            .await;
+            assert_eq!(
+                reply.status, 200,
+                "control {what} on {fw:?}: {}",
+                reply.raw_body
+            );
+        }
+    }
+    let userinfo = h.idp.hits(Endpoint::Userinfo);
+    type Forge<'a> = Box<dyn Fn(&str) -> String + 'a>;
+    let mut cases: Vec<(String, Forge)> = Vec::new();
+    for (label, header) in [
+        ("no kid", json!({"alg": "HS256", "typ": "JWT"})),
+        (
+            "RSA kid",
+            json!({"alg": "HS256", "typ": "JWT", "kid": rsa_kid}),
+        ),
+    ] {
+        let h = &h;
+        cases.push((
+            format!("HS256 with the client secret, {label}"),
+            Box::new(move |nonce| hs256(&header, &id_claims_for(h, nonce), SECRET.as_bytes())),
+        ));
+    }
+    for (name, secret) in &secrets {
+        for (label, header) in [
+            (
+                "RSA kid",
+                json!({"alg": "HS256", "typ": "JWT", "kid": rsa_kid}),
+            ),
+            ("no kid", json!({"alg": "HS256", "typ": "JWT"})),
+        ] {
+            let h = &h;
+            cases.push((
+                format!("HS256 with the public key as {name}, {label}"),
+                Box::new(move |nonce| hs256(&header, &id_claims_for(h, nonce), secret)),
+            ));
+        }
+    }
+    for (alg, kid) in [("RS256", rsa_kid.clone()), ("ES256", es_kid.clone())] {
+        for (position, index) in [("first", 0), ("middle", 32), ("last", usize::MAX)] {
+            let h = &h;
+            let kid = kid.clone();
+            cases.push((
+                format!("{alg} with the published kid, {position} signature byte flipped"),
+                Box::new(move |nonce| {
+                    flip_signature(&id_token_for(h, nonce).kid(&kid).sign(), index)
+                }),
+            ));
+        }
+    }
+    {
+        let (h, rsa_kid, es_kid, unpublished) = (&h, &rsa_kid, &es_kid, &unpublished);
+        cases.push((
+            "RS256 by an unpublished key under the published kid".to_owned(),
+            Box::new(move |nonce| {
+                id_token_for(h, nonce)
+                    .kid(unpublished)
+                    .header("kid", json!(rsa_kid))
+                    .sign()
+            }),
+        ));
+        cases.push((
+            "ES256 signature under an RS256 header with the ES256 kid".to_owned(),
+            Box::new(move |nonce| {
+                id_token_for(h, nonce)
+                    .kid(es_kid)
+                    .header("alg", json!("RS256"))
+                    .sign()
+            }),
+        ));
+        cases.push((
+            "RS256 signature under the ES256 key's kid".to_owned(),
+            Box::new(move |nonce| id_token_for(h, nonce).header("kid", json!(es_kid)).sign()),
+        ));
+        cases.push((
+            "RS256 signature under a PS256 header".to_owned(),
+            Box::new(move |nonce| id_token_for(h, nonce).header("alg", json!("PS256")).sign()),
+        ));
+        cases.push((
+            "RS256 signature of another payload".to_owned(),
+            Box::new(move |nonce| {
+                let genuine = id_token_for(h, nonce).sign();
+                let mut parts: Vec<&str> = genuine.split('.').collect();
+                let mut claims = id_claims_for(h, nonce);
+                claims["sub"] = json!("mallory");
+                let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+                parts[1] = &payload;
+                parts.join(".")
+            }),
+        ));
+    }
+    for fw in FRAMEWORKS {
+        for (what, forge) in &cases {
+            let (reply, cookies) = callback_with_id_token(&h, fw, |nonce| forge(nonce)).await;
+            let what = format!("{what} on {fw:?}");
+            assert_no_session(&reply, &cookies, &what);
+            assert_eq!(
+                reply.error(),
+                Some("invalid_grant"),
+                "{what}: {}",
+                reply.raw_body
+            );
+            assert_not_echoed(&reply, SECRET, &[]);
+        }
+    }
+    assert_eq!(
+        h.idp.hits(Endpoint::Userinfo),
+        userinfo,
+        "userinfo was asked"
+    );
+}
+
+/// B10, second half, at the server-side `/callback`: an access-token-typed JWT (`typ` `at+jwt`
+/// in the spellings RFC 9068 and media types allow: `at+jwt`, `AT+JWT`, `application/at+jwt`)
+/// that is otherwise a valid ID token for this client (published key, right `iss`, `aud`,
+/// `azp`, `exp`, `iat`, the login's nonce) is refused as the ID token: 400, no token, no
+/// cookie, on both frameworks. Other explicit non-ID types (`logout+jwt`, `secevent+jwt`) too.
+/// Control: the same token (with its access-token claims `scope`, `client_id`, `jti`) typed
+/// `JWT` gives 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b10_an_access_token_typed_jwt_is_not_an_id_token_at_the_callback() {
+    let h = harness().await;
+    let typed = |nonce: &str, typ: &str| {
+        id_token_for(&h, nonce)
+            .header("typ", json!(typ))
+            .scope("openid")
+            .claim("client_id", json!(CLIENT_ID))
+            .claim("jti", json!("at-1"))
+            .sign()
+    };
+    for fw in FRAMEWORKS {
+        let (control, _) = callback_with_id_token(&h, fw, |nonce| typed(nonce, "JWT")).await;
+        assert_eq!(
+            control.status, 200,
+            "control on {fw:?}: {}",
+            control.raw_body
+        );
+        for typ in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "logout+jwt",
+            "secevent+jwt",
+        ] {
+            let (reply, cookies) = callback_with_id_token(&h, fw, |nonce| typed(nonce, typ)).await;
+            let what = format!("typ {typ} on {fw:?}");
+            assert_no_session(&reply, &cookies, &what);
+            assert_eq!(
+                reply.error(),
+                Some("invalid_grant"),
+                "{what}: {}",
+                reply.raw_body
+            );
+        }
+    }
+    assert_eq!(h.idp.hits(Endpoint::Userinfo), 0);
 }

@@ -8,15 +8,21 @@
 //! under test stands between the token and the handler. Every refusal is also checked for echoes
 //! of the token and for the optional route (`/feed`), which must see no user.
 
+use std::cmp::Ordering;
 use std::time::Duration;
 
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+use aws_lc_rs::digest;
+use aws_lc_rs::signature::{self as aws_sig, Ed25519KeyPair, KeyPair as _, RsaPublicKeyComponents};
 use base64::Engine as _;
 use base64::alphabet;
-use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE};
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use oidc_auth::testing::{Endpoint, MockProvider, TokenBuilder};
+use oidc_auth::testing::{MockProvider, SigningAlg, TokenBuilder};
 use oidc_auth::{Clock, ErrorKind, ManualClock, SystemClock};
+use oidc_auth_tests::jose::{
+    b64, big_mul, der, der_uint, hex, jwks_hits, pkcs1_encode, published_jwk, split_signature,
+    unb64, with_signature,
+};
 use oidc_auth_tests::{
     AUDIENCE, FRAMEWORKS, Framework, Harness, Reply, assert_invalid_token, assert_not_echoed,
     into_reply,
@@ -29,10 +35,6 @@ const LEEWAY: i64 = 60;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers: raw JSON, signing, requests with raw header bytes, assertions.
-
-fn b64(bytes: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
 
 fn now() -> i64 {
     SystemClock.now()
@@ -132,10 +134,6 @@ async fn fixed_clock(leeway: u64) -> (Harness, i64) {
     )
     .await;
     (h, now)
-}
-
-fn jwks_hits(h: &Harness) -> usize {
-    h.idp.hits(Endpoint::Jwks)
 }
 
 /// An Ed25519 key of the test's own, published in the provider's JWKS, that signs any signing
@@ -306,6 +304,308 @@ fn assert_refused_or_malformed(reply: &Reply, what: &str) {
         401 => assert_invalid_token(reply),
         _ => panic!("{what}: only 400 or 401 are acceptable: {reply:?}"),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers: signature bytes, a little DER and big-integer arithmetic, hand-made RSA keys.
+
+/// The order n of the P-384 group.
+const P384_N: &str = "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973";
+/// The field prime p of P-384 (larger than n).
+const P384_P: &str = "fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff";
+
+/// The number of significant bits of the big-endian `bytes`.
+fn bit_len(bytes: &[u8]) -> usize {
+    bytes.iter().position(|b| *b != 0).map_or(0, |first| {
+        (bytes.len() - first) * 8 - bytes[first].leading_zeros() as usize
+    })
+}
+
+/// Big-endian `a + b` or `a - b` in `a.len() + 1` bytes (so a sum never overflows); panics on
+/// underflow.
+fn big_add_sub(a: &[u8], b: &[u8], subtract: bool) -> Vec<u8> {
+    assert!(b.len() <= a.len(), "operands in order");
+    let mut out = [&[0u8][..], a].concat();
+    let mut carry = 0i32;
+    for i in 0..out.len() {
+        let at = out.len() - 1 - i;
+        let other = b.len().checked_sub(i + 1).map_or(0, |k| i32::from(b[k]));
+        let other = if subtract { -other } else { other };
+        let total = i32::from(out[at]) + other + carry;
+        out[at] = total.rem_euclid(256) as u8;
+        carry = total.div_euclid(256);
+    }
+    assert_eq!(carry, 0, "big integer underflow");
+    out
+}
+
+/// An RSA public key with e = 3 and a modulus of exactly `bits` bits, made for one encoded
+/// message `em`: with `n = s³ − em` and `n ≤ s³ < 2n`, `s³ mod n = em`, so `s` is a genuine
+/// signature of `em` under `(n, 3)`. `n` is not a product of two primes, but verification
+/// cannot tell; this lets a test sign with a key of any size, which aws-lc-rs cannot generate
+/// (it only makes 2048, 3072, 4096 and 8192-bit RSA keys).
+struct CubeKey {
+    n: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+impl CubeKey {
+    fn new(em: &[u8], bits: usize) -> Self {
+        let len = em.len();
+        assert_eq!(len, bits.div_ceil(8), "the encoding has the modulus length");
+        // s = c * 2^m with c³ in [2^r, 2^(r+1)) puts s³ in [2^(bits-1), 2^bits), far enough
+        // above 2^(bits-1) that subtracting a PKCS#1 encoding (< 2^(8 len - 15)) keeps all bits.
+        let (m, r) = ((bits - 1) / 3, (bits - 1) % 3);
+        let below: &[usize] = match r {
+            0 => &[3],
+            1 => &[1],
+            _ => &[1, 2],
+        };
+        let mut s = vec![0u8; len];
+        for bit in below.iter().map(|d| m - d).chain([m]) {
+            s[len - 1 - bit / 8] |= 1 << (bit % 8);
+        }
+        // An odd n: s odd exactly when em is even.
+        if em[len - 1] & 1 == 0 {
+            s[len - 1] |= 1;
+        }
+        let cube = big_mul(&big_mul(&s, &s), &s);
+        let (high, low) = cube.split_at(cube.len() - len);
+        assert!(high.iter().all(|b| *b == 0), "s³ fits the modulus length");
+        let n = big_add_sub(low, em, true)[1..].to_vec();
+        assert_eq!(bit_len(&n), bits, "n has exactly {bits} bits");
+        Self { n, signature: s }
+    }
+
+    /// The public JWK, optionally without `alg` (then it may verify any RSA algorithm).
+    fn jwk(&self, kid: &str, alg: Option<&str>) -> Value {
+        let mut jwk = json!({"kty": "RSA", "kid": kid, "use": "sig", "n": b64(&self.n), "e": "Aw"});
+        if let Some(alg) = alg {
+            jwk["alg"] = json!(alg);
+        }
+        jwk
+    }
+
+    /// Whether aws-lc-rs itself accepts `sig` over `message` under this key with `params`: the
+    /// hand-made signature is genuine.
+    fn verifies(
+        &self,
+        params: &'static aws_sig::RsaParameters,
+        message: &[u8],
+        sig: &[u8],
+    ) -> bool {
+        let key = RsaPublicKeyComponents {
+            n: &self.n[..],
+            e: &[3u8][..],
+        };
+        key.verify(params, message, sig).is_ok()
+    }
+}
+
+/// Claims that pass every registered-claim check of a harness on `idp` at `now`.
+fn idp_claims(idp: &MockProvider, now: i64) -> RawJson {
+    RawJson::default()
+        .push("iss", js(&idp.issuer()))
+        .push("sub", js("alice"))
+        .push("aud", js(AUDIENCE))
+        .push("iat", now.to_string())
+        .push("exp", (now + 3600).to_string())
+}
+
+/// An RS256 token for `idp` (header kid `kid`, or none), signed by a fresh [`CubeKey`] of
+/// `bits` bits; returns the token and the key to publish.
+fn cube_signed(idp: &MockProvider, kid: Option<&str>, bits: usize) -> (String, CubeKey) {
+    let mut header = RawJson::default()
+        .push("alg", js("RS256"))
+        .push("typ", js("JWT"));
+    if let Some(kid) = kid {
+        header = header.push("kid", js(kid));
+    }
+    let input = format!(
+        "{}.{}",
+        b64(header.text()),
+        b64(idp_claims(idp, now()).text())
+    );
+    let key = CubeKey::new(&pkcs1_encode(input.as_bytes(), bits.div_ceil(8)), bits);
+    // aws-lc-rs's legacy parameters verify keys from 1024 bits up.
+    let legacy = &aws_sig::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY;
+    assert!(
+        key.verifies(legacy, input.as_bytes(), &key.signature),
+        "a genuine {bits}-bit RS256 signature"
+    );
+    let token = format!("{input}.{}", b64(&key.signature));
+    (token, key)
+}
+
+/// Big-endian comparison, leading zeros ignored.
+fn big_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    let strip = |x: &[u8]| -> Vec<u8> { x.iter().copied().skip_while(|b| *b == 0).collect() };
+    let (a, b) = (strip(a), strip(b));
+    a.len().cmp(&b.len()).then_with(|| a.cmp(&b))
+}
+
+/// Big-endian `a / 2`.
+fn big_half(a: &[u8]) -> Vec<u8> {
+    let mut carry = 0u8;
+    a.iter()
+        .map(|b| {
+            let half = (b >> 1) | carry;
+            carry = (b & 1) << 7;
+            half
+        })
+        .collect()
+}
+
+/// The integer cube root of `t`, rounded down (bit by bit).
+fn cube_root(t: &[u8]) -> Vec<u8> {
+    let bits = bit_len(t).div_ceil(3) + 1;
+    let mut s = vec![0u8; bits.div_ceil(8)];
+    let last = s.len() - 1;
+    for bit in (0..bits).rev() {
+        s[last - bit / 8] |= 1 << (bit % 8);
+        if big_cmp(&big_mul(&big_mul(&s, &s), &s), t) == Ordering::Greater {
+            s[last - bit / 8] &= !(1 << (bit % 8));
+        }
+    }
+    s
+}
+
+/// MGF1 (RFC 8017 appendix B.2.1) over `seed` with `hash`, `len` bytes.
+fn mgf1(hash: &'static digest::Algorithm, seed: &[u8], len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + hash.output_len());
+    let mut counter = 0u32;
+    while out.len() < len {
+        let mut context = digest::Context::new(hash);
+        context.update(seed);
+        context.update(&counter.to_be_bytes());
+        out.extend_from_slice(context.finish().as_ref());
+        counter += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// How an EMSA-PSS encoding (RFC 8017 section 9.1.1) is made; the default for a hash is the
+/// correct JWA one (RFC 7518 section 3.5: MGF1 with the same hash, salt as long as the hash).
+#[derive(Clone, Copy)]
+struct Pss {
+    /// For mHash and H.
+    hash: &'static digest::Algorithm,
+    mgf: &'static digest::Algorithm,
+    salt_len: usize,
+    trailer: u8,
+    /// M' starts with eight zero bytes.
+    zero_prefix: bool,
+    /// The byte between PS and the salt in DB.
+    separator: u8,
+    /// A non-zero byte inside PS.
+    spoiled_ps: bool,
+    /// The leftmost bit of EM is set (for a 2048-bit modulus, emBits = 2047 asks it clear).
+    top_bit_set: bool,
+}
+
+impl Pss {
+    fn new(hash: &'static digest::Algorithm) -> Self {
+        Self {
+            hash,
+            mgf: hash,
+            salt_len: hash.output_len(),
+            trailer: 0xbc,
+            zero_prefix: true,
+            separator: 0x01,
+            spoiled_ps: false,
+            top_bit_set: false,
+        }
+    }
+
+    /// EM for `message` and a modulus of `8 * em_len` bits.
+    fn encode(&self, message: &[u8], em_len: usize) -> Vec<u8> {
+        let h_len = self.hash.output_len();
+        let m_hash = digest::digest(self.hash, message);
+        let salt: Vec<u8> = (0..self.salt_len)
+            .map(|i| (i as u8).wrapping_mul(37).wrapping_add(11))
+            .collect();
+        let mut m_prime = if self.zero_prefix {
+            vec![0u8; 8]
+        } else {
+            Vec::new()
+        };
+        m_prime.extend_from_slice(m_hash.as_ref());
+        m_prime.extend_from_slice(&salt);
+        let h = digest::digest(self.hash, &m_prime);
+        let db_len = em_len - h_len - 1;
+        let mut db = vec![0u8; db_len - self.salt_len - 1];
+        if self.spoiled_ps {
+            db[10] = 0x42;
+        }
+        db.push(self.separator);
+        db.extend_from_slice(&salt);
+        for (byte, mask) in db.iter_mut().zip(mgf1(self.mgf, h.as_ref(), db_len)) {
+            *byte ^= mask;
+        }
+        if self.top_bit_set {
+            db[0] |= 0x80;
+        } else {
+            db[0] &= 0x7f;
+        }
+        [db, h.as_ref().to_vec(), vec![self.trailer]].concat()
+    }
+}
+
+impl CubeKey {
+    /// A key of exactly `8 * em.len()` bits for any `em` below 2^(8 len), top bit set or not:
+    /// n is aimed at the middle of `[max(2^(8 len - 1), em + 1), 2^(8 len))` and s is the cube
+    /// root of n + em.
+    fn around(em: &[u8]) -> Self {
+        let len = em.len();
+        // 2^(8 len) and 2^(8 len - 1), in len + 1 bytes.
+        let mut top = vec![0u8; len + 1];
+        top[0] = 1;
+        let mut half = vec![0u8; len + 1];
+        half[1] = 0x80;
+        let low = if big_cmp(em, &half) == Ordering::Less {
+            half
+        } else {
+            big_add_sub(&[&[0u8][..], em].concat(), &[1], false)[1..].to_vec()
+        };
+        let target = big_half(&big_add_sub(&top, &low, false));
+        let mut s = cube_root(&big_add_sub(&target, em, false));
+        // An odd n: s odd exactly when em is even.
+        if s[s.len() - 1] & 1 == em[len - 1] & 1 {
+            s = big_add_sub(&s, &[1], false);
+        }
+        let cube = big_mul(&big_mul(&s, &s), &s);
+        let n = big_add_sub(&cube, em, true);
+        assert!(
+            bit_len(&n) == 8 * len && big_cmp(&n, em) == Ordering::Greater,
+            "n has {} bits and exceeds em",
+            8 * len
+        );
+        assert!(s.len() <= len, "s fits the modulus length");
+        let mut signature = vec![0u8; len - s.len()];
+        signature.extend(s);
+        Self {
+            n: n[n.len() - len..].to_vec(),
+            signature,
+        }
+    }
+}
+
+/// A token for `idp` with header `alg` and `kid`, signed by a fresh 2048-bit [`CubeKey`] over
+/// the EMSA-PSS encoding `pss` makes of its signing input.
+fn pss_signed(idp: &MockProvider, alg: &str, kid: &str, pss: &Pss) -> (String, String, CubeKey) {
+    let header = RawJson::default()
+        .push("alg", js(alg))
+        .push("typ", js("JWT"))
+        .push("kid", js(kid));
+    let input = format!(
+        "{}.{}",
+        b64(header.text()),
+        b64(idp_claims(idp, now()).text())
+    );
+    let key = CubeKey::around(&pss.encode(input.as_bytes(), 256));
+    let token = format!("{input}.{}", b64(&key.signature));
+    (token, input, key)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -831,6 +1131,433 @@ async fn a15_variant_lone_surrogates_and_invalid_utf8_forms_are_refused() {
         "a proper surrogate pair",
     )
     .await;
+}
+
+/// A13 (empty bearer token), on both frameworks: `Authorization: Bearer` with nothing after the
+/// scheme, with one or several spaces, in other letter cases, or with a tab. Proves each gets
+/// 401 with the `error="invalid_token"` challenge *and* the JSON body `error: invalid_token` from
+/// axum and from actix-web alike (not the bare challenge of a missing token, not 400), the
+/// optional route sees no user, the API refuses an empty or blank token, and no key is fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a13_variant_empty_bearer_token_is_an_invalid_token_on_both_frameworks() {
+    let h = Harness::start().await;
+    for blank in ["", " ", "  "] {
+        let refused = h
+            .auth
+            .validate(blank)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.kind());
+        assert_eq!(refused, Err(ErrorKind::InvalidToken), "API: {blank:?}");
+    }
+    let values = [
+        "Bearer",
+        "Bearer ",
+        "Bearer  ",
+        "Bearer        ",
+        "bearer ",
+        "BEARER   ",
+        "Bearer \t",
+        "Bearer\t",
+    ];
+    for value in values {
+        let header = authorization(value);
+        for fw in FRAMEWORKS {
+            let reply = h.get_with(fw, "/me", std::slice::from_ref(&header)).await;
+            assert_eq!(reply.status, 401, "{value:?} on {fw:?}: {reply:?}");
+            assert_invalid_token(&reply);
+            assert_eq!(
+                reply.body["error"],
+                json!("invalid_token"),
+                "{value:?} on {fw:?}: the JSON body names the error"
+            );
+        }
+        let reply = both_with(&h, "/me", std::slice::from_ref(&header)).await;
+        assert_invalid_token(&reply);
+        assert_anonymous(&h, &[header], value).await;
+    }
+    assert_eq!(jwks_hits(&h), 0, "refused before any key lookup");
+}
+
+/// A18 variant (ES384, ECDSA on P-384, in the default algorithm allow-list): on a token whose
+/// header and claims are valid and whose kid names the published P-384 key, the signature is
+/// replaced by r = s = 0 (CVE-2022-21449 on P-384), r or s = 0, r or s = n, r = s = n, r or s =
+/// n + 1, the field prime p or all-ones (both above n), the valid r and s swapped, the DER
+/// encoding of (0, 0) and of the valid (r, s), 95 and 97 bytes (one byte short or long, at
+/// either end), all zero bytes, the ES256 length (64 bytes), r and s each with a leading zero
+/// (98 bytes) or left-padded to the ES512 length (132 bytes), and nothing. Proves each is 401
+/// `invalid_token` on both frameworks, without echo and without a JWKS refetch, while the token
+/// with its own signature is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a18_variant_malformed_es384_signatures_are_refused() {
+    let idp = MockProvider::start_with_alg(SigningAlg::ES384)
+        .await
+        .expect("provider");
+    let h = Harness::with(idp, |b| b, None).await;
+    let kid = h.idp.current_kid();
+    let jwk = published_jwk(h.client(), &h.idp, &kid).await;
+    assert_eq!(
+        (&jwk["kty"], &jwk["crv"], &jwk["alg"]),
+        (&json!("EC"), &json!("P-384"), &json!("ES384"))
+    );
+    let valid = token(&h).sign();
+    let header: Value =
+        serde_json::from_slice(&unb64(valid.split('.').next().expect("a header"))).expect("JSON");
+    assert_eq!(
+        (&header["alg"], &header["kid"]),
+        (&json!("ES384"), &json!(kid))
+    );
+    assert_accepted(&h, "/me", &valid, "the genuine ES384 signature").await;
+    let before = jwks_hits(&h);
+
+    let (_, signature) = split_signature(&valid);
+    assert_eq!(signature.len(), 96, "P-384 r || s");
+    let (r, s) = signature.split_at(48);
+    let (n, p) = (hex(P384_N), hex(P384_P));
+    assert_eq!((n.len(), p.len()), (48, 48));
+    let n_plus_1 = big_add_sub(&n, &[1], false)[1..].to_vec();
+    let zero = [0u8; 48];
+    let ff = [0xffu8; 48];
+    let raw = |r: &[u8], s: &[u8]| [r, s].concat();
+    let signatures: [(&str, Vec<u8>); 24] = [
+        ("r = s = 0", raw(&zero, &zero)),
+        ("r = 0", raw(&zero, s)),
+        ("s = 0", raw(r, &zero)),
+        ("r = s = n", raw(&n, &n)),
+        ("r = n", raw(&n, s)),
+        ("s = n", raw(r, &n)),
+        ("r = n + 1", raw(&n_plus_1, s)),
+        ("s = n + 1", raw(r, &n_plus_1)),
+        ("r = p", raw(&p, s)),
+        ("s = p", raw(r, &p)),
+        ("r all ones", raw(&ff, s)),
+        ("s all ones", raw(r, &ff)),
+        ("r and s swapped", raw(s, r)),
+        (
+            "r = s = 0 as DER",
+            der(0x30, &[der_uint(&zero), der_uint(&zero)].concat()),
+        ),
+        ("DER", der(0x30, &[der_uint(r), der_uint(s)].concat())),
+        ("95 bytes", signature[..95].to_vec()),
+        ("95 bytes, first dropped", signature[1..].to_vec()),
+        ("97 bytes, trailing zero", [&signature[..], &[0]].concat()),
+        ("97 bytes, leading zero", [&[0], &signature[..]].concat()),
+        ("all zero bytes", vec![0; 96]),
+        ("ES256 length", signature[..64].to_vec()),
+        (
+            "r and s with a leading zero each (98 bytes)",
+            [&[0][..], r, &[0], s].concat(),
+        ),
+        (
+            "r and s left-padded to the ES512 length (132 bytes)",
+            [&[0; 18][..], r, &[0; 18], s].concat(),
+        ),
+        ("empty", Vec::new()),
+    ];
+    for (what, signature) in &signatures {
+        assert_refused(&h, "/me", &with_signature(&valid, signature), &[], what).await;
+    }
+    let no_kid = token(&h).remove_header("kid").sign();
+    assert_refused(
+        &h,
+        "/me",
+        &with_signature(&no_kid, &[0; 96]),
+        &[],
+        "no kid, zeros",
+    )
+    .await;
+    assert_eq!(jwks_hits(&h) - before, 0, "a known kid never refetches");
+}
+
+/// A19 variant (RSASSA-PSS: PS256, PS384 and PS512, each a published 2048-bit key of the mock
+/// provider): on a token whose header and claims are valid and whose kid names the key, the
+/// signature is truncated by one byte (at either end), extended by one byte (at either end),
+/// replaced by an integer not below the modulus (n, n + 1, s + n, all ones), by all zero bytes,
+/// by 1 or n − 1 (whose e-th powers are ±1), or has one bit flipped. Proves each is 401
+/// `invalid_token` on both frameworks without echo or JWKS refetch, while the genuine signature
+/// is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a19_variant_malformed_pss_signatures_are_refused() {
+    let h = Harness::start().await;
+    let algs = [SigningAlg::PS256, SigningAlg::PS384, SigningAlg::PS512];
+    let kids: Vec<String> = algs.iter().map(|alg| h.idp.add_key(*alg)).collect();
+    let mut moduli = Vec::new();
+    for (alg, kid) in algs.iter().zip(&kids) {
+        let jwk = published_jwk(h.client(), &h.idp, kid).await;
+        assert_eq!(
+            (&jwk["kty"], &jwk["alg"]),
+            (&json!("RSA"), &json!(alg.as_str()))
+        );
+        moduli.push(unb64(jwk["n"].as_str().expect("an RSA modulus")));
+    }
+
+    for ((alg, kid), n) in algs.iter().zip(&kids).zip(&moduli) {
+        let len = n.len();
+        assert_eq!(bit_len(n), 2048, "{alg}");
+        let valid = token(&h).kid(kid).sign();
+        let header: Value =
+            serde_json::from_slice(&unb64(valid.split('.').next().expect("a header")))
+                .expect("JSON");
+        assert_eq!(
+            (&header["alg"], &header["kid"]),
+            (&json!(alg.as_str()), &json!(kid))
+        );
+        assert_accepted(&h, "/me", &valid, &format!("{alg}: genuine")).await;
+        let before = jwks_hits(&h);
+
+        let (_, sig) = split_signature(&valid);
+        assert_eq!(sig.len(), len, "{alg}");
+        let mut one = vec![0u8; len];
+        one[len - 1] = 1;
+        let n_plus_1 = big_add_sub(n, &[1], false);
+        assert_eq!(n_plus_1[0], 0, "n + 1 fits");
+        let mut flipped_first = sig.clone();
+        flipped_first[0] ^= 0x01;
+        let mut flipped_last = sig.clone();
+        flipped_last[len - 1] ^= 0x80;
+        let mut cases: Vec<(String, String)> = [
+            ("truncated by one byte", sig[..len - 1].to_vec()),
+            ("first byte dropped", sig[1..].to_vec()),
+            ("one extra trailing byte", [&sig[..], &[0]].concat()),
+            ("one extra leading zero", [&[0], &sig[..]].concat()),
+            ("all zero bytes", vec![0; len]),
+            ("the modulus", n.clone()),
+            ("the modulus plus one", n_plus_1[1..].to_vec()),
+            ("all ones", vec![0xff; len]),
+            ("one", one),
+            (
+                "the modulus minus one",
+                big_add_sub(n, &[1], true)[1..].to_vec(),
+            ),
+            ("first bit flipped", flipped_first),
+            ("last bit flipped", flipped_last),
+            ("empty", Vec::new()),
+        ]
+        .into_iter()
+        .map(|(what, s)| (format!("{alg}: {what}"), with_signature(&valid, &s)))
+        .collect();
+
+        // s + n is s modulo n: a verifier that reduces its input would accept it. PSS signatures
+        // are randomized, so re-sign until one leaves s + n within the modulus length; the
+        // first one's s + n is also sent in `len + 1` bytes.
+        for attempt in 0..32 {
+            let t = token(&h).kid(kid).sign();
+            let (_, s) = split_signature(&t);
+            let sum = big_add_sub(n, &s, false);
+            if attempt == 0 {
+                cases.push((
+                    format!("{alg}: s + n in {} bytes", len + 1),
+                    with_signature(&t, &sum),
+                ));
+            }
+            if sum[0] == 0 {
+                cases.push((
+                    format!("{alg}: s + n in {len} bytes"),
+                    with_signature(&t, &sum[1..]),
+                ));
+                break;
+            }
+        }
+        for (what, t) in &cases {
+            assert_refused(&h, "/me", t, &[], what).await;
+        }
+        assert_eq!(
+            jwks_hits(&h) - before,
+            0,
+            "{alg}: a known kid never refetches"
+        );
+    }
+}
+
+/// A19 variant (altered RSASSA-PSS padding): for PS256, PS384 and PS512, tokens signed by
+/// published 2048-bit keys over EMSA-PSS encodings that break RFC 8017 section 9.1 or RFC 7518
+/// section 3.5 in one place each: a salt of 0, hLen + 1 or the maximal length, MGF1 with SHA-1,
+/// the encoding of another hash (a PS384 encoding under a PS256 header and key, and so on),
+/// M' without its eight zero bytes, a non-zero byte in PS, separator 0x02 instead of 0x01,
+/// trailer 0xbb or 0x00 instead of 0xbc, and the leftmost bit of EM set. The keys are hand-made (e = 3)
+/// so any encoding can be signed; the correct encoding under the same construction is accepted
+/// (and verifies in aws-lc-rs). Proves each spoiled one is 401 `invalid_token` on both
+/// frameworks, without echo or JWKS refetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a19_variant_altered_pss_paddings_are_refused() {
+    let idp = MockProvider::start().await.expect("provider");
+    let suites: [(
+        &str,
+        &'static digest::Algorithm,
+        &'static digest::Algorithm,
+        &'static aws_sig::RsaParameters,
+    ); 3] = [
+        (
+            "PS256",
+            &digest::SHA256,
+            &digest::SHA384,
+            &aws_sig::RSA_PSS_2048_8192_SHA256,
+        ),
+        (
+            "PS384",
+            &digest::SHA384,
+            &digest::SHA256,
+            &aws_sig::RSA_PSS_2048_8192_SHA384,
+        ),
+        (
+            "PS512",
+            &digest::SHA512,
+            &digest::SHA256,
+            &aws_sig::RSA_PSS_2048_8192_SHA512,
+        ),
+    ];
+    let mut controls = Vec::new();
+    let mut spoiled = Vec::new();
+    for (alg, hash, other, params) in suites {
+        let good = Pss::new(hash);
+        let h_len = hash.output_len();
+        let variants: [(&str, Pss); 11] = [
+            (
+                "salt of 0 bytes",
+                Pss {
+                    salt_len: 0,
+                    ..good
+                },
+            ),
+            (
+                "salt of hLen + 1 bytes",
+                Pss {
+                    salt_len: h_len + 1,
+                    ..good
+                },
+            ),
+            (
+                "salt of the maximal length",
+                Pss {
+                    salt_len: 256 - h_len - 2,
+                    ..good
+                },
+            ),
+            (
+                "MGF1 with SHA-1",
+                Pss {
+                    mgf: &digest::SHA1_FOR_LEGACY_USE_ONLY,
+                    ..good
+                },
+            ),
+            ("the encoding of another hash", Pss::new(other)),
+            (
+                "M' without the zero prefix",
+                Pss {
+                    zero_prefix: false,
+                    ..good
+                },
+            ),
+            (
+                "a non-zero byte in PS",
+                Pss {
+                    spoiled_ps: true,
+                    ..good
+                },
+            ),
+            (
+                "separator 0x02",
+                Pss {
+                    separator: 0x02,
+                    ..good
+                },
+            ),
+            (
+                "trailer 0xbb",
+                Pss {
+                    trailer: 0xbb,
+                    ..good
+                },
+            ),
+            (
+                "leftmost bit of EM set",
+                Pss {
+                    top_bit_set: true,
+                    ..good
+                },
+            ),
+            (
+                "trailer 0x00",
+                Pss {
+                    trailer: 0x00,
+                    ..good
+                },
+            ),
+        ];
+        let kid = format!("pss-{alg}-control");
+        let (token, input, key) = pss_signed(&idp, alg, &kid, &good);
+        assert!(
+            key.verifies(params, input.as_bytes(), &key.signature),
+            "{alg}: the hand-made control is a genuine PSS signature"
+        );
+        idp.publish_raw_jwk(key.jwk(&kid, Some(alg)));
+        controls.push((format!("{alg}: control"), token));
+        for (i, (what, pss)) in variants.iter().enumerate() {
+            let kid = format!("pss-{alg}-{i}");
+            let (token, _, key) = pss_signed(&idp, alg, &kid, pss);
+            idp.publish_raw_jwk(key.jwk(&kid, Some(alg)));
+            spoiled.push((format!("{alg}: {what}"), token));
+        }
+    }
+    let h = Harness::with(idp, |b| b, None).await;
+    for (what, t) in &controls {
+        assert_accepted(&h, "/me", t, what).await;
+    }
+    let before = jwks_hits(&h);
+    for (what, t) in &spoiled {
+        assert_refused(&h, "/me", t, &[], what).await;
+    }
+    assert_eq!(jwks_hits(&h) - before, 0, "known kids never refetch");
+}
+
+/// A19 variant (RSA keys just under 2048 bits): JWKS keys of 2040 bits (255-byte modulus), of
+/// 2047 bits (a 256-byte modulus whose top bit is clear, so a byte-length check would call it
+/// 2048 bits), of 2040 bits written with a leading zero byte (256 bytes in the JWK), and of 2040
+/// bits without `alg`, each verifying a correctly signed RS256 token (checked with aws-lc-rs's
+/// legacy 1024-bit-and-up verifier). Proves every such token is 401 `invalid_token` on both
+/// frameworks, a kid-less token signed by a weak key is refused too, and the weak keys do not
+/// make a kid-less token of the provider's key ambiguous (they are never loaded); the same
+/// construction at exactly 2048 bits is accepted, so the refusals are down to the size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a19_variant_rsa_keys_of_2040_and_2047_bits_are_never_loaded() {
+    let idp = MockProvider::start().await.expect("provider");
+    let mut weak = Vec::new();
+    for (kid, bits, alg, zero_padded) in [
+        ("weak-2040", 2040, Some("RS256"), false),
+        ("weak-2047", 2047, Some("RS256"), false),
+        ("weak-2040-zero-padded", 2040, Some("RS256"), true),
+        ("weak-2040-without-alg", 2040, None, false),
+    ] {
+        let (t, key) = cube_signed(&idp, Some(kid), bits);
+        let mut jwk = key.jwk(kid, alg);
+        if zero_padded {
+            let padded = [&[0u8][..], &key.n].concat();
+            assert_eq!(padded.len(), 256);
+            jwk["n"] = json!(b64(padded));
+        } else {
+            assert_eq!(key.n.len(), bits.div_ceil(8));
+        }
+        idp.publish_raw_jwk(jwk);
+        weak.push((kid, t));
+    }
+    let (weak_no_kid, key) = cube_signed(&idp, None, 2040);
+    idp.publish_raw_jwk(key.jwk("weak-2040-for-kidless", Some("RS256")));
+    let h = Harness::with(idp, |b| b, None).await;
+
+    for (kid, t) in &weak {
+        assert_refused(&h, "/me", t, &[], kid).await;
+    }
+    assert_refused(&h, "/me", &weak_no_kid, &[], "kid-less, 2040-bit key").await;
+    // With the weak keys skipped, one RS256 key is published: a kid-less token is unambiguous.
+    let no_kid = token(&h).remove_header("kid").sign();
+    assert_accepted(&h, "/me", &no_kid, "kid-less, the provider's key").await;
+
+    let idp = MockProvider::start().await.expect("provider");
+    let (control, key) = cube_signed(&idp, Some("cube-2048"), 2048);
+    assert_eq!(bit_len(&key.n), 2048);
+    idp.publish_raw_jwk(key.jwk("cube-2048", Some("RS256")));
+    let h = Harness::with(idp, |b| b, None).await;
+    assert_accepted(&h, "/me", &control, "the same construction at 2048 bits").await;
 }
 
 // ---------------------------------------------------------------------------------------------

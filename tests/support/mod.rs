@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod broker;
+pub mod jose;
 pub mod proxy;
 pub mod real_provider;
 
