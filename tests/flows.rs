@@ -384,6 +384,28 @@ async fn provider_token_endpoint_down_is_a_gateway_error() {
     }
 }
 
+/// Bounded everything: a provider token answer over 64 KiB is not read to its end: 502 on
+/// both frameworks, no token, and the next login works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_token_answer_over_64_kib_is_a_gateway_error() {
+    let h = harness().await;
+    for fw in FRAMEWORKS {
+        let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
+        let huge = json!({
+            "access_token": "a",
+            "token_type": "Bearer",
+            "padding": "x".repeat(70 * 1024),
+        });
+        h.idp.set_fault(Endpoint::Token, Fault::Json(200, huge));
+        let reply = client_token_call(&h, fw, &callback).await;
+        assert_eq!(reply.status, 502, "{fw:?}: {}", reply.raw_body);
+        assert!(reply.body.get("access_token").is_none());
+        h.idp.set_fault(Endpoint::Token, Fault::None);
+        let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
+        assert_token_json(&client_token_call(&h, fw, &callback).await);
+    }
+}
+
 /// Refresh with the client's hyphenated `refresh-token` field and the standard spelling; the
 /// provider rotates, and a spent token is `invalid_grant` (E2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -511,6 +533,32 @@ async fn e4_the_device_answer_always_states_an_interval() {
                 start.raw_body
             );
         }
+    }
+}
+
+/// E5, the server's half without broker mode: the provider paces the polls, and its
+/// `slow_down` reaches the client as is (400 `slow_down` at top level), poll after poll, each
+/// forwarded to the provider; the client (py-oidc-auth-client) then widens its gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e5_the_providers_slow_down_reaches_the_client() {
+    let h = harness().await;
+    h.idp.set_device_interval(Some(5));
+    for fw in FRAMEWORKS {
+        let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
+        let device_code = oidc_auth_tests::broker::field(&start, "device_code").to_owned();
+        let polls = h.idp.hits(Endpoint::Token);
+        for _ in 0..2 {
+            let early = h
+                .post_form(fw, "/api/auth/v2/token", &[("device-code", &device_code)])
+                .await;
+            assert_eq!(
+                (early.status, early.error()),
+                (400, Some("slow_down")),
+                "{fw:?}: {}",
+                early.raw_body
+            );
+        }
+        assert_eq!(h.idp.hits(Endpoint::Token), polls + 2, "{fw:?}");
     }
 }
 

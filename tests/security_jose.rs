@@ -1319,3 +1319,20 @@ async fn a22_right_kid_but_signed_by_another_key_is_refused() {
 
     assert_eq!(jwks_hits(&h) - before, 0, "a known kid never refetches");
 }
+
+/// Bounded everything: a JWKS with more keys than `jwks_max_keys` (64 by default) is read up
+/// to the bound. The keys before it serve; a key past it is never loaded, so its tokens are
+/// 401 `invalid_token` on both frameworks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_past_the_jwks_key_bound_are_never_loaded() {
+    let idp = MockProvider::start().await.expect("provider");
+    for _ in 0..70 {
+        idp.add_key(SigningAlg::ES256);
+    }
+    let late = idp.add_key(SigningAlg::RS256);
+    let h = Harness::with(idp, |b| b, None).await;
+    let first = h.idp.token().audience(AUDIENCE).sign();
+    assert_eq!(h.bearer_both("/me", &first).await.status, 200);
+    let past = h.idp.token().audience(AUDIENCE).kid(&late).sign();
+    assert_invalid_token(&h.bearer_both("/me", &past).await);
+}
