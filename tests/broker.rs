@@ -341,6 +341,105 @@ async fn concurrent_refreshes_across_instances_share_one_rotation() {
     }
 }
 
+/// E1 across three instances: each gets the same token at once, on a database slow enough
+/// (300 ms per rotation) that all three come in before any answer. One rotates; the other two
+/// both answer in its place. All three answer 200 with the same successor, the provider sees
+/// one refresh, and the successor works afterwards. Once answered, the token again is reuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_refreshes_on_three_instances_all_succeed() {
+    const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let idp = provider().await;
+    let shared = Arc::new(MemoryStore::new());
+    let mut stores = Vec::new();
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        let store = Arc::new(ProbeStore::over(shared.clone()));
+        instances
+            .push(serve_broker(idp.clone(), store.clone(), |c| c.encryption_key(KEY), None).await);
+        stores.push(store);
+    }
+    let [a, b, c] = &instances[..] else {
+        unreachable!("three instances")
+    };
+    let slow = |ms: u64| {
+        for store in &stores {
+            store
+                .rotation_delay_ms
+                .store(ms, std::sync::atomic::Ordering::SeqCst);
+        }
+    };
+    for (fa, fb, fc) in [
+        (Framework::Axum, Framework::Actix, Framework::Axum),
+        (Framework::Actix, Framework::Axum, Framework::Actix),
+    ] {
+        let token = field(&login(a, fa).await, "refresh_token").to_owned();
+        let before = idp.refresh_count();
+        slow(300);
+        let (on_a, on_b, on_c) = tokio::join!(
+            refresh(a, fa, &token),
+            refresh(b, fb, &token),
+            refresh(c, fc, &token)
+        );
+        slow(0);
+        for reply in [&on_a, &on_b, &on_c] {
+            assert_eq!(reply.status, 200, "{on_a:?} / {on_b:?} / {on_c:?}");
+        }
+        assert_eq!(idp.refresh_count(), before + 1, "one provider refresh");
+        let successor = field(&on_a, "refresh_token").to_owned();
+        assert_eq!(field(&on_b, "refresh_token"), successor);
+        assert_eq!(field(&on_c, "refresh_token"), successor);
+        let reuse = refresh(c, fc, &token).await;
+        assert_eq!((reuse.status, reuse.error()), (400, Some("invalid_grant")));
+        let after = refresh(b, fb, &successor).await;
+        assert_eq!(
+            after.error(),
+            Some("invalid_grant"),
+            "reuse revoked the family"
+        );
+    }
+}
+
+/// E1 across instances, when the rotation answers first: B's request came in before A's
+/// rotation was answered, but B's database is slow, so A has answered (and marked the token
+/// answered) by the time B finds the token spent. B still answers in A's place: what counts
+/// is whether an answer had reached a request when B's request came in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_came_in_before_the_answer_is_not_reuse() {
+    const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let idp = provider().await;
+    let shared = Arc::new(MemoryStore::new());
+    let slow = Arc::new(ProbeStore::over(shared.clone()));
+    let a = serve_broker(idp.clone(), shared.clone(), |c| c.encryption_key(KEY), None).await;
+    let b = serve_broker(idp.clone(), slow.clone(), |c| c.encryption_key(KEY), None).await;
+    for (fa, fb) in [
+        (Framework::Axum, Framework::Actix),
+        (Framework::Actix, Framework::Axum),
+    ] {
+        let token = field(&login(&a, fa).await, "refresh_token").to_owned();
+        slow.rotation_delay_ms
+            .store(600, std::sync::atomic::Ordering::SeqCst);
+        let late = async {
+            // B's request comes in first; its rotation reaches the database 600 ms later.
+            refresh(&b, fb, &token).await
+        };
+        let early = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            refresh(&a, fa, &token).await
+        };
+        let (on_b, on_a) = tokio::join!(late, early);
+        slow.rotation_delay_ms
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            (on_a.status, on_b.status),
+            (200, 200),
+            "{on_a:?} / {on_b:?}"
+        );
+        let successor = field(&on_a, "refresh_token").to_owned();
+        assert_eq!(field(&on_b, "refresh_token"), successor);
+        assert_eq!(refresh(&a, fa, &successor).await.status, 200);
+    }
+}
+
 /// E2: the provider refuses the stored refresh token: the session ends (401 `invalid_grant`)
 /// and its refresh tokens are gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1074,22 +1173,30 @@ async fn concurrent_first_starts_agree_on_one_key() {
     }
 }
 
-/// A [`MemoryStore`] that counts `purge_expired` calls and can refuse `get_session` and
-/// `insert_key`, as an outage in the middle of a refresh or a key rotation would.
+/// A [`MemoryStore`] that counts `purge_expired` calls, can refuse `get_session` and
+/// `insert_key`, as an outage in the middle of a refresh or a key rotation would, and can delay
+/// `rotate_refresh`, as a slow database would.
 struct ProbeStore {
-    inner: MemoryStore,
+    inner: Arc<MemoryStore>,
     purges: std::sync::atomic::AtomicUsize,
     refuse_reads: std::sync::atomic::AtomicBool,
     refuse_key_inserts: std::sync::atomic::AtomicBool,
+    rotation_delay_ms: std::sync::atomic::AtomicU64,
 }
 
 impl ProbeStore {
     fn new() -> Self {
+        Self::over(Arc::new(MemoryStore::new()))
+    }
+
+    /// A probe in front of `inner`, which other instances may share.
+    fn over(inner: Arc<MemoryStore>) -> Self {
         Self {
-            inner: MemoryStore::new(),
+            inner,
             purges: std::sync::atomic::AtomicUsize::new(0),
             refuse_reads: std::sync::atomic::AtomicBool::new(false),
             refuse_key_inserts: std::sync::atomic::AtomicBool::new(false),
+            rotation_delay_ms: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -1116,7 +1223,6 @@ impl Store for ProbeStore {
         put_session(session: &oidc_auth::store::Session) -> ();
         delete_session(id: &str) -> ();
         insert_refresh(record: &oidc_auth::store::RefreshRecord) -> ();
-        rotate_refresh(old: &[u8; 32], new: &[u8; 32], now: i64) -> oidc_auth::store::RotateOutcome;
         revoke_family(family: &str) -> ();
         list_keys() -> Vec<oidc_auth::store::StoredKey>;
         insert_first_key(key: &oidc_auth::store::StoredKey, now: i64) -> bool;
@@ -1137,6 +1243,22 @@ impl Store for ProbeStore {
             return refused();
         }
         self.inner.insert_key(key)
+    }
+
+    fn rotate_refresh(
+        &self,
+        old: &[u8; 32],
+        new: &[u8; 32],
+        now: i64,
+    ) -> oidc_auth::store::StoreFuture<'_, oidc_auth::store::RotateOutcome> {
+        let (old, new) = (*old, *new);
+        let delay = self
+            .rotation_delay_ms
+            .load(std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            self.inner.rotate_refresh(&old, &new, now).await
+        })
     }
 
     fn purge_expired(&self, now: i64) -> oidc_auth::store::StoreFuture<'_, u64> {

@@ -64,8 +64,13 @@ fn seconds(duration: Duration) -> i64 {
 
 /// Longest refresh token looked up.
 const MAX_REFRESH_TOKEN: usize = 512;
-/// The one-time marker of a rotation that has answered (see [`Broker::answer_spent`]).
+/// The marker of a refresh token whose rotation has been answered to a request (see
+/// [`Broker::answer_spent`]).
 const ANSWERED: &[u8] = b"refresh answered ";
+/// How far in the past a probe of the [`ANSWERED`] marker sets its expiry: far enough that
+/// another instance's clock, running behind, still sees the probe's row as expired and takes it
+/// over when it marks.
+const PROBE_PAST: i64 = 24 * 3600;
 /// How often expired rows are purged (seconds), on the back of logins and refreshes.
 const PURGE_EVERY: i64 = 3600;
 
@@ -140,12 +145,13 @@ impl Drop for Landing<'_> {
     }
 }
 
-/// A refresh's answer, and until when its token's "answered" marker must be kept, if the
-/// request that receives it must set one (see [`Broker::answer_spent`]).
+/// A refresh's answer, and until when its token's "answered" marker is kept once a request
+/// receives it (see [`Broker::answer_spent`]).
 #[derive(Clone)]
 struct Refreshed {
     body: Value,
-    mark_until: Option<i64>,
+    /// Until when the token counts as answered once a request has received this.
+    mark_until: i64,
 }
 
 /// Broker state shared by every clone of an [`OidcAuth`].
@@ -627,12 +633,13 @@ impl Broker {
             Err(_) => None,
         }
         .unwrap_or_else(|| Err(AuthError::unavailable("the refresh failed; try again")))?;
-        if let Some(until) = refreshed.mark_until {
-            // Answered: from now on the spent token presented again is reuse. A client that
-            // went away before this has no answer, and its retry answers in this one's place.
-            // Of concurrent requests sharing the answer, the first marks it.
-            let _first = self.use_once(ANSWERED, &hash, until, auth.now()).await?;
-        }
+        // Answered: from now on the spent token presented again is reuse. A client that went
+        // away before this has no answer, and its retry answers in this one's place. Of the
+        // requests sharing or repeating the answer, the first marks it; the others find it
+        // marked, which changes nothing.
+        let _first = self
+            .use_once(ANSWERED, &hash, refreshed.mark_until, auth.now())
+            .await?;
         Ok(refreshed.body)
     }
 
@@ -676,19 +683,33 @@ impl Broker {
         let now = auth.now();
         self.maybe_purge(&store, now);
         let successor = self.successor_of(token);
+        // Before the rotation: had its answer reached a request when this one came in? Then a
+        // spent token is reuse. If not, this request is concurrent with the rotation that spent
+        // it, on whichever instance, or that rotation failed before answering.
+        let answered = self.answered(&hash, now).await?;
         let outcome = store
             .rotate_refresh(&hash, &sha256(successor.as_bytes()), now)
             .await
             .map_err(store_error)?;
         let record = match outcome {
             RotateOutcome::Rotated(record) => record,
+            RotateOutcome::Spent(record) if answered => {
+                store
+                    .revoke_family(&record.family)
+                    .await
+                    .map_err(store_error)?;
+                tracing::warn!(
+                    "a spent broker refresh token was presented again; its whole family is revoked"
+                );
+                return Err(invalid_grant(
+                    "the refresh token was already used; the session is revoked",
+                ));
+            }
             RotateOutcome::Spent(record) => {
-                let body = self
-                    .answer_spent(&*store, &hash, &record, &successor, now)
-                    .await?;
+                let body = self.answer_spent(&*store, &record, &successor, now).await?;
                 return Ok(Refreshed {
                     body,
-                    mark_until: None,
+                    mark_until: record.expires_at,
                 });
             }
             RotateOutcome::NotFound => {
@@ -770,45 +791,28 @@ impl Broker {
             .await?;
         Ok(Refreshed {
             body,
-            mark_until: Some(record.expires_at),
+            mark_until: record.expires_at,
         })
     }
 
-    /// A spent refresh token presented again. While the rotation that spent it has not
-    /// answered (this request is concurrent with it, on this or another instance sharing the
-    /// store, or that rotation failed before answering), this request answers in its place:
-    /// with the same successor, and an access token from the session's stored claims, without
-    /// asking the provider again. Once it has answered, this is reuse, and the whole family is
-    /// revoked (RFC 9700 section 4.14.2).
+    /// A spent refresh token presented before the rotation that spent it was answered to any
+    /// request: this request is concurrent with that rotation, on this or another instance
+    /// sharing the store, or the rotation failed before answering. It answers in the rotation's
+    /// place, with the same successor and an access token from the session's stored claims,
+    /// without asking the provider again. The request that receives it marks the token
+    /// answered, as the rotation's own would; from then on the spent token is reuse, and the
+    /// whole family is revoked (RFC 9700 section 4.14.2).
     async fn answer_spent(
         &self,
         store: &dyn Store,
-        hash: &[u8; 32],
         record: &RefreshRecord,
         successor: &str,
         now: i64,
     ) -> Result<Value, AuthError> {
-        // The answer first: marked answered, the token is spent for good, so a failure after
-        // the mark would leave the client's retry counted as reuse.
         let (session, profile) = self.session_of(store, record, now).await?;
         let answer = self
             .answer(&profile, &session.id, record, successor, now)
             .await?;
-        if !self
-            .use_once(ANSWERED, hash, record.expires_at, now)
-            .await?
-        {
-            store
-                .revoke_family(&record.family)
-                .await
-                .map_err(store_error)?;
-            tracing::warn!(
-                "a spent broker refresh token was presented again; its whole family is revoked"
-            );
-            return Err(invalid_grant(
-                "the refresh token was already used; the session is revoked",
-            ));
-        }
         tracing::info!(
             "a refresh concurrent with the rotation of its token answers with the same successor"
         );
@@ -960,6 +964,14 @@ impl Broker {
         first
             .then_some(())
             .ok_or_else(|| invalid_grant("the device code was already used"))
+    }
+
+    /// Whether the rotation of the refresh token with `hash` has been answered to a request,
+    /// without marking it: the probe takes the marker only if it is absent or expired, and then
+    /// with an expiry already past, which leaves it as good as absent.
+    async fn answered(&self, hash: &[u8; 32], now: i64) -> Result<bool, AuthError> {
+        let probe_until = now.saturating_sub(PROBE_PAST);
+        Ok(!self.use_once(ANSWERED, hash, probe_until, now).await?)
     }
 
     /// Whether this is the first use of `value` (in the namespace `label`) across the

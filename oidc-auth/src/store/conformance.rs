@@ -813,7 +813,10 @@ pub async fn peer_jwks_round_trip(store: &dyn Store) {
 }
 
 /// [`Store::consume_once`]: true once, false while the marker lives (a refused call does not
-/// extend it), true again from its expiry on; of 10 concurrent calls exactly one is true.
+/// extend it), true again from its expiry on; of 10 concurrent calls exactly one is true. A call
+/// with an expiry already past (a probe) is true while no marker lives and leaves none, also
+/// when the prober's clock runs ahead of the marker's; with a live marker it is false and
+/// changes nothing.
 pub async fn consume_once_is_once_until_expiry(store: &dyn Store) {
     const CASE: &str = "consume_once_is_once_until_expiry";
     let now = fresh_now();
@@ -847,6 +850,41 @@ pub async fn consume_once_is_once_until_expiry(store: &dyn Store) {
         ),
         "{CASE}: markers must be independent"
     );
+
+    let probed = hash();
+    for (expires_at, at, expected, what) in [
+        (now - 86_400, now, true, "a probe of an absent marker"),
+        (
+            now - 86_395,
+            now + 5,
+            true,
+            "a probe from a clock 5 s ahead",
+        ),
+        (now + 100, now, true, "a marker after probes"),
+        (now - 86_400, now + 1, false, "a probe of a live marker"),
+        (
+            now + 200,
+            now + 2,
+            false,
+            "a marker after a probe of a live one",
+        ),
+        (
+            now + 300,
+            now + 100,
+            true,
+            "a marker once the first expired",
+        ),
+    ] {
+        assert_eq!(
+            ok(
+                CASE,
+                "consume_once",
+                store.consume_once(&probed, expires_at, at).await
+            ),
+            expected,
+            "{CASE}: {what}"
+        );
+    }
 
     let contested = hash();
     let firsts = join_all(

@@ -313,7 +313,10 @@ pub trait Store: Send + Sync + 'static {
     /// The JWKS of a peer issuer and when it was fetched.
     fn get_peer_jwks(&self, issuer: &str) -> StoreFuture<'_, Option<(String, i64)>>;
 
-    /// Records `key` as used until `expires_at`; false if it already was (and has not expired).
+    /// Records `key` as used until `expires_at`; false if it already was (and has not expired
+    /// at `now`). An expired marker is taken over as if absent. So a call with `expires_at` at or
+    /// before `now` tells whether a live marker exists and leaves none: the broker probes its
+    /// markers this way.
     fn consume_once(&self, key: &[u8; 32], expires_at: i64, now: i64) -> StoreFuture<'_, bool>;
 
     /// Deletes expired sessions, refresh tokens, keys past `remove_at` and one-time markers;
