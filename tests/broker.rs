@@ -868,6 +868,72 @@ async fn keys_rotate_with_overlap() {
     assert_ne!(stored[0].kid, stored[1].kid);
 }
 
+/// F1 after a configuration change: the first key is created while access tokens live 30
+/// minutes; the server restarts with 2 hours. A token the old key signs shortly before it
+/// retires expires no later than the key leaves the JWKS (less the leeway), so it is valid for
+/// as long as it says: the answer's `expires` is its `exp`, and it is 200 just before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_never_outlives_the_key_that_signed_it() {
+    let clock = ManualClock::new(SystemClock.now());
+    let period: i64 = 4 * 3600;
+    let store = Arc::new(MemoryStore::new());
+    let configured = |lifetime: u64| {
+        move |c: OidcConfigBuilder| {
+            c.key_rotation_period(Duration::from_secs(period as u64))
+                .access_token_lifetime(Duration::from_secs(lifetime))
+                .token_cache_capacity(0)
+        }
+    };
+    let before = serve_broker(
+        provider().await,
+        store.clone(),
+        configured(1800),
+        Some(clock.clone()),
+    )
+    .await;
+    let subject = before
+        .idp
+        .token()
+        .audience(AUDIENCE)
+        .expires_in(10 * 24 * 3600)
+        .sign();
+    let form = exchange_form(&subject, &[]);
+    assert_eq!(
+        exchange(&before, Framework::Axum, &form, true).await.status,
+        200
+    );
+    let key = store.list_keys().await.unwrap_or_default().remove(0);
+    clock.advance(key.retire_at - clock.now() - 600);
+    let after = serve_broker(
+        before.idp.clone(),
+        store.clone(),
+        configured(7200),
+        Some(clock.clone()),
+    )
+    .await;
+    let minted = exchange(&after, Framework::Axum, &form, true).await;
+    assert_eq!(minted.status, 200, "{}", minted.raw_body);
+    let (header, claims) = jwt(field(&minted, "access_token"));
+    assert_eq!(header["kid"], key.kid.as_str(), "the old key still signs");
+    let exp = claims["exp"].as_i64().unwrap_or_default();
+    assert!(
+        exp <= key.remove_at - 60,
+        "exp {exp} past the key's removal {}",
+        key.remove_at
+    );
+    assert_eq!(minted.body["expires"], exp);
+    assert_eq!(minted.body["expires_in"], exp - clock.now());
+    clock.advance(exp - clock.now() - 1);
+    for h in [&before, &after] {
+        assert_eq!(
+            h.bearer_both("/me", field(&minted, "access_token"))
+                .await
+                .status,
+            200
+        );
+    }
+}
+
 /// One broker instance served by axum at a URL known before it starts (its `iss`), counting
 /// the requests it receives.
 struct Instance {

@@ -168,6 +168,9 @@ pub(crate) struct Broker {
     /// Derives a refresh token's successor from it (see [`Broker::successor_of`]).
     successors: hmac::Key,
     access_ttl: i64,
+    /// The clock leeway of validation: a key stays published this long past the last `exp`
+    /// it may sign.
+    leeway: i64,
     refresh_ttl: i64,
     device_ttl: i64,
     scopes: String,
@@ -247,6 +250,7 @@ impl Broker {
                 &AtRest::derive(&session_key, "refresh token successors"),
             ),
             access_ttl,
+            leeway,
             refresh_ttl: seconds(config.refresh_token_lifetime),
             device_ttl: seconds(config.device_session_lifetime),
             scopes: config
@@ -392,7 +396,12 @@ impl Broker {
         let (key, signer) = ring
             .signing(now)
             .ok_or_else(|| AuthError::unavailable("no broker signing key is available"))?;
-        let exp = now.saturating_add(lifetime.max(1));
+        // Never past the time the key leaves the JWKS (less the leeway): its removal was set
+        // when it was created, from the lifetime configured then, which may since have grown.
+        let exp = now
+            .saturating_add(lifetime.max(1))
+            .min(key.remove_at.saturating_sub(self.leeway))
+            .max(now.saturating_add(1));
         let mut claims = profile.clone();
         claims.insert("iss".into(), Value::String(self.issuer.clone()));
         claims.insert("aud".into(), Value::String(audience.to_owned()));
