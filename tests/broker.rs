@@ -1241,13 +1241,14 @@ async fn concurrent_first_starts_agree_on_one_key() {
 
 /// A [`MemoryStore`] that counts `purge_expired` calls, can refuse `get_session` and
 /// `insert_key`, as an outage in the middle of a refresh or a key rotation would, and can delay
-/// `rotate_refresh`, as a slow database would.
+/// `rotate_refresh` and `revoke_family`, as a slow database would.
 struct ProbeStore {
     inner: Arc<MemoryStore>,
     purges: std::sync::atomic::AtomicUsize,
     refuse_reads: std::sync::atomic::AtomicBool,
     refuse_key_inserts: std::sync::atomic::AtomicBool,
     rotation_delay_ms: std::sync::atomic::AtomicU64,
+    revocation_delay_ms: std::sync::atomic::AtomicU64,
 }
 
 impl ProbeStore {
@@ -1263,6 +1264,7 @@ impl ProbeStore {
             refuse_reads: std::sync::atomic::AtomicBool::new(false),
             refuse_key_inserts: std::sync::atomic::AtomicBool::new(false),
             rotation_delay_ms: std::sync::atomic::AtomicU64::new(0),
+            revocation_delay_ms: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -1289,13 +1291,13 @@ impl Store for ProbeStore {
         put_session(session: &oidc_auth::store::Session) -> ();
         delete_session(id: &str) -> ();
         insert_refresh(record: &oidc_auth::store::RefreshRecord) -> ();
-        revoke_family(family: &str) -> ();
         list_keys() -> Vec<oidc_auth::store::StoredKey>;
         insert_first_key(key: &oidc_auth::store::StoredKey, now: i64) -> bool;
         delete_key(kid: &str) -> ();
         put_peer_jwks(issuer: &str, jwks: &str, fetched_at: i64) -> ();
         get_peer_jwks(issuer: &str) -> Option<(String, i64)>;
         consume_once(key: &[u8; 32], expires_at: i64, now: i64) -> bool;
+        is_consumed(key: &[u8; 32], now: i64) -> bool;
     }
 
     fn insert_key(
@@ -1324,6 +1326,17 @@ impl Store for ProbeStore {
         Box::pin(async move {
             tokio::time::sleep(Duration::from_millis(delay)).await;
             self.inner.rotate_refresh(&old, &new, now).await
+        })
+    }
+
+    fn revoke_family(&self, family: &str) -> oidc_auth::store::StoreFuture<'_, ()> {
+        let family = family.to_owned();
+        let delay = self
+            .revocation_delay_ms
+            .load(std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            self.inner.revoke_family(&family).await
         })
     }
 
@@ -1402,6 +1415,47 @@ async fn a_failed_successor_key_is_published_on_a_later_attempt() {
     clock.advance(1800);
     let next = mint().await;
     assert_ne!(next, first, "the successor signs after the retirement");
+}
+
+/// RFC 7009 revocation whose client gives up: the revocation still completes. The store takes
+/// 1 s to revoke a family and the client stops waiting after 200 ms; afterwards the refresh
+/// token is refused and its session is gone, on both frameworks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_whose_client_gives_up_completes() {
+    let store = Arc::new(ProbeStore::new());
+    let h = serve_broker(provider().await, store.clone(), |c| c, None).await;
+    for fw in FRAMEWORKS {
+        let first = login(&h, fw).await;
+        let token = field(&first, "refresh_token").to_owned();
+        let sid = jwt(field(&first, "access_token")).1["sid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        store
+            .revocation_delay_ms
+            .store(1000, std::sync::atomic::Ordering::SeqCst);
+        let gave_up = h
+            .client()
+            .post(h.url(fw, REVOKE))
+            .form(&[("token", token.as_str())])
+            .timeout(Duration::from_millis(200))
+            .send()
+            .await;
+        assert!(gave_up.is_err(), "the client gave up: {gave_up:?}");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        store
+            .revocation_delay_ms
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+        let refused = refresh(&h, fw, &token).await;
+        assert_eq!(
+            refused.error(),
+            Some("invalid_grant"),
+            "{fw:?}: {}",
+            refused.raw_body
+        );
+        let session = store.get_session(&sid, SystemClock.now()).await;
+        assert!(matches!(session, Ok(None)), "{fw:?}: the session is gone");
+    }
 }
 
 /// A refresh whose client gives up after `patience`.

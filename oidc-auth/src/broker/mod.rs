@@ -40,9 +40,13 @@ pub(crate) use exchange::ExchangeRequest;
 use keys::Keys;
 pub(crate) use peers::Peers;
 
-/// Longest time a store may take to connect (and migrate) before the request answers 503: the
-/// same bound as one store call, so a database that is down at start answers within 5 s too.
-const CONNECT_TIMEOUT: Duration = crate::store::OPERATION_TIMEOUT;
+/// Longest time a connection to the store (and its migration, which may wait for another
+/// instance's) may take. It runs in a task of its own; requests wait for it at most
+/// [`CONNECT_WAIT`].
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a request waits for the store's first connection before it answers 503: the bound
+/// of one store call, so a database that is down at start answers within 5 s too.
+const CONNECT_WAIT: Duration = crate::store::OPERATION_TIMEOUT;
 /// How long after a failed connection to the store no new one is tried.
 const CONNECT_RETRY: Duration = Duration::from_secs(5);
 /// Device codes whose polling pace is tracked at most.
@@ -67,10 +71,6 @@ const MAX_REFRESH_TOKEN: usize = 512;
 /// The marker of a refresh token whose rotation has been answered to a request (see
 /// [`Broker::answer_spent`]).
 const ANSWERED: &[u8] = b"refresh answered ";
-/// How far in the past a probe of the [`ANSWERED`] marker sets its expiry: far enough that
-/// another instance's clock, running behind, still sees the probe's row as expired and takes it
-/// over when it marks.
-const PROBE_PAST: i64 = 24 * 3600;
 /// How often expired rows are purged (seconds), on the back of logins and refreshes.
 const PURGE_EVERY: i64 = 3600;
 
@@ -154,15 +154,24 @@ struct Refreshed {
     mark_until: i64,
 }
 
+/// The state of the store's connection while there is no store yet.
+#[derive(Default)]
+struct Connecting {
+    /// The attempt under way: true once it has ended, connected or not.
+    under_way: Option<tokio::sync::watch::Receiver<bool>>,
+    /// When the last attempt failed.
+    failed_at: Option<std::time::Instant>,
+}
+
 /// Broker state shared by every clone of an [`OidcAuth`].
 pub(crate) struct Broker {
     issuer: String,
     audience: String,
     exchange_audiences: Vec<String>,
     url: Option<String>,
-    store: tokio::sync::OnceCell<Arc<dyn Store>>,
-    /// When the last connection to the store failed.
-    connect_failed: Mutex<Option<std::time::Instant>>,
+    store: Arc<tokio::sync::OnceCell<Arc<dyn Store>>>,
+    /// The connection to the store under way, if any, and when the last one failed.
+    connecting: Arc<Mutex<Connecting>>,
     keys: Keys,
     sessions: AtRest,
     /// Derives a refresh token's successor from it (see [`Broker::successor_of`]).
@@ -236,8 +245,8 @@ impl Broker {
             audience,
             exchange_audiences: config.exchange_audiences.clone(),
             url: config.broker_store_url().map(str::to_owned),
-            store: cell,
-            connect_failed: Mutex::new(None),
+            store: Arc::new(cell),
+            connecting: Arc::new(Mutex::new(Connecting::default())),
             keys: Keys::new(
                 config.broker_signing_algorithm,
                 seconds(config.key_rotation_period),
@@ -277,44 +286,73 @@ impl Broker {
 
     /// The store, connected (and migrated) on first use; a failure is retried later.
     ///
-    /// After a failed connection no new one is tried for [`CONNECT_RETRY`]: requests meanwhile,
-    /// and those that waited for the failed attempt, answer 503 at once instead of each waiting
-    /// for an attempt of its own.
+    /// The connection runs in a task of its own, bounded by [`CONNECT_TIMEOUT`], so a slow
+    /// migration completes even though requests stop waiting for it after [`CONNECT_WAIT`] and
+    /// answer 503. After a failed connection no new one is tried for [`CONNECT_RETRY`]:
+    /// requests meanwhile answer 503 at once instead of each waiting for an attempt of its own.
     pub(crate) async fn store(&self) -> Result<Arc<dyn Store>, AuthError> {
-        self.store
-            .get_or_try_init(|| async {
-                let failed = *self
-                    .connect_failed
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                if failed.is_some_and(|at| at.elapsed() < CONNECT_RETRY) {
-                    return Err(StoreError::Unavailable(
-                        "the store could not be reached lately".into(),
-                    ));
+        if let Some(store) = self.store.get() {
+            return Ok(Arc::clone(store));
+        }
+        let Some(mut done) = self.connection_attempt() else {
+            return Err(store_error(StoreError::Unavailable(
+                "the store could not be reached lately".into(),
+            )));
+        };
+        let _ = tokio::time::timeout(CONNECT_WAIT, done.wait_for(|done| *done)).await;
+        self.store.get().cloned().ok_or_else(|| {
+            store_error(StoreError::Unavailable(
+                "the store is not connected yet".into(),
+            ))
+        })
+    }
+
+    /// The connection attempt to wait for: the one under way, or a new one; none while the
+    /// last failure is recent.
+    fn connection_attempt(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        let mut connecting = self.connecting.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(under_way) = &connecting.under_way
+            && !*under_way.borrow()
+        {
+            return Some(under_way.clone());
+        }
+        if connecting
+            .failed_at
+            .is_some_and(|at| at.elapsed() < CONNECT_RETRY)
+        {
+            return None;
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (done, under_way) = tokio::sync::watch::channel(false);
+        connecting.under_way = Some(under_way.clone());
+        let (cell, url) = (Arc::clone(&self.store), self.url.clone());
+        let state = Arc::clone(&self.connecting);
+        runtime.spawn(async move {
+            let connect = async {
+                match &url {
+                    Some(url) => crate::store::connect(url).await,
+                    None => default_store().await,
                 }
-                let connect = async {
-                    match &self.url {
-                        Some(url) => crate::store::connect(url).await,
-                        None => default_store().await,
-                    }
-                };
-                let connected = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-                    Ok(result) => result,
-                    Err(_) => Err(StoreError::Unavailable(
-                        "connecting to the store timed out".into(),
-                    )),
-                };
-                if connected.is_err() {
-                    *self
-                        .connect_failed
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
+            };
+            let connected = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                Ok(result) => result,
+                Err(_) => Err(StoreError::Unavailable(
+                    "connecting to the store timed out".into(),
+                )),
+            };
+            match connected {
+                Ok(store) => {
+                    let _ = cell.set(store);
                 }
-                connected
-            })
-            .await
-            .cloned()
-            .map_err(store_error)
+                Err(e) => {
+                    tracing::warn!(error = %e, "the broker store could not be connected; retrying later");
+                    state.lock().unwrap_or_else(|p| p.into_inner()).failed_at =
+                        Some(std::time::Instant::now());
+                }
+            }
+            let _ = done.send(true);
+        });
+        Some(under_way)
     }
 
     /// The store if it is connected already, without waiting.
@@ -550,10 +588,25 @@ impl Broker {
     /// revokes its family too; an unknown, revoked or expired one changes nothing. Every case
     /// answers the same, so the answer tells nothing about a token. Access tokens minted before
     /// stay valid until their (short) expiry: they are checked without the store.
+    ///
+    /// The work runs in a task of its own: a client that goes away does not leave the token
+    /// spent with its family or session still live.
     pub(crate) async fn revoke(&self, auth: &OidcAuth, token: &str) -> Result<(), AuthError> {
         if token.is_empty() || token.len() > MAX_REFRESH_TOKEN {
             return Ok(());
         }
+        let (auth, token) = (auth.clone(), token.to_owned());
+        tokio::spawn(async move {
+            match auth.broker() {
+                Some(broker) => broker.revoke_now(&auth, &token).await,
+                None => Ok(()),
+            }
+        })
+        .await
+        .unwrap_or_else(|_| Err(AuthError::unavailable("the revocation failed; try again")))
+    }
+
+    async fn revoke_now(&self, auth: &OidcAuth, token: &str) -> Result<(), AuthError> {
         let store = self.store().await?;
         // Rotating to a successor no one receives is how the store finds and spends a token
         // in one atomic step, under the same rules as a refresh.
@@ -563,10 +616,7 @@ impl Broker {
             .map_err(store_error)?;
         match outcome {
             RotateOutcome::Rotated(record) => {
-                store
-                    .revoke_family(&record.family)
-                    .await
-                    .map_err(store_error)?;
+                self.revoke_family(&store, &record.family).await?;
                 let session = store
                     .get_session(&record.session_id, auth.now())
                     .await
@@ -581,10 +631,7 @@ impl Broker {
                 }
             }
             RotateOutcome::Spent(record) => {
-                store
-                    .revoke_family(&record.family)
-                    .await
-                    .map_err(store_error)?;
+                self.revoke_family(&store, &record.family).await?;
                 tracing::warn!(
                     "a spent broker refresh token was revoked; its whole family is revoked"
                 );
@@ -646,9 +693,16 @@ impl Broker {
         // away before this has no answer, and its retry answers in this one's place. Of the
         // requests sharing or repeating the answer, the first marks it; the others find it
         // marked, which changes nothing.
-        let _first = self
+        // A mark that fails does not withhold the answer: the rotation is done, and a client
+        // told 503 would retry with a token the failed mark may yet have spent for good, which
+        // is reuse and ends its session. Unmarked, a replay of the token answers with the same
+        // successor instead of revoking, and the next rotation tells the two holders apart.
+        if let Err(e) = self
             .use_once(ANSWERED, &hash, refreshed.mark_until, auth.now())
-            .await?;
+            .await
+        {
+            tracing::warn!(error = %e, "a refresh answer could not be marked answered");
+        }
         Ok(refreshed.body)
     }
 
@@ -703,10 +757,7 @@ impl Broker {
         let record = match outcome {
             RotateOutcome::Rotated(record) => record,
             RotateOutcome::Spent(record) if answered => {
-                store
-                    .revoke_family(&record.family)
-                    .await
-                    .map_err(store_error)?;
+                self.revoke_family(&store, &record.family).await?;
                 tracing::warn!(
                     "a spent broker refresh token was presented again; its whole family is revoked"
                 );
@@ -715,7 +766,7 @@ impl Broker {
                 ));
             }
             RotateOutcome::Spent(record) => {
-                let body = self.answer_spent(&*store, &record, &successor, now).await?;
+                let body = self.answer_spent(&store, &record, &successor, now).await?;
                 return Ok(Refreshed {
                     body,
                     mark_until: record.expires_at,
@@ -727,7 +778,7 @@ impl Broker {
                 ));
             }
         };
-        let (mut session, mut profile) = self.session_of(&*store, &record, now).await?;
+        let (mut session, mut profile) = self.session_of(&store, &record, now).await?;
         let provider_refresh = match self
             .sessions
             .open(&session_row(&session.id), &session.provider_refresh_token)
@@ -813,7 +864,7 @@ impl Broker {
     /// whole family is revoked (RFC 9700 section 4.14.2).
     async fn answer_spent(
         &self,
-        store: &dyn Store,
+        store: &Arc<dyn Store>,
         record: &RefreshRecord,
         successor: &str,
         now: i64,
@@ -828,11 +879,27 @@ impl Broker {
         Ok(answer)
     }
 
+    /// Revokes the refresh family `family` in a task of its own, waiting for it as long as a
+    /// store call may take: a request that stops waiting (its deadline, its client gone) does
+    /// not cut the revocation short between its passes, which would leave a successor a
+    /// concurrent rotation added live.
+    async fn revoke_family(&self, store: &Arc<dyn Store>, family: &str) -> Result<(), AuthError> {
+        let (store, family) = (Arc::clone(store), family.to_owned());
+        let revocation = tokio::spawn(async move { store.revoke_family(&family).await });
+        match tokio::time::timeout(crate::store::OPERATION_TIMEOUT, revocation).await {
+            Ok(Ok(result)) => result.map_err(store_error),
+            Ok(Err(_)) => Err(AuthError::unavailable("the revocation failed; try again")),
+            Err(_) => Err(AuthError::unavailable(
+                "the revocation is still under way; try again",
+            )),
+        }
+    }
+
     /// The session a refresh token belongs to, with its stored profile. A session that is
     /// gone ends the token's family.
     async fn session_of(
         &self,
-        store: &dyn Store,
+        store: &Arc<dyn Store>,
         record: &RefreshRecord,
         now: i64,
     ) -> Result<(Session, Map<String, Value>), AuthError> {
@@ -841,10 +908,7 @@ impl Broker {
             .await
             .map_err(store_error)?
         else {
-            store
-                .revoke_family(&record.family)
-                .await
-                .map_err(store_error)?;
+            self.revoke_family(store, &record.family).await?;
             return Err(session_ended("the session has ended"));
         };
         let profile = serde_json::from_str(&session.userinfo).unwrap_or_default();
@@ -975,12 +1039,14 @@ impl Broker {
             .ok_or_else(|| invalid_grant("the device code was already used"))
     }
 
-    /// Whether the rotation of the refresh token with `hash` has been answered to a request,
-    /// without marking it: the probe takes the marker only if it is absent or expired, and then
-    /// with an expiry already past, which leaves it as good as absent.
+    /// Whether the rotation of the refresh token with `hash` has been answered to a request: a
+    /// read of its marker, which leaves nothing behind, so any request may ask.
     async fn answered(&self, hash: &[u8; 32], now: i64) -> Result<bool, AuthError> {
-        let probe_until = now.saturating_sub(PROBE_PAST);
-        Ok(!self.use_once(ANSWERED, hash, probe_until, now).await?)
+        let store = self.store().await?;
+        store
+            .is_consumed(&sha256(&[ANSWERED, &hash[..]].concat()), now)
+            .await
+            .map_err(store_error)
     }
 
     /// Whether this is the first use of `value` (in the namespace `label`) across the

@@ -813,10 +813,8 @@ pub async fn peer_jwks_round_trip(store: &dyn Store) {
 }
 
 /// [`Store::consume_once`]: true once, false while the marker lives (a refused call does not
-/// extend it), true again from its expiry on; of 10 concurrent calls exactly one is true. A call
-/// with an expiry already past (a probe) is true while no marker lives and leaves none, also
-/// when the prober's clock runs ahead of the marker's; with a live marker it is false and
-/// changes nothing.
+/// extend it), true again from its expiry on; of 10 concurrent calls exactly one is true; and
+/// [`Store::is_consumed`] tells a live marker from an absent or expired one without taking it.
 pub async fn consume_once_is_once_until_expiry(store: &dyn Store) {
     const CASE: &str = "consume_once_is_once_until_expiry";
     let now = fresh_now();
@@ -851,38 +849,29 @@ pub async fn consume_once_is_once_until_expiry(store: &dyn Store) {
         "{CASE}: markers must be independent"
     );
 
-    let probed = hash();
-    for (expires_at, at, expected, what) in [
-        (now - 86_400, now, true, "a probe of an absent marker"),
-        (
-            now - 86_395,
-            now + 5,
-            true,
-            "a probe from a clock 5 s ahead",
+    // is_consumed reads: false before the marker, true while it lives, false from its expiry
+    // on; asking changes nothing.
+    let read = hash();
+    for _ in 0..2 {
+        assert!(
+            !ok(CASE, "is_consumed", store.is_consumed(&read, now).await),
+            "{CASE}: is_consumed of an absent marker"
+        );
+    }
+    assert!(
+        ok(
+            CASE,
+            "consume_once",
+            store.consume_once(&read, now + 100, now).await
         ),
-        (now + 100, now, true, "a marker after probes"),
-        (now - 86_400, now + 1, false, "a probe of a live marker"),
-        (
-            now + 200,
-            now + 2,
-            false,
-            "a marker after a probe of a live one",
-        ),
-        (
-            now + 300,
-            now + 100,
-            true,
-            "a marker once the first expired",
-        ),
-    ] {
+        "{CASE}: is_consumed must not take the marker"
+    );
+    for (at, expected) in [(now, true), (now + 99, true), (now + 100, false)] {
         assert_eq!(
-            ok(
-                CASE,
-                "consume_once",
-                store.consume_once(&probed, expires_at, at).await
-            ),
+            ok(CASE, "is_consumed", store.is_consumed(&read, at).await),
             expected,
-            "{CASE}: {what}"
+            "{CASE}: is_consumed at now+{} of a marker until now+100",
+            at - now
         );
     }
 

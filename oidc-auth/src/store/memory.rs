@@ -312,6 +312,11 @@ impl Store for MemoryStore {
         })
     }
 
+    fn is_consumed(&self, key: &[u8; 32], now: i64) -> StoreFuture<'_, bool> {
+        let key = *key;
+        self.with(move |state| Ok(state.once.get(&key).is_some_and(|&until| until > now)))
+    }
+
     fn purge_expired(&self, now: i64) -> StoreFuture<'_, u64> {
         self.with(move |state| {
             let before =

@@ -63,6 +63,11 @@ pub(crate) fn check_version(database: &str, current: i64, latest: i64) -> Result
 /// within 5 s with the request's own handling.
 pub(crate) const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(4_500);
 
+/// How long the revocation of a refresh family may take: it repeats until no live token of the
+/// family is left, which may take longer than one call under contention. The broker runs it in
+/// a task of its own, so a request that stops waiting does not cut it short.
+pub(crate) const REVOCATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Bounds `operation` by `limit`: a database that stops answering mid-operation becomes
 /// [`StoreError::Unavailable`] instead of a hang.
 #[cfg_attr(
@@ -314,10 +319,11 @@ pub trait Store: Send + Sync + 'static {
     fn get_peer_jwks(&self, issuer: &str) -> StoreFuture<'_, Option<(String, i64)>>;
 
     /// Records `key` as used until `expires_at`; false if it already was (and has not expired
-    /// at `now`). An expired marker is taken over as if absent. So a call with `expires_at` at or
-    /// before `now` tells whether a live marker exists and leaves none: the broker probes its
-    /// markers this way.
+    /// at `now`). An expired marker is taken over as if absent.
     fn consume_once(&self, key: &[u8; 32], expires_at: i64, now: i64) -> StoreFuture<'_, bool>;
+    /// Whether `key` is recorded as used and has not expired at `now`. Only reads: a request
+    /// nobody authenticated may ask it.
+    fn is_consumed(&self, key: &[u8; 32], now: i64) -> StoreFuture<'_, bool>;
 
     /// Deletes expired sessions, refresh tokens, keys past `remove_at` and one-time markers;
     /// returns how many rows went.

@@ -928,7 +928,7 @@ impl Store for MongoStore {
         let family = family.to_owned();
         Box::pin(crate::store::bounded(
             "MongoDB",
-            crate::store::OPERATION_TIMEOUT,
+            crate::store::REVOCATION_TIMEOUT,
             async move {
                 if !crate::store::storable_identifier(&family) {
                     return Ok(());
@@ -1059,6 +1059,22 @@ impl Store for MongoStore {
                     Err(error) if is_duplicate_key(&error) => Ok(false),
                     Err(error) => Err(map_error(&error)),
                 }
+            },
+        ))
+    }
+
+    fn is_consumed(&self, key: &[u8; 32], now: i64) -> StoreFuture<'_, bool> {
+        let key = *key;
+        Box::pin(crate::store::bounded(
+            "MongoDB",
+            crate::store::OPERATION_TIMEOUT,
+            async move {
+                let document = self
+                    .collection(ONCE)
+                    .find_one(doc! { "_id": binary(&key), "expires_at": { "$gt": now } })
+                    .await
+                    .map_err(|e| map_error(&e))?;
+                Ok(document.is_some())
             },
         ))
     }

@@ -983,7 +983,7 @@ impl Store for MysqlStore {
 
     fn revoke_family(&self, family: &str) -> StoreFuture<'_, ()> {
         let family = family.to_owned();
-        Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
+        Box::pin(bounded(crate::store::REVOCATION_TIMEOUT, async move {
             if !storable_identifier(&family) {
                 return Ok(());
             }
@@ -1133,6 +1133,20 @@ impl Store for MysqlStore {
                 }
             }
             Ok(false)
+        }))
+    }
+
+    fn is_consumed(&self, key: &[u8; 32], now: i64) -> StoreFuture<'_, bool> {
+        let key = *key;
+        Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
+            let mut lease = self.lease().await?;
+            let row = lease
+                .exec_first(
+                    "SELECT 1 FROM oidc_auth_once WHERE marker = ? AND expires_at > ?",
+                    params(vec![bytes(&key), Value::Int(now)]),
+                )
+                .await?;
+            Ok(row.is_some())
         }))
     }
 

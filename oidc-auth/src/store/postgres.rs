@@ -635,7 +635,7 @@ impl Store for PostgresStore {
         let family = family.to_owned();
         Box::pin(crate::store::bounded(
             "PostgreSQL",
-            crate::store::OPERATION_TIMEOUT,
+            crate::store::REVOCATION_TIMEOUT,
             async move {
                 if !storable_identifier(&family) {
                     return Ok(());
@@ -785,6 +785,25 @@ impl Store for PostgresStore {
                 )
                 .bind(&key[..])
                 .bind(expires_at)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| map_error(&e))?;
+                Ok(row.is_some())
+            },
+        ))
+    }
+
+    fn is_consumed(&self, key: &[u8; 32], now: i64) -> StoreFuture<'_, bool> {
+        let key = *key;
+        Box::pin(crate::store::bounded(
+            "PostgreSQL",
+            crate::store::OPERATION_TIMEOUT,
+            async move {
+                let row = sqlx::query(
+                    "SELECT 1 FROM oidc_auth_once WHERE marker = $1 AND expires_at > $2",
+                )
+                .bind(&key[..])
                 .bind(now)
                 .fetch_optional(&self.pool)
                 .await

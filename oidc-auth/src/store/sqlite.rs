@@ -41,8 +41,9 @@ use super::{
 pub use super::MAX_IDENTIFIER_BYTES;
 
 /// How long a statement waits for another connection's write lock before it answers
-/// [`StoreError::Unavailable`].
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// [`StoreError::Unavailable`]: well within the deadline of a whole call, so a statement gives
+/// up on its own instead of being cut off while its write may still go through.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long the pool waits for a free connection before it answers
 /// [`StoreError::Unavailable`].
@@ -757,7 +758,7 @@ impl Store for SqliteStore {
         let family = family.to_owned();
         Box::pin(crate::store::bounded(
             "SQLite",
-            crate::store::OPERATION_TIMEOUT,
+            crate::store::REVOCATION_TIMEOUT,
             async move {
                 if !crate::store::storable_identifier(&family) {
                     return Ok(());
@@ -902,6 +903,26 @@ impl Store for SqliteStore {
                     )
                     .bind(&key[..])
                     .bind(expires_at)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                })
+                .await?;
+                Ok(row.is_some())
+            },
+        ))
+    }
+
+    fn is_consumed(&self, key: &[u8; 32], now: i64) -> StoreFuture<'_, bool> {
+        let key = *key;
+        Box::pin(crate::store::bounded(
+            "SQLite",
+            crate::store::OPERATION_TIMEOUT,
+            async move {
+                let row = retrying(|| {
+                    sqlx::query(
+                        "SELECT 1 FROM oidc_auth_once WHERE marker = ?1 AND expires_at > ?2",
+                    )
+                    .bind(&key[..])
                     .bind(now)
                     .fetch_optional(&self.pool)
                 })
