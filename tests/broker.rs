@@ -1458,6 +1458,56 @@ async fn a_revocation_whose_client_gives_up_completes() {
     }
 }
 
+/// RFC 7009 revocation slower than a request waits: the store takes 6 s to revoke a family.
+/// The request answers 503 with `Retry-After` within 5 s, and the revocation goes on to the
+/// end: then the token is refused and its session is gone. A spent token revoked ends its
+/// session too. Both frameworks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_revocation_answers_503_and_completes() {
+    let store = Arc::new(ProbeStore::new());
+    let h = serve_broker(provider().await, store.clone(), |c| c, None).await;
+    let sid_of = |reply: &Reply| {
+        jwt(field(reply, "access_token")).1["sid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    for fw in FRAMEWORKS {
+        let first = login(&h, fw).await;
+        let (token, sid) = (field(&first, "refresh_token").to_owned(), sid_of(&first));
+        store
+            .revocation_delay_ms
+            .store(6000, std::sync::atomic::Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        let slow = h.post_form(fw, REVOKE, &[("token", &token)]).await;
+        let took = started.elapsed();
+        store
+            .revocation_delay_ms
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(slow.status, 503, "{fw:?}: {}", slow.raw_body);
+        assert!(slow.retry_after.is_some());
+        assert!(took < oidc_auth_tests::broker::G6_LIMIT, "{fw:?}: {took:?}");
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        assert_eq!(refresh(&h, fw, &token).await.error(), Some("invalid_grant"));
+        let session = store.get_session(&sid, SystemClock.now()).await;
+        assert!(matches!(session, Ok(None)), "{fw:?}: the session is gone");
+
+        // A spent token: its family and its session go.
+        let second = login(&h, fw).await;
+        let (spent, sid) = (field(&second, "refresh_token").to_owned(), sid_of(&second));
+        assert_eq!(refresh(&h, fw, &spent).await.status, 200);
+        assert_eq!(
+            h.post_form(fw, REVOKE, &[("token", &spent)]).await.status,
+            200
+        );
+        let session = store.get_session(&sid, SystemClock.now()).await;
+        assert!(
+            matches!(session, Ok(None)),
+            "{fw:?}: the spent token's session is gone"
+        );
+    }
+}
+
 /// A refresh whose client gives up after `patience`.
 async fn refresh_giving_up(
     h: &Harness,

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use oidc_auth::OidcAuth;
 use oidc_auth::testing::{Endpoint, Fault, MockProvider, SigningAlg};
 use oidc_auth_tests::broker::{
-    G6_LIMIT, REVOKE, broker_config, concurrent_refreshes, field, login, provider, refresh,
-    serve_broker, sql_backends,
+    Backend, G6_LIMIT, REVOKE, broker_config, concurrent_refreshes, field, login, provider,
+    refresh, serve_broker, sql_backends,
 };
 use oidc_auth_tests::proxy::{ProxyMode, TcpProxy};
 use oidc_auth_tests::{
@@ -215,6 +215,17 @@ fn through(url: &str, proxy: &TcpProxy) -> String {
     url.to_string()
 }
 
+/// A fresh PostgreSQL schema, when `OIDC_AUTH_TEST_POSTGRES_URL` is set.
+fn postgres() -> Option<Backend> {
+    let backend = sql_backends(false)
+        .into_iter()
+        .find(|b| b.name == "postgres");
+    if backend.is_none() {
+        println!("skipped: OIDC_AUTH_TEST_POSTGRES_URL not set");
+    }
+    backend
+}
+
 /// The proxy in front of the database server of the store URL `url`.
 async fn proxy_for(url: &str) -> TcpProxy {
     let parsed = url::Url::parse(url).expect("a database URL");
@@ -383,11 +394,7 @@ async fn g6_a_silent_database_at_start_is_503_within_five_seconds() {
 /// logins then work, on the same slow network. PostgreSQL when its variable is set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_first_connection_completes_in_the_background() {
-    let Some(backend) = sql_backends(false)
-        .into_iter()
-        .find(|b| b.name == "postgres")
-    else {
-        println!("skipped: OIDC_AUTH_TEST_POSTGRES_URL not set");
+    let Some(backend) = postgres() else {
         return;
     };
     let proxy = proxy_for(&backend.url).await;
@@ -420,5 +427,55 @@ async fn a_slow_first_connection_completes_in_the_background() {
     println!("connected and logged in after {:?}", started.elapsed());
     drop(h);
     drop(proxy);
+    drop(backend);
+}
+
+/// A first connection whose task goes away (its runtime shut down, as with a warm-up on a
+/// runtime of its own) counts as failed: the next request does not wait on it forever, and a
+/// new attempt connects once the retry pause has passed. PostgreSQL when its variable is set.
+#[test]
+fn a_first_connection_whose_runtime_ends_is_tried_again() {
+    let Some(backend) = postgres() else {
+        return;
+    };
+    let main = tokio::runtime::Runtime::new().expect("runtime");
+    let (proxy, idp, auth) = main.block_on(async {
+        let proxy = proxy_for(&backend.url).await;
+        proxy.set(ProxyMode::Blackhole);
+        let idp = provider().await;
+        let config = broker_config(&idp)
+            .broker_store_url(through(&backend.url, &proxy))
+            .build()
+            .expect("config");
+        (proxy, idp, OidcAuth::builder(config).build())
+    });
+    // The warm-up's runtime ends while the connection hangs on the silent database.
+    let warm_up = tokio::runtime::Runtime::new().expect("runtime");
+    let first = warm_up
+        .block_on(async { tokio::time::timeout(Duration::from_secs(1), auth.warm_up()).await });
+    assert!(first.is_err(), "the warm-up was still waiting: {first:?}");
+    drop(warm_up);
+    proxy.set(ProxyMode::Pass);
+    main.block_on(async {
+        let started = Instant::now();
+        loop {
+            let attempt = Instant::now();
+            let result = auth.warm_up().await;
+            if result.is_ok() {
+                break;
+            }
+            assert!(
+                attempt.elapsed() < G6_LIMIT,
+                "a request waited {:?}",
+                attempt.elapsed()
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no new attempt after the first one's runtime ended: {result:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    drop((proxy, idp));
     drop(backend);
 }

@@ -49,6 +49,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(90);
 const CONNECT_WAIT: Duration = crate::store::OPERATION_TIMEOUT;
 /// How long after a failed connection to the store no new one is tried.
 const CONNECT_RETRY: Duration = Duration::from_secs(5);
+/// Broker work running detached from its request (refreshes, revocations) at most: a client
+/// that sends and goes away in a loop cannot pile up tasks that hold database connections.
+const MAX_DETACHED: usize = 1024;
 /// Device codes whose polling pace is tracked at most.
 const MAX_TRACKED_DEVICES: usize = 10_000;
 /// Upper bound of a device code's interval and lifetime as the provider states them.
@@ -163,6 +166,26 @@ struct Connecting {
     failed_at: Option<std::time::Instant>,
 }
 
+/// The end of a connection attempt, also when its task is dropped: a failure is recorded
+/// unless it connected, and the requests waiting for it are woken.
+struct AttemptEnd {
+    done: tokio::sync::watch::Sender<bool>,
+    state: Arc<Mutex<Connecting>>,
+    connected: bool,
+}
+
+impl Drop for AttemptEnd {
+    fn drop(&mut self) {
+        if !self.connected {
+            self.state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .failed_at = Some(std::time::Instant::now());
+        }
+        let _ = self.done.send(true);
+    }
+}
+
 /// Broker state shared by every clone of an [`OidcAuth`].
 pub(crate) struct Broker {
     issuer: String,
@@ -172,6 +195,8 @@ pub(crate) struct Broker {
     store: Arc<tokio::sync::OnceCell<Arc<dyn Store>>>,
     /// The connection to the store under way, if any, and when the last one failed.
     connecting: Arc<Mutex<Connecting>>,
+    /// Permits for work detached from its request ([`MAX_DETACHED`]).
+    detached: Arc<tokio::sync::Semaphore>,
     keys: Keys,
     sessions: AtRest,
     /// Derives a refresh token's successor from it (see [`Broker::successor_of`]).
@@ -247,6 +272,7 @@ impl Broker {
             url: config.broker_store_url().map(str::to_owned),
             store: Arc::new(cell),
             connecting: Arc::new(Mutex::new(Connecting::default())),
+            detached: Arc::new(tokio::sync::Semaphore::new(MAX_DETACHED)),
             keys: Keys::new(
                 config.broker_signing_algorithm,
                 seconds(config.key_rotation_period),
@@ -295,9 +321,11 @@ impl Broker {
             return Ok(Arc::clone(store));
         }
         let Some(mut done) = self.connection_attempt() else {
-            return Err(store_error(StoreError::Unavailable(
-                "the store could not be reached lately".into(),
-            )));
+            return self.store.get().cloned().ok_or_else(|| {
+                store_error(StoreError::Unavailable(
+                    "the store could not be reached lately".into(),
+                ))
+            });
         };
         let _ = tokio::time::timeout(CONNECT_WAIT, done.wait_for(|done| *done)).await;
         self.store.get().cloned().ok_or_else(|| {
@@ -307,14 +335,31 @@ impl Broker {
         })
     }
 
+    /// A permit to run work detached from its request, or 503 when [`MAX_DETACHED`] are out.
+    fn detach(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AuthError> {
+        Arc::clone(&self.detached)
+            .try_acquire_owned()
+            .map_err(|_| AuthError::unavailable("too many refreshes and revocations under way"))
+    }
+
     /// The connection attempt to wait for: the one under way, or a new one; none while the
     /// last failure is recent.
     fn connection_attempt(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
         let mut connecting = self.connecting.lock().unwrap_or_else(|p| p.into_inner());
+        if self.store.initialized() {
+            // Connected since the caller looked: an attempt that has ended, at once.
+            return connecting.under_way.clone();
+        }
+        // An attempt under way; one whose task went away without a word (a panic, its runtime
+        // shut down) counts as failed.
         if let Some(under_way) = &connecting.under_way
             && !*under_way.borrow()
         {
-            return Some(under_way.clone());
+            if under_way.has_changed().is_ok() {
+                return Some(under_way.clone());
+            }
+            connecting.under_way = None;
+            connecting.failed_at = Some(std::time::Instant::now());
         }
         if connecting
             .failed_at
@@ -328,6 +373,12 @@ impl Broker {
         let (cell, url) = (Arc::clone(&self.store), self.url.clone());
         let state = Arc::clone(&self.connecting);
         runtime.spawn(async move {
+            // Ends the attempt however the task ends: connected, failed, or dropped.
+            let mut end = AttemptEnd {
+                done,
+                state,
+                connected: false,
+            };
             let connect = async {
                 match &url {
                     Some(url) => crate::store::connect(url).await,
@@ -343,14 +394,12 @@ impl Broker {
             match connected {
                 Ok(store) => {
                     let _ = cell.set(store);
+                    end.connected = true;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "the broker store could not be connected; retrying later");
-                    state.lock().unwrap_or_else(|p| p.into_inner()).failed_at =
-                        Some(std::time::Instant::now());
                 }
             }
-            let _ = done.send(true);
         });
         Some(under_way)
     }
@@ -595,17 +644,26 @@ impl Broker {
         if token.is_empty() || token.len() > MAX_REFRESH_TOKEN {
             return Ok(());
         }
+        let permit = self.detach()?;
         let (auth, token) = (auth.clone(), token.to_owned());
-        tokio::spawn(async move {
+        let revocation = tokio::spawn(async move {
+            let _permit = permit;
             match auth.broker() {
                 Some(broker) => broker.revoke_now(&auth, &token).await,
                 None => Ok(()),
             }
-        })
-        .await
-        .unwrap_or_else(|_| Err(AuthError::unavailable("the revocation failed; try again")))
+        });
+        match tokio::time::timeout(crate::store::OPERATION_TIMEOUT, revocation).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(AuthError::unavailable("the revocation failed; try again")),
+            Err(_) => Err(AuthError::unavailable(
+                "the revocation is still under way; try again",
+            )),
+        }
     }
 
+    /// The revocation itself, every step to the end whoever is still waiting: the family (with
+    /// its own, longer deadline), then the session and the provider's refresh token.
     async fn revoke_now(&self, auth: &OidcAuth, token: &str) -> Result<(), AuthError> {
         let store = self.store().await?;
         // Rotating to a successor no one receives is how the store finds and spends a token
@@ -614,29 +672,24 @@ impl Broker {
             .rotate_refresh(&sha256(token.as_bytes()), &random::<32>(), auth.now())
             .await
             .map_err(store_error)?;
-        match outcome {
-            RotateOutcome::Rotated(record) => {
-                self.revoke_family(&store, &record.family).await?;
-                let session = store
-                    .get_session(&record.session_id, auth.now())
-                    .await
-                    .map_err(store_error)?;
-                store
-                    .delete_session(&record.session_id)
-                    .await
-                    .map_err(store_error)?;
-                tracing::info!("a broker session was revoked by its client");
-                if let Some(session) = session {
-                    self.revoke_at_provider(auth, &session);
-                }
-            }
-            RotateOutcome::Spent(record) => {
-                self.revoke_family(&store, &record.family).await?;
-                tracing::warn!(
-                    "a spent broker refresh token was revoked; its whole family is revoked"
-                );
-            }
-            RotateOutcome::NotFound => {}
+        let (RotateOutcome::Rotated(record) | RotateOutcome::Spent(record)) = outcome else {
+            return Ok(());
+        };
+        store
+            .revoke_family(&record.family)
+            .await
+            .map_err(store_error)?;
+        let session = store
+            .get_session(&record.session_id, auth.now())
+            .await
+            .map_err(store_error)?;
+        store
+            .delete_session(&record.session_id)
+            .await
+            .map_err(store_error)?;
+        tracing::info!("a broker session was revoked by its client");
+        if let Some(session) = session {
+            self.revoke_at_provider(auth, &session);
         }
         Ok(())
     }
@@ -678,7 +731,7 @@ impl Broker {
             match flights.get(&hash) {
                 Some(flight) => flight.clone(),
                 None => {
-                    let flight = Self::take_off(auth, token, hash);
+                    let flight = Self::take_off(auth, token, hash, self.detach()?);
                     flights.insert(hash, flight.clone());
                     flight
                 }
@@ -695,25 +748,60 @@ impl Broker {
         // marked, which changes nothing.
         // A mark that fails does not withhold the answer: the rotation is done, and a client
         // told 503 would retry with a token the failed mark may yet have spent for good, which
-        // is reuse and ends its session. Unmarked, a replay of the token answers with the same
-        // successor instead of revoking, and the next rotation tells the two holders apart.
+        // is reuse and ends its session. The mark is tried again in the background; until it
+        // holds, a replay of the token answers with the same successor instead of revoking,
+        // and the next rotation tells the two holders apart.
         if let Err(e) = self
             .use_once(ANSWERED, &hash, refreshed.mark_until, auth.now())
             .await
         {
-            tracing::warn!(error = %e, "a refresh answer could not be marked answered");
+            tracing::warn!(error = %e, "a refresh answer could not be marked answered; retrying in the background");
+            self.mark_later(auth, hash, refreshed.mark_until);
         }
         Ok(refreshed.body)
+    }
+
+    /// Marks the token with `hash` answered in a task of its own, a few times over some seconds,
+    /// after the request's own mark failed.
+    fn mark_later(&self, auth: &OidcAuth, hash: [u8; 32], until: i64) {
+        let Ok(permit) = self.detach() else {
+            tracing::warn!("a refresh answer stays unmarked: too much work under way");
+            return;
+        };
+        let auth = auth.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let Some(broker) = auth.broker() else {
+                return;
+            };
+            for pause in [1, 2, 4] {
+                tokio::time::sleep(Duration::from_secs(pause)).await;
+                if broker
+                    .use_once(ANSWERED, &hash, until, auth.now())
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+            tracing::warn!("a refresh answer stays unmarked: the store did not take the mark");
+        });
     }
 
     /// Starts the refresh of the token with `hash` in a task of its own, which lands it (takes
     /// it out of the map) when done. A client that goes away cuts neither the rotation between
     /// the store and the provider, whose rotated refresh token would then be lost and the
     /// session with it, nor the other requests waiting for the same refresh.
-    fn take_off(auth: &OidcAuth, token: &str, hash: [u8; 32]) -> Flight {
+    fn take_off(
+        auth: &OidcAuth,
+        token: &str,
+        hash: [u8; 32],
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Flight {
         let (sender, flight) = tokio::sync::watch::channel(None);
         let (auth, token, own) = (auth.clone(), token.to_owned(), flight.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             let Some(broker) = auth.broker() else {
                 return;
             };
@@ -1205,6 +1293,46 @@ mod tests {
                 .as_deref(),
             Some("slow_down")
         );
+    }
+
+    /// Work detached from its request is bounded: with every permit taken, a refresh or a
+    /// revocation that would start more answers 503 at once, and works again once permits
+    /// come back.
+    #[tokio::test]
+    async fn detached_work_is_bounded() {
+        let config = crate::config::OidcConfig::builder()
+            .discovery_url("https://idp.example/.well-known/openid-configuration")
+            .client_id("app")
+            .client_secret("secret")
+            .broker_mode(true)
+            .broker_audience("api")
+            .build();
+        let Ok(config) = config else {
+            panic!("valid configuration");
+        };
+        let auth = OidcAuth::builder(config)
+            .store(Arc::new(crate::store::memory::MemoryStore::new()))
+            .build();
+        let Some(broker) = auth.broker() else {
+            panic!("broker mode");
+        };
+        let held: Vec<_> = (0..MAX_DETACHED)
+            .filter_map(|_| broker.detach().ok())
+            .collect();
+        assert_eq!(held.len(), MAX_DETACHED);
+        for refused in [
+            broker.refresh(&auth, "made-up").await.err(),
+            broker.revoke(&auth, "made-up").await.err(),
+        ] {
+            assert_eq!(refused.map(|e| e.status()), Some(503));
+        }
+        drop(held);
+        let unknown = broker.refresh(&auth, "made-up").await.err();
+        assert_eq!(
+            unknown.and_then(|e| e.code().map(str::to_owned)).as_deref(),
+            Some("invalid_grant")
+        );
+        assert!(broker.revoke(&auth, "made-up").await.is_ok());
     }
 
     #[test]

@@ -40,7 +40,9 @@ use std::time::Duration;
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{Binary, Bson, Document, doc};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::{ClientOptions, ConnectionString, IndexOptions};
+use mongodb::options::{
+    ClientOptions, ConnectionString, IndexOptions, ReadPreference, SelectionCriteria,
+};
 use mongodb::{Client, Collection, Database, IndexModel};
 
 use super::{RefreshRecord, RotateOutcome, Session, Store, StoreError, StoreFuture, StoredKey};
@@ -1069,9 +1071,12 @@ impl Store for MongoStore {
             "MongoDB",
             crate::store::OPERATION_TIMEOUT,
             async move {
+                // From the primary whatever the client's read preference: a lagging secondary
+                // could miss a mark just written, and a stolen token would pass for unused.
                 let document = self
                     .collection(ONCE)
                     .find_one(doc! { "_id": binary(&key), "expires_at": { "$gt": now } })
+                    .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
                     .await
                     .map_err(|e| map_error(&e))?;
                 Ok(document.is_some())

@@ -389,18 +389,26 @@ async fn migrate_once(pool: &SqlitePool) -> Result<Result<(), StoreError>, sqlx:
 }
 
 /// Runs a transaction again when the database was busy beyond the busy timeout, or a
-/// snapshot went stale.
+/// snapshot went stale, as long as another attempt, busy wait included, still ends within the
+/// deadline of the call: one cut off by the deadline might yet commit after its caller was
+/// told it failed.
 async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, sqlx::Error>>,
 {
+    let started = std::time::Instant::now();
     let mut tries = 0;
     loop {
         tries += 1;
         match attempt().await {
             Ok(value) => return Ok(value),
-            Err(error) if tries < ATTEMPTS && is_busy(&error) => {
+            Err(error)
+                if tries < ATTEMPTS
+                    && is_busy(&error)
+                    && started.elapsed() + BUSY_TIMEOUT + Duration::from_millis(20 << tries)
+                        < crate::store::OPERATION_TIMEOUT =>
+            {
                 // Busy without waiting means SQLite broke a lock cycle (or the busy timeout
                 // passed): pause, growing, before the next attempt.
                 tracing::debug!(code = ?result_code(&error), "retrying a SQLite transaction");
