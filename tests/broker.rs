@@ -1417,6 +1417,16 @@ async fn a_failed_successor_key_is_published_on_a_later_attempt() {
     assert_ne!(next, first, "the successor signs after the retirement");
 }
 
+/// A login on `fw`: its refresh token and its session id (the `sid` of its access token).
+async fn session_login(h: &Harness, fw: Framework) -> (String, String) {
+    let reply = login(h, fw).await;
+    let sid = jwt(field(&reply, "access_token")).1["sid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (field(&reply, "refresh_token").to_owned(), sid)
+}
+
 /// RFC 7009 revocation whose client gives up: the revocation still completes. The store takes
 /// 1 s to revoke a family and the client stops waiting after 200 ms; afterwards the refresh
 /// token is refused and its session is gone, on both frameworks.
@@ -1425,12 +1435,7 @@ async fn a_revocation_whose_client_gives_up_completes() {
     let store = Arc::new(ProbeStore::new());
     let h = serve_broker(provider().await, store.clone(), |c| c, None).await;
     for fw in FRAMEWORKS {
-        let first = login(&h, fw).await;
-        let token = field(&first, "refresh_token").to_owned();
-        let sid = jwt(field(&first, "access_token")).1["sid"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let (token, sid) = session_login(&h, fw).await;
         store
             .revocation_delay_ms
             .store(1000, std::sync::atomic::Ordering::SeqCst);
@@ -1466,15 +1471,8 @@ async fn a_revocation_whose_client_gives_up_completes() {
 async fn a_slow_revocation_answers_503_and_completes() {
     let store = Arc::new(ProbeStore::new());
     let h = serve_broker(provider().await, store.clone(), |c| c, None).await;
-    let sid_of = |reply: &Reply| {
-        jwt(field(reply, "access_token")).1["sid"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    };
     for fw in FRAMEWORKS {
-        let first = login(&h, fw).await;
-        let (token, sid) = (field(&first, "refresh_token").to_owned(), sid_of(&first));
+        let (token, sid) = session_login(&h, fw).await;
         store
             .revocation_delay_ms
             .store(6000, std::sync::atomic::Ordering::SeqCst);
@@ -1493,8 +1491,7 @@ async fn a_slow_revocation_answers_503_and_completes() {
         assert!(matches!(session, Ok(None)), "{fw:?}: the session is gone");
 
         // A spent token: its family and its session go.
-        let second = login(&h, fw).await;
-        let (spent, sid) = (field(&second, "refresh_token").to_owned(), sid_of(&second));
+        let (spent, sid) = session_login(&h, fw).await;
         assert_eq!(refresh(&h, fw, &spent).await.status, 200);
         assert_eq!(
             h.post_form(fw, REVOKE, &[("token", &spent)]).await.status,
@@ -1505,6 +1502,31 @@ async fn a_slow_revocation_answers_503_and_completes() {
             matches!(session, Ok(None)),
             "{fw:?}: the spent token's session is gone"
         );
+    }
+}
+
+/// RFC 7009 revocation whose store fails after the token was spent (reading the session):
+/// 503, and the client's retry finishes the job (200, the session gone, the token refused),
+/// rather than finding nothing left to do while the session lives. Both frameworks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_that_fails_midway_is_finished_by_the_retry() {
+    let store = Arc::new(ProbeStore::new());
+    let h = serve_broker(provider().await, store.clone(), |c| c, None).await;
+    for fw in FRAMEWORKS {
+        let (token, sid) = session_login(&h, fw).await;
+        store
+            .refuse_reads
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let failed = h.post_form(fw, REVOKE, &[("token", &token)]).await;
+        store
+            .refuse_reads
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(failed.status, 503, "{fw:?}: {}", failed.raw_body);
+        let retried = h.post_form(fw, REVOKE, &[("token", &token)]).await;
+        assert_eq!(retried.status, 200, "{fw:?}: {}", retried.raw_body);
+        let session = store.get_session(&sid, SystemClock.now()).await;
+        assert!(matches!(session, Ok(None)), "{fw:?}: the session is gone");
+        assert_eq!(refresh(&h, fw, &token).await.error(), Some("invalid_grant"));
     }
 }
 

@@ -49,8 +49,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(90);
 const CONNECT_WAIT: Duration = crate::store::OPERATION_TIMEOUT;
 /// How long after a failed connection to the store no new one is tried.
 const CONNECT_RETRY: Duration = Duration::from_secs(5);
-/// Broker work running detached from its request (refreshes, revocations) at most: a client
-/// that sends and goes away in a loop cannot pile up tasks that hold database connections.
+/// Broker work running detached from its request at most, refreshes and revocations each: a
+/// client that sends and goes away in a loop cannot pile up tasks that hold database
+/// connections, and a flood of revocations (which need no client authentication) cannot take
+/// the refreshes' places.
 const MAX_DETACHED: usize = 1024;
 /// Device codes whose polling pace is tracked at most.
 const MAX_TRACKED_DEVICES: usize = 10_000;
@@ -195,8 +197,10 @@ pub(crate) struct Broker {
     store: Arc<tokio::sync::OnceCell<Arc<dyn Store>>>,
     /// The connection to the store under way, if any, and when the last one failed.
     connecting: Arc<Mutex<Connecting>>,
-    /// Permits for work detached from its request ([`MAX_DETACHED`]).
-    detached: Arc<tokio::sync::Semaphore>,
+    /// Permits for refreshes detached from their requests ([`MAX_DETACHED`]).
+    detached_refreshes: Arc<tokio::sync::Semaphore>,
+    /// Permits for revocations detached from their requests ([`MAX_DETACHED`]).
+    detached_revocations: Arc<tokio::sync::Semaphore>,
     keys: Keys,
     sessions: AtRest,
     /// Derives a refresh token's successor from it (see [`Broker::successor_of`]).
@@ -272,7 +276,8 @@ impl Broker {
             url: config.broker_store_url().map(str::to_owned),
             store: Arc::new(cell),
             connecting: Arc::new(Mutex::new(Connecting::default())),
-            detached: Arc::new(tokio::sync::Semaphore::new(MAX_DETACHED)),
+            detached_refreshes: Arc::new(tokio::sync::Semaphore::new(MAX_DETACHED)),
+            detached_revocations: Arc::new(tokio::sync::Semaphore::new(MAX_DETACHED)),
             keys: Keys::new(
                 config.broker_signing_algorithm,
                 seconds(config.key_rotation_period),
@@ -335,11 +340,14 @@ impl Broker {
         })
     }
 
-    /// A permit to run work detached from its request, or 503 when [`MAX_DETACHED`] are out.
-    fn detach(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AuthError> {
-        Arc::clone(&self.detached)
+    /// A permit to run work of `pool` detached from its request, or 503 when [`MAX_DETACHED`]
+    /// are out.
+    fn detach(
+        pool: &Arc<tokio::sync::Semaphore>,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, AuthError> {
+        Arc::clone(pool)
             .try_acquire_owned()
-            .map_err(|_| AuthError::unavailable("too many refreshes and revocations under way"))
+            .map_err(|_| AuthError::unavailable("too much of this work is under way; try again"))
     }
 
     /// The connection attempt to wait for: the one under way, or a new one; none while the
@@ -644,7 +652,7 @@ impl Broker {
         if token.is_empty() || token.len() > MAX_REFRESH_TOKEN {
             return Ok(());
         }
-        let permit = self.detach()?;
+        let permit = Self::detach(&self.detached_revocations)?;
         let (auth, token) = (auth.clone(), token.to_owned());
         let revocation = tokio::spawn(async move {
             let _permit = permit;
@@ -662,8 +670,8 @@ impl Broker {
         }
     }
 
-    /// The revocation itself, every step to the end whoever is still waiting: the family (with
-    /// its own, longer deadline), then the session and the provider's refresh token.
+    /// The revocation itself, every step to the end whoever is still waiting: the session, the
+    /// family (with its own, longer deadline), then the provider's refresh token.
     async fn revoke_now(&self, auth: &OidcAuth, token: &str) -> Result<(), AuthError> {
         let store = self.store().await?;
         // Rotating to a successor no one receives is how the store finds and spends a token
@@ -675,16 +683,19 @@ impl Broker {
         let (RotateOutcome::Rotated(record) | RotateOutcome::Spent(record)) = outcome else {
             return Ok(());
         };
-        store
-            .revoke_family(&record.family)
-            .await
-            .map_err(store_error)?;
+        // The session first: without it no token of the family refreshes. Should a later step
+        // fail, the token is spent but not revoked, so the client's retry finds it and does the
+        // rest; revoked first, the retry would find nothing left to do and answer 200.
         let session = store
             .get_session(&record.session_id, auth.now())
             .await
             .map_err(store_error)?;
         store
             .delete_session(&record.session_id)
+            .await
+            .map_err(store_error)?;
+        store
+            .revoke_family(&record.family)
             .await
             .map_err(store_error)?;
         tracing::info!("a broker session was revoked by its client");
@@ -731,7 +742,8 @@ impl Broker {
             match flights.get(&hash) {
                 Some(flight) => flight.clone(),
                 None => {
-                    let flight = Self::take_off(auth, token, hash, self.detach()?);
+                    let flight =
+                        Self::take_off(auth, token, hash, Self::detach(&self.detached_refreshes)?);
                     flights.insert(hash, flight.clone());
                     flight
                 }
@@ -764,7 +776,7 @@ impl Broker {
     /// Marks the token with `hash` answered in a task of its own, a few times over some seconds,
     /// after the request's own mark failed.
     fn mark_later(&self, auth: &OidcAuth, hash: [u8; 32], until: i64) {
-        let Ok(permit) = self.detach() else {
+        let Ok(permit) = Self::detach(&self.detached_refreshes) else {
             tracing::warn!("a refresh answer stays unmarked: too much work under way");
             return;
         };
@@ -1295,9 +1307,9 @@ mod tests {
         );
     }
 
-    /// Work detached from its request is bounded: with every permit taken, a refresh or a
-    /// revocation that would start more answers 503 at once, and works again once permits
-    /// come back.
+    /// Work detached from its request is bounded, refreshes and revocations each: with every
+    /// permit of one taken, that work answers 503 at once while the other goes on, and it
+    /// works again once permits come back.
     #[tokio::test]
     async fn detached_work_is_bounded() {
         let config = crate::config::OidcConfig::builder()
@@ -1316,17 +1328,26 @@ mod tests {
         let Some(broker) = auth.broker() else {
             panic!("broker mode");
         };
-        let held: Vec<_> = (0..MAX_DETACHED)
-            .filter_map(|_| broker.detach().ok())
-            .collect();
-        assert_eq!(held.len(), MAX_DETACHED);
-        for refused in [
-            broker.refresh(&auth, "made-up").await.err(),
-            broker.revoke(&auth, "made-up").await.err(),
-        ] {
-            assert_eq!(refused.map(|e| e.status()), Some(503));
-        }
-        drop(held);
+        let take = |pool| {
+            (0..MAX_DETACHED)
+                .filter_map(|_| Broker::detach(pool).ok())
+                .collect::<Vec<_>>()
+        };
+        // Revocations use up theirs: refreshes go on.
+        let revocations = take(&broker.detached_revocations);
+        assert_eq!(revocations.len(), MAX_DETACHED);
+        let refused = broker.revoke(&auth, "made-up").await.err();
+        assert_eq!(refused.map(|e| e.status()), Some(503));
+        let unknown = broker.refresh(&auth, "made-up").await.err();
+        assert_eq!(unknown.map(|e| e.status()), Some(400));
+        // And the other way round.
+        let refreshes = take(&broker.detached_refreshes);
+        assert_eq!(refreshes.len(), MAX_DETACHED);
+        let refused = broker.refresh(&auth, "made-up").await.err();
+        assert_eq!(refused.map(|e| e.status()), Some(503));
+        drop(revocations);
+        assert!(broker.revoke(&auth, "made-up").await.is_ok());
+        drop(refreshes);
         let unknown = broker.refresh(&auth, "made-up").await.err();
         assert_eq!(
             unknown.and_then(|e| e.code().map(str::to_owned)).as_deref(),

@@ -321,7 +321,7 @@ impl SqliteStore {
     }
 
     async fn migrate_now(&self) -> Result<(), StoreError> {
-        retrying(|| migrate_once(&self.pool)).await?
+        retrying_within(MIGRATION_TIMEOUT, || migrate_once(&self.pool)).await?
     }
 }
 
@@ -389,10 +389,20 @@ async fn migrate_once(pool: &SqlitePool) -> Result<Result<(), StoreError>, sqlx:
 }
 
 /// Runs a transaction again when the database was busy beyond the busy timeout, or a
-/// snapshot went stale, as long as another attempt, busy wait included, still ends within the
-/// deadline of the call: one cut off by the deadline might yet commit after its caller was
-/// told it failed.
-async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
+/// snapshot went stale, within the deadline of one store call ([`retrying_within`]).
+async fn retrying<T, F, Fut>(attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    retrying_within(crate::store::OPERATION_TIMEOUT, attempt).await
+}
+
+/// Runs a transaction again when the database was busy beyond the busy timeout, or a
+/// snapshot went stale, as long as another attempt's busy wait still ends within `limit`, the
+/// deadline of the call: an attempt cut off by the deadline might yet commit after its caller
+/// was told it failed. (The wait for a pool connection comes on top; it is bounded too.)
+async fn retrying_within<T, F, Fut>(limit: Duration, mut attempt: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, sqlx::Error>>,
@@ -407,7 +417,7 @@ where
                 if tries < ATTEMPTS
                     && is_busy(&error)
                     && started.elapsed() + BUSY_TIMEOUT + Duration::from_millis(20 << tries)
-                        < crate::store::OPERATION_TIMEOUT =>
+                        < limit =>
             {
                 // Busy without waiting means SQLite broke a lock cycle (or the busy timeout
                 // passed): pause, growing, before the next attempt.
@@ -771,7 +781,7 @@ impl Store for SqliteStore {
                 if !crate::store::storable_identifier(&family) {
                     return Ok(());
                 }
-                retrying(|| {
+                retrying_within(crate::store::REVOCATION_TIMEOUT, || {
                     sqlx::query("UPDATE oidc_auth_refresh_tokens SET revoked = 1 WHERE family = ?1")
                         .bind(&family)
                         .execute(&self.pool)
