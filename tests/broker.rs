@@ -21,6 +21,9 @@ use oidc_auth_tests::{
 };
 use serde_json::{Value, json};
 
+/// The encryption key of instances that share one store (32 bytes, base64).
+const SHARED_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
 struct Broker {
     h: Harness,
     store: Arc<MemoryStore>,
@@ -300,11 +303,22 @@ async fn concurrent_refreshes_cause_one_provider_refresh() {
 /// reuse (E3): 400 `invalid_grant`, and the family is revoked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_refreshes_across_instances_share_one_rotation() {
-    const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
     let idp = provider().await;
     let store = Arc::new(MemoryStore::new());
-    let a = serve_broker(idp.clone(), store.clone(), |c| c.encryption_key(KEY), None).await;
-    let b = serve_broker(idp.clone(), store.clone(), |c| c.encryption_key(KEY), None).await;
+    let a = serve_broker(
+        idp.clone(),
+        store.clone(),
+        |c| c.encryption_key(SHARED_KEY),
+        None,
+    )
+    .await;
+    let b = serve_broker(
+        idp.clone(),
+        store.clone(),
+        |c| c.encryption_key(SHARED_KEY),
+        None,
+    )
+    .await;
     for (fa, fb) in [
         (Framework::Axum, Framework::Actix),
         (Framework::Actix, Framework::Axum),
@@ -347,15 +361,21 @@ async fn concurrent_refreshes_across_instances_share_one_rotation() {
 /// one refresh, and the successor works afterwards. Once answered, the token again is reuse.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_refreshes_on_three_instances_all_succeed() {
-    const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
     let idp = provider().await;
     let shared = Arc::new(MemoryStore::new());
     let mut stores = Vec::new();
     let mut instances = Vec::new();
     for _ in 0..3 {
         let store = Arc::new(ProbeStore::over(shared.clone()));
-        instances
-            .push(serve_broker(idp.clone(), store.clone(), |c| c.encryption_key(KEY), None).await);
+        instances.push(
+            serve_broker(
+                idp.clone(),
+                store.clone(),
+                |c| c.encryption_key(SHARED_KEY),
+                None,
+            )
+            .await,
+        );
         stores.push(store);
     }
     let [a, b, c] = &instances[..] else {
@@ -405,12 +425,23 @@ async fn concurrent_refreshes_on_three_instances_all_succeed() {
 /// is whether an answer had reached a request when B's request came in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_that_came_in_before_the_answer_is_not_reuse() {
-    const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
     let idp = provider().await;
     let shared = Arc::new(MemoryStore::new());
     let slow = Arc::new(ProbeStore::over(shared.clone()));
-    let a = serve_broker(idp.clone(), shared.clone(), |c| c.encryption_key(KEY), None).await;
-    let b = serve_broker(idp.clone(), slow.clone(), |c| c.encryption_key(KEY), None).await;
+    let a = serve_broker(
+        idp.clone(),
+        shared.clone(),
+        |c| c.encryption_key(SHARED_KEY),
+        None,
+    )
+    .await;
+    let b = serve_broker(
+        idp.clone(),
+        slow.clone(),
+        |c| c.encryption_key(SHARED_KEY),
+        None,
+    )
+    .await;
     for (fa, fb) in [
         (Framework::Axum, Framework::Actix),
         (Framework::Actix, Framework::Axum),
