@@ -164,11 +164,7 @@ async fn drive_device_login(h: &Harness, python: &Path, fw: Framework) -> Value 
 /// Runs the `login` scenario with `seeded` (a Token JSON) already in the client's store, its
 /// access token marked expired, so the client starts with a refresh.
 async fn drive_seeded_login(h: &Harness, python: &Path, fw: Framework, seeded: &Value) -> Value {
-    let mut args = vec![
-        "login".to_owned(),
-        "--seed-token".to_owned(),
-        seeded.to_string(),
-    ];
+    let mut args = vec!["login".to_owned(), format!("--seed-token={seeded}")];
     args.extend(target(h, fw));
     drive(python, &args).await
 }
@@ -442,11 +438,9 @@ async fn a_refused_refresh_token_is_a_client_error() {
         h.idp.revoke_refresh_tokens();
         for refresh in ["not-a-refresh-token", revoked.as_str()] {
             let refreshes = h.idp.refresh_count();
-            let mut args = vec![
-                "refresh".to_owned(),
-                "--refresh-token".to_owned(),
-                refresh.to_owned(),
-            ];
+            // One argument with `=`: a token may begin with `-`, which argparse would take for
+            // an option of its own.
+            let mut args = vec!["refresh".to_owned(), format!("--refresh-token={refresh}")];
             args.extend(target(&h, fw));
             let result = drive(&python, &args).await;
             assert_eq!(result["ok"], false, "{fw:?}: {result}");
@@ -544,11 +538,7 @@ async fn broker_mode_browser_login_and_refresh() {
             "{fw:?}: the refresh token rotates"
         );
 
-        let mut args = vec![
-            "refresh".to_owned(),
-            "--refresh-token".to_owned(),
-            spent.to_owned(),
-        ];
+        let mut args = vec!["refresh".to_owned(), format!("--refresh-token={spent}")];
         args.extend(target(&h, fw));
         let reused = drive(&python, &args).await;
         assert_eq!(
