@@ -24,6 +24,11 @@ use serde_json::{Value, json};
 /// The encryption key of instances that share one store (32 bytes, base64).
 const SHARED_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
+/// One of several instances sharing `store` (and [`SHARED_KEY`]), on `idp`.
+async fn sharing(idp: &MockProvider, store: Arc<dyn Store>) -> Harness {
+    serve_broker(idp.clone(), store, |c| c.encryption_key(SHARED_KEY), None).await
+}
+
 struct Broker {
     h: Harness,
     store: Arc<MemoryStore>,
@@ -305,20 +310,8 @@ async fn concurrent_refreshes_cause_one_provider_refresh() {
 async fn concurrent_refreshes_across_instances_share_one_rotation() {
     let idp = provider().await;
     let store = Arc::new(MemoryStore::new());
-    let a = serve_broker(
-        idp.clone(),
-        store.clone(),
-        |c| c.encryption_key(SHARED_KEY),
-        None,
-    )
-    .await;
-    let b = serve_broker(
-        idp.clone(),
-        store.clone(),
-        |c| c.encryption_key(SHARED_KEY),
-        None,
-    )
-    .await;
+    let a = sharing(&idp, store.clone()).await;
+    let b = sharing(&idp, store.clone()).await;
     for (fa, fb) in [
         (Framework::Axum, Framework::Actix),
         (Framework::Actix, Framework::Axum),
@@ -367,15 +360,7 @@ async fn concurrent_refreshes_on_three_instances_all_succeed() {
     let mut instances = Vec::new();
     for _ in 0..3 {
         let store = Arc::new(ProbeStore::over(shared.clone()));
-        instances.push(
-            serve_broker(
-                idp.clone(),
-                store.clone(),
-                |c| c.encryption_key(SHARED_KEY),
-                None,
-            )
-            .await,
-        );
+        instances.push(sharing(&idp, store.clone()).await);
         stores.push(store);
     }
     let [a, b, c] = &instances[..] else {
@@ -428,20 +413,8 @@ async fn a_refresh_that_came_in_before_the_answer_is_not_reuse() {
     let idp = provider().await;
     let shared = Arc::new(MemoryStore::new());
     let slow = Arc::new(ProbeStore::over(shared.clone()));
-    let a = serve_broker(
-        idp.clone(),
-        shared.clone(),
-        |c| c.encryption_key(SHARED_KEY),
-        None,
-    )
-    .await;
-    let b = serve_broker(
-        idp.clone(),
-        slow.clone(),
-        |c| c.encryption_key(SHARED_KEY),
-        None,
-    )
-    .await;
+    let a = sharing(&idp, shared.clone()).await;
+    let b = sharing(&idp, slow.clone()).await;
     for (fa, fb) in [
         (Framework::Axum, Framework::Actix),
         (Framework::Actix, Framework::Axum),

@@ -13,7 +13,8 @@ use oidc_auth_tests::broker::{
 };
 use oidc_auth_tests::proxy::{ProxyMode, TcpProxy};
 use oidc_auth_tests::{
-    AUDIENCE, FRAMEWORKS, Harness, LOOPBACK, browser_login, client_token_call, flow_provider,
+    AUDIENCE, FRAMEWORKS, Framework, Harness, LOOPBACK, browser_login, client_token_call,
+    flow_provider,
 };
 
 /// A server whose JWKS requests go through a proxy (the issuer is configured, so validation
@@ -226,6 +227,25 @@ fn postgres() -> Option<Backend> {
     backend
 }
 
+/// Logs in on `fw` until the broker's store answers (503 meanwhile), for at most `limit`;
+/// returns how long it took.
+async fn login_once_connected(h: &Harness, fw: Framework, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (_, callback) = browser_login(h, fw, LOOPBACK).await;
+        let reply = client_token_call(h, fw, &callback).await;
+        if reply.status == 200 {
+            return started.elapsed();
+        }
+        assert_eq!(reply.status, 503, "{fw:?}: {}", reply.raw_body);
+        assert!(
+            started.elapsed() < limit,
+            "{fw:?}: the store never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// The proxy in front of the database server of the store URL `url`.
 async fn proxy_for(url: &str) -> TcpProxy {
     let parsed = url::Url::parse(url).expect("a database URL");
@@ -361,20 +381,8 @@ async fn g6_a_silent_database_at_start_is_503_within_five_seconds() {
         }
 
         proxy.set(ProxyMode::Pass);
-        let started = Instant::now();
-        loop {
-            let (_, callback) = browser_login(&h, FRAMEWORKS[0], LOOPBACK).await;
-            let reply = client_token_call(&h, FRAMEWORKS[0], &callback).await;
-            if reply.status == 200 {
-                break;
-            }
-            assert_eq!(reply.status, 503, "{name}: {}", reply.raw_body);
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "{name}: no recovery"
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        let took = login_once_connected(&h, FRAMEWORKS[0], Duration::from_secs(30)).await;
+        println!("{name}: logged in {took:?} after the network healed");
         let tokens = login(&h, FRAMEWORKS[1]).await;
         let token = field(&tokens, "refresh_token").to_owned();
         assert_eq!(
@@ -410,21 +418,8 @@ async fn a_slow_first_connection_completes_in_the_background() {
     let took = started.elapsed();
     assert_eq!(first.status, 503, "{}", first.raw_body);
     assert!(took < G6_LIMIT, "the first request took {took:?}");
-    let started = Instant::now();
-    loop {
-        let (_, callback) = browser_login(&h, FRAMEWORKS[1], LOOPBACK).await;
-        let reply = client_token_call(&h, FRAMEWORKS[1], &callback).await;
-        if reply.status == 200 {
-            break;
-        }
-        assert_eq!(reply.status, 503, "{}", reply.raw_body);
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the connection never completed"
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    println!("connected and logged in after {:?}", started.elapsed());
+    let took = login_once_connected(&h, FRAMEWORKS[1], Duration::from_secs(60)).await;
+    println!("connected and logged in after {took:?}");
     drop(h);
     drop(proxy);
     drop(backend);
