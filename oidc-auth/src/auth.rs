@@ -108,7 +108,7 @@ impl OidcAuthBuilder {
         ));
         let cache = TokenCache::new(
             config.token_cache_capacity,
-            config.token_cache_ttl.as_secs() as i64,
+            crate::clock::secs(config.token_cache_ttl),
             withdrawals.clone(),
         );
         let state_key = config

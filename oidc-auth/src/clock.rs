@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of the current Unix time in seconds.
 ///
@@ -16,6 +16,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync + 'static {
     /// Seconds since the Unix epoch.
     fn now(&self) -> i64;
+}
+
+/// The longest span [`secs`] gives: a century, which for a running server means "never".
+const MAX_SPAN_SECS: i64 = 100 * 365 * 24 * 3600;
+
+/// `duration` in whole seconds for comparisons with [`Clock::now`], saturating at a century. A
+/// plain `as i64` turns `Duration::MAX` into -1, which inverts a TTL or a limit; the century cap
+/// also keeps `now + secs` far from overflowing.
+pub(crate) fn secs(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).map_or(MAX_SPAN_SECS, |s| s.min(MAX_SPAN_SECS))
 }
 
 /// The system clock.
@@ -62,5 +72,20 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Durations too long for the clock's arithmetic saturate instead of wrapping negative.
+    #[test]
+    fn spans_saturate_at_a_century() {
+        assert_eq!(secs(Duration::from_millis(1500)), 1);
+        assert_eq!(secs(Duration::from_secs(600)), 600);
+        assert_eq!(secs(Duration::MAX), MAX_SPAN_SECS);
+        assert_eq!(secs(Duration::from_secs(u64::MAX / 2)), MAX_SPAN_SECS);
+        assert!(SystemClock.now().checked_add(secs(Duration::MAX)).is_some());
     }
 }

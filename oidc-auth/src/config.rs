@@ -683,11 +683,12 @@ setters! {
     token_cache_ttl(value: Duration) => |b: &mut Self, v| b.token_cache_ttl = v;
     /// Time before the discovery document is fetched again (default 1 h).
     discovery_ttl(value: Duration) => |b: &mut Self, v| b.discovery_ttl = v;
-    /// Time before the JWKS is refreshed in the background (default 10 min).
+    /// Time before the JWKS is refreshed in the background (default 10 min, at least 1 s).
     jwks_ttl(value: Duration) => |b: &mut Self, v| b.jwks_ttl = v;
     /// Minimum time between JWKS fetches caused by unknown key ids (default 15 s).
     jwks_refetch_cooldown(value: Duration) => |b: &mut Self, v| b.jwks_refetch_cooldown = v;
-    /// How long the last good JWKS is used while the provider is unreachable (default 24 h).
+    /// How long the last good JWKS is used while the provider is unreachable (default 24 h, at
+    /// least 1 s).
     jwks_stale_limit(value: Duration) => |b: &mut Self, v| b.jwks_stale_limit = v;
     /// Largest accepted JWKS or discovery body (default 256 KiB).
     jwks_max_bytes(value: usize) => |b: &mut Self, v| b.jwks_max_bytes = v;
@@ -810,6 +811,16 @@ impl OidcConfigBuilder {
         }
         if self.timeout.is_zero() {
             return Err(ConfigError::new("timeout", "must be greater than zero"));
+        }
+        // A zero TTL refreshes the key set on every validation, and a zero stale limit makes
+        // every fetched key set unusable at once.
+        for (option, value) in [
+            ("jwks_ttl", self.jwks_ttl),
+            ("jwks_stale_limit", self.jwks_stale_limit),
+        ] {
+            if value < Duration::from_secs(1) {
+                return Err(ConfigError::new(option, "must be at least one second"));
+            }
         }
         if self.max_token_bytes < 64 {
             return Err(ConfigError::new("max_token_bytes", "must be at least 64"));
@@ -1113,6 +1124,52 @@ mod tests {
             .client_secret("")
             .build();
         assert_eq!(built.err().map(|e| e.option()), Some("client_secret"));
+    }
+
+    /// A zero JWKS TTL would refresh the keys on every validation, and a zero stale limit
+    /// would make every fetched key set unusable at once; both are refused.
+    #[test]
+    fn key_set_timings_under_a_second_are_refused() {
+        let base = || {
+            OidcConfig::builder()
+                .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .client_id("app")
+        };
+        let cases: [(OidcConfigBuilder, &str); 4] = [
+            (base().jwks_ttl(Duration::ZERO), "jwks_ttl"),
+            (base().jwks_ttl(Duration::from_millis(999)), "jwks_ttl"),
+            (base().jwks_stale_limit(Duration::ZERO), "jwks_stale_limit"),
+            (
+                base().jwks_stale_limit(Duration::from_millis(500)),
+                "jwks_stale_limit",
+            ),
+        ];
+        for (builder, option) in cases {
+            match builder.build() {
+                Ok(_) => panic!("{option} under a second was accepted"),
+                Err(e) => assert_eq!(e.option(), option, "{}", e.message()),
+            }
+        }
+        let one = Duration::from_secs(1);
+        assert!(base().jwks_ttl(one).jwks_stale_limit(one).build().is_ok());
+        // Longest is "never": accepted, and converted for the clock without wrapping.
+        let never = base()
+            .jwks_ttl(Duration::MAX)
+            .jwks_stale_limit(Duration::MAX)
+            .jwks_refetch_cooldown(Duration::MAX)
+            .discovery_ttl(Duration::MAX)
+            .token_cache_ttl(Duration::MAX)
+            .build()
+            .expect("the longest timings are valid");
+        for value in [
+            never.jwks_ttl(),
+            never.jwks_stale_limit(),
+            never.jwks_refetch_cooldown(),
+            never.discovery_ttl(),
+            never.token_cache_ttl(),
+        ] {
+            assert!(crate::clock::secs(value) >= 100 * 365 * 24 * 3600);
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tokio::sync::MutexGuard;
 use url::Url;
 
 use crate::algorithm::Algorithm;
-use crate::clock::Clock;
+use crate::clock::{Clock, secs};
 use crate::config::OidcConfig;
 use crate::error::AuthError;
 use crate::secret::Issuer;
@@ -250,10 +250,10 @@ impl Provider {
             accepted: config.algorithms.clone(),
             max_bytes: config.jwks_max_bytes,
             max_keys: config.jwks_max_keys,
-            discovery_ttl: config.discovery_ttl.as_secs() as i64,
-            jwks_ttl: config.jwks_ttl.as_secs() as i64,
-            cooldown: config.jwks_refetch_cooldown.as_secs() as i64,
-            stale_limit: config.jwks_stale_limit.as_secs() as i64,
+            discovery_ttl: secs(config.discovery_ttl),
+            jwks_ttl: secs(config.jwks_ttl),
+            cooldown: secs(config.jwks_refetch_cooldown),
+            stale_limit: secs(config.jwks_stale_limit),
             discovery: Slot::default(),
             jwks: Slot::default(),
             withdrawals,
@@ -518,8 +518,10 @@ mod tests {
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use serde_json::json;
+    use std::time::Duration;
 
     use super::*;
+    use crate::clock::ManualClock;
 
     /// A fresh P-256 public key as a JWK with `kid`.
     fn jwk(kid: &str) -> Value {
@@ -541,6 +543,79 @@ mod tests {
     fn set(keys: &[&Value]) -> KeySet {
         KeySet::parse(&json!({ "keys": keys }), &[Algorithm::ES256], 10)
             .unwrap_or_else(|e| panic!("a key set: {e}"))
+    }
+
+    const START: i64 = 1_700_000_000;
+
+    fn provider(
+        adjust: impl FnOnce(crate::OidcConfigBuilder) -> crate::OidcConfigBuilder,
+        clock: &ManualClock,
+    ) -> Arc<Provider> {
+        let config = adjust(
+            OidcConfig::builder()
+                .discovery_url("http://127.0.0.1:9/.well-known/openid-configuration")
+                .client_id("app"),
+        )
+        .build()
+        .unwrap_or_else(|e| panic!("a valid configuration: {e}"));
+        Arc::new(Provider::new(
+            &config,
+            Arc::new(clock.clone()),
+            Withdrawals::default(),
+        ))
+    }
+
+    /// Puts a key set with `keys` into `provider`, fetched now.
+    async fn load(provider: &Provider, clock: &ManualClock, keys: &[&Value]) {
+        let doc = json!({ "keys": keys });
+        let loaded = provider
+            .jwks
+            .refresh(
+                0,
+                || clock.now(),
+                None,
+                || async { KeySet::parse(&doc, &[Algorithm::ES256], 10) },
+            )
+            .await;
+        assert!(matches!(loaded, Refresh::Fresh(_)));
+    }
+
+    fn signed(kid: &str) -> Signed<'_> {
+        Signed {
+            kid: Some(kid),
+            alg: Algorithm::ES256,
+            message: b"header.payload",
+            signature: b"not a signature",
+        }
+    }
+
+    /// Tasks spawned and not yet finished; on a current-thread runtime a spawned task does not
+    /// run before the test awaits, so this counts every spawn since.
+    fn tasks() -> usize {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    }
+
+    /// Timings of `Duration::MAX` mean "never", not -1: loaded keys stay usable and no refresh
+    /// is due.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_longest_timings_keep_keys_usable() {
+        let clock = ManualClock::new(START);
+        let provider = provider(
+            |b| {
+                b.jwks_ttl(Duration::MAX)
+                    .jwks_stale_limit(Duration::MAX)
+                    .jwks_refetch_cooldown(Duration::MAX)
+                    .discovery_ttl(Duration::MAX)
+            },
+            &clock,
+        );
+        load(&provider, &clock, &[&jwk("a")]).await;
+        clock.advance(365 * 24 * 3600);
+        assert!(provider.is_ready());
+        assert!(provider.verify_now(signed("a")).is_some());
+        assert_eq!(tasks(), 0, "no refresh is due");
     }
 
     /// A key is withdrawn when it is gone or its kid names other material; an added key, or

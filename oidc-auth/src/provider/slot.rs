@@ -144,7 +144,7 @@ impl<T> Slot<T> {
             };
         }
         if let (Some(cooldown), Some(forced_at)) = (forced_cooldown, gate.forced_at)
-            && start < forced_at + cooldown
+            && start < forced_at.saturating_add(cooldown)
         {
             return Refresh::Cooldown(self.current());
         }
