@@ -380,26 +380,30 @@ impl OidcConfig {
     /// ```
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        // Values compared or sent verbatim: a secret file or a here-doc leaves a trailing
+        // newline, which would make every token exchange fail with `invalid_client` or every
+        // token fail its audience or issuer check.
+        let exact = |name: &str| get(name).map(|v| v.trim().to_owned());
         let mut b = OidcConfig::builder();
         if let Some(v) = get("OIDC_DISCOVERY_URL") {
             b = b.discovery_url(v);
         }
-        if let Some(v) = get("OIDC_CLIENT_ID") {
+        if let Some(v) = exact("OIDC_CLIENT_ID") {
             b = b.client_id(v);
         }
-        if let Some(v) = get("OIDC_CLIENT_SECRET") {
+        if let Some(v) = exact("OIDC_CLIENT_SECRET") {
             b = b.client_secret(v);
         }
         if let Some(v) = get("OIDC_SCOPES") {
             b = b.scopes(v);
         }
-        if let Some(v) = get("OIDC_AUDIENCE") {
+        if let Some(v) = exact("OIDC_AUDIENCE") {
             b = b.audience(v);
         }
         if let Some(v) = get("OIDC_PROXY") {
             b = b.proxy(v);
         }
-        if let Some(v) = get("OIDC_ISSUER") {
+        if let Some(v) = exact("OIDC_ISSUER") {
             b = b.issuer(v);
         }
         if let Some(v) = get("OIDC_JWKS_URI") {
@@ -447,7 +451,7 @@ impl OidcConfig {
         if let Some(v) = get("OIDC_BROKER_STORE_URL") {
             b = b.broker_store_url(v);
         }
-        if let Some(v) = get("OIDC_BROKER_AUDIENCE") {
+        if let Some(v) = exact("OIDC_BROKER_AUDIENCE") {
             b = b.broker_audience(v);
         }
         if let Some(v) = get("OIDC_TRUSTED_ISSUERS") {
@@ -895,11 +899,11 @@ impl OidcConfigBuilder {
             ));
         }
         // An empty secret would authenticate anyone who sends an empty one, and would seed the
-        // at-rest key with nothing.
+        // at-rest key with nothing; one of only whitespace is as easy to guess.
         if self
             .client_secret
             .as_ref()
-            .is_some_and(|secret| secret.expose().is_empty())
+            .is_some_and(|secret| secret.expose().trim().is_empty())
         {
             return Err(ConfigError::new(
                 "client_secret",
@@ -1124,6 +1128,57 @@ mod tests {
             .client_secret("")
             .build();
         assert_eq!(built.err().map(|e| e.option()), Some("client_secret"));
+    }
+
+    /// A client secret of only whitespace is refused like an empty one.
+    #[test]
+    fn a_blank_client_secret_is_refused() {
+        let built = OidcConfig::builder()
+            .discovery_url("https://idp.example/.well-known/openid-configuration")
+            .client_id("app")
+            .client_secret(" \n\t")
+            .build();
+        assert_eq!(built.err().map(|e| e.option()), Some("client_secret"));
+    }
+
+    /// Values read from the environment are compared or sent verbatim, so a secret file's
+    /// trailing newline or a stray space must not reach them.
+    #[test]
+    fn environment_values_are_trimmed() {
+        let vars = [
+            (
+                "OIDC_DISCOVERY_URL",
+                " https://idp.example/.well-known/openid-configuration\n",
+            ),
+            ("OIDC_CLIENT_ID", " app\n"),
+            ("OIDC_CLIENT_SECRET", "s3cret\r\n"),
+            ("OIDC_AUDIENCE", "api \n"),
+            ("OIDC_ISSUER", "\thttps://idp.example/tenant\n"),
+            ("OIDC_BROKER_MODE", "true"),
+            ("OIDC_BROKER_AUDIENCE", "services\n"),
+        ];
+        let config = OidcConfig::from_lookup(lookup(&vars)).expect("valid");
+        assert_eq!(config.client_id(), "app");
+        assert_eq!(config.client_secret().map(Secret::expose), Some("s3cret"));
+        assert_eq!(config.audience().map(|a| a.as_str()), Some("api"));
+        assert_eq!(
+            config.expected_issuer().as_ref().map(Issuer::as_str),
+            Some("https://idp.example/tenant")
+        );
+        assert_eq!(
+            config.broker_audience().map(|a| a.as_str()),
+            Some("services")
+        );
+    }
+
+    /// A variable holding only whitespace counts as unset, like an empty one: an empty
+    /// `OIDC_CLIENT_SECRET` leaves a public client, never a blank secret.
+    #[test]
+    fn a_blank_environment_secret_is_not_a_secret() {
+        let mut vars = BASE.to_vec();
+        vars.push(("OIDC_CLIENT_SECRET", " \n"));
+        let config = OidcConfig::from_lookup(lookup(&vars)).expect("valid");
+        assert!(config.client_secret().is_none());
     }
 
     /// A zero JWKS TTL would refresh the keys on every validation, and a zero stale limit
