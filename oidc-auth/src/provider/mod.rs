@@ -416,11 +416,14 @@ impl Provider {
         }
     }
 
+    /// Refreshes the key set in a task of its own. Nothing is spawned while a refresh runs or
+    /// a failure's backoff lasts: during an outage every validation past the TTL gets here, and
+    /// a task per request that would only find the backoff is load for nothing.
     fn spawn_background_refresh(self: &Arc<Self>, seen: u64) {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if self.jwks.try_gate().is_none() {
+        if !self.jwks.may_refresh_now(self.now()) {
             return;
         }
         let this = self.clone();
@@ -595,6 +598,36 @@ mod tests {
         tokio::runtime::Handle::current()
             .metrics()
             .num_alive_tasks()
+    }
+
+    /// While a failed refresh backs off, validations past the TTL start no refresh task: each
+    /// would only find the backoff and end. Once the backoff has passed, one starts.
+    #[tokio::test(flavor = "current_thread")]
+    async fn no_refresh_task_is_spawned_while_backing_off() {
+        let clock = ManualClock::new(START);
+        let provider = provider(|b| b.jwks_ttl(Duration::from_secs(600)), &clock);
+        load(&provider, &clock, &[&jwk("a")]).await;
+        clock.advance(601);
+        let failed = provider
+            .jwks
+            .refresh(
+                1,
+                || clock.now(),
+                None,
+                || async { Err::<KeySet, _>("unreachable") },
+            )
+            .await;
+        assert!(matches!(failed, Refresh::Failed { .. }));
+        for _ in 0..100 {
+            assert!(
+                provider.verify_now(signed("a")).is_some(),
+                "keys are usable"
+            );
+        }
+        assert_eq!(tasks(), 0, "tasks spawned during the backoff");
+        clock.advance(60);
+        assert!(provider.verify_now(signed("a")).is_some());
+        assert_eq!(tasks(), 1, "a refresh once the backoff has passed");
     }
 
     /// Timings of `Duration::MAX` mean "never", not -1: loaded keys stay usable and no refresh

@@ -31,6 +31,14 @@ pub(crate) struct Gate {
     forced_at: Option<i64>,
 }
 
+impl Gate {
+    /// Whether the last fetch failed and its backoff has not passed at `now`: no fetch may
+    /// start, so neither may a task that would only find that out.
+    pub(crate) fn backing_off(&self, now: i64) -> bool {
+        self.last_failed && now < self.retry_at
+    }
+}
+
 /// Outcome of asking for a refresh.
 pub(crate) enum Refresh<T> {
     /// A fetch (ours or one we waited for) produced this value.
@@ -79,6 +87,13 @@ impl<T> Slot<T> {
     /// The gate if no refresh is running, for background refreshes that must not queue.
     pub(crate) fn try_gate(&self) -> Option<MutexGuard<'_, Gate>> {
         self.gate.try_lock().ok()
+    }
+
+    /// Whether a background refresh is worth starting at `now`: no refresh is running and no
+    /// backoff forbids a fetch. Checked before spawning, so that an outage, during which every
+    /// validation past the TTL asks for a refresh, does not start a task per request.
+    pub(crate) fn may_refresh_now(&self, now: i64) -> bool {
+        self.try_gate().is_some_and(|gate| !gate.backing_off(now))
     }
 
     /// Puts `value`, fetched at `at` by an earlier run and kept elsewhere, into an empty slot:
@@ -138,7 +153,7 @@ impl<T> Slot<T> {
             return Refresh::Fresh(current);
         }
         let start = now();
-        if gate.last_failed && start < gate.retry_at {
+        if gate.backing_off(start) {
             return Refresh::Failed {
                 retry_after: (gate.retry_at - start).max(1) as u64,
             };
