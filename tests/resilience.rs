@@ -452,6 +452,73 @@ async fn g4_a_stale_discovery_document_does_not_delay_validation() {
     assert_invalid_token(&h.bearer_both("/me", &foreign).await);
 }
 
+/// A key-set fetch needed while the discovery document is past its TTL and the provider hangs
+/// ends within one provider timeout, not one for discovery and another for the JWKS: the cached
+/// document's `jwks_uri` is used at once and the document is refreshed in the background. Once
+/// the provider is back, that refresh does happen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_fetch_with_a_stale_discovery_document_waits_one_timeout() {
+    let (h, clock) = manual(|b| b.timeout(Duration::from_secs(1)).token_cache_capacity(0)).await;
+    let token = |h: &Harness, clock: &ManualClock| {
+        h.idp
+            .token()
+            .audience(AUDIENCE)
+            .issued_at(clock.now())
+            .sign()
+    };
+    assert_eq!(h.bearer_both("/me", &token(&h, &clock)).await.status, 200);
+    // Past the discovery TTL (1 h) and the key set's stale limit (24 h): keys must be fetched.
+    h.idp.set_fault_all(Fault::Hang);
+    clock.advance(25 * 3600);
+    let started = Instant::now();
+    let reply = h
+        .bearer(oidc_auth_tests::Framework::Axum, "/me", &token(&h, &clock))
+        .await;
+    assert_eq!(reply.status, 503);
+    assert!(
+        started.elapsed() < Duration::from_millis(1800),
+        "the 503 took {:?}",
+        started.elapsed()
+    );
+
+    // The provider recovers; past the backoff, a key fetch (for a new kid) that finds the
+    // discovery gate free starts the refresh of the document.
+    h.idp.set_fault_all(Fault::None);
+    let recovered = h.idp.hits(Endpoint::Discovery);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.idp.hits(Endpoint::Discovery) == recovered {
+        assert!(
+            Instant::now() < deadline,
+            "the discovery document was not refreshed"
+        );
+        clock.advance(60);
+        let kid = h.idp.add_key(SigningAlg::ES256);
+        let fresh = h
+            .idp
+            .token()
+            .audience(AUDIENCE)
+            .kid(&kid)
+            .issued_at(clock.now())
+            .sign();
+        assert_eq!(h.bearer_both("/me", &fresh).await.status, 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Now fresh, the document is not fetched for the next key fetch.
+    let refreshed = h.idp.hits(Endpoint::Discovery);
+    clock.advance(60);
+    let kid = h.idp.add_key(SigningAlg::ES256);
+    let fresh = h
+        .idp
+        .token()
+        .audience(AUDIENCE)
+        .kid(&kid)
+        .issued_at(clock.now())
+        .sign();
+    assert_eq!(h.bearer_both("/me", &fresh).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(h.idp.hits(Endpoint::Discovery), refreshed);
+}
+
 /// With `issuer` and `jwks_uri` configured, discovery is never fetched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configured_issuer_and_jwks_uri_skip_discovery() {

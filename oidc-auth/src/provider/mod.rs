@@ -343,9 +343,19 @@ impl Provider {
         Ok(doc)
     }
 
-    async fn jwks_uri(&self) -> Result<Url, FetchError> {
+    /// Where the JWKS is. A cached discovery document of any age is used at once, and one past
+    /// its TTL is refreshed in the background: waiting for that refresh under the key-set gate
+    /// would let a hanging provider hold every request that needs keys for two timeouts, one
+    /// for discovery and one for the JWKS. Only a cold start, with no document yet, waits.
+    async fn jwks_uri(self: &Arc<Self>) -> Result<Url, FetchError> {
         if let Some(uri) = &self.jwks_override {
             return Ok(uri.clone());
+        }
+        if let Some(doc) = self.discovery.current() {
+            if self.now() - doc.at >= self.discovery_ttl {
+                self.spawn_discovery_refresh(doc.generation);
+            }
+            return Ok(doc.value.jwks_uri.clone());
         }
         self.discovery()
             .await
@@ -353,10 +363,30 @@ impl Provider {
             .map_err(|_| FetchError::Connect)
     }
 
-    async fn fetch_jwks(&self) -> Result<KeySet, FetchError> {
+    async fn fetch_jwks(self: &Arc<Self>) -> Result<KeySet, FetchError> {
         let uri = self.jwks_uri().await?;
         let doc: Value = self.http.get_json(&uri, self.max_bytes).await?;
         KeySet::parse(&doc, &self.accepted, self.max_keys)
+    }
+
+    /// Refreshes the discovery document in a task of its own, through the slot's single
+    /// flight. Nothing is spawned while a refresh runs or a failure's backoff lasts.
+    fn spawn_discovery_refresh(self: &Arc<Self>, seen: u64) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !self.discovery.may_refresh_now(self.now()) {
+            return;
+        }
+        let this = self.clone();
+        handle.spawn(async move {
+            if let Some(gate) = this.discovery.try_gate() {
+                let _ = this
+                    .discovery
+                    .refresh_locked(gate, seen, || this.now(), None, || this.fetch_discovery())
+                    .await;
+            }
+        });
     }
 
     /// Verifies `signature` over `message` with the keys in memory, without waiting. `None`
@@ -445,7 +475,7 @@ impl Provider {
     }
 
     /// Fetches discovery (when needed) and the JWKS now; for start-up and readiness.
-    pub(crate) async fn warm_up(&self) -> Result<usize, AuthError> {
+    pub(crate) async fn warm_up(self: &Arc<Self>) -> Result<usize, AuthError> {
         if self.expected_issuer.is_none() || self.jwks_override.is_none() {
             self.discovery().await?;
         }
