@@ -279,6 +279,63 @@ async fn revocation_ends_the_broker_session() {
     }
 }
 
+/// A refresh waiting on the provider while its client signs out: the sign-out deleted the
+/// session, and the refresh does not bring it back. It answers that the session ended, and
+/// the provider refresh token rotated meanwhile is revoked at the provider like the one the
+/// sign-out found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_racing_a_sign_out_does_not_bring_the_session_back() {
+    let b = broker().await;
+    let h = &b.h;
+    for fw in FRAMEWORKS {
+        let first = login(h, fw).await;
+        let token = field(&first, "refresh_token").to_owned();
+        let sid = jwt(field(&first, "access_token")).1["sid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        // The provider rotates its refresh token at once and answers 800 ms later.
+        h.idp
+            .set_fault(Endpoint::Token, Fault::Late(Duration::from_millis(800)));
+        let refreshing = refresh(h, fw, &token);
+        let signing_out = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            h.post_form(fw, REVOKE, &[("token", &token)]).await
+        };
+        let earlier = h.idp.last_revocation_request();
+        let mut revoked_at_provider = std::collections::HashSet::new();
+        let watching = async {
+            for _ in 0..150 {
+                if let Some(form) = h.idp.last_revocation_request()
+                    && Some(&form) != earlier.as_ref()
+                {
+                    revoked_at_provider.insert(form["token"].clone());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let (refreshed, signed_out, ()) = tokio::join!(refreshing, signing_out, watching);
+        h.idp.set_fault(Endpoint::Token, Fault::None);
+        assert_eq!(signed_out.status, 200, "{}", signed_out.raw_body);
+        assert_eq!(
+            (refreshed.status, refreshed.error()),
+            (401, Some("invalid_grant")),
+            "{fw:?}: {}",
+            refreshed.raw_body
+        );
+        assert_eq!(
+            b.store.get_session(&sid, 0).await.ok(),
+            Some(None),
+            "{fw:?}: the session came back"
+        );
+        assert_eq!(
+            revoked_at_provider.len(),
+            2,
+            "{fw:?}: the provider refresh tokens before and after the rotation are revoked"
+        );
+    }
+}
+
 /// E1: two concurrent refreshes of one session cause one provider refresh, and both succeed
 /// with the same rotation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1293,6 +1350,7 @@ impl Store for ProbeStore {
     delegate! {
         migrate() -> ();
         put_session(session: &oidc_auth::store::Session) -> ();
+        update_session(session: &oidc_auth::store::Session, now: i64) -> bool;
         delete_session(id: &str) -> ();
         insert_refresh(record: &oidc_auth::store::RefreshRecord) -> ();
         list_keys() -> Vec<oidc_auth::store::StoredKey>;

@@ -927,7 +927,18 @@ impl Broker {
                             .seal(&session_row(&session.id), rotated.as_bytes());
                     }
                     session.userinfo = Value::Object(profile.clone()).to_string();
-                    store.put_session(&session).await.map_err(store_error)?;
+                    // Only while the session is there: a sign-out that deleted it while the
+                    // provider answered stays done, and the provider's token rotated
+                    // meanwhile is revoked like the one the sign-out saw.
+                    if !store
+                        .update_session(&session, now)
+                        .await
+                        .map_err(store_error)?
+                    {
+                        self.revoke_at_provider(auth, &session);
+                        tracing::info!("a broker session ended while it was being refreshed");
+                        return Err(session_ended("the session ended; sign in again"));
+                    }
                 }
                 // Only invalid_grant says the grant is gone (RFC 6749 section 5.2); any other
                 // refusal (a client or request problem of this server) leaves the session.

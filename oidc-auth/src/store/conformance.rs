@@ -89,6 +89,7 @@ pub async fn run(store: &dyn Store) {
         migrate_is_idempotent,
         sessions_round_trip,
         sessions_expire,
+        update_session_changes_only_a_live_session,
         delete_session_removes_its_refresh_tokens,
         refresh_rotation_and_reuse,
         refresh_expiry_and_revocation,
@@ -261,6 +262,97 @@ pub async fn sessions_expire(store: &dyn Store) {
         ),
         Some(session),
         "{CASE}: a lookup after expiry deleted the session"
+    );
+}
+
+/// [`Store::update_session`] replaces the provider refresh token and userinfo of a live
+/// session and keeps its subject and expiry; an update to the values already stored still
+/// finds the session; a deleted, expired or never stored session is not written.
+pub async fn update_session_changes_only_a_live_session(store: &dyn Store) {
+    const CASE: &str = "update_session_changes_only_a_live_session";
+    let now = fresh_now();
+    let stored = session(&unique("update"), now + 100);
+    ok(CASE, "put_session", store.put_session(&stored).await);
+
+    let mut update = stored.clone();
+    update.provider_refresh_token = vec![0xff, 0x00, 0x42];
+    update.userinfo = r#"{"sub":"subject","name":"Zoë 2"}"#.into();
+    update.subject = "another subject".into();
+    update.expires_at = now + 10_000;
+    assert!(
+        ok(
+            CASE,
+            "update_session",
+            store.update_session(&update, now).await
+        ),
+        "{CASE}: a live session was not found"
+    );
+    let expected = Session {
+        provider_refresh_token: update.provider_refresh_token.clone(),
+        userinfo: update.userinfo.clone(),
+        ..stored.clone()
+    };
+    assert_eq!(
+        ok(
+            CASE,
+            "get_session",
+            store.get_session(&stored.id, now).await
+        ),
+        Some(expected.clone()),
+        "{CASE}: the update did not replace exactly the token and the userinfo"
+    );
+    assert!(
+        ok(
+            CASE,
+            "the same update again",
+            store.update_session(&update, now).await
+        ),
+        "{CASE}: an update to the values already stored did not find the session"
+    );
+
+    assert!(
+        !ok(
+            CASE,
+            "update_session",
+            store.update_session(&update, now + 100).await
+        ),
+        "{CASE}: an expired session was updated"
+    );
+    ok(
+        CASE,
+        "delete_session",
+        store.delete_session(&stored.id).await,
+    );
+    assert!(
+        !ok(
+            CASE,
+            "update_session",
+            store.update_session(&update, now).await
+        ),
+        "{CASE}: a deleted session was updated"
+    );
+    assert_eq!(
+        ok(
+            CASE,
+            "get_session",
+            store.get_session(&stored.id, now).await
+        ),
+        None,
+        "{CASE}: updating a deleted session brought it back"
+    );
+    let never = session(&unique("never-stored"), now + 100);
+    assert!(
+        !ok(
+            CASE,
+            "update_session",
+            store.update_session(&never, now).await
+        ),
+        "{CASE}: a session never stored was updated"
+    );
+    assert_eq!(
+        ok(CASE, "get_session", store.get_session(&never.id, now).await),
+        None,
+        "{CASE}: updating a session never stored created it"
     );
 }
 

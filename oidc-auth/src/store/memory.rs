@@ -189,6 +189,22 @@ impl Store for MemoryStore {
         })
     }
 
+    fn update_session(&self, session: &Session, now: i64) -> StoreFuture<'_, bool> {
+        let session = session.clone();
+        self.with(move |state| {
+            let Some(stored) = state
+                .sessions
+                .get_mut(&session.id)
+                .filter(|stored| stored.expires_at > now)
+            else {
+                return Ok(false);
+            };
+            stored.provider_refresh_token = session.provider_refresh_token;
+            stored.userinfo = session.userinfo;
+            Ok(true)
+        })
+    }
+
     fn get_session(&self, id: &str, now: i64) -> StoreFuture<'_, Option<Session>> {
         let id = id.to_owned();
         self.with(move |state| {

@@ -283,6 +283,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts or replaces a session.
     fn put_session(&self, session: &Session) -> StoreFuture<'_, ()>;
+    /// Replaces the provider refresh token and userinfo of the stored session `session.id`
+    /// if it is alive at `now`; its subject and expiry stay. False when it is gone or expired,
+    /// and then nothing is written: a refresh that ran while a logout or a revocation deleted
+    /// the session must not bring it back.
+    fn update_session(&self, session: &Session, now: i64) -> StoreFuture<'_, bool>;
     /// A session by id, if present and not expired at `now`.
     fn get_session(&self, id: &str, now: i64) -> StoreFuture<'_, Option<Session>>;
     /// Deletes a session and every refresh token of it.

@@ -852,6 +852,33 @@ impl Store for MongoStore {
         ))
     }
 
+    fn update_session(&self, session: &Session, now: i64) -> StoreFuture<'_, bool> {
+        let session = session.clone();
+        Box::pin(crate::store::bounded(
+            "MongoDB",
+            crate::store::OPERATION_TIMEOUT,
+            async move {
+                if !crate::store::storable_identifier(&session.id) {
+                    return Ok(false);
+                }
+                session_document(&session)?;
+                // Matched, not modified: an update to the same values finds the session too.
+                let updated = self
+                    .collection(SESSIONS)
+                    .update_one(
+                        doc! { "_id": &session.id, "expires_at": { "$gt": now } },
+                        doc! { "$set": {
+                            "provider_refresh_token": binary(&session.provider_refresh_token),
+                            "userinfo": &session.userinfo,
+                        } },
+                    )
+                    .await
+                    .map_err(|e| map_error(&e))?;
+                Ok(updated.matched_count > 0)
+            },
+        ))
+    }
+
     fn get_session(&self, id: &str, now: i64) -> StoreFuture<'_, Option<Session>> {
         let id = id.to_owned();
         Box::pin(crate::store::bounded(

@@ -909,6 +909,43 @@ impl Store for MysqlStore {
         }))
     }
 
+    fn update_session(&self, session: &Session, now: i64) -> StoreFuture<'_, bool> {
+        let session = session.clone();
+        Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
+            if !storable_identifier(&session.id) {
+                return Ok(false);
+            }
+            let mut lease = self.lease().await?;
+            self.check_payload(&mut lease, session_bytes(&session))
+                .await?;
+            let id = bytes(session.id.as_bytes());
+            let changed = lease
+                .exec_drop(
+                    "UPDATE oidc_auth_sessions SET provider_refresh_token = ?, userinfo = ? \
+                     WHERE id = ? AND expires_at > ?",
+                    params(vec![
+                        Value::Bytes(session.provider_refresh_token),
+                        Value::Bytes(session.userinfo.into_bytes()),
+                        id.clone(),
+                        Value::Int(now),
+                    ]),
+                )
+                .await?;
+            if changed > 0 {
+                return Ok(true);
+            }
+            // MySQL counts changed rows, not matched ones: an update to the values already
+            // stored changes none, and only a lookup tells whether the session is there.
+            let found = lease
+                .exec_first(
+                    "SELECT 1 FROM oidc_auth_sessions WHERE id = ? AND expires_at > ?",
+                    params(vec![id, Value::Int(now)]),
+                )
+                .await?;
+            Ok(found.is_some())
+        }))
+    }
+
     fn get_session(&self, id: &str, now: i64) -> StoreFuture<'_, Option<Session>> {
         let id = id.to_owned();
         Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {

@@ -702,6 +702,34 @@ impl Store for SqliteStore {
         ))
     }
 
+    fn update_session(&self, session: &Session, now: i64) -> StoreFuture<'_, bool> {
+        let session = session.clone();
+        Box::pin(crate::store::bounded(
+            "SQLite",
+            crate::store::OPERATION_TIMEOUT,
+            async move {
+                if !crate::store::storable_identifier(&session.id) {
+                    return Ok(false);
+                }
+                let updated = retrying(|| {
+                    sqlx::query(
+                        "UPDATE oidc_auth_sessions \
+                         SET provider_refresh_token = ?1, userinfo = ?2 \
+                         WHERE id = ?3 AND expires_at > ?4",
+                    )
+                    .bind(&session.provider_refresh_token)
+                    .bind(&session.userinfo)
+                    .bind(&session.id)
+                    .bind(now)
+                    .execute(&self.pool)
+                })
+                .await?
+                .rows_affected();
+                Ok(updated > 0)
+            },
+        ))
+    }
+
     fn get_session(&self, id: &str, now: i64) -> StoreFuture<'_, Option<Session>> {
         let id = id.to_owned();
         Box::pin(crate::store::bounded(
