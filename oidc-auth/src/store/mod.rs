@@ -68,6 +68,15 @@ pub(crate) const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::f
 /// a task of its own, so a request that stops waiting does not cut it short.
 pub(crate) const REVOCATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Rows one purge statement deletes at most. Each batch commits on its own, so a purge of a
+/// large backlog keeps its progress when its deadline strikes, and holds its locks (SQLite's
+/// whole database, InnoDB's rows and gaps) only for one batch at a time.
+pub(crate) const PURGE_BATCH: u64 = 500;
+
+/// How long a purge may take in all. It runs in the background, batch after batch, so it may
+/// take longer than a request's store call; what it deleted before this stays deleted.
+pub(crate) const PURGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Bounds `operation` by `limit`: a database that stops answering mid-operation becomes
 /// [`StoreError::Unavailable`] instead of a hang.
 #[cfg_attr(

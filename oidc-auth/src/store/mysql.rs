@@ -1188,25 +1188,34 @@ impl Store for MysqlStore {
     }
 
     fn purge_expired(&self, now: i64) -> StoreFuture<'_, u64> {
-        Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
+        // In batches that commit one by one (autocommit): a backlog's progress survives the
+        // deadline, and InnoDB holds the locks of one batch at a time.
+        Box::pin(bounded(crate::store::PURGE_TIMEOUT, async move {
             let mut lease = self.lease().await?;
-            transaction(&mut lease, &now, |lease, now| {
-                Box::pin(async move {
-                    let mut removed = 0;
-                    for statement in [
-                        "DELETE FROM oidc_auth_sessions WHERE expires_at <= ?",
-                        "DELETE FROM oidc_auth_refresh_tokens WHERE expires_at <= ?",
-                        "DELETE FROM oidc_auth_signing_keys WHERE remove_at <= ?",
-                        "DELETE FROM oidc_auth_once WHERE expires_at <= ?",
-                    ] {
-                        removed += lease
-                            .exec_drop(statement, params(vec![Value::Int(*now)]))
-                            .await?;
+            let mut removed = 0;
+            for statement in [
+                "DELETE FROM oidc_auth_sessions WHERE expires_at <= ? LIMIT ?",
+                "DELETE FROM oidc_auth_refresh_tokens WHERE expires_at <= ? LIMIT ?",
+                "DELETE FROM oidc_auth_signing_keys WHERE remove_at <= ? LIMIT ?",
+                "DELETE FROM oidc_auth_once WHERE expires_at <= ? LIMIT ?",
+            ] {
+                loop {
+                    let batch = lease
+                        .exec_drop(
+                            statement,
+                            params(vec![
+                                Value::Int(now),
+                                Value::UInt(crate::store::PURGE_BATCH),
+                            ]),
+                        )
+                        .await?;
+                    removed += batch;
+                    if batch < crate::store::PURGE_BATCH {
+                        break;
                     }
-                    Ok(removed)
-                })
-            })
-            .await
+                }
+            }
+            Ok(removed)
         }))
     }
 }

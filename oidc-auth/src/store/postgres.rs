@@ -506,22 +506,36 @@ async fn delete_session_once(pool: &PgPool, id: &str) -> Result<(), sqlx::Error>
     tx.commit().await
 }
 
-async fn purge_once(pool: &PgPool, now: i64) -> Result<u64, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+/// Deletes what expired at `now`, in batches of at most [`PURGE_BATCH`](crate::store::PURGE_BATCH)
+/// rows that commit one by one.
+async fn purge(pool: &PgPool, now: i64) -> Result<u64, StoreError> {
     let mut removed = 0;
     for statement in [
-        "DELETE FROM oidc_auth_sessions WHERE expires_at <= $1",
-        "DELETE FROM oidc_auth_refresh_tokens WHERE expires_at <= $1",
-        "DELETE FROM oidc_auth_signing_keys WHERE remove_at <= $1",
-        "DELETE FROM oidc_auth_once WHERE expires_at <= $1",
+        "DELETE FROM oidc_auth_sessions WHERE ctid = ANY(ARRAY(\
+         SELECT ctid FROM oidc_auth_sessions WHERE expires_at <= $1 LIMIT $2))",
+        "DELETE FROM oidc_auth_refresh_tokens WHERE ctid = ANY(ARRAY(\
+         SELECT ctid FROM oidc_auth_refresh_tokens WHERE expires_at <= $1 LIMIT $2))",
+        "DELETE FROM oidc_auth_signing_keys WHERE ctid = ANY(ARRAY(\
+         SELECT ctid FROM oidc_auth_signing_keys WHERE remove_at <= $1 LIMIT $2))",
+        "DELETE FROM oidc_auth_once WHERE ctid = ANY(ARRAY(\
+         SELECT ctid FROM oidc_auth_once WHERE expires_at <= $1 LIMIT $2))",
     ] {
-        removed += sqlx::query(statement)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        loop {
+            let batch = retrying(|| async {
+                Ok(sqlx::query(statement)
+                    .bind(now)
+                    .bind(crate::store::PURGE_BATCH as i64)
+                    .execute(pool)
+                    .await?
+                    .rows_affected())
+            })
+            .await?;
+            removed += batch;
+            if batch < crate::store::PURGE_BATCH {
+                break;
+            }
+        }
     }
-    tx.commit().await?;
     Ok(removed)
 }
 
@@ -843,8 +857,8 @@ impl Store for PostgresStore {
     fn purge_expired(&self, now: i64) -> StoreFuture<'_, u64> {
         Box::pin(crate::store::bounded(
             "PostgreSQL",
-            crate::store::OPERATION_TIMEOUT,
-            async move { retrying(|| purge_once(&self.pool, now)).await },
+            crate::store::PURGE_TIMEOUT,
+            purge(&self.pool, now),
         ))
     }
 }

@@ -645,22 +645,37 @@ async fn delete_session_once(pool: &SqlitePool, id: &str) -> Result<(), sqlx::Er
     tx.commit().await
 }
 
-async fn purge_once(pool: &SqlitePool, now: i64) -> Result<u64, sqlx::Error> {
-    let mut tx = pool.begin_with(BEGIN_IMMEDIATE).await?;
+/// Deletes what expired at `now`, in batches of at most [`PURGE_BATCH`](crate::store::PURGE_BATCH)
+/// rows that commit one by one: the database's write lock is taken for one batch at a time,
+/// so rotations and logins get their turn in between.
+async fn purge(pool: &SqlitePool, now: i64) -> Result<u64, StoreError> {
     let mut removed = 0;
     for statement in [
-        "DELETE FROM oidc_auth_sessions WHERE expires_at <= ?1",
-        "DELETE FROM oidc_auth_refresh_tokens WHERE expires_at <= ?1",
-        "DELETE FROM oidc_auth_signing_keys WHERE remove_at <= ?1",
-        "DELETE FROM oidc_auth_once WHERE expires_at <= ?1",
+        "DELETE FROM oidc_auth_sessions WHERE rowid IN (\
+         SELECT rowid FROM oidc_auth_sessions WHERE expires_at <= ?1 LIMIT ?2)",
+        "DELETE FROM oidc_auth_refresh_tokens WHERE rowid IN (\
+         SELECT rowid FROM oidc_auth_refresh_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+        "DELETE FROM oidc_auth_signing_keys WHERE rowid IN (\
+         SELECT rowid FROM oidc_auth_signing_keys WHERE remove_at <= ?1 LIMIT ?2)",
+        "DELETE FROM oidc_auth_once WHERE rowid IN (\
+         SELECT rowid FROM oidc_auth_once WHERE expires_at <= ?1 LIMIT ?2)",
     ] {
-        removed += sqlx::query(statement)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        loop {
+            let batch = retrying(|| async {
+                Ok(sqlx::query(statement)
+                    .bind(now)
+                    .bind(crate::store::PURGE_BATCH as i64)
+                    .execute(pool)
+                    .await?
+                    .rows_affected())
+            })
+            .await?;
+            removed += batch;
+            if batch < crate::store::PURGE_BATCH {
+                break;
+            }
+        }
     }
-    tx.commit().await?;
     Ok(removed)
 }
 
@@ -981,8 +996,8 @@ impl Store for SqliteStore {
     fn purge_expired(&self, now: i64) -> StoreFuture<'_, u64> {
         Box::pin(crate::store::bounded(
             "SQLite",
-            crate::store::OPERATION_TIMEOUT,
-            async move { retrying(|| purge_once(&self.pool, now)).await },
+            crate::store::PURGE_TIMEOUT,
+            purge(&self.pool, now),
         ))
     }
 }
