@@ -63,8 +63,11 @@ const POOL_CONSTRAINTS: PoolConstraints = match PoolConstraints::new(1, 10) {
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// TCP keepalive of [`MysqlStore::connect`]'s connections.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
-/// Attempts of a transaction that lost a deadlock or a lock wait.
-const ATTEMPTS: usize = 3;
+/// Attempts of a transaction that lost a deadlock or a lock wait. Between two, a pause of a
+/// few random milliseconds: transactions that deadlocked together and retried at once would
+/// meet again (a family revocation scanning the family's index against rotations inserting
+/// into it), and under load three such meetings in a row happen.
+const ATTEMPTS: usize = 6;
 /// What a statement needs besides its values (header, parameter types and lengths).
 const PACKET_OVERHEAD: usize = 16 * 1024;
 /// The row of `oidc_auth_locks` that serializes [`Store::insert_first_key`].
@@ -580,10 +583,23 @@ where
         }
         if tries < ATTEMPTS && fault.is_retryable() {
             tracing::debug!(number = ?fault.server_code(), "retrying a MySQL transaction");
+            tokio::time::sleep(retry_pause(tries)).await;
             continue;
         }
         return Err(fault);
     }
+}
+
+/// The pause before attempt `tries + 1` of a transaction: 1 to 4 ms after the first failure,
+/// doubling to at most 16 to 64 ms, random within that range.
+fn retry_pause(tries: usize) -> Duration {
+    let floor = 1u64 << tries.saturating_sub(1).min(4);
+    let mut byte = [0u8; 1];
+    let spread = match aws_lc_rs::rand::fill(&mut byte) {
+        Ok(()) => u64::from(byte[0]) * 3 * floor / 255,
+        Err(_) => floor,
+    };
+    Duration::from_millis(floor + spread)
 }
 
 /// Bounds `operation` by `limit` ([`super::bounded`]), mapping its faults to [`StoreError`].
@@ -1217,5 +1233,31 @@ impl Store for MysqlStore {
             }
             Ok(removed)
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Transactions that deadlocked together do not retry in step, and the pause grows but
+    /// stays short next to the call's deadline.
+    #[test]
+    fn retry_pauses_are_jittered_and_bounded() {
+        for (tries, low, high) in [(1, 1, 4), (2, 2, 8), (5, 16, 64), (9, 16, 64)] {
+            let pauses: std::collections::HashSet<Duration> =
+                (0..200).map(|_| retry_pause(tries)).collect();
+            assert!(pauses.len() > 1, "after {tries}: {pauses:?}");
+            for pause in &pauses {
+                assert!(
+                    (Duration::from_millis(low)..=Duration::from_millis(high)).contains(pause),
+                    "after {tries}: {pause:?}"
+                );
+            }
+        }
+        let worst: Duration = (1..ATTEMPTS)
+            .map(|tries| Duration::from_millis(4 << (tries - 1).min(4)))
+            .sum();
+        assert!(worst < Duration::from_millis(200), "{worst:?}");
     }
 }
