@@ -41,7 +41,8 @@ use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{Binary, Bson, Document, doc};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{
-    ClientOptions, ConnectionString, IndexOptions, ReadPreference, SelectionCriteria,
+    ClientOptions, CollectionOptions, ConnectionString, IndexOptions, ReadPreference,
+    SelectionCriteria,
 };
 use mongodb::{Client, Collection, Database, IndexModel};
 
@@ -288,8 +289,16 @@ impl MongoStore {
         &self.database
     }
 
+    /// The collection `name`, read from the primary whatever the client's read preference: a
+    /// lagging secondary could miss a session, a rotation or a mark just written, and a
+    /// refresh right after a login would then end the session it cannot find.
     fn collection(&self, name: &str) -> Collection<Document> {
-        self.database.collection(name)
+        self.database.collection_with_options(
+            name,
+            CollectionOptions::builder()
+                .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
+                .build(),
+        )
     }
 
     async fn migrate_now(&self) -> Result<(), StoreError> {
@@ -799,15 +808,22 @@ fn key_from_document(document: &Document) -> Result<StoredKey, StoreError> {
     })
 }
 
-/// Revokes every token of `family`.
+/// Revokes every token of `family`, in passes until one finds no live token left: a
+/// rotation whose successor went in while a pass ran (outside that pass's view) is revoked by
+/// the next one, as the SQL backends do ([`REVOCATION_PASSES`](super::REVOCATION_PASSES)).
 async fn revoke(tokens: &Collection<Document>, family: &str) -> Result<(), StoreError> {
-    tokens
-        .update_many(
-            doc! { "family": family },
-            doc! { "$set": { "revoked": true } },
-        )
-        .await
-        .map_err(|e| map_error(&e))?;
+    for _ in 0..super::REVOCATION_PASSES {
+        let pass = tokens
+            .update_many(
+                doc! { "family": family, "revoked": false },
+                doc! { "$set": { "revoked": true } },
+            )
+            .await
+            .map_err(|e| map_error(&e))?;
+        if pass.modified_count == 0 {
+            return Ok(());
+        }
+    }
     Ok(())
 }
 
@@ -1098,12 +1114,11 @@ impl Store for MongoStore {
             "MongoDB",
             crate::store::OPERATION_TIMEOUT,
             async move {
-                // From the primary whatever the client's read preference: a lagging secondary
-                // could miss a mark just written, and a stolen token would pass for unused.
+                // From the primary (see `collection`): a lagging secondary could miss a mark
+                // just written, and a stolen token would pass for unused.
                 let document = self
                     .collection(ONCE)
                     .find_one(doc! { "_id": binary(&key), "expires_at": { "$gt": now } })
-                    .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
                     .await
                     .map_err(|e| map_error(&e))?;
                 Ok(document.is_some())
@@ -1164,6 +1179,27 @@ mod tests {
         assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
         assert!(!error.to_string().contains(PASSWORD), "{error}");
         assert!(!format!("{error:?}").contains(PASSWORD), "{error:?}");
+    }
+
+    /// A client that prefers secondaries still reads the store's collections from the
+    /// primary, where a session or a mark just written is sure to be.
+    #[tokio::test]
+    async fn reads_go_to_the_primary_whatever_the_client_prefers() {
+        let options =
+            ClientOptions::parse("mongodb://127.0.0.1:1/broker?readPreference=secondaryPreferred")
+                .await
+                .unwrap();
+        let client = Client::with_options(options).unwrap();
+        let store = MongoStore::from_database(client.database("broker"));
+        for name in [SESSIONS, ONCE] {
+            assert!(
+                matches!(
+                    store.collection(name).selection_criteria(),
+                    Some(SelectionCriteria::ReadPreference(ReadPreference::Primary))
+                ),
+                "{name}"
+            );
+        }
     }
 
     #[tokio::test]
