@@ -337,8 +337,8 @@ async fn key_rotation_at_the_provider() {
         return;
     };
     let auth = auth_for(&p, Client::Public);
-    // The same validator with no refetch cooldown, and one with a long cooldown, to follow a
-    // second rotation right after the first.
+    // The same validator with the shortest refetch cooldown, and one with a long cooldown, to
+    // follow a second rotation right after the first.
     let with_cooldown = |cooldown: Duration| {
         OidcAuth::new(
             OidcConfig::builder()
@@ -350,7 +350,7 @@ async fn key_rotation_at_the_provider() {
                 .expect("valid configuration"),
         )
     };
-    let quick = with_cooldown(Duration::ZERO);
+    let quick = with_cooldown(Duration::from_secs(1));
     let slow = with_cooldown(Duration::from_secs(600));
     let tokens = code_flow(&p, Client::Public, REDIRECT, ALL_SCOPES).await;
     let before = field(&tokens, "access_token");
@@ -404,7 +404,7 @@ async fn key_rotation_at_the_provider() {
 
     // A second rotation right away: a validator that has just refetched for an unknown kid waits
     // out its cooldown before fetching again, so the third key is not yet known to the one with
-    // a long cooldown; the one without cooldown refetches and accepts it.
+    // a long cooldown; the one whose one-second cooldown has passed refetches and accepts it.
     let again = p.rotate_keys().await;
     assert_eq!(again.previous, rotated.kid);
     assert_eq!(
@@ -414,6 +414,7 @@ async fn key_rotation_at_the_provider() {
     let tokens = code_flow(&p, Client::Public, REDIRECT, ALL_SCOPES).await;
     let third = field(&tokens, "access_token");
     assert_eq!(jwt_header(third)["kid"], again.kid.as_str());
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     quick
         .validate(third)
         .await

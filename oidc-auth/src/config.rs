@@ -689,7 +689,8 @@ setters! {
     discovery_ttl(value: Duration) => |b: &mut Self, v| b.discovery_ttl = v;
     /// Time before the JWKS is refreshed in the background (default 10 min, at least 1 s).
     jwks_ttl(value: Duration) => |b: &mut Self, v| b.jwks_ttl = v;
-    /// Minimum time between JWKS fetches caused by unknown key ids (default 15 s).
+    /// Minimum time between JWKS fetches caused by unknown key ids (default 15 s, at least
+    /// 1 s).
     jwks_refetch_cooldown(value: Duration) => |b: &mut Self, v| b.jwks_refetch_cooldown = v;
     /// How long the last good JWKS is used while the provider is unreachable (default 24 h, at
     /// least 1 s).
@@ -816,11 +817,13 @@ impl OidcConfigBuilder {
         if self.timeout.is_zero() {
             return Err(ConfigError::new("timeout", "must be greater than zero"));
         }
-        // A zero TTL refreshes the key set on every validation, and a zero stale limit makes
-        // every fetched key set unusable at once.
+        // A zero TTL refreshes the key set on every validation, a zero stale limit makes every
+        // fetched key set unusable at once, and a zero cooldown lets a flood of made-up key ids
+        // fetch the key set back to back (SECURITY A8).
         for (option, value) in [
             ("jwks_ttl", self.jwks_ttl),
             ("jwks_stale_limit", self.jwks_stale_limit),
+            ("jwks_refetch_cooldown", self.jwks_refetch_cooldown),
         ] {
             if value < Duration::from_secs(1) {
                 return Err(ConfigError::new(option, "must be at least one second"));
@@ -1181,8 +1184,9 @@ mod tests {
         assert!(config.client_secret().is_none());
     }
 
-    /// A zero JWKS TTL would refresh the keys on every validation, and a zero stale limit
-    /// would make every fetched key set unusable at once; both are refused.
+    /// A zero JWKS TTL would refresh the keys on every validation, a zero stale limit would
+    /// make every fetched key set unusable at once, and a zero refetch cooldown would let
+    /// unknown key ids fetch back to back; all are refused.
     #[test]
     fn key_set_timings_under_a_second_are_refused() {
         let base = || {
@@ -1190,13 +1194,21 @@ mod tests {
                 .discovery_url("https://idp.example/.well-known/openid-configuration")
                 .client_id("app")
         };
-        let cases: [(OidcConfigBuilder, &str); 4] = [
+        let cases: [(OidcConfigBuilder, &str); 6] = [
             (base().jwks_ttl(Duration::ZERO), "jwks_ttl"),
             (base().jwks_ttl(Duration::from_millis(999)), "jwks_ttl"),
             (base().jwks_stale_limit(Duration::ZERO), "jwks_stale_limit"),
             (
                 base().jwks_stale_limit(Duration::from_millis(500)),
                 "jwks_stale_limit",
+            ),
+            (
+                base().jwks_refetch_cooldown(Duration::ZERO),
+                "jwks_refetch_cooldown",
+            ),
+            (
+                base().jwks_refetch_cooldown(Duration::from_millis(999)),
+                "jwks_refetch_cooldown",
             ),
         ];
         for (builder, option) in cases {
@@ -1206,7 +1218,14 @@ mod tests {
             }
         }
         let one = Duration::from_secs(1);
-        assert!(base().jwks_ttl(one).jwks_stale_limit(one).build().is_ok());
+        assert!(
+            base()
+                .jwks_ttl(one)
+                .jwks_stale_limit(one)
+                .jwks_refetch_cooldown(one)
+                .build()
+                .is_ok()
+        );
         // Longest is "never": accepted, and converted for the clock without wrapping.
         let never = base()
             .jwks_ttl(Duration::MAX)

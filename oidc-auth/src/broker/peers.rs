@@ -83,9 +83,9 @@ impl Peers {
             accepted: config.algorithms.clone(),
             max_bytes: config.jwks_max_bytes,
             max_keys: config.jwks_max_keys,
-            ttl: config.jwks_ttl.as_secs() as i64,
-            cooldown: config.jwks_refetch_cooldown.as_secs() as i64,
-            stale_limit: config.jwks_stale_limit.as_secs() as i64,
+            ttl: crate::clock::secs(config.jwks_ttl),
+            cooldown: crate::clock::secs(config.jwks_refetch_cooldown),
+            stale_limit: crate::clock::secs(config.jwks_stale_limit),
             withdrawals,
         }
     }
