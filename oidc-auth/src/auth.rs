@@ -116,8 +116,12 @@ impl OidcAuthBuilder {
             .as_ref()
             .and_then(|k| crate::config::decode_key(k.expose()));
         if state_key.is_none() {
-            tracing::debug!(
-                "no state key configured: login state is sealed with a per-process key"
+            // At INFO, where a deployment looks: behind a load balancer, a login begun on one
+            // instance then fails on another with nothing else to say why.
+            tracing::info!(
+                "no state key configured: login state is sealed with a per-process key, so a login \
+                 begun on one instance cannot complete on another; set OIDC_STATE_KEY when \
+                 running several"
             );
         }
         let broker = config
