@@ -282,6 +282,30 @@ async fn injected_codes_are_refused() {
     }
 }
 
+/// A user in many groups (Azure AD, Keycloak) has an ID token over the 8 KiB bearer limit. It
+/// came in the provider's token answer, bounded at 64 KiB, and is never a bearer token here:
+/// the login completes on both frameworks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_over_the_bearer_limit_logs_in() {
+    let h = harness().await;
+    let groups: Vec<String> = (0..300)
+        .map(|i| format!("/department-{i:03}/team-members-with-a-long-name"))
+        .collect();
+    h.idp.set_user(
+        "many-groups",
+        json!({"preferred_username": "many", "email": "many@example.com", "groups": groups}),
+    );
+    for fw in FRAMEWORKS {
+        let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
+        let reply = client_token_call(&h, fw, &callback).await;
+        assert_token_json(&reply);
+        let id_token = reply.body["id_token"].as_str().unwrap_or_default();
+        assert!(id_token.len() > 8 * 1024, "{} bytes", id_token.len());
+        let (_, callback) = browser_login(&h, fw, &server_callback(&h, fw)).await;
+        assert_token_json(&h.get_url(&callback).await);
+    }
+}
+
 /// D8: ID tokens that are not exactly right end the exchange with 400.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_id_tokens_are_refused() {

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use super::MAX_PROVIDER_ANSWER;
 use crate::auth::OidcAuth;
 use crate::error::{AuthError, ErrorKind};
 use crate::secret::Secret;
@@ -15,20 +16,18 @@ impl OidcAuth {
     /// Validates the ID token of a code exchange: signature with the provider's keys, then `iss`,
     /// `aud` containing the client id, `azp`, `exp`, `iat`, `sub`, and `nonce` equal (compared
     /// in constant time) to the one sent at login. Failures are 400 `invalid_grant`; a provider
-    /// outage stays 503.
+    /// outage stays 503. Its size is bounded by the token answer it came in (64 KiB).
     pub(crate) async fn validate_id_token(
         &self,
         raw: &str,
         nonce: &Secret,
     ) -> Result<IdToken, AuthError> {
         let config = self.config();
-        let jws = token::parse_jws_for(
-            raw,
-            config.max_token_bytes,
-            &config.algorithms,
-            TokenUse::Id,
-        )
-        .map_err(|_| refused("the ID token is malformed"))?;
+        // Bounded by the provider's token answer it came in, not by the bearer limit
+        // (`max_token_bytes`): an ID token is never sent as a bearer token here, and one with
+        // many groups (Azure AD, Keycloak) is often larger than a bearer token may be.
+        let jws = token::parse_jws_for(raw, MAX_PROVIDER_ANSWER, &config.algorithms, TokenUse::Id)
+            .map_err(|_| refused("the ID token is malformed"))?;
         // The signature first: nothing is read from claims the provider did not sign.
         self.provider()
             .verify(jws.signed())
