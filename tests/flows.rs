@@ -7,7 +7,7 @@ use oidc_auth::testing::{Endpoint, Fault, MockProvider};
 use oidc_auth::{Clock, ManualClock, SystemClock};
 use oidc_auth_tests::{
     FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, browser_login, client_token_call,
-    flow_provider, query_param,
+    flow_provider, location, query_param,
 };
 use serde_json::{Value, json};
 
@@ -235,9 +235,11 @@ async fn callback_checks_the_issuer_of_the_authorization_response() {
     }
 }
 
-/// D5: the user refused at the provider: a 4xx, the transaction is consumed, no token call.
+/// D5: the user refused at the provider: a 4xx each time the error comes, and no token call.
+/// Nothing was redeemed, so the handle is not spent (see
+/// `error_callbacks_and_refused_codes_do_not_spend_the_handle`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn callback_with_access_denied_clears_the_transaction() {
+async fn callback_with_access_denied_makes_no_token_call() {
     let h = harness().await;
     h.idp.set_authorize_error(Some("access_denied".into()));
     for fw in FRAMEWORKS {
@@ -282,6 +284,133 @@ async fn injected_codes_are_refused() {
     }
 }
 
+/// The path of a callback to our server with `state` and these other parameters.
+fn callback_to_server(state: &str, params: &[(&str, &str)]) -> String {
+    let mut query = vec![("state", state)];
+    query.extend_from_slice(params);
+    format!(
+        "/api/auth/v2/callback?{}",
+        serde_urlencoded::to_string(query).unwrap_or_default()
+    )
+}
+
+/// D2/D5 against a denial of service: a handle is spent only by an exchange the provider
+/// accepted. An error callback (no provider contact) and a code the provider refuses leave it
+/// usable, at the token endpoint and at the server-side callback; otherwise anyone could fill
+/// the bounded set of spent handles with `/login` and `/callback?error=x`, without credentials,
+/// and lock every user out. The accepted exchange spends it, and its replay never reaches the
+/// provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_callbacks_and_refused_codes_do_not_spend_the_handle() {
+    let h = harness().await;
+    for fw in FRAMEWORKS {
+        // The client's path: the handle goes back as code_verifier.
+        let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
+        let state = query_param(&callback, "state").unwrap_or_default();
+        let handle = state.rsplit('|').next().unwrap_or_default().to_owned();
+        let hits = h.idp.hits(Endpoint::Token);
+        let error = h
+            .get(fw, &callback_to_server(&state, &[("error", "x")]), None)
+            .await;
+        assert_eq!(error.status, 400, "{fw:?}: {}", error.raw_body);
+        assert_eq!(
+            h.idp.hits(Endpoint::Token),
+            hits,
+            "an error callback asks nothing"
+        );
+        let bogus = h
+            .post_form(
+                fw,
+                "/api/auth/v2/token",
+                &[
+                    ("code", "bogus-code"),
+                    ("redirect_uri", LOOPBACK),
+                    ("grant_type", "authorization_code"),
+                    ("code_verifier", &handle),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (bogus.status, bogus.error()),
+            (400, Some("invalid_grant")),
+            "{fw:?}: {}",
+            bogus.raw_body
+        );
+        assert_eq!(
+            h.idp.hits(Endpoint::Token),
+            hits + 1,
+            "the provider refused it"
+        );
+        assert_token_json(&client_token_call(&h, fw, &callback).await);
+        let replay = client_token_call(&h, fw, &callback).await;
+        assert_eq!(
+            (replay.status, replay.error()),
+            (400, Some("invalid_grant"))
+        );
+        assert_eq!(
+            h.idp.hits(Endpoint::Token),
+            hits + 2,
+            "a replay asks nothing"
+        );
+
+        // The server-side callback.
+        let (_, callback) = browser_login(&h, fw, &server_callback(&h, fw)).await;
+        let state = query_param(&callback, "state").unwrap_or_default();
+        let iss = query_param(&callback, "iss");
+        let error = h
+            .get(
+                fw,
+                &callback_to_server(&state, &[("error", "access_denied")]),
+                None,
+            )
+            .await;
+        assert_eq!(
+            error.error(),
+            Some("access_denied"),
+            "{fw:?}: {}",
+            error.raw_body
+        );
+        let mut params = vec![("code", "bogus-code")];
+        params.extend(iss.as_deref().map(|iss| ("iss", iss)));
+        let bogus = h.get(fw, &callback_to_server(&state, &params), None).await;
+        assert_eq!(
+            (bogus.status, bogus.error()),
+            (400, Some("invalid_grant")),
+            "{fw:?}: {}",
+            bogus.raw_body
+        );
+        assert_token_json(&h.get_url(&callback).await);
+        let hits = h.idp.hits(Endpoint::Token);
+        assert_eq!(h.get_url(&callback).await.status, 400, "spent");
+        assert_eq!(h.idp.hits(Endpoint::Token), hits);
+    }
+}
+
+/// D2 under concurrency: while one exchange of a handle is under way at the provider, a second
+/// use of it (through the other framework, the same server) is refused at once, and the
+/// provider is asked once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_in_an_exchange_under_way_is_refused() {
+    let h = harness().await;
+    let (_, callback) = browser_login(&h, Framework::Axum, LOOPBACK).await;
+    let hits = h.idp.hits(Endpoint::Token);
+    h.idp.set_fault(
+        Endpoint::Token,
+        Fault::Slow(std::time::Duration::from_millis(500)),
+    );
+    let (axum, actix) = tokio::join!(
+        client_token_call(&h, Framework::Axum, &callback),
+        client_token_call(&h, Framework::Actix, &callback),
+    );
+    h.idp.set_fault(Endpoint::Token, Fault::None);
+    let mut statuses = [axum.status, actix.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 400], "{axum:?} / {actix:?}");
+    let refused = if axum.status == 400 { &axum } else { &actix };
+    assert_eq!(refused.error(), Some("invalid_grant"));
+    assert_eq!(h.idp.hits(Endpoint::Token), hits + 1);
+}
+
 /// A user in many groups (Azure AD, Keycloak) has an ID token over the 8 KiB bearer limit. It
 /// came in the provider's token answer, bounded at 64 KiB, and is never a bearer token here:
 /// the login completes on both frameworks.
@@ -303,6 +432,66 @@ async fn an_id_token_over_the_bearer_limit_logs_in() {
         assert!(id_token.len() > 8 * 1024, "{} bytes", id_token.len());
         let (_, callback) = browser_login(&h, fw, &server_callback(&h, fw)).await;
         assert_token_json(&h.get_url(&callback).await);
+    }
+}
+
+/// `/login` with a redirect URI and scope too long together for the sealed handle (which the
+/// callback opens only up to 4,096 characters) is refused with 400 `invalid_request` before the
+/// user is sent to the provider, instead of failing at the callback after signing in. A
+/// slightly shorter request still completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_refuses_a_state_the_callback_could_not_open() {
+    let h = harness().await;
+    let prefix = "http://localhost:53100/";
+    let redirect_uri = format!("{prefix}{}", "p".repeat(2_000 - prefix.len()));
+    let scope = |words: usize| {
+        (0..words)
+            .map(|i| format!("scope-{i:03}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let login = |scope: &str| {
+        format!(
+            "/api/auth/v2/login?{}",
+            serde_urlencoded::to_string([
+                ("redirect_uri", redirect_uri.as_str()),
+                ("scope", scope),
+                ("offline_access", "true"),
+            ])
+            .unwrap_or_default()
+        )
+    };
+    for fw in FRAMEWORKS {
+        let hits = h.idp.hits(Endpoint::Authorize);
+        let reply = h.get(fw, &login(&scope(100)), None).await;
+        assert_eq!(
+            (reply.status, reply.error()),
+            (400, Some("invalid_request")),
+            "{fw:?}: {}",
+            reply.raw_body
+        );
+        assert!(reply.location.is_none());
+
+        let authorize = location(&h, &h.url(fw, &login(&scope(80)))).await;
+        let callback = location(&h, authorize.as_str()).await;
+        assert_eq!(h.idp.hits(Endpoint::Authorize), hits + 1);
+        let state = query_param(&callback, "state").unwrap_or_default();
+        let code = query_param(&callback, "code").unwrap_or_default();
+        let reply = h
+            .post_form(
+                fw,
+                "/api/auth/v2/token",
+                &[
+                    ("code", &code),
+                    ("redirect_uri", &redirect_uri),
+                    (
+                        "code_verifier",
+                        state.rsplit('|').next().unwrap_or_default(),
+                    ),
+                ],
+            )
+            .await;
+        assert_token_json(&reply);
     }
 }
 
@@ -382,8 +571,8 @@ async fn invalid_id_tokens_are_refused() {
     assert_eq!(h.idp.hits(Endpoint::Userinfo), 0);
 }
 
-/// G7: the provider's token endpoint is down at the exchange: 502/503, nothing partial, and the
-/// transaction is consumed.
+/// G7: the provider's token endpoint is down at the exchange: 502/503 and nothing partial. The
+/// provider redeemed nothing, so the same login completes once it answers, and is spent then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_token_endpoint_down_is_a_gateway_error() {
     let h = harness().await;
@@ -399,10 +588,11 @@ async fn provider_token_endpoint_down_is_a_gateway_error() {
             assert_eq!(reply.status, expected, "{fault:?}");
             assert!(reply.body.get("access_token").is_none());
             h.idp.set_fault(Endpoint::Token, Fault::None);
+            assert_token_json(&client_token_call(&h, fw, &callback).await);
             assert_eq!(
                 client_token_call(&h, fw, &callback).await.status,
                 400,
-                "consumed"
+                "spent once the provider accepted the code"
             );
         }
     }

@@ -5,7 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
-use super::seal::{Transaction, random};
+use super::seal::{Reservation, Transaction, try_random};
 use super::{EndpointResponse, parse_params, redirect, token_json};
 use crate::auth::OidcAuth;
 use crate::error::AuthError;
@@ -58,7 +58,9 @@ pub(crate) fn handle_of(state: &str) -> &str {
 
 impl OidcAuth {
     /// `GET /auth/v2/login`: checks `redirect_uri` against the allow-list, seals a new
-    /// transaction into `state` and redirects to the provider's authorization endpoint.
+    /// transaction into `state` and redirects to the provider's authorization endpoint. A
+    /// request whose sealed handle would be too long to open at the callback is 400
+    /// `invalid_request`; a failing random number generator is 500 and no redirect.
     pub async fn login_endpoint(&self, query: &str) -> Result<EndpointResponse, AuthError> {
         let q: LoginQuery = parse_params(query.as_bytes())?;
         let config = self.config();
@@ -100,32 +102,32 @@ impl OidcAuth {
             (Some(c), None | Some("S256")) if is_challenge(&c) => Some(c),
             _ => return Err(bad_request("code_challenge must be an S256 challenge")),
         };
+        let verifier = if client_challenge.is_some() {
+            String::new()
+        } else {
+            URL_SAFE_NO_PAD.encode(try_random::<32>()?)
+        };
+        let challenge = client_challenge.clone().unwrap_or_else(|| s256(&verifier));
+        let tx = Transaction {
+            id: try_random::<16>()?,
+            expires_at: self.now() + LOGIN_LIFETIME_SECS,
+            verifier: Secret::new(verifier),
+            client_challenge: client_challenge.map(Secret::new),
+            nonce: Secret::new(URL_SAFE_NO_PAD.encode(try_random::<16>()?)),
+            redirect_uri: redirect_uri.as_str().to_owned(),
+            scope: scopes.join(" "),
+        };
+        // Sealed before the provider is involved: a login whose handle the callback could not
+        // open (a long redirect_uri with a long scope) is refused here, not after the user has
+        // signed in.
+        let handle = self.sealer().seal(&tx)?;
+        let state = format!("{}|{handle}", URL_SAFE_NO_PAD.encode(try_random::<12>()?));
         let authorize = self
             .provider_endpoint(
                 |d| d.authorization_endpoint.as_ref(),
                 "the identity provider has no authorization endpoint",
             )
             .await?;
-        let verifier = if client_challenge.is_some() {
-            String::new()
-        } else {
-            URL_SAFE_NO_PAD.encode(random::<32>())
-        };
-        let challenge = client_challenge.clone().unwrap_or_else(|| s256(&verifier));
-        let tx = Transaction {
-            id: random::<16>(),
-            expires_at: self.now() + LOGIN_LIFETIME_SECS,
-            verifier: Secret::new(verifier),
-            client_challenge: client_challenge.map(Secret::new),
-            nonce: Secret::new(URL_SAFE_NO_PAD.encode(random::<16>())),
-            redirect_uri: redirect_uri.as_str().to_owned(),
-            scope: scopes.join(" "),
-        };
-        let state = format!(
-            "{}|{}",
-            URL_SAFE_NO_PAD.encode(random::<12>()),
-            self.sealer().seal(&tx)
-        );
         let mut url = authorize;
         {
             let mut pairs = url.query_pairs_mut();
@@ -147,27 +149,38 @@ impl OidcAuth {
         })
     }
 
-    /// Marks a login transaction used; fails if it already was. In this process always; in
-    /// broker mode also in the shared store, so that instances sharing the state key redeem a
-    /// handle once between them. Every redemption attempt, successful or not, comes here before
-    /// the provider is contacted.
-    async fn consume_transaction(&self, tx: &Transaction, now: i64) -> Result<(), AuthError> {
-        self.sealer().consume(tx, now)?;
-        match self.broker() {
-            Some(broker) => broker.redeem_login(&tx.id, tx.expires_at, now).await,
-            None => Ok(()),
+    /// Reserves a login transaction for its code exchange, after every check that needs no
+    /// provider and just before the provider is asked; fails if the handle is spent or another
+    /// exchange of it is under way. The reservation is confirmed once the provider accepts the
+    /// code and released otherwise (see [`Reservation`]), so requests that redeem nothing cannot
+    /// fill the bounded set of spent handles.
+    ///
+    /// In broker mode the shared store also records the redemption, here, before the provider
+    /// is asked: instances sharing the state key then redeem a handle once between them and a
+    /// handle spent on one never reaches the provider from another. The store sets no bound on
+    /// these records, so they cannot refuse sign-ins.
+    async fn reserve_transaction(
+        &self,
+        tx: &Transaction,
+        now: i64,
+    ) -> Result<Reservation<'_>, AuthError> {
+        let reservation = self.sealer().reserve(tx, now)?;
+        if let Some(broker) = self.broker() {
+            broker.redeem_login(&tx.id, tx.expires_at, now).await?;
         }
+        Ok(reservation)
     }
 
-    /// `GET /auth/v2/callback`: the provider redirected here with `code` and `state`. Opens and
-    /// consumes the transaction, checks `iss` (RFC 9207), exchanges the code and answers Token
-    /// JSON. Nothing reaches the provider unless the state is valid and unused.
+    /// `GET /auth/v2/callback`: the provider redirected here with `code` and `state`. Opens the
+    /// transaction, checks `iss` (RFC 9207), exchanges the code and answers Token JSON. Nothing
+    /// reaches the provider unless the state is valid and unspent. An error callback redeems
+    /// nothing and so spends nothing: otherwise anyone could fill the set of spent handles with
+    /// a login and an error callback, without credentials.
     pub async fn callback_endpoint(&self, query: &str) -> Result<EndpointResponse, AuthError> {
         let q: CallbackQuery = parse_params(query.as_bytes())?;
         let state = q.state.ok_or_else(|| bad_request("state is required"))?;
         let now = self.now();
         let tx = self.sealer().open(handle_of(&state), now)?;
-        self.consume_transaction(&tx, now).await?;
         if let Some(error) = q.error {
             let code = if error == "access_denied" {
                 "access_denied"
@@ -202,12 +215,14 @@ impl OidcAuth {
             ));
         }
         let verifier = tx.verifier.expose().to_owned();
-        self.exchange_code(&tx, code, verifier).await
+        let reservation = self.reserve_transaction(&tx, now).await?;
+        self.exchange_code(&tx, reservation, code, verifier).await
     }
 
     /// The code grant at the token endpoint: `code_verifier` is either the sealed handle from
     /// `state` (py-oidc-auth-client) or, for a client that brought its own challenge, its own
-    /// verifier together with `state`.
+    /// verifier together with `state`. A request refused before the provider is asked (a wrong
+    /// verifier, another redirect URI) spends nothing.
     pub(crate) async fn code_grant(
         &self,
         code: String,
@@ -242,7 +257,6 @@ impl OidcAuth {
                     )
                 })?;
                 if !challenge.ct_eq(&s256(&code_verifier)) {
-                    self.consume_transaction(&tx, now).await?;
                     return Err(AuthError::oauth(
                         "invalid_grant",
                         "code_verifier does not match the challenge",
@@ -251,19 +265,23 @@ impl OidcAuth {
                 (tx, code_verifier)
             }
         };
-        self.consume_transaction(&tx, now).await?;
         if tx.redirect_uri != redirect_uri {
             return Err(AuthError::oauth(
                 "invalid_grant",
                 "redirect_uri differs from the login",
             ));
         }
-        self.exchange_code(&tx, code, verifier).await
+        let reservation = self.reserve_transaction(&tx, now).await?;
+        self.exchange_code(&tx, reservation, code, verifier).await
     }
 
+    /// Exchanges `code` at the provider. The handle is spent once the provider accepts the code,
+    /// whatever follows (the code is then used up at the provider too); when the provider
+    /// refuses it or cannot be reached, `reservation` is dropped and the handle stays usable.
     async fn exchange_code(
         &self,
         tx: &Transaction,
+        reservation: Reservation<'_>,
         code: String,
         verifier: String,
     ) -> Result<EndpointResponse, AuthError> {
@@ -275,6 +293,7 @@ impl OidcAuth {
                 ("code_verifier", verifier),
             ])
             .await?;
+        reservation.confirm();
         let identity = match answer.get("id_token").and_then(serde_json::Value::as_str) {
             Some(id_token) => self.validate_id_token(id_token, &tx.nonce).await?,
             None => {

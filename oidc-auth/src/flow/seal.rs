@@ -2,7 +2,8 @@
 //!
 //! py-oidc-auth put the PKCE verifier in plain text into `state`. Here the last `|` segment is an
 //! AES-256-GCM sealed handle: it carries the verifier, the nonce, the redirect URI and an expiry,
-//! it cannot be read or forged without the server's key, and it is accepted once. The client
+//! it cannot be read or forged without the server's key, and it is redeemed once: spent when the
+//! provider accepts its code, and usable again when the provider refuses it. The client
 //! sends it back as `code_verifier`; the server opens it and sends the real verifier to the
 //! provider.
 
@@ -15,16 +16,21 @@ use aws_lc_rs::rand;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::error::AuthError;
+use crate::error::{AuthError, ErrorKind};
 use crate::secret::Secret;
 
 const VERSION: u8 = 2;
 /// Used, unexpired handles remembered at most (about 5 MB). A handle must be remembered until
 /// it expires, so when this many are, further redemptions wait (503) rather than forget one.
+/// Only exchanges the provider accepted stay remembered, so filling this takes real sign-ins.
 const MAX_REMEMBERED: usize = 200_000;
+/// The longest handle [`Sealer::open`] accepts. [`Sealer::seal`] refuses a transaction whose
+/// handle would be longer, so a login that could never complete is refused before the user signs
+/// in at the provider.
+pub(crate) const MAX_HANDLE_LEN: usize = 4096;
+/// The AES-256-GCM tag appended to the sealed bytes.
+const TAG_LEN: usize = 16;
 
-/// What a login transaction needs at the token or callback step. Its verifier, challenge and
-/// nonce are [`Secret`]s: they compare only in constant time, and never with `==`.
 #[derive(Clone)]
 pub(crate) struct Transaction {
     pub(crate) id: [u8; 16],
@@ -49,47 +55,64 @@ impl std::fmt::Debug for Transaction {
     }
 }
 
-/// Seals and opens transactions, and remembers which ones were used.
+/// Seals and opens transactions, and remembers which ones were redeemed.
 pub(crate) struct Sealer {
     key: LessSafeKey,
     used: Mutex<Used>,
 }
 
-/// The used handles that have not expired: their ids, and the same ids by expiry so that the
-/// expired ones leave in order, each at O(log n).
+/// The handles that cannot be redeemed now: the spent ones that have not expired (their ids, and
+/// the same ids by expiry so that the expired ones leave in order, each at O(log n)), and the
+/// ones whose exchange is under way.
+///
+/// A handle is spent only once the provider accepted its code. Recording every attempt would let
+/// anyone fill this set without credentials (a login, then an error callback or a bogus code),
+/// and a full set refuses every sign-in.
 struct Used {
-    ids: HashSet<[u8; 16]>,
+    spent: HashSet<[u8; 16]>,
     by_expiry: BinaryHeap<Reverse<(i64, [u8; 16])>>,
+    /// Reserved for an exchange in progress. A reservation ends within one provider request
+    /// (or when its request is dropped), so these count against the capacity but need no expiry.
+    in_flight: HashSet<[u8; 16]>,
     capacity: usize,
 }
 
 impl Used {
     fn new(capacity: usize) -> Self {
         Self {
-            ids: HashSet::new(),
+            spent: HashSet::new(),
             by_expiry: BinaryHeap::new(),
+            in_flight: HashSet::new(),
             capacity,
         }
     }
 
-    /// Records `id` as used until `expires_at`; false if it already was.
-    fn insert(&mut self, id: [u8; 16], expires_at: i64, now: i64) -> Result<bool, AuthError> {
+    /// Forgets the spent handles that have expired: they cannot be opened any more.
+    fn forget_expired(&mut self, now: i64) {
         while let Some(Reverse((expiry, old))) = self.by_expiry.peek()
             && *expiry <= now
         {
-            self.ids.remove(old);
+            self.spent.remove(old);
             self.by_expiry.pop();
         }
-        if self.ids.contains(&id) {
+    }
+
+    /// Reserves `id` for one exchange; false if it is spent or already reserved. A full set
+    /// refuses with 503 until the earliest spent handle expires, rather than forget one early
+    /// and let it be replayed.
+    fn reserve(&mut self, id: [u8; 16], now: i64) -> Result<bool, AuthError> {
+        self.forget_expired(now);
+        if self.spent.contains(&id) || self.in_flight.contains(&id) {
             return Ok(false);
         }
-        if self.ids.len() >= self.capacity {
+        if self.spent.len() + self.in_flight.len() >= self.capacity {
             let wait = self
                 .by_expiry
                 .peek()
                 .map_or(1, |Reverse((expiry, _))| expiry.saturating_sub(now));
             tracing::warn!(
-                remembered = self.ids.len(),
+                remembered = self.spent.len(),
+                in_flight = self.in_flight.len(),
                 "too many unexpired login states were redeemed; refusing more until the oldest expire"
             );
             return Err(
@@ -97,9 +120,20 @@ impl Used {
                     .with_retry_after(u64::try_from(wait).unwrap_or(1)),
             );
         }
-        self.ids.insert(id);
-        self.by_expiry.push(Reverse((expires_at, id)));
+        self.in_flight.insert(id);
         Ok(true)
+    }
+
+    /// The exchange of a reserved `id` did not happen: it may be tried again.
+    fn release(&mut self, id: &[u8; 16]) {
+        self.in_flight.remove(id);
+    }
+
+    /// The provider accepted the code of a reserved `id`: it is spent until `expires_at`.
+    fn confirm(&mut self, id: [u8; 16], expires_at: i64) {
+        if self.in_flight.remove(&id) && self.spent.insert(id) {
+            self.by_expiry.push(Reverse((expires_at, id)));
+        }
     }
 }
 
@@ -109,13 +143,68 @@ impl std::fmt::Debug for Sealer {
     }
 }
 
+/// A login transaction reserved for its code exchange: while it lives, any other use of the
+/// handle is refused, so concurrent replays lose. [`Reservation::confirm`] spends the handle for
+/// good once the provider accepted the code; dropped without it (the provider refused the code or
+/// could not be reached, or the request was abandoned), the handle is released and can be
+/// redeemed again, since nothing was.
+#[must_use = "a reservation dropped unconfirmed releases the handle"]
+pub(crate) struct Reservation<'a> {
+    used: &'a Mutex<Used>,
+    id: [u8; 16],
+    expires_at: i64,
+    confirmed: bool,
+}
+
+impl Reservation<'_> {
+    /// The provider accepted the code: the handle is spent until it expires.
+    pub(crate) fn confirm(mut self) {
+        lock(self.used).confirm(self.id, self.expires_at);
+        self.confirmed = true;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.confirmed {
+            lock(self.used).release(&self.id);
+        }
+    }
+}
+
+/// The set of used handles, also after a panic elsewhere: each change to it is a single step
+/// that leaves it consistent.
+fn lock(used: &Mutex<Used>) -> std::sync::MutexGuard<'_, Used> {
+    used.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What a request answers when the system random number generator fails: 500, and no value
+/// made without it. A zero key, verifier or nonce would be predictable.
+fn random_failed() -> AuthError {
+    tracing::error!("the system random number generator failed");
+    AuthError::new(
+        ErrorKind::Misconfigured,
+        "the server could not generate random values",
+    )
+}
+
+/// `N` bytes from the system random number generator, or a 500 [`AuthError`] when it fails, so
+/// that the request stops instead of going on with a predictable value.
+pub(crate) fn try_random<const N: usize>() -> Result<[u8; N], AuthError> {
+    let mut out = [0u8; N];
+    rand::fill(&mut out).map_err(|_| random_failed())?;
+    Ok(out)
+}
+
+/// `N` bytes from the system random number generator, for callers with no error to answer
+/// (start-up, key generation). Panics when the generator fails: a predictable key or nonce is
+/// worse than none. Request paths use [`try_random`].
 pub(crate) fn random<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
-    // The system RNG does not fail on supported platforms; a zero buffer would only make the
-    // value predictable, so refuse to continue silently.
-    if rand::fill(&mut out).is_err() {
-        tracing::error!("the system random number generator failed");
-    }
+    assert!(
+        rand::fill(&mut out).is_ok(),
+        "the system random number generator failed"
+    );
     out
 }
 
@@ -126,8 +215,50 @@ fn invalid() -> AuthError {
     )
 }
 
+/// What a login answers when sealing its transaction fails: 500, and no handle. The plaintext
+/// would carry the verifier and the nonce where anyone on the redirect path can read them.
+fn seal_failed() -> AuthError {
+    tracing::error!("sealing the login state failed");
+    AuthError::new(
+        ErrorKind::Misconfigured,
+        "the server could not seal the login state",
+    )
+}
+
+/// A login whose handle would be longer than [`MAX_HANDLE_LEN`]: 400 before the user is sent to
+/// the provider, rather than at the callback after signing in.
+fn too_long() -> AuthError {
+    AuthError::oauth(
+        "invalid_request",
+        "redirect_uri and scope are too long together to fit in the login state",
+    )
+}
+
+/// The fields of a transaction after its fixed part, in sealed order.
+fn fields(tx: &Transaction) -> [&str; 5] {
+    [
+        tx.verifier.expose(),
+        tx.client_challenge.as_ref().map_or("", Secret::expose),
+        tx.nonce.expose(),
+        tx.redirect_uri.as_str(),
+        tx.scope.as_str(),
+    ]
+}
+
+/// The length of the handle [`Sealer::seal`] makes of `tx`: nonce, version, id, expiry, each
+/// field with its two-byte length, the tag; all in unpadded base64url.
+fn handle_len(tx: &Transaction) -> usize {
+    let plain = 1 + 16 + 8 + fields(tx).iter().map(|f| 2 + f.len()).sum::<usize>();
+    (4 * (NONCE_LEN + plain + TAG_LEN)).div_ceil(3)
+}
+
 impl Sealer {
     /// A sealer with `key`, or a random key (valid for this process only) when `None`.
+    ///
+    /// # Panics
+    ///
+    /// When no key is given and the system random number generator fails: a sealer with a
+    /// predictable key would let anyone forge login state.
     pub(crate) fn new(key: Option<[u8; 32]>) -> Self {
         Self::remembering(key, MAX_REMEMBERED)
     }
@@ -141,42 +272,40 @@ impl Sealer {
         }
     }
 
-    pub(crate) fn seal(&self, tx: &Transaction) -> String {
-        let mut plain = Vec::with_capacity(128 + tx.redirect_uri.len());
+    /// Seals `tx` into a handle that [`Sealer::open`] accepts. Refused with 400 when the handle
+    /// would be over [`MAX_HANDLE_LEN`], and with 500 when no random nonce can be had or sealing
+    /// fails: never a handle that is weak or could not be opened.
+    pub(crate) fn seal(&self, tx: &Transaction) -> Result<String, AuthError> {
+        if handle_len(tx) > MAX_HANDLE_LEN {
+            return Err(too_long());
+        }
+        let mut plain = Vec::with_capacity(64 + tx.redirect_uri.len() + tx.scope.len());
         plain.push(VERSION);
         plain.extend_from_slice(&tx.id);
         plain.extend_from_slice(&tx.expires_at.to_be_bytes());
-        for field in [
-            tx.verifier.expose(),
-            tx.client_challenge.as_ref().map_or("", Secret::expose),
-            tx.nonce.expose(),
-            tx.redirect_uri.as_str(),
-            tx.scope.as_str(),
-        ] {
-            plain.extend_from_slice(&(field.len().min(u16::MAX as usize) as u16).to_be_bytes());
-            plain.extend_from_slice(&field.as_bytes()[..field.len().min(u16::MAX as usize)]);
+        for field in fields(tx) {
+            // Below MAX_HANDLE_LEN, so every length fits in two bytes.
+            let len = u16::try_from(field.len()).map_err(|_| too_long())?;
+            plain.extend_from_slice(&len.to_be_bytes());
+            plain.extend_from_slice(field.as_bytes());
         }
-        let nonce_bytes = random::<NONCE_LEN>();
+        let nonce_bytes = try_random::<NONCE_LEN>()?;
         let nonce = Nonce::assume_unique_for_key(nonce_bytes);
-        if self
-            .key
+        self.key
             .seal_in_place_append_tag(nonce, Aad::empty(), &mut plain)
-            .is_err()
-        {
-            tracing::error!("sealing the login state failed");
-        }
+            .map_err(|_| seal_failed())?;
         let mut out = nonce_bytes.to_vec();
         out.extend_from_slice(&plain);
-        URL_SAFE_NO_PAD.encode(out)
+        Ok(URL_SAFE_NO_PAD.encode(out))
     }
 
-    /// Opens a handle without consuming it.
+    /// Opens a handle without redeeming it.
     pub(crate) fn open(&self, handle: &str, now: i64) -> Result<Transaction, AuthError> {
-        if handle.is_empty() || handle.len() > 4096 {
+        if handle.is_empty() || handle.len() > MAX_HANDLE_LEN {
             return Err(invalid());
         }
         let mut bytes = URL_SAFE_NO_PAD.decode(handle).map_err(|_| invalid())?;
-        if bytes.len() < NONCE_LEN + 16 {
+        if bytes.len() < NONCE_LEN + TAG_LEN {
             return Err(invalid());
         }
         let mut nonce = [0u8; NONCE_LEN];
@@ -196,13 +325,19 @@ impl Sealer {
         Ok(tx)
     }
 
-    /// Marks a transaction used; fails if it already was. Every redemption attempt, successful
-    /// or not, goes through here before the provider is contacted. A transaction is remembered
-    /// until it expires (it cannot be opened after), and no longer.
-    pub(crate) fn consume(&self, tx: &Transaction, now: i64) -> Result<(), AuthError> {
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        if used.insert(tx.id, tx.expires_at, now)? {
-            Ok(())
+    /// Reserves a transaction for its code exchange, just before the provider is asked; 400
+    /// `invalid_grant` if it is spent or another exchange of it is under way. Nothing that does
+    /// not reach the provider (an error callback, a refused request) reserves, and a reservation
+    /// the provider does not confirm is released: only accepted exchanges stay remembered, each
+    /// until its transaction expires (it cannot be opened after), and no longer.
+    pub(crate) fn reserve(&self, tx: &Transaction, now: i64) -> Result<Reservation<'_>, AuthError> {
+        if lock(&self.used).reserve(tx.id, now)? {
+            Ok(Reservation {
+                used: &self.used,
+                id: tx.id,
+                expires_at: tx.expires_at,
+                confirmed: false,
+            })
         } else {
             Err(invalid())
         }
@@ -270,7 +405,7 @@ mod tests {
     #[test]
     fn a_sealed_transaction_opens_to_itself() {
         let sealer = Sealer::new(None);
-        let handle = sealer.seal(&tx());
+        let handle = sealer.seal(&tx()).unwrap_or_default();
         let opened = sealer.open(&handle, 999).expect("the handle opens");
         let shown = |t: &Transaction| {
             (
@@ -290,7 +425,7 @@ mod tests {
     #[test]
     fn tampered_foreign_and_expired_handles_are_refused() {
         let sealer = Sealer::new(None);
-        let handle = sealer.seal(&tx());
+        let handle = sealer.seal(&tx()).unwrap_or_default();
         let mut bytes = URL_SAFE_NO_PAD.decode(&handle).unwrap_or_default();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
@@ -300,17 +435,15 @@ mod tests {
         assert!(sealer.open("not a handle", 0).is_err());
     }
 
-    #[test]
-    fn a_transaction_is_consumed_once() {
-        let sealer = Sealer::new(None);
-        assert!(sealer.consume(&tx(), 0).is_ok());
-        assert!(sealer.consume(&tx(), 0).is_err());
+    /// Reserves and confirms: a redemption the provider accepted.
+    fn spend(sealer: &Sealer, tx: &Transaction, now: i64) -> Result<(), AuthError> {
+        sealer.reserve(tx, now).map(Reservation::confirm)
     }
 
     fn remembered(sealer: &Sealer) -> usize {
-        let used = sealer.used.lock().unwrap_or_else(|p| p.into_inner());
-        assert_eq!(used.ids.len(), used.by_expiry.len());
-        used.ids.len()
+        let used = lock(&sealer.used);
+        assert_eq!(used.spent.len(), used.by_expiry.len());
+        used.spent.len()
     }
 
     fn tx_with(id: u8, expires_at: i64) -> Transaction {
@@ -321,39 +454,149 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_confirmed_transaction_is_spent() {
+        let sealer = Sealer::new(None);
+        assert!(spend(&sealer, &tx(), 0).is_ok());
+        assert!(sealer.reserve(&tx(), 0).is_err());
+        assert!(
+            sealer.reserve(&tx(), 999).is_err(),
+            "spent until it expires"
+        );
+    }
+
+    /// While one exchange of a handle is under way, a second use is refused: concurrent replays
+    /// lose even before the provider has answered.
+    #[test]
+    fn a_reserved_transaction_refuses_a_concurrent_use() {
+        let sealer = Sealer::new(None);
+        let first = sealer.reserve(&tx(), 0);
+        assert!(first.is_ok());
+        let second = sealer.reserve(&tx(), 0).err();
+        assert_eq!(
+            second.as_ref().and_then(AuthError::code),
+            Some("invalid_grant")
+        );
+        assert!(
+            sealer.reserve(&tx_with(8, 1_000), 0).is_ok(),
+            "other handles are not held up"
+        );
+        drop(first);
+    }
+
+    /// The provider refused the code or could not be reached: nothing was redeemed, so the
+    /// handle is released and not remembered; a reservation of an abandoned request is
+    /// released the same way.
+    #[test]
+    fn a_reservation_dropped_unconfirmed_releases_the_transaction() {
+        let sealer = Sealer::remembering(None, 1);
+        for _ in 0..3 {
+            let reservation = sealer.reserve(&tx(), 0);
+            assert!(reservation.is_ok());
+            drop(reservation);
+        }
+        assert_eq!(remembered(&sealer), 0);
+        assert!(lock(&sealer.used).in_flight.is_empty());
+        assert!(
+            spend(&sealer, &tx_with(8, 1_000), 0).is_ok(),
+            "released handles leave no trace in the capacity"
+        );
+    }
+
     /// Used transactions are forgotten once expired, whatever the order they were redeemed
     /// in: the memory follows the unexpired ones, not every redemption ever made.
     #[test]
     fn used_transactions_are_forgotten_when_they_expire() {
         let sealer = Sealer::remembering(None, 10);
         for (id, expires_at) in [(1, 300), (2, 100), (3, 200)] {
-            assert!(sealer.consume(&tx_with(id, expires_at), 50).is_ok());
+            assert!(spend(&sealer, &tx_with(id, expires_at), 50).is_ok());
         }
         assert_eq!(remembered(&sealer), 3);
-        assert!(sealer.consume(&tx_with(4, 400), 150).is_ok());
+        assert!(spend(&sealer, &tx_with(4, 400), 150).is_ok());
         assert_eq!(remembered(&sealer), 3, "2 expired at 100");
-        assert!(sealer.consume(&tx_with(3, 200), 199).is_err(), "3 is live");
-        assert!(sealer.consume(&tx_with(5, 500), 300).is_ok());
+        assert!(spend(&sealer, &tx_with(3, 200), 199).is_err(), "3 is live");
+        assert!(spend(&sealer, &tx_with(5, 500), 300).is_ok());
         assert_eq!(remembered(&sealer), 2, "1 and 3 expired");
     }
 
     /// At capacity with every remembered transaction still live, a new redemption is refused
     /// with 503 and Retry-After until the earliest expires; none is forgotten early, so a
-    /// replay is still caught.
+    /// replay is still caught. Exchanges under way count too.
     #[test]
     fn a_full_set_of_live_transactions_refuses_instead_of_forgetting() {
-        let sealer = Sealer::remembering(None, 2);
-        assert!(sealer.consume(&tx_with(1, 130), 100).is_ok());
-        assert!(sealer.consume(&tx_with(2, 160), 100).is_ok());
-        let full = sealer.consume(&tx_with(3, 190), 110);
-        let full = full.err().unwrap_or_else(|| panic!("refused when full"));
+        let sealer = Sealer::remembering(None, 3);
+        assert!(spend(&sealer, &tx_with(1, 130), 100).is_ok());
+        assert!(spend(&sealer, &tx_with(2, 160), 100).is_ok());
+        let under_way = sealer.reserve(&tx_with(9, 500), 100);
+        assert!(under_way.is_ok());
+        let full = sealer.reserve(&tx_with(3, 190), 110).err();
+        let full = full.unwrap_or_else(|| panic!("refused when full"));
         assert_eq!(full.status(), 503);
         assert_eq!(full.retry_after(), Some(20));
         assert!(
-            sealer.consume(&tx_with(1, 130), 110).is_err(),
+            sealer.reserve(&tx_with(1, 130), 110).is_err(),
             "a replay is still refused"
         );
-        assert!(sealer.consume(&tx_with(3, 190), 130).is_ok(), "1 expired");
+        assert!(spend(&sealer, &tx_with(3, 190), 130).is_ok(), "1 expired");
         assert_eq!(remembered(&sealer), 2);
+        drop(under_way);
+    }
+
+    /// The denial of service this set must not allow: logins that never reach a provider
+    /// exchange, or whose code the provider refuses, leave nothing behind, so they cannot fill
+    /// the set and lock every user out.
+    #[test]
+    fn refused_exchanges_cannot_fill_the_set() {
+        let sealer = Sealer::remembering(None, 2);
+        for id in 0..=200 {
+            let reservation = sealer.reserve(&tx_with(id, 1_000), 0);
+            assert!(reservation.is_ok(), "attempt {id}");
+        }
+        assert_eq!(remembered(&sealer), 0);
+        assert!(spend(&sealer, &tx_with(201, 1_000), 0).is_ok());
+        assert!(spend(&sealer, &tx_with(202, 1_000), 0).is_ok());
+    }
+
+    /// The sealed length is known before sealing, and a transaction whose handle `open` would
+    /// refuse for its length is refused at sealing with 400 `invalid_request`.
+    #[test]
+    fn a_handle_over_the_open_limit_is_refused_at_sealing() {
+        let sealer = Sealer::new(None);
+        let with_scope = |extra: usize| Transaction {
+            scope: format!("openid {}", "s".repeat(extra)),
+            ..tx()
+        };
+        // 2,923 more scope characters make a handle of exactly MAX_HANDLE_LEN.
+        for extra in [0, 1, 2, 3, 2_923] {
+            let fits = with_scope(extra);
+            let handle = sealer.seal(&fits).unwrap_or_default();
+            assert_eq!(handle.len(), handle_len(&fits), "{extra}");
+            assert!(sealer.open(&handle, 0).is_ok(), "{extra}");
+        }
+        assert_eq!(handle_len(&with_scope(2_923)), MAX_HANDLE_LEN);
+        let over = sealer.seal(&with_scope(2_924)).err();
+        assert_eq!(
+            over.as_ref().map(|e| (e.status(), e.code())),
+            Some((400, Some("invalid_request")))
+        );
+        let mut longest = tx();
+        longest.redirect_uri = format!("http://localhost/{}", "r".repeat(2_000));
+        longest.scope = format!("openid {}", "s".repeat(1_000));
+        let refused = sealer.seal(&longest).err();
+        assert_eq!(
+            refused.as_ref().map(|e| (e.status(), e.code())),
+            Some((400, Some("invalid_request")))
+        );
+    }
+
+    /// A failing random number generator or sealing step stops the request with a 500
+    /// `server_error`; neither is reported as a client mistake or a passing outage.
+    #[test]
+    fn random_and_sealing_failures_are_server_errors() {
+        for e in [random_failed(), seal_failed()] {
+            assert_eq!((e.status(), e.code()), (500, Some("server_error")));
+            assert_eq!(e.retry_after(), None);
+        }
+        assert!(try_random::<32>().is_ok_and(|r| r != [0; 32]));
     }
 }
