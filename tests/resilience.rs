@@ -484,13 +484,8 @@ async fn a_key_fetch_with_a_stale_discovery_document_waits_one_timeout() {
     // The provider recovers; past the backoff, a key fetch (for a new kid) that finds the
     // discovery gate free starts the refresh of the document.
     h.idp.set_fault_all(Fault::None);
-    let recovered = h.idp.hits(Endpoint::Discovery);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while h.idp.hits(Endpoint::Discovery) == recovered {
-        assert!(
-            Instant::now() < deadline,
-            "the discovery document was not refreshed"
-        );
+    // A minute later, a token signed with a key added just now: its validation fetches keys.
+    let with_a_new_key = || async {
         clock.advance(60);
         let kid = h.idp.add_key(SigningAlg::ES256);
         let fresh = h
@@ -500,21 +495,21 @@ async fn a_key_fetch_with_a_stale_discovery_document_waits_one_timeout() {
             .kid(&kid)
             .issued_at(clock.now())
             .sign();
-        assert_eq!(h.bearer_both("/me", &fresh).await.status, 200);
+        h.bearer_both("/me", &fresh).await.status
+    };
+    let recovered = h.idp.hits(Endpoint::Discovery);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.idp.hits(Endpoint::Discovery) == recovered {
+        assert!(
+            Instant::now() < deadline,
+            "the discovery document was not refreshed"
+        );
+        assert_eq!(with_a_new_key().await, 200);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Now fresh, the document is not fetched for the next key fetch.
     let refreshed = h.idp.hits(Endpoint::Discovery);
-    clock.advance(60);
-    let kid = h.idp.add_key(SigningAlg::ES256);
-    let fresh = h
-        .idp
-        .token()
-        .audience(AUDIENCE)
-        .kid(&kid)
-        .issued_at(clock.now())
-        .sign();
-    assert_eq!(h.bearer_both("/me", &fresh).await.status, 200);
+    assert_eq!(with_a_new_key().await, 200);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(h.idp.hits(Endpoint::Discovery), refreshed);
 }

@@ -73,6 +73,29 @@ pub(crate) const REVOCATION_TIMEOUT: std::time::Duration = std::time::Duration::
 /// whole database, InnoDB's rows and gaps) only for one batch at a time.
 pub(crate) const PURGE_BATCH: u64 = 500;
 
+/// Runs `batch` with each of `statements` (one per table, each deleting at most
+/// [`PURGE_BATCH`] expired rows) until it deletes fewer than a batch; the rows deleted in all.
+pub(crate) async fn purge_in_batches<E, F, Fut>(
+    statements: [&'static str; 4],
+    mut batch: F,
+) -> Result<u64, E>
+where
+    F: FnMut(&'static str) -> Fut,
+    Fut: Future<Output = Result<u64, E>>,
+{
+    let mut removed = 0;
+    for statement in statements {
+        loop {
+            let deleted = batch(statement).await?;
+            removed += deleted;
+            if deleted < PURGE_BATCH {
+                break;
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// How long a purge may take in all. It runs in the background, batch after batch, so it may
 /// take longer than a request's store call; what it deleted before this stays deleted.
 pub(crate) const PURGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);

@@ -1207,6 +1207,8 @@ impl Store for MysqlStore {
         // In batches that commit one by one (autocommit): a backlog's progress survives the
         // deadline, and InnoDB holds the locks of one batch at a time.
         Box::pin(bounded(crate::store::PURGE_TIMEOUT, async move {
+            // One connection for every batch, so not through `purge_in_batches`, whose batches
+            // cannot borrow it in turn.
             let mut lease = self.lease().await?;
             let mut removed = 0;
             for statement in [

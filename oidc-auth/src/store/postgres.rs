@@ -509,8 +509,7 @@ async fn delete_session_once(pool: &PgPool, id: &str) -> Result<(), sqlx::Error>
 /// Deletes what expired at `now`, in batches of at most [`PURGE_BATCH`](crate::store::PURGE_BATCH)
 /// rows that commit one by one.
 async fn purge(pool: &PgPool, now: i64) -> Result<u64, StoreError> {
-    let mut removed = 0;
-    for statement in [
+    let statements = [
         "DELETE FROM oidc_auth_sessions WHERE ctid = ANY(ARRAY(\
          SELECT ctid FROM oidc_auth_sessions WHERE expires_at <= $1 LIMIT $2))",
         "DELETE FROM oidc_auth_refresh_tokens WHERE ctid = ANY(ARRAY(\
@@ -519,24 +518,18 @@ async fn purge(pool: &PgPool, now: i64) -> Result<u64, StoreError> {
          SELECT ctid FROM oidc_auth_signing_keys WHERE remove_at <= $1 LIMIT $2))",
         "DELETE FROM oidc_auth_once WHERE ctid = ANY(ARRAY(\
          SELECT ctid FROM oidc_auth_once WHERE expires_at <= $1 LIMIT $2))",
-    ] {
-        loop {
-            let batch = retrying(|| async {
-                Ok(sqlx::query(statement)
-                    .bind(now)
-                    .bind(crate::store::PURGE_BATCH as i64)
-                    .execute(pool)
-                    .await?
-                    .rows_affected())
-            })
-            .await?;
-            removed += batch;
-            if batch < crate::store::PURGE_BATCH {
-                break;
-            }
-        }
-    }
-    Ok(removed)
+    ];
+    crate::store::purge_in_batches(statements, |statement| {
+        retrying(move || async move {
+            Ok(sqlx::query(statement)
+                .bind(now)
+                .bind(crate::store::PURGE_BATCH as i64)
+                .execute(pool)
+                .await?
+                .rows_affected())
+        })
+    })
+    .await
 }
 
 impl Store for PostgresStore {

@@ -649,8 +649,7 @@ async fn delete_session_once(pool: &SqlitePool, id: &str) -> Result<(), sqlx::Er
 /// rows that commit one by one: the database's write lock is taken for one batch at a time,
 /// so rotations and logins get their turn in between.
 async fn purge(pool: &SqlitePool, now: i64) -> Result<u64, StoreError> {
-    let mut removed = 0;
-    for statement in [
+    let statements = [
         "DELETE FROM oidc_auth_sessions WHERE rowid IN (\
          SELECT rowid FROM oidc_auth_sessions WHERE expires_at <= ?1 LIMIT ?2)",
         "DELETE FROM oidc_auth_refresh_tokens WHERE rowid IN (\
@@ -659,24 +658,18 @@ async fn purge(pool: &SqlitePool, now: i64) -> Result<u64, StoreError> {
          SELECT rowid FROM oidc_auth_signing_keys WHERE remove_at <= ?1 LIMIT ?2)",
         "DELETE FROM oidc_auth_once WHERE rowid IN (\
          SELECT rowid FROM oidc_auth_once WHERE expires_at <= ?1 LIMIT ?2)",
-    ] {
-        loop {
-            let batch = retrying(|| async {
-                Ok(sqlx::query(statement)
-                    .bind(now)
-                    .bind(crate::store::PURGE_BATCH as i64)
-                    .execute(pool)
-                    .await?
-                    .rows_affected())
-            })
-            .await?;
-            removed += batch;
-            if batch < crate::store::PURGE_BATCH {
-                break;
-            }
-        }
-    }
-    Ok(removed)
+    ];
+    crate::store::purge_in_batches(statements, |statement| {
+        retrying(move || async move {
+            Ok(sqlx::query(statement)
+                .bind(now)
+                .bind(crate::store::PURGE_BATCH as i64)
+                .execute(pool)
+                .await?
+                .rows_affected())
+        })
+    })
+    .await
 }
 
 impl Store for SqliteStore {
