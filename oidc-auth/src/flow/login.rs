@@ -149,11 +149,11 @@ impl OidcAuth {
         })
     }
 
-    /// Reserves a login transaction for its code exchange, after every check that needs no
-    /// provider and just before the provider is asked; fails if the handle is spent or another
-    /// exchange of it is under way. The reservation is confirmed once the provider accepts the
-    /// code and released otherwise (see [`Reservation`]), so requests that redeem nothing cannot
-    /// fill the bounded set of spent handles.
+    /// Reserves a login transaction for its redemption: an error callback, or a code exchange
+    /// after every check that needs no provider and just before the provider is asked. Fails if
+    /// the handle is spent or another redemption of it is under way. Confirmed once the provider
+    /// accepts the code, and spent as a failed redemption otherwise (see [`Reservation`]), which
+    /// can never fill the bounded set of accepted ones.
     ///
     /// In broker mode the shared store also records the redemption, here, before the provider
     /// is asked: instances sharing the state key then redeem a handle once between them and a
@@ -173,15 +173,16 @@ impl OidcAuth {
 
     /// `GET /auth/v2/callback`: the provider redirected here with `code` and `state`. Opens the
     /// transaction, checks `iss` (RFC 9207), exchanges the code and answers Token JSON. Nothing
-    /// reaches the provider unless the state is valid and unspent. An error callback redeems
-    /// nothing and so spends nothing: otherwise anyone could fill the set of spent handles with
-    /// a login and an error callback, without credentials.
+    /// reaches the provider unless the state is valid and unspent. An error callback spends the
+    /// handle too (SECURITY D5: the transaction is cleared), so the code of that login can no
+    /// longer be redeemed.
     pub async fn callback_endpoint(&self, query: &str) -> Result<EndpointResponse, AuthError> {
         let q: CallbackQuery = parse_params(query.as_bytes())?;
         let state = q.state.ok_or_else(|| bad_request("state is required"))?;
         let now = self.now();
         let tx = self.sealer().open(handle_of(&state), now)?;
         if let Some(error) = q.error {
+            drop(self.reserve_transaction(&tx, now).await?);
             let code = if error == "access_denied" {
                 "access_denied"
             } else {

@@ -2,8 +2,8 @@
 //!
 //! py-oidc-auth put the PKCE verifier in plain text into `state`. Here the last `|` segment is an
 //! AES-256-GCM sealed handle: it carries the verifier, the nonce, the redirect URI and an expiry,
-//! it cannot be read or forged without the server's key, and it is redeemed once: spent when the
-//! provider accepts its code, and usable again when the provider refuses it. The client
+//! it cannot be read or forged without the server's key, and it is redeemed once, whatever the
+//! outcome (a code the provider accepts or refuses, an error callback). The client
 //! sends it back as `code_verifier`; the server opens it and sends the real verifier to the
 //! provider.
 
@@ -20,10 +20,16 @@ use crate::error::{AuthError, ErrorKind};
 use crate::secret::Secret;
 
 const VERSION: u8 = 2;
-/// Used, unexpired handles remembered at most (about 5 MB). A handle must be remembered until
-/// it expires, so when this many are, further redemptions wait (503) rather than forget one.
-/// Only exchanges the provider accepted stay remembered, so filling this takes real sign-ins.
+/// Handles the provider accepted a code for, remembered at most (about 5 MB) until they expire.
+/// When this many are, further redemptions wait (503) rather than forget one: a forgotten
+/// handle could be redeemed again. Filling it takes real sign-ins.
 const MAX_REMEMBERED: usize = 200_000;
+/// Handles spent without an accepted exchange (an error callback, a code the provider refused,
+/// a provider that could not be reached), remembered at most (about 5 MB). Anyone can make these
+/// without credentials, so a full set forgets the one closest to expiry instead of refusing
+/// sign-ins. Replaying a forgotten one asks the provider for a code it has already refused, or
+/// shows the error again.
+const MAX_REMEMBERED_FAILED: usize = 200_000;
 /// The longest handle [`Sealer::open`] accepts. [`Sealer::seal`] refuses a transaction whose
 /// handle would be longer, so a login that could never complete is refused before the user signs
 /// in at the provider.
@@ -61,57 +67,97 @@ pub(crate) struct Sealer {
     used: Mutex<Used>,
 }
 
-/// The handles that cannot be redeemed now: the spent ones that have not expired (their ids, and
-/// the same ids by expiry so that the expired ones leave in order, each at O(log n)), and the
-/// ones whose exchange is under way.
-///
-/// A handle is spent only once the provider accepted its code. Recording every attempt would let
-/// anyone fill this set without credentials (a login, then an error callback or a bogus code),
-/// and a full set refuses every sign-in.
-struct Used {
-    spent: HashSet<[u8; 16]>,
+/// Spent handles that have not expired, by id and by expiry, so that the expired ones leave in
+/// order (each at O(log n)), and the one closest to expiry can be found.
+#[derive(Default)]
+struct Spent {
+    ids: HashSet<[u8; 16]>,
     by_expiry: BinaryHeap<Reverse<(i64, [u8; 16])>>,
+}
+
+impl Spent {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn contains(&self, id: &[u8; 16]) -> bool {
+        self.ids.contains(id)
+    }
+
+    fn insert(&mut self, id: [u8; 16], expires_at: i64) {
+        if self.ids.insert(id) {
+            self.by_expiry.push(Reverse((expires_at, id)));
+        }
+    }
+
+    /// The earliest expiry.
+    fn next_expiry(&self) -> Option<i64> {
+        self.by_expiry.peek().map(|Reverse((expiry, _))| *expiry)
+    }
+
+    /// Forgets the handle closest to expiry.
+    fn forget_earliest(&mut self) {
+        if let Some(Reverse((_, id))) = self.by_expiry.pop() {
+            self.ids.remove(&id);
+        }
+    }
+
+    /// Forgets the handles that have expired: they cannot be opened any more.
+    fn forget_expired(&mut self, now: i64) {
+        while self.next_expiry().is_some_and(|expiry| expiry <= now) {
+            self.forget_earliest();
+        }
+    }
+}
+
+/// The handles that cannot be redeemed now: the spent ones that have not expired, and the ones
+/// whose exchange is under way.
+///
+/// Every redemption spends its handle, whatever its outcome (SECURITY D2, D5). The ones whose
+/// code the provider accepted are kept strictly; the others, which anyone can make without
+/// credentials (a login, then an error callback or a made-up code), in a set of their own that
+/// forgets its oldest when full, so that they can never fill the strict one and lock every
+/// user out.
+struct Used {
+    /// Accepted by the provider: never forgotten before expiry.
+    accepted: Spent,
+    /// Spent without an accepted exchange, at most [`MAX_REMEMBERED_FAILED`].
+    failed: Spent,
     /// Reserved for an exchange in progress. A reservation ends within one provider request
     /// (or when its request is dropped), so these count against the capacity but need no expiry.
     in_flight: HashSet<[u8; 16]>,
     capacity: usize,
+    failed_capacity: usize,
 }
 
 impl Used {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, failed_capacity: usize) -> Self {
         Self {
-            spent: HashSet::new(),
-            by_expiry: BinaryHeap::new(),
+            accepted: Spent::default(),
+            failed: Spent::default(),
             in_flight: HashSet::new(),
             capacity,
+            failed_capacity,
         }
     }
 
-    /// Forgets the spent handles that have expired: they cannot be opened any more.
-    fn forget_expired(&mut self, now: i64) {
-        while let Some(Reverse((expiry, old))) = self.by_expiry.peek()
-            && *expiry <= now
-        {
-            self.spent.remove(old);
-            self.by_expiry.pop();
-        }
-    }
-
-    /// Reserves `id` for one exchange; false if it is spent or already reserved. A full set
-    /// refuses with 503 until the earliest spent handle expires, rather than forget one early
-    /// and let it be replayed.
+    /// Reserves `id` for one redemption; false if it is spent or already reserved. When the
+    /// accepted ones and the exchanges under way fill the capacity, it refuses with 503 until
+    /// the earliest accepted one expires, rather than forget one early and let it be replayed.
     fn reserve(&mut self, id: [u8; 16], now: i64) -> Result<bool, AuthError> {
-        self.forget_expired(now);
-        if self.spent.contains(&id) || self.in_flight.contains(&id) {
+        self.accepted.forget_expired(now);
+        self.failed.forget_expired(now);
+        if self.accepted.contains(&id) || self.failed.contains(&id) || self.in_flight.contains(&id)
+        {
             return Ok(false);
         }
-        if self.spent.len() + self.in_flight.len() >= self.capacity {
+        if self.accepted.len() + self.in_flight.len() >= self.capacity {
             let wait = self
-                .by_expiry
-                .peek()
-                .map_or(1, |Reverse((expiry, _))| expiry.saturating_sub(now));
+                .accepted
+                .next_expiry()
+                .map_or(1, |expiry| expiry.saturating_sub(now));
             tracing::warn!(
-                remembered = self.spent.len(),
+                remembered = self.accepted.len(),
                 in_flight = self.in_flight.len(),
                 "too many unexpired login states were redeemed; refusing more until the oldest expire"
             );
@@ -124,15 +170,21 @@ impl Used {
         Ok(true)
     }
 
-    /// The exchange of a reserved `id` did not happen: it may be tried again.
-    fn release(&mut self, id: &[u8; 16]) {
-        self.in_flight.remove(id);
+    /// The redemption of a reserved `id` ended without an accepted exchange: it is spent until
+    /// `expires_at`, among the failed ones, which forget the one closest to expiry when full.
+    fn fail(&mut self, id: [u8; 16], expires_at: i64) {
+        if self.in_flight.remove(&id) {
+            if self.failed.len() >= self.failed_capacity {
+                self.failed.forget_earliest();
+            }
+            self.failed.insert(id, expires_at);
+        }
     }
 
     /// The provider accepted the code of a reserved `id`: it is spent until `expires_at`.
     fn confirm(&mut self, id: [u8; 16], expires_at: i64) {
-        if self.in_flight.remove(&id) && self.spent.insert(id) {
-            self.by_expiry.push(Reverse((expires_at, id)));
+        if self.in_flight.remove(&id) {
+            self.accepted.insert(id, expires_at);
         }
     }
 }
@@ -143,12 +195,12 @@ impl std::fmt::Debug for Sealer {
     }
 }
 
-/// A login transaction reserved for its code exchange: while it lives, any other use of the
-/// handle is refused, so concurrent replays lose. [`Reservation::confirm`] spends the handle for
-/// good once the provider accepted the code; dropped without it (the provider refused the code or
-/// could not be reached, or the request was abandoned), the handle is released and can be
-/// redeemed again, since nothing was.
-#[must_use = "a reservation dropped unconfirmed releases the handle"]
+/// A login transaction reserved for its redemption: while it lives, any other use of the handle
+/// is refused, so concurrent replays lose. [`Reservation::confirm`] records the handle among the
+/// ones the provider accepted; dropped without it (an error callback, a code the provider
+/// refused, a provider that could not be reached, an abandoned request), the handle is spent
+/// all the same, among the failed ones (see [`Used`]).
+#[must_use = "a reservation dropped unconfirmed spends the handle as a failed redemption"]
 pub(crate) struct Reservation<'a> {
     used: &'a Mutex<Used>,
     id: [u8; 16],
@@ -167,7 +219,7 @@ impl Reservation<'_> {
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.confirmed {
-            lock(self.used).release(&self.id);
+            lock(self.used).fail(self.id, self.expires_at);
         }
     }
 }
@@ -264,11 +316,15 @@ impl Sealer {
     }
 
     fn remembering(key: Option<[u8; 32]>, capacity: usize) -> Self {
+        Self::remembering_failed(key, capacity, MAX_REMEMBERED_FAILED)
+    }
+
+    fn remembering_failed(key: Option<[u8; 32]>, capacity: usize, failed: usize) -> Self {
         let key = key.unwrap_or_else(random::<32>);
         let key = UnboundKey::new(&AES_256_GCM, &key).expect("AES-256-GCM accepts any 32-byte key");
         Self {
             key: LessSafeKey::new(key),
-            used: Mutex::new(Used::new(capacity)),
+            used: Mutex::new(Used::new(capacity, failed)),
         }
     }
 
@@ -325,11 +381,12 @@ impl Sealer {
         Ok(tx)
     }
 
-    /// Reserves a transaction for its code exchange, just before the provider is asked; 400
-    /// `invalid_grant` if it is spent or another exchange of it is under way. Nothing that does
-    /// not reach the provider (an error callback, a refused request) reserves, and a reservation
-    /// the provider does not confirm is released: only accepted exchanges stay remembered, each
-    /// until its transaction expires (it cannot be opened after), and no longer.
+    /// Reserves a transaction for its redemption (a code exchange, just before the provider is
+    /// asked, or an error callback); 400 `invalid_grant` if it is spent or another redemption of
+    /// it is under way. Requests refused before that (a wrong verifier, a redirect URI that
+    /// does not match) spend nothing, so whoever holds a stolen handle cannot spend it. Every
+    /// reservation spends the handle until its transaction expires (it cannot be opened after);
+    /// see [`Reservation`].
     pub(crate) fn reserve(&self, tx: &Transaction, now: i64) -> Result<Reservation<'_>, AuthError> {
         if lock(&self.used).reserve(tx.id, now)? {
             Ok(Reservation {
@@ -440,10 +497,13 @@ mod tests {
         sealer.reserve(tx, now).map(Reservation::confirm)
     }
 
-    fn remembered(sealer: &Sealer) -> usize {
+    /// The accepted and the failed handles remembered.
+    fn remembered(sealer: &Sealer) -> (usize, usize) {
         let used = lock(&sealer.used);
-        assert_eq!(used.spent.len(), used.by_expiry.len());
-        used.spent.len()
+        for spent in [&used.accepted, &used.failed] {
+            assert_eq!(spent.ids.len(), spent.by_expiry.len());
+        }
+        (used.accepted.len(), used.failed.len())
     }
 
     fn tx_with(id: u8, expires_at: i64) -> Transaction {
@@ -484,22 +544,29 @@ mod tests {
         drop(first);
     }
 
-    /// The provider refused the code or could not be reached: nothing was redeemed, so the
-    /// handle is released and not remembered; a reservation of an abandoned request is
-    /// released the same way.
+    /// An error callback, a code the provider refused or could not answer, an abandoned
+    /// request: the handle is spent all the same (SECURITY D2, D5), among the failed ones, which
+    /// do not count against the capacity of the accepted ones.
     #[test]
-    fn a_reservation_dropped_unconfirmed_releases_the_transaction() {
+    fn a_reservation_dropped_unconfirmed_spends_the_transaction() {
         let sealer = Sealer::remembering(None, 1);
-        for _ in 0..3 {
-            let reservation = sealer.reserve(&tx(), 0);
-            assert!(reservation.is_ok());
-            drop(reservation);
-        }
-        assert_eq!(remembered(&sealer), 0);
+        let reservation = sealer.reserve(&tx(), 0);
+        assert!(reservation.is_ok());
+        drop(reservation);
+        let again = sealer.reserve(&tx(), 0).err();
+        assert_eq!(
+            again.as_ref().and_then(AuthError::code),
+            Some("invalid_grant")
+        );
+        assert_eq!(remembered(&sealer), (0, 1));
         assert!(lock(&sealer.used).in_flight.is_empty());
         assert!(
             spend(&sealer, &tx_with(8, 1_000), 0).is_ok(),
-            "released handles leave no trace in the capacity"
+            "failed redemptions leave the accepted ones their capacity"
+        );
+        assert!(
+            sealer.reserve(&tx(), 1_000).is_ok(),
+            "forgotten once expired"
         );
     }
 
@@ -511,12 +578,12 @@ mod tests {
         for (id, expires_at) in [(1, 300), (2, 100), (3, 200)] {
             assert!(spend(&sealer, &tx_with(id, expires_at), 50).is_ok());
         }
-        assert_eq!(remembered(&sealer), 3);
+        assert_eq!(remembered(&sealer), (3, 0));
         assert!(spend(&sealer, &tx_with(4, 400), 150).is_ok());
-        assert_eq!(remembered(&sealer), 3, "2 expired at 100");
+        assert_eq!(remembered(&sealer), (3, 0), "2 expired at 100");
         assert!(spend(&sealer, &tx_with(3, 200), 199).is_err(), "3 is live");
         assert!(spend(&sealer, &tx_with(5, 500), 300).is_ok());
-        assert_eq!(remembered(&sealer), 2, "1 and 3 expired");
+        assert_eq!(remembered(&sealer), (2, 0), "1 and 3 expired");
     }
 
     /// At capacity with every remembered transaction still live, a new redemption is refused
@@ -538,23 +605,38 @@ mod tests {
             "a replay is still refused"
         );
         assert!(spend(&sealer, &tx_with(3, 190), 130).is_ok(), "1 expired");
-        assert_eq!(remembered(&sealer), 2);
+        assert_eq!(remembered(&sealer), (2, 0));
         drop(under_way);
     }
 
-    /// The denial of service this set must not allow: logins that never reach a provider
-    /// exchange, or whose code the provider refuses, leave nothing behind, so they cannot fill
-    /// the set and lock every user out.
+    /// The denial of service this set must not allow: redemptions anyone can make without
+    /// credentials (a login, then an error callback or a made-up code) never refuse sign-ins.
+    /// Past their own capacity the failed ones forget the one closest to expiry; the accepted
+    /// ones keep theirs whole.
     #[test]
-    fn refused_exchanges_cannot_fill_the_set() {
-        let sealer = Sealer::remembering(None, 2);
-        for id in 0..=200 {
-            let reservation = sealer.reserve(&tx_with(id, 1_000), 0);
+    fn failed_redemptions_cannot_lock_out_sign_ins() {
+        let sealer = Sealer::remembering_failed(None, 2, 3);
+        for id in 0..=200u8 {
+            let expires_at = 1_000 + i64::from(id);
+            let reservation = sealer.reserve(&tx_with(id, expires_at), 0);
             assert!(reservation.is_ok(), "attempt {id}");
         }
-        assert_eq!(remembered(&sealer), 0);
+        assert_eq!(remembered(&sealer), (0, 3));
+        for id in 198..=200 {
+            assert!(
+                sealer
+                    .reserve(&tx_with(id, 1_000 + i64::from(id)), 0)
+                    .is_err(),
+                "{id} is remembered"
+            );
+        }
+        assert!(
+            sealer.reserve(&tx_with(0, 1_000), 0).is_ok(),
+            "the earliest to expire was forgotten"
+        );
         assert!(spend(&sealer, &tx_with(201, 1_000), 0).is_ok());
         assert!(spend(&sealer, &tx_with(202, 1_000), 0).is_ok());
+        assert_eq!(remembered(&sealer).0, 2);
     }
 
     /// The sealed length is known before sealing, and a transaction whose handle `open` would
