@@ -4,7 +4,8 @@
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
 
-use crate::flow::seal::random;
+use crate::error::{AuthError, ErrorKind};
+use crate::flow::seal::try_random;
 
 /// First byte of a stored value: how the rest is to be read.
 const PLAIN: u8 = 0;
@@ -49,46 +50,49 @@ impl AtRest {
     }
 
     /// A key derived from `secret` (HKDF-SHA256) for `purpose`.
+    ///
+    /// # Panics
+    ///
+    /// Never in practice: HKDF-SHA256 yields up to 8160 bytes, and 32 are asked. A key of
+    /// zeros, which going on after a failure would mean, is no key.
     pub(crate) fn derive(secret: &[u8], purpose: &str) -> [u8; 32] {
         let prk = Salt::new(HKDF_SHA256, b"oidc-auth at-rest key").extract(secret);
         let mut out = [0u8; 32];
         let info = [purpose.as_bytes()];
-        match prk.expand(&info, HKDF_SHA256) {
-            Ok(okm) => {
-                if okm.fill(&mut out).is_err() {
-                    tracing::error!("deriving the at-rest key failed");
-                }
-            }
-            Err(_) => tracing::error!("deriving the at-rest key failed"),
-        }
+        prk.expand(&info, HKDF_SHA256)
+            .and_then(|okm| okm.fill(&mut out))
+            .expect("HKDF-SHA256 yields a 32-byte key");
         out
     }
 
-    /// The stored form of `plain` for the row `row`.
-    pub(crate) fn seal(&self, row: &str, plain: &[u8]) -> Vec<u8> {
+    /// The stored form of `plain` for the row `row`; 500 when no random nonce can be had or
+    /// encryption fails, so that a value meant to be sealed is never stored in the clear.
+    pub(crate) fn seal(&self, row: &str, plain: &[u8]) -> Result<Vec<u8>, AuthError> {
         let Some(key) = &self.key else {
             let mut out = Vec::with_capacity(plain.len() + 1);
             out.push(PLAIN);
             out.extend_from_slice(plain);
-            return out;
+            return Ok(out);
         };
-        let nonce_bytes = random::<NONCE_LEN>();
+        let nonce_bytes = try_random::<NONCE_LEN>()?;
         let mut body = plain.to_vec();
-        if key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce_bytes),
-                Aad::from(row.as_bytes()),
-                &mut body,
-            )
-            .is_err()
-        {
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce_bytes),
+            Aad::from(row.as_bytes()),
+            &mut body,
+        )
+        .map_err(|_| {
             tracing::error!("encrypting a stored value failed");
-        }
+            AuthError::new(
+                ErrorKind::Misconfigured,
+                "the server could not encrypt a stored value",
+            )
+        })?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + body.len());
         out.push(SEALED);
         out.extend_from_slice(&nonce_bytes);
         out.extend_from_slice(&body);
-        out
+        Ok(out)
     }
 
     /// The plain value of a stored value of row `row`.
@@ -125,7 +129,9 @@ mod tests {
     #[test]
     fn sealed_values_open_only_in_their_row() {
         let at_rest = AtRest::new(Some([7; 32]));
-        let sealed = at_rest.seal("session:a", b"provider-refresh-token");
+        let sealed = at_rest
+            .seal("session:a", b"provider-refresh-token")
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(
             !sealed
                 .windows(b"provider-refresh-token".len())
@@ -152,7 +158,9 @@ mod tests {
 
     #[test]
     fn plain_values_are_marked_and_refused_once_a_key_exists() {
-        let plain = AtRest::new(None).seal("key:k", b"pkcs8");
+        let plain = AtRest::new(None)
+            .seal("key:k", b"pkcs8")
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(plain[0], PLAIN);
         assert_eq!(
             AtRest::new(None).open("key:k", &plain).ok().as_deref(),

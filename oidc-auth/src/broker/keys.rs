@@ -346,7 +346,7 @@ impl Keys {
         let kid = thumbprint(&signer.public_members());
         let retire_at = active_from.saturating_add(self.period);
         Ok(StoredKey {
-            private_key: self.at_rest.seal(&key_row(&kid), &pkcs8),
+            private_key: self.at_rest.seal(&key_row(&kid), &pkcs8)?,
             public_jwk: Value::Object(signer.public_members()).to_string(),
             alg: self.alg.as_str().to_owned(),
             kid,

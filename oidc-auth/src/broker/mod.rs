@@ -30,7 +30,7 @@ use serde_json::{Map, Value, json};
 use crate::auth::OidcAuth;
 use crate::config::OidcConfig;
 use crate::error::{AuthError, ErrorKind};
-use crate::flow::seal::random;
+use crate::flow::seal::{random, try_random};
 use crate::provider::Signed;
 use crate::store::{RefreshRecord, RotateOutcome, Session, Store, StoreError};
 use crate::token::{IdToken, groups_of, roles_of};
@@ -110,8 +110,10 @@ pub(crate) fn sha256(value: &[u8]) -> [u8; 32] {
     out
 }
 
-fn random_id<const N: usize>() -> String {
-    URL_SAFE_NO_PAD.encode(random::<N>())
+/// `N` random bytes, base64url: an identifier no one can guess, or 500 when the system random
+/// number generator fails (never a predictable one).
+fn random_id<const N: usize>() -> Result<String, AuthError> {
+    Ok(URL_SAFE_NO_PAD.encode(try_random::<N>()?))
 }
 
 fn session_row(id: &str) -> String {
@@ -506,7 +508,7 @@ impl Broker {
         let mut claims = profile.clone();
         claims.insert("iss".into(), Value::String(self.issuer.clone()));
         claims.insert("aud".into(), Value::String(audience.to_owned()));
-        claims.insert("jti".into(), Value::String(random_id::<16>()));
+        claims.insert("jti".into(), Value::String(random_id::<16>()?));
         claims.insert("iat".into(), now.into());
         claims.insert("nbf".into(), now.into());
         claims.insert("exp".into(), exp.into());
@@ -586,7 +588,7 @@ impl Broker {
             self.refresh_ttl
         };
         let expires_at = now.saturating_add(lifetime);
-        let session_id = random_id::<16>();
+        let session_id = random_id::<16>()?;
         let (access, exp) = self
             .mint(
                 &profile,
@@ -605,7 +607,7 @@ impl Broker {
             .put_session(&Session {
                 provider_refresh_token: self
                     .sessions
-                    .seal(&session_row(&session_id), provider_refresh.as_bytes()),
+                    .seal(&session_row(&session_id), provider_refresh.as_bytes())?,
                 id: session_id.clone(),
                 subject,
                 userinfo: Value::Object(profile).to_string(),
@@ -613,11 +615,11 @@ impl Broker {
             })
             .await
             .map_err(store_error)?;
-        let refresh = random_id::<32>();
+        let refresh = random_id::<32>()?;
         store
             .insert_refresh(&RefreshRecord {
                 hash: sha256(refresh.as_bytes()),
-                family: random_id::<16>(),
+                family: random_id::<16>()?,
                 session_id,
                 expires_at,
             })
@@ -683,7 +685,7 @@ impl Broker {
         // Rotating to a successor no one receives is how the store finds and spends a token
         // in one atomic step, under the same rules as a refresh.
         let outcome = store
-            .rotate_refresh(&sha256(token.as_bytes()), &random::<32>(), auth.now())
+            .rotate_refresh(&sha256(token.as_bytes()), &try_random::<32>()?, auth.now())
             .await
             .map_err(store_error)?;
         let (RotateOutcome::Rotated(record) | RotateOutcome::Spent(record)) = outcome else {
@@ -943,7 +945,7 @@ impl Broker {
                     {
                         session.provider_refresh_token = self
                             .sessions
-                            .seal(&session_row(&session.id), rotated.as_bytes());
+                            .seal(&session_row(&session.id), rotated.as_bytes())?;
                     }
                     session.userinfo = Value::Object(profile.clone()).to_string();
                     // Only while the session is there: a sign-out that deleted it while the
