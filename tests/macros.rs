@@ -68,6 +68,56 @@ async fn actix_feed(token: Option<IdToken>) -> impl Responder {
     HttpResponse::Ok().body(format!("{}", token.is_some()))
 }
 
+/// A body extractor before the token: the guard still runs first.
+#[oidc::required]
+async fn actix_body_first(body: web::Json<(String, u64)>, token: IdToken) -> impl Responder {
+    HttpResponse::Ok().body(format!("{} {}", token.sub(), body.0.0))
+}
+
+#[oidc::optional]
+async fn actix_optional_body_first(
+    body: web::Json<(String, u64)>,
+    token: Option<IdToken>,
+) -> impl Responder {
+    HttpResponse::Ok().body(format!("{} {}", token.is_some(), body.0.0))
+}
+
+/// On axum the body extractor must be last; the guard is a parts extractor and runs before it.
+#[oidc::required]
+async fn axum_body_last(token: IdToken, body: axum::Json<(String, u64)>) -> String {
+    format!("{} {}", token.sub(), body.0.0)
+}
+
+/// Requests that a JSON extractor of `(String, u64)` refuses by itself: a wrong `Content-Type`,
+/// a body over its 2 MiB limit, and a JSON body of the wrong shape (an element missing). Each with
+/// its `Content-Type`, its body, and the status the extractor gives on actix-web and on axum
+/// (actix-web answers a wrong `Content-Type` with 400 "Content type error").
+fn refused_bodies() -> [(&'static str, &'static str, Vec<u8>, u16, u16); 3] {
+    [
+        (
+            "wrong content type",
+            "text/plain",
+            br#"["a", 1]"#.to_vec(),
+            400,
+            415,
+        ),
+        (
+            "too large",
+            "application/json",
+            vec![b' '; 3 << 20],
+            413,
+            413,
+        ),
+        (
+            "missing field",
+            "application/json",
+            br#"["a"]"#.to_vec(),
+            400,
+            422,
+        ),
+    ]
+}
+
 struct Tokens {
     admin: String,
     user: String,
@@ -174,4 +224,103 @@ async fn macro_protected_actix_handlers_answer_401_403_200() {
     }
     let feed = test::call_service(&app, test::TestRequest::get().uri("/feed").to_request()).await;
     assert_eq!(test::read_body(feed).await, "false");
+}
+
+/// A body extractor written before the token parameter must not answer before the guard: on
+/// actix-web, extractors run in parameter order, so the body used to be read and refused (415,
+/// 413, or a deserialize error describing the expected body) for a caller with no token at all.
+#[actix_web::test]
+async fn actix_body_extractor_before_the_token_answers_only_after_authentication() {
+    let idp = MockProvider::start().await.expect("provider");
+    let auth = OidcAuth::new(base_config(&idp).build().expect("config"));
+    let t = tokens(&idp);
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(auth))
+            .route("/body-first", web::post().to(actix_body_first))
+            .route(
+                "/optional-body-first",
+                web::post().to(actix_optional_body_first),
+            ),
+    )
+    .await;
+    let request = |content_type: &str, body: &[u8], token: Option<&str>| {
+        let mut request = test::TestRequest::post()
+            .uri("/body-first")
+            .insert_header(("content-type", content_type.to_owned()))
+            .set_payload(body.to_vec());
+        if let Some(token) = token {
+            request = request.insert_header(("authorization", format!("Bearer {token}")));
+        }
+        request.to_request()
+    };
+    for (case, content_type, body, refused, _) in refused_bodies() {
+        let response = test::call_service(&app, request(content_type, &body, None)).await;
+        assert_eq!(response.status().as_u16(), 401, "{case}");
+        assert_eq!(
+            response
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok()),
+            Some("Bearer"),
+            "{case}"
+        );
+        let answer = test::read_body(response).await;
+        assert!(
+            !String::from_utf8_lossy(&answer).contains("tuple"),
+            "{case}: the expected body shape is not revealed"
+        );
+        // An authenticated caller reaches the extractor, which refuses the request itself.
+        let response = test::call_service(&app, request(content_type, &body, Some(&t.user))).await;
+        assert_eq!(response.status().as_u16(), refused, "{case} with a token");
+    }
+    let valid = test::TestRequest::post()
+        .uri("/body-first")
+        .insert_header(("authorization", format!("Bearer {}", t.user)))
+        .set_json(json!(["file", 3]))
+        .to_request();
+    assert_eq!(
+        test::read_body(test::call_service(&app, valid).await).await,
+        "alice file"
+    );
+    let optional = test::TestRequest::post()
+        .uri("/optional-body-first")
+        .set_json(json!(["file", 3]))
+        .to_request();
+    assert_eq!(
+        test::read_body(test::call_service(&app, optional).await).await,
+        "false file"
+    );
+}
+
+/// The same requests on axum, where the body extractor is last: 401 before the body is looked at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_body_extractor_after_the_token_answers_only_after_authentication() {
+    let idp = MockProvider::start().await.expect("provider");
+    let auth = OidcAuth::new(base_config(&idp).build().expect("config"));
+    let t = tokens(&idp);
+    let app = Router::new()
+        .route("/body-last", axum::routing::post(axum_body_last))
+        .with_state(auth);
+    for (case, content_type, body, _, refused) in refused_bodies() {
+        for (token, expected) in [(None, 401), (Some(&t.user), refused)] {
+            let mut request = Request::post("/body-last").header("content-type", content_type);
+            if let Some(token) = token {
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            let request = request.body(Body::from(body.clone())).expect("request");
+            let response = app.clone().oneshot(request).await.expect("answer");
+            assert_eq!(response.status().as_u16(), expected, "{case} {token:?}");
+            if token.is_none() {
+                assert_eq!(
+                    response
+                        .headers()
+                        .get("www-authenticate")
+                        .and_then(|v| v.to_str().ok()),
+                    Some("Bearer"),
+                    "{case}"
+                );
+            }
+        }
+    }
 }

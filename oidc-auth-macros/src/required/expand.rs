@@ -1,5 +1,5 @@
-//! Code generation: a hidden policy type and the guard parameter. The body and the return type
-//! are never touched.
+//! Code generation: a hidden policy type and the guard parameter, always the first one. The
+//! body and the return type are never touched.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
@@ -50,29 +50,43 @@ pub(crate) fn expand(model: &Model, mut item: ItemFn) -> TokenStream {
     // The user's own spelling of the token type is kept in a checked conversion, so that it
     // resolves to the real `IdToken` and its import stays used.
     let mut token_type_check = TokenStream::new();
-    match model.token {
-        TokenParam::At(index) => {
-            if let Some(FnArg::Typed(pat_type)) = item.sig.inputs.iter_mut().nth(index) {
-                let user_ty = &pat_type.ty;
-                let check = match model.mode {
-                    Mode::Required => quote!(#krate::__private::RequiredToken),
-                    Mode::Optional => quote!(#krate::__private::OptionalToken),
-                };
-                token_type_check = quote_spanned! {user_ty.span()=>
-                    fn __oidc_auth_token_type<T: #check>() {}
-                    fn __oidc_auth_token_type_check() { __oidc_auth_token_type::<#user_ty>() }
-                };
-                let pat = &pat_type.pat;
-                let new_pat: syn::Pat = parse_quote!(#guard(#pat, _));
-                let new_ty: syn::Type = parse_quote!(#guard<#policy>);
-                *pat_type.pat = new_pat;
-                *pat_type.ty = new_ty;
+    // The guard always becomes the first parameter. actix-web creates and polls extractors in
+    // parameter order, so a body extractor before the guard would answer first (413, or a
+    // content-type or deserialize error describing the expected body) to a caller without a
+    // token. axum runs every `FromRequestParts` extractor before the body one, whatever their
+    // order.
+    let mut others = syn::punctuated::Punctuated::new();
+    let mut token_param = None;
+    for (i, input) in std::mem::take(&mut item.sig.inputs).into_iter().enumerate() {
+        match input {
+            FnArg::Typed(pat_type) if matches!(model.token, TokenParam::At(at) if at == i) => {
+                token_param = Some(pat_type);
             }
-        }
-        TokenParam::Absent => {
-            item.sig.inputs.insert(0, parse_quote!(_: #guard<#policy>));
+            other => others.push(other),
         }
     }
+    item.sig.inputs = others;
+    let guard_param: FnArg = match token_param {
+        Some(mut pat_type) => {
+            let user_ty = &pat_type.ty;
+            let check = match model.mode {
+                Mode::Required => quote!(#krate::__private::RequiredToken),
+                Mode::Optional => quote!(#krate::__private::OptionalToken),
+            };
+            token_type_check = quote_spanned! {user_ty.span()=>
+                fn __oidc_auth_token_type<T: #check>() {}
+                fn __oidc_auth_token_type_check() { __oidc_auth_token_type::<#user_ty>() }
+            };
+            let pat = &pat_type.pat;
+            let new_pat: syn::Pat = parse_quote!(#guard(#pat, _));
+            let new_ty: syn::Type = parse_quote!(#guard<#policy>);
+            *pat_type.pat = new_pat;
+            *pat_type.ty = new_ty;
+            FnArg::Typed(pat_type)
+        }
+        None => parse_quote!(_: #guard<#policy>),
+    };
+    item.sig.inputs.insert(0, guard_param);
 
     quote! {
         #[doc(hidden)]

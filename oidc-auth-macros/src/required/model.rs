@@ -26,9 +26,10 @@ impl Mode {
 
 /// Where the token goes.
 pub(crate) enum TokenParam {
-    /// The parameter at this index has type `IdToken` (required) or `Option<IdToken>` (optional).
+    /// The parameter at this index has type `IdToken` (required) or `Option<IdToken>` (optional);
+    /// it becomes the guard, moved to the front.
     At(usize),
-    /// The handler takes no token; a guard parameter is added.
+    /// The handler takes no token; a guard parameter is added in front.
     Absent,
 }
 

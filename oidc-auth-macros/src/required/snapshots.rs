@@ -94,6 +94,41 @@ fn optional_with_a_token() {
     );
 }
 
+/// The guard goes first, ahead of a body extractor written before the token, so that actix-web
+/// authenticates before it reads the body.
+#[test]
+fn required_moves_the_token_in_front_of_the_body() {
+    check(
+        "required_token_after_body",
+        Mode::Required,
+        quote!(scopes = "upload"),
+        quote!(
+            async fn upload(
+                body: web::Json<Upload>,
+                query: web::Query<Q>,
+                mut token: IdToken,
+            ) -> String {
+                token.sub().to_owned()
+            }
+        ),
+    );
+}
+
+/// The same for `optional`.
+#[test]
+fn optional_moves_the_token_in_front_of_the_body() {
+    check(
+        "optional_token_after_body",
+        Mode::Optional,
+        quote!(),
+        quote!(
+            async fn upload(body: web::Json<Upload>, token: Option<IdToken>) -> String {
+                format!("{}", token.is_some())
+            }
+        ),
+    );
+}
+
 #[test]
 fn an_error_keeps_the_function_and_adds_the_message() {
     check(

@@ -32,11 +32,11 @@ const _: () = {
     }
 };
 pub async fn admin(
-    state: State<App>,
     ::oidc_auth::__private::Authorized(
         token,
         _,
     ): ::oidc_auth::__private::Authorized<__oidc_auth_policy_admin>,
+    state: State<App>,
 ) -> impl IntoResponse {
     token.sub().to_owned()
 }

@@ -1,0 +1,23 @@
+#[doc(hidden)]
+#[allow(non_camel_case_types)]
+struct __oidc_auth_policy_upload;
+const _: () = {
+    impl ::oidc_auth::__private::Policy for __oidc_auth_policy_upload {
+        const SCOPES: &'static [&'static str] = &["upload"];
+        const CLAIMS: &'static [::oidc_auth::__private::ClaimRule] = &[];
+    }
+    fn __oidc_auth_token_type<T: ::oidc_auth::__private::RequiredToken>() {}
+    fn __oidc_auth_token_type_check() {
+        __oidc_auth_token_type::<IdToken>()
+    }
+};
+async fn upload(
+    ::oidc_auth::__private::Authorized(
+        mut token,
+        _,
+    ): ::oidc_auth::__private::Authorized<__oidc_auth_policy_upload>,
+    body: web::Json<Upload>,
+    query: web::Query<Q>,
+) -> String {
+    token.sub().to_owned()
+}
