@@ -2,7 +2,9 @@
 //! device, logout and userinfo, and the SECURITY.md cases D and E that concern them.
 
 use oidc_auth::testing::{Endpoint, MockProvider};
-use oidc_auth_tests::{FRAMEWORKS, Framework, Harness, Reply, into_reply};
+use oidc_auth_tests::{
+    FRAMEWORKS, Framework, Harness, Reply, browser_login, flow_provider, into_reply,
+};
 use serde_json::json;
 use url::Url;
 
@@ -259,4 +261,56 @@ async fn oversized_token_requests_are_413_with_a_json_error() {
         (error.status(), error.code()),
         (413, Some("invalid_request"))
     );
+}
+
+async fn head(h: &Harness, url: &str, token: Option<&str>) -> u16 {
+    let mut request = h.client().head(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request
+        .send()
+        .await
+        .expect("the server answers")
+        .status()
+        .as_u16()
+}
+
+/// HEAD on a GET auth endpoint is 405 on both frameworks and does none of the endpoint's work.
+/// axum's `get` runs the handler for HEAD too, so a HEAD on the callback used to exchange the
+/// code at the provider and spend the single-use state, leaving the real GET to fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_on_a_get_auth_endpoint_is_405_and_spends_no_state() {
+    let h = Harness::with(flow_provider().await, |b| b, None).await;
+    for fw in FRAMEWORKS {
+        let server_callback = h.url(fw, "/api/auth/v2/callback");
+        let (_, callback) = browser_login(&h, fw, &server_callback).await;
+        let exchanges = h.idp.hits(Endpoint::Token);
+        assert_eq!(head(&h, callback.as_str(), None).await, 405, "{fw:?}");
+        assert_eq!(
+            h.idp.hits(Endpoint::Token),
+            exchanges,
+            "{fw:?}: no code exchange"
+        );
+        let reply = h.get_url(&callback).await;
+        assert_eq!(
+            reply.status, 200,
+            "{fw:?}: the state is still unspent: {}",
+            reply.raw_body
+        );
+        let access = reply.body["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let userinfo = h.idp.hits(Endpoint::Userinfo);
+        for path in [
+            login_path(LOOPBACK),
+            "/api/auth/v2/logout".to_owned(),
+            "/api/auth/v2/userinfo".to_owned(),
+        ] {
+            let status = head(&h, &h.url(fw, &path), Some(&access)).await;
+            assert_eq!(status, 405, "{fw:?} HEAD {path}");
+        }
+        assert_eq!(h.idp.hits(Endpoint::Userinfo), userinfo, "{fw:?}");
+    }
 }

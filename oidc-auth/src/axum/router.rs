@@ -4,10 +4,11 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, RawQuery};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA};
+use axum::handler::Handler;
+use axum::http::header::{ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 
 use crate::auth::OidcAuth;
 use crate::error::AuthError;
@@ -19,6 +20,23 @@ use crate::guard::AuthRejection;
 /// A form body, or the JSON error for one axum could not read (413 over the limit).
 fn form(body: Result<Bytes, BytesRejection>) -> Result<Bytes, AuthError> {
     body.map_err(|e| unreadable_body(e.status().as_u16()))
+}
+
+/// A route that answers GET only. axum's `get` also runs the handler for HEAD and drops the body,
+/// so a HEAD on the callback would exchange the code and spend its single-use state, and a HEAD
+/// on logout or userinfo would do their work, all for an answer nobody reads. Every other method,
+/// HEAD included, is 405 with `Allow: GET`, as on actix-web.
+fn get_only<H, T, S>(handler: H) -> MethodRouter<S>
+where
+    H: Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    get(handler).head(only_get).fallback(only_get)
+}
+
+async fn only_get() -> Response {
+    (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, "GET")]).into_response()
 }
 
 fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> Response {
@@ -73,10 +91,10 @@ where
         let full = format!("{}{}", routes.get_prefix(), path);
         let auth = auth.clone();
         let method = match endpoint {
-            AuthEndpoint::Login => get(move |RawQuery(q): RawQuery| async move {
+            AuthEndpoint::Login => get_only(move |RawQuery(q): RawQuery| async move {
                 respond(&auth, auth.login_endpoint(q.as_deref().unwrap_or("")).await)
             }),
-            AuthEndpoint::Callback => get(move |RawQuery(q): RawQuery| async move {
+            AuthEndpoint::Callback => get_only(move |RawQuery(q): RawQuery| async move {
                 respond(
                     &auth,
                     auth.callback_endpoint(q.as_deref().unwrap_or("")).await,
@@ -96,13 +114,13 @@ where
             AuthEndpoint::Device => {
                 post(move || async move { respond(&auth, auth.device_endpoint().await) })
             }
-            AuthEndpoint::Logout => get(move |RawQuery(q): RawQuery| async move {
+            AuthEndpoint::Logout => get_only(move |RawQuery(q): RawQuery| async move {
                 respond(
                     &auth,
                     auth.logout_endpoint(q.as_deref().unwrap_or("")).await,
                 )
             }),
-            AuthEndpoint::Userinfo => get(move |headers: HeaderMap| async move {
+            AuthEndpoint::Userinfo => get_only(move |headers: HeaderMap| async move {
                 let values = headers
                     .get_all(AUTHORIZATION)
                     .iter()
@@ -110,7 +128,7 @@ where
                 respond(&auth, auth.userinfo_endpoint(values).await)
             }),
             AuthEndpoint::Jwks => {
-                get(move || async move { respond(&auth, auth.jwks_endpoint().await) })
+                get_only(move || async move { respond(&auth, auth.jwks_endpoint().await) })
             }
             AuthEndpoint::Revoke => post(move |body: Result<Bytes, BytesRejection>| async move {
                 let answer = async { auth.revoke_endpoint(&form(body)?).await };
