@@ -11,6 +11,9 @@ pub(crate) struct Model {
     pub(crate) endpoints: Vec<(&'static str, Option<String>)>,
 }
 
+/// Characters with a meaning in axum's or actix-web's route syntax.
+const ROUTE_SYNTAX: &[char] = &[':', '*', '{', '}'];
+
 fn check_path(
     what: &str,
     path: &str,
@@ -43,6 +46,15 @@ fn check_path(
             .any(|c| c.is_whitespace() || c == '?' || c == '#')
     {
         diag.error(span, format!("`#[oidc::auth_router]`: {what} `{path}` is not a plain path; use segments like \"/auth/v2/login\""));
+    } else if let Some(c) = path.chars().find(|c| ROUTE_SYNTAX.contains(c)) {
+        // axum panics at startup on `/:x` and `/*x` and reads `{x}` as a capture; actix reads
+        // `{x}` as a capture too, so `/a/{x}` and `/a/{y}` would silently take the same requests.
+        diag.error(
+            span,
+            format!(
+                "`#[oidc::auth_router]`: {what} `{path}` contains `{c}`, which the routers read as a path parameter or wildcard; the auth endpoints take fixed paths"
+            ),
+        );
     }
 }
 
