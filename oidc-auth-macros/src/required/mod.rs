@@ -12,8 +12,9 @@ use crate::args;
 use crate::diag::Diagnostics;
 pub(crate) use model::Mode;
 
-/// The whole macro. On any error the function is emitted unchanged, followed by the errors, so
-/// the user sees only what is wrong and their IDE keeps working.
+/// The whole macro. On any error the function is emitted unchanged (except for a stacked
+/// `required`/`optional` attribute), followed by the errors, so the user sees only what is wrong
+/// and their IDE keeps working.
 pub(crate) fn expand(mode: Mode, attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut diag = Diagnostics::default();
     let args = args::parse(attr, mode.name(), &mut diag);
@@ -40,6 +41,12 @@ pub(crate) fn expand(mode: Mode, attr: TokenStream, item: TokenStream) -> TokenS
     let model = model::build(mode, args, &function, &mut diag);
     if diag.has_errors() {
         let errors = diag.into_compile_errors();
+        // A second `required`/`optional` below this one has been reported; expanding it too
+        // would only add errors about the same mistake.
+        let mut function = function;
+        function
+            .attrs
+            .retain(|attr| model::guard_attribute(attr).is_none());
         return quote::quote!(#function #errors);
     }
     expand::expand(&model, function)

@@ -75,6 +75,15 @@ fn kind(ty: &Type) -> Kind {
     Kind::Other
 }
 
+/// `required` or `optional` when `attr` is one of these macros (`#[oidc::required]`,
+/// `#[oidc_auth::optional]`, or imported by name), else `None`.
+pub(crate) fn guard_attribute(attr: &syn::Attribute) -> Option<&'static str> {
+    let last = attr.path().segments.last()?;
+    ["required", "optional"]
+        .into_iter()
+        .find(|name| last.ident == name)
+}
+
 /// Checks the function and combines it with the parsed arguments.
 pub(crate) fn build(mode: Mode, args: Args, item: &ItemFn, diag: &mut Diagnostics) -> Model {
     let name = mode.name();
@@ -86,6 +95,30 @@ pub(crate) fn build(mode: Mode, args: Args, item: &ItemFn, diag: &mut Diagnostic
                 item.sig.ident
             ),
         );
+    }
+    // Only the outermost attribute sees the others: each would add its own guard and hidden
+    // policy type, and the second policy type is a confusing "defined multiple times" error.
+    for attr in &item.attrs {
+        let Some(other) = guard_attribute(attr) else {
+            continue;
+        };
+        if other == name {
+            diag.error_spanned(
+                attr,
+                format!(
+                    "`#[oidc::{name}]` is given twice on `{}`; keep one",
+                    item.sig.ident
+                ),
+            );
+        } else {
+            diag.error_spanned(
+                attr,
+                format!(
+                    "`#[oidc::{name}]` and `#[oidc::{other}]` on the same handler `{}`; a token is either required or optional: keep one",
+                    item.sig.ident
+                ),
+            );
+        }
     }
     let mut token = TokenParam::Absent;
     let mut token_span: Option<Span> = None;
