@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use oidc_auth::testing::{Endpoint, Fault, MockProvider, SigningAlg};
 use oidc_auth::{Clock, ManualClock, OidcAuth, SystemClock};
-use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Harness, assert_invalid_token, base_config};
+use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Harness, LOOPBACK, assert_invalid_token, base_config};
 
 fn unknown_kid(idp: &MockProvider, kid: &str) -> String {
     idp.token().audience(AUDIENCE).kid(kid).sign()
@@ -512,6 +512,47 @@ async fn a_key_fetch_with_a_stale_discovery_document_waits_one_timeout() {
     assert_eq!(with_a_new_key().await, 200);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(h.idp.hits(Endpoint::Discovery), refreshed);
+}
+
+/// A login while the discovery document is past its TTL and the provider hangs is sent to the
+/// cached document's authorization endpoint at once, instead of waiting one provider timeout
+/// for the refresh, which runs in the background. Once the provider is back, it happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_with_a_stale_discovery_document_does_not_wait_for_its_refresh() {
+    let (h, clock) = manual(|b| b.timeout(Duration::from_secs(2))).await;
+    let login = format!(
+        "/api/auth/v2/login?{}",
+        serde_urlencoded::to_string([("redirect_uri", LOOPBACK)]).unwrap_or_default()
+    );
+    for fw in FRAMEWORKS {
+        assert_eq!(h.get(fw, &login, None).await.status, 302, "{fw:?}");
+    }
+    let fetched = h.idp.hits(Endpoint::Discovery);
+    h.idp.set_fault_all(Fault::Hang);
+    clock.advance(2 * 3600);
+    for fw in FRAMEWORKS {
+        let started = Instant::now();
+        let reply = h.get(fw, &login, None).await;
+        assert_eq!(reply.status, 302, "{fw:?}: {}", reply.raw_body);
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{fw:?}: the redirect took {:?}",
+            started.elapsed()
+        );
+    }
+
+    h.idp.set_fault_all(Fault::None);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while h.idp.hits(Endpoint::Discovery) <= fetched + 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the discovery document was not refreshed"
+        );
+        // Past the backoff of the refresh that hung.
+        clock.advance(60);
+        assert_eq!(h.get(FRAMEWORKS[0], &login, None).await.status, 302);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// With `issuer` and `jwks_uri` configured, discovery is never fetched.

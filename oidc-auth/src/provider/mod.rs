@@ -269,7 +269,7 @@ impl Provider {
     }
 
     /// The issuer tokens must carry; from configuration when known, else from discovery.
-    pub(crate) async fn issuer(&self) -> Result<Issuer, AuthError> {
+    pub(crate) async fn issuer(self: &Arc<Self>) -> Result<Issuer, AuthError> {
         match &self.expected_issuer {
             Some(issuer) => Ok(issuer.clone()),
             None => Ok(Issuer::new(self.discovery().await?.issuer.clone())),
@@ -287,33 +287,29 @@ impl Provider {
         Some(Issuer::new(doc.value.issuer.clone()))
     }
 
-    /// The discovery document: cached, refreshed after its TTL, the old one kept while the
-    /// provider is unreachable.
-    pub(crate) async fn discovery(&self) -> Result<Arc<Discovery>, AuthError> {
-        let current = self.discovery.current();
-        let seen = current.as_ref().map_or(0, |c| c.generation);
-        if let Some(doc) = &current
-            && self.now() - doc.at < self.discovery_ttl
-        {
+    /// The discovery document: cached, and past its TTL refreshed in the background while the
+    /// cached one answers, so that a hanging provider does not hold a login or a key fetch for
+    /// its timeout. Only a cold start, with no document yet, waits for the fetch.
+    pub(crate) async fn discovery(self: &Arc<Self>) -> Result<Arc<Discovery>, AuthError> {
+        if let Some(doc) = self.discovery.current() {
+            if self.now() - doc.at >= self.discovery_ttl {
+                self.spawn_discovery_refresh(doc.generation);
+            }
             return Ok(Arc::new(doc.value.clone()));
         }
         let refreshed = self
             .discovery
-            .refresh(seen, || self.now(), None, || self.fetch_discovery())
+            .refresh(0, || self.now(), None, || self.fetch_discovery())
             .await;
         match refreshed {
-            Refresh::Fresh(doc) => Ok(Arc::new(doc.value.clone())),
-            Refresh::Cooldown(Some(doc)) => Ok(Arc::new(doc.value.clone())),
+            Refresh::Fresh(doc) | Refresh::Cooldown(Some(doc)) => Ok(Arc::new(doc.value.clone())),
             Refresh::Cooldown(None) => Err(AuthError::unavailable(
                 "the discovery document is not available",
             )),
-            Refresh::Failed { retry_after } => match current {
-                Some(doc) => Ok(Arc::new(doc.value.clone())),
-                None => Err(
-                    AuthError::unavailable("the identity provider is unreachable")
-                        .with_retry_after(retry_after),
-                ),
-            },
+            Refresh::Failed { retry_after } => Err(AuthError::unavailable(
+                "the identity provider is unreachable",
+            )
+            .with_retry_after(retry_after)),
         }
     }
 
@@ -343,19 +339,13 @@ impl Provider {
         Ok(doc)
     }
 
-    /// Where the JWKS is. A cached discovery document of any age is used at once, and one past
-    /// its TTL is refreshed in the background: waiting for that refresh under the key-set gate
-    /// would let a hanging provider hold every request that needs keys for two timeouts, one
-    /// for discovery and one for the JWKS. Only a cold start, with no document yet, waits.
+    /// Where the JWKS is. A cached discovery document of any age is used at once (see
+    /// [`discovery`](Self::discovery)): waiting for its refresh under the key-set gate would let a
+    /// hanging provider hold every request that needs keys for two timeouts, one for discovery
+    /// and one for the JWKS.
     async fn jwks_uri(self: &Arc<Self>) -> Result<Url, FetchError> {
         if let Some(uri) = &self.jwks_override {
             return Ok(uri.clone());
-        }
-        if let Some(doc) = self.discovery.current() {
-            if self.now() - doc.at >= self.discovery_ttl {
-                self.spawn_discovery_refresh(doc.generation);
-            }
-            return Ok(doc.value.jwks_uri.clone());
         }
         self.discovery()
             .await
