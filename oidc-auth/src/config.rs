@@ -358,6 +358,10 @@ impl OidcConfig {
     /// | `OIDC_BROKER_EXCHANGE_CLIENTS` | [`exchange_client`](OidcConfigBuilder::exchange_client), comma list of `id:secret` |
     /// | `OIDC_BROKER_EXCHANGE_AUDIENCES` | [`exchange_audiences`](OidcConfigBuilder::exchange_audiences), comma separated |
     ///
+    /// Every value is trimmed of surrounding whitespace (a secret file ends in a newline), and
+    /// so is each item of a comma list and each side of an `id:secret` pair. A value of only
+    /// whitespace counts as unset.
+    ///
     /// ```no_run
     /// let config = oidc_auth::OidcConfig::from_env()?;
     /// # Ok::<(), oidc_auth::ConfigError>(())
@@ -379,31 +383,35 @@ impl OidcConfig {
     /// # Ok::<(), oidc_auth::ConfigError>(())
     /// ```
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        // Values compared or sent verbatim: a secret file or a here-doc leaves a trailing
-        // newline, which would make every token exchange fail with `invalid_client` or every
-        // token fail its audience or issuer check.
-        let exact = |name: &str| get(name).map(|v| v.trim().to_owned());
+        // Every value is trimmed here, once: a secret file or a here-doc leaves a trailing
+        // newline, which would otherwise make a secret fail with `invalid_client`, a token fail
+        // its audience check, a scope fail validation or a SQLite store open a file whose name
+        // ends in a newline. A value of only whitespace counts as unset, like an empty one.
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let mut b = OidcConfig::builder();
         if let Some(v) = get("OIDC_DISCOVERY_URL") {
             b = b.discovery_url(v);
         }
-        if let Some(v) = exact("OIDC_CLIENT_ID") {
+        if let Some(v) = get("OIDC_CLIENT_ID") {
             b = b.client_id(v);
         }
-        if let Some(v) = exact("OIDC_CLIENT_SECRET") {
+        if let Some(v) = get("OIDC_CLIENT_SECRET") {
             b = b.client_secret(v);
         }
         if let Some(v) = get("OIDC_SCOPES") {
             b = b.scopes(v);
         }
-        if let Some(v) = exact("OIDC_AUDIENCE") {
+        if let Some(v) = get("OIDC_AUDIENCE") {
             b = b.audience(v);
         }
         if let Some(v) = get("OIDC_PROXY") {
             b = b.proxy(v);
         }
-        if let Some(v) = exact("OIDC_ISSUER") {
+        if let Some(v) = get("OIDC_ISSUER") {
             b = b.issuer(v);
         }
         if let Some(v) = get("OIDC_JWKS_URI") {
@@ -437,7 +445,7 @@ impl OidcConfig {
             b = b.offline_access(parse_bool("offline_access", "OIDC_OFFLINE_ACCESS", &v)?);
         }
         if let Some(v) = get("OIDC_TOKEN_CACHE_CAPACITY") {
-            let capacity = v.trim().parse().map_err(|_| {
+            let capacity = v.parse().map_err(|_| {
                 ConfigError::new(
                     "token_cache_capacity",
                     "OIDC_TOKEN_CACHE_CAPACITY must be a whole number",
@@ -451,7 +459,7 @@ impl OidcConfig {
         if let Some(v) = get("OIDC_BROKER_STORE_URL") {
             b = b.broker_store_url(v);
         }
-        if let Some(v) = exact("OIDC_BROKER_AUDIENCE") {
+        if let Some(v) = get("OIDC_BROKER_AUDIENCE") {
             b = b.broker_audience(v);
         }
         if let Some(v) = get("OIDC_TRUSTED_ISSUERS") {
@@ -464,7 +472,7 @@ impl OidcConfig {
             b = b.encryption_key(v);
         }
         if let Some(v) = get("OIDC_BROKER_SIGNING_ALGORITHM") {
-            let alg = v.trim().parse().map_err(|_| {
+            let alg = v.parse().map_err(|_| {
                 ConfigError::new(
                     "broker_signing_algorithm",
                     "OIDC_BROKER_SIGNING_ALGORITHM must be RS256, ES256 or EdDSA",
@@ -480,7 +488,9 @@ impl OidcConfig {
                         "OIDC_BROKER_EXCHANGE_CLIENTS must be a comma list of id:secret",
                     )
                 })?;
-                b = b.exchange_client(id, secret);
+                // Spaces around the `:` are layout, not part of the id or the secret (the list
+                // already trims around each item).
+                b = b.exchange_client(id.trim(), secret.trim());
             }
         }
         if let Some(v) = get("OIDC_BROKER_EXCHANGE_AUDIENCES") {
@@ -506,13 +516,12 @@ impl OidcConfig {
 
 fn parse_secs(option: &'static str, var: &str, value: &str) -> Result<u64, ConfigError> {
     value
-        .trim()
         .parse()
         .map_err(|_| ConfigError::new(option, format!("{var} must be a whole number of seconds")))
 }
 
 fn parse_bool(option: &'static str, var: &str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
+    match value.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(ConfigError::new(
@@ -685,15 +694,17 @@ setters! {
     token_cache_capacity(value: usize) => |b: &mut Self, v| b.token_cache_capacity = v;
     /// Longest time a validated token is served from the cache (default 300 s).
     token_cache_ttl(value: Duration) => |b: &mut Self, v| b.token_cache_ttl = v;
-    /// Time before the discovery document is fetched again (default 1 h).
+    /// Time before the discovery document is fetched again (default 1 h, at least 1 s).
     discovery_ttl(value: Duration) => |b: &mut Self, v| b.discovery_ttl = v;
-    /// Time before the JWKS is refreshed in the background (default 10 min, at least 1 s).
+    /// Time before the JWKS is refreshed in the background (default 10 min, at least 1 s and at
+    /// most [`jwks_stale_limit`](Self::jwks_stale_limit)).
     jwks_ttl(value: Duration) => |b: &mut Self, v| b.jwks_ttl = v;
     /// Minimum time between JWKS fetches caused by unknown key ids (default 15 s, at least
     /// 1 s).
     jwks_refetch_cooldown(value: Duration) => |b: &mut Self, v| b.jwks_refetch_cooldown = v;
     /// How long the last good JWKS is used while the provider is unreachable (default 24 h, at
-    /// least 1 s).
+    /// least 1 s and at least [`jwks_ttl`](Self::jwks_ttl), so keys never go stale before their
+    /// scheduled refresh).
     jwks_stale_limit(value: Duration) => |b: &mut Self, v| b.jwks_stale_limit = v;
     /// Largest accepted JWKS or discovery body (default 256 KiB).
     jwks_max_bytes(value: usize) => |b: &mut Self, v| b.jwks_max_bytes = v;
@@ -818,9 +829,11 @@ impl OidcConfigBuilder {
             return Err(ConfigError::new("timeout", "must be greater than zero"));
         }
         // A zero TTL refreshes the key set on every validation, a zero stale limit makes every
-        // fetched key set unusable at once, and a zero cooldown lets a flood of made-up key ids
-        // fetch the key set back to back (SECURITY A8).
+        // fetched key set unusable at once, a zero cooldown lets a flood of made-up key ids
+        // fetch the key set back to back (SECURITY A8), and a zero discovery TTL fetches the
+        // discovery document again for every login and every key fetch.
         for (option, value) in [
+            ("discovery_ttl", self.discovery_ttl),
             ("jwks_ttl", self.jwks_ttl),
             ("jwks_stale_limit", self.jwks_stale_limit),
             ("jwks_refetch_cooldown", self.jwks_refetch_cooldown),
@@ -828,6 +841,18 @@ impl OidcConfigBuilder {
             if value < Duration::from_secs(1) {
                 return Err(ConfigError::new(option, "must be at least one second"));
             }
+        }
+        // Keys that go stale before their scheduled refresh leave every request between the two
+        // without usable keys: each one fetches the key set itself, outside the refetch cooldown.
+        if self.jwks_stale_limit < self.jwks_ttl {
+            return Err(ConfigError::new(
+                "jwks_stale_limit",
+                format!(
+                    "must be at least `jwks_ttl` ({:?}), else keys become unusable before their \
+                     refresh: raise `jwks_stale_limit` ({:?}) or lower `jwks_ttl`",
+                    self.jwks_ttl, self.jwks_stale_limit
+                ),
+            ));
         }
         if self.max_token_bytes < 64 {
             return Err(ConfigError::new("max_token_bytes", "must be at least 64"));
@@ -1174,6 +1199,58 @@ mod tests {
         );
     }
 
+    /// Every variable is trimmed, not only the compared ones: a here-doc's newline after the
+    /// scopes would fail scope validation, a leading space would fail the store URL's scheme
+    /// check, and a SQLite store would open a file whose name ends in a newline.
+    #[test]
+    fn every_environment_value_is_trimmed() {
+        let mut vars = BASE.to_vec();
+        vars.extend([
+            ("OIDC_SCOPES", "openid profile\n"),
+            (
+                "OIDC_BROKER_STORE_URL",
+                " sqlite:///var/lib/app/broker.sqlite3\n",
+            ),
+            ("OIDC_BROKER_JWKS_PATH", " /jwks.json\n"),
+        ]);
+        let config = OidcConfig::from_lookup(lookup(&vars))
+            .unwrap_or_else(|e| panic!("a valid configuration: {e}"));
+        let scopes: Vec<&str> = config.scopes().iter().map(|s| s.as_str()).collect();
+        assert_eq!(scopes, ["openid", "profile"]);
+        assert_eq!(
+            config.broker_store_url(),
+            Some("sqlite:///var/lib/app/broker.sqlite3")
+        );
+        assert_eq!(config.broker_jwks_path(), "/jwks.json");
+    }
+
+    /// `OIDC_BROKER_EXCHANGE_CLIENTS` is trimmed around each item and around the `:`: a
+    /// client sending `svc` and `s3cret` must match `svc : s3cret`.
+    #[test]
+    fn exchange_clients_are_trimmed_around_items_and_the_colon() {
+        let mut vars = BASE.to_vec();
+        vars.push((
+            "OIDC_BROKER_EXCHANGE_CLIENTS",
+            " svc : s3cret ,\tother:\tpw\n",
+        ));
+        let config = OidcConfig::from_lookup(lookup(&vars))
+            .unwrap_or_else(|e| panic!("a valid configuration: {e}"));
+        let clients: Vec<(&str, &str)> = config
+            .exchange_clients
+            .iter()
+            .map(|(id, secret)| (id.as_str(), secret.expose()))
+            .collect();
+        assert_eq!(clients, [("svc", "s3cret"), ("other", "pw")]);
+        let mut vars = BASE.to_vec();
+        vars.push(("OIDC_BROKER_EXCHANGE_CLIENTS", "svc: "));
+        assert_eq!(
+            OidcConfig::from_lookup(lookup(&vars))
+                .err()
+                .map(|e| e.option()),
+            Some("exchange_clients")
+        );
+    }
+
     /// A variable holding only whitespace counts as unset, like an empty one: an empty
     /// `OIDC_CLIENT_SECRET` leaves a public client, never a blank secret.
     #[test]
@@ -1244,6 +1321,66 @@ mod tests {
         ] {
             assert!(crate::clock::secs(value) >= 100 * 365 * 24 * 3600);
         }
+    }
+
+    /// A zero discovery TTL would fetch the discovery document for every login and every key
+    /// fetch; under a second is refused like the key set timings.
+    #[test]
+    fn a_discovery_ttl_under_a_second_is_refused() {
+        let base = || {
+            OidcConfig::builder()
+                .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .client_id("app")
+        };
+        for ttl in [Duration::ZERO, Duration::from_millis(999)] {
+            match base().discovery_ttl(ttl).build() {
+                Ok(_) => panic!("a discovery TTL of {ttl:?} was accepted"),
+                Err(e) => assert_eq!(e.option(), "discovery_ttl", "{}", e.message()),
+            }
+        }
+        let config = base()
+            .discovery_ttl(Duration::from_secs(1))
+            .build()
+            .unwrap_or_else(|e| panic!("one second is valid: {e}"));
+        assert_eq!(config.discovery_ttl(), Duration::from_secs(1));
+    }
+
+    /// Keys that go stale before their scheduled refresh would be unusable in between, and
+    /// every request would fetch the key set outside the refetch cooldown: a stale limit
+    /// shorter than the JWKS TTL is refused, naming both options; an equal one is accepted.
+    #[test]
+    fn a_stale_limit_shorter_than_the_jwks_ttl_is_refused() {
+        let base = || {
+            OidcConfig::builder()
+                .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .client_id("app")
+        };
+        let cases = [
+            base().jwks_stale_limit(Duration::from_secs(60)),
+            base()
+                .jwks_ttl(Duration::from_secs(3600))
+                .jwks_stale_limit(Duration::from_secs(3599)),
+        ];
+        for builder in cases {
+            match builder.build() {
+                Ok(config) => panic!(
+                    "a stale limit of {:?} under a TTL of {:?} was accepted",
+                    config.jwks_stale_limit(),
+                    config.jwks_ttl()
+                ),
+                Err(e) => {
+                    assert_eq!(e.option(), "jwks_stale_limit");
+                    assert!(e.message().contains("`jwks_ttl`"), "{}", e.message());
+                    assert!(
+                        e.message().contains("`jwks_stale_limit`"),
+                        "{}",
+                        e.message()
+                    );
+                }
+            }
+        }
+        let hour = Duration::from_secs(3600);
+        assert!(base().jwks_ttl(hour).jwks_stale_limit(hour).build().is_ok());
     }
 
     #[test]
