@@ -433,6 +433,7 @@ async fn a_repeated_token_is_served_from_the_cache_but_never_past_exp() {
         idp,
         |b| {
             b.leeway(Duration::ZERO)
+                .jwks_ttl(Duration::from_secs(60))
                 .jwks_stale_limit(Duration::from_secs(60))
         },
         Some(clock.clone()),
