@@ -501,51 +501,6 @@ async fn a_refresh_that_came_in_before_the_answer_is_not_reuse() {
     }
 }
 
-/// A refresh whose store calls are slow one after another answers 503 with Retry-After once
-/// it has waited one provider timeout and one store call, instead of holding its client for
-/// as long as the calls add up to. The refresh completes without it; the client's retry joins
-/// it while it is under way (axum) or, once it has landed, answers with the successor it made
-/// (actix-web), and that successor refreshes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_refresh_answers_503_and_its_retry_gets_the_successor() {
-    let slow = Arc::new(ProbeStore::new());
-    let h = serve_broker(
-        provider().await,
-        slow.clone(),
-        |c| c.timeout(Duration::from_secs(1)),
-        None,
-    )
-    .await;
-    for fw in FRAMEWORKS {
-        let token = field(&login(&h, fw).await, "refresh_token").to_owned();
-        slow.rotation_delay_ms
-            .store(7_000, std::sync::atomic::Ordering::SeqCst);
-        let started = std::time::Instant::now();
-        let waited = refresh(&h, fw, &token).await;
-        let took = started.elapsed();
-        slow.rotation_delay_ms
-            .store(0, std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(
-            (waited.status, waited.retry_after.is_some()),
-            (503, true),
-            "{}",
-            waited.raw_body
-        );
-        // 1 s provider timeout and 4.5 s for a store call.
-        assert!(
-            took < Duration::from_millis(6_500),
-            "answered after {took:?}"
-        );
-        if fw == Framework::Actix {
-            tokio::time::sleep(Duration::from_millis(2_500)).await;
-        }
-        let retry = refresh(&h, fw, &token).await;
-        assert_eq!(retry.status, 200, "{}", retry.raw_body);
-        let next = refresh(&h, fw, field(&retry, "refresh_token")).await;
-        assert_eq!(next.status, 200, "{}", next.raw_body);
-    }
-}
-
 /// E2: the provider refuses the stored refresh token: the session ends (401 `invalid_grant`)
 /// and its refresh tokens are gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -54,12 +54,6 @@ const CONNECT_RETRY: Duration = Duration::from_secs(5);
 /// connections, and a flood of revocations (which need no client authentication) cannot take
 /// the refreshes' places.
 const MAX_DETACHED: usize = 1024;
-/// How long a refresh request waits for its refresh: one provider request (the configured
-/// timeout) and one store call. A refresh makes several of each in a row, all bounded one by
-/// one; past this wait the request answers 503 and the refresh completes without it.
-fn refresh_wait(config: &OidcConfig) -> Duration {
-    config.timeout() + crate::store::OPERATION_TIMEOUT
-}
 /// Device codes whose polling pace is tracked at most.
 const MAX_TRACKED_DEVICES: usize = 10_000;
 /// Upper bound of a device code's interval and lifetime as the provider states them.
@@ -757,22 +751,9 @@ impl Broker {
                 }
             }
         };
-        // The refresh goes on without this request past the wait: its client's retry joins
-        // it, or once it has landed finds the token spent but unanswered and answers with the
-        // same successor.
-        let refreshed = match tokio::time::timeout(
-            refresh_wait(auth.config()),
-            flight.wait_for(Option::is_some),
-        )
-        .await
-        {
-            Ok(Ok(outcome)) => outcome.clone(),
-            Ok(Err(_)) => None,
-            Err(_) => {
-                return Err(AuthError::unavailable(
-                    "the refresh is still under way; try again",
-                ));
-            }
+        let refreshed = match flight.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.clone(),
+            Err(_) => None,
         }
         .unwrap_or_else(|| Err(AuthError::unavailable("the refresh failed; try again")))?;
         // Answered: from now on the spent token presented again is reuse. A client that went
