@@ -4,18 +4,26 @@
 //!
 //! Runs when `OIDC_AUTH_TEST_POSTGRES_URL` is set and stops the local cluster with
 //! `pg_ctlcluster --skip-systemctl-redirect <version> main stop`, so it is a test binary of its
-//! own: no other test runs while the database is down.
+//! own: no other test runs while the database is down. The outage of a store in memory, which
+//! every call refuses while it is down, needs no database.
 
 use std::process::Command;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use oidc_auth::store::Store;
+use oidc_auth::store::memory::MemoryStore;
 use oidc_auth::store::postgres::PostgresStore;
+use oidc_auth::store::{
+    RefreshRecord, RotateOutcome, Session, Store, StoreError, StoreFuture, StoredKey,
+};
+use oidc_auth::testing::Endpoint;
 use oidc_auth_tests::broker::{
     G6_LIMIT, JWKS, REVOKE, field, login, provider, refresh, serve_broker,
 };
-use oidc_auth_tests::{FRAMEWORKS, Framework, LOOPBACK, browser_login, client_token_call};
+use oidc_auth_tests::{
+    FRAMEWORKS, Framework, LOOPBACK, browser_login, client_token_call, query_param,
+};
 
 /// The version of the local `main` cluster, from `pg_lsclusters`.
 fn cluster_version() -> String {
@@ -153,4 +161,113 @@ async fn broker_rides_out_a_database_restart() {
     assert_eq!(revoke.status, 200, "{}", revoke.raw_body);
     assert_eq!(refresh(&h, Framework::Axum, &successor).await.status, 400);
     assert!(psql(&url, &format!("DROP SCHEMA {schema} CASCADE")));
+}
+
+/// A [`MemoryStore`] that refuses every call as unavailable while it is down, as a database
+/// that cannot be reached would.
+#[derive(Default)]
+struct OutageStore {
+    inner: MemoryStore,
+    down: AtomicBool,
+}
+
+macro_rules! unless_down {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        $(fn $name(&self, $($arg: $ty),*) -> StoreFuture<'_, $out> {
+            if self.down.load(Ordering::SeqCst) {
+                return Box::pin(async {
+                    Err(StoreError::Unavailable("stopped by the test".into()))
+                });
+            }
+            self.inner.$name($($arg),*)
+        })*
+    };
+}
+
+impl Store for OutageStore {
+    unless_down! {
+        migrate() -> ();
+        put_session(session: &Session) -> ();
+        update_session(session: &Session, now: i64) -> bool;
+        get_session(id: &str, now: i64) -> Option<Session>;
+        delete_session(id: &str) -> ();
+        insert_refresh(record: &RefreshRecord) -> ();
+        rotate_refresh(old: &[u8; 32], new: &[u8; 32], now: i64) -> RotateOutcome;
+        revoke_family(family: &str) -> ();
+        list_keys() -> Vec<StoredKey>;
+        insert_first_key(key: &StoredKey, now: i64) -> bool;
+        insert_key(key: &StoredKey) -> ();
+        delete_key(kid: &str) -> ();
+        put_peer_jwks(issuer: &str, jwks: &str, fetched_at: i64) -> ();
+        get_peer_jwks(issuer: &str) -> Option<(String, i64)>;
+        consume_once(key: &[u8; 32], expires_at: i64, now: i64) -> bool;
+        is_consumed(key: &[u8; 32], now: i64) -> bool;
+        purge_expired(now: i64) -> u64;
+    }
+}
+
+/// SECURITY D2 counts redemptions, not outages: a login whose redemption the store could not
+/// record answers 503 with Retry-After without asking the provider, and the retry that invites
+/// completes it once the store is back, for the client's code grant and the server-side
+/// callback alike. An error callback in the outage is retried the same way and then clears its
+/// transaction (D5). Whatever completed is spent afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_refused_during_a_store_outage_completes_on_retry() {
+    let store = Arc::new(OutageStore::default());
+    let h = serve_broker(provider().await, store.clone(), |c| c, None).await;
+    for fw in FRAMEWORKS {
+        let server_callback = h.url(fw, "/api/auth/v2/callback");
+        let (_, client) = browser_login(&h, fw, LOOPBACK).await;
+        let (_, server) = browser_login(&h, fw, &server_callback).await;
+        let (_, refused) = browser_login(&h, fw, &server_callback).await;
+        let mut denied = refused.clone();
+        denied
+            .query_pairs_mut()
+            .clear()
+            .append_pair("error", "access_denied")
+            .append_pair("state", &query_param(&refused, "state").unwrap_or_default());
+        let hits = h.idp.hits(Endpoint::Token);
+
+        store.down.store(true, Ordering::SeqCst);
+        let during = [
+            client_token_call(&h, fw, &client).await,
+            h.get_url(&server).await,
+            h.get_url(&denied).await,
+        ];
+        store.down.store(false, Ordering::SeqCst);
+        for reply in &during {
+            assert_eq!(reply.status, 503, "{fw:?}: {}", reply.raw_body);
+            assert!(reply.retry_after.is_some(), "{fw:?}");
+        }
+        assert_eq!(
+            h.idp.hits(Endpoint::Token),
+            hits,
+            "the provider was not asked"
+        );
+
+        let retried = client_token_call(&h, fw, &client).await;
+        assert_eq!(retried.status, 200, "{fw:?}: {}", retried.raw_body);
+        let retried = h.get_url(&server).await;
+        assert_eq!(retried.status, 200, "{fw:?}: {}", retried.raw_body);
+        let retried = h.get_url(&denied).await;
+        assert_eq!(
+            (retried.status, retried.error()),
+            (400, Some("access_denied")),
+            "{fw:?}: {}",
+            retried.raw_body
+        );
+
+        for replay in [
+            client_token_call(&h, fw, &client).await,
+            h.get_url(&server).await,
+            h.get_url(&refused).await,
+        ] {
+            assert_eq!(
+                (replay.status, replay.error()),
+                (400, Some("invalid_grant")),
+                "{fw:?}: {}",
+                replay.raw_body
+            );
+        }
+    }
 }

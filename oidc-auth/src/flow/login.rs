@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::seal::{Reservation, Transaction, try_random};
 use super::{EndpointResponse, parse_params, redirect, token_json};
 use crate::auth::OidcAuth;
-use crate::error::AuthError;
+use crate::error::{AuthError, ErrorKind};
 use crate::secret::Scope;
 use crate::secret::Secret;
 
@@ -155,20 +155,47 @@ impl OidcAuth {
     /// accepts the code, and spent as a failed redemption otherwise (see [`Reservation`]), which
     /// can never fill the bounded set of accepted ones.
     ///
-    /// In broker mode the shared store also records the redemption, here, before the provider
-    /// is asked: instances sharing the state key then redeem a handle once between them and a
-    /// handle spent on one never reaches the provider from another. The store sets no bound on
-    /// these records, so they cannot refuse sign-ins.
+    /// In broker mode the shared store also records the redemption; see
+    /// [`Self::record_redemption`].
     async fn reserve_transaction(
         &self,
         tx: &Transaction,
         now: i64,
     ) -> Result<Reservation<'_>, AuthError> {
         let reservation = self.sealer().reserve(tx, now)?;
-        if let Some(broker) = self.broker() {
-            broker.redeem_login(&tx.id, tx.expires_at, now).await?;
+        self.record_redemption(tx, now, reservation).await
+    }
+
+    /// In broker mode, records the redemption `reservation` holds in the shared store, before
+    /// the provider is asked: instances sharing the state key then redeem a handle once between
+    /// them and a handle spent on one never reaches the provider from another. The store sets
+    /// no bound on these records, so they cannot refuse sign-ins.
+    ///
+    /// A store that cannot be reached (503 with Retry-After) is taken to have recorded nothing,
+    /// and nothing was sent to the provider: the local reservation is released, so the retry the
+    /// 503 invites can complete the login (should the store have recorded it after all, the
+    /// retry is refused there). Any other refusal (redeemed already, on another instance) spends
+    /// the handle here too.
+    async fn record_redemption<'a>(
+        &self,
+        tx: &Transaction,
+        now: i64,
+        reservation: Reservation<'a>,
+    ) -> Result<Reservation<'a>, AuthError> {
+        let Some(broker) = self.broker() else {
+            return Ok(reservation);
+        };
+        match broker.redeem_login(&tx.id, tx.expires_at, now).await {
+            Ok(()) => Ok(reservation),
+            Err(e) if e.kind() == ErrorKind::Unavailable => {
+                reservation.release();
+                Err(e)
+            }
+            Err(e) => {
+                drop(reservation);
+                Err(e)
+            }
         }
-        Ok(reservation)
     }
 
     /// `GET /auth/v2/callback`: the provider redirected here with `code` and `state`. Opens the

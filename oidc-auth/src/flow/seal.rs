@@ -187,6 +187,11 @@ impl Used {
             self.accepted.insert(id, expires_at);
         }
     }
+
+    /// The redemption of a reserved `id` never took place: it is usable again.
+    fn release(&mut self, id: &[u8; 16]) {
+        self.in_flight.remove(id);
+    }
 }
 
 impl std::fmt::Debug for Sealer {
@@ -199,26 +204,36 @@ impl std::fmt::Debug for Sealer {
 /// is refused, so concurrent replays lose. [`Reservation::confirm`] records the handle among the
 /// ones the provider accepted; dropped without it (an error callback, a code the provider
 /// refused, a provider that could not be reached, an abandoned request), the handle is spent
-/// all the same, among the failed ones (see [`Used`]).
+/// all the same, among the failed ones (see [`Used`]). [`Reservation::release`] spends nothing,
+/// for a redemption that never took place.
 #[must_use = "a reservation dropped unconfirmed spends the handle as a failed redemption"]
 pub(crate) struct Reservation<'a> {
     used: &'a Mutex<Used>,
     id: [u8; 16],
     expires_at: i64,
-    confirmed: bool,
+    /// Confirmed or released: nothing is left for the drop to record.
+    settled: bool,
 }
 
 impl Reservation<'_> {
     /// The provider accepted the code: the handle is spent until it expires.
     pub(crate) fn confirm(mut self) {
         lock(self.used).confirm(self.id, self.expires_at);
-        self.confirmed = true;
+        self.settled = true;
+    }
+
+    /// The redemption did not take place (the broker store could not record it, so the
+    /// provider was not asked): the handle is usable again, as the 503 that follows invites a
+    /// retry. Only for a redemption nothing has been sent for; anything else spends the handle.
+    pub(crate) fn release(mut self) {
+        lock(self.used).release(&self.id);
+        self.settled = true;
     }
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        if !self.confirmed {
+        if !self.settled {
             lock(self.used).fail(self.id, self.expires_at);
         }
     }
@@ -385,15 +400,15 @@ impl Sealer {
     /// asked, or an error callback); 400 `invalid_grant` if it is spent or another redemption of
     /// it is under way. Requests refused before that (a wrong verifier, a redirect URI that
     /// does not match) spend nothing, so whoever holds a stolen handle cannot spend it. Every
-    /// reservation spends the handle until its transaction expires (it cannot be opened after);
-    /// see [`Reservation`].
+    /// reservation not released spends the handle until its transaction expires (it cannot be
+    /// opened after); see [`Reservation`].
     pub(crate) fn reserve(&self, tx: &Transaction, now: i64) -> Result<Reservation<'_>, AuthError> {
         if lock(&self.used).reserve(tx.id, now)? {
             Ok(Reservation {
                 used: &self.used,
                 id: tx.id,
                 expires_at: tx.expires_at,
-                confirmed: false,
+                settled: false,
             })
         } else {
             Err(invalid())
@@ -568,6 +583,22 @@ mod tests {
             sealer.reserve(&tx(), 1_000).is_ok(),
             "forgotten once expired"
         );
+    }
+
+    /// A redemption that never took place (the broker store could not record it, so the
+    /// provider was not asked) is released: it spends nothing, takes nothing of the capacity,
+    /// and the retry its 503 invites goes through.
+    #[test]
+    fn a_released_reservation_leaves_the_transaction_usable() {
+        let sealer = Sealer::remembering(None, 1);
+        assert!(sealer.reserve(&tx(), 0).map(Reservation::release).is_ok());
+        assert_eq!(remembered(&sealer), (0, 0));
+        assert!(lock(&sealer.used).in_flight.is_empty());
+        assert!(
+            spend(&sealer, &tx(), 0).is_ok(),
+            "usable, within the capacity"
+        );
+        assert_eq!(remembered(&sealer), (1, 0));
     }
 
     /// Used transactions are forgotten once expired, whatever the order they were redeemed
