@@ -149,11 +149,11 @@ impl OidcAuth {
         })
     }
 
-    /// Reserves a login transaction for its redemption: an error callback, or a code exchange
-    /// after every check that needs no provider and just before the provider is asked. Fails if
-    /// the handle is spent or another redemption of it is under way. Confirmed once the provider
-    /// accepts the code, and spent as a failed redemption otherwise (see [`Reservation`]), which
-    /// can never fill the bounded set of accepted ones.
+    /// Reserves a login transaction for a code exchange, after every check that needs no
+    /// provider and just before the provider is asked. Fails if the handle is spent or another
+    /// redemption of it is under way. Confirmed once the provider accepts the code, and spent
+    /// as a failed redemption otherwise (see [`Reservation`]), which can never fill the bounded
+    /// set of accepted ones.
     ///
     /// In broker mode the shared store also records the redemption; see
     /// [`Self::record_redemption`].
@@ -209,7 +209,10 @@ impl OidcAuth {
         let now = self.now();
         let tx = self.sealer().open(handle_of(&state), now)?;
         if let Some(error) = q.error {
-            drop(self.reserve_transaction(&tx, now).await?);
+            // Spent among the failed redemptions directly: an error callback never reaches the
+            // provider, so the capacity that bounds accepted ones must not answer it with 503.
+            let reservation = self.sealer().reserve_failing(&tx, now)?;
+            drop(self.record_redemption(&tx, now, reservation).await?);
             let code = if error == "access_denied" {
                 "access_denied"
             } else {

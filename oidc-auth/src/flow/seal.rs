@@ -126,6 +126,11 @@ struct Used {
     /// Reserved for an exchange in progress. A reservation ends within one provider request
     /// (or when its request is dropped), so these count against the capacity but need no expiry.
     in_flight: HashSet<[u8; 16]>,
+    /// Reserved for a redemption that can only fail (an error callback) while the broker store
+    /// records it. Refused to any other use meanwhile, like the ones in flight, but outside the
+    /// capacity: they can never join the accepted ones, so a full accepted set must not turn an
+    /// error callback into a 503 that clears nothing (SECURITY D5).
+    failing: HashSet<[u8; 16]>,
     capacity: usize,
     failed_capacity: usize,
 }
@@ -136,19 +141,27 @@ impl Used {
             accepted: Spent::default(),
             failed: Spent::default(),
             in_flight: HashSet::new(),
+            failing: HashSet::new(),
             capacity,
             failed_capacity,
         }
+    }
+
+    /// Whether `id` cannot be redeemed at `now`: spent and unexpired, or reserved.
+    fn taken(&mut self, id: &[u8; 16], now: i64) -> bool {
+        self.accepted.forget_expired(now);
+        self.failed.forget_expired(now);
+        self.accepted.contains(id)
+            || self.failed.contains(id)
+            || self.in_flight.contains(id)
+            || self.failing.contains(id)
     }
 
     /// Reserves `id` for one redemption; false if it is spent or already reserved. When the
     /// accepted ones and the exchanges under way fill the capacity, it refuses with 503 until
     /// the earliest accepted one expires, rather than forget one early and let it be replayed.
     fn reserve(&mut self, id: [u8; 16], now: i64) -> Result<bool, AuthError> {
-        self.accepted.forget_expired(now);
-        self.failed.forget_expired(now);
-        if self.accepted.contains(&id) || self.failed.contains(&id) || self.in_flight.contains(&id)
-        {
+        if self.taken(&id, now) {
             return Ok(false);
         }
         if self.accepted.len() + self.in_flight.len() >= self.capacity {
@@ -170,10 +183,20 @@ impl Used {
         Ok(true)
     }
 
+    /// Reserves `id` for a redemption that can only fail; false if it is spent or already
+    /// reserved. No capacity applies: it ends among the failed ones, which make room for it.
+    fn reserve_failing(&mut self, id: [u8; 16], now: i64) -> bool {
+        if self.taken(&id, now) {
+            return false;
+        }
+        self.failing.insert(id);
+        true
+    }
+
     /// The redemption of a reserved `id` ended without an accepted exchange: it is spent until
     /// `expires_at`, among the failed ones, which forget the one closest to expiry when full.
     fn fail(&mut self, id: [u8; 16], expires_at: i64) {
-        if self.in_flight.remove(&id) {
+        if self.in_flight.remove(&id) || self.failing.remove(&id) {
             if self.failed.len() >= self.failed_capacity {
                 self.failed.forget_earliest();
             }
@@ -181,16 +204,21 @@ impl Used {
         }
     }
 
-    /// The provider accepted the code of a reserved `id`: it is spent until `expires_at`.
+    /// The provider accepted the code of a reserved `id`: it is spent until `expires_at`. A
+    /// reservation made to fail has no exchange to accept, and is spent as a failed one: it was
+    /// never counted against the capacity, so it must not enter the accepted ones.
     fn confirm(&mut self, id: [u8; 16], expires_at: i64) {
         if self.in_flight.remove(&id) {
             self.accepted.insert(id, expires_at);
+        } else {
+            self.fail(id, expires_at);
         }
     }
 
     /// The redemption of a reserved `id` never took place: it is usable again.
     fn release(&mut self, id: &[u8; 16]) {
         self.in_flight.remove(id);
+        self.failing.remove(id);
     }
 }
 
@@ -396,14 +424,33 @@ impl Sealer {
         Ok(tx)
     }
 
-    /// Reserves a transaction for its redemption (a code exchange, just before the provider is
-    /// asked, or an error callback); 400 `invalid_grant` if it is spent or another redemption of
-    /// it is under way. Requests refused before that (a wrong verifier, a redirect URI that
-    /// does not match) spend nothing, so whoever holds a stolen handle cannot spend it. Every
-    /// reservation not released spends the handle until its transaction expires (it cannot be
-    /// opened after); see [`Reservation`].
+    /// Reserves a transaction for a code exchange, just before the provider is asked; 400
+    /// `invalid_grant` if it is spent or another redemption of it is under way, 503 when the
+    /// accepted ones fill the capacity. Requests refused before that (a wrong verifier, a
+    /// redirect URI that does not match) spend nothing, so whoever holds a stolen handle cannot
+    /// spend it. Every reservation not released spends the handle until its transaction
+    /// expires (it cannot be opened after); see [`Reservation`].
     pub(crate) fn reserve(&self, tx: &Transaction, now: i64) -> Result<Reservation<'_>, AuthError> {
-        if lock(&self.used).reserve(tx.id, now)? {
+        let reserved = lock(&self.used).reserve(tx.id, now)?;
+        self.reservation(tx, reserved)
+    }
+
+    /// Reserves a transaction whose redemption can only fail (an error callback); 400
+    /// `invalid_grant` if it is spent or another redemption of it is under way. Unlike
+    /// [`Sealer::reserve`] it never answers 503: the handle ends among the failed ones, which
+    /// make room for it, so a full set of accepted ones cannot keep an error callback from
+    /// clearing its transaction (SECURITY D5). Dropped, the reservation spends the handle.
+    pub(crate) fn reserve_failing(
+        &self,
+        tx: &Transaction,
+        now: i64,
+    ) -> Result<Reservation<'_>, AuthError> {
+        let reserved = lock(&self.used).reserve_failing(tx.id, now);
+        self.reservation(tx, reserved)
+    }
+
+    fn reservation(&self, tx: &Transaction, reserved: bool) -> Result<Reservation<'_>, AuthError> {
+        if reserved {
             Ok(Reservation {
                 used: &self.used,
                 id: tx.id,
@@ -585,6 +632,14 @@ mod tests {
         );
     }
 
+    /// The error codes of `results`, in order.
+    fn codes<T>(results: &[Result<T, AuthError>]) -> Vec<Option<&str>> {
+        results
+            .iter()
+            .map(|r| r.as_ref().err().and_then(AuthError::code))
+            .collect()
+    }
+
     /// A redemption that never took place (the broker store could not record it, so the
     /// provider was not asked) is released: it spends nothing, takes nothing of the capacity,
     /// and the retry its 503 invites goes through.
@@ -593,12 +648,60 @@ mod tests {
         let sealer = Sealer::remembering(None, 1);
         assert!(sealer.reserve(&tx(), 0).map(Reservation::release).is_ok());
         assert_eq!(remembered(&sealer), (0, 0));
-        assert!(lock(&sealer.used).in_flight.is_empty());
+        assert!(
+            sealer
+                .reserve_failing(&tx(), 0)
+                .map(Reservation::release)
+                .is_ok()
+        );
+        assert_eq!(remembered(&sealer), (0, 0));
+        {
+            let used = lock(&sealer.used);
+            assert!(used.in_flight.is_empty() && used.failing.is_empty());
+        }
         assert!(
             spend(&sealer, &tx(), 0).is_ok(),
             "usable, within the capacity"
         );
         assert_eq!(remembered(&sealer), (1, 0));
+    }
+
+    /// SECURITY D5 with the accepted ones at capacity, where a code exchange waits (503): an
+    /// error callback still clears its transaction, among the failed ones, and takes none of
+    /// that capacity. While it is recorded, every other use of the handle is refused.
+    #[test]
+    fn an_error_callback_clears_its_transaction_when_the_accepted_ones_are_full() {
+        let sealer = Sealer::remembering_failed(None, 1, 2);
+        assert!(spend(&sealer, &tx_with(1, 1_000), 0).is_ok());
+        let full = sealer.reserve(&tx(), 0).err();
+        assert_eq!(full.as_ref().map(AuthError::status), Some(503));
+        let failing = sealer.reserve_failing(&tx(), 0);
+        assert!(failing.is_ok(), "{:?}", failing.as_ref().err());
+        let meanwhile = [sealer.reserve(&tx(), 0), sealer.reserve_failing(&tx(), 0)];
+        assert_eq!(codes(&meanwhile), [Some("invalid_grant"); 2]);
+        drop(meanwhile);
+        drop(failing);
+        assert_eq!(remembered(&sealer), (1, 1));
+        let after = [
+            sealer.reserve(&tx(), 0),
+            sealer.reserve_failing(&tx(), 0),
+            sealer.reserve_failing(&tx_with(1, 1_000), 0),
+        ];
+        assert_eq!(codes(&after), [Some("invalid_grant"); 3], "all spent");
+        drop(after);
+        assert!(
+            sealer
+                .reserve_failing(&tx_with(2, 1_000), 0)
+                .map(Reservation::confirm)
+                .is_ok()
+        );
+        assert_eq!(
+            remembered(&sealer),
+            (1, 2),
+            "an error callback never joins the accepted ones"
+        );
+        let used = lock(&sealer.used);
+        assert!(used.in_flight.is_empty() && used.failing.is_empty());
     }
 
     /// Used transactions are forgotten once expired, whatever the order they were redeemed
