@@ -307,8 +307,9 @@ impl OidcAuth {
     }
 
     /// Exchanges `code` at the provider. The handle is spent once the provider accepts the code,
-    /// whatever follows (the code is then used up at the provider too); when the provider
-    /// refuses it or cannot be reached, `reservation` is dropped and the handle stays usable.
+    /// whatever follows (the code is then used up at the provider too), among the accepted
+    /// redemptions; when the provider refuses it or cannot be reached, `reservation` is dropped
+    /// and the handle is spent all the same, among the failed ones (SECURITY D2).
     async fn exchange_code(
         &self,
         tx: &Transaction,
