@@ -1300,13 +1300,14 @@ async fn concurrent_first_starts_agree_on_one_key() {
     }
 }
 
-/// A [`MemoryStore`] that counts `purge_expired` calls, can refuse `get_session` and
-/// `insert_key`, as an outage in the middle of a refresh or a key rotation would, and can delay
+/// A [`MemoryStore`] that counts `purge_expired` calls, can refuse `get_session`,
+/// `delete_session` and `insert_key`, as an outage in the middle of a refresh or a key rotation would, and can delay
 /// `rotate_refresh` and `revoke_family`, as a slow database would.
 struct ProbeStore {
     inner: Arc<MemoryStore>,
     purges: std::sync::atomic::AtomicUsize,
     refuse_reads: std::sync::atomic::AtomicBool,
+    refuse_session_deletes: std::sync::atomic::AtomicBool,
     refuse_key_inserts: std::sync::atomic::AtomicBool,
     rotation_delay_ms: std::sync::atomic::AtomicU64,
     revocation_delay_ms: std::sync::atomic::AtomicU64,
@@ -1323,6 +1324,7 @@ impl ProbeStore {
             inner,
             purges: std::sync::atomic::AtomicUsize::new(0),
             refuse_reads: std::sync::atomic::AtomicBool::new(false),
+            refuse_session_deletes: std::sync::atomic::AtomicBool::new(false),
             refuse_key_inserts: std::sync::atomic::AtomicBool::new(false),
             rotation_delay_ms: std::sync::atomic::AtomicU64::new(0),
             revocation_delay_ms: std::sync::atomic::AtomicU64::new(0),
@@ -1351,7 +1353,6 @@ impl Store for ProbeStore {
         migrate() -> ();
         put_session(session: &oidc_auth::store::Session) -> ();
         update_session(session: &oidc_auth::store::Session, now: i64) -> bool;
-        delete_session(id: &str) -> ();
         insert_refresh(record: &oidc_auth::store::RefreshRecord) -> ();
         list_keys() -> Vec<oidc_auth::store::StoredKey>;
         insert_first_key(key: &oidc_auth::store::StoredKey, now: i64) -> bool;
@@ -1360,6 +1361,19 @@ impl Store for ProbeStore {
         get_peer_jwks(issuer: &str) -> Option<(String, i64)>;
         consume_once(key: &[u8; 32], expires_at: i64, now: i64) -> bool;
         is_consumed(key: &[u8; 32], now: i64) -> bool;
+    }
+
+    fn delete_session(
+        &self,
+        id: &str,
+    ) -> oidc_auth::store::StoreFuture<'_, Option<oidc_auth::store::Session>> {
+        if self
+            .refuse_session_deletes
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return refused();
+        }
+        self.inner.delete_session(id)
     }
 
     fn insert_key(
@@ -1567,7 +1581,7 @@ async fn a_slow_revocation_answers_503_and_completes() {
     }
 }
 
-/// RFC 7009 revocation whose store fails after the token was spent (reading the session):
+/// RFC 7009 revocation whose store fails after the token was spent (deleting the session):
 /// 503, and the client's retry finishes the job (200, the session gone, the token refused),
 /// rather than finding nothing left to do while the session lives. Both frameworks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1577,11 +1591,11 @@ async fn a_revocation_that_fails_midway_is_finished_by_the_retry() {
     for fw in FRAMEWORKS {
         let (token, sid) = session_login(&h, fw).await;
         store
-            .refuse_reads
+            .refuse_session_deletes
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let failed = h.post_form(fw, REVOKE, &[("token", &token)]).await;
         store
-            .refuse_reads
+            .refuse_session_deletes
             .store(false, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(failed.status, 503, "{fw:?}: {}", failed.raw_body);
         let retried = h.post_form(fw, REVOKE, &[("token", &token)]).await;

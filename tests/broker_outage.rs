@@ -190,7 +190,7 @@ impl Store for OutageStore {
         put_session(session: &Session) -> ();
         update_session(session: &Session, now: i64) -> bool;
         get_session(id: &str, now: i64) -> Option<Session>;
-        delete_session(id: &str) -> ();
+        delete_session(id: &str) -> Option<oidc_auth::store::Session>;
         insert_refresh(record: &RefreshRecord) -> ();
         rotate_refresh(old: &[u8; 32], new: &[u8; 32], now: i64) -> RotateOutcome;
         revoke_family(family: &str) -> ();

@@ -687,12 +687,10 @@ impl Broker {
         };
         // The session first: without it no token of the family refreshes. Should a later step
         // fail, the token is spent but not revoked, so the client's retry finds it and does the
-        // rest; revoked first, the retry would find nothing left to do and answer 200.
+        // rest; revoked first, the retry would find nothing left to do and answer 200. The
+        // provider token revoked is the one the deletion found: a refresh that rotated it
+        // after an earlier read would otherwise leave the new one alive at the provider.
         let session = store
-            .get_session(&record.session_id, auth.now())
-            .await
-            .map_err(store_error)?;
-        store
             .delete_session(&record.session_id)
             .await
             .map_err(store_error)?;

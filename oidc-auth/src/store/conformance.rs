@@ -356,8 +356,9 @@ pub async fn update_session_changes_only_a_live_session(store: &dyn Store) {
     );
 }
 
-/// [`Store::delete_session`] removes the session and every refresh token of it, nothing else;
-/// deleting an absent session succeeds.
+/// [`Store::delete_session`] removes the session and every refresh token of it, nothing else,
+/// and returns the session as it was (also after an update, and also once expired); deleting an
+/// absent session succeeds and returns `None`.
 pub async fn delete_session_removes_its_refresh_tokens(store: &dyn Store) {
     const CASE: &str = "delete_session_removes_its_refresh_tokens";
     let now = fresh_now();
@@ -375,7 +376,18 @@ pub async fn delete_session_removes_its_refresh_tokens(store: &dyn Store) {
         ok(CASE, "insert_refresh", store.insert_refresh(token).await);
     }
 
-    ok(CASE, "delete_session", store.delete_session(&gone.id).await);
+    let mut updated = gone.clone();
+    updated.provider_refresh_token = vec![0x42; 9];
+    assert!(ok(
+        CASE,
+        "update_session",
+        store.update_session(&updated, now).await
+    ));
+    assert_eq!(
+        ok(CASE, "delete_session", store.delete_session(&gone.id).await),
+        Some(updated),
+        "{CASE}: the deletion must return the session as it was"
+    );
     assert_eq!(
         ok(CASE, "get_session", store.get_session(&gone.id, now).await),
         None,
@@ -406,15 +418,32 @@ pub async fn delete_session_removes_its_refresh_tokens(store: &dyn Store) {
         RotateOutcome::Rotated(other),
         "{CASE}: deleting one session removed another session's refresh token"
     );
-    ok(
-        CASE,
-        "delete_session again",
-        store.delete_session(&gone.id).await,
+    assert_eq!(
+        ok(
+            CASE,
+            "delete_session again",
+            store.delete_session(&gone.id).await,
+        ),
+        None
     );
-    ok(
-        CASE,
-        "delete_session of an unknown id",
-        store.delete_session(&unique("never")).await,
+    assert_eq!(
+        ok(
+            CASE,
+            "delete_session of an unknown id",
+            store.delete_session(&unique("never")).await,
+        ),
+        None
+    );
+    let expired = session(&unique("expired"), now - 10);
+    ok(CASE, "put_session", store.put_session(&expired).await);
+    assert_eq!(
+        ok(
+            CASE,
+            "delete_session of an expired session",
+            store.delete_session(&expired.id).await,
+        ),
+        Some(expired),
+        "{CASE}: an expired session is returned too, for its provider token"
     );
 }
 

@@ -216,14 +216,14 @@ impl Store for MemoryStore {
         })
     }
 
-    fn delete_session(&self, id: &str) -> StoreFuture<'_, ()> {
+    fn delete_session(&self, id: &str) -> StoreFuture<'_, Option<Session>> {
         let id = id.to_owned();
         self.with(move |state| {
-            state.sessions.remove(&id);
+            let session = state.sessions.remove(&id);
             state
                 .refresh
                 .retain(|_, token| token.record.session_id != id);
-            Ok(())
+            Ok(session)
         })
     }
 

@@ -322,8 +322,11 @@ pub trait Store: Send + Sync + 'static {
     fn update_session(&self, session: &Session, now: i64) -> StoreFuture<'_, bool>;
     /// A session by id, if present and not expired at `now`.
     fn get_session(&self, id: &str, now: i64) -> StoreFuture<'_, Option<Session>>;
-    /// Deletes a session and every refresh token of it.
-    fn delete_session(&self, id: &str) -> StoreFuture<'_, ()>;
+    /// Deletes a session and every refresh token of it, and returns the session as it was when
+    /// deleted (expired or not), `None` when there was none. Whoever ends a session revokes the
+    /// provider refresh token the deletion found: one read before it could miss a token that a
+    /// concurrent refresh wrote in between.
+    fn delete_session(&self, id: &str) -> StoreFuture<'_, Option<Session>>;
 
     /// Stores a new refresh token (the first of a family, or after a rotation).
     fn insert_refresh(&self, record: &RefreshRecord) -> StoreFuture<'_, ()>;

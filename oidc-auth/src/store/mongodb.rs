@@ -914,19 +914,20 @@ impl Store for MongoStore {
         ))
     }
 
-    fn delete_session(&self, id: &str) -> StoreFuture<'_, ()> {
+    fn delete_session(&self, id: &str) -> StoreFuture<'_, Option<Session>> {
         let id = id.to_owned();
         Box::pin(crate::store::bounded(
             "MongoDB",
             crate::store::OPERATION_TIMEOUT,
             async move {
                 if !crate::store::storable_identifier(&id) {
-                    return Ok(());
+                    return Ok(None);
                 }
                 // The session first: a token a concurrent rotation stores meanwhile is deleted
                 // with the others, and a token left over by a failure has no session to refresh.
-                self.collection(SESSIONS)
-                    .delete_one(doc! { "_id": &id })
+                let session = self
+                    .collection(SESSIONS)
+                    .find_one_and_delete(doc! { "_id": &id })
                     .await
                     .map_err(|e| map_error(&e))?;
                 self.collection(REFRESH_TOKENS)

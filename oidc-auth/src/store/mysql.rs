@@ -980,11 +980,11 @@ impl Store for MysqlStore {
         }))
     }
 
-    fn delete_session(&self, id: &str) -> StoreFuture<'_, ()> {
+    fn delete_session(&self, id: &str) -> StoreFuture<'_, Option<Session>> {
         let id = id.to_owned();
         Box::pin(bounded(crate::store::OPERATION_TIMEOUT, async move {
             if !storable_identifier(&id) {
-                return Ok(());
+                return Ok(None);
             }
             let mut lease = self.lease().await?;
             transaction(&mut lease, id.as_bytes(), |lease, id| {
@@ -995,6 +995,17 @@ impl Store for MysqlStore {
                             params(vec![bytes(id)]),
                         )
                         .await?;
+                    // Read under the row lock the delete then removes: MySQL has no
+                    // DELETE ... RETURNING.
+                    let session = lease
+                        .exec_first(
+                            "SELECT id, subject, provider_refresh_token, userinfo, expires_at \
+                             FROM oidc_auth_sessions WHERE id = ? FOR UPDATE",
+                            params(vec![bytes(id)]),
+                        )
+                        .await?
+                        .map(session_from_row)
+                        .transpose()?;
                     lease
                         .exec_drop(
                             "DELETE FROM oidc_auth_sessions WHERE id = ?",

@@ -493,30 +493,39 @@ async fn insert_first_key_once(
     Ok(true)
 }
 
-async fn delete_session_once(pool: &PgPool, id: &str) -> Result<(), sqlx::Error> {
+async fn delete_session_once(pool: &PgPool, id: &str) -> Result<Option<Session>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("DELETE FROM oidc_auth_refresh_tokens WHERE session_id = $1")
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM oidc_auth_sessions WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await
+    let session = sqlx::query(
+        "DELETE FROM oidc_auth_sessions WHERE id = $1 \
+         RETURNING id, subject, provider_refresh_token, userinfo, expires_at",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .as_ref()
+    .map(session_from_row)
+    .transpose()?;
+    tx.commit().await?;
+    Ok(session)
 }
 
 /// Deletes what expired at `now`, in batches of at most [`PURGE_BATCH`](crate::store::PURGE_BATCH)
-/// rows that commit one by one.
+/// rows that commit one by one. The expiry is tested again on the row the delete finds: a row
+/// a concurrent write took over after the batch was chosen (a one-time marker renewed, say) is
+/// live again and stays, which the row id alone would not tell.
 async fn purge(pool: &PgPool, now: i64) -> Result<u64, StoreError> {
     let statements = [
-        "DELETE FROM oidc_auth_sessions WHERE ctid = ANY(ARRAY(\
+        "DELETE FROM oidc_auth_sessions WHERE expires_at <= $1 AND ctid = ANY(ARRAY(\
          SELECT ctid FROM oidc_auth_sessions WHERE expires_at <= $1 LIMIT $2))",
-        "DELETE FROM oidc_auth_refresh_tokens WHERE ctid = ANY(ARRAY(\
+        "DELETE FROM oidc_auth_refresh_tokens WHERE expires_at <= $1 AND ctid = ANY(ARRAY(\
          SELECT ctid FROM oidc_auth_refresh_tokens WHERE expires_at <= $1 LIMIT $2))",
-        "DELETE FROM oidc_auth_signing_keys WHERE ctid = ANY(ARRAY(\
+        "DELETE FROM oidc_auth_signing_keys WHERE remove_at <= $1 AND ctid = ANY(ARRAY(\
          SELECT ctid FROM oidc_auth_signing_keys WHERE remove_at <= $1 LIMIT $2))",
-        "DELETE FROM oidc_auth_once WHERE ctid = ANY(ARRAY(\
+        "DELETE FROM oidc_auth_once WHERE expires_at <= $1 AND ctid = ANY(ARRAY(\
          SELECT ctid FROM oidc_auth_once WHERE expires_at <= $1 LIMIT $2))",
     ];
     crate::store::purge_in_batches(statements, |statement| {
@@ -621,14 +630,14 @@ impl Store for PostgresStore {
         ))
     }
 
-    fn delete_session(&self, id: &str) -> StoreFuture<'_, ()> {
+    fn delete_session(&self, id: &str) -> StoreFuture<'_, Option<Session>> {
         let id = id.to_owned();
         Box::pin(crate::store::bounded(
             "PostgreSQL",
             crate::store::OPERATION_TIMEOUT,
             async move {
                 if !storable_identifier(&id) {
-                    return Ok(());
+                    return Ok(None);
                 }
                 retrying(|| delete_session_once(&self.pool, &id)).await
             },

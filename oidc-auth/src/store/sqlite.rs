@@ -632,17 +632,24 @@ async fn insert_first_key_once(
     Ok(true)
 }
 
-async fn delete_session_once(pool: &SqlitePool, id: &str) -> Result<(), sqlx::Error> {
+async fn delete_session_once(pool: &SqlitePool, id: &str) -> Result<Option<Session>, sqlx::Error> {
     let mut tx = pool.begin_with(BEGIN_IMMEDIATE).await?;
     sqlx::query("DELETE FROM oidc_auth_refresh_tokens WHERE session_id = ?1")
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM oidc_auth_sessions WHERE id = ?1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await
+    let session = sqlx::query(
+        "DELETE FROM oidc_auth_sessions WHERE id = ?1 \
+         RETURNING id, subject, provider_refresh_token, userinfo, expires_at",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .as_ref()
+    .map(session_from_row)
+    .transpose()?;
+    tx.commit().await?;
+    Ok(session)
 }
 
 /// Deletes what expired at `now`, in batches of at most [`PURGE_BATCH`](crate::store::PURGE_BATCH)
@@ -650,13 +657,13 @@ async fn delete_session_once(pool: &SqlitePool, id: &str) -> Result<(), sqlx::Er
 /// so rotations and logins get their turn in between.
 async fn purge(pool: &SqlitePool, now: i64) -> Result<u64, StoreError> {
     let statements = [
-        "DELETE FROM oidc_auth_sessions WHERE rowid IN (\
+        "DELETE FROM oidc_auth_sessions WHERE expires_at <= ?1 AND rowid IN (\
          SELECT rowid FROM oidc_auth_sessions WHERE expires_at <= ?1 LIMIT ?2)",
-        "DELETE FROM oidc_auth_refresh_tokens WHERE rowid IN (\
+        "DELETE FROM oidc_auth_refresh_tokens WHERE expires_at <= ?1 AND rowid IN (\
          SELECT rowid FROM oidc_auth_refresh_tokens WHERE expires_at <= ?1 LIMIT ?2)",
-        "DELETE FROM oidc_auth_signing_keys WHERE rowid IN (\
+        "DELETE FROM oidc_auth_signing_keys WHERE remove_at <= ?1 AND rowid IN (\
          SELECT rowid FROM oidc_auth_signing_keys WHERE remove_at <= ?1 LIMIT ?2)",
-        "DELETE FROM oidc_auth_once WHERE rowid IN (\
+        "DELETE FROM oidc_auth_once WHERE expires_at <= ?1 AND rowid IN (\
          SELECT rowid FROM oidc_auth_once WHERE expires_at <= ?1 LIMIT ?2)",
     ];
     crate::store::purge_in_batches(statements, |statement| {
@@ -764,14 +771,14 @@ impl Store for SqliteStore {
         ))
     }
 
-    fn delete_session(&self, id: &str) -> StoreFuture<'_, ()> {
+    fn delete_session(&self, id: &str) -> StoreFuture<'_, Option<Session>> {
         let id = id.to_owned();
         Box::pin(crate::store::bounded(
             "SQLite",
             crate::store::OPERATION_TIMEOUT,
             async move {
                 if !crate::store::storable_identifier(&id) {
-                    return Ok(());
+                    return Ok(None);
                 }
                 retrying(|| delete_session_once(&self.pool, &id)).await
             },
