@@ -1012,7 +1012,7 @@ impl Store for MysqlStore {
                             params(vec![bytes(id)]),
                         )
                         .await?;
-                    Ok(())
+                    Ok(session)
                 })
             })
             .await
@@ -1229,15 +1229,18 @@ impl Store for MysqlStore {
                 "DELETE FROM oidc_auth_once WHERE expires_at <= ? LIMIT ?",
             ] {
                 loop {
-                    let batch = lease
-                        .exec_drop(
-                            statement,
+                    // Each batch its own transaction, tried again when it loses a deadlock
+                    // against a rotation or a revocation.
+                    let batch = transaction(&mut lease, &(statement, now), |lease, (sql, now)| {
+                        Box::pin(lease.exec_drop(
+                            sql,
                             params(vec![
-                                Value::Int(now),
+                                Value::Int(*now),
                                 Value::UInt(crate::store::PURGE_BATCH),
                             ]),
-                        )
-                        .await?;
+                        ))
+                    })
+                    .await?;
                     removed += batch;
                     if batch < crate::store::PURGE_BATCH {
                         break;
