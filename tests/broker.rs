@@ -88,6 +88,33 @@ async fn login_answers_with_minted_tokens_the_guards_accept() {
     }
 }
 
+/// A user in hundreds of groups: the minted token, which carries them, would be over the bearer
+/// limit, so every route would refuse it (401) and each refresh would mint it again. The login
+/// fails clearly instead (502, the provider's claims are too large), and with a limit raised
+/// to fit, it succeeds and the token is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minted_token_over_the_bearer_limit_fails_the_login_clearly() {
+    let groups: Vec<String> = (0..300)
+        .map(|i| format!("/department-{i:03}/team-members-with-a-long-name"))
+        .collect();
+    let claims = json!({"preferred_username": "alice", "groups": groups});
+    let small = broker().await;
+    small.h.idp.set_user("alice", claims.clone());
+    let large = broker_with(|b| b.max_token_bytes(64 * 1024), None).await;
+    large.h.idp.set_user("alice", claims);
+    for fw in FRAMEWORKS {
+        let refused = oidc_auth_tests::client_code_flow(&small.h, fw).await;
+        assert_eq!(refused.status, 502, "{fw:?}: {}", refused.raw_body);
+        assert!(refused.body.get("access_token").is_none());
+
+        let reply = login(&large.h, fw).await;
+        let access = field(&reply, "access_token");
+        assert!(access.len() > 8 * 1024, "{} bytes", access.len());
+        let me = large.h.bearer_both("/me", access).await;
+        assert_eq!(me.status, 200, "{fw:?}: {}", me.raw_body);
+    }
+}
+
 /// Deliver 1 and 3: ES256 and EdDSA are selectable; the JWKS publishes public parameters only,
 /// and the key that signed the token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

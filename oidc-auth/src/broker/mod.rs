@@ -211,6 +211,8 @@ pub(crate) struct Broker {
     /// The clock leeway of validation: a key stays published this long past the last `exp`
     /// it may sign.
     leeway: i64,
+    /// The bearer token limit of validation: a minted token must fit it to be of any use.
+    max_token_bytes: usize,
     refresh_ttl: i64,
     device_ttl: i64,
     scopes: String,
@@ -293,6 +295,7 @@ impl Broker {
             ),
             access_ttl,
             leeway,
+            max_token_bytes: config.max_token_bytes,
             refresh_ttl: seconds(config.refresh_token_lifetime),
             device_ttl: seconds(config.device_session_lifetime),
             scopes: config
@@ -518,10 +521,22 @@ impl Broker {
         let signature = signer
             .sign(input.as_bytes())
             .ok_or_else(|| AuthError::unavailable("signing the token failed"))?;
-        Ok((
-            format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)),
-            exp,
-        ))
+        let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature));
+        // A token over the bearer limit would be refused (401) by every route of this server,
+        // and then again at each refresh: the login fails clearly instead. A provider that puts
+        // hundreds of groups into its tokens needs a larger `max_token_bytes`.
+        if token.len() > self.max_token_bytes {
+            tracing::warn!(
+                bytes = token.len(),
+                limit = self.max_token_bytes,
+                "a minted token is over the bearer token limit; raise max_token_bytes for this provider's claims"
+            );
+            return Err(AuthError::new(
+                ErrorKind::BadGateway,
+                "the identity provider's claims make a token larger than this server accepts",
+            ));
+        }
+        Ok((token, exp))
     }
 
     /// Starts a session after a successful login and answers Token JSON with tokens of this
