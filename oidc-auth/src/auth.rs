@@ -132,7 +132,7 @@ impl OidcAuthBuilder {
         OidcAuth(Arc::new(Inner {
             broker,
             peers,
-            leeway: config.leeway.as_secs() as i64,
+            leeway: crate::clock::secs(config.leeway),
             config,
             provider,
             cache,

@@ -63,14 +63,6 @@ const MAX_DEVICE_SECONDS: i64 = 24 * 3600;
 /// -0.2 s). Without it a client that keeps the interval would now and then be slowed down, and
 /// after a `slow_down` that client still sleeps the old interval once more.
 const DEVICE_POLL_GRACE: i64 = 1;
-/// Upper bound of any configured lifetime, so sums with the current time cannot overflow.
-const MAX_LIFETIME: u64 = 100 * 365 * 24 * 3600;
-
-/// A configured duration in whole seconds, bounded by [`MAX_LIFETIME`].
-fn seconds(duration: Duration) -> i64 {
-    duration.as_secs().min(MAX_LIFETIME) as i64
-}
-
 /// Longest refresh token looked up.
 const MAX_REFRESH_TOKEN: usize = 512;
 /// The marker of a refresh token whose rotation has been answered to a request (see
@@ -267,8 +259,8 @@ impl Broker {
                 "no encryption key configured: broker signing keys are stored unencrypted"
             );
         }
-        let access_ttl = seconds(config.access_token_lifetime);
-        let leeway = seconds(config.leeway);
+        let access_ttl = crate::clock::secs(config.access_token_lifetime);
+        let leeway = crate::clock::secs(config.leeway);
         let cell = tokio::sync::OnceCell::new();
         if let Some(store) = store {
             let _ = cell.set(store);
@@ -284,7 +276,7 @@ impl Broker {
             detached_revocations: Arc::new(tokio::sync::Semaphore::new(MAX_DETACHED)),
             keys: Keys::new(
                 config.broker_signing_algorithm,
-                seconds(config.key_rotation_period),
+                crate::clock::secs(config.key_rotation_period),
                 access_ttl + leeway,
                 AtRest::new(explicit),
             ),
@@ -296,8 +288,8 @@ impl Broker {
             access_ttl,
             leeway,
             max_token_bytes: config.max_token_bytes,
-            refresh_ttl: seconds(config.refresh_token_lifetime),
-            device_ttl: seconds(config.device_session_lifetime),
+            refresh_ttl: crate::clock::secs(config.refresh_token_lifetime),
+            device_ttl: crate::clock::secs(config.device_session_lifetime),
             scopes: config
                 .scopes
                 .iter()
@@ -1319,7 +1311,11 @@ mod tests {
             panic!("valid configuration");
         };
         let broker = Broker::new(&config, None);
-        assert_eq!(seconds(Duration::MAX), MAX_LIFETIME as i64);
+        assert_eq!(
+            crate::clock::secs(Duration::MAX),
+            100 * 365 * 24 * 3600,
+            "configured lifetimes stop at a century, so sums with the time cannot overflow"
+        );
         let now = i64::MAX - 10;
         broker.track_device("code", i64::MAX, i64::MAX, now);
         assert!(broker.pace_device_poll("code", now).is_ok());

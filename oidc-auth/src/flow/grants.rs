@@ -244,7 +244,7 @@ impl OidcAuth {
         let answer = self
             .provider_token(vec![("grant_type", grant_type.to_owned()), (field, value)])
             .await?;
-        let lifetime = self.config().refresh_token_lifetime.as_secs() as i64;
+        let lifetime = crate::clock::secs(self.config().refresh_token_lifetime);
         token_json(&answer, self.now(), lifetime).map(EndpointResponse::ok)
     }
 }

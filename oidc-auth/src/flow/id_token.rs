@@ -42,7 +42,7 @@ impl OidcAuth {
             claims,
             &Expectations {
                 now: self.now(),
-                leeway: config.leeway.as_secs() as i64,
+                leeway: crate::clock::secs(config.leeway),
                 issuer: issuer.as_str(),
                 audience: Some(config.client_id()),
             },

@@ -341,7 +341,7 @@ impl OidcAuth {
                 .await
                 .map(EndpointResponse::ok);
         }
-        let lifetime = self.config().refresh_token_lifetime.as_secs() as i64;
+        let lifetime = crate::clock::secs(self.config().refresh_token_lifetime);
         token_json(&answer, self.now(), lifetime).map(EndpointResponse::ok)
     }
 }
