@@ -359,17 +359,29 @@ impl Provider {
         KeySet::parse(&doc, &self.accepted, self.max_keys)
     }
 
-    /// Refreshes the discovery document in a task of its own, through the slot's single
-    /// flight. Nothing is spawned while a refresh runs or a failure's backoff lasts.
-    fn spawn_discovery_refresh(self: &Arc<Self>, seen: u64) {
+    /// Runs `refresh` in a task of its own when `slot` may refresh now. Nothing is spawned while
+    /// a refresh of it runs or a failure's backoff lasts: during an outage every request past a
+    /// TTL gets here, and a task per request that would only find the backoff is load for
+    /// nothing.
+    fn spawn_refresh<T, Fut>(
+        self: &Arc<Self>,
+        slot: &Slot<T>,
+        refresh: impl FnOnce(Arc<Self>) -> Fut,
+    ) where
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if !self.discovery.may_refresh_now(self.now()) {
-            return;
+        if slot.may_refresh_now(self.now()) {
+            handle.spawn(refresh(self.clone()));
         }
-        let this = self.clone();
-        handle.spawn(async move {
+    }
+
+    /// Refreshes the discovery document in a task of its own, through the slot's single
+    /// flight.
+    fn spawn_discovery_refresh(self: &Arc<Self>, seen: u64) {
+        self.spawn_refresh(&self.discovery, move |this| async move {
             if let Some(gate) = this.discovery.try_gate() {
                 let _ = this
                     .discovery
@@ -436,18 +448,9 @@ impl Provider {
         }
     }
 
-    /// Refreshes the key set in a task of its own. Nothing is spawned while a refresh runs or
-    /// a failure's backoff lasts: during an outage every validation past the TTL gets here, and
-    /// a task per request that would only find the backoff is load for nothing.
+    /// Refreshes the key set in a task of its own, through the slot's single flight.
     fn spawn_background_refresh(self: &Arc<Self>, seen: u64) {
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if !self.jwks.may_refresh_now(self.now()) {
-            return;
-        }
-        let this = self.clone();
-        handle.spawn(async move {
+        self.spawn_refresh(&self.jwks, move |this| async move {
             if let Some(gate) = this.jwks.try_gate() {
                 let _ = this
                     .jwks
