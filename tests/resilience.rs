@@ -22,6 +22,15 @@ async fn manual(
     (h, clock)
 }
 
+/// A valid token for the harness's audience, issued at the manual clock's time.
+fn issued_now(h: &Harness, clock: &ManualClock) -> String {
+    h.idp
+        .token()
+        .audience(AUDIENCE)
+        .issued_at(clock.now())
+        .sign()
+}
+
 /// G2: with a warm JWKS, known kids keep validating while the provider is down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g2_known_kids_validate_while_the_provider_is_down() {
@@ -74,19 +83,18 @@ async fn g2_stale_keys_stop_validating_after_the_stale_limit() {
             .token_cache_capacity(0)
     })
     .await;
-    let token = |h: &Harness, clock: &ManualClock| {
-        h.idp
-            .token()
-            .audience(AUDIENCE)
-            .issued_at(clock.now())
-            .sign()
-    };
-    assert_eq!(h.bearer_both("/me", &token(&h, &clock)).await.status, 200);
+    assert_eq!(
+        h.bearer_both("/me", &issued_now(&h, &clock)).await.status,
+        200
+    );
     h.idp.set_fault_all(Fault::Down);
     clock.advance(3000);
-    assert_eq!(h.bearer_both("/me", &token(&h, &clock)).await.status, 200);
+    assert_eq!(
+        h.bearer_both("/me", &issued_now(&h, &clock)).await.status,
+        200
+    );
     clock.advance(700);
-    let reply = h.bearer_both("/me", &token(&h, &clock)).await;
+    let reply = h.bearer_both("/me", &issued_now(&h, &clock)).await;
     assert_eq!(reply.status, 503);
     assert!(!h.auth.is_ready());
 }
@@ -459,20 +467,20 @@ async fn g4_a_stale_discovery_document_does_not_delay_validation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_fetch_with_a_stale_discovery_document_waits_one_timeout() {
     let (h, clock) = manual(|b| b.timeout(Duration::from_secs(1)).token_cache_capacity(0)).await;
-    let token = |h: &Harness, clock: &ManualClock| {
-        h.idp
-            .token()
-            .audience(AUDIENCE)
-            .issued_at(clock.now())
-            .sign()
-    };
-    assert_eq!(h.bearer_both("/me", &token(&h, &clock)).await.status, 200);
+    assert_eq!(
+        h.bearer_both("/me", &issued_now(&h, &clock)).await.status,
+        200
+    );
     // Past the discovery TTL (1 h) and the key set's stale limit (24 h): keys must be fetched.
     h.idp.set_fault_all(Fault::Hang);
     clock.advance(25 * 3600);
     let started = Instant::now();
     let reply = h
-        .bearer(oidc_auth_tests::Framework::Axum, "/me", &token(&h, &clock))
+        .bearer(
+            oidc_auth_tests::Framework::Axum,
+            "/me",
+            &issued_now(&h, &clock),
+        )
         .await;
     assert_eq!(reply.status, 503);
     assert!(
