@@ -1,12 +1,14 @@
 //! Handlers protected only with the macros answer 401 / 403 / 200 on both frameworks.
 
+use std::time::Duration;
+
 use actix_web::{App, HttpResponse, Responder, get, test, web};
 use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
 use axum::response::IntoResponse;
 use axum::routing::get as axum_get;
-use oidc::testing::MockProvider;
+use oidc::testing::{Endpoint, Fault, MockProvider, SigningAlg};
 use oidc::{IdToken, OidcAuth};
 use oidc_auth as oidc;
 use oidc_auth_tests::{AUDIENCE, base_config};
@@ -321,6 +323,88 @@ async fn axum_body_extractor_after_the_token_answers_only_after_authentication()
                     "{case}"
                 );
             }
+        }
+    }
+}
+
+/// A forged token with the provider's issuer and a `kid` nobody published: the guard has to ask
+/// the provider for its keys (held back here for 300 ms) before it can refuse. The body
+/// extractor must not answer in the meantime, on either framework; the answer is the guard's
+/// 401. A valid token signed with a key published a moment ago also waits for the keys, and then
+/// reaches the body extractor, which refuses the body itself.
+#[actix_web::test]
+async fn a_guard_waiting_on_the_provider_answers_before_the_body_extractor() {
+    let idp = MockProvider::start().await.expect("provider");
+    idp.set_fault(Endpoint::Jwks, Fault::Slow(Duration::from_millis(300)));
+    for (case, content_type, body, actix_refused, axum_refused) in refused_bodies() {
+        let new_key = idp.add_key(SigningAlg::RS256);
+        let forged = idp
+            .token()
+            .audience(AUDIENCE)
+            .kid(&format!("unpublished-{case}"))
+            .sign();
+        let fresh = idp
+            .token()
+            .audience(AUDIENCE)
+            .sub("alice")
+            .kid(&new_key)
+            .sign();
+        for (token, actix_expected, axum_expected) in
+            [(&forged, 401, 401), (&fresh, actix_refused, axum_refused)]
+        {
+            // A handle with cold caches for every request, so that each waits for the keys.
+            let actix = {
+                let auth = OidcAuth::new(base_config(&idp).build().expect("config"));
+                let app = test::init_service(
+                    App::new()
+                        .app_data(web::Data::new(auth))
+                        .route("/body-first", web::post().to(actix_body_first)),
+                )
+                .await;
+                let request = test::TestRequest::post()
+                    .uri("/body-first")
+                    .insert_header(("content-type", content_type))
+                    .insert_header(("authorization", format!("Bearer {token}")))
+                    .set_payload(body.clone())
+                    .to_request();
+                let jwks_before = idp.hits(Endpoint::Jwks);
+                let response = test::call_service(&app, request).await;
+                let fetched = idp.hits(Endpoint::Jwks) > jwks_before;
+                let challenge = response
+                    .headers()
+                    .get("www-authenticate")
+                    .map(|v| v.to_str().expect("ascii").to_owned());
+                (response.status().as_u16(), challenge, fetched)
+            };
+            assert_eq!(actix.0, actix_expected, "actix-web, {case}, {token:.20}");
+            assert_eq!(
+                actix.1.is_some(),
+                actix_expected == 401,
+                "actix-web, {case}: {:?}",
+                actix.1
+            );
+            assert!(actix.2, "actix-web, {case}: the guard fetched the keys");
+            let axum = {
+                let auth = OidcAuth::new(base_config(&idp).build().expect("config"));
+                let app = Router::new()
+                    .route("/body-last", axum::routing::post(axum_body_last))
+                    .with_state(auth);
+                let request = Request::post("/body-last")
+                    .header("content-type", content_type)
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(Body::from(body.clone()))
+                    .expect("request");
+                let jwks_before = idp.hits(Endpoint::Jwks);
+                let response = app.oneshot(request).await.expect("answer");
+                (
+                    response.status().as_u16(),
+                    response.headers().contains_key("www-authenticate"),
+                    idp.hits(Endpoint::Jwks) > jwks_before,
+                )
+            };
+            assert_eq!(axum.0, axum_expected, "axum, {case}, {token:.20}");
+            assert_eq!(axum.1, axum_expected == 401, "axum, {case}");
+            assert!(axum.2, "axum, {case}: the guard fetched the keys");
         }
     }
 }

@@ -85,6 +85,38 @@ impl<P: Policy> fmt::Debug for MaybeAuthorized<P> {
     }
 }
 
+/// A guard `G` and the handler's other extractors `R`, extracted in that order: `R` (a tuple
+/// of extractors, or a single one) is only built once the guard has let the request through.
+///
+/// This is what `#[oidc::required]` and `#[oidc::optional]` give a handler that takes more than
+/// the token. axum already runs every parts extractor before the body one, but actix-web creates
+/// a handler's extractors together and polls them side by side, so a body extractor could
+/// answer first (413, or a content-type or deserialize error that describes the expected body)
+/// while the guard was still fetching the provider's keys for a forged token. Inside `Guarded`
+/// the body is not touched until the guard has accepted the request; a refusal is the guard's
+/// own answer.
+///
+/// By hand, for actix-web or axum alike (`String` is the request body on both):
+///
+/// ```
+/// use oidc_auth::{Authorized, Guarded, NoPolicy};
+///
+/// async fn post_note(
+///     Guarded(Authorized(token, ..), (note,)): Guarded<Authorized<NoPolicy>, (String,)>,
+/// ) -> String {
+///     format!("{}: {note}", token.sub())
+/// }
+/// ```
+pub struct Guarded<G, R>(pub G, pub R);
+
+impl<G: fmt::Debug, R> fmt::Debug for Guarded<G, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Guarded")
+            .field(&self.0)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Why a guard refused a request, with the response to send.
 ///
 /// ```

@@ -77,7 +77,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, OidcConfig, OidcConfigBuilder};
 pub use error::{AuthError, ErrorBody, ErrorKind, ErrorRenderer, ErrorResponse};
 pub use flow::{AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse};
-pub use guard::{AuthRejection, Authorized, MaybeAuthorized};
+pub use guard::{AuthRejection, Authorized, Guarded, MaybeAuthorized};
 pub use policy::{ClaimConstraint, ClaimRule, ClaimValue, NoPolicy, Policy};
 pub use secret::{Audience, Issuer, Kid, Scope, Secret};
 pub use token::IdToken;
@@ -195,7 +195,7 @@ pub mod __private {
     pub trait OptionalToken {}
     impl OptionalToken for ::core::option::Option<crate::token::IdToken> {}
     pub use crate::flow::{AuthEndpoint, AuthRouterSpec, AuthRoutes};
-    pub use crate::guard::{Authorized, MaybeAuthorized};
+    pub use crate::guard::{Authorized, Guarded, MaybeAuthorized};
     pub use crate::policy::{ClaimRule, ClaimValue, Policy};
     pub use crate::token::IdToken;
     #[cfg(feature = "actix-web")]

@@ -50,24 +50,26 @@ pub(crate) fn expand(model: &Model, mut item: ItemFn) -> TokenStream {
     // The user's own spelling of the token type is kept in a checked conversion, so that it
     // resolves to the real `IdToken` and its import stays used.
     let mut token_type_check = TokenStream::new();
-    // The guard always becomes the first parameter. actix-web creates and polls extractors in
-    // parameter order, so a body extractor before the guard would answer first (413, or a
-    // content-type or deserialize error describing the expected body) to a caller without a
-    // token. axum runs every `FromRequestParts` extractor before the body one, whatever their
-    // order.
-    let mut others = syn::punctuated::Punctuated::new();
+    // The guard comes first, and the handler's other parameters are extracted only after it has
+    // accepted the request: they are gathered into one `Guarded` parameter, `Guarded(guard,
+    // (a, b, ..))`. actix-web creates a handler's extractors together and polls them side by
+    // side, so a body extractor next to the guard could answer (413, or a content-type or
+    // deserialize error describing the expected body) while the guard still waited on the
+    // provider. axum runs every `FromRequestParts` extractor before the body one anyway.
+    let mut others = Vec::new();
     let mut token_param = None;
     for (i, input) in std::mem::take(&mut item.sig.inputs).into_iter().enumerate() {
         match input {
             FnArg::Typed(pat_type) if matches!(model.token, TokenParam::At(at) if at == i) => {
                 token_param = Some(pat_type);
             }
-            other => others.push(other),
+            FnArg::Typed(pat_type) => others.push(pat_type),
+            // Refused by the model.
+            FnArg::Receiver(_) => {}
         }
     }
-    item.sig.inputs = others;
-    let guard_param: FnArg = match token_param {
-        Some(mut pat_type) => {
+    let (guard_pat, guard_ty): (syn::Pat, syn::Type) = match token_param {
+        Some(pat_type) => {
             let user_ty = &pat_type.ty;
             let check = match model.mode {
                 Mode::Required => quote!(#krate::__private::RequiredToken),
@@ -78,15 +80,19 @@ pub(crate) fn expand(model: &Model, mut item: ItemFn) -> TokenStream {
                 fn __oidc_auth_token_type_check() { __oidc_auth_token_type::<#user_ty>() }
             };
             let pat = &pat_type.pat;
-            let new_pat: syn::Pat = parse_quote!(#guard(#pat, _));
-            let new_ty: syn::Type = parse_quote!(#guard<#policy>);
-            *pat_type.pat = new_pat;
-            *pat_type.ty = new_ty;
-            FnArg::Typed(pat_type)
+            (parse_quote!(#guard(#pat, _)), parse_quote!(#guard<#policy>))
         }
-        None => parse_quote!(_: #guard<#policy>),
+        None => (parse_quote!(_), parse_quote!(#guard<#policy>)),
     };
-    item.sig.inputs.insert(0, guard_param);
+    let guard_param: FnArg = if others.is_empty() {
+        parse_quote!(#guard_pat: #guard_ty)
+    } else {
+        let (rest_pat, rest_ty) = rest_tuple(&others);
+        parse_quote!(
+            #krate::__private::Guarded(#guard_pat, #rest_pat): #krate::__private::Guarded<#guard_ty, #rest_ty>
+        )
+    };
+    item.sig.inputs.push(guard_param);
 
     quote! {
         #[doc(hidden)]
@@ -103,4 +109,20 @@ pub(crate) fn expand(model: &Model, mut item: ItemFn) -> TokenStream {
 
         #item
     }
+}
+
+/// The most extractors one tuple may hold: actix-web implements `FromRequest` for tuples of up
+/// to 12 (axum up to 16).
+const TUPLE_MAX: usize = 12;
+
+/// The handler's other parameters as one tuple pattern and its type, in their order. Past
+/// [`TUPLE_MAX`] they are split into nested tuples, each within the frameworks' limits.
+fn rest_tuple(params: &[syn::PatType]) -> (TokenStream, TokenStream) {
+    if params.len() > TUPLE_MAX {
+        let (pats, tys): (Vec<_>, Vec<_>) = params.chunks(TUPLE_MAX).map(rest_tuple).unzip();
+        return (quote!((#(#pats,)*)), quote!((#(#tys,)*)));
+    }
+    let pats = params.iter().map(|p| &p.pat);
+    let tys = params.iter().map(|p| &p.ty);
+    (quote!((#(#pats,)*)), quote!((#(#tys,)*)))
 }

@@ -133,6 +133,14 @@ pub(crate) fn build(mode: Mode, args: Args, item: &ItemFn, diag: &mut Diagnostic
             }
             FnArg::Typed(pat_type) => pat_type,
         };
+        // The parameters are gathered into one tuple behind the guard, where an attribute has
+        // no place to go.
+        for attr in &pat_type.attrs {
+            diag.error_spanned(
+                attr,
+                format!("`#[oidc::{name}]`: attributes on a handler's parameters are not supported; the parameters are extracted together after the token check"),
+            );
+        }
         let found = kind(&pat_type.ty);
         let is_token = match (mode, found) {
             (_, Kind::Other) => false,

@@ -94,8 +94,9 @@ fn optional_with_a_token() {
     );
 }
 
-/// The guard goes first, ahead of a body extractor written before the token, so that actix-web
-/// authenticates before it reads the body.
+/// The guard goes first and the other parameters, a body extractor written before the token
+/// included, are gathered behind it in one `Guarded`, so that actix-web authenticates before it
+/// creates the body extractor.
 #[test]
 fn required_moves_the_token_in_front_of_the_body() {
     check(
@@ -124,6 +125,37 @@ fn optional_moves_the_token_in_front_of_the_body() {
         quote!(
             async fn upload(body: web::Json<Upload>, token: Option<IdToken>) -> String {
                 format!("{}", token.is_some())
+            }
+        ),
+    );
+}
+
+/// More parameters than actix-web's largest extractor tuple (12): nested tuples of at most 12.
+#[test]
+fn many_parameters_are_split_into_tuples_the_frameworks_accept() {
+    check(
+        "required_many_parameters",
+        Mode::Required,
+        quote!(),
+        quote!(
+            async fn many(
+                a: A,
+                b: B,
+                c: C,
+                d: D,
+                e: E,
+                f: F,
+                g: G,
+                h: H,
+                i: I,
+                j: J,
+                k: K,
+                l: L,
+                token: IdToken,
+                m: M,
+                n: N,
+            ) -> String {
+                token.sub().to_owned()
             }
         ),
     );

@@ -12,11 +12,13 @@ const _: () = {
     }
 };
 async fn upload(
-    ::oidc_auth::__private::MaybeAuthorized(
-        token,
-        _,
-    ): ::oidc_auth::__private::MaybeAuthorized<__oidc_auth_policy_upload>,
-    body: web::Json<Upload>,
+    ::oidc_auth::__private::Guarded(
+        ::oidc_auth::__private::MaybeAuthorized(token, _),
+        (body,),
+    ): ::oidc_auth::__private::Guarded<
+        ::oidc_auth::__private::MaybeAuthorized<__oidc_auth_policy_upload>,
+        (web::Json<Upload>,),
+    >,
 ) -> String {
     format!("{}", token.is_some())
 }

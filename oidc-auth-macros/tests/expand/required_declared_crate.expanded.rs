@@ -16,11 +16,13 @@ const _: () = {
     }
 };
 async fn refund(
-    crate::deps::oidc_auth::__private::Authorized(
-        mut token,
-        _,
-    ): crate::deps::oidc_auth::__private::Authorized<__oidc_auth_policy_refund>,
-    body: Json<Refund>,
+    crate::deps::oidc_auth::__private::Guarded(
+        crate::deps::oidc_auth::__private::Authorized(mut token, _),
+        (body,),
+    ): crate::deps::oidc_auth::__private::Guarded<
+        crate::deps::oidc_auth::__private::Authorized<__oidc_auth_policy_refund>,
+        (Json<Refund>,),
+    >,
 ) -> Result<String, Error> {
     Ok(token.sub().to_owned())
 }

@@ -32,11 +32,13 @@ const _: () = {
     }
 };
 pub async fn admin(
-    ::oidc_auth::__private::Authorized(
-        token,
-        _,
-    ): ::oidc_auth::__private::Authorized<__oidc_auth_policy_admin>,
-    state: State<App>,
+    ::oidc_auth::__private::Guarded(
+        ::oidc_auth::__private::Authorized(token, _),
+        (state,),
+    ): ::oidc_auth::__private::Guarded<
+        ::oidc_auth::__private::Authorized<__oidc_auth_policy_admin>,
+        (State<App>,),
+    >,
 ) -> impl IntoResponse {
     token.sub().to_owned()
 }

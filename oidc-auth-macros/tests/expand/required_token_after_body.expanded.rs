@@ -12,12 +12,13 @@ const _: () = {
     }
 };
 async fn upload(
-    ::oidc_auth::__private::Authorized(
-        mut token,
-        _,
-    ): ::oidc_auth::__private::Authorized<__oidc_auth_policy_upload>,
-    body: web::Json<Upload>,
-    query: web::Query<Q>,
+    ::oidc_auth::__private::Guarded(
+        ::oidc_auth::__private::Authorized(mut token, _),
+        (body, query),
+    ): ::oidc_auth::__private::Guarded<
+        ::oidc_auth::__private::Authorized<__oidc_auth_policy_upload>,
+        (web::Json<Upload>, web::Query<Q>),
+    >,
 ) -> String {
     token.sub().to_owned()
 }

@@ -31,7 +31,7 @@ use actix_web::http::header::{AUTHORIZATION, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::auth::OidcAuth;
-use crate::guard::{self, AuthRejection, Authorized, MaybeAuthorized};
+use crate::guard::{self, AuthRejection, Authorized, Guarded, MaybeAuthorized};
 use crate::policy::{NoPolicy, Policy};
 use crate::token::IdToken;
 
@@ -101,6 +101,31 @@ impl FromRequest for IdToken {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         required::<NoPolicy, _>(req, |token| token)
+    }
+}
+
+/// The guard first, then the rest: the payload is kept aside until the guard has accepted the
+/// request, and only then are the other extractors created over it. The guard's own refusal is
+/// the answer; the body is never read for it.
+impl<G, R> FromRequest for Guarded<G, R>
+where
+    G: FromRequest + 'static,
+    R: FromRequest + 'static,
+{
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let guard = G::from_request(req, &mut Payload::None);
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let guard = guard.await.map_err(Into::into)?;
+            let rest = R::from_request(&req, &mut payload)
+                .await
+                .map_err(Into::into)?;
+            Ok(Guarded(guard, rest))
+        })
     }
 }
 

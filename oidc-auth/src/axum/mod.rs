@@ -21,14 +21,14 @@ mod router;
 
 use std::marker::PhantomData;
 
-use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::OidcAuth;
-use crate::guard::{self, AuthRejection, Authorized, MaybeAuthorized};
+use crate::guard::{self, AuthRejection, Authorized, Guarded, MaybeAuthorized};
 use crate::policy::{NoPolicy, Policy};
 use crate::token::IdToken;
 
@@ -152,6 +152,34 @@ where
         <Authorized<NoPolicy> as OptionalFromRequestParts<S>>::from_request_parts(parts, state)
             .await
             .map(|found| found.map(Authorized::into_token))
+    }
+}
+
+/// The extractor marker of [`Guarded`]: `M` is the marker of its other extractors (axum's own,
+/// for parts or for a body). Being distinct from axum's markers keeps the implementation apart
+/// from axum's blanket one for parts extractors.
+pub struct ViaGuarded<M>(PhantomData<fn() -> M>);
+
+/// The guard first, then the rest, which may include the body extractor (last, as axum
+/// requires). axum would run a parts guard first anyway; this keeps the order explicit and the
+/// same as on actix-web.
+impl<S, M, G, R> FromRequest<S, ViaGuarded<M>> for Guarded<G, R>
+where
+    S: Send + Sync,
+    G: FromRequestParts<S> + Send,
+    R: FromRequest<S, M> + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let guard = G::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let rest = R::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Guarded(guard, rest))
     }
 }
 
