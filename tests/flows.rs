@@ -771,6 +771,46 @@ async fn device_start_is_503_without_a_provider_device_endpoint() {
     }
 }
 
+/// A provider that lists a device endpoint but refuses the device flow to this client (Keycloak
+/// does so for a client without the grant, with `unauthorized_client`): 503 too, so that the
+/// client falls back to the browser flow instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_start_is_503_when_the_provider_refuses_it_to_this_client() {
+    let h = harness().await;
+    for code in [
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+        "invalid_client",
+        "invalid_request",
+    ] {
+        h.idp
+            .set_fault(Endpoint::Device, Fault::Json(400, json!({"error": code})));
+        for fw in FRAMEWORKS {
+            let before = h.idp.hits(Endpoint::Device);
+            let reply = h.post_form(fw, "/api/auth/v2/device", &[]).await;
+            assert_eq!(reply.status, 503, "{code} {fw:?}: {}", reply.raw_body);
+            assert_eq!(reply.body["error"], "temporarily_unavailable", "{code}");
+            assert_eq!(h.idp.hits(Endpoint::Device), before + 1, "{code} {fw:?}");
+        }
+    }
+    // A provider answering garbage stays a 502, and a working one a 200.
+    h.idp.set_fault(Endpoint::Device, Fault::Garbage);
+    for fw in FRAMEWORKS {
+        assert_eq!(
+            h.post_form(fw, "/api/auth/v2/device", &[]).await.status,
+            502
+        );
+    }
+    h.idp.set_fault(Endpoint::Device, Fault::None);
+    for fw in FRAMEWORKS {
+        assert_eq!(
+            h.post_form(fw, "/api/auth/v2/device", &[]).await.status,
+            200
+        );
+    }
+}
+
 /// Userinfo: the bearer token's user, normalised without losing multi-word names; another
 /// subject at the provider is refused (D9); no token is 401.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,12 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oidc_auth::store::memory::MemoryStore;
-use oidc_auth::testing::{Endpoint, MockProvider};
+use oidc_auth::testing::{Endpoint, Fault, MockProvider};
 use oidc_auth::{Clock, SystemClock};
 use oidc_auth_tests::{
     AUDIENCE, FRAMEWORKS, Framework, Harness, LOOPBACK, broker, browser_login, client_token_call,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::process::Command;
 
 /// The longest a driver run may take; a device flow takes about 5 s, the others well under 1 s.
@@ -345,11 +345,40 @@ async fn device_flow_logs_the_client_in() {
 async fn browser_flow_after_a_503_from_the_device_route() {
     let Some(python) = python() else { return };
     let h = harness(false).await;
+    browser_login_after_a_device_503(&h, &python).await;
+    assert_eq!(
+        h.idp.hits(Endpoint::Device),
+        0,
+        "a 503 without asking the provider"
+    );
+}
+
+/// The same fallback when the provider lists a device endpoint but refuses the device flow to
+/// this client (`unauthorized_client`, as Keycloak answers for a client without the grant).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_flow_when_the_provider_refuses_the_device_flow_to_this_client() {
+    let Some(python) = python() else { return };
+    let h = harness(true).await;
+    h.idp.set_fault(
+        Endpoint::Device,
+        Fault::Json(400, json!({"error": "unauthorized_client"})),
+    );
+    browser_login_after_a_device_503(&h, &python).await;
+    assert_eq!(
+        h.idp.hits(Endpoint::Device),
+        FRAMEWORKS.len(),
+        "the provider was asked once per login"
+    );
+}
+
+/// The client's `login` on both frameworks, whose device route answers 503: it falls back to
+/// the browser flow, which completes.
+async fn browser_login_after_a_device_503(h: &Harness, python: &Path) {
     for fw in FRAMEWORKS {
         let (authorizes, tokens) = (h.idp.hits(Endpoint::Authorize), h.idp.hits(Endpoint::Token));
         let mut args = vec!["login".to_owned()];
-        args.extend(target(&h, fw));
-        let result = drive(&python, &args).await;
+        args.extend(target(h, fw));
+        let result = drive(python, &args).await;
         assert_working_token(&result, fw);
         assert_eq!(
             path_status(&result),
@@ -390,11 +419,6 @@ async fn browser_flow_after_a_503_from_the_device_route() {
         assert_eq!(h.idp.hits(Endpoint::Authorize), authorizes + 1, "{fw:?}");
         assert_eq!(h.idp.hits(Endpoint::Token), tokens + 1, "{fw:?}");
     }
-    assert_eq!(
-        h.idp.hits(Endpoint::Device),
-        0,
-        "a 503 without asking the provider"
-    );
 }
 
 /// A stored token whose access token has expired and whose refresh token is valid: the client

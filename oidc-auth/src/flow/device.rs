@@ -20,7 +20,9 @@ const DEFAULT_INTERVAL_SECS: i64 = 5;
 
 impl OidcAuth {
     /// Starts a device authorization at the provider. Answers 503 when the provider has no
-    /// device endpoint: py-oidc-auth-client then falls back to the browser flow.
+    /// device endpoint, or refuses the device flow to this client (Keycloak, say, lists the
+    /// endpoint for the whole realm but answers `unauthorized_client` to a client without the
+    /// grant): py-oidc-auth-client then falls back to the browser flow.
     pub async fn device_endpoint(&self) -> Result<EndpointResponse, AuthError> {
         let endpoint = self
             .provider_endpoint(
@@ -35,7 +37,8 @@ impl OidcAuth {
         }
         let answer = self
             .provider_post(&endpoint, vec![("scope", scopes.join(" "))])
-            .await?;
+            .await
+            .map_err(unavailable_when_refused)?;
         for required in ["device_code", "user_code", "verification_uri", "expires_in"] {
             if !answer.contains_key(required) {
                 return Err(AuthError::new(
@@ -69,4 +72,19 @@ impl OidcAuth {
             body: Value::Object(body),
         })
     }
+}
+
+/// A provider's refusal to start a device authorization (`unauthorized_client`,
+/// `unsupported_grant_type`, `invalid_scope`, ...) as 503: whatever the reason, the device flow
+/// is not available to this client, and 503 is what makes the client fall back to the browser
+/// flow. Other failures keep their status.
+fn unavailable_when_refused(error: AuthError) -> AuthError {
+    if error.kind() != ErrorKind::OAuth {
+        return error;
+    }
+    tracing::warn!(
+        error = error.code().unwrap_or_default(),
+        "the identity provider refused to start a device authorization for this client; answering 503 so that clients use the browser flow"
+    );
+    AuthError::unavailable("the identity provider does not offer the device flow to this client")
 }
