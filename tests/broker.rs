@@ -2,6 +2,7 @@
 //! JWKS, rotating refresh tokens with reuse detection, the provider refresh behind them,
 //! device sessions, token exchange and key rotation (SECURITY.md groups E and F).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -161,8 +162,29 @@ async fn the_jwks_route_exists_only_in_broker_mode() {
     }
 }
 
+/// The provider's next revocation request after `earlier` (the last one seen before), waited
+/// for up to 2 s: broker mode revokes at the provider in the background.
+async fn next_provider_revocation(
+    h: &Harness,
+    earlier: Option<&HashMap<String, String>>,
+) -> Option<HashMap<String, String>> {
+    for _ in 0..100 {
+        let form = h
+            .idp
+            .last_revocation_request()
+            .filter(|f| Some(f) != earlier);
+        if form.is_some() {
+            return form;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
 /// Deliver 4 and E3: a refresh token is single use; the successor works; presenting the spent
-/// one again is 400 `invalid_grant` and revokes the family, so the successor fails too.
+/// one again is 400 `invalid_grant` and revokes the family, so the successor fails too. The
+/// session row with the provider's sealed tokens is deleted and the provider's refresh token is
+/// revoked at the provider, as for a revocation by the client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     let b = broker().await;
@@ -189,12 +211,23 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
             200
         );
 
+        let sid = claims["sid"].as_str().unwrap_or_default().to_owned();
+        assert!(b.store.get_session(&sid, 0).await.ok().flatten().is_some());
+        let earlier = h.idp.last_revocation_request();
         let reuse = refresh(h, fw, &spent).await;
         assert_eq!((reuse.status, reuse.error()), (400, Some("invalid_grant")));
         let after = refresh(h, fw, &successor).await;
         assert_eq!((after.status, after.error()), (400, Some("invalid_grant")));
         // Neither the access token nor a refresh token was echoed.
         assert!(!reuse.raw_body.contains(&spent));
+        assert!(
+            b.store.get_session(&sid, 0).await.ok().flatten().is_none(),
+            "{fw:?}: reuse deleted the session"
+        );
+        let form = next_provider_revocation(h, earlier.as_ref())
+            .await
+            .expect("reuse revoked the provider's refresh token");
+        assert_eq!(form["token_type_hint"], "refresh_token", "{fw:?}");
     }
 }
 
@@ -233,18 +266,9 @@ async fn revocation_ends_the_broker_session() {
         );
         // The provider's refresh token of the session is revoked at the provider too (in the
         // background), so it no longer refreshes there either.
-        let mut form = None;
-        for _ in 0..100 {
-            form = h
-                .idp
-                .last_revocation_request()
-                .filter(|f| Some(f) != earlier.as_ref());
-            if form.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let form = form.expect("the provider was asked to revoke");
+        let form = next_provider_revocation(h, earlier.as_ref())
+            .await
+            .expect("the provider was asked to revoke");
         assert_eq!(form["token_type_hint"], "refresh_token");
         assert_eq!(form["client_id"], "test-client");
         let provider_refresh = h

@@ -864,10 +864,19 @@ impl Broker {
         let record = match outcome {
             RotateOutcome::Rotated(record) => record,
             RotateOutcome::Spent(record) if answered => {
+                // As a revocation by the client: the session first, then the family, then the
+                // provider's refresh token, which could otherwise outlive the theft signal.
+                let session = store
+                    .delete_session(&record.session_id)
+                    .await
+                    .map_err(store_error)?;
                 self.revoke_family(&store, &record.family).await?;
                 tracing::warn!(
-                    "a spent broker refresh token was presented again; its whole family is revoked"
+                    "a spent broker refresh token was presented again; its session and whole family are revoked"
                 );
+                if let Some(session) = session {
+                    self.revoke_at_provider(auth, &session);
+                }
                 return Err(invalid_grant(
                     "the refresh token was already used; the session is revoked",
                 ));
