@@ -1352,13 +1352,15 @@ async fn concurrent_first_starts_agree_on_one_key() {
 }
 
 /// A [`MemoryStore`] that counts `purge_expired` calls, can refuse `get_session`,
-/// `delete_session` and `insert_key`, as an outage in the middle of a refresh or a key rotation would, and can delay
+/// `update_session`, `delete_session` and `insert_key`, as an outage in the middle of a refresh or a key rotation would, and can delay
 /// `rotate_refresh` and `revoke_family`, as a slow database would.
 struct ProbeStore {
     inner: Arc<MemoryStore>,
     purges: std::sync::atomic::AtomicUsize,
     refuse_reads: std::sync::atomic::AtomicBool,
     refuse_session_deletes: std::sync::atomic::AtomicBool,
+    /// How many `update_session` calls to refuse before the next one goes through.
+    refuse_session_updates: std::sync::atomic::AtomicUsize,
     refuse_key_inserts: std::sync::atomic::AtomicBool,
     rotation_delay_ms: std::sync::atomic::AtomicU64,
     revocation_delay_ms: std::sync::atomic::AtomicU64,
@@ -1376,6 +1378,7 @@ impl ProbeStore {
             purges: std::sync::atomic::AtomicUsize::new(0),
             refuse_reads: std::sync::atomic::AtomicBool::new(false),
             refuse_session_deletes: std::sync::atomic::AtomicBool::new(false),
+            refuse_session_updates: std::sync::atomic::AtomicUsize::new(0),
             refuse_key_inserts: std::sync::atomic::AtomicBool::new(false),
             rotation_delay_ms: std::sync::atomic::AtomicU64::new(0),
             revocation_delay_ms: std::sync::atomic::AtomicU64::new(0),
@@ -1403,7 +1406,6 @@ impl Store for ProbeStore {
     delegate! {
         migrate() -> ();
         put_session(session: &oidc_auth::store::Session) -> ();
-        update_session(session: &oidc_auth::store::Session, now: i64) -> bool;
         insert_refresh(record: &oidc_auth::store::RefreshRecord) -> ();
         list_keys() -> Vec<oidc_auth::store::StoredKey>;
         insert_first_key(key: &oidc_auth::store::StoredKey, now: i64) -> bool;
@@ -1412,6 +1414,22 @@ impl Store for ProbeStore {
         get_peer_jwks(issuer: &str) -> Option<(String, i64)>;
         consume_once(key: &[u8; 32], expires_at: i64, now: i64) -> bool;
         is_consumed(key: &[u8; 32], now: i64) -> bool;
+    }
+
+    fn update_session(
+        &self,
+        session: &oidc_auth::store::Session,
+        now: i64,
+    ) -> oidc_auth::store::StoreFuture<'_, bool> {
+        let refuse = self.refuse_session_updates.fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |left| left.checked_sub(1),
+        );
+        if refuse.is_ok() {
+            return refused();
+        }
+        self.inner.update_session(session, now)
     }
 
     fn delete_session(
@@ -1654,6 +1672,37 @@ async fn a_revocation_that_fails_midway_is_finished_by_the_retry() {
         let session = store.get_session(&sid, SystemClock.now()).await;
         assert!(matches!(session, Ok(None)), "{fw:?}: the session is gone");
         assert_eq!(refresh(&h, fw, &token).await.error(), Some("invalid_grant"));
+    }
+}
+
+/// A refresh whose provider rotated its refresh token but whose session write failed once (a
+/// database blip): the write is tried again, so the session keeps the provider's new refresh
+/// token and the next refresh works at the provider, which would refuse the spent one and end
+/// the session. The client, as py-oidc-auth-client does, tries a 503 again with the same token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_write_that_fails_after_the_provider_rotated_is_tried_again() {
+    let store = Arc::new(ProbeStore::new());
+    let h = serve_broker(provider().await, store.clone(), |c| c, None).await;
+    for fw in FRAMEWORKS {
+        let (token, _) = session_login(&h, fw).await;
+        let rotations = h.idp.refresh_count();
+        store
+            .refuse_session_updates
+            .store(1, std::sync::atomic::Ordering::SeqCst);
+        let mut reply = refresh(&h, fw, &token).await;
+        if reply.status == 503 {
+            reply = refresh(&h, fw, &token).await;
+        }
+        assert_eq!(reply.status, 200, "{fw:?}: {}", reply.raw_body);
+        assert_eq!(h.idp.refresh_count(), rotations + 1, "{fw:?}");
+        let successor = field(&reply, "refresh_token").to_owned();
+        let next = refresh(&h, fw, &successor).await;
+        assert_eq!(next.status, 200, "{fw:?}: {}", next.raw_body);
+        assert_eq!(
+            h.idp.refresh_count(),
+            rotations + 2,
+            "{fw:?}: the provider refreshed with its rotated token"
+        );
     }
 }
 

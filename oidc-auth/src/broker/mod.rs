@@ -946,11 +946,7 @@ impl Broker {
                     // Only while the session is there: a sign-out that deleted it while the
                     // provider answered stays done, and the provider's token rotated
                     // meanwhile is revoked like the one the sign-out saw.
-                    if !store
-                        .update_session(&session, now)
-                        .await
-                        .map_err(store_error)?
-                    {
+                    if !Self::write_refreshed(&store, &session, now).await? {
                         self.revoke_at_provider(auth, &session);
                         tracing::info!("a broker session ended while it was being refreshed");
                         return Err(session_ended("the session ended; sign in again"));
@@ -980,6 +976,32 @@ impl Broker {
             body,
             mark_until: record.expires_at,
         })
+    }
+
+    /// Writes a refreshed session back; false when it is gone (signed out meanwhile). A store
+    /// that is unavailable is tried again for a few seconds: the provider has already rotated
+    /// its refresh token, which only this write keeps, and the rotation of ours is done, so a
+    /// retry of the client would be answered from the stored claims without the provider and
+    /// the session would refresh with the provider's spent token next time.
+    async fn write_refreshed(
+        store: &Arc<dyn Store>,
+        session: &Session,
+        now: i64,
+    ) -> Result<bool, AuthError> {
+        let mut pauses = [1, 2].into_iter();
+        loop {
+            match store.update_session(session, now).await {
+                Ok(live) => return Ok(live),
+                Err(StoreError::Unavailable(e)) => match pauses.next() {
+                    Some(pause) => {
+                        tracing::warn!(error = %e, "a refreshed session was not written; trying again");
+                        tokio::time::sleep(Duration::from_secs(pause)).await;
+                    }
+                    None => return Err(store_error(StoreError::Unavailable(e))),
+                },
+                Err(e) => return Err(store_error(e)),
+            }
+        }
     }
 
     /// A spent refresh token presented before the rotation that spent it was answered to any
