@@ -12,9 +12,10 @@ use crate::token::IdToken;
 /// A request whose bearer token is valid and satisfies policy `P`.
 ///
 /// With the `axum` feature it is an extractor (`FromRequestParts` and
-/// `OptionalFromRequestParts`); with `actix-web` it is a `FromRequest`. Either way the check runs
-/// before the request body is read. `#[oidc::required]` puts one in a handler's parameters; by
-/// hand it looks like this:
+/// `OptionalFromRequestParts`), which axum runs before any body extractor; with `actix-web` it
+/// is a `FromRequest`, which actix-web polls side by side with a handler's other extractors
+/// unless they are gathered behind it in a [`Guarded`]. `#[oidc::required]` generates the
+/// guard and that order; by hand it looks like this:
 ///
 /// ```
 /// use oidc_auth::{Authorized, ClaimRule, ClaimValue, Policy};
@@ -89,7 +90,8 @@ impl<P: Policy> fmt::Debug for MaybeAuthorized<P> {
 /// of extractors, or a single one) is only built once the guard has let the request through.
 ///
 /// This is what `#[oidc::required]` and `#[oidc::optional]` give a handler that takes more than
-/// the token. axum already runs every parts extractor before the body one, but actix-web creates
+/// the token, with the `actix-web` feature. axum already runs every parts extractor before the
+/// body one, but actix-web creates
 /// a handler's extractors together and polls them side by side, so a body extractor could
 /// answer first (413, or a content-type or deserialize error that describes the expected body)
 /// while the guard was still fetching the provider's keys for a forged token. Inside `Guarded`
@@ -107,6 +109,10 @@ impl<P: Policy> fmt::Debug for MaybeAuthorized<P> {
 ///     format!("{}: {note}", token.sub())
 /// }
 /// ```
+///
+/// `G` is a guard that reads no body ([`Authorized`], [`MaybeAuthorized`], `IdToken`): on
+/// actix-web it is given an empty payload, which the rest then receives whole; on axum it must
+/// be a parts extractor.
 pub struct Guarded<G, R>(pub G, pub R);
 
 impl<G: fmt::Debug, R> fmt::Debug for Guarded<G, R> {

@@ -163,10 +163,31 @@ macro_rules! __oidc_auth_router_methods {
     };
 }
 
+/// The shape of a protected handler with more parameters than the token, as
+/// `#[oidc::required]` and `#[oidc::optional]` emit it: with the `actix-web` feature the
+/// second, where the other parameters are gathered behind the guard in one
+/// [`Guarded`](crate::Guarded) (actix-web would otherwise poll them beside the guard); without
+/// it the first, the guard simply the first parameter (axum extracts it before any body).
+#[cfg(feature = "actix-web")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __oidc_auth_handler_shape {
+    ({ $($plain:tt)* } { $($guarded:tt)* }) => { $($guarded)* };
+}
+
+/// See the `actix-web` version of this macro.
+#[cfg(not(feature = "actix-web"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __oidc_auth_handler_shape {
+    ({ $($plain:tt)* } { $($guarded:tt)* }) => { $($plain)* };
+}
+
 /// Items used by code that the `oidc-auth` macros generate. Not a public API: names and
 /// signatures may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::__oidc_auth_handler_shape as handler_shape;
     pub use crate::__oidc_auth_router_methods as auth_router_methods;
 
     /// Implemented by `#[derive(Scopes)]`: the declared scope tokens, by variant position.

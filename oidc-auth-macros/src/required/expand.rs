@@ -1,5 +1,5 @@
-//! Code generation: a hidden policy type and the guard parameter, always the first one. The
-//! body and the return type are never touched.
+//! Code generation: a hidden policy type and the guard, always extracted first. The body and
+//! the return type are never touched.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
@@ -51,11 +51,15 @@ pub(crate) fn expand(model: &Model, mut item: ItemFn) -> TokenStream {
     // resolves to the real `IdToken` and its import stays used.
     let mut token_type_check = TokenStream::new();
     // The guard comes first, and the handler's other parameters are extracted only after it has
-    // accepted the request: they are gathered into one `Guarded` parameter, `Guarded(guard,
-    // (a, b, ..))`. actix-web creates a handler's extractors together and polls them side by
-    // side, so a body extractor next to the guard could answer (413, or a content-type or
-    // deserialize error describing the expected body) while the guard still waited on the
-    // provider. axum runs every `FromRequestParts` extractor before the body one anyway.
+    // accepted the request. On actix-web that takes gathering them into one `Guarded`
+    // parameter, `Guarded(guard, (a, b, ..))`: actix-web creates a handler's extractors together
+    // and polls them side by side, so a body extractor next to the guard could answer (413, or
+    // a content-type or deserialize error describing the expected body) while the guard still
+    // waited on the provider. axum runs every `FromRequestParts` extractor, the guard among
+    // them, before the body one anyway, so with axum alone the guard is simply the first
+    // parameter, and the signature stays one that other attributes (`#[debug_handler]`) and
+    // `middleware::from_fn` understand. Which of the two applies depends on the features of
+    // `oidc-auth`, which only a `macro_rules!` macro of that crate can see.
     let mut others = Vec::new();
     let mut token_param = None;
     for (i, input) in std::mem::take(&mut item.sig.inputs).into_iter().enumerate() {
@@ -84,15 +88,28 @@ pub(crate) fn expand(model: &Model, mut item: ItemFn) -> TokenStream {
         }
         None => (parse_quote!(_), parse_quote!(#guard<#policy>)),
     };
-    let guard_param: FnArg = if others.is_empty() {
-        parse_quote!(#guard_pat: #guard_ty)
+    let plain_guard: FnArg = parse_quote!(#guard_pat: #guard_ty);
+    let handler = if others.is_empty() {
+        item.sig.inputs.push(plain_guard);
+        quote!(#item)
     } else {
+        let mut plain = item.clone();
+        plain.sig.inputs.push(plain_guard);
+        plain
+            .sig
+            .inputs
+            .extend(others.iter().cloned().map(FnArg::Typed));
         let (rest_pat, rest_ty) = rest_tuple(&others);
-        parse_quote!(
+        item.sig.inputs.push(parse_quote!(
             #krate::__private::Guarded(#guard_pat, #rest_pat): #krate::__private::Guarded<#guard_ty, #rest_ty>
-        )
+        ));
+        quote! {
+            #krate::__private::handler_shape! {
+                { #plain }
+                { #item }
+            }
+        }
     };
-    item.sig.inputs.push(guard_param);
 
     quote! {
         #[doc(hidden)]
@@ -107,21 +124,13 @@ pub(crate) fn expand(model: &Model, mut item: ItemFn) -> TokenStream {
             #token_type_check
         };
 
-        #item
+        #handler
     }
 }
 
-/// The most extractors one tuple may hold: actix-web implements `FromRequest` for tuples of up
-/// to 12 (axum up to 16).
-const TUPLE_MAX: usize = 12;
-
-/// The handler's other parameters as one tuple pattern and its type, in their order. Past
-/// [`TUPLE_MAX`] they are split into nested tuples, each within the frameworks' limits.
+/// The handler's other parameters as one tuple pattern and its type, in their order. Both
+/// frameworks take tuples of up to 16 extractors, as many parameters as their handlers take.
 fn rest_tuple(params: &[syn::PatType]) -> (TokenStream, TokenStream) {
-    if params.len() > TUPLE_MAX {
-        let (pats, tys): (Vec<_>, Vec<_>) = params.chunks(TUPLE_MAX).map(rest_tuple).unzip();
-        return (quote!((#(#pats,)*)), quote!((#(#tys,)*)));
-    }
     let pats = params.iter().map(|p| &p.pat);
     let tys = params.iter().map(|p| &p.ty);
     (quote!((#(#pats,)*)), quote!((#(#tys,)*)))

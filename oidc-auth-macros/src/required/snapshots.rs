@@ -11,8 +11,34 @@ use super::{Mode, expand};
 
 fn check(name: &str, mode: Mode, attr: TokenStream, item: TokenStream) {
     let expanded = expand(mode, attr, item);
-    let file: syn::File = syn::parse2(expanded).expect("the expansion is valid Rust");
-    let pretty = prettyplease::unparse(&file);
+    let mut file: syn::File = syn::parse2(expanded).expect("the expansion is valid Rust");
+    // The two shapes a `handler_shape!` chooses from, each formatted on its own.
+    let mut shapes = String::new();
+    file.items.retain(|item| {
+        let syn::Item::Macro(shape) = item else {
+            return true;
+        };
+        if shape
+            .mac
+            .path
+            .segments
+            .last()
+            .is_none_or(|s| s.ident != "handler_shape")
+        {
+            return true;
+        }
+        let groups: Vec<_> = shape.mac.tokens.clone().into_iter().collect();
+        for (label, group) in ["without actix-web", "with actix-web"].iter().zip(groups) {
+            let proc_macro2::TokenTree::Group(group) = group else {
+                panic!("handler_shape! takes two groups");
+            };
+            let shape: syn::File = syn::parse2(group.stream()).expect("a shape is valid Rust");
+            shapes.push_str(&format!("// handler_shape!, {label}:\n"));
+            shapes.push_str(&prettyplease::unparse(&shape));
+        }
+        false
+    });
+    let pretty = prettyplease::unparse(&file) + &shapes;
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/expand")
         .join(format!("{name}.expanded.rs"));
@@ -125,37 +151,6 @@ fn optional_moves_the_token_in_front_of_the_body() {
         quote!(
             async fn upload(body: web::Json<Upload>, token: Option<IdToken>) -> String {
                 format!("{}", token.is_some())
-            }
-        ),
-    );
-}
-
-/// More parameters than actix-web's largest extractor tuple (12): nested tuples of at most 12.
-#[test]
-fn many_parameters_are_split_into_tuples_the_frameworks_accept() {
-    check(
-        "required_many_parameters",
-        Mode::Required,
-        quote!(),
-        quote!(
-            async fn many(
-                a: A,
-                b: B,
-                c: C,
-                d: D,
-                e: E,
-                f: F,
-                g: G,
-                h: H,
-                i: I,
-                j: J,
-                k: K,
-                l: L,
-                token: IdToken,
-                m: M,
-                n: N,
-            ) -> String {
-                token.sub().to_owned()
             }
         ),
     );

@@ -11,6 +11,17 @@ const _: () = {
         __oidc_auth_token_type::<Option<IdToken>>()
     }
 };
+// handler_shape!, without actix-web:
+async fn upload(
+    ::oidc_auth::__private::MaybeAuthorized(
+        token,
+        _,
+    ): ::oidc_auth::__private::MaybeAuthorized<__oidc_auth_policy_upload>,
+    body: web::Json<Upload>,
+) -> String {
+    format!("{}", token.is_some())
+}
+// handler_shape!, with actix-web:
 async fn upload(
     ::oidc_auth::__private::Guarded(
         ::oidc_auth::__private::MaybeAuthorized(token, _),

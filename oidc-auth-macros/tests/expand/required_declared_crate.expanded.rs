@@ -15,6 +15,17 @@ const _: () = {
         __oidc_auth_token_type::<oidc::IdToken>()
     }
 };
+// handler_shape!, without actix-web:
+async fn refund(
+    crate::deps::oidc_auth::__private::Authorized(
+        mut token,
+        _,
+    ): crate::deps::oidc_auth::__private::Authorized<__oidc_auth_policy_refund>,
+    body: Json<Refund>,
+) -> Result<String, Error> {
+    Ok(token.sub().to_owned())
+}
+// handler_shape!, with actix-web:
 async fn refund(
     crate::deps::oidc_auth::__private::Guarded(
         crate::deps::oidc_auth::__private::Authorized(mut token, _),

@@ -31,6 +31,17 @@ const _: () = {
         __oidc_auth_token_type::<IdToken>()
     }
 };
+// handler_shape!, without actix-web:
+pub async fn admin(
+    ::oidc_auth::__private::Authorized(
+        token,
+        _,
+    ): ::oidc_auth::__private::Authorized<__oidc_auth_policy_admin>,
+    state: State<App>,
+) -> impl IntoResponse {
+    token.sub().to_owned()
+}
+// handler_shape!, with actix-web:
 pub async fn admin(
     ::oidc_auth::__private::Guarded(
         ::oidc_auth::__private::Authorized(token, _),

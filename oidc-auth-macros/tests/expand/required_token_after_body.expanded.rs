@@ -11,6 +11,18 @@ const _: () = {
         __oidc_auth_token_type::<IdToken>()
     }
 };
+// handler_shape!, without actix-web:
+async fn upload(
+    ::oidc_auth::__private::Authorized(
+        mut token,
+        _,
+    ): ::oidc_auth::__private::Authorized<__oidc_auth_policy_upload>,
+    body: web::Json<Upload>,
+    query: web::Query<Q>,
+) -> String {
+    token.sub().to_owned()
+}
+// handler_shape!, with actix-web:
 async fn upload(
     ::oidc_auth::__private::Guarded(
         ::oidc_auth::__private::Authorized(mut token, _),

@@ -1,5 +1,5 @@
-//! Handlers with more parameters than actix-web's largest extractor tuple (12): the macro nests
-//! them, and both frameworks accept the handler. On axum the body extractor stays last.
+//! Handlers with many parameters besides the token (14 and 14), gathered behind the guard: both
+//! frameworks accept the handler. On axum the body extractor stays last.
 use actix_web::HttpRequest;
 use axum::http::{HeaderMap, Method, Uri};
 use oidc::{IdToken, OidcAuth};
