@@ -66,6 +66,12 @@ pub(crate) const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::f
 /// How long the revocation of a refresh family may take: it repeats until no live token of the
 /// family is left, which may take longer than one call under contention. The broker runs it in
 /// a task of its own, so a request that stops waiting does not cut it short.
+#[cfg(any(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "mysql",
+    feature = "mongodb"
+))]
 pub(crate) const REVOCATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Rows one purge statement deletes at most. Each batch commits on its own, so a purge of a
@@ -75,6 +81,7 @@ pub(crate) const PURGE_BATCH: u64 = 500;
 
 /// Runs `batch` with each of `statements` (one per table, each deleting at most
 /// [`PURGE_BATCH`] expired rows) until it deletes fewer than a batch; the rows deleted in all.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub(crate) async fn purge_in_batches<E, F, Fut>(
     statements: [&'static str; 4],
     mut batch: F,
@@ -98,6 +105,12 @@ where
 
 /// How long a purge may take in all. It runs in the background, batch after batch, so it may
 /// take longer than a request's store call; what it deleted before this stays deleted.
+#[cfg(any(
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "mysql",
+    feature = "mongodb"
+))]
 pub(crate) const PURGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Bounds `operation` by `limit`: a database that stops answering mid-operation becomes
