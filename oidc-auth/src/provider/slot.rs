@@ -11,6 +11,8 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::{Mutex, MutexGuard};
 
+use crate::clock::backoff_secs;
+
 /// A fetched value and when it was fetched.
 #[derive(Debug)]
 pub(crate) struct Fetched<T> {
@@ -194,53 +196,9 @@ impl<T> Slot<T> {
     }
 }
 
-/// Exponential backoff in whole seconds, 1 s doubling up to 30 s, plus a jitter drawn uniformly
-/// from 0 to half the base (rounded up), so that instances that failed together do not retry in
-/// step: 1-2 s after the first failure, 2-3 s after the second, up to 30-45 s. Rounding the half
-/// up keeps the jitter real at the low counts, where a rounded-down half would be 0 s.
-fn backoff_secs(failures: u32) -> i64 {
-    let base = (1i64 << failures.saturating_sub(1).min(5)).min(30);
-    let spread = (base + 1) / 2;
-    let mut bytes = [0u8; 4];
-    let jitter = match aws_lc_rs::rand::fill(&mut bytes) {
-        Ok(()) => i64::from(u32::from_le_bytes(bytes)) % (spread + 1),
-        Err(_) => 0,
-    };
-    base + jitter
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for _ in 0..50 {
-            assert!((1..=2).contains(&backoff_secs(1)));
-            assert!((2..=3).contains(&backoff_secs(2)));
-            assert!((4..=6).contains(&backoff_secs(3)));
-            assert!((16..=24).contains(&backoff_secs(5)));
-            assert!((30..=45).contains(&backoff_secs(20)));
-        }
-    }
-
-    /// The jitter is real from the first failure on: instances that failed together do not
-    /// all retry one second later.
-    #[test]
-    fn the_first_retry_wait_is_jittered() {
-        let waits: std::collections::HashSet<i64> = (0..200).map(|_| backoff_secs(1)).collect();
-        assert_eq!(waits, [1, 2].into_iter().collect(), "{waits:?}");
-        let waits: std::collections::HashSet<i64> = (0..200).map(|_| backoff_secs(2)).collect();
-        assert_eq!(waits, [2, 3].into_iter().collect(), "{waits:?}");
-    }
-
-    /// Instances that failed together do not retry in step: the jitter varies.
-    #[test]
-    fn backoff_is_jittered() {
-        let waits: std::collections::HashSet<i64> = (0..200).map(|_| backoff_secs(20)).collect();
-        assert!(waits.len() > 3, "{waits:?}");
-        assert!(waits.iter().all(|w| (30..=45).contains(w)), "{waits:?}");
-    }
 
     #[tokio::test]
     async fn concurrent_refreshes_fetch_once() {
