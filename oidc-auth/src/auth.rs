@@ -126,7 +126,7 @@ impl OidcAuthBuilder {
         }
         let broker = config
             .broker_mode
-            .then(|| Arc::new(Broker::new(&config, self.store)));
+            .then(|| Arc::new(Broker::new(&config, self.store, self.clock.clone())));
         let peers = (!config.trusted_issuers.is_empty())
             .then(|| Arc::new(Peers::new(&config, self.clock.clone(), withdrawals)));
         OidcAuth(Arc::new(Inner {

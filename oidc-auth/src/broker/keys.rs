@@ -13,8 +13,17 @@
 //! The first key is created through [`Store::insert_first_key`], which inserts only when no
 //! live key exists, so instances starting together agree on one key. A successor is created by
 //! the one instance that wins a one-time marker named after its predecessor.
+//!
+//! One caller at a time reads the store for the ring, bounded by [`ATTEMPT_LIMIT`]. The others
+//! do not queue behind it: they take the ring in memory when it serves them (publishing,
+//! verifying a known key, signing with a key that has not retired) and otherwise wait for that
+//! one read to end, never for one of their own. After a failed read the store is left alone for
+//! a jittered, growing backoff, so a database that stops answering costs each request at most
+//! one store call.
 
+use std::future::Future;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::encoding::AsDer as _;
@@ -28,6 +37,7 @@ use serde_json::{Map, Value, json};
 
 use super::cipher::AtRest;
 use crate::algorithm::Algorithm;
+use crate::clock::{Clock, backoff_secs};
 use crate::error::AuthError;
 use crate::provider::{Signed, VerifyingKey};
 use crate::store::{Store, StoreError, StoredKey};
@@ -38,6 +48,9 @@ const RING_TTL: i64 = 60;
 const FORCED_RELOAD_COOLDOWN: i64 = 15;
 /// How long an instance's claim to publish a successor key holds off the others.
 const SUCCESSOR_CLAIM_SECS: i64 = 60;
+/// Longest time one attempt to read (and rotate) the keys may take, its store calls together:
+/// the bound of one store call, so the request that makes it answers within 5 s too.
+const ATTEMPT_LIMIT: Duration = crate::store::OPERATION_TIMEOUT;
 
 /// A private signing key.
 pub(crate) enum Signer {
@@ -236,6 +249,17 @@ impl Ring {
     }
 }
 
+/// The pace of store reads, kept under the gate.
+#[derive(Debug)]
+struct Attempts {
+    /// Failed attempts in a row.
+    failures: u32,
+    /// No attempt before this time, after a failure.
+    retry_at: i64,
+    /// When the last reload forced by an unknown `kid` was made.
+    last_forced: i64,
+}
+
 /// The broker's key ring and its rotation.
 pub(crate) struct Keys {
     alg: Algorithm,
@@ -246,8 +270,11 @@ pub(crate) struct Keys {
     lead: i64,
     at_rest: AtRest,
     ring: RwLock<Arc<Ring>>,
-    /// Serialises store reads and rotations; holds the time of the last forced reload.
-    gate: tokio::sync::Mutex<i64>,
+    /// Times the end of a failed attempt: its backoff counts from then, not from when the
+    /// request that made it came in.
+    clock: Arc<dyn Clock>,
+    /// Held by the one attempt under way: serialises store reads and rotations.
+    gate: tokio::sync::Mutex<Attempts>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -265,7 +292,13 @@ fn unavailable(e: StoreError) -> AuthError {
 }
 
 impl Keys {
-    pub(crate) fn new(alg: Algorithm, period: i64, overlap: i64, at_rest: AtRest) -> Self {
+    pub(crate) fn new(
+        alg: Algorithm,
+        period: i64,
+        overlap: i64,
+        at_rest: AtRest,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             alg,
             period,
@@ -273,7 +306,12 @@ impl Keys {
             lead: (period / 4).clamp(1, 24 * 3600),
             at_rest,
             ring: RwLock::new(Arc::new(Ring::empty())),
-            gate: tokio::sync::Mutex::new(i64::MIN),
+            clock,
+            gate: tokio::sync::Mutex::new(Attempts {
+                failures: 0,
+                retry_at: i64::MIN,
+                last_forced: i64::MIN,
+            }),
         }
     }
 
@@ -371,22 +409,130 @@ impl Keys {
     }
 
     /// The ring with a key that signs at `now`: creates the first key, publishes a successor
-    /// when the current key nears retirement, and rereads the store when the ring is old.
+    /// when the current key nears retirement, and rereads the store when the ring is old. While
+    /// the store fails, a key in memory signs until it retires.
     pub(crate) async fn for_signing(
         &self,
         store: &dyn Store,
         now: i64,
     ) -> Result<Arc<Ring>, AuthError> {
+        let ring = self
+            .refreshed(store, now, |ring| ring.signing(now).is_some())
+            .await?;
+        match ring.active(now) {
+            Some(key) if key.signer.is_some() => Ok(ring),
+            Some(_) => Err(AuthError::unavailable(
+                "the broker signing key cannot be decrypted: check the encryption key",
+            )),
+            None => Err(AuthError::unavailable("no broker signing key is available")),
+        }
+    }
+
+    /// The ring to publish at `now`: as [`for_signing`](Self::for_signing) keeps it, or while
+    /// the store fails, the keys in memory.
+    pub(crate) async fn for_publishing(
+        &self,
+        store: &dyn Store,
+        now: i64,
+    ) -> Result<Arc<Ring>, AuthError> {
+        self.refreshed(store, now, |ring| !ring.keys.is_empty())
+            .await
+    }
+
+    /// The ring after the work [`needs_work`](Self::needs_work) asks for, unless another caller
+    /// is doing it or the last attempt failed within its backoff: then the ring in memory when
+    /// it is `usable`, else an error. Only a caller with nothing usable waits, and only for the
+    /// attempt under way.
+    async fn refreshed(
+        &self,
+        store: &dyn Store,
+        now: i64,
+        usable: impl Fn(&Ring) -> bool,
+    ) -> Result<Arc<Ring>, AuthError> {
         let ring = self.current();
         if !self.needs_work(&ring, now) {
             return Ok(ring);
         }
-        let _gate = self.gate.lock().await;
-        let mut ring = self.current();
-        if !self.needs_work(&ring, now) {
-            return Ok(ring);
+        let failure = match self.gate.try_lock() {
+            Ok(mut attempts) => {
+                let ring = self.current();
+                if !self.needs_work(&ring, now) {
+                    return Ok(ring);
+                }
+                match self
+                    .attempt(&mut attempts, now, self.rotate(store, now))
+                    .await
+                {
+                    Ok(ring) => return Ok(ring),
+                    Err(e) => e,
+                }
+            }
+            Err(_) if usable(&ring) => return Ok(ring),
+            Err(_) => self.wait_for_attempt().await,
+        };
+        let ring = self.current();
+        if usable(&ring) {
+            Ok(ring)
+        } else {
+            Err(failure)
         }
-        ring = self.load(store, now).await?;
+    }
+
+    /// Makes an attempt at the store with `work`, bounded by [`ATTEMPT_LIMIT`], unless the last
+    /// one failed less than its backoff ago.
+    async fn attempt<T>(
+        &self,
+        attempts: &mut Attempts,
+        now: i64,
+        work: impl Future<Output = Result<T, AuthError>>,
+    ) -> Result<T, AuthError> {
+        if now < attempts.retry_at {
+            return Err(store_failed(attempts.retry_at - now));
+        }
+        // Counted as failed until it succeeds: an attempt whose request went away holds off
+        // the next one too.
+        attempts.failures = attempts.failures.saturating_add(1);
+        attempts.retry_at = now.saturating_add(backoff_secs(attempts.failures));
+        let result = tokio::time::timeout(ATTEMPT_LIMIT, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(unavailable(StoreError::Unavailable(
+                    "the signing keys could not be read in time".into(),
+                )))
+            });
+        match &result {
+            Ok(_) => {
+                attempts.failures = 0;
+                attempts.retry_at = i64::MIN;
+            }
+            Err(e) => {
+                let backoff = backoff_secs(attempts.failures);
+                attempts.retry_at = self.clock.now().saturating_add(backoff);
+                tracing::warn!(
+                    error = %e,
+                    retry_in_secs = backoff,
+                    "the broker signing keys could not be read; the keys in memory serve meanwhile"
+                );
+            }
+        }
+        result
+    }
+
+    /// Waits for the attempt under way to end, at most as long as one may take, and answers
+    /// the error of a caller that found nothing usable in memory.
+    async fn wait_for_attempt(&self) -> AuthError {
+        match tokio::time::timeout(ATTEMPT_LIMIT, self.gate.lock()).await {
+            Ok(attempts) if attempts.failures > 0 => {
+                store_failed(attempts.retry_at.saturating_sub(self.clock.now()))
+            }
+            _ => store_failed(1),
+        }
+    }
+
+    /// Reads the store, creates the first key when there is none and publishes a successor
+    /// when the current key nears retirement.
+    async fn rotate(&self, store: &dyn Store, now: i64) -> Result<Arc<Ring>, AuthError> {
+        let mut ring = self.load(store, now).await?;
         if ring.active(now).is_none() {
             let first = self.generate(now, now)?;
             let inserted = store
@@ -409,13 +555,7 @@ impl Keys {
             }
             ring = self.load(store, now).await?;
         }
-        match ring.active(now) {
-            Some(key) if key.signer.is_some() => Ok(ring),
-            Some(_) => Err(AuthError::unavailable(
-                "the broker signing key cannot be decrypted: check the encryption key",
-            )),
-            None => Err(AuthError::unavailable("no broker signing key is available")),
-        }
+        Ok(ring)
     }
 
     /// Publishes the successor of key `kid`, signing from `retire_at`, unless another instance
@@ -451,7 +591,9 @@ impl Keys {
     }
 
     /// Verifies a token of this server from the ring in memory. Only an unknown `kid` reads
-    /// the store, at most once per cooldown; a store outage then means the key is unknown.
+    /// the store, at most once per cooldown and not within the backoff after a failure; a store
+    /// outage then means the key is unknown. While another caller reads the store, this one
+    /// waits for that read instead of making its own.
     pub(crate) async fn verify(
         &self,
         store: &dyn Store,
@@ -462,22 +604,45 @@ impl Keys {
             return verdict;
         }
         let missing = || AuthError::invalid("no published key matches the token");
-        let mut last_forced = self.gate.lock().await;
+        let failure = match self.gate.try_lock() {
+            Ok(mut attempts) => {
+                let ring = self.current();
+                if let Some(result) = ring.verify(signed, now) {
+                    return result;
+                }
+                let never_loaded = ring.loaded_at == i64::MIN;
+                if !never_loaded
+                    && now < attempts.last_forced.saturating_add(FORCED_RELOAD_COOLDOWN)
+                {
+                    return Err(missing());
+                }
+                // A reload the backoff refuses does not start the cooldown.
+                if now >= attempts.retry_at {
+                    attempts.last_forced = now;
+                }
+                match self
+                    .attempt(&mut attempts, now, self.load(store, now))
+                    .await
+                {
+                    Ok(ring) => return ring.verify(signed, now).unwrap_or_else(|| Err(missing())),
+                    Err(e) => e,
+                }
+            }
+            Err(_) => self.wait_for_attempt().await,
+        };
         let ring = self.current();
-        if let Some(result) = ring.verify(signed, now) {
-            return result;
-        }
-        let never_loaded = ring.loaded_at == i64::MIN;
-        if !never_loaded && now < last_forced.saturating_add(FORCED_RELOAD_COOLDOWN) {
-            return Err(missing());
-        }
-        *last_forced = now;
-        match self.load(store, now).await {
-            Ok(ring) => ring.verify(signed, now).unwrap_or_else(|| Err(missing())),
-            Err(e) if never_loaded => Err(e),
-            Err(_) => Err(missing()),
+        match ring.verify(signed, now) {
+            Some(result) => result,
+            None if ring.loaded_at == i64::MIN => Err(failure),
+            None => Err(missing()),
         }
     }
+}
+
+/// The answer while the store cannot be read: 503, to be retried after `retry_after` seconds.
+fn store_failed(retry_after: i64) -> AuthError {
+    AuthError::unavailable("the session store is unavailable")
+        .with_retry_after(u64::try_from(retry_after).unwrap_or(1))
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@
 
 mod cipher;
 mod exchange;
+#[cfg(test)]
+mod key_outage_tests;
 mod keys;
 mod peers;
 
@@ -28,6 +30,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use crate::auth::OidcAuth;
+use crate::clock::Clock;
 use crate::config::OidcConfig;
 use crate::error::{AuthError, ErrorKind};
 use crate::flow::seal::{random, try_random};
@@ -225,7 +228,11 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    pub(crate) fn new(config: &OidcConfig, store: Option<Arc<dyn Store>>) -> Self {
+    pub(crate) fn new(
+        config: &OidcConfig,
+        store: Option<Arc<dyn Store>>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let audience = config
             .broker_audience
             .as_ref()
@@ -279,6 +286,7 @@ impl Broker {
                 crate::clock::secs(config.key_rotation_period),
                 access_ttl + leeway,
                 AtRest::new(explicit),
+                clock,
             ),
             sessions: AtRest::new(Some(session_key)),
             successors: hmac::Key::new(
@@ -423,7 +431,7 @@ impl Broker {
     /// The JWKS of the broker's published keys.
     pub(crate) async fn jwks(&self, now: i64) -> Result<Value, AuthError> {
         let ring = match self.store().await {
-            Ok(store) => self.keys.for_signing(&*store, now).await,
+            Ok(store) => self.keys.for_publishing(&*store, now).await,
             Err(e) => Err(e),
         };
         match ring {
@@ -1341,7 +1349,7 @@ mod tests {
         let Ok(config) = config else {
             panic!("valid configuration");
         };
-        let broker = Broker::new(&config, None);
+        let broker = Broker::new(&config, None, Arc::new(crate::clock::SystemClock));
         assert_eq!(
             crate::clock::secs(Duration::MAX),
             100 * 365 * 24 * 3600,

@@ -1,0 +1,261 @@
+//! The signing keys while the store hangs (SECURITY.md G6): a database that stops answering
+//! costs each request at most one store call, however many come at once, and the keys are
+//! read again once it answers, after the backoff.
+//!
+//! Tokio's clock is paused: a hanging call takes its full time without the test waiting for it,
+//! and the times measured are exact.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use super::Broker;
+use super::cipher::AtRest;
+use super::keys::{Signer, thumbprint};
+use crate::auth::OidcAuth;
+use crate::clock::{Clock, ManualClock, SystemClock};
+use crate::store::memory::MemoryStore;
+use crate::store::{
+    RefreshRecord, RotateOutcome, Session, Store, StoreError, StoreFuture, StoredKey,
+};
+
+/// How long a call to the hanging store takes before it fails: the stores' bound of one call.
+const HANG: Duration = crate::store::OPERATION_TIMEOUT;
+/// The longest any request may take while the store hangs (G6).
+const LIMIT: Duration = Duration::from_secs(5);
+/// Past the age at which the key ring is read again.
+const STALE: i64 = 61;
+
+/// A [`MemoryStore`] whose key calls, while it hangs, answer only after [`HANG`], and then as
+/// unavailable: a database behind a black hole, as the stores' own timeouts report it.
+#[derive(Default)]
+struct HangingStore {
+    inner: MemoryStore,
+    hanging: AtomicBool,
+    key_reads: AtomicUsize,
+}
+
+impl HangingStore {
+    fn unless_hanging<'a, T: Send + 'a>(&'a self, call: StoreFuture<'a, T>) -> StoreFuture<'a, T> {
+        if !self.hanging.load(Ordering::SeqCst) {
+            return call;
+        }
+        Box::pin(async {
+            tokio::time::sleep(HANG).await;
+            Err(StoreError::Unavailable("no answer in time".into()))
+        })
+    }
+
+    fn key_reads(&self) -> usize {
+        self.key_reads.load(Ordering::SeqCst)
+    }
+}
+
+macro_rules! delegate {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        $(fn $name(&self, $($arg: $ty),*) -> StoreFuture<'_, $out> {
+            self.inner.$name($($arg),*)
+        })*
+    };
+}
+
+macro_rules! unless_hanging {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        $(fn $name(&self, $($arg: $ty),*) -> StoreFuture<'_, $out> {
+            self.unless_hanging(self.inner.$name($($arg),*))
+        })*
+    };
+}
+
+impl Store for HangingStore {
+    delegate! {
+        migrate() -> ();
+        put_session(session: &Session) -> ();
+        update_session(session: &Session, now: i64) -> bool;
+        get_session(id: &str, now: i64) -> Option<Session>;
+        delete_session(id: &str) -> Option<Session>;
+        insert_refresh(record: &RefreshRecord) -> ();
+        rotate_refresh(old: &[u8; 32], new: &[u8; 32], now: i64) -> RotateOutcome;
+        revoke_family(family: &str) -> ();
+        put_peer_jwks(issuer: &str, jwks: &str, fetched_at: i64) -> ();
+        get_peer_jwks(issuer: &str) -> Option<(String, i64)>;
+        is_consumed(key: &[u8; 32], now: i64) -> bool;
+        purge_expired(now: i64) -> u64;
+    }
+
+    unless_hanging! {
+        insert_first_key(key: &StoredKey, now: i64) -> bool;
+        insert_key(key: &StoredKey) -> ();
+        delete_key(kid: &str) -> ();
+        consume_once(key: &[u8; 32], expires_at: i64, now: i64) -> bool;
+    }
+
+    fn list_keys(&self) -> StoreFuture<'_, Vec<StoredKey>> {
+        self.key_reads.fetch_add(1, Ordering::SeqCst);
+        self.unless_hanging(self.inner.list_keys())
+    }
+}
+
+/// A broker on `store` and `clock` with its first key created.
+async fn broker_on(store: Arc<HangingStore>, clock: ManualClock) -> (OidcAuth, Arc<Broker>) {
+    let config = crate::config::OidcConfig::builder()
+        .discovery_url("https://idp.example/.well-known/openid-configuration")
+        .client_id("app")
+        .client_secret("secret")
+        .broker_mode(true)
+        .broker_audience("api")
+        .build()
+        .expect("valid configuration");
+    let auth = OidcAuth::builder(config).store(store).clock(clock).build();
+    let broker = auth.broker().cloned().expect("broker mode");
+    assert!(
+        auth.jwks_endpoint().await.is_ok(),
+        "the first key is created"
+    );
+    (auth, broker)
+}
+
+/// A token of `broker`, valid for an hour.
+async fn minted(broker: &Broker, now: i64) -> Result<String, u16> {
+    let profile: Map<String, Value> = [("sub".to_owned(), Value::from("alice"))]
+        .into_iter()
+        .collect();
+    broker
+        .mint(&profile, &[], "api", 3600, now)
+        .await
+        .map(|(token, _)| token)
+        .map_err(|e| e.status())
+}
+
+/// `token` with its header naming key `kid` instead.
+fn naming_kid(token: &str, kid: &str) -> String {
+    let mut parts = token.splitn(2, '.');
+    let (header, rest) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let mut header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap_or_default())
+            .expect("a JSON header");
+    header["kid"] = kid.into();
+    format!("{}.{rest}", URL_SAFE_NO_PAD.encode(header.to_string()))
+}
+
+/// The key ids of a JWKS answer.
+fn published(answer: Result<crate::EndpointResponse, crate::AuthError>) -> Vec<String> {
+    match answer {
+        Ok(crate::EndpointResponse::Json { body, .. }) => body["keys"]
+            .as_array()
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| k["kid"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        other => panic!("no JWKS: {other:?}"),
+    }
+}
+
+/// Past the ring's age, with the store hanging: ten JWKS requests, the validation of a token
+/// whose key is unknown and a mint come together. One of them reads the store; none queues
+/// behind that read for one of its own, so each answers within one store call, from the keys
+/// in memory (the unknown key as invalid). Within the backoff that follows the store is not
+/// read at all.
+#[tokio::test(start_paused = true)]
+async fn a_hanging_store_costs_each_request_at_most_one_store_call() {
+    let clock = ManualClock::new(SystemClock.now());
+    let store = Arc::new(HangingStore::default());
+    let (auth, broker) = broker_on(store.clone(), clock.clone()).await;
+    let token = minted(&broker, clock.now()).await.expect("a token");
+    let unknown = naming_kid(&token, "not-a-key-of-this-server");
+    let kids = published(auth.jwks_endpoint().await);
+    clock.advance(STALE);
+    store.hanging.store(true, Ordering::SeqCst);
+    let reads = store.key_reads();
+
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let auth = auth.clone();
+        let kids = kids.clone();
+        requests.spawn(async move {
+            let started = Instant::now();
+            assert_eq!(published(auth.jwks_endpoint().await), kids);
+            ("jwks", started.elapsed())
+        });
+    }
+    let validation = auth.clone();
+    requests.spawn(async move {
+        let started = Instant::now();
+        let refused = validation.validate(&unknown).await.err();
+        assert_eq!(refused.map(|e| e.status()), Some(401));
+        ("unknown kid", started.elapsed())
+    });
+    let (minting, now) = (broker.clone(), clock.now());
+    requests.spawn(async move {
+        let started = Instant::now();
+        assert!(
+            minted(&minting, now).await.is_ok(),
+            "the key in memory signs"
+        );
+        ("mint", started.elapsed())
+    });
+    while let Some(done) = requests.join_next().await {
+        let (request, took) = done.expect("the request completes");
+        assert!(took <= LIMIT, "{request} took {took:?}");
+    }
+    assert_eq!(store.key_reads() - reads, 1, "one read for all requests");
+
+    let started = Instant::now();
+    assert_eq!(published(auth.jwks_endpoint().await), kids);
+    assert!(minted(&broker, clock.now()).await.is_ok());
+    assert!(auth.validate(&token).await.is_ok());
+    assert_eq!(started.elapsed(), Duration::ZERO, "within the backoff");
+    assert_eq!(store.key_reads() - reads, 1, "no read within the backoff");
+}
+
+/// Once the store answers again, the first request after the backoff reads it: a key another
+/// instance published meanwhile appears.
+#[tokio::test(start_paused = true)]
+async fn a_healed_store_is_read_again_after_the_backoff() {
+    let clock = ManualClock::new(SystemClock.now());
+    let store = Arc::new(HangingStore::default());
+    let (auth, _broker) = broker_on(store.clone(), clock.clone()).await;
+    let kids = published(auth.jwks_endpoint().await);
+    clock.advance(STALE);
+    store.hanging.store(true, Ordering::SeqCst);
+    assert_eq!(published(auth.jwks_endpoint().await), kids, "from memory");
+    store.hanging.store(false, Ordering::SeqCst);
+
+    let current = store.inner.list_keys().await.expect("keys").remove(0);
+    let (signer, pkcs8) = Signer::generate(crate::Algorithm::RS256).expect("a key is generated");
+    let kid = thumbprint(&signer.public_members());
+    let successor = StoredKey {
+        private_key: AtRest::new(None)
+            .seal(&format!("signing-key:{kid}"), &pkcs8)
+            .expect("sealed"),
+        public_jwk: Value::Object(signer.public_members()).to_string(),
+        alg: "RS256".into(),
+        kid: kid.clone(),
+        published_at: clock.now(),
+        active_from: current.retire_at,
+        retire_at: current.retire_at + 3600,
+        remove_at: current.retire_at + 7200,
+    };
+    store.inner.insert_key(&successor).await.expect("stored");
+
+    let reads = store.key_reads();
+    assert_eq!(
+        published(auth.jwks_endpoint().await),
+        kids,
+        "within the backoff"
+    );
+    assert_eq!(store.key_reads(), reads);
+    // The longest backoff after a first failure.
+    clock.advance(2);
+    let now_published = published(auth.jwks_endpoint().await);
+    assert_eq!(store.key_reads(), reads + 1);
+    assert_eq!(now_published.len(), 2, "{now_published:?}");
+    assert!(now_published.contains(&kid), "{now_published:?}");
+}
