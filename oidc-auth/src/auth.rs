@@ -410,7 +410,9 @@ pub(crate) fn bearer_token<'a>(
             "more than one Authorization header was sent",
         ));
     }
-    if value.len() > max_token_bytes + "Bearer ".len() + 16 {
+    // Saturating: the configuration bounds the limit, but a header must never be measured
+    // against a sum that wrapped.
+    if value.len() > max_token_bytes.saturating_add("Bearer ".len() + 16) {
         return Err(AuthError::invalid("the token is too long"));
     }
     let malformed = || {
@@ -496,6 +498,16 @@ mod tests {
             size_of_val(&authorize) <= 1024,
             "{}",
             size_of_val(&authorize)
+        );
+    }
+
+    /// A limit near `usize::MAX` adds the scheme's length without overflowing (a panic in
+    /// debug builds, and a wrapped limit that refuses every token in release builds).
+    #[test]
+    fn the_largest_token_limit_does_not_overflow() {
+        assert_eq!(
+            bearer_token([&b"Bearer abc"[..]], usize::MAX).ok(),
+            Some("abc")
         );
     }
 

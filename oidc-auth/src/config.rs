@@ -11,6 +11,10 @@ use crate::secret::{Audience, Issuer, Scope, Secret};
 
 const DISCOVERY_SUFFIX: &str = "/.well-known/openid-configuration";
 
+/// The largest bearer token limit [`OidcConfigBuilder::max_token_bytes`] accepts: 1 MiB, far
+/// above any real token and above the header size HTTP servers accept by default.
+const MAX_TOKEN_BYTES_LIMIT: usize = 1024 * 1024;
+
 /// An invalid configuration, naming the option at fault.
 ///
 /// ```
@@ -348,6 +352,7 @@ impl OidcConfig {
     /// | `OIDC_LOGOUT_REDIRECT_URIS` | [`logout_redirect_uris`](OidcConfigBuilder::logout_redirect_uris), comma separated |
     /// | `OIDC_STATE_KEY` | [`state_key`](OidcConfigBuilder::state_key) |
     /// | `OIDC_TOKEN_CACHE_CAPACITY` | [`token_cache_capacity`](OidcConfigBuilder::token_cache_capacity) (0 disables the cache) |
+    /// | `OIDC_MAX_TOKEN_BYTES` | [`max_token_bytes`](OidcConfigBuilder::max_token_bytes) |
     /// | `OIDC_BROKER_MODE` | [`broker_mode`](OidcConfigBuilder::broker_mode) (`true`/`false`) |
     /// | `OIDC_BROKER_STORE_URL` | [`broker_store_url`](OidcConfigBuilder::broker_store_url) |
     /// | `OIDC_BROKER_AUDIENCE` | [`broker_audience`](OidcConfigBuilder::broker_audience) |
@@ -452,6 +457,15 @@ impl OidcConfig {
                 )
             })?;
             b = b.token_cache_capacity(capacity);
+        }
+        if let Some(v) = get("OIDC_MAX_TOKEN_BYTES") {
+            let bytes = v.parse().map_err(|_| {
+                ConfigError::new(
+                    "max_token_bytes",
+                    "OIDC_MAX_TOKEN_BYTES must be a whole number",
+                )
+            })?;
+            b = b.max_token_bytes(bytes);
         }
         if let Some(v) = get("OIDC_BROKER_MODE") {
             b = b.broker_mode(parse_bool("broker_mode", "OIDC_BROKER_MODE", &v)?);
@@ -710,7 +724,7 @@ setters! {
     jwks_max_bytes(value: usize) => |b: &mut Self, v| b.jwks_max_bytes = v;
     /// Most keys read from one JWKS (default 64).
     jwks_max_keys(value: usize) => |b: &mut Self, v| b.jwks_max_keys = v;
-    /// Largest accepted bearer token (default 8 KiB).
+    /// Largest accepted bearer token (default 8 KiB, at least 64 bytes, at most 1 MiB).
     max_token_bytes(value: usize) => |b: &mut Self, v| b.max_token_bytes = v;
     /// Lifetime of broker access tokens (default 15 min).
     access_token_lifetime(value: Duration) => |b: &mut Self, v| b.access_token_lifetime = v;
@@ -856,6 +870,13 @@ impl OidcConfigBuilder {
         }
         if self.max_token_bytes < 64 {
             return Err(ConfigError::new("max_token_bytes", "must be at least 64"));
+        }
+        // A limit is a bound on the work one request can cause; one near `usize::MAX` is none.
+        if self.max_token_bytes > MAX_TOKEN_BYTES_LIMIT {
+            return Err(ConfigError::new(
+                "max_token_bytes",
+                format!("must be at most {MAX_TOKEN_BYTES_LIMIT} (1 MiB)"),
+            ));
         }
         for (option, key) in [
             ("encryption_key", &self.encryption_key),
@@ -1117,6 +1138,47 @@ mod tests {
         );
         assert_eq!(config.exchange_audiences(), ["downstream"]);
         assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    /// `max_token_bytes(usize::MAX)` was accepted, and the bearer check's `limit + "Bearer "`
+    /// overflowed: a limit is refused above 1 MiB, and 1 MiB itself is accepted.
+    #[test]
+    fn an_absurd_token_limit_is_refused() {
+        let base = || {
+            OidcConfig::builder()
+                .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .client_id("app")
+        };
+        for bytes in [usize::MAX, MAX_TOKEN_BYTES_LIMIT + 1] {
+            match base().max_token_bytes(bytes).build() {
+                Ok(_) => panic!("a token limit of {bytes} was accepted"),
+                Err(e) => assert_eq!(e.option(), "max_token_bytes", "{}", e.message()),
+            }
+        }
+        let config = base()
+            .max_token_bytes(1024 * 1024)
+            .build()
+            .unwrap_or_else(|e| panic!("1 MiB is valid: {e}"));
+        assert_eq!(config.max_token_bytes(), 1024 * 1024);
+    }
+
+    /// The README tells deployments with long group lists to raise the token limit; one
+    /// configured from the environment can, with a whole number, within the builder's bounds.
+    #[test]
+    fn the_token_limit_comes_from_the_environment() {
+        let mut vars = BASE.to_vec();
+        vars.push(("OIDC_MAX_TOKEN_BYTES", "65536"));
+        let config = OidcConfig::from_lookup(lookup(&vars))
+            .unwrap_or_else(|e| panic!("a valid configuration: {e}"));
+        assert_eq!(config.max_token_bytes(), 65536);
+        for bad in ["64k", "-1", "18446744073709551615", "32"] {
+            let mut vars = BASE.to_vec();
+            vars.push(("OIDC_MAX_TOKEN_BYTES", bad));
+            match OidcConfig::from_lookup(lookup(&vars)) {
+                Ok(_) => panic!("OIDC_MAX_TOKEN_BYTES={bad} was accepted"),
+                Err(e) => assert_eq!(e.option(), "max_token_bytes", "{bad}: {}", e.message()),
+            }
+        }
     }
 
     /// The store URL's password stays out of `Debug`, raw and percent-decoded, in the builder
