@@ -423,18 +423,20 @@ async fn discovery_with_another_issuer_is_refused() {
     assert_eq!(h.idp.hits(Endpoint::Jwks), 0);
 }
 
-/// G4 with an issuer that only the discovery document names (its URL has no standard suffix
-/// to derive one from): once the document is past its TTL and the provider hangs, known kids
-/// still validate without waiting for the refresh, against the issuer the document named.
+/// G4 with a discovery URL that implies no issuer (it has a query), so the issuer is
+/// configured: once the document is past its TTL and the provider hangs, known kids still
+/// validate without waiting for the refresh, against the configured issuer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g4_a_stale_discovery_document_does_not_delay_validation() {
     let clock = ManualClock::new(SystemClock.now());
     let idp = MockProvider::start().await.expect("provider");
     let url = format!("{}?tenant=main", idp.discovery_url());
+    let issuer = idp.issuer();
     let h = Harness::with(
         idp,
         |b| {
             b.discovery_url(url)
+                .issuer(issuer)
                 .timeout(Duration::from_secs(2))
                 .token_cache_capacity(0)
         },

@@ -252,10 +252,7 @@ impl OidcAuth {
         // Every await below is boxed and taken only when something must be fetched, so the
         // future of a validation that can be decided in memory stays small.
         let provider_issuer = match (broker, peers) {
-            (None, None) => Some(match inner.provider.issuer_now() {
-                Some(issuer) => issuer,
-                None => Box::pin(inner.provider.issuer()).await?,
-            }),
+            (None, None) => Some(inner.provider.issuer()),
             _ => None,
         };
         let (issuer, audience) = match (broker, &provider_issuer) {

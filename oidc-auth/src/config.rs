@@ -10,6 +10,9 @@ use crate::policy::ClaimConstraint;
 use crate::secret::{Audience, Issuer, Scope, Secret};
 
 const DISCOVERY_SUFFIX: &str = "/.well-known/openid-configuration";
+/// The well-known path of RFC 8414 authorization server metadata, inserted before the issuer's
+/// path (RFC 8414 section 3).
+const METADATA_PREFIX: &str = "/.well-known/oauth-authorization-server";
 
 /// The largest bearer token limit [`OidcConfigBuilder::max_token_bytes`] accepts: 1 MiB, far
 /// above any real token and above the header size HTTP servers accept by default.
@@ -88,6 +91,7 @@ pub struct OidcConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) jwks_uri: Option<Url>,
     pub(crate) issuer: Option<Issuer>,
+    pub(crate) expected_issuer: Issuer,
     pub(crate) broker_mode: bool,
     pub(crate) broker_store_url: Option<StoreUrl>,
     pub(crate) broker_audience: Option<Audience>,
@@ -175,7 +179,8 @@ impl OidcConfig {
         self.jwks_uri.as_ref()
     }
 
-    /// Issuer override (else derived from the discovery URL and checked against the document).
+    /// The configured issuer, if any (else the one the discovery URL implies; see
+    /// [`expected_issuer`](Self::expected_issuer)).
     pub fn issuer(&self) -> Option<&Issuer> {
         self.issuer.as_ref()
     }
@@ -513,19 +518,39 @@ impl OidcConfig {
         b.build()
     }
 
-    /// The issuer tokens must name: the configured override, else the discovery URL without its
-    /// `/.well-known/openid-configuration` suffix (OpenID Connect Discovery section 4.3). `None`
-    /// when neither is known; the discovery document's value is then used. An issuer ending in
-    /// `/` has the same discovery URL as the one without, so it must be configured.
-    pub fn expected_issuer(&self) -> Option<Issuer> {
-        if let Some(issuer) = &self.issuer {
-            return Some(issuer.clone());
-        }
-        self.discovery_url
-            .as_str()
-            .strip_suffix(DISCOVERY_SUFFIX)
-            .map(Issuer::from)
+    /// The issuer tokens must name, and the discovery document must name: the configured one,
+    /// else the one the discovery URL implies (see
+    /// [`OidcConfigBuilder::discovery_url`]). Always known: the discovery document's value is
+    /// only checked against it, never adopted. An issuer ending in `/` has the same discovery
+    /// URL as the one without, so it must be configured.
+    pub fn expected_issuer(&self) -> &Issuer {
+        &self.expected_issuer
     }
+}
+
+/// The issuer `url` implies when it is a discovery URL of a standard form: the issuer followed by
+/// `/.well-known/openid-configuration` (OpenID Connect Discovery section 4), or RFC 8414's
+/// `/.well-known/oauth-authorization-server` inserted before the issuer's path; one trailing
+/// `/` is tolerated. A URL with a query, a fragment or user info, or another path, implies none.
+fn implied_issuer(url: &Url) -> Option<Issuer> {
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return None;
+    }
+    // Without query and fragment the serialised URL is its origin followed by its path.
+    let full = url.as_str();
+    let origin = full.strip_suffix(url.path())?;
+    let path = url.path();
+    let path = path.strip_suffix('/').unwrap_or(path);
+    if let Some(issuer_path) = path.strip_suffix(DISCOVERY_SUFFIX) {
+        return Some(Issuer::new(format!("{origin}{issuer_path}")));
+    }
+    let issuer_path = path.strip_prefix(METADATA_PREFIX)?;
+    (issuer_path.is_empty() || issuer_path.starts_with('/'))
+        .then(|| Issuer::new(format!("{origin}{issuer_path}")))
 }
 
 fn parse_secs(option: &'static str, var: &str, value: &str) -> Result<u64, ConfigError> {
@@ -674,8 +699,11 @@ setters! {
     client_id(value: impl Into<String>) => |b: &mut Self, v: _| b.client_id = Some(Into::<String>::into(v));
     /// The client secret of a confidential client.
     client_secret(value: impl Into<String>) => |b: &mut Self, v: _| b.client_secret = Some(Secret::new(v));
-    /// The provider's discovery URL (required), usually ending in
-    /// `/.well-known/openid-configuration`.
+    /// The provider's discovery URL (required). It implies the expected issuer when it is the
+    /// issuer followed by `/.well-known/openid-configuration`, or the issuer with RFC 8414's
+    /// `/.well-known/oauth-authorization-server` inserted before its path (one trailing `/`
+    /// tolerated). Any other URL (with a query string, for example) needs
+    /// [`issuer`](Self::issuer): the issuer the discovery document names is never adopted.
     discovery_url(value: impl Into<String>) => |b: &mut Self, v: _| b.discovery_url = Some(Into::<String>::into(v));
     /// Default login scopes, space separated (default `openid profile email`).
     scopes(value: impl Into<String>) => |b: &mut Self, v: _| b.scopes = Into::<String>::into(v);
@@ -692,7 +720,8 @@ setters! {
     connect_timeout(value: Duration) => |b: &mut Self, v| b.connect_timeout = v;
     /// JWKS URL, overriding the discovery document's `jwks_uri`.
     jwks_uri(value: impl Into<String>) => |b: &mut Self, v: _| b.jwks_uri = Some(Into::<String>::into(v));
-    /// Expected issuer, overriding the one derived from the discovery URL.
+    /// Expected issuer, overriding the one derived from the discovery URL; required when the
+    /// discovery URL implies none.
     issuer(value: impl Into<String>) => |b: &mut Self, v: _| b.issuer = Some(Into::<String>::into(v));
     /// Broker mode: the server mints its own tokens.
     broker_mode(value: bool) => |b: &mut Self, v| b.broker_mode = v;
@@ -806,6 +835,24 @@ impl OidcConfigBuilder {
             .discovery_url
             .ok_or_else(|| ConfigError::new("discovery_url", "is required"))?;
         let discovery_url = parse_http_url("discovery_url", &discovery_url)?;
+        let issuer = match self.issuer {
+            Some(v) if v.trim().is_empty() => return Err(ConfigError::new("issuer", "is empty")),
+            v => v.map(Issuer::new),
+        };
+        // The issuer tokens are checked against must come from the configuration: taking it from
+        // the discovery document would accept whatever issuer the document's host names.
+        let expected_issuer = match (&issuer, implied_issuer(&discovery_url)) {
+            (Some(issuer), _) => issuer.clone(),
+            (None, Some(implied)) => implied,
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "issuer",
+                    "the discovery URL does not imply the issuer (it does not end in \
+                     `/.well-known/openid-configuration`, or has a query); set the issuer \
+                     (`issuer`, OIDC_ISSUER)",
+                ));
+            }
+        };
         let mut scopes = Vec::new();
         for s in self.scopes.split(' ').filter(|s| !s.is_empty()) {
             if !Scope::is_valid_token(s) {
@@ -984,7 +1031,8 @@ impl OidcConfigBuilder {
                 .jwks_uri
                 .map(|u| parse_http_url("jwks_uri", &u))
                 .transpose()?,
-            issuer: nonempty("issuer", self.issuer)?.map(Issuer::new),
+            issuer,
+            expected_issuer,
             broker_mode: self.broker_mode,
             broker_store_url: self.broker_store_url,
             broker_audience: nonempty("broker_audience", self.broker_audience)?.map(Audience::new),
@@ -1252,8 +1300,8 @@ mod tests {
         assert_eq!(config.client_secret().map(Secret::expose), Some("s3cret"));
         assert_eq!(config.audience().map(|a| a.as_str()), Some("api"));
         assert_eq!(
-            config.expected_issuer().as_ref().map(Issuer::as_str),
-            Some("https://idp.example/tenant")
+            config.expected_issuer().as_str(),
+            "https://idp.example/tenant"
         );
         assert_eq!(
             config.broker_audience().map(|a| a.as_str()),
@@ -1321,6 +1369,90 @@ mod tests {
         vars.push(("OIDC_CLIENT_SECRET", " \n"));
         let config = OidcConfig::from_lookup(lookup(&vars)).expect("valid");
         assert!(config.client_secret().is_none());
+    }
+
+    /// SECURITY D10: the issuer the discovery document names is never adopted. A discovery URL
+    /// that implies its issuer (the OpenID Connect suffix, also with a trailing `/`, or RFC
+    /// 8414's inserted path) gives it; any other one needs the issuer configured, and without it
+    /// the configuration is refused naming `issuer` and OIDC_ISSUER, where it used to leave the
+    /// expected issuer unknown and take the document's.
+    #[test]
+    fn a_discovery_url_that_implies_no_issuer_needs_one_configured() {
+        let with = |url: &str| {
+            OidcConfig::builder()
+                .discovery_url(url)
+                .client_id("app")
+                .build()
+        };
+        for (url, issuer) in [
+            (
+                "https://idp.example/realms/main/.well-known/openid-configuration",
+                "https://idp.example/realms/main",
+            ),
+            (
+                "https://idp.example/realms/main/.well-known/openid-configuration/",
+                "https://idp.example/realms/main",
+            ),
+            (
+                "https://IDP.example:443/.well-known/openid-configuration",
+                "https://idp.example",
+            ),
+            (
+                "https://idp.example/.well-known/oauth-authorization-server",
+                "https://idp.example",
+            ),
+            (
+                "https://idp.example/.well-known/oauth-authorization-server/tenant",
+                "https://idp.example/tenant",
+            ),
+            (
+                "https://idp.example/.well-known/oauth-authorization-server/tenant/",
+                "https://idp.example/tenant",
+            ),
+        ] {
+            match with(url) {
+                Ok(config) => assert_eq!(config.expected_issuer().as_str(), issuer, "{url}"),
+                Err(e) => panic!("{url}: {e}"),
+            }
+        }
+        for url in [
+            "https://login.example/tenant/v2.0/.well-known/openid-configuration?p=B2C_1_signin",
+            "https://idp.example/.well-known/openid-configuration#x",
+            "https://user@idp.example/.well-known/openid-configuration",
+            "https://idp.example/discovery.json",
+            "https://idp.example/",
+            "https://idp.example/.well-known/oauth-authorization-server-x",
+        ] {
+            match with(url) {
+                Ok(config) => panic!(
+                    "{url} was accepted, expecting the issuer {}",
+                    config.expected_issuer()
+                ),
+                Err(e) => {
+                    assert_eq!(e.option(), "issuer", "{url}: {}", e.message());
+                    assert!(e.message().contains("OIDC_ISSUER"), "{}", e.message());
+                }
+            }
+        }
+        let url = "https://login.example/tenant/v2.0/.well-known/openid-configuration?p=B2C_1_x";
+        let config = OidcConfig::builder()
+            .discovery_url(url)
+            .client_id("app")
+            .issuer("https://login.example/tenant/v2.0/")
+            .build()
+            .unwrap_or_else(|e| panic!("an explicit issuer is enough: {e}"));
+        assert_eq!(
+            config.expected_issuer().as_str(),
+            "https://login.example/tenant/v2.0/"
+        );
+        let mut vars = BASE.to_vec();
+        vars[0].1 = url;
+        assert_eq!(
+            OidcConfig::from_lookup(lookup(&vars))
+                .err()
+                .map(|e| e.option()),
+            Some("issuer")
+        );
     }
 
     /// A zero JWKS TTL would refresh the keys on every validation, a zero stale limit would

@@ -36,7 +36,7 @@ impl OidcAuth {
                 ErrorKind::Unavailable => e,
                 _ => refused("the ID token signature is invalid"),
             })?;
-        let issuer = self.provider().issuer().await?;
+        let issuer = self.provider().issuer();
         let claims = &jws.claims;
         let times = token::check_registered(
             claims,

@@ -224,7 +224,7 @@ impl OidcAuth {
             ));
         }
         let discovery = self.provider().discovery().await?;
-        let issuer = self.provider().issuer().await?;
+        let issuer = self.provider().issuer();
         match q.iss {
             Some(iss) if iss != issuer.as_str() => {
                 return Err(bad_request(

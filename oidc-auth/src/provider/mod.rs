@@ -212,7 +212,8 @@ pub(crate) struct Provider {
     http: HttpClient,
     clock: Arc<dyn Clock>,
     discovery_url: Url,
-    expected_issuer: Option<Issuer>,
+    /// From configuration: the discovery document must name it, and never replaces it.
+    expected_issuer: Issuer,
     jwks_override: Option<Url>,
     accepted: Vec<Algorithm>,
     max_bytes: usize,
@@ -245,7 +246,7 @@ impl Provider {
             http: HttpClient::new(config.connect_timeout, config.timeout),
             clock,
             discovery_url: config.discovery_url.clone(),
-            expected_issuer: config.expected_issuer(),
+            expected_issuer: config.expected_issuer().clone(),
             jwks_override: config.jwks_uri.clone(),
             accepted: config.algorithms.clone(),
             max_bytes: config.jwks_max_bytes,
@@ -268,23 +269,9 @@ impl Provider {
         &self.http
     }
 
-    /// The issuer tokens must carry; from configuration when known, else from discovery.
-    pub(crate) async fn issuer(self: &Arc<Self>) -> Result<Issuer, AuthError> {
-        match &self.expected_issuer {
-            Some(issuer) => Ok(issuer.clone()),
-            None => Ok(Issuer::new(self.discovery().await?.issuer.clone())),
-        }
-    }
-
-    /// The issuer if it is known without waiting: from configuration, or from a discovery
-    /// document, even one past its TTL: an issuer does not change, and a validation must not
-    /// wait for the refresh that checks so. `None` means [`issuer`](Self::issuer) has to fetch.
-    pub(crate) fn issuer_now(&self) -> Option<Issuer> {
-        if let Some(issuer) = &self.expected_issuer {
-            return Some(issuer.clone());
-        }
-        let doc = self.discovery.current()?;
-        Some(Issuer::new(doc.value.issuer.clone()))
+    /// The issuer tokens must carry: from configuration, never from the discovery document.
+    pub(crate) fn issuer(&self) -> &Issuer {
+        &self.expected_issuer
     }
 
     /// The discovery document: cached, and past its TTL refreshed in the background while the
@@ -319,9 +306,8 @@ impl Provider {
             .get_json(&self.discovery_url, self.max_bytes)
             .await
             .map_err(DiscoveryError::Fetch)?;
-        if let Some(expected) = &self.expected_issuer
-            && doc.issuer != expected.as_str()
-        {
+        let expected = &self.expected_issuer;
+        if doc.issuer != expected.as_str() {
             // An issuer with a trailing '/' (Auth0's) has the same discovery URL as the one
             // without, and only the configuration can say which is meant.
             let hint = if doc.issuer.strip_suffix('/') == Some(expected.as_str()) {
@@ -469,7 +455,7 @@ impl Provider {
 
     /// Fetches discovery (when needed) and the JWKS now; for start-up and readiness.
     pub(crate) async fn warm_up(self: &Arc<Self>) -> Result<usize, AuthError> {
-        if self.expected_issuer.is_none() || self.jwks_override.is_none() {
+        if self.jwks_override.is_none() {
             self.discovery().await?;
         }
         let seen = self.jwks.current().map_or(0, |s| s.generation);
