@@ -369,8 +369,10 @@ impl OidcConfig {
     /// | `OIDC_BROKER_EXCHANGE_AUDIENCES` | [`exchange_audiences`](OidcConfigBuilder::exchange_audiences), comma separated |
     ///
     /// Every value is trimmed of surrounding whitespace (a secret file ends in a newline), and
-    /// so is each item of a comma list and each side of an `id:secret` pair. A value of only
-    /// whitespace counts as unset.
+    /// so is each item of a comma list and each side of an `id:secret` pair. A variable that is
+    /// set must have a value: one that is empty or only whitespace is a [`ConfigError`] naming
+    /// it, never read as unset (an empty `OIDC_AUDIENCE` would otherwise turn the audience check
+    /// off). Unset a variable to leave its option at the default.
     ///
     /// ```no_run
     /// let config = oidc_auth::OidcConfig::from_env()?;
@@ -396,42 +398,48 @@ impl OidcConfig {
         // Every value is trimmed here, once: a secret file or a here-doc leaves a trailing
         // newline, which would otherwise make a secret fail with `invalid_client`, a token fail
         // its audience check, a scope fail validation or a SQLite store open a file whose name
-        // ends in a newline. A value of only whitespace counts as unset, like an empty one.
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
+        // ends in a newline. A variable that is set but empty (or only whitespace) is refused
+        // rather than read as unset: an empty OIDC_AUDIENCE would turn the audience check off,
+        // an empty OIDC_CLIENT_SECRET would make a confidential client public, and an empty
+        // OIDC_BROKER_ENCRYPTION_KEY would store signing keys unencrypted, all silently.
+        let get = |name: &str, option: &'static str| match lookup(name) {
+            None => Ok(None),
+            Some(v) if v.trim().is_empty() => Err(ConfigError::new(
+                option,
+                format!("{name} is set but empty; give it a value or unset it"),
+            )),
+            Some(v) => Ok(Some(v.trim().to_owned())),
         };
         let mut b = OidcConfig::builder();
-        if let Some(v) = get("OIDC_DISCOVERY_URL") {
+        if let Some(v) = get("OIDC_DISCOVERY_URL", "discovery_url")? {
             b = b.discovery_url(v);
         }
-        if let Some(v) = get("OIDC_CLIENT_ID") {
+        if let Some(v) = get("OIDC_CLIENT_ID", "client_id")? {
             b = b.client_id(v);
         }
-        if let Some(v) = get("OIDC_CLIENT_SECRET") {
+        if let Some(v) = get("OIDC_CLIENT_SECRET", "client_secret")? {
             b = b.client_secret(v);
         }
-        if let Some(v) = get("OIDC_SCOPES") {
+        if let Some(v) = get("OIDC_SCOPES", "scopes")? {
             b = b.scopes(v);
         }
-        if let Some(v) = get("OIDC_AUDIENCE") {
+        if let Some(v) = get("OIDC_AUDIENCE", "audience")? {
             b = b.audience(v);
         }
-        if let Some(v) = get("OIDC_PROXY") {
+        if let Some(v) = get("OIDC_PROXY", "proxy")? {
             b = b.proxy(v);
         }
-        if let Some(v) = get("OIDC_ISSUER") {
+        if let Some(v) = get("OIDC_ISSUER", "issuer")? {
             b = b.issuer(v);
         }
-        if let Some(v) = get("OIDC_JWKS_URI") {
+        if let Some(v) = get("OIDC_JWKS_URI", "jwks_uri")? {
             b = b.jwks_uri(v);
         }
-        if let Some(v) = get("OIDC_LEEWAY_SECS") {
+        if let Some(v) = get("OIDC_LEEWAY_SECS", "leeway")? {
             let secs = parse_secs("leeway", "OIDC_LEEWAY_SECS", &v)?;
             b = b.leeway(Duration::from_secs(secs));
         }
-        if let Some(v) = get("OIDC_TIMEOUT_SECS") {
+        if let Some(v) = get("OIDC_TIMEOUT_SECS", "timeout")? {
             let secs = parse_secs("timeout", "OIDC_TIMEOUT_SECS", &v)?;
             b = b.timeout(Duration::from_secs(secs));
         }
@@ -442,19 +450,19 @@ impl OidcConfig {
                 .map(str::to_owned)
                 .collect()
         };
-        if let Some(v) = get("OIDC_LOGIN_REDIRECT_URIS") {
+        if let Some(v) = get("OIDC_LOGIN_REDIRECT_URIS", "login_redirect_uris")? {
             b = b.login_redirect_uris(list(v));
         }
-        if let Some(v) = get("OIDC_LOGOUT_REDIRECT_URIS") {
+        if let Some(v) = get("OIDC_LOGOUT_REDIRECT_URIS", "logout_redirect_uris")? {
             b = b.logout_redirect_uris(list(v));
         }
-        if let Some(v) = get("OIDC_STATE_KEY") {
+        if let Some(v) = get("OIDC_STATE_KEY", "state_key")? {
             b = b.state_key(v);
         }
-        if let Some(v) = get("OIDC_OFFLINE_ACCESS") {
+        if let Some(v) = get("OIDC_OFFLINE_ACCESS", "offline_access")? {
             b = b.offline_access(parse_bool("offline_access", "OIDC_OFFLINE_ACCESS", &v)?);
         }
-        if let Some(v) = get("OIDC_TOKEN_CACHE_CAPACITY") {
+        if let Some(v) = get("OIDC_TOKEN_CACHE_CAPACITY", "token_cache_capacity")? {
             let capacity = v.parse().map_err(|_| {
                 ConfigError::new(
                     "token_cache_capacity",
@@ -463,7 +471,7 @@ impl OidcConfig {
             })?;
             b = b.token_cache_capacity(capacity);
         }
-        if let Some(v) = get("OIDC_MAX_TOKEN_BYTES") {
+        if let Some(v) = get("OIDC_MAX_TOKEN_BYTES", "max_token_bytes")? {
             let bytes = v.parse().map_err(|_| {
                 ConfigError::new(
                     "max_token_bytes",
@@ -472,25 +480,25 @@ impl OidcConfig {
             })?;
             b = b.max_token_bytes(bytes);
         }
-        if let Some(v) = get("OIDC_BROKER_MODE") {
+        if let Some(v) = get("OIDC_BROKER_MODE", "broker_mode")? {
             b = b.broker_mode(parse_bool("broker_mode", "OIDC_BROKER_MODE", &v)?);
         }
-        if let Some(v) = get("OIDC_BROKER_STORE_URL") {
+        if let Some(v) = get("OIDC_BROKER_STORE_URL", "broker_store_url")? {
             b = b.broker_store_url(v);
         }
-        if let Some(v) = get("OIDC_BROKER_AUDIENCE") {
+        if let Some(v) = get("OIDC_BROKER_AUDIENCE", "broker_audience")? {
             b = b.broker_audience(v);
         }
-        if let Some(v) = get("OIDC_TRUSTED_ISSUERS") {
+        if let Some(v) = get("OIDC_TRUSTED_ISSUERS", "trusted_issuers")? {
             b = b.trusted_issuers(list(v));
         }
-        if let Some(v) = get("OIDC_BROKER_JWKS_PATH") {
+        if let Some(v) = get("OIDC_BROKER_JWKS_PATH", "broker_jwks_path")? {
             b = b.broker_jwks_path(v);
         }
-        if let Some(v) = get("OIDC_BROKER_ENCRYPTION_KEY") {
+        if let Some(v) = get("OIDC_BROKER_ENCRYPTION_KEY", "encryption_key")? {
             b = b.encryption_key(v);
         }
-        if let Some(v) = get("OIDC_BROKER_SIGNING_ALGORITHM") {
+        if let Some(v) = get("OIDC_BROKER_SIGNING_ALGORITHM", "broker_signing_algorithm")? {
             let alg = v.parse().map_err(|_| {
                 ConfigError::new(
                     "broker_signing_algorithm",
@@ -499,7 +507,7 @@ impl OidcConfig {
             })?;
             b = b.broker_signing_algorithm(alg);
         }
-        if let Some(v) = get("OIDC_BROKER_EXCHANGE_CLIENTS") {
+        if let Some(v) = get("OIDC_BROKER_EXCHANGE_CLIENTS", "exchange_clients")? {
             for entry in list(v) {
                 let (id, secret) = entry.split_once(':').ok_or_else(|| {
                     ConfigError::new(
@@ -512,7 +520,7 @@ impl OidcConfig {
                 b = b.exchange_client(id.trim(), secret.trim());
             }
         }
-        if let Some(v) = get("OIDC_BROKER_EXCHANGE_AUDIENCES") {
+        if let Some(v) = get("OIDC_BROKER_EXCHANGE_AUDIENCES", "exchange_audiences")? {
             b = b.exchange_audiences(list(v));
         }
         b.build()
@@ -1361,14 +1369,52 @@ mod tests {
         );
     }
 
-    /// A variable holding only whitespace counts as unset, like an empty one: an empty
-    /// `OIDC_CLIENT_SECRET` leaves a public client, never a blank secret.
+    /// A variable that is set but empty or blank used to count as unset: `OIDC_AUDIENCE=""`
+    /// turned the audience check off and `OIDC_CLIENT_SECRET=""` made a public client. Every
+    /// `OIDC_*` variable set that way is now refused, naming its option and the variable.
     #[test]
-    fn a_blank_environment_secret_is_not_a_secret() {
-        let mut vars = BASE.to_vec();
-        vars.push(("OIDC_CLIENT_SECRET", " \n"));
-        let config = OidcConfig::from_lookup(lookup(&vars)).expect("valid");
-        assert!(config.client_secret().is_none());
+    fn a_blank_environment_variable_is_refused() {
+        let vars = [
+            ("OIDC_DISCOVERY_URL", "discovery_url"),
+            ("OIDC_CLIENT_ID", "client_id"),
+            ("OIDC_CLIENT_SECRET", "client_secret"),
+            ("OIDC_SCOPES", "scopes"),
+            ("OIDC_AUDIENCE", "audience"),
+            ("OIDC_PROXY", "proxy"),
+            ("OIDC_ISSUER", "issuer"),
+            ("OIDC_JWKS_URI", "jwks_uri"),
+            ("OIDC_LEEWAY_SECS", "leeway"),
+            ("OIDC_TIMEOUT_SECS", "timeout"),
+            ("OIDC_LOGIN_REDIRECT_URIS", "login_redirect_uris"),
+            ("OIDC_LOGOUT_REDIRECT_URIS", "logout_redirect_uris"),
+            ("OIDC_STATE_KEY", "state_key"),
+            ("OIDC_OFFLINE_ACCESS", "offline_access"),
+            ("OIDC_TOKEN_CACHE_CAPACITY", "token_cache_capacity"),
+            ("OIDC_MAX_TOKEN_BYTES", "max_token_bytes"),
+            ("OIDC_BROKER_MODE", "broker_mode"),
+            ("OIDC_BROKER_STORE_URL", "broker_store_url"),
+            ("OIDC_BROKER_AUDIENCE", "broker_audience"),
+            ("OIDC_TRUSTED_ISSUERS", "trusted_issuers"),
+            ("OIDC_BROKER_JWKS_PATH", "broker_jwks_path"),
+            ("OIDC_BROKER_ENCRYPTION_KEY", "encryption_key"),
+            ("OIDC_BROKER_SIGNING_ALGORITHM", "broker_signing_algorithm"),
+            ("OIDC_BROKER_EXCHANGE_CLIENTS", "exchange_clients"),
+            ("OIDC_BROKER_EXCHANGE_AUDIENCES", "exchange_audiences"),
+        ];
+        for (var, option) in vars {
+            for blank in ["", " \n"] {
+                let mut set: Vec<(&str, &str)> =
+                    BASE.iter().copied().filter(|(k, _)| *k != var).collect();
+                set.push((var, blank));
+                match OidcConfig::from_lookup(lookup(&set)) {
+                    Ok(_) => panic!("{var}={blank:?} was accepted"),
+                    Err(e) => {
+                        assert_eq!(e.option(), option, "{var}: {}", e.message());
+                        assert!(e.message().contains(var), "{var}: {}", e.message());
+                    }
+                }
+            }
+        }
     }
 
     /// SECURITY D10: the issuer the discovery document names is never adopted. A discovery URL
