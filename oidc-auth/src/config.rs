@@ -724,7 +724,7 @@ setters! {
     offline_access(value: bool) => |b: &mut Self, v| b.offline_access = v;
     /// Total timeout of a request to the provider (default 5 s).
     timeout(value: Duration) => |b: &mut Self, v| b.timeout = v;
-    /// Connect timeout of a request to the provider (default 2 s).
+    /// Connect timeout of a request to the provider (default 2 s, not zero).
     connect_timeout(value: Duration) => |b: &mut Self, v| b.connect_timeout = v;
     /// JWKS URL, overriding the discovery document's `jwks_uri`.
     jwks_uri(value: impl Into<String>) => |b: &mut Self, v: _| b.jwks_uri = Some(Into::<String>::into(v));
@@ -757,9 +757,9 @@ setters! {
     /// least 1 s and at least [`jwks_ttl`](Self::jwks_ttl), so keys never go stale before their
     /// scheduled refresh).
     jwks_stale_limit(value: Duration) => |b: &mut Self, v| b.jwks_stale_limit = v;
-    /// Largest accepted JWKS or discovery body (default 256 KiB).
+    /// Largest accepted JWKS or discovery body (default 256 KiB, not zero).
     jwks_max_bytes(value: usize) => |b: &mut Self, v| b.jwks_max_bytes = v;
-    /// Most keys read from one JWKS (default 64).
+    /// Most keys read from one JWKS (default 64, at least 1).
     jwks_max_keys(value: usize) => |b: &mut Self, v| b.jwks_max_keys = v;
     /// Largest accepted bearer token (default 8 KiB, at least 64 bytes, at most 1 MiB).
     max_token_bytes(value: usize) => |b: &mut Self, v| b.max_token_bytes = v;
@@ -819,13 +819,14 @@ impl OidcConfigBuilder {
         self
     }
 
-    /// Redirect URIs allowed at login, besides loopback URIs on any port.
+    /// Redirect URIs allowed at login, besides loopback URIs on any port; without user info or
+    /// a fragment (a redirect URI with either is refused at login, so it could never match).
     pub fn login_redirect_uris(mut self, value: impl IntoIterator<Item = String>) -> Self {
         self.login_redirect_uris = value.into_iter().collect();
         self
     }
 
-    /// Redirect URIs allowed after logout (exact match).
+    /// Redirect URIs allowed after logout (exact match), without user info or a fragment.
     pub fn logout_redirect_uris(mut self, value: impl IntoIterator<Item = String>) -> Self {
         self.logout_redirect_uris = value.into_iter().collect();
         self
@@ -884,6 +885,17 @@ impl OidcConfigBuilder {
                     format!("`{}` has no accepted value", c.path()),
                 ));
             }
+            // Claims are compared by JSON type: a null would be satisfied by a null claim, a
+            // float only by that exact float, and a list or an object by nothing.
+            if let Some(kind) = c.values().iter().find_map(unaccepted_claim_value) {
+                return Err(ConfigError::new(
+                    "claims",
+                    format!(
+                        "`{}` accepts {kind}; accepted values are strings, booleans or integers",
+                        c.path()
+                    ),
+                ));
+            }
         }
         if self.algorithms.is_empty() {
             return Err(ConfigError::new(
@@ -896,6 +908,24 @@ impl OidcConfigBuilder {
         }
         if self.timeout.is_zero() {
             return Err(ConfigError::new("timeout", "must be greater than zero"));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "connect_timeout",
+                "must be greater than zero",
+            ));
+        }
+        if self.jwks_max_bytes == 0 {
+            return Err(ConfigError::new(
+                "jwks_max_bytes",
+                "must be greater than zero: no discovery document or key set would fit",
+            ));
+        }
+        if self.jwks_max_keys == 0 {
+            return Err(ConfigError::new(
+                "jwks_max_keys",
+                "must be at least 1: no key could be read",
+            ));
         }
         // A zero TTL refreshes the key set on every validation, a zero stale limit makes every
         // fetched key set unusable at once, a zero cooldown lets a flood of made-up key ids
@@ -1061,8 +1091,14 @@ impl OidcConfigBuilder {
             jwks_max_bytes: self.jwks_max_bytes,
             jwks_max_keys: self.jwks_max_keys,
             max_token_bytes: self.max_token_bytes,
-            login_redirect_uris: parse_urls("login_redirect_uris", &self.login_redirect_uris)?,
-            logout_redirect_uris: parse_urls("logout_redirect_uris", &self.logout_redirect_uris)?,
+            login_redirect_uris: parse_redirect_uris(
+                "login_redirect_uris",
+                &self.login_redirect_uris,
+            )?,
+            logout_redirect_uris: parse_redirect_uris(
+                "logout_redirect_uris",
+                &self.logout_redirect_uris,
+            )?,
             access_token_lifetime: self.access_token_lifetime,
             refresh_token_lifetime: self.refresh_token_lifetime,
             broker_signing_algorithm: self.broker_signing_algorithm,
@@ -1090,8 +1126,46 @@ fn parse_http_url(option: &'static str, value: &str) -> Result<Url, ConfigError>
     Ok(url)
 }
 
-fn parse_urls(option: &'static str, values: &[String]) -> Result<Vec<Url>, ConfigError> {
-    values.iter().map(|v| parse_http_url(option, v)).collect()
+/// Parses an allow-list of redirect URIs. A URI sent at login or logout is refused unless it
+/// is canonical, without user info or a fragment, so an entry with either could never match.
+fn parse_redirect_uris(option: &'static str, values: &[String]) -> Result<Vec<Url>, ConfigError> {
+    values
+        .iter()
+        .map(|v| {
+            let url = parse_http_url(option, v)?;
+            if !url.username().is_empty() || url.password().is_some() {
+                // Not shown: user info may hold a password.
+                return Err(ConfigError::new(
+                    option,
+                    "an entry has user info; a redirect URI with user info is always refused, \
+                     so it could never match",
+                ));
+            }
+            if url.fragment().is_some() {
+                return Err(ConfigError::new(
+                    option,
+                    format!(
+                        "`{url}` has a fragment; a redirect URI with a fragment is always \
+                         refused, so it could never match"
+                    ),
+                ));
+            }
+            Ok(url)
+        })
+        .collect()
+}
+
+/// What a claim constraint's value is when it is not a string, a boolean or an integer.
+fn unaccepted_claim_value(value: &serde_json::Value) -> Option<&'static str> {
+    use serde_json::Value;
+    match value {
+        Value::String(_) | Value::Bool(_) => None,
+        Value::Number(n) if n.is_i64() || n.is_u64() => None,
+        Value::Number(_) => Some("a number that is not an integer"),
+        Value::Null => Some("null"),
+        Value::Array(_) => Some("a list"),
+        Value::Object(_) => Some("an object"),
+    }
 }
 
 /// Decodes a 32-byte key from standard or URL-safe base64.
@@ -1194,6 +1268,76 @@ mod tests {
         );
         assert_eq!(config.exchange_audiences(), ["downstream"]);
         assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    /// Settings that could never work were accepted: a zero connect timeout fails every
+    /// request, a zero JWKS size or key limit refuses every key set, a redirect URI with user
+    /// info or a fragment is refused when a client sends it, and a claim value that is null, a
+    /// float, a list or an object is not a string, boolean or integer as documented.
+    #[test]
+    fn settings_that_can_never_work_are_refused() {
+        let base = || {
+            OidcConfig::builder()
+                .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .client_id("app")
+        };
+        let uris = |uri: &str| vec![uri.to_owned()];
+        let claim = |value: serde_json::Value| [ClaimConstraint::new("groups", [value])];
+        let cases: Vec<(OidcConfigBuilder, &str)> = vec![
+            (base().connect_timeout(Duration::ZERO), "connect_timeout"),
+            (base().jwks_max_bytes(0), "jwks_max_bytes"),
+            (base().jwks_max_keys(0), "jwks_max_keys"),
+            (
+                base().login_redirect_uris(uris("https://user@app.example/cb")),
+                "login_redirect_uris",
+            ),
+            (
+                base().login_redirect_uris(uris("https://u:pw@app.example/cb")),
+                "login_redirect_uris",
+            ),
+            (
+                base().login_redirect_uris(uris("https://app.example/cb#done")),
+                "login_redirect_uris",
+            ),
+            (
+                base().logout_redirect_uris(uris("https://user@app.example/bye")),
+                "logout_redirect_uris",
+            ),
+            (
+                base().logout_redirect_uris(uris("https://app.example/bye#")),
+                "logout_redirect_uris",
+            ),
+            (base().claims(claim(serde_json::Value::Null)), "claims"),
+            (base().claims(claim(1.5.into())), "claims"),
+            (base().claims(claim(serde_json::json!(["a"]))), "claims"),
+            (base().claims(claim(serde_json::json!({"a": 1}))), "claims"),
+        ];
+        for (builder, option) in cases {
+            let shown = format!("{builder:?}");
+            match builder.build() {
+                Ok(_) => panic!("accepted: {shown}"),
+                Err(e) => {
+                    assert_eq!(e.option(), option, "{}", e.message());
+                    assert!(!e.message().contains("pw"), "{}", e.message());
+                }
+            }
+        }
+        let config = base()
+            .connect_timeout(Duration::from_millis(1))
+            .jwks_max_bytes(1)
+            .jwks_max_keys(1)
+            .login_redirect_uris(uris("https://app.example/cb?x=1"))
+            .logout_redirect_uris(uris("https://app.example/bye"))
+            .claims([
+                ClaimConstraint::new("groups", ["admins"]),
+                ClaimConstraint::new("verified", [true]),
+                ClaimConstraint::new("level", [-1_i64]),
+                ClaimConstraint::new("id", [u64::MAX]),
+            ])
+            .build();
+        if let Err(e) = config {
+            panic!("workable settings were refused: {e}");
+        }
     }
 
     /// `max_token_bytes(usize::MAX)` was accepted, and the bearer check's `limit + "Bearer "`

@@ -112,7 +112,8 @@ pub struct ClaimConstraint {
 }
 
 impl ClaimConstraint {
-    /// A constraint on `path` accepting any of `values` (strings, booleans or integers).
+    /// A constraint on `path` accepting any of `values`: strings, booleans or integers (a
+    /// configuration with any other value is refused when it is built).
     pub fn new<V: Into<Value>>(
         path: impl Into<String>,
         values: impl IntoIterator<Item = V>,
