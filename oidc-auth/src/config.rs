@@ -791,7 +791,10 @@ impl OidcConfigBuilder {
         self
     }
 
-    /// Issuers of other instances whose minted tokens are accepted.
+    /// Issuers of other instances whose minted tokens are accepted: their public base URLs
+    /// ([`proxy`](Self::proxy)). Each is kept in the form the URL parser writes, without a
+    /// trailing `/` (`https://Peer.example:443/` becomes `https://peer.example`), the form of
+    /// the `iss` a peer mints.
     pub fn trusted_issuers(mut self, value: impl IntoIterator<Item = String>) -> Self {
         self.trusted_issuers = value.into_iter().collect();
         self
@@ -1019,8 +1022,13 @@ impl OidcConfigBuilder {
         if !self.broker_jwks_path.starts_with('/') {
             return Err(ConfigError::new("broker_jwks_path", "must start with `/`"));
         }
+        // A peer's `iss` is its public base URL as the URL parser writes it (lower-case scheme
+        // and host, no default port, no trailing `/`): a trusted issuer written any other way
+        // would never match it, so each is written the same way.
+        let mut trusted_issuers = Vec::with_capacity(self.trusted_issuers.len());
         for issuer in &self.trusted_issuers {
-            parse_http_url("trusted_issuers", issuer)?;
+            let url = parse_http_url("trusted_issuers", issuer)?;
+            trusted_issuers.push(Issuer::new(broker_issuer(&url)));
         }
         if self
             .exchange_clients
@@ -1074,11 +1082,7 @@ impl OidcConfigBuilder {
             broker_mode: self.broker_mode,
             broker_store_url: self.broker_store_url,
             broker_audience: nonempty("broker_audience", self.broker_audience)?.map(Audience::new),
-            trusted_issuers: self
-                .trusted_issuers
-                .into_iter()
-                .map(|i| Issuer::new(i.trim().trim_end_matches('/')))
-                .collect(),
+            trusted_issuers,
             broker_jwks_path: self.broker_jwks_path,
             leeway: self.leeway,
             algorithms: self.algorithms,
@@ -1112,6 +1116,13 @@ impl OidcConfigBuilder {
             string_claims_as_lists: self.string_claims_as_lists,
         })
     }
+}
+
+/// The `iss` of the tokens a broker mints when its public base URL ([`OidcConfig::proxy`]) is
+/// `base`: the URL as the parser writes it, without a trailing `/`. Trusted issuers are written
+/// the same way, so that a peer listed as `https://Peer.example:443/` matches what it mints.
+pub(crate) fn broker_issuer(base: &Url) -> String {
+    base.as_str().trim_end_matches('/').to_owned()
 }
 
 fn parse_http_url(option: &'static str, value: &str) -> Result<Url, ConfigError> {
@@ -1378,6 +1389,47 @@ mod tests {
                 Ok(_) => panic!("OIDC_MAX_TOKEN_BYTES={bad} was accepted"),
                 Err(e) => assert_eq!(e.option(), "max_token_bytes", "{bad}: {}", e.message()),
             }
+        }
+    }
+
+    /// A broker's `iss` is its base URL as the URL parser writes it, but trusted issuers were
+    /// kept as written (minus a trailing `/`): a peer listed with a default port or in capitals
+    /// never matched, and its tokens were refused. They are now written like a broker's own.
+    #[test]
+    fn trusted_issuers_are_written_as_a_peer_writes_its_own() {
+        for (listed, canonical) in [
+            ("https://Peer.example", "https://peer.example"),
+            ("https://peer.example:443", "https://peer.example"),
+            ("HTTPS://PEER.example:443/", "https://peer.example"),
+            (
+                "http://peer.example:80/tenant/",
+                "http://peer.example/tenant",
+            ),
+            ("http://127.0.0.1:8082", "http://127.0.0.1:8082"),
+        ] {
+            let trusting = OidcConfig::builder()
+                .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .client_id("app")
+                .trusted_issuers([listed.to_owned()])
+                .build()
+                .unwrap_or_else(|e| panic!("{listed}: {e}"));
+            // The peer, configured with the same base URL as it is listed with.
+            let peer = OidcConfig::builder()
+                .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .client_id("app")
+                .broker_mode(true)
+                .broker_audience("services")
+                .proxy(listed)
+                .build()
+                .unwrap_or_else(|e| panic!("{listed}: {e}"));
+            let minted = peer.proxy().map(broker_issuer);
+            let trusted: Vec<&str> = trusting
+                .trusted_issuers()
+                .iter()
+                .map(Issuer::as_str)
+                .collect();
+            assert_eq!(trusted, [canonical], "{listed}");
+            assert_eq!(minted.as_deref(), Some(canonical), "{listed}");
         }
     }
 

@@ -239,7 +239,7 @@ impl Broker {
             .map(|a| a.as_str().to_owned())
             .unwrap_or_default();
         let issuer = match &config.proxy {
-            Some(proxy) => proxy.as_str().trim_end_matches('/').to_owned(),
+            Some(proxy) => crate::config::broker_issuer(proxy),
             None => audience.clone(),
         };
         let explicit = config

@@ -90,8 +90,9 @@ impl Peers {
         }
     }
 
-    /// Whether `issuer` is trusted: exactly as configured, like every issuer comparison here
-    /// (no normalisation of a trailing `/` or of case).
+    /// Whether `issuer` is trusted: equal to a configured one (which the configuration wrote the
+    /// way a broker writes its own `iss`), like every issuer comparison here; the token's `iss`
+    /// is not normalised (a trailing `/` or capitals in it do not match).
     pub(crate) fn trusts(&self, issuer: &str) -> bool {
         self.peer(issuer).is_some()
     }
