@@ -7,6 +7,7 @@ use url::Url;
 
 use crate::algorithm::Algorithm;
 use crate::policy::ClaimConstraint;
+use crate::provider::ProviderClient;
 use crate::secret::{Audience, Issuer, Scope, Secret};
 
 const DISCOVERY_SUFFIX: &str = "/.well-known/openid-configuration";
@@ -40,7 +41,9 @@ impl ConfigError {
         }
     }
 
-    /// The name of the option (as in the builder method) that is invalid.
+    /// The name of the option (as in the builder method) that is invalid; `http_client` when
+    /// the HTTP client for the provider cannot be built in this environment (its TLS set-up
+    /// failed, for one), which no option can fix.
     pub fn option(&self) -> &'static str {
         self.option
     }
@@ -121,6 +124,8 @@ pub struct OidcConfig {
     pub(crate) state_key: Option<Secret>,
     pub(crate) realm: Option<String>,
     pub(crate) string_claims_as_lists: bool,
+    /// The client for the provider and trusted peers, built from the timeouts above.
+    pub(crate) http: ProviderClient,
 }
 
 impl OidcConfig {
@@ -1059,6 +1064,7 @@ impl OidcConfigBuilder {
                     v => Ok(v),
                 }
             };
+        let http = ProviderClient::new(self.connect_timeout, self.timeout)?;
         Ok(OidcConfig {
             client_id,
             client_secret: self.client_secret,
@@ -1114,6 +1120,7 @@ impl OidcConfigBuilder {
             state_key: self.state_key,
             realm: self.realm,
             string_claims_as_lists: self.string_claims_as_lists,
+            http,
         })
     }
 }

@@ -78,7 +78,7 @@ impl Peers {
             .collect();
         Self {
             peers,
-            http: HttpClient::new(config.connect_timeout, config.timeout),
+            http: HttpClient::new(&config.http),
             clock,
             accepted: config.algorithms.clone(),
             max_bytes: config.jwks_max_bytes,

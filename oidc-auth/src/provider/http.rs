@@ -6,6 +6,8 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use url::Url;
 
+use crate::config::ConfigError;
+
 /// Grant, device, revocation and userinfo requests to the provider under way at once at most:
 /// each comes from a client's request, and a flood of those must not become a flood at the
 /// provider or exhaust this server's sockets. Discovery and key fetches are single flight and
@@ -41,6 +43,43 @@ impl From<reqwest::Error> for FetchError {
     }
 }
 
+/// The `reqwest` client for the provider and trusted peers: the configured timeouts, no
+/// redirects. It is built with the configuration, so that one that cannot be built (its TLS
+/// set-up failed, for one) is a [`ConfigError`], never replaced by a default client, which
+/// would follow redirects and wait without a timeout.
+#[derive(Clone)]
+pub(crate) struct ProviderClient(reqwest::Client);
+
+impl ProviderClient {
+    pub(crate) fn new(connect_timeout: Duration, timeout: Duration) -> Result<Self, ConfigError> {
+        Self::build(
+            reqwest::Client::builder()
+                .connect_timeout(connect_timeout)
+                .timeout(timeout)
+                // A token must never drive a request elsewhere; redirects are not followed.
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("oidc-auth/", env!("CARGO_PKG_VERSION"))),
+        )
+    }
+
+    fn build(builder: reqwest::ClientBuilder) -> Result<Self, ConfigError> {
+        builder.build().map(Self).map_err(|e| {
+            ConfigError::new(
+                "http_client",
+                format!("the HTTP client for the identity provider cannot be built: {e}"),
+            )
+        })
+    }
+}
+
+/// Not the client's own `Debug`, which shows proxies read from the environment, credentials
+/// included.
+impl std::fmt::Debug for ProviderClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProviderClient")
+    }
+}
+
 /// The HTTP client used for every call to the provider.
 #[derive(Clone, Debug)]
 pub(crate) struct HttpClient {
@@ -50,17 +89,9 @@ pub(crate) struct HttpClient {
 }
 
 impl HttpClient {
-    pub(crate) fn new(connect_timeout: Duration, timeout: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .timeout(timeout)
-            // A token must never drive a request elsewhere; redirects are not followed.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("oidc-auth/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+    pub(crate) fn new(client: &ProviderClient) -> Self {
         Self {
-            client,
+            client: client.0.clone(),
             outbound: Arc::new(Semaphore::new(MAX_OUTBOUND)),
         }
     }
@@ -150,4 +181,21 @@ async fn read_bounded(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client that failed to build was silently replaced by `reqwest::Client::default()`,
+    /// which follows redirects and has no timeouts; the failure is now a configuration error.
+    #[test]
+    fn a_client_that_cannot_be_built_is_a_configuration_error() {
+        let broken = reqwest::Client::builder().user_agent("oidc-auth\n");
+        match ProviderClient::build(broken) {
+            Ok(_) => panic!("a client that cannot be built was replaced"),
+            Err(e) => assert_eq!(e.option(), "http_client", "{}", e.message()),
+        }
+        assert!(ProviderClient::new(Duration::from_secs(2), Duration::from_secs(5)).is_ok());
+    }
 }

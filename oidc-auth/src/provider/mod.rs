@@ -20,7 +20,7 @@ use crate::config::OidcConfig;
 use crate::error::AuthError;
 use crate::secret::Issuer;
 
-pub(crate) use http::{FetchError, HttpClient};
+pub(crate) use http::{FetchError, HttpClient, ProviderClient};
 pub(crate) use keys::VerifyingKey;
 pub(crate) use slot::{Fetched, Gate, Refresh, Slot};
 
@@ -243,7 +243,7 @@ impl Provider {
         withdrawals: Withdrawals,
     ) -> Self {
         Self {
-            http: HttpClient::new(config.connect_timeout, config.timeout),
+            http: HttpClient::new(&config.http),
             clock,
             discovery_url: config.discovery_url.clone(),
             expected_issuer: config.expected_issuer().clone(),
