@@ -1706,6 +1706,39 @@ async fn a_session_write_that_fails_after_the_provider_rotated_is_tried_again() 
     }
 }
 
+/// E3 when the family revocation outlasts the request (a slow database): the reuse answers
+/// 503, but the session's provider refresh token is revoked at the provider all the same. The
+/// client's retry finds the session already gone, so nothing later could revoke it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reuse_revokes_the_provider_token_even_when_the_family_revocation_is_slow() {
+    let store = Arc::new(ProbeStore::new());
+    let h = serve_broker(provider().await, store.clone(), |c| c, None).await;
+    for fw in FRAMEWORKS {
+        let (token, sid) = session_login(&h, fw).await;
+        let successor = refresh(&h, fw, &token).await;
+        assert_eq!(successor.status, 200, "{fw:?}: {}", successor.raw_body);
+        let earlier = h.idp.last_revocation_request();
+        store
+            .revocation_delay_ms
+            .store(6_000, std::sync::atomic::Ordering::SeqCst);
+        let reuse = refresh(&h, fw, &token).await;
+        store
+            .revocation_delay_ms
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            matches!(reuse.status, 400 | 503),
+            "{fw:?}: {}",
+            reuse.raw_body
+        );
+        let form = next_provider_revocation(&h, earlier.as_ref())
+            .await
+            .expect("the provider token was revoked");
+        assert_eq!(form["token_type_hint"], "refresh_token", "{fw:?}");
+        let session = store.get_session(&sid, SystemClock.now()).await;
+        assert!(matches!(session, Ok(None)), "{fw:?}: the session is gone");
+    }
+}
+
 /// A refresh whose client gives up after `patience`.
 async fn refresh_giving_up(
     h: &Harness,

@@ -704,19 +704,21 @@ impl Broker {
         // fail, the token is spent but not revoked, so the client's retry finds it and does the
         // rest; revoked first, the retry would find nothing left to do and answer 200. The
         // provider token revoked is the one the deletion found: a refresh that rotated it
-        // after an earlier read would otherwise leave the new one alive at the provider.
+        // after an earlier read would otherwise leave the new one alive at the provider. It is
+        // revoked at once, since a retry after a failed family revocation finds the session,
+        // and the token with it, gone.
         let session = store
             .delete_session(&record.session_id)
             .await
             .map_err(store_error)?;
+        if let Some(session) = session {
+            self.revoke_at_provider(auth, &session);
+        }
         store
             .revoke_family(&record.family)
             .await
             .map_err(store_error)?;
         tracing::info!("a broker session was revoked by its client");
-        if let Some(session) = session {
-            self.revoke_at_provider(auth, &session);
-        }
         Ok(())
     }
 
@@ -874,17 +876,19 @@ impl Broker {
             RotateOutcome::Spent(record) if answered => {
                 // As a revocation by the client: the session first, then the family, then the
                 // provider's refresh token, which could otherwise outlive the theft signal.
+                // The provider token is revoked as soon as the deletion hands it over: a retry
+                // after a failed family revocation finds the session gone, and with it the token.
                 let session = store
                     .delete_session(&record.session_id)
                     .await
                     .map_err(store_error)?;
+                if let Some(session) = session {
+                    self.revoke_at_provider(auth, &session);
+                }
                 self.revoke_family(&store, &record.family).await?;
                 tracing::warn!(
                     "a spent broker refresh token was presented again; its session and whole family are revoked"
                 );
-                if let Some(session) = session {
-                    self.revoke_at_provider(auth, &session);
-                }
                 return Err(invalid_grant(
                     "the refresh token was already used; the session is revoked",
                 ));
@@ -987,28 +991,38 @@ impl Broker {
     }
 
     /// Writes a refreshed session back; false when it is gone (signed out meanwhile). A store
-    /// that is unavailable is tried again for a few seconds: the provider has already rotated
-    /// its refresh token, which only this write keeps, and the rotation of ours is done, so a
-    /// retry of the client would be answered from the stored claims without the provider and
-    /// the session would refresh with the provider's spent token next time.
+    /// that is unavailable is tried again, within the time of one store call: the provider has
+    /// already rotated its refresh token, which only this write keeps, and the rotation of ours
+    /// is done, so a retry of the client would be answered from the stored claims without the
+    /// provider and the session would refresh with the provider's spent token next time.
     async fn write_refreshed(
         store: &Arc<dyn Store>,
         session: &Session,
         now: i64,
     ) -> Result<bool, AuthError> {
-        let mut pauses = [1, 2].into_iter();
-        loop {
-            match store.update_session(session, now).await {
-                Ok(live) => return Ok(live),
-                Err(StoreError::Unavailable(e)) => match pauses.next() {
-                    Some(pause) => {
-                        tracing::warn!(error = %e, "a refreshed session was not written; trying again");
-                        tokio::time::sleep(Duration::from_secs(pause)).await;
-                    }
-                    None => return Err(store_error(StoreError::Unavailable(e))),
-                },
-                Err(e) => return Err(store_error(e)),
+        let attempts = async {
+            let mut pauses = [250, 500, 1000, 2000].into_iter();
+            loop {
+                match store.update_session(session, now).await {
+                    Ok(live) => return Ok(live),
+                    Err(StoreError::Unavailable(e)) => match pauses.next() {
+                        Some(pause) => {
+                            tracing::warn!(error = %e, "a refreshed session was not written; trying again");
+                            tokio::time::sleep(Duration::from_millis(pause)).await;
+                        }
+                        None => return Err(StoreError::Unavailable(e)),
+                    },
+                    Err(e) => return Err(e),
+                }
             }
+        };
+        // In all no longer than one store call: a database that stops answering still costs
+        // the refresh one call's time, not one per attempt.
+        match tokio::time::timeout(crate::store::OPERATION_TIMEOUT, attempts).await {
+            Ok(written) => written.map_err(store_error),
+            Err(_) => Err(store_error(StoreError::Unavailable(
+                "the refreshed session could not be written in time".into(),
+            ))),
         }
     }
 
