@@ -6,7 +6,7 @@
 //! and the times measured are exact.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -33,15 +33,25 @@ const STALE: i64 = 61;
 
 /// A [`MemoryStore`] whose key calls, while it hangs, answer only after [`HANG`], and then as
 /// unavailable: a database behind a black hole, as the stores' own timeouts report it.
+/// With `slow_ms` set, every key call answers correctly after that many milliseconds: a
+/// database that is slow but working.
 #[derive(Default)]
 struct HangingStore {
     inner: MemoryStore,
     hanging: AtomicBool,
+    slow_ms: AtomicU64,
     key_reads: AtomicUsize,
 }
 
 impl HangingStore {
     fn unless_hanging<'a, T: Send + 'a>(&'a self, call: StoreFuture<'a, T>) -> StoreFuture<'a, T> {
+        let slow = self.slow_ms.load(Ordering::SeqCst);
+        if slow > 0 {
+            return Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(slow)).await;
+                call.await
+            });
+        }
         if !self.hanging.load(Ordering::SeqCst) {
             return call;
         }
@@ -101,8 +111,8 @@ impl Store for HangingStore {
     }
 }
 
-/// A broker on `store` and `clock` with its first key created.
-async fn broker_on(store: Arc<HangingStore>, clock: ManualClock) -> (OidcAuth, Arc<Broker>) {
+/// A broker on `store` and `clock`, its store untouched.
+fn fresh_broker_on(store: Arc<HangingStore>, clock: ManualClock) -> (OidcAuth, Arc<Broker>) {
     let config = crate::config::OidcConfig::builder()
         .discovery_url("https://idp.example/.well-known/openid-configuration")
         .client_id("app")
@@ -113,6 +123,12 @@ async fn broker_on(store: Arc<HangingStore>, clock: ManualClock) -> (OidcAuth, A
         .expect("valid configuration");
     let auth = OidcAuth::builder(config).store(store).clock(clock).build();
     let broker = auth.broker().cloned().expect("broker mode");
+    (auth, broker)
+}
+
+/// A broker on `store` and `clock` with its first key created.
+async fn broker_on(store: Arc<HangingStore>, clock: ManualClock) -> (OidcAuth, Arc<Broker>) {
+    let (auth, broker) = fresh_broker_on(store, clock);
     assert!(
         auth.jwks_endpoint().await.is_ok(),
         "the first key is created"
@@ -258,4 +274,43 @@ async fn a_healed_store_is_read_again_after_the_backoff() {
     assert_eq!(store.key_reads(), reads + 1);
     assert_eq!(now_published.len(), 2, "{now_published:?}");
     assert!(now_published.contains(&kid), "{now_published:?}");
+}
+
+/// A store that is slow but answers (2.5 s a call): the first key, which takes three calls
+/// (read, insert, read again), is created all the same, and later requests use it at once.
+#[tokio::test(start_paused = true)]
+async fn a_slow_store_still_gets_its_first_key() {
+    let clock = ManualClock::new(SystemClock.now());
+    let store = Arc::new(HangingStore::default());
+    store.slow_ms.store(2_500, Ordering::SeqCst);
+    let (auth, broker) = fresh_broker_on(store.clone(), clock.clone());
+    let started = Instant::now();
+    let kids = published(auth.jwks_endpoint().await);
+    assert_eq!(kids.len(), 1, "{kids:?}");
+    assert!(started.elapsed() >= Duration::from_millis(7_500));
+    let started = Instant::now();
+    assert!(minted(&broker, clock.now()).await.is_ok());
+    assert_eq!(started.elapsed(), Duration::ZERO, "from memory");
+}
+
+/// On a store with no key yet, a broker token with an unknown `kid` makes one caller reload
+/// the keys (finding none) while a mint comes in: the mint waits for that reload, then creates
+/// the first key itself rather than answering that the store is unavailable.
+#[tokio::test(start_paused = true)]
+async fn a_mint_behind_a_verification_reload_creates_the_first_key() {
+    let clock = ManualClock::new(SystemClock.now());
+    let other = Arc::new(HangingStore::default());
+    let (_, elsewhere) = broker_on(other, clock.clone()).await;
+    let foreign = minted(&elsewhere, clock.now()).await.expect("a token");
+
+    let store = Arc::new(HangingStore::default());
+    store.slow_ms.store(1_000, Ordering::SeqCst);
+    let (auth, broker) = fresh_broker_on(store.clone(), clock.clone());
+    let verifying = auth.clone();
+    let verification = tokio::spawn(async move { verifying.validate(&foreign).await.err() });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let minting = minted(&broker, clock.now()).await;
+    assert!(minting.is_ok(), "{minting:?}");
+    let refused = verification.await.expect("the validation completes");
+    assert_eq!(refused.map(|e| e.status()), Some(401));
 }

@@ -14,10 +14,11 @@
 //! live key exists, so instances starting together agree on one key. A successor is created by
 //! the one instance that wins a one-time marker named after its predecessor.
 //!
-//! One caller at a time reads the store for the ring, bounded by [`ATTEMPT_LIMIT`]. The others
-//! do not queue behind it: they take the ring in memory when it serves them (publishing,
-//! verifying a known key, signing with a key that has not retired) and otherwise wait for that
-//! one read to end, never for one of their own. After a failed read the store is left alone for
+//! One caller at a time reads the store for the ring (each store call bounded by the store, the
+//! whole by [`ATTEMPT_LIMIT`]). The others do not queue behind it: they take the ring in memory
+//! when it serves them (publishing, verifying a known key, signing with a key that has not
+//! retired) and otherwise wait for that one read, at most [`WAIT_LIMIT`], never for one of
+//! their own. After a failed read the store is left alone for
 //! a jittered, growing backoff, so a database that stops answering costs each request at most
 //! one store call.
 
@@ -48,9 +49,14 @@ const RING_TTL: i64 = 60;
 const FORCED_RELOAD_COOLDOWN: i64 = 15;
 /// How long an instance's claim to publish a successor key holds off the others.
 const SUCCESSOR_CLAIM_SECS: i64 = 60;
-/// Longest time one attempt to read (and rotate) the keys may take, its store calls together:
-/// the bound of one store call, so the request that makes it answers within 5 s too.
-const ATTEMPT_LIMIT: Duration = crate::store::OPERATION_TIMEOUT;
+/// Longest time one attempt to read (and rotate) the keys may take: the store calls of a
+/// rotation (read, claim, insert, read again), each bounded by the store itself. A store that
+/// stops answering fails the first of them within one call's time; a slow one that still
+/// answers gets to finish the rotation, which a bound of one call would cut off every time.
+const ATTEMPT_LIMIT: Duration = Duration::from_millis(4 * 4_500);
+/// Longest time a caller with nothing usable in memory waits for another's attempt: one store
+/// call, so that it answers within 5 s.
+const WAIT_LIMIT: Duration = crate::store::OPERATION_TIMEOUT;
 
 /// A private signing key.
 pub(crate) enum Signer {
@@ -449,32 +455,46 @@ impl Keys {
         now: i64,
         usable: impl Fn(&Ring) -> bool,
     ) -> Result<Arc<Ring>, AuthError> {
-        let ring = self.current();
-        if !self.needs_work(&ring, now) {
-            return Ok(ring);
-        }
-        let failure = match self.gate.try_lock() {
-            Ok(mut attempts) => {
-                let ring = self.current();
-                if !self.needs_work(&ring, now) {
-                    return Ok(ring);
-                }
-                match self
-                    .attempt(&mut attempts, now, self.rotate(store, now))
-                    .await
-                {
-                    Ok(ring) => return Ok(ring),
-                    Err(e) => e,
-                }
+        let mut failure = None;
+        // A second round only after waiting for an attempt that succeeded but left nothing
+        // usable (a reload for a verification, which creates no key): the gate is free then.
+        for _ in 0..2 {
+            let ring = self.current();
+            if !self.needs_work(&ring, now) {
+                return Ok(ring);
             }
-            Err(_) if usable(&ring) => return Ok(ring),
-            Err(_) => self.wait_for_attempt().await,
-        };
+            match self.gate.try_lock() {
+                Ok(mut attempts) => {
+                    let ring = self.current();
+                    if !self.needs_work(&ring, now) {
+                        return Ok(ring);
+                    }
+                    match self
+                        .attempt(&mut attempts, now, self.rotate(store, now))
+                        .await
+                    {
+                        Ok(ring) => return Ok(ring),
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    }
+                }
+                Err(_) if usable(&ring) => return Ok(ring),
+                Err(_) => match self.wait_for_attempt().await {
+                    Ok(()) => {}
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                },
+            }
+        }
         let ring = self.current();
         if usable(&ring) {
             Ok(ring)
         } else {
-            Err(failure)
+            Err(failure.unwrap_or_else(|| store_failed(1)))
         }
     }
 
@@ -518,14 +538,15 @@ impl Keys {
         result
     }
 
-    /// Waits for the attempt under way to end, at most as long as one may take, and answers
-    /// the error of a caller that found nothing usable in memory.
-    async fn wait_for_attempt(&self) -> AuthError {
-        match tokio::time::timeout(ATTEMPT_LIMIT, self.gate.lock()).await {
-            Ok(attempts) if attempts.failures > 0 => {
-                store_failed(attempts.retry_at.saturating_sub(self.clock.now()))
-            }
-            _ => store_failed(1),
+    /// Waits for the attempt under way to end, at most [`WAIT_LIMIT`]: `Ok` when it succeeded,
+    /// else the error of a caller that found nothing usable in memory.
+    async fn wait_for_attempt(&self) -> Result<(), AuthError> {
+        match tokio::time::timeout(WAIT_LIMIT, self.gate.lock()).await {
+            Ok(attempts) if attempts.failures > 0 => Err(store_failed(
+                attempts.retry_at.saturating_sub(self.clock.now()),
+            )),
+            Ok(_) => Ok(()),
+            Err(_) => Err(store_failed(1)),
         }
     }
 
@@ -628,7 +649,10 @@ impl Keys {
                     Err(e) => e,
                 }
             }
-            Err(_) => self.wait_for_attempt().await,
+            Err(_) => match self.wait_for_attempt().await {
+                Ok(()) => store_failed(1),
+                Err(e) => e,
+            },
         };
         let ring = self.current();
         match ring.verify(signed, now) {
