@@ -542,9 +542,10 @@ impl OidcConfig {
 }
 
 /// The issuer `url` implies when it is a discovery URL of a standard form: the issuer followed by
-/// `/.well-known/openid-configuration` (OpenID Connect Discovery section 4), or RFC 8414's
-/// `/.well-known/oauth-authorization-server` inserted before the issuer's path; one trailing
-/// `/` is tolerated. A URL with a query, a fragment or user info, or another path, implies none.
+/// `/.well-known/openid-configuration` (OpenID Connect Discovery section 4) or by
+/// `/.well-known/oauth-authorization-server`, or RFC 8414's form with that path inserted before
+/// the issuer's path; one trailing `/` is tolerated. A URL with a query, a fragment or user
+/// info, or another path, implies none.
 fn implied_issuer(url: &Url) -> Option<Issuer> {
     if url.query().is_some()
         || url.fragment().is_some()
@@ -558,7 +559,12 @@ fn implied_issuer(url: &Url) -> Option<Issuer> {
     let origin = full.strip_suffix(url.path())?;
     let path = url.path();
     let path = path.strip_suffix('/').unwrap_or(path);
-    if let Some(issuer_path) = path.strip_suffix(DISCOVERY_SUFFIX) {
+    // The OpenID form, and RFC 8414's well-known path appended as OpenID's is (how Okta's
+    // custom authorization servers publish it).
+    if let Some(issuer_path) = path
+        .strip_suffix(DISCOVERY_SUFFIX)
+        .or_else(|| path.strip_suffix(METADATA_PREFIX))
+    {
         return Some(Issuer::new(format!("{origin}{issuer_path}")));
     }
     let issuer_path = path.strip_prefix(METADATA_PREFIX)?;
@@ -713,7 +719,8 @@ setters! {
     /// The client secret of a confidential client.
     client_secret(value: impl Into<String>) => |b: &mut Self, v: _| b.client_secret = Some(Secret::new(v));
     /// The provider's discovery URL (required). It implies the expected issuer when it is the
-    /// issuer followed by `/.well-known/openid-configuration`, or the issuer with RFC 8414's
+    /// issuer followed by `/.well-known/openid-configuration` or
+    /// `/.well-known/oauth-authorization-server`, or the issuer with RFC 8414's
     /// `/.well-known/oauth-authorization-server` inserted before its path (one trailing `/`
     /// tolerated). Any other URL (with a query string, for example) needs
     /// [`issuer`](Self::issuer): the issuer the discovery document names is never adopted.
@@ -864,9 +871,10 @@ impl OidcConfigBuilder {
             (None, None) => {
                 return Err(ConfigError::new(
                     "issuer",
-                    "the discovery URL does not imply the issuer (it does not end in \
-                     `/.well-known/openid-configuration`, or has a query); set the issuer \
-                     (`issuer`, OIDC_ISSUER)",
+                    "the discovery URL does not imply the issuer (it is not the issuer followed \
+                     by `/.well-known/openid-configuration` or \
+                     `/.well-known/oauth-authorization-server`, or it has a query); set the \
+                     issuer the provider's tokens name (`issuer`, OIDC_ISSUER)",
                 ));
             }
         };
@@ -1653,6 +1661,10 @@ mod tests {
             (
                 "https://idp.example/.well-known/oauth-authorization-server/tenant",
                 "https://idp.example/tenant",
+            ),
+            (
+                "https://org.okta.example/oauth2/default/.well-known/oauth-authorization-server",
+                "https://org.okta.example/oauth2/default",
             ),
             (
                 "https://idp.example/.well-known/oauth-authorization-server/tenant/",
