@@ -704,21 +704,27 @@ impl Broker {
         // fail, the token is spent but not revoked, so the client's retry finds it and does the
         // rest; revoked first, the retry would find nothing left to do and answer 200. The
         // provider token revoked is the one the deletion found: a refresh that rotated it
-        // after an earlier read would otherwise leave the new one alive at the provider. It is
-        // revoked at once, since a retry after a failed family revocation finds the session,
-        // and the token with it, gone.
-        let session = store
-            .delete_session(&record.session_id)
-            .await
-            .map_err(store_error)?;
-        if let Some(session) = session {
-            self.revoke_at_provider(auth, &session);
-        }
+        // after an earlier read would otherwise leave the new one alive at the provider.
+        self.end_session(auth, &store, &record.session_id).await?;
         store
             .revoke_family(&record.family)
             .await
             .map_err(store_error)?;
         tracing::info!("a broker session was revoked by its client");
+        Ok(())
+    }
+
+    /// Deletes session `id` and revokes the provider refresh token the deletion hands over. At
+    /// once: a retry after a later step failed finds the session, and the token with it, gone.
+    async fn end_session(
+        &self,
+        auth: &OidcAuth,
+        store: &Arc<dyn Store>,
+        id: &str,
+    ) -> Result<(), AuthError> {
+        if let Some(session) = store.delete_session(id).await.map_err(store_error)? {
+            self.revoke_at_provider(auth, &session);
+        }
         Ok(())
     }
 
@@ -874,17 +880,9 @@ impl Broker {
         let record = match outcome {
             RotateOutcome::Rotated(record) => record,
             RotateOutcome::Spent(record) if answered => {
-                // As a revocation by the client: the session first, then the family, then the
-                // provider's refresh token, which could otherwise outlive the theft signal.
-                // The provider token is revoked as soon as the deletion hands it over: a retry
-                // after a failed family revocation finds the session gone, and with it the token.
-                let session = store
-                    .delete_session(&record.session_id)
-                    .await
-                    .map_err(store_error)?;
-                if let Some(session) = session {
-                    self.revoke_at_provider(auth, &session);
-                }
+                // As a revocation by the client: the session and the provider's refresh token
+                // first, which could otherwise outlive the theft signal, then the family.
+                self.end_session(auth, &store, &record.session_id).await?;
                 self.revoke_family(&store, &record.family).await?;
                 tracing::warn!(
                     "a spent broker refresh token was presented again; its session and whole family are revoked"
