@@ -11,8 +11,8 @@ use crate::provider::ProviderClient;
 use crate::secret::{Audience, Issuer, Scope, Secret};
 
 const DISCOVERY_SUFFIX: &str = "/.well-known/openid-configuration";
-/// The well-known path of RFC 8414 authorization server metadata, inserted before the issuer's
-/// path (RFC 8414 section 3).
+/// The well-known path of RFC 8414 authorization server metadata: inserted before the issuer's
+/// path (RFC 8414 section 3), or appended to it as OpenID's is (as some providers publish it).
 const METADATA_PREFIX: &str = "/.well-known/oauth-authorization-server";
 
 /// The largest bearer token limit [`OidcConfigBuilder::max_token_bytes`] accepts: 1 MiB, far

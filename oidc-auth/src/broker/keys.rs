@@ -53,7 +53,7 @@ const SUCCESSOR_CLAIM_SECS: i64 = 60;
 /// rotation (read, claim, insert, read again), each bounded by the store itself. A store that
 /// stops answering fails the first of them within one call's time; a slow one that still
 /// answers gets to finish the rotation, which a bound of one call would cut off every time.
-const ATTEMPT_LIMIT: Duration = Duration::from_millis(4 * 4_500);
+const ATTEMPT_LIMIT: Duration = crate::store::OPERATION_TIMEOUT.saturating_mul(4);
 /// Longest time a caller with nothing usable in memory waits for another's attempt: one store
 /// call, so that it answers within 5 s.
 const WAIT_LIMIT: Duration = crate::store::OPERATION_TIMEOUT;
