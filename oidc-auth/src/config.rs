@@ -859,10 +859,7 @@ impl OidcConfigBuilder {
             .discovery_url
             .ok_or_else(|| ConfigError::new("discovery_url", "is required"))?;
         let discovery_url = parse_http_url("discovery_url", &discovery_url)?;
-        let issuer = match self.issuer {
-            Some(v) if v.trim().is_empty() => return Err(ConfigError::new("issuer", "is empty")),
-            v => v.map(Issuer::new),
-        };
+        let issuer = nonempty("issuer", self.issuer)?.map(Issuer::new);
         // The issuer tokens are checked against must come from the configuration: taking it from
         // the discovery document would accept whatever issuer the document's host names.
         let expected_issuer = match (&issuer, implied_issuer(&discovery_url)) {
@@ -1065,13 +1062,6 @@ impl OidcConfigBuilder {
                 "is empty; leave it unset for a public client",
             ));
         }
-        let nonempty =
-            |option: &'static str, v: Option<String>| -> Result<Option<String>, ConfigError> {
-                match v {
-                    Some(v) if v.trim().is_empty() => Err(ConfigError::new(option, "is empty")),
-                    v => Ok(v),
-                }
-            };
         let http = ProviderClient::new(self.connect_timeout, self.timeout)?;
         Ok(OidcConfig {
             client_id,
@@ -1150,6 +1140,14 @@ fn parse_http_url(option: &'static str, value: &str) -> Result<Url, ConfigError>
         return Err(ConfigError::new(option, "has no host"));
     }
     Ok(url)
+}
+
+/// `value` of `option`, refused when it is set but blank.
+fn nonempty(option: &'static str, value: Option<String>) -> Result<Option<String>, ConfigError> {
+    match value {
+        Some(v) if v.trim().is_empty() => Err(ConfigError::new(option, "is empty")),
+        v => Ok(v),
+    }
 }
 
 /// Parses an allow-list of redirect URIs. A URI sent at login or logout is refused unless it

@@ -113,15 +113,10 @@ impl Store for HangingStore {
 
 /// A broker on `store` and `clock`, its store untouched.
 fn fresh_broker_on(store: Arc<HangingStore>, clock: ManualClock) -> (OidcAuth, Arc<Broker>) {
-    let config = crate::config::OidcConfig::builder()
-        .discovery_url("https://idp.example/.well-known/openid-configuration")
-        .client_id("app")
-        .client_secret("secret")
-        .broker_mode(true)
-        .broker_audience("api")
-        .build()
-        .expect("valid configuration");
-    let auth = OidcAuth::builder(config).store(store).clock(clock).build();
+    let auth = OidcAuth::builder(super::test_config())
+        .store(store)
+        .clock(clock)
+        .build();
     let broker = auth.broker().cloned().expect("broker mode");
     (auth, broker)
 }

@@ -1312,6 +1312,20 @@ fn token_json(
     })
 }
 
+/// A broker-mode configuration for the unit tests: a confidential client of a provider that is
+/// never reached, minting for audience `api`.
+#[cfg(test)]
+fn test_config() -> OidcConfig {
+    OidcConfig::builder()
+        .discovery_url("https://idp.example/.well-known/openid-configuration")
+        .client_id("app")
+        .client_secret("secret")
+        .broker_mode(true)
+        .broker_audience("api")
+        .build()
+        .unwrap_or_else(|e| panic!("valid configuration: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1385,16 +1399,7 @@ mod tests {
     /// works again once permits come back.
     #[tokio::test]
     async fn detached_work_is_bounded() {
-        let config = crate::config::OidcConfig::builder()
-            .discovery_url("https://idp.example/.well-known/openid-configuration")
-            .client_id("app")
-            .client_secret("secret")
-            .broker_mode(true)
-            .broker_audience("api")
-            .build();
-        let Ok(config) = config else {
-            panic!("valid configuration");
-        };
+        let config = test_config();
         let auth = OidcAuth::builder(config)
             .store(Arc::new(crate::store::memory::MemoryStore::new()))
             .build();
