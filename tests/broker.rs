@@ -89,6 +89,62 @@ async fn login_answers_with_minted_tokens_the_guards_accept() {
     }
 }
 
+/// Minted `roles` take from `resource_access` only the roles of this server's client and of
+/// the minted audience. A user who is `admin` of an unrelated client of the same provider is
+/// not `admin` to the services that trust the minted token (before: every client's roles were
+/// flattened in).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minted_roles_leave_out_the_roles_of_unrelated_clients() {
+    let b = broker().await;
+    let h = &b.h;
+    h.idp.set_user(
+        "alice",
+        json!({
+            "preferred_username": "alice",
+            "roles": ["viewer"],
+            "realm_access": {"roles": ["user"]},
+            "resource_access": {
+                "test-client": {"roles": ["editor"]},
+                BROKER_AUDIENCE: {"roles": ["auditor"]},
+                "billing": {"roles": ["admin"]},
+                "account": {"roles": ["manage-account"]},
+            },
+        }),
+    );
+    for fw in FRAMEWORKS {
+        let reply = login(h, fw).await;
+        let (_, claims) = jwt(field(&reply, "access_token"));
+        let roles = claims["roles"].as_array().cloned().unwrap_or_default();
+        for held in ["viewer", "user", "editor", "auditor"] {
+            assert!(roles.contains(&json!(held)), "{fw:?}: {held} in {roles:?}");
+        }
+        for foreign in ["admin", "manage-account"] {
+            assert!(
+                !roles.contains(&json!(foreign)),
+                "{fw:?}: {foreign} in {roles:?}"
+            );
+        }
+    }
+    // Token exchange mints from the subject token the same way.
+    let subject = h
+        .idp
+        .token()
+        .audience(AUDIENCE)
+        .claim(
+            "resource_access",
+            json!({"test-client": {"roles": ["editor"]}, "billing": {"roles": ["admin"]}}),
+        )
+        .sign();
+    for fw in FRAMEWORKS {
+        let reply = exchange(h, fw, &exchange_form(&subject, &[]), true).await;
+        assert_eq!(reply.status, 200, "{fw:?}: {}", reply.raw_body);
+        let (_, claims) = jwt(field(&reply, "access_token"));
+        let roles = claims["roles"].as_array().cloned().unwrap_or_default();
+        assert!(roles.contains(&json!("editor")), "{fw:?}: {roles:?}");
+        assert!(!roles.contains(&json!("admin")), "{fw:?}: {roles:?}");
+    }
+}
+
 /// A user in hundreds of groups: the minted token, which carries them, would be over the bearer
 /// limit, so every route would refuse it (401) and each refresh would mint it again. The login
 /// fails clearly instead (502, the provider's claims are too large), and with a limit raised

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Broker, profile_of};
+use super::Broker;
 use crate::auth::OidcAuth;
 use crate::error::{AuthError, ErrorKind};
 
@@ -153,7 +153,7 @@ impl Broker {
             _ => held.join(" "),
         };
         let now = auth.now();
-        let mut profile = profile_of(subject.claims());
+        let mut profile = self.profile(subject.claims());
         profile.insert("scope".into(), Value::String(scope.clone()));
         let lifetime = self.access_ttl.min(subject.expires_at() - now);
         if lifetime <= 0 {

@@ -189,6 +189,9 @@ impl Drop for AttemptEnd {
 pub(crate) struct Broker {
     issuer: String,
     audience: String,
+    /// The provider clients whose `resource_access` roles a minted token carries: this
+    /// server's client and the minted audience.
+    role_clients: Vec<String>,
     exchange_audiences: Vec<String>,
     url: Option<String>,
     store: Arc<tokio::sync::OnceCell<Arc<dyn Store>>>,
@@ -272,9 +275,14 @@ impl Broker {
         if let Some(store) = store {
             let _ = cell.set(store);
         }
+        let mut role_clients = vec![config.client_id.clone()];
+        if !audience.is_empty() && audience != config.client_id {
+            role_clients.push(audience.clone());
+        }
         Self {
             issuer,
             audience,
+            role_clients,
             exchange_audiences: config.exchange_audiences.clone(),
             url: config.broker_store_url().map(str::to_owned),
             store: Arc::new(cell),
@@ -482,6 +490,12 @@ impl Broker {
             .join(" ")
     }
 
+    /// The minted claims taken from a provider's (or peer's) token: see [`profile_of`].
+    fn profile(&self, claims: &Map<String, Value>) -> Map<String, Value> {
+        let clients: Vec<&str> = self.role_clients.iter().map(String::as_str).collect();
+        profile_of(claims, &clients)
+    }
+
     /// Signs an access token for `profile`.
     async fn mint(
         &self,
@@ -589,7 +603,7 @@ impl Broker {
             Some(scope) => scope.to_owned(),
             None => self.scope_without_grant(requested),
         };
-        let mut profile = profile_of(&claims);
+        let mut profile = self.profile(&claims);
         profile.insert("scope".into(), Value::String(scope.clone()));
         let lifetime = if device {
             self.device_ttl
@@ -933,7 +947,7 @@ impl Broker {
                         && token.sub() == session.subject
                     {
                         let scope = profile.get("scope").cloned();
-                        profile = profile_of(token.claims());
+                        profile = self.profile(token.claims());
                         if let Some(scope) = answer
                             .get("scope")
                             .cloned()
@@ -1262,7 +1276,11 @@ async fn default_store() -> Result<Arc<dyn Store>, StoreError> {
 
 /// The claims of a minted token taken from the provider's: identity, names, email, and the
 /// roles and groups flattened into `roles` (groups are kept as `groups` too).
-pub(crate) fn profile_of(claims: &Map<String, Value>) -> Map<String, Value> {
+///
+/// Of `resource_access` only the roles held in `clients` are taken: a provider lists there the
+/// roles of every client the user has any in, and `admin` of an unrelated client must not
+/// become `admin` of the services that trust the minted token.
+pub(crate) fn profile_of(claims: &Map<String, Value>, clients: &[&str]) -> Map<String, Value> {
     let mut out = Map::new();
     for name in [
         "sub",
@@ -1278,7 +1296,10 @@ pub(crate) fn profile_of(claims: &Map<String, Value>) -> Map<String, Value> {
             out.insert(name.to_owned(), value.clone());
         }
     }
-    let mut roles: Vec<String> = roles_of(claims).into_iter().map(str::to_owned).collect();
+    let mut roles: Vec<String> = roles_of(claims, Some(clients))
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let groups: Vec<String> = groups_of(claims).into_iter().map(str::to_owned).collect();
     for group in &groups {
         if !roles.contains(group) {
@@ -1338,7 +1359,7 @@ mod tests {
             "resource_access": {"app": {"roles": ["reader"]}},
             "groups": ["staff", "admin"], "nonce": "n", "at_hash": "x"
         });
-        let profile = profile_of(claims.as_object().unwrap_or(&Map::new()));
+        let profile = profile_of(claims.as_object().unwrap_or(&Map::new()), &["app"]);
         assert_eq!(profile["roles"], json!(["admin", "reader", "staff"]));
         assert_eq!(profile["groups"], json!(["staff", "admin"]));
         assert_eq!(profile["preferred_username"], "alice");

@@ -196,8 +196,35 @@ impl IdToken {
 
     /// Every role, flattened and without duplicates: `roles`, `realm_access.roles` and
     /// `resource_access.<client>.roles`, in that order.
+    ///
+    /// This includes the roles the user holds in *every* client listed in `resource_access`,
+    /// including clients other than this API: a user who is `admin` of an unrelated client
+    /// has `admin` here. To check a role of one client, read
+    /// [`claim("resource_access.<client>.roles")`](Self::claim) or use
+    /// [`roles_of_clients`](Self::roles_of_clients).
     pub fn roles(&self) -> Vec<&str> {
-        roles_of(&self.0.claims)
+        roles_of(&self.0.claims, None)
+    }
+
+    /// Like [`roles`](Self::roles), but of `resource_access` only the roles held in `clients`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use oidc_auth::IdToken;
+    /// use serde_json::json;
+    ///
+    /// let token = IdToken::from_claims(json!({
+    ///     "sub": "u1", "iss": "https://idp.example", "exp": 2_000_000_000,
+    ///     "realm_access": {"roles": ["user"]},
+    ///     "resource_access": {"api": {"roles": ["reader"]}, "billing": {"roles": ["admin"]}},
+    /// }))
+    /// .unwrap();
+    /// assert_eq!(token.roles_of_clients(&["api"]), vec!["user", "reader"]);
+    /// assert_eq!(token.roles(), vec!["user", "reader", "admin"]);
+    /// # }
+    /// ```
+    pub fn roles_of_clients(&self, clients: &[&str]) -> Vec<&str> {
+        roles_of(&self.0.claims, Some(clients))
     }
 
     /// The claim at `path`: a claim name, or a dotted path into nested objects. A claim whose own
@@ -213,15 +240,18 @@ impl IdToken {
 }
 
 /// `roles`, `realm_access.roles` and `resource_access.<client>.roles` of `claims`, flattened,
-/// in that order, without duplicates.
-pub(crate) fn roles_of(claims: &Map<String, Value>) -> Vec<&str> {
+/// in that order, without duplicates. With `only`, the roles of the clients it names (in the
+/// token's order); without, those of every client.
+pub(crate) fn roles_of<'a>(claims: &'a Map<String, Value>, only: Option<&[&str]>) -> Vec<&'a str> {
     let mut out = IdToken::str_list(claims.get("roles"));
     out.extend(IdToken::str_list(
         claims.get("realm_access").and_then(|r| r.get("roles")),
     ));
     if let Some(Value::Object(clients)) = claims.get("resource_access") {
-        for client in clients.values() {
-            out.extend(IdToken::str_list(client.get("roles")));
+        for (name, client) in clients {
+            if only.is_none_or(|only| only.contains(&name.as_str())) {
+                out.extend(IdToken::str_list(client.get("roles")));
+            }
         }
     }
     let mut seen = std::collections::HashSet::new();
