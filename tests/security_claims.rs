@@ -192,6 +192,20 @@ async fn b10_logout_and_other_token_types_are_refused() {
     }
     let t = token(&h).header("typ", json!(1)).sign();
     assert_invalid_token(&h.bearer_both("/me", &t).await);
+    // A back-channel logout token need not be typed: untyped or typed `JWT`, its `events`
+    // claim still marks it, and it is refused.
+    let logout = json!({"http://schemas.openid.net/event/backchannel-logout": {}});
+    let untyped = token(&h)
+        .remove_header("typ")
+        .claim("events", logout.clone())
+        .sign();
+    let typed_jwt = token(&h)
+        .header("typ", json!("JWT"))
+        .claim("events", logout)
+        .sign();
+    for t in [untyped, typed_jwt] {
+        assert_invalid_token(&h.bearer_both("/me", &t).await);
+    }
 }
 
 /// B11: `sub` missing, empty or not a string.

@@ -2976,8 +2976,8 @@ async fn d8_id_tokens_not_signed_by_the_published_key_are_refused_at_the_callbac
 /// in the spellings RFC 9068 and media types allow: `at+jwt`, `AT+JWT`, `application/at+jwt`)
 /// that is otherwise a valid ID token for this client (published key, right `iss`, `aud`,
 /// `azp`, `exp`, `iat`, the login's nonce) is refused as the ID token: 400, no token, no
-/// cookie, on both frameworks. Other explicit non-ID types (`logout+jwt`, `secevent+jwt`) too.
-/// Control: the same token (with its access-token claims `scope`, `client_id`, `jti`) typed
+/// cookie, on both frameworks. Other explicit non-ID types (`logout+jwt`, `secevent+jwt`) too,
+/// and an untyped logout token (its `events` claim). Control: the same token (with its access-token claims `scope`, `client_id`, `jti`) typed
 /// `JWT` gives 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn b10_an_access_token_typed_jwt_is_not_an_id_token_at_the_callback() {
@@ -3014,6 +3014,26 @@ async fn b10_an_access_token_typed_jwt_is_not_an_id_token_at_the_callback() {
                 reply.raw_body
             );
         }
+        // An untyped back-channel logout token shaped as this login's ID token: its `events`
+        // claim marks it.
+        let (reply, cookies) = callback_with_id_token(&h, fw, |nonce| {
+            id_token_for(&h, nonce)
+                .remove_header("typ")
+                .claim(
+                    "events",
+                    json!({"http://schemas.openid.net/event/backchannel-logout": {}}),
+                )
+                .sign()
+        })
+        .await;
+        let what = format!("logout token on {fw:?}");
+        assert_no_session(&reply, &cookies, &what);
+        assert_eq!(
+            reply.error(),
+            Some("invalid_grant"),
+            "{what}: {}",
+            reply.raw_body
+        );
     }
     assert_eq!(h.idp.hits(Endpoint::Userinfo), 0);
 }

@@ -1965,9 +1965,41 @@ async fn b10_variant_other_jwt_types_and_typ_spellings_are_refused() {
         let t = token(&h).header("typ", typ.clone()).sign();
         assert_refused(&h, "/me", &t, &[], &typ.to_string()).await;
     }
-    for typ in ["jwt", "AT+JWT", "application/jwt", "application/at+jwt"] {
+    for typ in [
+        "jwt",
+        "AT+JWT",
+        "application/jwt",
+        "application/at+jwt",
+        "Application/at+jwt",
+        "APPLICATION/JWT",
+    ] {
         let t = token(&h).header("typ", json!(typ)).sign();
         assert_accepted(&h, "/me", &t, typ).await;
+    }
+}
+
+/// B10 variant (security event tokens): any token with an `events` claim (RFC 8417), such as
+/// a back-channel logout token, whatever its `typ` says (none, `JWT`, `at+jwt`) and whatever
+/// `events` holds (the logout event, another event, an empty object, a string, null).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b10_variant_security_event_tokens_are_refused_whatever_their_type() {
+    let h = Harness::start().await;
+    let events = [
+        json!({"http://schemas.openid.net/event/backchannel-logout": {}}),
+        json!({"https://schemas.openid.net/secevent/risc/event-type/sessions-revoked": {}}),
+        json!({}),
+        json!("logout"),
+        json!(null),
+    ];
+    for event in events {
+        for typ in [None, Some("JWT"), Some("at+jwt")] {
+            let mut t = token(&h).claim("events", event.clone());
+            t = match typ {
+                Some(typ) => t.header("typ", json!(typ)),
+                None => t.remove_header("typ"),
+            };
+            assert_refused(&h, "/me", &t.sign(), &[], &format!("{event} {typ:?}")).await;
+        }
     }
 }
 

@@ -144,7 +144,11 @@ fn check_header(
 /// `typ` values of a bearer access token: plain JWT or RFC 9068 `at+jwt`. Logout tokens,
 /// security events and the like are refused.
 fn is_token_type(typ: &str, token_use: TokenUse) -> bool {
-    let typ = typ.strip_prefix("application/").unwrap_or(typ);
+    // Media types are case-insensitive (RFC 2045 section 5.1), the `application/` prefix too.
+    let typ = match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    };
     typ.eq_ignore_ascii_case("jwt")
         || (token_use == TokenUse::Access && typ.eq_ignore_ascii_case("at+jwt"))
 }

@@ -39,6 +39,13 @@ pub(crate) fn check(
     }
     check_issuer(claims, expect.issuer)?;
     check_audience(claims, expect.audience)?;
+    // A Security Event Token (RFC 8417), such as an OpenID back-channel logout token, carries
+    // `events` and may come untyped or typed `JWT`: it is never a bearer or ID token.
+    if claims.contains_key("events") {
+        return Err(AuthError::invalid(
+            "the token is a security event token, not an access or ID token",
+        ));
+    }
     match claims.get("sub") {
         Some(Value::String(sub)) if !sub.is_empty() => {}
         _ => return Err(AuthError::invalid("the token has no subject")),
