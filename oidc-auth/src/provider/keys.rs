@@ -92,7 +92,7 @@ impl VerifyingKey {
                 let bits = n.iter().position(|b| *b != 0).map_or(0, |first| {
                     (n.len() - first) * 8 - n[first].leading_zeros() as usize
                 });
-                if !(2048..=8192).contains(&bits) {
+                if !(2048..=8192).contains(&bits) || !is_usable_rsa_public_key(&n, &e) {
                     return Err(KeyError::Rejected);
                 }
                 let algs = match declared {
@@ -202,6 +202,19 @@ fn b64_param(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, KeyError> 
         .map_err(|_| KeyError::Malformed)
 }
 
+/// An odd modulus, and an odd public exponent of 3 to 2^33 - 1 (the exponents RSA verifiers
+/// accept). `e = 1` would make every "signature" its own padded message, so anybody could
+/// forge one; an even `e` or `n` is no RSA key.
+fn is_usable_rsa_public_key(n: &[u8], e: &[u8]) -> bool {
+    let first = e.iter().position(|b| *b != 0).unwrap_or(e.len());
+    let e = &e[first..];
+    if e.is_empty() || e.len() > 5 {
+        return false;
+    }
+    let e = e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    (3..(1 << 33)).contains(&e) && e % 2 == 1 && n.last().is_some_and(|b| b % 2 == 1)
+}
+
 /// DER of a PKCS#1 `RSAPublicKey`: `SEQUENCE { INTEGER n, INTEGER e }`.
 fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
     fn integer(bytes: &[u8]) -> Vec<u8> {
@@ -304,6 +317,48 @@ mod tests {
         assert!(is_small_order_ed25519(&one));
         one[31] = 0x80;
         assert!(is_small_order_ed25519(&one));
+    }
+
+    /// A 2048-bit modulus ending in `last` (odd) for the exponent checks, base64url.
+    fn modulus(last: u8) -> String {
+        let mut n = vec![0xc5u8; 256];
+        n[255] = last;
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, n)
+    }
+
+    fn rsa(n: &str, e: &str) -> Result<VerifyingKey, KeyError> {
+        let jwk = serde_json::json!({"kty": "RSA", "n": n, "e": e});
+        VerifyingKey::from_jwk(jwk.as_object().unwrap_or(&Map::new()), &Algorithm::ALL)
+    }
+
+    /// SECURITY A19 variant: RSA keys with a public exponent of 1 (every signature would be its
+    /// own padded message), an even exponent, an exponent too large, or an even modulus are
+    /// never loaded; `e` = 3 and 65537 are.
+    #[test]
+    fn weak_rsa_public_parameters_are_rejected() {
+        let odd = modulus(0x01);
+        for e in [
+            "AQ",
+            "AAAB",
+            "Ag",
+            "AQAA",
+            "AAAAAAAAAQ",
+            "AQAAAAAB",
+            "",
+            "AA",
+        ] {
+            assert!(
+                matches!(rsa(&odd, e), Err(KeyError::Rejected | KeyError::Malformed)),
+                "e = {e}"
+            );
+        }
+        assert!(matches!(
+            rsa(&modulus(0x02), "AQAB"),
+            Err(KeyError::Rejected)
+        ));
+        for e in ["AQAB", "Aw", "AAEAAQ"] {
+            assert!(rsa(&odd, e).is_ok(), "e = {e}");
+        }
     }
 
     #[test]
