@@ -1179,8 +1179,16 @@ async fn forge_with_key_of(instance: &Instance, claims: &Value) -> String {
 /// Signs `claims` with a stored RS256 `key` (no encryption key: plain PKCS#8 after a one-byte
 /// marker), under its kid.
 fn forge_with(key: &oidc_auth::store::StoredKey, claims: &Value) -> String {
+    forge_with_header(
+        key,
+        &json!({"alg": "RS256", "typ": "at+jwt", "kid": key.kid}),
+        claims,
+    )
+}
+
+/// Signs `claims` with a stored RS256 `key` under `header`.
+fn forge_with_header(key: &oidc_auth::store::StoredKey, header: &Value, claims: &Value) -> String {
     let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&key.private_key[1..]).expect("plain PKCS#8");
-    let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": key.kid});
     let input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -1273,6 +1281,43 @@ async fn two_instances_federate() {
         .await
         .expect("answer");
     assert_eq!(reply.status().as_u16(), 200);
+}
+
+/// A10 for broker and peer tokens: a token of this server's own ring must name its key, so
+/// a kid-less token signed with the instance's own key is refused by that instance (401). A
+/// trusted peer's token without a kid is verified like a provider's (A9): accepted when the
+/// peer publishes exactly one fitting key and that key signed it, refused when another key
+/// did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kid_less_tokens_of_the_own_ring_are_refused_and_of_a_peer_need_its_one_key() {
+    let idp = MockProvider::start().await.expect("provider");
+    idp.set_access_token_audience(AUDIENCE);
+    let a = instance(&idp, &[]).await;
+    let c = instance(&idp, &[]).await;
+    let b = instance(&idp, &[&a.url]).await;
+    let token = minted_by(&a, &idp).await;
+    let _ = minted_by(&c, &idp).await;
+    let claims = jwt(&token).1;
+    let header = json!({"alg": "RS256", "typ": "at+jwt"});
+    let a_keys = a.store.list_keys().await.unwrap_or_default();
+    assert_eq!(a_keys.len(), 1, "A publishes one key");
+    let kid_less = forge_with_header(&a_keys[0], &header, &claims);
+    let c_keys = c.store.list_keys().await.unwrap_or_default();
+    let kid_less_by_c = forge_with_header(c_keys.first().expect("C has a key"), &header, &claims);
+    let status = |instance: &Instance, token: &str| {
+        let request = reqwest::Client::new()
+            .get(format!("{}/me", instance.url))
+            .bearer_auth(token);
+        async move { request.send().await.expect("answer").status().as_u16() }
+    };
+    assert_eq!(status(&a, &token).await, 200, "control: A's own token at A");
+    assert_eq!(status(&a, &kid_less).await, 401, "kid-less own token at A");
+    assert_eq!(status(&b, &kid_less).await, 200, "kid-less peer token at B");
+    assert_eq!(
+        status(&b, &kid_less_by_c).await,
+        401,
+        "kid-less, C's key, at B"
+    );
 }
 
 /// A trusted peer that withdraws a key: its tokens already in the validated-token cache stop
