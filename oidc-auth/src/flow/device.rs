@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::EndpointResponse;
+use super::{EndpointResponse, provider_code, provider_refusal};
 use crate::auth::OidcAuth;
 use crate::error::{AuthError, ErrorKind};
 
@@ -20,9 +20,11 @@ const DEFAULT_INTERVAL_SECS: i64 = 5;
 
 impl OidcAuth {
     /// Starts a device authorization at the provider. Answers 503 when the provider has no
-    /// device endpoint, or refuses the device flow to this client (Keycloak, say, lists the
-    /// endpoint for the whole realm but answers `unauthorized_client` to a client without the
-    /// grant): py-oidc-auth-client then falls back to the browser flow.
+    /// device endpoint, when the advertised one is not there (404, 405 or 501), or when the
+    /// provider refuses the device flow to this client (Keycloak, say, lists the endpoint for
+    /// the whole realm but answers `unauthorized_client` to a client without the grant):
+    /// py-oidc-auth-client then falls back to the browser flow. A provider that is busy is 503
+    /// with `Retry-After` too.
     pub async fn device_endpoint(&self) -> Result<EndpointResponse, AuthError> {
         let endpoint = self
             .provider_endpoint(
@@ -36,9 +38,12 @@ impl OidcAuth {
             scopes.push("offline_access");
         }
         let answer = self
-            .provider_post(&endpoint, vec![("scope", scopes.join(" "))])
-            .await
-            .map_err(unavailable_when_refused)?;
+            .provider_post(
+                &endpoint,
+                vec![("scope", scopes.join(" "))],
+                unavailable_when_refused,
+            )
+            .await?;
         for required in ["device_code", "user_code", "verification_uri", "expires_in"] {
             if !answer.contains_key(required) {
                 return Err(AuthError::new(
@@ -74,17 +79,37 @@ impl OidcAuth {
     }
 }
 
-/// A provider's refusal to start a device authorization (`unauthorized_client`,
-/// `unsupported_grant_type`, `invalid_scope`, ...) as 503: whatever the reason, the device flow
-/// is not available to this client, and 503 is what makes the client fall back to the browser
-/// flow. Other failures keep their status.
-fn unavailable_when_refused(error: AuthError) -> AuthError {
-    if error.kind() != ErrorKind::OAuth {
-        return error;
+/// How a provider's error answer at the device endpoint becomes ours: a refusal to start a
+/// device authorization (`unauthorized_client`, `unsupported_grant_type`, `invalid_scope`,
+/// ...) or an advertised endpoint that is not there (404, 405, 501) is 503: whatever the
+/// reason, the device flow is not available to this client, and 503 is what makes the client
+/// fall back to the browser flow (DESIGN section 5). Everything else is as at the other
+/// provider endpoints (see [`provider_refusal`]).
+fn unavailable_when_refused(status: u16, body: &Value) -> AuthError {
+    let code = provider_code(body);
+    let refused = match status {
+        404 | 405 | 501 => true,
+        408 | 429 => false,
+        400..=499 => code.is_some(),
+        _ => false,
+    };
+    if !refused {
+        return provider_refusal(status, body);
     }
-    tracing::warn!(
-        error = error.code().unwrap_or_default(),
-        "the identity provider refused to start a device authorization for this client; answering 503 so that clients use the browser flow"
-    );
+    let code = code.unwrap_or_default();
+    if code == "invalid_client" {
+        // Not only the device flow: every flow fails with these credentials.
+        tracing::error!(
+            status,
+            error = %code,
+            "the identity provider refused this server's client credentials at the device endpoint; answering 503 so that clients use the browser flow"
+        );
+    } else {
+        tracing::warn!(
+            status,
+            error = %code,
+            "the identity provider refused to start a device authorization for this client; answering 503 so that clients use the browser flow"
+        );
+    }
     AuthError::unavailable("the identity provider does not offer the device flow to this client")
 }

@@ -108,6 +108,12 @@ impl Grant {
 
 impl OidcAuth {
     /// `POST /auth/v2/token` with a form body.
+    ///
+    /// The provider's refusal of the caller's grant (`invalid_grant`, `authorization_pending`,
+    /// `slow_down`, ...) is 400 with its code at top level. A refusal of this server's own
+    /// client (`invalid_client`, `unauthorized_client`, `unsupported_grant_type`) is a
+    /// misconfiguration, logged as an error and answered 502; a busy provider (408, 429, 503,
+    /// 504) is 503 with `Retry-After`.
     pub async fn token_endpoint(&self, form: &[u8]) -> Result<EndpointResponse, AuthError> {
         self.token_request(form, []).await
     }
@@ -122,8 +128,9 @@ impl OidcAuth {
     ///
     /// Otherwise the client holds the provider's tokens, and the request goes to the provider's
     /// revocation endpoint with this server's client authentication: 200 `{}` when the provider
-    /// accepts it, its error code when it refuses, 400 `unsupported_token_type` when it has no
-    /// revocation endpoint, and 503 when it cannot be reached.
+    /// accepts it, its error code when it refuses the token, 502 when it refuses this server's
+    /// client (`invalid_client`, ...), 400 `unsupported_token_type` when it has no revocation
+    /// endpoint, and 503 when it cannot be reached or is busy.
     pub async fn revoke_endpoint(&self, form: &[u8]) -> Result<EndpointResponse, AuthError> {
         let form: RevokeForm = parse_form(form)?;
         let token = form.token.unwrap_or_default();
@@ -234,7 +241,9 @@ impl OidcAuth {
 
     /// A refresh or device-code grant, passed to the provider. Its OAuth errors
     /// (`authorization_pending`, `slow_down`, `access_denied`, `expired_token`,
-    /// `invalid_grant`) come back at top level of a 400 answer.
+    /// `invalid_grant`) come back at top level of a 400 answer; a refusal of this server's
+    /// client (`invalid_client`, `unauthorized_client`, `unsupported_grant_type`) is 502, so the
+    /// caller does not take it for a failure of its own grant.
     async fn provider_grant(
         &self,
         grant_type: &'static str,

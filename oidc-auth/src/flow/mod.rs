@@ -142,16 +142,54 @@ fn provider_code(value: &Value) -> Option<String> {
     .then(|| code.to_owned())
 }
 
-/// What a provider's JSON answer with a status outside 2xx means for the client.
+/// How a provider's answer with a status outside 2xx becomes the client's answer: given the
+/// status and the answer's JSON (`null` when it is not JSON).
+type Refusal = fn(u16, &Value) -> AuthError;
+
+/// OAuth codes by which a provider refuses this server's own client, its credentials or its
+/// registration (RFC 6749 section 5.2), rather than the grant a caller brought: passing them on
+/// would tell a client such as py-oidc-auth-client that its own grant failed.
+const OWN_CLIENT_REFUSALS: [&str; 3] = [
+    "invalid_client",
+    "unauthorized_client",
+    "unsupported_grant_type",
+];
+
+/// Provider statuses that say nothing about the request, only "not now": a timeout, throttling,
+/// an overloaded provider or a gateway that gave up waiting for it.
+fn is_transient(status: u16) -> bool {
+    matches!(status, 408 | 429 | 503 | 504)
+}
+
+/// 503 with `Retry-After` for a [transient](is_transient) provider status.
+fn try_again_later() -> AuthError {
+    AuthError::unavailable("the identity provider is busy; try again later").with_retry_after(5)
+}
+
+/// What a provider's answer with a status outside 2xx means for the client (the [`Refusal`] of
+/// every provider endpoint but the device start). The caller's own refusals (`invalid_grant`,
+/// `authorization_pending`, ...) keep their code in a 400; a refusal of this server's client
+/// ([`OWN_CLIENT_REFUSALS`]) is a misconfiguration for the operator: 502, logged as an error;
+/// a [transient](is_transient) status is 503 with `Retry-After`; anything else is 502.
 fn provider_refusal(status: u16, body: &Value) -> AuthError {
     match status {
-        // Timeout and throttling say nothing about the grant: try again later.
-        408 | 429 => {
+        // Timeout, throttling and overload say nothing about the grant: try again later.
+        status if is_transient(status) => {
             tracing::warn!(status, "identity provider asked to try again later");
-            AuthError::unavailable("the identity provider is busy; try again later")
-                .with_retry_after(5)
+            try_again_later()
         }
         400..=499 => match provider_code(body) {
+            Some(code) if OWN_CLIENT_REFUSALS.contains(&code.as_str()) => {
+                tracing::error!(
+                    status,
+                    error = %code,
+                    "identity provider refused this server's client: check its client id, secret and the grants it may use at the provider"
+                );
+                AuthError::new(
+                    ErrorKind::BadGateway,
+                    "the identity provider refused this server's client; the server log has the details",
+                )
+            }
             Some(code) => {
                 tracing::info!(status, error = %code, "identity provider refused a request");
                 AuthError::oauth(code, "the identity provider refused the request")
@@ -185,6 +223,7 @@ fn fetch_error(e: FetchError) -> AuthError {
             AuthError::unavailable("too many requests to the identity provider are under way")
                 .with_retry_after(1)
         }
+        FetchError::Status(status) if is_transient(status) => try_again_later(),
         FetchError::Status(_) | FetchError::TooLarge(_) | FetchError::NotJson => AuthError::new(
             ErrorKind::BadGateway,
             "the identity provider answered with an error",
@@ -217,7 +256,7 @@ impl OidcAuth {
                 "the identity provider has no token endpoint",
             )
             .await?;
-        self.provider_post(&endpoint, form).await
+        self.provider_post(&endpoint, form, provider_refusal).await
     }
 
     /// A POST of `form` to a provider endpoint with the client's authentication: HTTP Basic
@@ -244,7 +283,7 @@ impl OidcAuth {
 
     /// Revokes `token` at the provider's revocation endpoint (RFC 7009), with the client's
     /// authentication and `token_type_hint` when given. A provider without one is 400
-    /// `unsupported_token_type`; its refusals keep their code, as in [`provider_post`].
+    /// `unsupported_token_type`; its refusals are answered as in [`provider_refusal`].
     pub(crate) async fn provider_revoke(
         &self,
         token: String,
@@ -259,16 +298,19 @@ impl OidcAuth {
         };
         let mut form = vec![("token", token)];
         form.extend(hint.map(|hint| ("token_type_hint", hint)));
-        self.provider_send(&endpoint, form).await.map(drop)
+        self.provider_send(&endpoint, form, provider_refusal)
+            .await
+            .map(drop)
     }
 
     /// POSTs `form` to a provider endpoint with the client's authentication and returns the
-    /// body of a 2xx answer. A JSON error answer keeps the provider's code at top level (see
-    /// [`provider_refusal`]); any other is 502.
+    /// body of a 2xx answer. Any other answer becomes the error `refusal` makes of its status
+    /// and JSON (`null` when it is not JSON).
     async fn provider_send(
         &self,
         endpoint: &url::Url,
         form: Vec<(&'static str, String)>,
+        refusal: Refusal,
     ) -> Result<Vec<u8>, AuthError> {
         let request = self.authenticated_post(endpoint, form);
         let (status, body) = self
@@ -280,20 +322,20 @@ impl OidcAuth {
         if (200..=299).contains(&status) {
             return Ok(body);
         }
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(value) => Err(provider_refusal(status, &value)),
-            Err(_) => Err(fetch_error(FetchError::Status(status))),
-        }
+        let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        Err(refusal(status, &value))
     }
 
     /// POSTs `form` to a provider endpoint with the client's authentication and returns the
-    /// JSON object of a successful answer. OAuth errors keep the provider's code at top level.
+    /// JSON object of a successful answer; an error answer is turned into ours by `refusal`
+    /// (usually [`provider_refusal`]).
     pub(crate) async fn provider_post(
         &self,
         endpoint: &url::Url,
         form: Vec<(&'static str, String)>,
+        refusal: Refusal,
     ) -> Result<Map<String, Value>, AuthError> {
-        match serde_json::from_slice(&self.provider_send(endpoint, form).await?) {
+        match serde_json::from_slice(&self.provider_send(endpoint, form, refusal).await?) {
             Ok(Value::Object(map)) => Ok(map),
             _ => Err(fetch_error(FetchError::NotJson)),
         }
@@ -394,6 +436,40 @@ mod tests {
         assert_eq!(body["expires"], i64::MAX);
         assert_eq!(body["expires_in"], i64::MAX);
         assert_eq!(body["refresh_expires"], i64::MAX);
+    }
+
+    /// A refusal of this server's client is not the caller's grant failing: 502 with a
+    /// generic code, whatever the provider's status; the caller's own refusals keep theirs.
+    #[test]
+    fn refusals_of_this_servers_client_are_502() {
+        for code in OWN_CLIENT_REFUSALS {
+            for status in [400, 401, 403] {
+                let e = provider_refusal(status, &json!({"error": code}));
+                assert_eq!(
+                    (e.status(), e.code()),
+                    (502, Some("server_error")),
+                    "{code}"
+                );
+                assert!(!e.description().contains(code), "{code}");
+            }
+        }
+        let e = provider_refusal(400, &json!({"error": "invalid_grant"}));
+        assert_eq!((e.status(), e.code()), (400, Some("invalid_grant")));
+    }
+
+    #[test]
+    fn a_busy_provider_is_503_with_retry_after() {
+        for status in [408, 429, 503, 504] {
+            for body in [json!({"error": "temporarily_unavailable"}), Value::Null] {
+                let e = provider_refusal(status, &body);
+                assert_eq!(e.status(), 503, "{status} {body}");
+                assert!(e.retry_after().is_some(), "{status}");
+            }
+            assert_eq!(fetch_error(FetchError::Status(status)).status(), 503);
+        }
+        for status in [500, 502, 404] {
+            assert_eq!(provider_refusal(status, &Value::Null).status(), 502);
+        }
     }
 
     #[test]

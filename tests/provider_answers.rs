@@ -1,0 +1,266 @@
+//! What the auth endpoints answer, on both frameworks, when the provider refuses a request, is
+//! busy, or answers something a client cannot use.
+//!
+//! The caller's own grant refused (`invalid_grant`, `authorization_pending`, ...) is a 400 with
+//! the provider's code at top level. This server's own client refused (`invalid_client`,
+//! `unauthorized_client`, `unsupported_grant_type`) is a misconfiguration for the operator: 502,
+//! logged as an error, and never passed on as if the caller's grant had failed. A busy provider
+//! (408, 429, 503, 504) is 503 with `Retry-After`. An answer no client can use is 502. The device
+//! route answers 503 to every refusal and to an advertised endpoint that is not there, since that
+//! is what makes py-oidc-auth-client fall back to the browser flow (DESIGN section 5).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use oidc_auth::OidcAuth;
+use oidc_auth::testing::{Endpoint, Fault};
+use oidc_auth_tests::{
+    FRAMEWORKS, Harness, LOOPBACK, Reply, base_config, browser_login, client_code_flow,
+    client_token_call, flow_provider,
+};
+use serde_json::json;
+use tracing_subscriber::fmt::MakeWriter;
+
+const TOKEN: &str = "/api/auth/v2/token";
+const DEVICE: &str = "/api/auth/v2/device";
+/// The codes by which a provider refuses this server's client rather than the caller's grant.
+const OWN_CLIENT_REFUSALS: [&str; 3] = [
+    "invalid_client",
+    "unauthorized_client",
+    "unsupported_grant_type",
+];
+/// The secret the provider has registered for `test-client`.
+const RIGHT_SECRET: &str = "the-secret-the-provider-knows";
+/// The secret a misconfigured server sends instead.
+const WRONG_SECRET: &str = "a-secret-the-provider-does-not-know";
+/// A provider `error_description` that must not reach the client.
+const PROVIDER_DESCRIPTION: &str = "client authentication failed for the secret s3cr3t";
+
+async fn harness() -> Harness {
+    Harness::with(flow_provider().await, |b| b.client_id("test-client"), None).await
+}
+
+/// A provider that knows `test-client` by [`RIGHT_SECRET`], and a server configured with
+/// [`WRONG_SECRET`].
+async fn misconfigured() -> Harness {
+    let idp = flow_provider().await;
+    idp.set_client("test-client", Some(RIGHT_SECRET));
+    Harness::with(
+        idp,
+        |b| b.client_id("test-client").client_secret(WRONG_SECRET),
+        None,
+    )
+    .await
+}
+
+fn assert_answer(reply: &Reply, status: u16, error: &str, what: &str) {
+    assert_eq!(
+        (reply.status, reply.error()),
+        (status, Some(error)),
+        "{what}: {}",
+        reply.raw_body
+    );
+    assert!(reply.body.get("access_token").is_none(), "{what}");
+}
+
+/// 502 `server_error` that passes on nothing the provider said.
+fn assert_gateway_error(reply: &Reply, what: &str) {
+    assert_answer(reply, 502, "server_error", what);
+    for said in [PROVIDER_DESCRIPTION, WRONG_SECRET, RIGHT_SECRET] {
+        assert!(!reply.raw_body.contains(said), "{what}: {}", reply.raw_body);
+    }
+}
+
+/// 503 `temporarily_unavailable` with `Retry-After`.
+fn assert_try_later(reply: &Reply, what: &str) {
+    assert_answer(reply, 503, "temporarily_unavailable", what);
+    assert!(reply.retry_after.is_some(), "{what}: no Retry-After");
+}
+
+/// The refresh and device-code grants the token route passes to the provider, as
+/// py-oidc-auth-client sends them.
+const PASSED_GRANTS: [(&str, &str); 2] = [("refresh-token", "r-1"), ("device-code", "d-1")];
+
+// ------------------------------------------------------------------------------------------
+// This server's client refused
+// ------------------------------------------------------------------------------------------
+
+/// The provider refusing this server's client (each code, with 400 and 401) at a refresh or a
+/// device poll: 502 `server_error`, not the provider's code, which the client would take for a
+/// failure of its own grant. The provider's refusal of the grant itself keeps its 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_of_this_servers_client_is_502_at_refresh_and_device_polling() {
+    let h = harness().await;
+    for code in OWN_CLIENT_REFUSALS {
+        for status in [400, 401] {
+            let refusal = json!({"error": code, "error_description": PROVIDER_DESCRIPTION});
+            h.idp
+                .set_fault(Endpoint::Token, Fault::Json(status, refusal));
+            for fw in FRAMEWORKS {
+                for grant in PASSED_GRANTS {
+                    let hits = h.idp.hits(Endpoint::Token);
+                    let reply = h.post_form(fw, TOKEN, &[grant]).await;
+                    let what = format!("{status} {code} at {} on {fw:?}", grant.0);
+                    assert_gateway_error(&reply, &what);
+                    assert_eq!(h.idp.hits(Endpoint::Token), hits + 1, "{what}");
+                }
+            }
+        }
+    }
+    h.idp.set_fault(
+        Endpoint::Token,
+        Fault::Json(400, json!({"error": "invalid_grant"})),
+    );
+    for fw in FRAMEWORKS {
+        for grant in PASSED_GRANTS {
+            let reply = h.post_form(fw, TOKEN, &[grant]).await;
+            assert_answer(&reply, 400, "invalid_grant", grant.0);
+        }
+    }
+}
+
+/// A server with the wrong client secret, refused by the provider itself (401
+/// `invalid_client`): the client's code exchange and refresh are 502, the secret appears in no
+/// answer, and the device route still answers 503 so that clients use the browser flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_client_secret_is_502_at_code_exchange_and_refresh() {
+    let h = misconfigured().await;
+    for fw in FRAMEWORKS {
+        let hits = h.idp.hits(Endpoint::Token);
+        let exchanged = client_code_flow(&h, fw).await;
+        assert_gateway_error(&exchanged, &format!("code exchange on {fw:?}"));
+        let refreshed = h.post_form(fw, TOKEN, &[PASSED_GRANTS[0]]).await;
+        assert_gateway_error(&refreshed, &format!("refresh on {fw:?}"));
+        assert_eq!(h.idp.hits(Endpoint::Token), hits + 2, "{fw:?}");
+        let device = h.post_form(fw, DEVICE, &[]).await;
+        assert_answer(&device, 503, "temporarily_unavailable", "device start");
+    }
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        let bytes = self.0.lock().map(|log| log.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut log) = self.0.lock() {
+            log.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// The operator learns of the misconfiguration: the refusal of this server's client is logged
+/// at ERROR with the provider's code, and without the secret. The endpoint is called directly,
+/// on this thread's runtime, so that a subscriber for this test alone sees its logs.
+#[tokio::test]
+async fn a_refusal_of_this_servers_client_is_logged_as_an_error_with_its_code() {
+    let idp = flow_provider().await;
+    idp.set_client("test-client", Some(RIGHT_SECRET));
+    let config = base_config(&idp)
+        .client_id("test-client")
+        .client_secret(WRONG_SECRET)
+        .build()
+        .expect("test configuration is valid");
+    let auth = OidcAuth::builder(config).build();
+    let log = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .finish();
+    // A second registered dispatcher: with only one, tracing asks just the registering
+    // thread's own default about a callsite, so a callsite another test's thread reached first
+    // would stay disabled for this test's subscriber too.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let refused = auth
+        .token_endpoint(b"refresh-token=r-1")
+        .await
+        .expect_err("the provider refuses the client");
+    assert_eq!(refused.status(), 502);
+    let text = log.text();
+    assert!(
+        text.lines()
+            .any(|line| line.contains("ERROR") && line.contains("invalid_client")),
+        "{text}"
+    );
+    assert!(!text.contains(WRONG_SECRET), "{text}");
+}
+
+// ------------------------------------------------------------------------------------------
+// A busy provider
+// ------------------------------------------------------------------------------------------
+
+/// A provider that is busy or behind a gateway that gave up (503, 504), like one that timed
+/// out or throttles (408, 429), with an error body or a body without a code: at the code
+/// exchange, the refresh and the device poll, 503 with `Retry-After`, never 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_provider_is_503_with_retry_after_at_every_grant() {
+    let h = harness().await;
+    for status in [503, 504, 408, 429] {
+        for fault in [Fault::Status(status), Fault::Json(status, json!("busy"))] {
+            for fw in FRAMEWORKS {
+                let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
+                h.idp.set_fault(Endpoint::Token, fault.clone());
+                let what = format!("{fault:?} on {fw:?}");
+                let exchanged = client_token_call(&h, fw, &callback).await;
+                assert_try_later(&exchanged, &format!("code exchange, {what}"));
+                for grant in PASSED_GRANTS {
+                    let reply = h.post_form(fw, TOKEN, &[grant]).await;
+                    assert_try_later(&reply, &format!("{}, {what}", grant.0));
+                }
+                h.idp.set_fault(Endpoint::Token, Fault::None);
+            }
+        }
+    }
+}
+
+/// The device route: a busy provider is 503 with `Retry-After`; an advertised device endpoint
+/// that is not there (404, 405, 501, with a JSON error or without) is 503 as a missing one is,
+/// so the client uses the browser flow. A provider failure (500, 502) stays 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_start_is_503_when_the_advertised_endpoint_is_missing_or_busy() {
+    let h = harness().await;
+    let mut cases = Vec::new();
+    for status in [503, 504, 408, 429] {
+        cases.push((Fault::Status(status), 503));
+    }
+    for status in [404, 405, 501] {
+        cases.push((Fault::Status(status), 503));
+        cases.push((Fault::Json(status, json!({"message": "Not Found"})), 503));
+    }
+    cases.push((Fault::Status(500), 502));
+    cases.push((Fault::Status(502), 502));
+    for (fault, expected) in cases {
+        h.idp.set_fault(Endpoint::Device, fault.clone());
+        for fw in FRAMEWORKS {
+            let hits = h.idp.hits(Endpoint::Device);
+            let reply = h.post_form(fw, DEVICE, &[]).await;
+            let what = format!("{fault:?} on {fw:?}");
+            assert_eq!(reply.status, expected, "{what}: {}", reply.raw_body);
+            if expected == 503 {
+                assert_try_later(&reply, &what);
+            }
+            assert_eq!(h.idp.hits(Endpoint::Device), hits + 1, "{what}");
+        }
+    }
+}
