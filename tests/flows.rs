@@ -697,17 +697,23 @@ async fn device_flow_reports_polling_errors_at_top_level() {
                 );
             }
         }
-        h.idp.set_device_expires_in(0);
+    }
+    // A device code past its `expires_in` (1 s, the shortest a provider may state).
+    h.idp.set_device_expires_in(1);
+    let mut started = Vec::new();
+    for fw in FRAMEWORKS {
         let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
-        let device_code = start.body["device_code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        assert_eq!(start.status, 200, "{}", start.raw_body);
+        let device_code = start.body["device_code"].as_str().unwrap_or_default();
+        started.push((fw, device_code.to_owned()));
+    }
+    h.idp.set_device_expires_in(600);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    for (fw, device_code) in started {
         let expired = h
             .post_form(fw, "/api/auth/v2/token", &[("device-code", &device_code)])
             .await;
-        assert_eq!(expired.error(), Some("expired_token"));
-        h.idp.set_device_expires_in(600);
+        assert_eq!(expired.error(), Some("expired_token"), "{fw:?}");
     }
 }
 

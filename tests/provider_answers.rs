@@ -13,12 +13,14 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use oidc_auth::OidcAuth;
+use oidc_auth::store::memory::MemoryStore;
 use oidc_auth::testing::{Endpoint, Fault};
+use oidc_auth_tests::broker::serve_broker;
 use oidc_auth_tests::{
     FRAMEWORKS, Harness, LOOPBACK, Reply, base_config, browser_login, client_code_flow,
     client_token_call, flow_provider,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use tracing_subscriber::fmt::MakeWriter;
 
 const TOKEN: &str = "/api/auth/v2/token";
@@ -261,6 +263,132 @@ async fn device_start_is_503_when_the_advertised_endpoint_is_missing_or_busy() {
                 assert_try_later(&reply, &what);
             }
             assert_eq!(h.idp.hits(Endpoint::Device), hits + 1, "{what}");
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Device answers no client can use
+// ------------------------------------------------------------------------------------------
+
+/// A device authorization answer a client can use.
+fn device_answer() -> Value {
+    json!({
+        "device_code": "device-code-1",
+        "user_code": "ABCD-EFGH",
+        "verification_uri": "https://op.example/device",
+        "verification_uri_complete": "https://op.example/device?user_code=ABCD-EFGH",
+        "expires_in": 600,
+        "interval": 5,
+    })
+}
+
+/// The device answer with `field` set to `value`, or removed when `value` is `None`.
+fn device_answer_with(field: &str, value: Option<Value>) -> Value {
+    let mut answer = device_answer();
+    if let Some(map) = answer.as_object_mut() {
+        match value {
+            Some(value) => map.insert(field.to_owned(), value),
+            None => map.remove(field),
+        };
+    }
+    answer
+}
+
+/// Device answers whose fields a client cannot use: codes that are empty or not strings,
+/// verification URIs that are relative or of another scheme, an `expires_in` that is not a
+/// positive integer, an `interval` that is not a non-negative integer.
+fn unusable_device_answers() -> Vec<(String, Value)> {
+    let cases: [(&str, Option<Value>); 21] = [
+        ("device_code", None),
+        ("device_code", Some(json!(""))),
+        ("device_code", Some(json!(42))),
+        ("device_code", Some(json!({"code": "x"}))),
+        ("user_code", Some(json!(""))),
+        ("user_code", Some(Value::Null)),
+        ("user_code", Some(json!(["ABCD"]))),
+        ("verification_uri", Some(json!("/device"))),
+        ("verification_uri", Some(json!("op.example/device"))),
+        ("verification_uri", Some(json!("javascript:alert(1)"))),
+        ("verification_uri", Some(json!("ftp://op.example/device"))),
+        ("verification_uri", Some(json!(1))),
+        (
+            "verification_uri_complete",
+            Some(json!("device?user_code=1")),
+        ),
+        ("verification_uri_complete", Some(json!(true))),
+        ("expires_in", Some(json!(0))),
+        ("expires_in", Some(json!(-600))),
+        ("expires_in", Some(json!(600.5))),
+        ("expires_in", Some(json!("600"))),
+        ("interval", Some(json!(-1))),
+        ("interval", Some(json!(2.5))),
+        ("interval", Some(json!("5"))),
+    ];
+    cases
+        .into_iter()
+        .map(|(field, value)| {
+            let shown = format!("{field} = {value:?}");
+            (shown, device_answer_with(field, value))
+        })
+        .collect()
+}
+
+/// A device answer with a field no client can use is 502, on both frameworks; the complete
+/// answer is passed on (and without `verification_uri_complete` or `interval`, which are
+/// optional, it is too, with the default interval).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_answer_with_unusable_fields_is_502() {
+    let h = harness().await;
+    for (what, answer) in unusable_device_answers() {
+        h.idp.set_fault(Endpoint::Device, Fault::Json(200, answer));
+        for fw in FRAMEWORKS {
+            let reply = h.post_form(fw, DEVICE, &[]).await;
+            assert_gateway_error(&reply, &format!("{what} on {fw:?}"));
+            assert!(reply.body.get("device_code").is_none(), "{what}");
+        }
+    }
+    h.idp
+        .set_fault(Endpoint::Device, Fault::Json(200, device_answer()));
+    for fw in FRAMEWORKS {
+        let reply = h.post_form(fw, DEVICE, &[]).await;
+        assert_eq!(reply.status, 200, "{fw:?}: {}", reply.raw_body);
+        assert_eq!(reply.body, device_answer(), "{fw:?}");
+    }
+    let mut minimal = device_answer();
+    if let Some(map) = minimal.as_object_mut() {
+        map.remove("verification_uri_complete");
+        map.remove("interval");
+    }
+    h.idp
+        .set_fault(Endpoint::Device, Fault::Json(200, minimal.clone()));
+    for fw in FRAMEWORKS {
+        let reply = h.post_form(fw, DEVICE, &[]).await;
+        assert_eq!(reply.status, 200, "{fw:?}: {}", reply.raw_body);
+        let mut expected = minimal.clone();
+        expected["interval"] = json!(5);
+        assert_eq!(reply.body, expected, "{fw:?}");
+    }
+}
+
+/// In broker mode this server paces the polls of every device code it hands out, which needs
+/// the code as a string: a device answer whose `device_code` is not a string (or is empty) is
+/// 502, never a code handed out unpaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_device_answer_without_a_string_device_code_is_502() {
+    let h = serve_broker(
+        oidc_auth_tests::broker::provider().await,
+        Arc::new(MemoryStore::new()),
+        |c| c,
+        None,
+    )
+    .await;
+    for value in [json!(42), json!(["device-code-1"]), json!("")] {
+        let answer = device_answer_with("device_code", Some(value.clone()));
+        h.idp.set_fault(Endpoint::Device, Fault::Json(200, answer));
+        for fw in FRAMEWORKS {
+            let reply = h.post_form(fw, DEVICE, &[]).await;
+            assert_gateway_error(&reply, &format!("device_code {value} on {fw:?}"));
         }
     }
 }

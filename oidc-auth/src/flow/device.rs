@@ -6,14 +6,6 @@ use super::{EndpointResponse, provider_code, provider_refusal};
 use crate::auth::OidcAuth;
 use crate::error::{AuthError, ErrorKind};
 
-const FIELDS: &[&str] = &[
-    "device_code",
-    "user_code",
-    "verification_uri",
-    "verification_uri_complete",
-    "expires_in",
-];
-
 /// The polling interval a client must use when the provider states none (RFC 8628 section
 /// 3.2). It is always written into the answer, so no client falls back to a shorter one.
 const DEFAULT_INTERVAL_SECS: i64 = 5;
@@ -24,7 +16,7 @@ impl OidcAuth {
     /// provider refuses the device flow to this client (Keycloak, say, lists the endpoint for
     /// the whole realm but answers `unauthorized_client` to a client without the grant):
     /// py-oidc-auth-client then falls back to the browser flow. A provider that is busy is 503
-    /// with `Retry-After` too.
+    /// with `Retry-After` too; an answer that is not a usable device authorization is 502.
     pub async fn device_endpoint(&self) -> Result<EndpointResponse, AuthError> {
         let endpoint = self
             .provider_endpoint(
@@ -44,39 +36,107 @@ impl OidcAuth {
                 unavailable_when_refused,
             )
             .await?;
-        for required in ["device_code", "user_code", "verification_uri", "expires_in"] {
-            if !answer.contains_key(required) {
-                return Err(AuthError::new(
-                    ErrorKind::BadGateway,
-                    "the identity provider's device answer is incomplete",
-                ));
-            }
+        let answer = DeviceAnswer::check(&answer)?;
+        if let Some(broker) = self.broker() {
+            broker.track_device(
+                &answer.device_code,
+                answer.interval,
+                answer.expires_in,
+                self.now(),
+            );
         }
-        // A missing, zero, negative or non-integer interval is replaced by the default.
-        let interval = answer
-            .get("interval")
-            .and_then(Value::as_i64)
-            .filter(|secs| *secs > 0)
-            .unwrap_or(DEFAULT_INTERVAL_SECS);
-        if let Some(broker) = self.broker()
-            && let Some(code) = answer.get("device_code").and_then(Value::as_str)
-        {
-            let expires_in = answer
-                .get("expires_in")
-                .and_then(Value::as_i64)
-                .unwrap_or(600);
-            broker.track_device(code, interval, expires_in, self.now());
-        }
-        let mut body: Map<String, Value> = FIELDS
-            .iter()
-            .filter_map(|f| answer.get(*f).map(|v| ((*f).to_owned(), v.clone())))
-            .collect();
-        body.insert("interval".to_owned(), Value::from(interval));
         Ok(EndpointResponse::Json {
             status: 200,
-            body: Value::Object(body),
+            body: answer.into_json(),
         })
     }
+}
+
+/// A provider's device authorization answer (RFC 8628 section 3.2) that a client can use.
+#[derive(Debug, PartialEq)]
+struct DeviceAnswer {
+    device_code: String,
+    user_code: String,
+    verification_uri: String,
+    verification_uri_complete: Option<String>,
+    expires_in: i64,
+    /// The provider's interval, or [`DEFAULT_INTERVAL_SECS`] when it states none or 0.
+    interval: i64,
+}
+
+impl DeviceAnswer {
+    /// Checks every field the client relies on: the codes are non-empty strings, the
+    /// verification URIs absolute `http`/`https` URLs, `expires_in` a positive and `interval` a
+    /// non-negative integer of seconds. Anything else is 502: a client could neither show the
+    /// user where to go nor poll, and in broker mode the polls could not be paced. An optional
+    /// field that is `null` counts as absent.
+    fn check(answer: &Map<String, Value>) -> Result<Self, AuthError> {
+        let present = |name: &str| answer.get(name).filter(|v| !v.is_null());
+        let text = |name: &'static str| {
+            present(name)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| unusable(name))
+        };
+        let web_url = |name: &'static str| {
+            text(name).and_then(|uri| match url::Url::parse(&uri) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(uri),
+                _ => Err(unusable(name)),
+            })
+        };
+        let seconds = |name: &'static str, least: i64| {
+            present(name)
+                .and_then(Value::as_i64)
+                .filter(|secs| *secs >= least)
+                .ok_or_else(|| unusable(name))
+        };
+        let verification_uri_complete = match present("verification_uri_complete") {
+            Some(_) => Some(web_url("verification_uri_complete")?),
+            None => None,
+        };
+        let interval = match present("interval") {
+            Some(_) => Some(seconds("interval", 0)?),
+            None => None,
+        };
+        Ok(Self {
+            device_code: text("device_code")?,
+            user_code: text("user_code")?,
+            verification_uri: web_url("verification_uri")?,
+            verification_uri_complete,
+            expires_in: seconds("expires_in", 1)?,
+            interval: interval
+                .filter(|secs| *secs > 0)
+                .unwrap_or(DEFAULT_INTERVAL_SECS),
+        })
+    }
+
+    /// The answer of our device route: the provider's fields, and always an `interval`.
+    fn into_json(self) -> Value {
+        let mut body = Map::new();
+        body.insert("device_code".into(), self.device_code.into());
+        body.insert("user_code".into(), self.user_code.into());
+        body.insert("verification_uri".into(), self.verification_uri.into());
+        if let Some(complete) = self.verification_uri_complete {
+            body.insert("verification_uri_complete".into(), complete.into());
+        }
+        body.insert("expires_in".into(), self.expires_in.into());
+        body.insert("interval".into(), self.interval.into());
+        Value::Object(body)
+    }
+}
+
+/// 502 for a device answer whose `field` is missing or unusable; the log names the field,
+/// never its value (the device code is a credential).
+fn unusable(field: &'static str) -> AuthError {
+    tracing::warn!(
+        field,
+        "the identity provider's device authorization answer lacks a usable field"
+    );
+    AuthError::new(
+        ErrorKind::BadGateway,
+        "the identity provider's device answer is incomplete or malformed",
+    )
 }
 
 /// How a provider's error answer at the device endpoint becomes ours: a refusal to start a
@@ -112,4 +172,81 @@ fn unavailable_when_refused(status: u16, body: &Value) -> AuthError {
         );
     }
     AuthError::unavailable("the identity provider does not offer the device flow to this client")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn check(answer: Value) -> Result<DeviceAnswer, AuthError> {
+        DeviceAnswer::check(answer.as_object().unwrap_or(&Map::new()))
+    }
+
+    fn valid() -> Value {
+        json!({
+            "device_code": "dc", "user_code": "UC-1", "verification_uri": "https://op.example/device",
+            "verification_uri_complete": "https://op.example/device?user_code=UC-1",
+            "expires_in": 600, "interval": 3,
+        })
+    }
+
+    #[test]
+    fn a_complete_answer_is_passed_on_with_its_interval() {
+        let answer = check(valid()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((answer.expires_in, answer.interval), (600, 3));
+        assert_eq!(answer.into_json(), valid());
+    }
+
+    #[test]
+    fn optional_fields_may_be_absent_or_null() {
+        for absent in [json!(null), json!("absent")] {
+            let mut answer = valid();
+            for field in ["verification_uri_complete", "interval"] {
+                if absent.is_null() {
+                    answer[field] = Value::Null;
+                } else if let Some(map) = answer.as_object_mut() {
+                    map.remove(field);
+                }
+            }
+            let answer = check(answer).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(answer.verification_uri_complete, None);
+            assert_eq!(answer.interval, DEFAULT_INTERVAL_SECS);
+        }
+    }
+
+    #[test]
+    fn a_zero_interval_becomes_the_default() {
+        let mut answer = valid();
+        answer["interval"] = json!(0);
+        assert_eq!(check(answer).map(|a| a.interval), Ok(DEFAULT_INTERVAL_SECS));
+    }
+
+    #[test]
+    fn unusable_fields_are_502() {
+        for (field, value) in [
+            ("device_code", json!("")),
+            ("device_code", json!(42)),
+            ("user_code", json!(null)),
+            ("user_code", json!(["UC"])),
+            ("verification_uri", json!("/device")),
+            ("verification_uri", json!("javascript:alert(1)")),
+            ("verification_uri", json!("ftp://op.example/device")),
+            ("verification_uri_complete", json!("device?user_code=1")),
+            ("verification_uri_complete", json!(7)),
+            ("expires_in", json!(0)),
+            ("expires_in", json!(-5)),
+            ("expires_in", json!(600.5)),
+            ("expires_in", json!("600")),
+            ("interval", json!(-1)),
+            ("interval", json!(2.5)),
+            ("interval", json!("5")),
+        ] {
+            let mut answer = valid();
+            answer[field] = value.clone();
+            let status = check(answer).map_err(|e| e.status());
+            assert_eq!(status, Err(502), "{field} = {value}");
+        }
+    }
 }
