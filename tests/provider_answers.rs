@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use oidc_auth::OidcAuth;
 use oidc_auth::store::memory::MemoryStore;
 use oidc_auth::testing::{Endpoint, Fault};
-use oidc_auth_tests::broker::serve_broker;
+use oidc_auth_tests::broker::{field, serve_broker};
 use oidc_auth_tests::{
     FRAMEWORKS, Harness, LOOPBACK, Reply, base_config, browser_login, client_code_flow,
     client_token_call, flow_provider,
@@ -25,6 +25,7 @@ use tracing_subscriber::fmt::MakeWriter;
 
 const TOKEN: &str = "/api/auth/v2/token";
 const DEVICE: &str = "/api/auth/v2/device";
+const USERINFO: &str = "/api/auth/v2/userinfo";
 /// The codes by which a provider refuses this server's client rather than the caller's grant.
 const OWN_CLIENT_REFUSALS: [&str; 3] = [
     "invalid_client",
@@ -390,5 +391,63 @@ async fn broker_device_answer_without_a_string_device_code_is_502() {
             let reply = h.post_form(fw, DEVICE, &[]).await;
             assert_gateway_error(&reply, &format!("device_code {value} on {fw:?}"));
         }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Userinfo
+// ------------------------------------------------------------------------------------------
+
+/// The provider's userinfo answered 200 with no usable subject (not a JSON object, no `sub`,
+/// a `sub` that is not a non-empty string): the provider's fault, 502, not a 400 that blames
+/// the caller. A subject that is not the token's stays 400 `invalid_request` (SECURITY D9).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_userinfo_answer_without_a_subject_is_502() {
+    let h = harness().await;
+    let tokens = client_code_flow(&h, FRAMEWORKS[0]).await;
+    let access = field(&tokens, "access_token").to_owned();
+    for answer in [
+        json!(["alice"]),
+        json!("alice"),
+        json!(null),
+        json!({"preferred_username": "alice"}),
+        json!({"sub": 42, "preferred_username": "alice"}),
+        json!({"sub": null}),
+        json!({"sub": ["alice"]}),
+        json!({"sub": ""}),
+    ] {
+        h.idp.set_userinfo_override(Some(answer.clone()));
+        for fw in FRAMEWORKS {
+            let reply = h.bearer(fw, USERINFO, &access).await;
+            assert_answer(&reply, 502, "server_error", &format!("{answer} on {fw:?}"));
+        }
+    }
+    h.idp.set_userinfo_override(Some(json!({"sub": "mallory"})));
+    for fw in FRAMEWORKS {
+        let reply = h.bearer(fw, USERINFO, &access).await;
+        assert_answer(&reply, 400, "invalid_request", "another subject");
+    }
+}
+
+/// A busy userinfo (408, 429, 503, 504) is 503 with `Retry-After`, like the other provider
+/// calls; a failing one (500) stays 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_userinfo_is_503_with_retry_after() {
+    let h = harness().await;
+    let tokens = client_code_flow(&h, FRAMEWORKS[0]).await;
+    let access = field(&tokens, "access_token").to_owned();
+    for status in [429, 503, 504, 408] {
+        for fault in [Fault::Status(status), Fault::Json(status, json!("busy"))] {
+            h.idp.set_fault(Endpoint::Userinfo, fault.clone());
+            for fw in FRAMEWORKS {
+                let reply = h.bearer(fw, USERINFO, &access).await;
+                assert_try_later(&reply, &format!("{fault:?} on {fw:?}"));
+            }
+        }
+    }
+    h.idp.set_fault(Endpoint::Userinfo, Fault::Status(500));
+    for fw in FRAMEWORKS {
+        let reply = h.bearer(fw, USERINFO, &access).await;
+        assert_answer(&reply, 502, "server_error", "500");
     }
 }

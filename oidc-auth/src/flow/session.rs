@@ -74,7 +74,8 @@ impl OidcAuth {
 
     /// `GET /auth/v2/userinfo`: validates the bearer token, asks the provider for the user and
     /// answers `{username, first_name, last_name, pw_name, email}`. A provider answer about
-    /// another subject is refused. When the provider has no userinfo endpoint, or refuses a
+    /// another subject is 400 `invalid_request`; one that is not a JSON object with a `sub`
+    /// is 502, and a busy provider (408, 429, 503, 504) is 503 with `Retry-After`. When the provider has no userinfo endpoint, or refuses a
     /// token that validated here (a JWT access token issued for this API rather than for the
     /// provider's own userinfo), the answer comes from the validated token's claims.
     pub async fn userinfo_endpoint<'a>(
@@ -107,12 +108,26 @@ impl OidcAuth {
             return Ok(from_token());
         }
         if !(200..300).contains(&status) {
+            // Throttled or overloaded (408, 429, 503, 504): 503 with Retry-After, like the
+            // other provider calls; anything else is the provider's failure.
+            tracing::warn!(status, "identity provider's userinfo failed");
+            return Err(super::fetch_error(crate::provider::FetchError::Status(
+                status,
+            )));
+        }
+        // An answer that names no subject is the provider's fault (502); only a subject that
+        // is not the token's is the caller's (SECURITY D9).
+        let Some(sub) = info
+            .get("sub")
+            .and_then(Value::as_str)
+            .filter(|sub| !sub.is_empty())
+        else {
             return Err(AuthError::new(
                 ErrorKind::BadGateway,
-                "the identity provider's userinfo failed",
+                "the identity provider's userinfo names no subject",
             ));
-        }
-        if info.get("sub").and_then(Value::as_str) != Some(token.sub()) {
+        };
+        if sub != token.sub() {
             return Err(AuthError::oauth(
                 "invalid_request",
                 "userinfo describes another subject",
