@@ -451,3 +451,26 @@ async fn a_busy_userinfo_is_503_with_retry_after() {
         assert_answer(&reply, 502, "server_error", "500");
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// The code exchange
+// ------------------------------------------------------------------------------------------
+
+/// A provider that accepts the code but sends no ID token (no OpenID Connect for this client):
+/// 502, the provider's or its configuration's fault, not an `invalid_grant` that blames the
+/// client's code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_exchange_without_an_id_token_is_502() {
+    let h = harness().await;
+    h.idp
+        .set_token_response_tweak(Some(Arc::new(|answer: &mut serde_json::Map<_, _>| {
+            answer.remove("id_token");
+        })));
+    for fw in FRAMEWORKS {
+        let hits = h.idp.hits(Endpoint::Token);
+        let reply = client_code_flow(&h, fw).await;
+        assert_gateway_error(&reply, &format!("{fw:?}"));
+        assert_eq!(h.idp.hits(Endpoint::Token), hits + 1, "{fw:?}");
+    }
+    assert_eq!(h.idp.hits(Endpoint::Userinfo), 0);
+}

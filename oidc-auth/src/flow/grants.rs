@@ -112,8 +112,8 @@ impl OidcAuth {
     /// The provider's refusal of the caller's grant (`invalid_grant`, `authorization_pending`,
     /// `slow_down`, ...) is 400 with its code at top level. A refusal of this server's own
     /// client (`invalid_client`, `unauthorized_client`, `unsupported_grant_type`) is a
-    /// misconfiguration, logged as an error and answered 502; a busy provider (408, 429, 503,
-    /// 504) is 503 with `Retry-After`.
+    /// misconfiguration, logged as an error and answered 502, as is a code exchange answered
+    /// without an ID token; a busy provider (408, 429, 503, 504) is 503 with `Retry-After`.
     pub async fn token_endpoint(&self, form: &[u8]) -> Result<EndpointResponse, AuthError> {
         self.token_request(form, []).await
     }

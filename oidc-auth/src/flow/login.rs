@@ -309,7 +309,8 @@ impl OidcAuth {
     /// Exchanges `code` at the provider. The handle is spent once the provider accepts the code,
     /// whatever follows (the code is then used up at the provider too), among the accepted
     /// redemptions; when the provider refuses it or cannot be reached, `reservation` is dropped
-    /// and the handle is spent all the same, among the failed ones (SECURITY D2).
+    /// and the handle is spent all the same, among the failed ones (SECURITY D2). An accepted
+    /// code answered without an ID token is 502: the provider's fault, not the caller's grant.
     async fn exchange_code(
         &self,
         tx: &Transaction,
@@ -328,9 +329,15 @@ impl OidcAuth {
         reservation.confirm();
         let identity = match answer.get("id_token").and_then(serde_json::Value::as_str) {
             Some(id_token) => self.validate_id_token(id_token, &tx.nonce).await?,
+            // The code was good (the provider accepted it), so this is not the caller's
+            // grant failing: a provider, or its registration of this client, that does not run
+            // OpenID Connect (no `openid` scope granted, a plain OAuth server). 502.
             None => {
-                return Err(AuthError::oauth(
-                    "invalid_grant",
+                tracing::error!(
+                    "identity provider answered a code exchange without an ID token: check that it runs OpenID Connect and grants this client the `openid` scope"
+                );
+                return Err(AuthError::new(
+                    ErrorKind::BadGateway,
                     "the identity provider sent no ID token",
                 ));
             }
