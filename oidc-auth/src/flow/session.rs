@@ -75,9 +75,10 @@ impl OidcAuth {
     /// `GET /auth/v2/userinfo`: validates the bearer token, asks the provider for the user and
     /// answers `{username, first_name, last_name, pw_name, email}`. A provider answer about
     /// another subject is 400 `invalid_request`; one that is not a JSON object with a `sub`
-    /// is 502, and a busy provider (408, 429, 503, 504) is 503 with `Retry-After`. When the provider has no userinfo endpoint, or refuses a
-    /// token that validated here (a JWT access token issued for this API rather than for the
-    /// provider's own userinfo), the answer comes from the validated token's claims.
+    /// is 502, and a busy provider (408, 429, 503, 504) is 503 with `Retry-After`. When the
+    /// provider has no userinfo endpoint, or refuses a token that validated here (a JWT access
+    /// token issued for this API rather than for the provider's own userinfo), the answer
+    /// comes from the validated token's claims.
     pub async fn userinfo_endpoint<'a>(
         &self,
         authorization: impl IntoIterator<Item = &'a [u8]>,
