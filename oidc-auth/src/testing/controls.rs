@@ -234,12 +234,14 @@ impl MockProvider {
         self.shared().op().token_response_tweak = tweak;
     }
 
-    /// Sets `expires_in` of new device authorizations, in seconds; default 600. With `0` the
-    /// device code is expired from the start, so polling answers `expired_token` at once.
+    /// Sets `expires_in` of new device authorizations, in seconds; default 600. With `1` the
+    /// device code expires a second after it was handed out, and polling then answers
+    /// `expired_token`. With `0` the answer states an `expires_in` of 0, which a server
+    /// relaying it refuses (502: a client could never poll).
     ///
     /// ```no_run
     /// # async fn f(provider: oidc_auth::testing::MockProvider) {
-    /// provider.set_device_expires_in(0);
+    /// provider.set_device_expires_in(1);
     /// # }
     /// ```
     pub fn set_device_expires_in(&self, secs: u64) {
