@@ -533,30 +533,54 @@ fn redact(error: StoreError, url: &str) -> StoreError {
     }
 }
 
-/// `text` with the password of `url` (raw and percent-decoded) replaced by `***`; `url` itself
+/// `text` with the passwords of `url` (raw and percent-decoded) replaced by `***`; `url` itself
 /// is how a store URL is shown.
 pub(crate) fn without_password(mut text: String, url: &str) -> String {
-    let Some(password) = password_of(url) else {
-        return text;
-    };
-    // The longer raw form first: the decoded one may be part of it.
-    let decoded = percent_decoded(&password);
-    for secret in [password, decoded].iter().filter(|s| !s.is_empty()) {
-        text = text.replace(secret.as_str(), "***");
+    for password in passwords_of(url) {
+        // The longer raw form first: the decoded one may be part of it.
+        let decoded = percent_decoded(&password);
+        for secret in [password, decoded].iter().filter(|s| !s.is_empty()) {
+            text = text.replace(secret.as_str(), "***");
+        }
     }
     text
 }
 
-/// The password of `url` as written (still percent-encoded), also when the URL does not parse:
-/// then everything between the scheme's `//`, the first `:` and the last `@` counts.
-fn password_of(url: &str) -> Option<String> {
-    if let Ok(parsed) = url::Url::parse(url) {
-        return parsed.password().map(str::to_owned);
-    }
-    let (_, rest) = url.split_once("://")?;
-    let (userinfo, _) = rest.rsplit_once('@')?;
-    let (_, password) = userinfo.split_once(':')?;
-    Some(password.to_owned())
+/// Query parameters that carry a password in the URLs the drivers read (`password` for
+/// PostgreSQL and MySQL, and spellings other tools use).
+fn is_password_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token", "key"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// The passwords of `url` as written (still percent-encoded): the one of its user info, and the
+/// values of password-like query parameters (`?password=`, which the PostgreSQL and MySQL
+/// drivers accept). Also when the URL does not parse: then everything between the scheme's
+/// `//`, the first `:` and the last `@` counts, and every `name=value` pair after a `?`.
+fn passwords_of(url: &str) -> Vec<String> {
+    let (userinfo, query) = match url::Url::parse(url) {
+        Ok(parsed) => (
+            parsed.password().map(str::to_owned),
+            parsed.query().map(str::to_owned),
+        ),
+        Err(_) => {
+            let userinfo = url
+                .split_once("://")
+                .and_then(|(_, rest)| rest.rsplit_once('@'))
+                .and_then(|(userinfo, _)| userinfo.split_once(':'))
+                .map(|(_, password)| password.to_owned());
+            (userinfo, url.split_once('?').map(|(_, q)| q.to_owned()))
+        }
+    };
+    let query = query.unwrap_or_default();
+    let from_query = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(name, value)| is_password_parameter(&percent_decoded(name)) && !value.is_empty())
+        .map(|(_, value)| value.to_owned());
+    userinfo.into_iter().chain(from_query).collect()
 }
 
 /// `text` with its `%XX` escapes decoded (invalid UTF-8 replaced).
@@ -660,6 +684,32 @@ mod connect_tests {
             error.to_string(),
             "the value cannot be stored: bad host in u:***@[::1"
         );
+    }
+
+    /// A password given as a query parameter (`?password=`, which the PostgreSQL and MySQL
+    /// drivers read) is masked too, in error texts and in how a store URL is shown, raw and
+    /// percent-decoded, also when the URL does not parse.
+    #[test]
+    fn passwords_in_the_query_are_masked() {
+        let url = "postgres://broker@db/broker?sslmode=require&password=hun%40ter2&PassWord=x2";
+        assert_eq!(
+            without_password(url.to_owned(), url),
+            "postgres://broker@db/broker?sslmode=require&password=***&PassWord=***"
+        );
+        let error = redact(
+            StoreError::Unavailable("auth failed for hun@ter2".into()),
+            url,
+        );
+        assert!(!error.to_string().contains("hun@ter2"), "{error}");
+        let broken = "mysql://root@[::1/x?password=s3cret";
+        assert_eq!(
+            without_password(broken.to_owned(), broken),
+            "mysql://root@[::1/x?password=***"
+        );
+        let config = crate::config::StoreUrl(url.to_owned());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hun") && !shown.contains("x2"), "{shown}");
+        assert!(shown.contains("sslmode=require"), "{shown}");
     }
 
     #[cfg(feature = "postgres")]
