@@ -1352,7 +1352,8 @@ async fn a_peer_key_withdrawn_ends_its_cached_tokens() {
 
 /// Bounded staleness for trusted peers: while a peer is unreachable, its keys (in memory, or
 /// restored from the store on a start) validate until the stale limit counted from their
-/// fetch, and not after: 503, never 200. Keys restored from an older copy are refused too.
+/// fetch, and not after: 503, never 200. Keys restored from an older copy are refused too, and
+/// so is a copy dated ahead of the clock or at `i64::MIN`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_peers_keys_go_stale() {
     const STALE: i64 = 6 * 3600;
@@ -1414,6 +1415,27 @@ async fn an_unreachable_peers_keys_go_stale() {
     // A start after the limit does not take the old copy.
     let late = serve(store.clone()).await;
     assert_eq!(late.bearer_both("/me", &token()).await.status, 503);
+    // Nor a copy dated ahead of the clock (it would never age) or at the earliest time (its
+    // age would overflow): a damaged row, or a clock set back.
+    let (jwks, _) = store
+        .get_peer_jwks(&peer.issuer())
+        .await
+        .ok()
+        .flatten()
+        .expect("the copy is stored");
+    for fetched_at in [clock.now() + 60, clock.now() + 10 * 365 * 86_400, i64::MIN] {
+        let damaged = Arc::new(MemoryStore::new());
+        damaged
+            .put_peer_jwks(&peer.issuer(), &jwks, fetched_at)
+            .await
+            .expect("stored");
+        let h = serve(damaged).await;
+        assert_eq!(
+            h.bearer_both("/me", &token()).await.status,
+            503,
+            "{fetched_at}"
+        );
+    }
 }
 
 /// Deliver 2: several instances starting at once on one store agree on one signing key, and

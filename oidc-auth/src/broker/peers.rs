@@ -137,8 +137,11 @@ impl Peers {
             return None;
         }
         let (text, fetched_at) = store?.get_peer_jwks(&peer.issuer).await.ok().flatten()?;
-        if self.clock.now() - fetched_at > self.stale_limit {
-            tracing::warn!(issuer = %peer.issuer, fetched_at, "peer unreachable, and its stored keys are past the stale limit");
+        let now = self.clock.now();
+        // A time ahead of the clock is no fetch this process can age (a damaged row, or a
+        // clock set back): such keys would never reach the stale limit.
+        if fetched_at > now || now.saturating_sub(fetched_at) > self.stale_limit {
+            tracing::warn!(issuer = %peer.issuer, fetched_at, "peer unreachable, and its stored keys are past the stale limit or dated ahead of the clock");
             return None;
         }
         let doc: Value = serde_json::from_str(&text).ok()?;
@@ -163,7 +166,7 @@ impl Peers {
         let now = self.clock.now();
         let current = peer.keys.current();
         let seen = current.as_ref().map_or(0, |c| c.generation);
-        let usable = current.is_some_and(|s| now - s.at <= self.stale_limit);
+        let usable = current.is_some_and(|s| now.saturating_sub(s.at) <= self.stale_limit);
         let forced = usable.then_some(self.cooldown);
         let no_key = || AuthError::invalid("no key published by the token's issuer matches it");
         match peer
@@ -215,8 +218,8 @@ impl Peers {
         let set = peer
             .keys
             .current()
-            .filter(|s| now - s.at <= self.stale_limit)?;
-        if now - set.at >= self.ttl {
+            .filter(|s| now.saturating_sub(s.at) <= self.stale_limit)?;
+        if now.saturating_sub(set.at) >= self.ttl {
             self.spawn_refresh(issuer, set.generation, store);
         }
         set.value.verdict(signed)
