@@ -497,13 +497,23 @@ pub(crate) fn ambiguous() -> AuthError {
 }
 
 /// What a signature check needs of a compact JWS: the key it names, its algorithm, the signed
-/// bytes and the signature.
-#[derive(Clone, Copy, Debug)]
+/// bytes and the signature. Its `Debug` shows the key id and algorithm only: the signed bytes
+/// and the signature together are the bearer token.
+#[derive(Clone, Copy)]
 pub(crate) struct Signed<'a> {
     pub(crate) kid: Option<&'a str>,
     pub(crate) alg: Algorithm,
     pub(crate) message: &'a [u8],
     pub(crate) signature: &'a [u8],
+}
+
+impl std::fmt::Debug for Signed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signed")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) fn check(

@@ -15,8 +15,8 @@ use crate::error::AuthError;
 /// Longest `kid` looked up; longer ones are refused before any lookup.
 const MAX_KID_LEN: usize = 256;
 
-/// A parsed, not yet verified, JWS.
-#[derive(Debug)]
+/// A parsed, not yet verified, JWS. Its `Debug` shows the algorithm and key id only: the
+/// signed part and the signature together are the bearer token.
 pub(crate) struct Jws<'a> {
     pub(crate) alg: Algorithm,
     pub(crate) kid: Option<String>,
@@ -24,6 +24,15 @@ pub(crate) struct Jws<'a> {
     /// `base64url(header) "." base64url(payload)`, the bytes the signature covers.
     pub(crate) signing_input: &'a [u8],
     pub(crate) signature: Vec<u8>,
+}
+
+impl std::fmt::Debug for Jws<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jws")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a token is presented as; decides which `typ` headers are acceptable.
@@ -169,6 +178,35 @@ mod tests {
         match parse(token, 8192, &Algorithm::ALL) {
             Ok(_) => panic!("accepted {token}"),
             Err(e) => e,
+        }
+    }
+
+    /// SECURITY G1: neither the parsed token nor what a signature check gets of it shows the
+    /// signed part, the claims or the signature when formatted with `Debug`.
+    #[test]
+    fn debug_of_a_parsed_token_shows_no_part_of_it() {
+        let t = token(
+            r#"{"alg":"RS256","kid":"k1"}"#,
+            r#"{"sub":"alice-secret-subject"}"#,
+        );
+        let Ok(jws) = parse(&t, 8192, &Algorithm::ALL) else {
+            panic!("parses");
+        };
+        let signed = crate::provider::Signed {
+            kid: jws.kid.as_deref(),
+            alg: jws.alg,
+            message: jws.signing_input,
+            signature: &jws.signature,
+        };
+        for shown in [format!("{jws:?}"), format!("{signed:?}")] {
+            assert!(shown.contains("k1") && shown.contains("RS256"), "{shown}");
+            for part in t.split('.') {
+                assert!(!shown.contains(part), "{shown}");
+            }
+            assert!(
+                !shown.contains("alice") && !shown.contains("115, 105, 103"),
+                "{shown}"
+            );
         }
     }
 
