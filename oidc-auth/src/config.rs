@@ -19,7 +19,8 @@ const METADATA_PREFIX: &str = "/.well-known/oauth-authorization-server";
 /// above any real token and above the header size HTTP servers accept by default.
 const MAX_TOKEN_BYTES_LIMIT: usize = 1024 * 1024;
 
-/// An invalid configuration, naming the option at fault.
+/// An invalid configuration, naming the option at fault: of an [`OidcConfig`], or of the
+/// [`AuthRoutes`](crate::AuthRoutes) where the auth endpoints are mounted.
 ///
 /// ```
 /// use oidc_auth::OidcConfig;
@@ -43,7 +44,8 @@ impl ConfigError {
 
     /// The name of the option (as in the builder method) that is invalid; `http_client` when
     /// the HTTP client for the provider cannot be built in this environment (its TLS set-up
-    /// failed, for one), which no option can fix.
+    /// failed, for one), which no option can fix. For [`AuthRoutes`](crate::AuthRoutes), the
+    /// method that refused its value: `prefix` or `path`.
     pub fn option(&self) -> &'static str {
         self.option
     }

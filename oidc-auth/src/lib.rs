@@ -216,6 +216,15 @@ pub mod __private {
     pub trait OptionalToken {}
     impl OptionalToken for ::core::option::Option<crate::token::IdToken> {}
     pub use crate::flow::{AuthEndpoint, AuthRouterSpec, AuthRoutes};
+
+    /// The routes of an `#[auth_router]`, which the macro has checked by stricter rules than
+    /// [`AuthRoutes::path`] does.
+    pub fn checked_routes(
+        prefix: &'static str,
+        settings: &[(AuthEndpoint, ::core::option::Option<&'static str>)],
+    ) -> AuthRoutes {
+        AuthRoutes::from_checked(prefix, settings)
+    }
     pub use crate::guard::{Authorized, Guarded, MaybeAuthorized};
     pub use crate::policy::{ClaimRule, ClaimValue, Policy};
     pub use crate::token::IdToken;

@@ -38,7 +38,9 @@ impl Policy for ReadWrite {
 
 /// The auth endpoints of the test application: every endpoint, below `/api`.
 pub fn auth_routes() -> oidc_auth::AuthRoutes {
-    oidc_auth::AuthRoutes::new().prefix("/api")
+    oidc_auth::AuthRoutes::new()
+        .prefix("/api")
+        .expect("`/api` is a valid prefix")
 }
 
 fn me(token: &IdToken) -> Value {

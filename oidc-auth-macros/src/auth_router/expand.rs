@@ -13,10 +13,11 @@ pub(crate) fn expand(model: &Model, item: &ItemStruct) -> TokenStream {
     let prefix = &model.prefix;
     let settings = model.endpoints.iter().map(|(variant, path)| {
         let variant = format_ident!("{}", variant);
-        match path {
-            Some(path) => quote!(.path(#krate::__private::AuthEndpoint::#variant, #path)),
-            None => quote!(.disable(#krate::__private::AuthEndpoint::#variant)),
-        }
+        let path = match path {
+            Some(path) => quote!(::core::option::Option::Some(#path)),
+            None => quote!(::core::option::Option::None),
+        };
+        quote!((#krate::__private::AuthEndpoint::#variant, #path))
     });
     quote! {
         #item
@@ -24,9 +25,7 @@ pub(crate) fn expand(model: &Model, item: &ItemStruct) -> TokenStream {
         const _: () = {
             impl #krate::__private::AuthRouterSpec for #ident {
                 fn routes() -> #krate::__private::AuthRoutes {
-                    #krate::__private::AuthRoutes::new()
-                        .prefix(#prefix)
-                        #(#settings)*
+                    #krate::__private::checked_routes(#prefix, &[#(#settings),*])
                 }
             }
         };

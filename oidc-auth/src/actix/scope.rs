@@ -46,13 +46,14 @@ fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> Http
 /// use actix_web::{App, HttpResponse, web};
 /// use oidc_auth::{AuthRoutes, OidcAuth};
 ///
-/// fn app(auth: OidcAuth) {
+/// fn app(auth: OidcAuth) -> Result<(), oidc_auth::ConfigError> {
 ///     let _ = App::new().service(
-///         oidc_auth::actix::auth_scope(auth, &AuthRoutes::new().prefix("/api")).route(
+///         oidc_auth::actix::auth_scope(auth, &AuthRoutes::new().prefix("/api")?).route(
 ///             "/auth/v2/auth-ports",
 ///             web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"valid_ports": [8080, 8443]})) }),
 ///         ),
 ///     );
+///     Ok(())
 /// }
 /// ```
 ///

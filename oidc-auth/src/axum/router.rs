@@ -77,9 +77,9 @@ fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> Resp
 /// use axum::{Json, Router, routing::get};
 /// use oidc_auth::{AuthRoutes, OidcAuth};
 ///
-/// fn app(auth: OidcAuth) -> Router {
-///     oidc_auth::axum::auth_router(auth, &AuthRoutes::new().prefix("/api"))
-///         .route("/api/auth/v2/auth-ports", get(|| async { Json(serde_json::json!({"valid_ports": [8080, 8443]})) }))
+/// fn app(auth: OidcAuth) -> Result<Router, oidc_auth::ConfigError> {
+///     Ok(oidc_auth::axum::auth_router(auth, &AuthRoutes::new().prefix("/api")?)
+///         .route("/api/auth/v2/auth-ports", get(|| async { Json(serde_json::json!({"valid_ports": [8080, 8443]})) })))
 /// }
 /// ```
 pub fn auth_router<S>(auth: OidcAuth, routes: &AuthRoutes) -> Router<S>

@@ -2,6 +2,8 @@
 //! or disabled. `#[oidc::auth_router]` generates one of these; the framework modules turn it
 //! into an axum `Router` or an actix-web `Scope`.
 
+use crate::config::ConfigError;
+
 /// One of the built-in auth endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AuthEndpoint {
@@ -65,17 +67,65 @@ impl AuthEndpoint {
     }
 }
 
+/// Why `path` cannot be mounted as it is, if it cannot. The same rules as the checks of
+/// `#[oidc::auth_router]`, which cannot share this code (a proc-macro crate is built before this
+/// one).
+fn check_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!(
+            "must start with `/`: write `/{}`",
+            path.trim_start_matches('/')
+        ));
+    }
+    if path == "/" || path.ends_with('/') {
+        return Err("must not end with `/`".to_owned());
+    }
+    if path.contains("//") {
+        return Err("has an empty segment (`//`)".to_owned());
+    }
+    // axum panics at mount on `/:x` and `/*x` and reads `{x}` as a capture; so does actix-web.
+    if let Some(c) = path.chars().find(|c| matches!(c, ':' | '*' | '{' | '}')) {
+        return Err(format!(
+            "contains `{c}`, which the routers read as a path parameter or wildcard; the auth endpoints take fixed paths"
+        ));
+    }
+    // Anything else outside RFC 3986 `pchar` (unreserved, sub-delims, `:` and `@`) needs
+    // percent-encoding, and then axum matches the encoded form and actix-web the decoded one.
+    if let Some(c) = path.chars().find(|c| !is_path_char(*c)) {
+        return Err(format!(
+            "contains `{}`; use only letters, digits and `-._~!$&'()+,;=@` besides `/`",
+            c.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+/// A character a fixed route path may hold as it is.
+fn is_path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~!$&'()+,;=@/".contains(c)
+}
+
 /// The mount points of the auth endpoints.
 ///
 /// ```
 /// use oidc_auth::{AuthEndpoint, AuthRoutes};
 /// let routes = AuthRoutes::new()
-///     .prefix("/api")
-///     .path(AuthEndpoint::Login, "/auth/v2/signin")
+///     .prefix("/api")?
+///     .path(AuthEndpoint::Login, "/auth/v2/signin")?
 ///     .disable(AuthEndpoint::Device);
 /// assert_eq!(routes.full_path(AuthEndpoint::Login).as_deref(), Some("/api/auth/v2/signin"));
 /// assert_eq!(routes.full_path(AuthEndpoint::Device), None);
+/// # Ok::<(), oidc_auth::ConfigError>(())
 /// ```
+///
+/// Every value of this type can be mounted: [`prefix`](Self::prefix) and [`path`](Self::path)
+/// refuse what the routers would reject or read differently, the checks
+/// `#[oidc::auth_router]` makes at compile time. A prefix is empty or a path like `/api`; an
+/// endpoint path is like `/auth/v2/login`. Both start with `/`, do not end with it, have no
+/// empty segment, and use only letters, digits and `-._~!$&'()+,;=@` besides `/`: `:`, `*`,
+/// `{` and `}` would be read as path parameters or wildcards, and characters that need
+/// percent-encoding are matched encoded by axum and decoded by actix-web. Two endpoints of the
+/// same method may not share a path; a GET and a POST endpoint may.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
 pub struct AuthRoutes {
@@ -99,15 +149,74 @@ impl AuthRoutes {
     }
 
     /// Mounts every endpoint below `prefix` (such as `/api`; empty for none).
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
+    ///
+    /// A prefix that is not a plain path is a [`ConfigError`] for the option `prefix`:
+    ///
+    /// ```
+    /// use oidc_auth::AuthRoutes;
+    /// let err = AuthRoutes::new().prefix("api").unwrap_err();
+    /// assert_eq!(err.option(), "prefix");
+    /// ```
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Result<Self, ConfigError> {
+        let prefix = prefix.into();
+        if !prefix.is_empty() {
+            check_path(&prefix).map_err(|problem| {
+                ConfigError::new("prefix", format!("the prefix `{prefix}` {problem}"))
+            })?;
+        }
+        self.prefix = prefix;
+        Ok(self)
     }
 
     /// Serves `endpoint` at `path` (below the prefix).
-    pub fn path(mut self, endpoint: AuthEndpoint, path: impl Into<String>) -> Self {
-        self.paths[endpoint.index()] = Some(path.into());
-        self
+    ///
+    /// A path that is not a plain path, or that another endpoint of the same method already
+    /// takes, is a [`ConfigError`] for the option `path`. To swap the paths of two endpoints,
+    /// disable one of them first.
+    ///
+    /// ```
+    /// use oidc_auth::{AuthEndpoint, AuthRoutes};
+    /// let err = AuthRoutes::new().path(AuthEndpoint::Login, "signin").unwrap_err();
+    /// assert_eq!(err.option(), "path");
+    /// // Login and Callback are both GET endpoints.
+    /// assert!(AuthRoutes::new().path(AuthEndpoint::Login, "/auth/v2/callback").is_err());
+    /// ```
+    pub fn path(
+        mut self,
+        endpoint: AuthEndpoint,
+        path: impl Into<String>,
+    ) -> Result<Self, ConfigError> {
+        let path = path.into();
+        check_path(&path).map_err(|problem| {
+            ConfigError::new(
+                "path",
+                format!("the path `{path}` of {endpoint:?} {problem}"),
+            )
+        })?;
+        if let Some((other, _)) = self.enabled().find(|(other, at)| {
+            *other != endpoint && other.method() == endpoint.method() && *at == path
+        }) {
+            return Err(ConfigError::new(
+                "path",
+                format!(
+                    "{endpoint:?} and {other:?} would both answer {} `{path}`; give one of them another path, or disable it first",
+                    endpoint.method()
+                ),
+            ));
+        }
+        self.paths[endpoint.index()] = Some(path);
+        Ok(self)
+    }
+
+    /// Routes the `#[oidc::auth_router]` macro has already checked, with the same rules and
+    /// more (it refuses any two endpoints on one path).
+    pub(crate) fn from_checked(prefix: &str, settings: &[(AuthEndpoint, Option<&str>)]) -> Self {
+        let mut routes = Self::new();
+        routes.prefix = prefix.to_owned();
+        for (endpoint, path) in settings {
+            routes.paths[endpoint.index()] = path.map(str::to_owned);
+        }
+        routes
     }
 
     /// Does not serve `endpoint` at all.
