@@ -35,7 +35,7 @@ use crate::guard::{self, AuthRejection, Authorized, Guarded, MaybeAuthorized};
 use crate::policy::{NoPolicy, Policy};
 use crate::token::IdToken;
 
-pub use scope::{auth_config, auth_scope, auth_scope_for};
+pub use scope::{auth_config, auth_scope, auth_scope_for, auth_services};
 
 type Pending<T> = Pin<Box<dyn Future<Output = Result<T, AuthRejection>>>>;
 

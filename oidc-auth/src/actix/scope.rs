@@ -1,5 +1,6 @@
 //! The auth endpoints as an actix-web `Scope`, built from [`AuthRoutes`].
 
+use actix_web::dev::HttpServiceFactory;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, CACHE_CONTROL, LOCATION, PRAGMA};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -57,77 +58,91 @@ fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> Http
 /// }
 /// ```
 ///
+/// Each endpoint path is one resource with a route per method, so a wrong method is 405 with
+/// `Allow`, as with [`auth_config`] and on axum. The 16 KiB body limit of the token and revoke
+/// endpoints is set on their resources only, not on routes the application adds to the scope.
+///
 /// The scope answers every path below its prefix, so with an empty prefix it would hide the
-/// application's other routes: use [`auth_config`] then.
+/// application's other routes: use [`auth_services`] or [`auth_config`] then.
 pub fn auth_scope(auth: OidcAuth, routes: &AuthRoutes) -> actix_web::Scope {
-    let mut scope =
-        web::scope(routes.get_prefix()).app_data(web::PayloadConfig::new(MAX_FORM_BYTES));
-    for (path, route) in endpoint_routes(&auth, routes) {
-        scope = scope.route(path, route);
+    let mut scope = web::scope(routes.get_prefix());
+    for resource in resources(&auth, routes, "") {
+        scope = scope.service(resource);
     }
     scope
 }
 
-fn endpoint_routes<'r>(
-    auth: &OidcAuth,
-    routes: &'r AuthRoutes,
-) -> Vec<(&'r str, actix_web::Route)> {
-    let mut out = Vec::new();
-    for (endpoint, path) in auth.mounted(routes) {
-        let auth = auth.clone();
-        let route = match endpoint {
-            AuthEndpoint::Login => web::get().to(move |req: HttpRequest| {
-                let auth = auth.clone();
-                async move { respond(&auth, auth.login_endpoint(req.query_string()).await) }
-            }),
-            AuthEndpoint::Callback => web::get().to(move |req: HttpRequest| {
-                let auth = auth.clone();
-                async move { respond(&auth, auth.callback_endpoint(req.query_string()).await) }
-            }),
-            AuthEndpoint::Token => web::post().to(
-                move |req: HttpRequest, body: Result<web::Bytes, actix_web::Error>| {
-                    let auth = auth.clone();
-                    async move {
-                        let authorization =
-                            req.headers().get_all(AUTHORIZATION).map(|v| v.as_bytes());
-                        let answer =
-                            async { auth.token_request(&form(body)?, authorization).await };
-                        respond(&auth, answer.await)
-                    }
-                },
-            ),
-            AuthEndpoint::Device => web::post().to(move || {
-                let auth = auth.clone();
-                async move { respond(&auth, auth.device_endpoint().await) }
-            }),
-            AuthEndpoint::Logout => web::get().to(move |req: HttpRequest| {
-                let auth = auth.clone();
-                async move { respond(&auth, auth.logout_endpoint(req.query_string()).await) }
-            }),
-            AuthEndpoint::Userinfo => web::get().to(move |req: HttpRequest| {
+/// One resource per path, each with the route of every endpoint at that path, `below` put in
+/// front of the paths.
+fn resources(auth: &OidcAuth, routes: &AuthRoutes, below: &str) -> Vec<actix_web::Resource> {
+    auth.mounted_by_path(routes)
+        .into_iter()
+        .map(|(path, endpoints)| {
+            let mut resource = web::resource(format!("{below}{path}"));
+            if endpoints
+                .iter()
+                .any(|e| matches!(e, AuthEndpoint::Token | AuthEndpoint::Revoke))
+            {
+                resource = resource.app_data(web::PayloadConfig::new(MAX_FORM_BYTES));
+            }
+            for endpoint in endpoints {
+                resource = resource.route(endpoint_route(auth, endpoint));
+            }
+            resource
+        })
+        .collect()
+}
+
+fn endpoint_route(auth: &OidcAuth, endpoint: AuthEndpoint) -> actix_web::Route {
+    let auth = auth.clone();
+    match endpoint {
+        AuthEndpoint::Login => web::get().to(move |req: HttpRequest| {
+            let auth = auth.clone();
+            async move { respond(&auth, auth.login_endpoint(req.query_string()).await) }
+        }),
+        AuthEndpoint::Callback => web::get().to(move |req: HttpRequest| {
+            let auth = auth.clone();
+            async move { respond(&auth, auth.callback_endpoint(req.query_string()).await) }
+        }),
+        AuthEndpoint::Token => web::post().to(
+            move |req: HttpRequest, body: Result<web::Bytes, actix_web::Error>| {
                 let auth = auth.clone();
                 async move {
-                    let values = req.headers().get_all(AUTHORIZATION).map(|v| v.as_bytes());
-                    respond(&auth, auth.userinfo_endpoint(values).await)
+                    let authorization = req.headers().get_all(AUTHORIZATION).map(|v| v.as_bytes());
+                    let answer = async { auth.token_request(&form(body)?, authorization).await };
+                    respond(&auth, answer.await)
                 }
-            }),
-            AuthEndpoint::Jwks => web::get().to(move || {
-                let auth = auth.clone();
-                async move { respond(&auth, auth.jwks_endpoint().await) }
-            }),
-            AuthEndpoint::Revoke => {
-                web::post().to(move |body: Result<web::Bytes, actix_web::Error>| {
-                    let auth = auth.clone();
-                    async move {
-                        let answer = async { auth.revoke_endpoint(&form(body)?).await };
-                        respond(&auth, answer.await)
-                    }
-                })
+            },
+        ),
+        AuthEndpoint::Device => web::post().to(move || {
+            let auth = auth.clone();
+            async move { respond(&auth, auth.device_endpoint().await) }
+        }),
+        AuthEndpoint::Logout => web::get().to(move |req: HttpRequest| {
+            let auth = auth.clone();
+            async move { respond(&auth, auth.logout_endpoint(req.query_string()).await) }
+        }),
+        AuthEndpoint::Userinfo => web::get().to(move |req: HttpRequest| {
+            let auth = auth.clone();
+            async move {
+                let values = req.headers().get_all(AUTHORIZATION).map(|v| v.as_bytes());
+                respond(&auth, auth.userinfo_endpoint(values).await)
             }
-        };
-        out.push((path, route));
+        }),
+        AuthEndpoint::Jwks => web::get().to(move || {
+            let auth = auth.clone();
+            async move { respond(&auth, auth.jwks_endpoint().await) }
+        }),
+        AuthEndpoint::Revoke => {
+            web::post().to(move |body: Result<web::Bytes, actix_web::Error>| {
+                let auth = auth.clone();
+                async move {
+                    let answer = async { auth.revoke_endpoint(&form(body)?).await };
+                    respond(&auth, answer.await)
+                }
+            })
+        }
     }
-    out
 }
 
 /// `auth_scope` for a route spec type, such as one declared with `#[oidc::auth_router]`.
@@ -135,9 +150,27 @@ pub fn auth_scope_for<T: AuthRouterSpec>(auth: OidcAuth) -> actix_web::Scope {
     auth_scope(auth, &T::routes())
 }
 
+/// The auth endpoints as services for `App::service`: each endpoint path is a resource at its
+/// full path (prefix included), so the application's other routes stay reachable whatever the
+/// prefix, an empty one included.
+///
+/// ```
+/// use actix_web::{App, HttpResponse, web};
+/// use oidc_auth::{AuthRoutes, OidcAuth};
+///
+/// fn app(auth: OidcAuth) {
+///     let _ = App::new()
+///         .service(oidc_auth::actix::auth_services(auth, &AuthRoutes::new()))
+///         .route("/me", web::get().to(HttpResponse::Ok));
+/// }
+/// ```
+pub fn auth_services(auth: OidcAuth, routes: &AuthRoutes) -> impl HttpServiceFactory + use<> {
+    resources(&auth, routes, routes.get_prefix())
+}
+
 /// The auth endpoints as a `ServiceConfig` function, for `App::configure`: each endpoint is a
-/// resource at its full path, so the application's other routes stay reachable whatever the
-/// prefix.
+/// resource at its full path, as with [`auth_services`], so the application's other routes stay
+/// reachable whatever the prefix.
 ///
 /// ```
 /// use actix_web::App;
@@ -149,13 +182,6 @@ pub fn auth_scope_for<T: AuthRouterSpec>(auth: OidcAuth) -> actix_web::Scope {
 /// ```
 pub fn auth_config(auth: OidcAuth, routes: AuthRoutes) -> impl Fn(&mut web::ServiceConfig) + Clone {
     move |cfg: &mut web::ServiceConfig| {
-        for (path, route) in endpoint_routes(&auth, &routes) {
-            let full = format!("{}{}", routes.get_prefix(), path);
-            cfg.service(
-                web::resource(full)
-                    .app_data(web::PayloadConfig::new(MAX_FORM_BYTES))
-                    .route(route),
-            );
-        }
+        cfg.service(auth_services(auth.clone(), &routes));
     }
 }

@@ -1,10 +1,11 @@
 //! The auth endpoints as an axum `Router`, built from [`AuthRoutes`].
 
+use std::future::{Ready, ready};
+
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, RawQuery};
-use axum::handler::Handler;
 use axum::http::header::{ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,21 +23,9 @@ fn form(body: Result<Bytes, BytesRejection>) -> Result<Bytes, AuthError> {
     body.map_err(|e| unreadable_body(e.status().as_u16()))
 }
 
-/// A route that answers GET only. axum's `get` also runs the handler for HEAD and drops the body,
-/// so a HEAD on the callback would exchange the code and spend its single-use state, and a HEAD
-/// on logout or userinfo would do their work, all for an answer nobody reads. Every other method,
-/// HEAD included, is 405 with `Allow: GET`, as on actix-web.
-fn get_only<H, T, S>(handler: H) -> MethodRouter<S>
-where
-    H: Handler<T, S>,
-    T: 'static,
-    S: Clone + Send + Sync + 'static,
-{
-    get(handler).head(only_get).fallback(only_get)
-}
-
-async fn only_get() -> Response {
-    (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, "GET")]).into_response()
+/// The handler of a method a path does not serve: 405 with the methods it does serve.
+fn refuse(allow: String) -> impl Fn() -> Ready<Response> + Clone + Send + Sync + 'static {
+    move || ready((StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, allow.clone())]).into_response())
 }
 
 fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> Response {
@@ -82,63 +71,87 @@ fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> Resp
 ///         .route("/api/auth/v2/auth-ports", get(|| async { Json(serde_json::json!({"valid_ports": [8080, 8443]})) })))
 /// }
 /// ```
+///
+/// Any other method than an endpoint's is 405 with `Allow`, HEAD on a GET endpoint included:
+/// axum's `get` also runs the handler for HEAD and drops the body, so a HEAD on the callback
+/// would exchange the code and spend its single-use state, and a HEAD on logout or userinfo
+/// would do their work, all for an answer nobody reads.
 pub fn auth_router<S>(auth: OidcAuth, routes: &AuthRoutes) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
     let mut router = Router::new();
-    for (endpoint, path) in auth.mounted(routes) {
-        let full = format!("{}{}", routes.get_prefix(), path);
-        let auth = auth.clone();
-        let method = match endpoint {
-            AuthEndpoint::Login => get_only(move |RawQuery(q): RawQuery| async move {
-                respond(&auth, auth.login_endpoint(q.as_deref().unwrap_or("")).await)
-            }),
-            AuthEndpoint::Callback => get_only(move |RawQuery(q): RawQuery| async move {
-                respond(
-                    &auth,
-                    auth.callback_endpoint(q.as_deref().unwrap_or("")).await,
-                )
-            }),
-            AuthEndpoint::Token => post(
-                move |headers: HeaderMap, body: Result<Bytes, BytesRejection>| async move {
-                    let authorization = headers
-                        .get_all(AUTHORIZATION)
-                        .iter()
-                        .map(HeaderValue::as_bytes);
-                    let answer = async { auth.token_request(&form(body)?, authorization).await };
-                    respond(&auth, answer.await)
-                },
+    for (path, endpoints) in auth.mounted_by_path(routes) {
+        let allow = endpoints
+            .iter()
+            .map(|e| e.method())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let serves_get = endpoints.iter().any(|e| e.method() == "GET");
+        let mut method = MethodRouter::new().fallback(refuse(allow.clone()));
+        for endpoint in endpoints {
+            method = method.merge(endpoint_method(&auth, endpoint));
+        }
+        if serves_get {
+            method = method.head(refuse(allow));
+        }
+        router = router.route(&format!("{}{}", routes.get_prefix(), path), method);
+    }
+    router
+}
+
+/// The route of one endpoint, for its method only.
+fn endpoint_method<S>(auth: &OidcAuth, endpoint: AuthEndpoint) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let auth = auth.clone();
+    match endpoint {
+        AuthEndpoint::Login => get(move |RawQuery(q): RawQuery| async move {
+            respond(&auth, auth.login_endpoint(q.as_deref().unwrap_or("")).await)
+        }),
+        AuthEndpoint::Callback => get(move |RawQuery(q): RawQuery| async move {
+            respond(
+                &auth,
+                auth.callback_endpoint(q.as_deref().unwrap_or("")).await,
             )
-            .layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
-            AuthEndpoint::Device => {
-                post(move || async move { respond(&auth, auth.device_endpoint().await) })
-            }
-            AuthEndpoint::Logout => get_only(move |RawQuery(q): RawQuery| async move {
-                respond(
-                    &auth,
-                    auth.logout_endpoint(q.as_deref().unwrap_or("")).await,
-                )
-            }),
-            AuthEndpoint::Userinfo => get_only(move |headers: HeaderMap| async move {
-                let values = headers
+        }),
+        AuthEndpoint::Token => post(
+            move |headers: HeaderMap, body: Result<Bytes, BytesRejection>| async move {
+                let authorization = headers
                     .get_all(AUTHORIZATION)
                     .iter()
                     .map(HeaderValue::as_bytes);
-                respond(&auth, auth.userinfo_endpoint(values).await)
-            }),
-            AuthEndpoint::Jwks => {
-                get_only(move || async move { respond(&auth, auth.jwks_endpoint().await) })
-            }
-            AuthEndpoint::Revoke => post(move |body: Result<Bytes, BytesRejection>| async move {
-                let answer = async { auth.revoke_endpoint(&form(body)?).await };
+                let answer = async { auth.token_request(&form(body)?, authorization).await };
                 respond(&auth, answer.await)
-            })
-            .layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
-        };
-        router = router.route(&full, method);
+            },
+        )
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
+        AuthEndpoint::Device => {
+            post(move || async move { respond(&auth, auth.device_endpoint().await) })
+        }
+        AuthEndpoint::Logout => get(move |RawQuery(q): RawQuery| async move {
+            respond(
+                &auth,
+                auth.logout_endpoint(q.as_deref().unwrap_or("")).await,
+            )
+        }),
+        AuthEndpoint::Userinfo => get(move |headers: HeaderMap| async move {
+            let values = headers
+                .get_all(AUTHORIZATION)
+                .iter()
+                .map(HeaderValue::as_bytes);
+            respond(&auth, auth.userinfo_endpoint(values).await)
+        }),
+        AuthEndpoint::Jwks => {
+            get(move || async move { respond(&auth, auth.jwks_endpoint().await) })
+        }
+        AuthEndpoint::Revoke => post(move |body: Result<Bytes, BytesRejection>| async move {
+            let answer = async { auth.revoke_endpoint(&form(body)?).await };
+            respond(&auth, answer.await)
+        })
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
     }
-    router
 }
 
 /// `auth_router` for a route spec type, such as one declared with `#[oidc::auth_router]`.

@@ -262,6 +262,24 @@ impl crate::auth::OidcAuth {
             .enabled()
             .filter(move |(endpoint, _)| broker || *endpoint != AuthEndpoint::Jwks)
     }
+
+    /// [`mounted`](Self::mounted), grouped by path (in the order the paths first appear): a
+    /// GET and a POST endpoint may share one, and each framework then needs one resource for
+    /// both, so that a third method is 405 and not 404.
+    #[cfg(any(feature = "axum", feature = "actix-web"))]
+    pub(crate) fn mounted_by_path<'r>(
+        &self,
+        routes: &'r AuthRoutes,
+    ) -> Vec<(&'r str, Vec<AuthEndpoint>)> {
+        let mut out: Vec<(&'r str, Vec<AuthEndpoint>)> = Vec::new();
+        for (endpoint, path) in self.mounted(routes) {
+            match out.iter_mut().find(|(at, _)| *at == path) {
+                Some((_, endpoints)) => endpoints.push(endpoint),
+                None => out.push((path, vec![endpoint])),
+            }
+        }
+        out
+    }
 }
 
 /// A type describing where the auth endpoints are mounted; `#[oidc::auth_router]` implements it.
