@@ -1,7 +1,8 @@
 //! The auth endpoints mounted each way the frameworks offer: axum's `auth_router`, actix-web's
 //! `auth_scope`, `auth_services` and `auth_config`, and the methods of `#[oidc::auth_router]`.
-//! Every mount answers a wrong method the same way and keeps the token endpoint's body limit to
-//! itself; `AuthRoutes` refuses what a router could not mount.
+//! Every mount answers a wrong method the same way, keeps the token endpoint's body limit to
+//! itself, and leaves the application's own routes reachable; `AuthRoutes` refuses what a
+//! router could not mount.
 
 use actix_web::{App, HttpResponse, test, web};
 use axum::Router;
@@ -15,6 +16,9 @@ use tower::ServiceExt as _;
 
 #[oidc::auth_router(prefix = "/api")]
 struct Prefixed;
+
+#[oidc::auth_router]
+struct Unprefixed;
 
 async fn auth() -> (MockProvider, OidcAuth) {
     let idp = MockProvider::start().await.expect("provider");
@@ -174,6 +178,25 @@ async fn the_token_body_limit_stays_off_routes_added_to_the_scope() {
     );
     let token = axum_call(&axum_app, "POST", "/api/auth/v2/token", form).await;
     assert_eq!(token.0, 413, "axum token: {token:?}");
+}
+
+/// `scope()` of a router without a prefix leaves the application's routes reachable. It used to
+/// be a scope at `""`, which took every request: `/me` answered 404.
+#[actix_web::test]
+async fn an_unprefixed_macro_scope_leaves_the_applications_routes_reachable() {
+    let (_idp, auth) = auth().await;
+    let app = test::init_service(App::new().service(Unprefixed::scope(auth.clone())).route(
+        "/me",
+        web::get().to(|| async { HttpResponse::Ok().body("me") }),
+    ))
+    .await;
+    let me = actix_call!(&app, "GET", "/me", Vec::new());
+    assert_eq!((me.0, me.2.as_str()), (200, "me"));
+    // The auth endpoints are there too: a login without its redirect URI is the endpoint's 400.
+    let login = actix_call!(&app, "GET", "/auth/v2/login", Vec::new());
+    assert_eq!(login.0, 400, "{login:?}");
+    let wrong = actix_call!(&app, "POST", "/auth/v2/login", Vec::new());
+    assert_405(&wrong, "GET", "POST /auth/v2/login");
 }
 
 /// A GET and a POST endpoint may share a path: both are served, and any other method is 405

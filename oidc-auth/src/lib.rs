@@ -127,9 +127,38 @@ macro_rules! __oidc_auth_axum_methods {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __oidc_auth_actix_methods {
-    ($ty:ident) => {
+    // No prefix: no scope, since a scope at "" would take every request of the application.
+    ($ty:ident, "") => {
         impl $ty {
-            /// The auth endpoints as an actix-web `Scope` at the prefix.
+            /// The auth endpoints as services for `App::service`, each a resource at its path.
+            ///
+            /// This router has no prefix, so there is no scope: one at `""` would take every
+            /// request and hide the application's other routes. These resources leave them
+            /// reachable; add your own routes to the `App`.
+            pub fn scope(
+                auth: $crate::OidcAuth,
+            ) -> impl $crate::__private::actix_web::dev::HttpServiceFactory + 'static {
+                $crate::actix::auth_services(
+                    auth,
+                    &<Self as $crate::__private::AuthRouterSpec>::routes(),
+                )
+            }
+
+            /// The auth endpoints as a function for `App::configure`.
+            pub fn configure(
+                auth: $crate::OidcAuth,
+            ) -> impl Fn(&mut $crate::__private::actix_web::web::ServiceConfig) + ::core::clone::Clone {
+                $crate::actix::auth_config(
+                    auth,
+                    <Self as $crate::__private::AuthRouterSpec>::routes(),
+                )
+            }
+        }
+    };
+    ($ty:ident, $prefix:tt) => {
+        impl $ty {
+            /// The auth endpoints as an actix-web `Scope` at the prefix, to which the
+            /// application may add its own routes.
             pub fn scope(auth: $crate::OidcAuth) -> $crate::__private::actix_web::Scope {
                 $crate::actix::auth_scope_for::<Self>(auth)
             }
@@ -151,15 +180,15 @@ macro_rules! __oidc_auth_actix_methods {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __oidc_auth_actix_methods {
-    ($ty:ident) => {};
+    ($ty:ident, $prefix:tt) => {};
 }
 
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __oidc_auth_router_methods {
-    ($ty:ident) => {
+    ($ty:ident, $prefix:tt) => {
         $crate::__oidc_auth_axum_methods!($ty);
-        $crate::__oidc_auth_actix_methods!($ty);
+        $crate::__oidc_auth_actix_methods!($ty, $prefix);
     };
 }
 

@@ -30,6 +30,6 @@ pub(crate) fn expand(model: &Model, item: &ItemStruct) -> TokenStream {
             }
         };
 
-        #krate::__private::auth_router_methods!(#ident);
+        #krate::__private::auth_router_methods!(#ident, #prefix);
     }
 }

@@ -63,8 +63,14 @@ fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> Http
 /// endpoints is set on their resources only, not on routes the application adds to the scope.
 ///
 /// The scope answers every path below its prefix, so with an empty prefix it would hide the
-/// application's other routes: use [`auth_services`] or [`auth_config`] then.
+/// application's other routes (and logs a warning): use [`auth_services`] or [`auth_config`]
+/// then.
 pub fn auth_scope(auth: OidcAuth, routes: &AuthRoutes) -> actix_web::Scope {
+    if routes.get_prefix().is_empty() {
+        tracing::warn!(
+            "an actix-web scope with an empty prefix takes every request, so the application's other routes are not reachable; mount the auth endpoints with `auth_services` or `auth_config` instead"
+        );
+    }
     let mut scope = web::scope(routes.get_prefix());
     for resource in resources(&auth, routes, "") {
         scope = scope.service(resource);
@@ -152,7 +158,8 @@ pub fn auth_scope_for<T: AuthRouterSpec>(auth: OidcAuth) -> actix_web::Scope {
 
 /// The auth endpoints as services for `App::service`: each endpoint path is a resource at its
 /// full path (prefix included), so the application's other routes stay reachable whatever the
-/// prefix, an empty one included.
+/// prefix, an empty one included. This is what `scope()` of an `#[oidc::auth_router]` without a
+/// prefix returns.
 ///
 /// ```
 /// use actix_web::{App, HttpResponse, web};

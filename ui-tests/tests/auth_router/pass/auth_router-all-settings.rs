@@ -38,5 +38,9 @@ fn main() {
         .unwrap();
     let auth = OidcAuth::new(config);
     let _router: axum::Router = AuthApi::router(auth.clone()).route("/extra", axum::routing::get(|| async { "x" }));
-    let _app = actix_web::App::new().service(AuthApi::scope(auth.clone())).configure(Defaults::configure(auth));
+    let _app = actix_web::App::new().service(AuthApi::scope(auth.clone())).configure(Defaults::configure(auth.clone()));
+    // Without a prefix, `scope` gives resources, which leave the application's routes reachable.
+    let _app = actix_web::App::new()
+        .service(Defaults::scope(auth))
+        .route("/me", actix_web::web::get().to(|| async { "me" }));
 }
