@@ -1,4 +1,5 @@
-//! How each framework finds the `OidcAuth` handle, and custom error rendering.
+//! How each framework finds the `OidcAuth` handle, custom error rendering, and the warning of a
+//! provider outage behind an optional token.
 
 use std::sync::Arc;
 
@@ -168,5 +169,113 @@ async fn actix_uses_a_custom_error_renderer() {
     assert_eq!(
         test::read_body(response).await,
         "denied: no bearer token was sent"
+    );
+}
+
+/// Log lines written while the guard returned by [`capture_logs`] lives, on this thread.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log lock")).into_owned()
+    }
+
+    /// The WARN lines that contain `needle`.
+    fn warnings(&self, needle: &str) -> usize {
+        self.text()
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains(needle))
+            .count()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Captures the logs of this thread (the tests run their servers in process, on this thread).
+fn capture_logs() -> (Logs, tracing::subscriber::DefaultGuard) {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
+async fn actix_feed(token: Option<IdToken>) -> HttpResponse {
+    HttpResponse::Ok().body(token.is_some().to_string())
+}
+
+async fn axum_feed(token: Option<IdToken>) -> String {
+    token.is_some().to_string()
+}
+
+/// A provider outage is logged as a warning when a hand-written `Option<IdToken>` gives `None`
+/// on actix-web, whose own `Option` extractor used to hide it at debug level; on axum it is
+/// logged once per request, not twice.
+#[actix_web::test]
+async fn an_optional_token_during_a_provider_outage_is_logged_on_both_frameworks() {
+    let (logs, _guard) = capture_logs();
+    let (idp, auth) = provider_and_auth().await;
+    idp.set_fault_all(oidc_auth::testing::Fault::Down);
+    let token = idp.token().audience(AUDIENCE).sign();
+    let actix = test::init_service(
+        App::new()
+            .app_data(web::Data::new(auth.clone()))
+            .route("/feed", web::get().to(actix_feed)),
+    )
+    .await;
+    let request = test::TestRequest::get()
+        .uri("/feed")
+        .insert_header(("authorization", format!("Bearer {token}")))
+        .to_request();
+    let response = test::call_service(&actix, request).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(test::read_body(response).await, "false");
+    assert_eq!(
+        logs.warnings("bearer token not checked: identity provider unavailable"),
+        1,
+        "actix-web: {}",
+        logs.text()
+    );
+
+    let axum_app = Router::new()
+        .route("/feed", get(axum_feed))
+        .with_state(auth);
+    let request = Request::get("/feed")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .expect("request");
+    let response = axum_app.oneshot(request).await.expect("answer");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        logs.warnings("optional authentication skipped: identity provider unavailable"),
+        1,
+        "axum: {}",
+        logs.text()
+    );
+    assert_eq!(
+        logs.warnings("bearer token not checked"),
+        1,
+        "axum warns once: {}",
+        logs.text()
     );
 }

@@ -180,6 +180,12 @@ impl fmt::Display for AuthRejection {
 impl std::error::Error for AuthRejection {}
 
 /// The guard's whole job, shared by both frameworks.
+///
+/// A provider outage is logged here as well as answered with 503: on actix-web an
+/// `Option<IdToken>` or `Option<Authorized<P>>` parameter goes through actix-web's own `Option`
+/// extractor, which turns this refusal into `None` with nothing above a debug log, so the outage
+/// would otherwise pass unseen while signed-in users became anonymous. (axum's `Option` and
+/// [`MaybeAuthorized`] take [`authorize_optional`] instead, which logs it once.)
 #[cfg_attr(not(any(feature = "axum", feature = "actix-web")), allow(dead_code))]
 pub(crate) async fn authorize<'a, P: Policy>(
     auth: Option<&OidcAuth>,
@@ -188,9 +194,12 @@ pub(crate) async fn authorize<'a, P: Policy>(
     let Some(auth) = auth else {
         return Err(AuthRejection::misconfigured());
     };
-    auth.authorize::<P>(authorization)
-        .await
-        .map_err(|e| AuthRejection::rendered(auth, e))
+    auth.authorize::<P>(authorization).await.map_err(|e| {
+        if e.kind() == ErrorKind::Unavailable {
+            tracing::warn!(error = %e, "bearer token not checked: identity provider unavailable");
+        }
+        AuthRejection::rendered(auth, e)
+    })
 }
 
 /// The optional guard's job, shared by both frameworks.

@@ -2,7 +2,14 @@
 //! extractors, and [`AuthRejection`] as a `ResponseError`.
 //!
 //! The [`OidcAuth`] handle is found in `app_data`, as `web::Data<OidcAuth>` or a plain
-//! `OidcAuth`. `Option<IdToken>` and `Option<Authorized<P>>` give optional protection.
+//! `OidcAuth`.
+//!
+//! For optional protection take [`MaybeAuthorized<P>`] (what `#[oidc::optional]` generates):
+//! `None` for no token or one that is invalid or insufficient, and for a provider outage, which
+//! is logged as a warning; a server without an `OidcAuth` answers 500. `Option<IdToken>` and
+//! `Option<Authorized<P>>` work too, but through actix-web's own `Option` extractor, which
+//! turns every refusal into `None` with a debug log, the missing `OidcAuth` included (the
+//! provider outage is still logged as a warning).
 //!
 //! ```
 //! use actix_web::{App, web};
