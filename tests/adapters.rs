@@ -220,6 +220,72 @@ fn capture_logs() -> (Logs, tracing::subscriber::DefaultGuard) {
     (logs, tracing::subscriber::set_default(subscriber))
 }
 
+/// A renderer whose headers include ones no HTTP response can carry.
+fn sloppy_renderer() -> ErrorRenderer {
+    Arc::new(|err: &AuthError| ErrorResponse {
+        status: err.status(),
+        headers: vec![
+            ("x-auth-error", "missing".to_owned()),
+            ("x-detail", "line one\r\nline two".to_owned()),
+            ("bad name", "value".to_owned()),
+        ],
+        content_type: "text/plain",
+        body: b"denied".to_vec(),
+    })
+}
+
+/// A renderer's header that is not valid HTTP is left out on both frameworks, with one warning
+/// for the handle; the status and the other headers stay. actix-web used to answer 500 instead,
+/// and axum left the header out without a word.
+#[actix_web::test]
+async fn an_invalid_renderer_header_is_dropped_with_one_warning_on_both_frameworks() {
+    let (logs, _guard) = capture_logs();
+    let idp = MockProvider::start().await.expect("provider");
+    let auth = OidcAuth::builder(base_config(&idp).build().expect("config"))
+        .error_renderer(sloppy_renderer())
+        .build();
+    let actix = test::init_service(
+        App::new()
+            .app_data(web::Data::new(auth.clone()))
+            .route("/me", web::get().to(actix_me)),
+    )
+    .await;
+    let axum_app = Router::new().route("/me", get(me)).with_state(auth);
+    for _ in 0..2 {
+        let response =
+            test::call_service(&actix, test::TestRequest::get().uri("/me").to_request()).await;
+        assert_eq!(response.status(), 401, "actix-web");
+        let headers = response.headers();
+        assert_eq!(
+            headers.get("x-auth-error").and_then(|v| v.to_str().ok()),
+            Some("missing")
+        );
+        assert!(headers.get("x-detail").is_none() && headers.get("bad name").is_none());
+        assert_eq!(test::read_body(response).await, "denied");
+
+        let response = axum_app
+            .clone()
+            .oneshot(Request::get("/me").body(Body::empty()).expect("request"))
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "axum");
+        assert_eq!(
+            response
+                .headers()
+                .get("x-auth-error")
+                .and_then(|v| v.to_str().ok()),
+            Some("missing")
+        );
+        assert!(response.headers().get("x-detail").is_none());
+    }
+    assert_eq!(
+        logs.warnings("error renderer returned headers that are not valid HTTP"),
+        1,
+        "{}",
+        logs.text()
+    );
+}
+
 async fn actix_feed(token: Option<IdToken>) -> HttpResponse {
     HttpResponse::Ok().body(token.is_some().to_string())
 }

@@ -2,6 +2,7 @@
 //! only translate requests into calls on it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 
@@ -40,6 +41,8 @@ struct Inner {
     cache: Option<TokenCache>,
     clock: Arc<dyn Clock>,
     renderer: Option<ErrorRenderer>,
+    /// Whether the renderer's invalid headers have been logged already.
+    renderer_warned: AtomicBool,
     leeway: i64,
     sealer: Sealer,
     broker: Option<Arc<Broker>>,
@@ -138,6 +141,7 @@ impl OidcAuthBuilder {
             cache,
             clock: self.clock,
             renderer: self.renderer,
+            renderer_warned: AtomicBool::new(false),
             sealer: Sealer::new(state_key),
         }))
     }
@@ -370,11 +374,23 @@ impl OidcAuth {
     }
 
     /// Renders `error` with the configured renderer, or the default JSON body and challenge.
+    ///
+    /// A header of the configured renderer that no HTTP response can carry is left out (see
+    /// [`ErrorRenderer`]); the first time, a warning says which.
     pub fn render(&self, error: &AuthError) -> ErrorResponse {
-        match &self.0.renderer {
-            Some(render) => render(error),
-            None => error.to_response(self.0.config.realm.as_deref()),
+        let Some(render) = &self.0.renderer else {
+            return error.to_response(self.0.config.realm.as_deref());
+        };
+        let mut response = render(error);
+        let dropped = response.drop_invalid_headers();
+        if !dropped.is_empty() && !self.0.renderer_warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                headers = ?dropped,
+                "the error renderer returned headers that are not valid HTTP; they are left out of \
+                 its answers (this is logged once)"
+            );
         }
+        response
     }
 }
 

@@ -324,7 +324,50 @@ pub struct ErrorResponse {
     pub body: Vec<u8>,
 }
 
+impl ErrorResponse {
+    /// Leaves out every header an HTTP response cannot carry, as a custom renderer may return:
+    /// a name that is not an RFC 9110 token, or a value with a control character such as a line
+    /// break. An unusable `content_type` becomes empty, which the adapters do not send. Returns
+    /// the names of the headers left out, so that both frameworks answer with the same status
+    /// and the remaining headers instead of one of them failing with a 500.
+    pub(crate) fn drop_invalid_headers(&mut self) -> Vec<&'static str> {
+        let mut dropped = Vec::new();
+        self.headers.retain(|(name, value)| {
+            let keep = is_header_name(name) && is_header_value(value);
+            if !keep {
+                dropped.push(*name);
+            }
+            keep
+        });
+        if !is_header_value(self.content_type) {
+            dropped.push("content-type");
+            self.content_type = "";
+        }
+        dropped
+    }
+}
+
+/// An RFC 9110 `token`, as a header name must be.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A header value both frameworks send: no control character but horizontal tab.
+fn is_header_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| (b >= 0x20 && b != 0x7f) || b == b'\t')
+}
+
 /// Replaces the default rendering of errors, for applications with their own error format.
+///
+/// A header the renderer returns that no HTTP response can carry (a name that is not a token,
+/// a value with a line break or another control character) is left out, with a warning logged
+/// once per [`OidcAuth`](crate::OidcAuth); the status and the other headers are sent as they
+/// are, on both frameworks.
 ///
 /// ```
 /// use oidc_auth::{AuthError, ErrorRenderer, ErrorResponse};

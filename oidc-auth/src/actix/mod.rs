@@ -142,9 +142,13 @@ impl ResponseError for AuthRejection {
     }
 
     fn error_response(&self) -> HttpResponse {
+        // `OidcAuth::render` has left out any header actix-web would refuse (which would turn
+        // the answer into a 500).
         let rendered = self.response();
         let mut builder = HttpResponse::build(self.status_code());
-        builder.content_type(rendered.content_type);
+        if !rendered.content_type.is_empty() {
+            builder.content_type(rendered.content_type);
+        }
         for (name, value) in &rendered.headers {
             builder.append_header((*name, value.as_str()));
         }

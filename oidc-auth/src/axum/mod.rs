@@ -189,8 +189,12 @@ impl IntoResponse for AuthRejection {
         let mut response = Response::new(axum::body::Body::from(rendered.body.clone()));
         *response.status_mut() =
             StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        // `OidcAuth::render` has left out, and logged, any header that is not valid HTTP; the
+        // conversions below cannot fail for the others.
         let headers = response.headers_mut();
-        if let Ok(value) = HeaderValue::from_str(rendered.content_type) {
+        if let Ok(value) = HeaderValue::from_str(rendered.content_type)
+            && !rendered.content_type.is_empty()
+        {
             headers.insert(axum::http::header::CONTENT_TYPE, value);
         }
         for (name, value) in &rendered.headers {
