@@ -55,7 +55,24 @@ fn check_path(
                 "`#[oidc::auth_router]`: {what} `{path}` contains `{c}`, which the routers read as a path parameter or wildcard; the auth endpoints take fixed paths"
             ),
         );
+    } else if let Some(c) = path.chars().find(|c| !is_path_char(*c)) {
+        // Outside RFC 3986 `pchar` a character needs percent-encoding, and then axum matches
+        // the encoded form and actix-web the decoded one: the same route, two different URLs.
+        diag.error(
+            span,
+            format!(
+                "`#[oidc::auth_router]`: {what} `{}` contains `{}`, which axum matches percent-encoded and actix-web decoded; use only letters, digits and `-._~!$&'()+,;=@` besides `/`",
+                path.escape_debug(),
+                c.escape_debug()
+            ),
+        );
     }
+}
+
+/// A character a fixed route path may hold as it is: RFC 3986 unreserved, sub-delims, `@` and
+/// `/` (`:` and `*` are refused above, as route syntax).
+fn is_path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/".contains(c)
 }
 
 pub(crate) fn build(raw: RawArgs, diag: &mut Diagnostics) -> Model {
