@@ -127,7 +127,7 @@ pub(crate) fn build(mode: Mode, args: Args, item: &ItemFn, diag: &mut Diagnostic
             FnArg::Receiver(receiver) => {
                 diag.error_spanned(
                     receiver,
-                    format!("`#[oidc::{name}]`: handlers cannot take `self`; make it a free function or an associated function without `self`"),
+                    format!("`#[oidc::{name}]`: handlers cannot take `self`, nor be declared inside an `impl` block (the macro adds a policy type next to the handler, which an `impl` block cannot hold); make it a free function"),
                 );
                 continue;
             }
