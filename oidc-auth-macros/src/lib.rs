@@ -24,7 +24,7 @@ pub fn optional(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Declares an application's scopes: see `oidc_auth::Scopes`.
-#[proc_macro_derive(Scopes, attributes(scope))]
+#[proc_macro_derive(Scopes, attributes(scope, scopes))]
 pub fn derive_scopes(input: TokenStream) -> TokenStream {
     scopes::derive(input.into()).into()
 }

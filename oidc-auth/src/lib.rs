@@ -78,7 +78,7 @@ pub use config::{ConfigError, OidcConfig, OidcConfigBuilder};
 pub use error::{AuthError, ErrorBody, ErrorKind, ErrorRenderer, ErrorResponse};
 pub use flow::{AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse};
 pub use guard::{AuthRejection, Authorized, Guarded, MaybeAuthorized};
-pub use policy::{ClaimConstraint, ClaimRule, ClaimValue, NoPolicy, Policy};
+pub use policy::{ClaimConstraint, ClaimRule, ClaimValue, NoPolicy, Policy, Scopes};
 pub use secret::{Audience, Issuer, Kid, Scope, Secret};
 pub use token::IdToken;
 
@@ -219,15 +219,7 @@ pub mod __private {
     pub use crate::__oidc_auth_handler_shape as handler_shape;
     pub use crate::__oidc_auth_router_methods as auth_router_methods;
 
-    /// Implemented by `#[derive(Scopes)]`: the declared scope tokens, by variant position.
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` does not declare scopes",
-        note = "add `#[derive(oidc_auth::Scopes)]` to `{Self}`, or write the scope as a string"
-    )]
-    pub trait ScopeEnum {
-        /// Every declared scope, in declaration order.
-        const ALL: &'static [&'static str];
-    }
+    pub use crate::policy::Scopes as ScopeEnum;
 
     /// The type of a `#[required]` handler's token parameter.
     #[diagnostic::on_unimplemented(

@@ -30,6 +30,38 @@ pub trait Policy: Send + Sync + 'static {
     const CLAIMS: &'static [ClaimRule] = &[];
 }
 
+/// An application's scopes, declared once as an enum with
+/// [`#[derive(Scopes)]`](macro@crate::Scopes), which implements this trait: handlers then name a
+/// scope as a variant (`scopes = [AppScope::Admin]`).
+///
+/// The derive adds nothing else to the enum, so its own inherent items (an `as_str` of its
+/// own, say) stay as they are; import this trait to use these.
+///
+/// ```
+/// use oidc_auth::Scopes;
+///
+/// #[derive(Scopes)]
+/// enum AppScope {
+///     Admin,
+///     #[scope("billing:write")]
+///     Billing,
+/// }
+///
+/// assert_eq!(AppScope::ALL, ["admin", "billing:write"]);
+/// assert_eq!(AppScope::Billing.as_str(), "billing:write");
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not declare scopes",
+    note = "add `#[derive(oidc_auth::Scopes)]` to `{Self}`, or write the scope as a string"
+)]
+pub trait Scopes {
+    /// Every declared scope, in declaration order (the order of the variants).
+    const ALL: &'static [&'static str];
+
+    /// The scope token this variant stands for.
+    fn as_str(&self) -> &'static str;
+}
+
 /// The policy that requires nothing beyond a valid token.
 ///
 /// ```

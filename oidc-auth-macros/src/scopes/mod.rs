@@ -6,7 +6,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::{Data, DeriveInput, Fields, LitStr};
 
-use crate::diag::Diagnostics;
+use crate::diag::{Diagnostics, did_you_mean};
 
 /// `ReadUser` -> `read_user`.
 fn snake_case(ident: &str) -> String {
@@ -38,6 +38,7 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
         .to_compile_error();
     };
     let ident = &input.ident;
+    let krate = crate_path(&input.attrs, &mut diag);
     if !input.generics.params.is_empty() {
         diag.error_spanned(
             &input.generics,
@@ -113,34 +114,108 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
         let variant = &v.ident;
         quote!(Self::#variant => #n)
     });
+    // Only the trait: an inherent `ALL` or `as_str` would collide with the enum's own items.
     quote! {
-        impl #ident {
-            /// Every declared scope, in declaration order.
-            pub const ALL: &'static [&'static str] = &[#(#all),*];
-
-            /// The scope token this variant stands for.
-            pub const fn as_str(&self) -> &'static str {
-                match self {
-                    #(#arms,)*
-                }
-            }
-        }
-
         const _: () = {
-            impl ::oidc_auth::__private::ScopeEnum for #ident {
-                const ALL: &'static [&'static str] = #ident::ALL;
+            #[automatically_derived]
+            impl #krate::__private::ScopeEnum for #ident {
+                const ALL: &'static [&'static str] = &[#(#all),*];
+
+                fn as_str(&self) -> &'static str {
+                    match self {
+                        #(#arms,)*
+                    }
+                }
             }
         };
     }
 }
 
+/// The path of the runtime crate: `::oidc_auth`, or what `#[scopes(crate = "...")]` names.
+fn crate_path(attrs: &[syn::Attribute], diag: &mut Diagnostics) -> syn::Path {
+    let mut krate = None;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("scopes")) {
+        let parsed = attr.parse_nested_meta(|meta| {
+            if !meta.path.is_ident("crate") {
+                let name = quote::ToTokens::to_token_stream(&meta.path).to_string();
+                let hint = match did_you_mean(&name, &["crate"]) {
+                    Some(_) => "did you mean `crate`?",
+                    None => "the only one is `crate = \"...\"`",
+                };
+                return Err(meta.error(format!(
+                    "`#[derive(oidc::Scopes)]`: unknown argument `{name}` in `#[scopes(...)]`; {hint}"
+                )));
+            }
+            let lit: LitStr = meta.value()?.parse()?;
+            match lit.parse::<syn::Path>() {
+                Ok(path) => krate = Some(path),
+                Err(_) => diag.error(
+                    lit.span(),
+                    "`#[derive(oidc::Scopes)]`: `crate` must be a path such as \"::oidc_auth\"",
+                ),
+            }
+            Ok(())
+        });
+        if let Err(e) = parsed {
+            diag.push(e);
+        }
+    }
+    krate.unwrap_or_else(|| syn::parse_quote!(::oidc_auth))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::snake_case;
+    use quote::quote;
+
+    use super::{derive, snake_case};
 
     #[test]
     fn variant_names_become_snake_case_scopes() {
         assert_eq!(snake_case("Admin"), "admin");
         assert_eq!(snake_case("ReadUser"), "read_user");
+    }
+
+    /// The items the expansion adds, parsed.
+    fn expanded(input: proc_macro2::TokenStream) -> Vec<syn::Item> {
+        let file: syn::File = syn::parse2(derive(input)).expect("the expansion is valid Rust");
+        file.items
+    }
+
+    #[test]
+    fn the_derive_adds_no_inherent_items_to_the_enum() {
+        let items = expanded(quote!(
+            enum AppScope {
+                Admin,
+            }
+        ));
+        let inherent = items
+            .iter()
+            .any(|item| matches!(item, syn::Item::Impl(i) if i.trait_.is_none()));
+        assert!(
+            !inherent,
+            "an inherent impl would collide with the enum's own `as_str`"
+        );
+        let [syn::Item::Const(_)] = items.as_slice() else {
+            panic!(
+                "one `const _` holding the trait impl, got {} items",
+                items.len()
+            );
+        };
+    }
+
+    #[test]
+    fn the_crate_attribute_names_the_runtime_crate() {
+        let tokens = derive(quote!(
+            #[scopes(crate = "crate::reexport::oidc")]
+            enum AppScope {
+                Admin,
+            }
+        ))
+        .to_string();
+        assert!(
+            tokens.contains("crate :: reexport :: oidc :: __private :: ScopeEnum"),
+            "{tokens}"
+        );
+        assert!(!tokens.contains("oidc_auth"), "{tokens}");
     }
 }

@@ -1,4 +1,6 @@
-//! Variants stand for their snake-case names unless `#[scope("...")]` names the scope.
+//! Variants stand for their snake-case names unless `#[scope("...")]` names the scope; `ALL` and
+//! `as_str` come from the `Scopes` trait.
+use oidc::Scopes as _;
 use oidc_auth as oidc;
 
 #[derive(oidc::Scopes)]
