@@ -345,3 +345,60 @@ async fn an_optional_token_during_a_provider_outage_is_logged_on_both_frameworks
         logs.text()
     );
 }
+
+/// An outage under load writes one warning per kind every ten seconds, not one per request:
+/// 20 requests to a required route and 20 with an optional token, on both frameworks, log one
+/// "not checked" and one "optional authentication skipped" warning (the rest at DEBUG), and
+/// ten seconds later the next request warns again.
+#[actix_web::test]
+async fn an_outage_under_load_warns_once_every_ten_seconds() {
+    let (logs, _guard) = capture_logs();
+    let idp = MockProvider::start().await.expect("provider");
+    let clock = oidc_auth::ManualClock::new(oidc_auth::Clock::now(&oidc_auth::SystemClock));
+    let auth = OidcAuth::builder(base_config(&idp).build().expect("config"))
+        .clock(clock.clone())
+        .build();
+    idp.set_fault_all(oidc_auth::testing::Fault::Down);
+    let token = idp.token().audience(AUDIENCE).sign();
+    let actix = test::init_service(
+        App::new()
+            .app_data(web::Data::new(auth.clone()))
+            .route("/me", web::get().to(me))
+            .route("/feed", web::get().to(actix_feed)),
+    )
+    .await;
+    let axum_app = Router::new()
+        .route("/me", get(me))
+        .route("/feed", get(axum_feed))
+        .with_state(auth);
+    let round = || async {
+        for path in ["/me", "/feed"] {
+            for _ in 0..5 {
+                let request = test::TestRequest::get()
+                    .uri(path)
+                    .insert_header(("authorization", format!("Bearer {token}")))
+                    .to_request();
+                let status = test::call_service(&actix, request).await.status().as_u16();
+                assert_eq!(status, if path == "/me" { 503 } else { 200 });
+                let request = Request::get(path)
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(Body::empty())
+                    .expect("request");
+                let response = axum_app.clone().oneshot(request).await.expect("answer");
+                let status = response.status().as_u16();
+                assert_eq!(status, if path == "/me" { 503 } else { 200 });
+            }
+        }
+    };
+    let not_checked = "bearer token not checked: identity provider unavailable";
+    let skipped = "optional authentication skipped: identity provider unavailable";
+    round().await;
+    round().await;
+    assert_eq!(logs.warnings(not_checked), 1, "{}", logs.text());
+    assert_eq!(logs.warnings(skipped), 1, "{}", logs.text());
+    assert!(logs.text().contains("DEBUG"), "{}", logs.text());
+    clock.advance(10);
+    round().await;
+    assert_eq!(logs.warnings(not_checked), 2, "{}", logs.text());
+    assert_eq!(logs.warnings(skipped), 2, "{}", logs.text());
+}

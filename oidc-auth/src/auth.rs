@@ -2,7 +2,7 @@
 //! only translate requests into calls on it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use serde_json::Value;
 
@@ -43,6 +43,10 @@ struct Inner {
     renderer: Option<ErrorRenderer>,
     /// Whether the renderer's invalid headers have been logged already.
     renderer_warned: AtomicBool,
+    /// When each [`OutageLog`] was last written as a warning (unix seconds, or `i64::MIN`): at
+    /// most one every [`OUTAGE_LOG_INTERVAL_SECS`], the others at DEBUG, so an outage under
+    /// load does not write a warning per request.
+    outage_warned_at: [AtomicI64; 2],
     leeway: i64,
     sealer: Sealer,
     broker: Option<Arc<Broker>>,
@@ -142,6 +146,7 @@ impl OidcAuthBuilder {
             clock: self.clock,
             renderer: self.renderer,
             renderer_warned: AtomicBool::new(false),
+            outage_warned_at: [AtomicI64::new(i64::MIN), AtomicI64::new(i64::MIN)],
             sealer: Sealer::new(state_key),
         }))
     }
@@ -363,7 +368,11 @@ impl OidcAuth {
         match self.authorize::<P>(authorization).await {
             Ok(token) => Some(token),
             Err(e) if e.kind() == ErrorKind::Unavailable => {
-                tracing::warn!(error = %e, "optional authentication skipped: identity provider unavailable");
+                if self.outage_warning_due(OutageLog::OptionalSkipped) {
+                    tracing::warn!(error = %e, "optional authentication skipped: identity provider unavailable");
+                } else {
+                    tracing::debug!(error = %e, "optional authentication skipped: identity provider unavailable");
+                }
                 None
             }
             Err(e) => {
@@ -371,6 +380,19 @@ impl OidcAuth {
                 None
             }
         }
+    }
+
+    /// Whether a request's failure for a provider outage is to be logged as a warning now: the
+    /// first of its kind, then one every [`OUTAGE_LOG_INTERVAL_SECS`]. The provider fetches log
+    /// their own failures, paced by their backoff; this says what the outage does to requests.
+    pub(crate) fn outage_warning_due(&self, log: OutageLog) -> bool {
+        let now = self.0.clock.now();
+        let at = &self.0.outage_warned_at[log as usize];
+        let last = at.load(Ordering::Relaxed);
+        last.saturating_add(OUTAGE_LOG_INTERVAL_SECS) <= now
+            && at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Renders `error` with the configured renderer, or the default JSON body and challenge.
@@ -392,6 +414,18 @@ impl OidcAuth {
         }
         response
     }
+}
+
+/// The shortest time between two warnings of one [`OutageLog`] kind.
+const OUTAGE_LOG_INTERVAL_SECS: i64 = 10;
+
+/// What a provider outage did to a request, as logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OutageLog {
+    /// A guard refused the request (503), or actix-web's `Option` extractor made it `None`.
+    NotChecked = 0,
+    /// Optional protection let the request in as anonymous.
+    OptionalSkipped = 1,
 }
 
 /// Which issuers a token may come from.

@@ -185,7 +185,8 @@ impl std::error::Error for AuthRejection {}
 /// `Option<IdToken>` or `Option<Authorized<P>>` parameter goes through actix-web's own `Option`
 /// extractor, which turns this refusal into `None` with nothing above a debug log, so the outage
 /// would otherwise pass unseen while signed-in users became anonymous. (axum's `Option` and
-/// [`MaybeAuthorized`] take [`authorize_optional`] instead, which logs it once.)
+/// [`MaybeAuthorized`] take [`authorize_optional`] instead, which logs it once.) One warning
+/// every ten seconds at most; the others are at DEBUG.
 #[cfg_attr(not(any(feature = "axum", feature = "actix-web")), allow(dead_code))]
 pub(crate) async fn authorize<'a, P: Policy>(
     auth: Option<&OidcAuth>,
@@ -196,7 +197,11 @@ pub(crate) async fn authorize<'a, P: Policy>(
     };
     auth.authorize::<P>(authorization).await.map_err(|e| {
         if e.kind() == ErrorKind::Unavailable {
-            tracing::warn!(error = %e, "bearer token not checked: identity provider unavailable");
+            if auth.outage_warning_due(crate::auth::OutageLog::NotChecked) {
+                tracing::warn!(error = %e, "bearer token not checked: identity provider unavailable");
+            } else {
+                tracing::debug!(error = %e, "bearer token not checked: identity provider unavailable");
+            }
         }
         AuthRejection::rendered(auth, e)
     })
