@@ -452,6 +452,44 @@ async fn a_busy_userinfo_is_503_with_retry_after() {
     }
 }
 
+/// A provider that refuses the token at its userinfo (a token issued for this API rather than
+/// for the provider's userinfo) leads to an answer from the validated token's claims, also
+/// when the refusal has no body, only a `WWW-Authenticate` header, as RFC 6750 servers send
+/// it. A bodiless busy answer is 503, a bodiless failure or a non-JSON 200 is 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_userinfo_refusal_without_a_body_answers_from_the_token() {
+    let h = harness().await;
+    let tokens = client_code_flow(&h, FRAMEWORKS[0]).await;
+    let access = field(&tokens, "access_token").to_owned();
+    let answered = h.bearer(FRAMEWORKS[0], USERINFO, &access).await;
+    let user = answered.body["username"].clone();
+    assert!(user.is_string(), "{}", answered.raw_body);
+    for fault in [
+        Fault::Empty(401),
+        Fault::Empty(403),
+        Fault::Status(401),
+        Fault::Status(403),
+    ] {
+        h.idp.set_fault(Endpoint::Userinfo, fault.clone());
+        for fw in FRAMEWORKS {
+            let reply = h.bearer(fw, USERINFO, &access).await;
+            assert_eq!(reply.status, 200, "{fault:?} on {fw:?}: {}", reply.raw_body);
+            assert_eq!(reply.body["username"], user, "{fault:?} on {fw:?}");
+        }
+    }
+    h.idp.set_fault(Endpoint::Userinfo, Fault::Empty(503));
+    for fw in FRAMEWORKS {
+        assert_try_later(&h.bearer(fw, USERINFO, &access).await, "empty 503");
+    }
+    for fault in [Fault::Empty(500), Fault::Garbage, Fault::Truncated] {
+        h.idp.set_fault(Endpoint::Userinfo, fault.clone());
+        for fw in FRAMEWORKS {
+            let reply = h.bearer(fw, USERINFO, &access).await;
+            assert_answer(&reply, 502, "server_error", &format!("{fault:?} on {fw:?}"));
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // The code exchange
 // ------------------------------------------------------------------------------------------

@@ -99,10 +99,12 @@ impl OidcAuth {
             return Ok(from_token());
         };
         let request = self.provider().http().get(&endpoint).bearer_auth(raw);
-        let (status, info) = self
+        // The status decides first: a refusal (401, 403) often has no body at all, only a
+        // `WWW-Authenticate` header (RFC 6750), and must still lead to the token's claims.
+        let (status, body) = self
             .provider()
             .http()
-            .send_json(request, 64 * 1024)
+            .send(request, 64 * 1024)
             .await
             .map_err(super::fetch_error)?;
         if status == 401 || status == 403 {
@@ -116,6 +118,8 @@ impl OidcAuth {
                 status,
             )));
         }
+        let info: Value = serde_json::from_slice(&body)
+            .map_err(|_| super::fetch_error(crate::provider::FetchError::NotJson))?;
         // An answer that names no subject is the provider's fault (502); only a subject that
         // is not the token's is the caller's (SECURITY D9).
         let Some(sub) = info

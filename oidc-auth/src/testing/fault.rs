@@ -124,6 +124,10 @@ pub enum Fault {
     /// a misbehaving provider, might: an error without a well-formed `error` code, say. A
     /// number that is not a valid status code is answered with 500.
     Json(u16, serde_json::Value),
+    /// Answer with this HTTP status and no body, as many servers do: a `401` (sent with
+    /// `WWW-Authenticate: Bearer error="invalid_token"`, as RFC 6750 has it), a `404` or a
+    /// `503` from a proxy. A number that is not a valid status code is answered with 500.
+    Empty(u16),
     /// Answer `200 OK` with an HTML body (`Content-Type: text/html`), like a captive portal or a
     /// misconfigured proxy would.
     Garbage,

@@ -15,7 +15,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -137,6 +137,7 @@ async fn apply_fault(
             Json(body),
         )
             .into_response(),
+        Fault::Empty(code) => fault_empty(code),
         Fault::Garbage => (
             StatusCode::OK,
             [(CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -171,6 +172,15 @@ fn fault_status(code: u16) -> Response {
         "error_description": format!("MockProvider answered {code} because of Fault::Status"),
     });
     (status, Json(body)).into_response()
+}
+
+fn fault_empty(code: u16) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = [(WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#)];
+        return (status, challenge).into_response();
+    }
+    status.into_response()
 }
 
 /// Keeps the status and headers of `response` but only the first half of its body.

@@ -431,6 +431,27 @@ async fn fault_status_answers_that_status_with_a_json_error() {
 }
 
 #[tokio::test]
+async fn fault_empty_answers_that_status_without_a_body() {
+    let provider = MockProvider::start().await.expect("start");
+    for (code, challenge) in [(401, Some(r#"Bearer error="invalid_token""#)), (503, None)] {
+        provider.set_fault(Endpoint::Userinfo, Fault::Empty(code));
+        let response = client()
+            .get(format!("{}/userinfo", provider.issuer()))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status().as_u16(), code);
+        let sent = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        assert_eq!(sent.as_deref(), challenge);
+        assert!(response.bytes().await.expect("body").is_empty());
+    }
+}
+
+#[tokio::test]
 async fn fault_down_on_all_endpoints_fails_new_and_pooled_connections() {
     let provider = MockProvider::start().await.expect("start");
     let pooled = client();
