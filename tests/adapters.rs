@@ -359,7 +359,13 @@ async fn an_outage_under_load_warns_once_every_ten_seconds() {
         .clock(clock.clone())
         .build();
     idp.set_fault_all(oidc_auth::testing::Fault::Down);
-    let token = idp.token().audience(AUDIENCE).sign();
+    // Valid two hours either side of the start, for the clock set back below.
+    let token = idp
+        .token()
+        .audience(AUDIENCE)
+        .issued_at(oidc_auth::Clock::now(&clock) - 7200)
+        .expires_in(4 * 3600)
+        .sign();
     let actix = test::init_service(
         App::new()
             .app_data(web::Data::new(auth.clone()))
@@ -401,4 +407,10 @@ async fn an_outage_under_load_warns_once_every_ten_seconds() {
     round().await;
     assert_eq!(logs.warnings(not_checked), 2, "{}", logs.text());
     assert_eq!(logs.warnings(skipped), 2, "{}", logs.text());
+    // A clock set back an hour does not silence the warnings for that hour.
+    clock.advance(-3600);
+    round().await;
+    round().await;
+    assert_eq!(logs.warnings(not_checked), 3, "{}", logs.text());
+    assert_eq!(logs.warnings(skipped), 3, "{}", logs.text());
 }

@@ -360,7 +360,8 @@ impl OidcAuth {
     }
 
     /// Like [`authorize`](Self::authorize) for optional protection: any failure gives `None`.
-    /// A provider outage is logged, since it turns signed-in users into anonymous ones.
+    /// A provider outage is logged, since it turns signed-in users into anonymous ones: as a
+    /// warning the first time and then once every ten seconds, the others at DEBUG.
     pub async fn authorize_optional<'a, P: Policy>(
         &self,
         authorization: impl IntoIterator<Item = &'a [u8]>,
@@ -385,11 +386,13 @@ impl OidcAuth {
     /// Whether a request's failure for a provider outage is to be logged as a warning now: the
     /// first of its kind, then one every [`OUTAGE_LOG_INTERVAL_SECS`]. The provider fetches log
     /// their own failures, paced by their backoff; this says what the outage does to requests.
+    /// A clock set back behind the last warning makes the next one due at once, so that it
+    /// cannot silence the warnings until it has caught up.
     pub(crate) fn outage_warning_due(&self, log: OutageLog) -> bool {
         let now = self.0.clock.now();
         let at = &self.0.outage_warned_at[log as usize];
         let last = at.load(Ordering::Relaxed);
-        last.saturating_add(OUTAGE_LOG_INTERVAL_SECS) <= now
+        (now < last || last.saturating_add(OUTAGE_LOG_INTERVAL_SECS) <= now)
             && at
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
