@@ -38,6 +38,7 @@ pub(crate) struct Peers {
     ttl: i64,
     cooldown: i64,
     stale_limit: i64,
+    leeway: i64,
     withdrawals: Withdrawals,
 }
 
@@ -86,6 +87,7 @@ impl Peers {
             ttl: crate::clock::secs(config.jwks_ttl),
             cooldown: crate::clock::secs(config.jwks_refetch_cooldown),
             stale_limit: crate::clock::secs(config.jwks_stale_limit),
+            leeway: crate::clock::secs(config.leeway),
             withdrawals,
         }
     }
@@ -138,16 +140,20 @@ impl Peers {
         }
         let (text, fetched_at) = store?.get_peer_jwks(&peer.issuer).await.ok().flatten()?;
         let now = self.clock.now();
-        // A time ahead of the clock is no fetch this process can age (a damaged row, or a
-        // clock set back): such keys would never reach the stale limit.
-        if fetched_at > now || now.saturating_sub(fetched_at) > self.stale_limit {
+        // A time further ahead of the clock than the leeway is no fetch this process can age
+        // (a damaged row, or a clock set back): such keys would never reach the stale limit.
+        // Within the leeway (another instance's clock a little fast) the copy counts as
+        // fetched now.
+        if fetched_at > now.saturating_add(self.leeway)
+            || now.saturating_sub(fetched_at) > self.stale_limit
+        {
             tracing::warn!(issuer = %peer.issuer, fetched_at, "peer unreachable, and its stored keys are past the stale limit or dated ahead of the clock");
             return None;
         }
         let doc: Value = serde_json::from_str(&text).ok()?;
         let set = KeySet::parse(&doc, &self.accepted, self.max_keys).ok()?;
         tracing::warn!(issuer = %peer.issuer, fetched_at, "peer unreachable; using its keys from the store");
-        peer.keys.restore(set, fetched_at).await
+        peer.keys.restore(set, fetched_at.min(now)).await
     }
 
     /// Verifies a token of the trusted `issuer` with that issuer's keys only.
