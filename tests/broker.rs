@@ -89,8 +89,8 @@ async fn login_answers_with_minted_tokens_the_guards_accept() {
     }
 }
 
-/// Minted `roles` take from `resource_access` only the roles of this server's client and of
-/// the minted audience. A user who is `admin` of an unrelated client of the same provider is
+/// Minted `roles` take from `resource_access` only the roles of this server's client, of the
+/// audience its access tokens must carry, and of the minted audience. A user who is `admin` of an unrelated client of the same provider is
 /// not `admin` to the services that trust the minted token (before: every client's roles were
 /// flattened in).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,6 +106,7 @@ async fn minted_roles_leave_out_the_roles_of_unrelated_clients() {
             "resource_access": {
                 "test-client": {"roles": ["editor"]},
                 BROKER_AUDIENCE: {"roles": ["auditor"]},
+                AUDIENCE: {"roles": ["operator"]},
                 "billing": {"roles": ["admin"]},
                 "account": {"roles": ["manage-account"]},
             },
@@ -115,7 +116,7 @@ async fn minted_roles_leave_out_the_roles_of_unrelated_clients() {
         let reply = login(h, fw).await;
         let (_, claims) = jwt(field(&reply, "access_token"));
         let roles = claims["roles"].as_array().cloned().unwrap_or_default();
-        for held in ["viewer", "user", "editor", "auditor"] {
+        for held in ["viewer", "user", "editor", "auditor", "operator"] {
             assert!(roles.contains(&json!(held)), "{fw:?}: {held} in {roles:?}");
         }
         for foreign in ["admin", "manage-account"] {

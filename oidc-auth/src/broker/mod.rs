@@ -275,9 +275,14 @@ impl Broker {
         if let Some(store) = store {
             let _ = cell.set(store);
         }
+        // The clients whose `resource_access` roles are this API's: its own client, the
+        // audience its access tokens must carry, and the audience it mints for.
         let mut role_clients = vec![config.client_id.clone()];
-        if !audience.is_empty() && audience != config.client_id {
-            role_clients.push(audience.clone());
+        let accepted = config.audience.as_ref().map(|a| a.as_str().to_owned());
+        for client in accepted.into_iter().chain([audience.clone()]) {
+            if !client.is_empty() && !role_clients.contains(&client) {
+                role_clients.push(client);
+            }
         }
         Self {
             issuer,
