@@ -270,6 +270,8 @@ fn auth_routes_refuse_what_a_router_cannot_mount() {
         "/ü",
         "/a%20b",
         "/a?b",
+        "/.",
+        "/api/..",
     ] {
         let err = AuthRoutes::new().prefix(prefix).expect_err(prefix);
         assert_eq!(err.option(), "prefix", "{prefix}: {err}");
@@ -284,6 +286,8 @@ fn auth_routes_refuse_what_a_router_cannot_mount() {
         "/auth/{x}",
         "/anmelden/ü",
         "/a#b",
+        "/auth/../login",
+        "/./login",
     ] {
         let err = AuthRoutes::new()
             .path(AuthEndpoint::Login, path)
@@ -298,9 +302,10 @@ fn auth_routes_refuse_what_a_router_cannot_mount() {
         .path(AuthEndpoint::Revoke, "/auth/v2/token")
         .expect_err("two POST endpoints on one path");
     assert!(clash.message().contains("Token"), "{clash}");
-    // What is accepted mounts: letters, digits, RFC 3986 sub-delims (but `*`), `@` and `-._~`.
+    // What is accepted mounts: letters, digits, RFC 3986 sub-delims (but `*`), `@` and `-._~`,
+    // dots included where they are not a whole segment.
     let fine = AuthRoutes::new()
-        .prefix("/api-v1.2_~")
+        .prefix("/api-v1.2_~/.well-known/...")
         .and_then(|r| r.path(AuthEndpoint::Login, "/sign-in@x!$&'()+,;="))
         .and_then(|r| {
             r.disable(AuthEndpoint::Callback)
@@ -309,6 +314,6 @@ fn auth_routes_refuse_what_a_router_cannot_mount() {
         .expect("valid routes");
     assert_eq!(
         fine.full_path(AuthEndpoint::Login).as_deref(),
-        Some("/api-v1.2_~/auth/v2/callback")
+        Some("/api-v1.2_~/.well-known/.../auth/v2/callback")
     );
 }

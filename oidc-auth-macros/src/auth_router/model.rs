@@ -46,6 +46,18 @@ fn check_path(
             .any(|c| c.is_whitespace() || c == '?' || c == '#')
     {
         diag.error(span, format!("`#[oidc::auth_router]`: {what} `{path}` is not a plain path; use segments like \"/auth/v2/login\""));
+    } else if path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        // Clients resolve dot segments before they send a request (RFC 3986 section 5.2.4),
+        // so no request could reach such a route.
+        diag.error(
+            span,
+            format!(
+                "`#[oidc::auth_router]`: {what} `{path}` has a `.` or `..` segment, which clients resolve before sending, so no request could reach it"
+            ),
+        );
     } else if let Some(c) = path.chars().find(|c| ROUTE_SYNTAX.contains(c)) {
         // axum panics at startup on `/:x` and `/*x` and reads `{x}` as a capture; actix reads
         // `{x}` as a capture too, so `/a/{x}` and `/a/{y}` would silently take the same requests.

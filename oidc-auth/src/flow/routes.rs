@@ -83,6 +83,16 @@ fn check_path(path: &str) -> Result<(), String> {
     if path.contains("//") {
         return Err("has an empty segment (`//`)".to_owned());
     }
+    // Clients resolve dot segments before they send a request (RFC 3986 section 5.2.4).
+    if path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(
+            "has a `.` or `..` segment, which clients resolve before sending, so no request could reach it"
+                .to_owned(),
+        );
+    }
     // axum panics at mount on `/:x` and `/*x` and reads `{x}` as a capture; so does actix-web.
     if let Some(c) = path.chars().find(|c| matches!(c, ':' | '*' | '{' | '}')) {
         return Err(format!(
@@ -122,7 +132,7 @@ fn is_path_char(c: char) -> bool {
 /// refuse what the routers would reject or read differently, the checks
 /// `#[oidc::auth_router]` makes at compile time. A prefix is empty or a path like `/api`; an
 /// endpoint path is like `/auth/v2/login`. Both start with `/`, do not end with it, have no
-/// empty segment, and use only letters, digits and `-._~!$&'()+,;=@` besides `/`: `:`, `*`,
+/// empty, `.` or `..` segment (clients resolve those before sending), and use only letters, digits and `-._~!$&'()+,;=@` besides `/`: `:`, `*`,
 /// `{` and `}` would be read as path parameters or wildcards, and characters that need
 /// percent-encoding are matched encoded by axum and decoded by actix-web. Two endpoints of the
 /// same method may not share a path; a GET and a POST endpoint may.
