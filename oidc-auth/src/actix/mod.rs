@@ -6,10 +6,11 @@
 //!
 //! For optional protection take [`MaybeAuthorized<P>`] (what `#[oidc::optional]` generates):
 //! `None` for no token or one that is invalid or insufficient, and for a provider outage, which
-//! is logged as a warning; a server without an `OidcAuth` answers 500. `Option<IdToken>` and
-//! `Option<Authorized<P>>` work too, but through actix-web's own `Option` extractor, which
-//! turns every refusal into `None` with a debug log, the missing `OidcAuth` included (the
-//! provider outage is still logged as a warning).
+//! is logged as a warning (the first, then one every ten seconds, the rest at DEBUG); a server
+//! without an `OidcAuth` answers 500. `Option<IdToken>` and `Option<Authorized<P>>` work too,
+//! but through actix-web's own `Option` extractor, which turns every refusal into `None` with a
+//! debug log, the missing `OidcAuth` included (the provider outage is still logged as a
+//! warning, paced the same way).
 //!
 //! ```
 //! use actix_web::{App, web};
