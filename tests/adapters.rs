@@ -10,8 +10,10 @@ use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use oidc_auth::testing::MockProvider;
 use oidc_auth::{AuthError, ErrorRenderer, ErrorResponse, IdToken, OidcAuth};
+use oidc_auth_tests::logs::capture_logs;
 use oidc_auth_tests::{AUDIENCE, base_config};
 use tower::ServiceExt as _;
+use tracing::Level;
 
 async fn provider_and_auth() -> (MockProvider, OidcAuth) {
     let idp = MockProvider::start().await.expect("provider");
@@ -172,54 +174,6 @@ async fn actix_uses_a_custom_error_renderer() {
     );
 }
 
-/// Log lines written while the guard returned by [`capture_logs`] lives, on this thread.
-#[derive(Clone, Default)]
-struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("log lock")).into_owned()
-    }
-
-    /// The WARN lines that contain `needle`.
-    fn warnings(&self, needle: &str) -> usize {
-        self.text()
-            .lines()
-            .filter(|l| l.contains("WARN") && l.contains(needle))
-            .count()
-    }
-}
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-/// Captures the logs of this thread (the tests run their servers in process, on this thread).
-fn capture_logs() -> (Logs, tracing::subscriber::DefaultGuard) {
-    let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .finish();
-    (logs, tracing::subscriber::set_default(subscriber))
-}
-
 /// A renderer whose headers include ones no HTTP response can carry.
 fn sloppy_renderer() -> ErrorRenderer {
     Arc::new(|err: &AuthError| ErrorResponse {
@@ -239,7 +193,7 @@ fn sloppy_renderer() -> ErrorRenderer {
 /// and axum left the header out without a word.
 #[actix_web::test]
 async fn an_invalid_renderer_header_is_dropped_with_one_warning_on_both_frameworks() {
-    let (logs, _guard) = capture_logs();
+    let (logs, _guard) = capture_logs(Level::DEBUG);
     let idp = MockProvider::start().await.expect("provider");
     let auth = OidcAuth::builder(base_config(&idp).build().expect("config"))
         .error_renderer(sloppy_renderer())
@@ -299,7 +253,7 @@ async fn axum_feed(token: Option<IdToken>) -> String {
 /// logged once per request, not twice.
 #[actix_web::test]
 async fn an_optional_token_during_a_provider_outage_is_logged_on_both_frameworks() {
-    let (logs, _guard) = capture_logs();
+    let (logs, _guard) = capture_logs(Level::DEBUG);
     let (idp, auth) = provider_and_auth().await;
     idp.set_fault_all(oidc_auth::testing::Fault::Down);
     let token = idp.token().audience(AUDIENCE).sign();
@@ -352,7 +306,7 @@ async fn an_optional_token_during_a_provider_outage_is_logged_on_both_frameworks
 /// ten seconds later the next request warns again.
 #[actix_web::test]
 async fn an_outage_under_load_warns_once_every_ten_seconds() {
-    let (logs, _guard) = capture_logs();
+    let (logs, _guard) = capture_logs(Level::DEBUG);
     let idp = MockProvider::start().await.expect("provider");
     let clock = oidc_auth::ManualClock::new(oidc_auth::Clock::now(&oidc_auth::SystemClock));
     let auth = OidcAuth::builder(base_config(&idp).build().expect("config"))

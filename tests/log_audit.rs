@@ -6,42 +6,17 @@
 //! and on failure paths: a forged state handle, a failing provider, a refused ID token and
 //! refused bearer tokens.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use oidc_auth::testing::{Endpoint, Fault, MockProvider};
+use oidc_auth_tests::logs::CapturedLogs;
 use oidc_auth_tests::{AUDIENCE, Framework, Harness, Reply, into_reply, last_token_request_field};
-use tracing_subscriber::fmt::MakeWriter;
 use url::Url;
 
 const LOOPBACK: &str = "http://localhost:53100/callback";
 const SECRET: &str = "client-secret-that-must-not-leak";
 /// A bearer token with a made-up signature.
 const FORGED_BEARER: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut log) = self.0.lock() {
-            log.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 fn query(url: &Url, name: &str) -> String {
     url.query_pairs()
@@ -95,12 +70,8 @@ async fn token_call(h: &Harness, fw: Framework, code: &str, handle: &str) -> Rep
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_the_logs_at_trace_level() {
-    let log = Captured::default();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(log.clone())
-        .with_ansi(false)
-        .init();
+    let log = CapturedLogs::default();
+    log.builder(tracing::Level::TRACE).init();
     let idp = MockProvider::start().await.expect("provider");
     idp.set_access_token_audience(AUDIENCE);
     idp.set_client("test-client", Some(SECRET));
@@ -290,8 +261,7 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
             );
         }
     }
-    let text =
-        String::from_utf8_lossy(&log.0.lock().map(|l| l.clone()).unwrap_or_default()).into_owned();
+    let text = log.text();
     assert!(
         text.lines().count() > 20,
         "tracing captured the run ({} lines)",

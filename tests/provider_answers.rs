@@ -9,19 +9,18 @@
 //! route answers 503 to every refusal and to an advertised endpoint that is not there, since that
 //! is what makes py-oidc-auth-client fall back to the browser flow (DESIGN section 5).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use oidc_auth::OidcAuth;
 use oidc_auth::store::memory::MemoryStore;
 use oidc_auth::testing::{Endpoint, Fault};
 use oidc_auth_tests::broker::{field, serve_broker};
+use oidc_auth_tests::logs::CapturedLogs;
 use oidc_auth_tests::{
     FRAMEWORKS, Harness, LOOPBACK, Reply, base_config, browser_login, client_code_flow,
     client_token_call, flow_provider,
 };
 use serde_json::{Value, json};
-use tracing_subscriber::fmt::MakeWriter;
 
 const TOKEN: &str = "/api/auth/v2/token";
 const DEVICE: &str = "/api/auth/v2/device";
@@ -140,37 +139,6 @@ async fn a_wrong_client_secret_is_502_at_code_exchange_and_refresh() {
     }
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        let bytes = self.0.lock().map(|log| log.clone()).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut log) = self.0.lock() {
-            log.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// The operator learns of the misconfiguration: the refusal of this server's client is logged
 /// at ERROR with the provider's code, and without the secret. The endpoint is called directly,
 /// on this thread's runtime, so that a subscriber for this test alone sees its logs.
@@ -184,12 +152,8 @@ async fn a_refusal_of_this_servers_client_is_logged_as_an_error_with_its_code() 
         .build()
         .expect("test configuration is valid");
     let auth = OidcAuth::builder(config).build();
-    let log = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(log.clone())
-        .with_ansi(false)
-        .finish();
+    let log = CapturedLogs::default();
+    let subscriber = log.builder(tracing::Level::INFO).finish();
     // A second registered dispatcher: with only one, tracing asks just the registering
     // thread's own default about a callsite, so a callsite another test's thread reached first
     // would stay disabled for this test's subscriber too.
@@ -201,11 +165,7 @@ async fn a_refusal_of_this_servers_client_is_logged_as_an_error_with_its_code() 
         .expect_err("the provider refuses the client");
     assert_eq!(refused.status(), 502);
     let text = log.text();
-    assert!(
-        text.lines()
-            .any(|line| line.contains("ERROR") && line.contains("invalid_client")),
-        "{text}"
-    );
+    assert_eq!(log.count("ERROR", "invalid_client"), 1, "{text}");
     assert!(!text.contains(WRONG_SECRET), "{text}");
 }
 

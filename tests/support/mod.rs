@@ -6,6 +6,7 @@
 pub mod apps;
 pub mod broker;
 pub mod jose;
+pub mod logs;
 pub mod proxy;
 pub mod real_provider;
 
