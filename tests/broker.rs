@@ -2061,6 +2061,44 @@ async fn e5_every_slow_down_grows_the_polling_gap_by_five_seconds() {
     }
 }
 
+/// E8 and G7: a device poll the provider answers 2xx without an access token (a broken
+/// provider, or one that answers `authorization_pending` with 200) is 502 and does not spend the
+/// device code, so the login completes at a later poll once the user has approved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_poll_answered_without_an_access_token_leaves_the_code_unspent() {
+    let clock = ManualClock::new(SystemClock.now());
+    let b = broker_with(|c| c, Some(clock.clone())).await;
+    let h = &b.h;
+    h.idp.set_device_interval(Some(0));
+    for fw in FRAMEWORKS {
+        let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
+        let code = field(&start, "device_code").to_owned();
+        let form = [("device-code", code.as_str())];
+        for answer in [
+            json!({}),
+            json!({"error": "authorization_pending"}),
+            json!({"access_token": "", "token_type": "Bearer"}),
+        ] {
+            h.idp
+                .set_fault(Endpoint::Token, Fault::Json(200, answer.clone()));
+            clock.advance(5);
+            let reply = h.post_form(fw, TOKEN, &form).await;
+            assert_eq!(
+                (reply.status, reply.error()),
+                (502, Some("server_error")),
+                "{fw:?} {answer}: {}",
+                reply.raw_body
+            );
+        }
+        h.idp.set_fault(Endpoint::Token, Fault::None);
+        assert!(h.idp.approve_device(field(&start, "user_code")));
+        clock.advance(5);
+        let reply = h.post_form(fw, TOKEN, &form).await;
+        assert_eq!(reply.status, 200, "{fw:?}: {}", reply.raw_body);
+        assert!(!field(&reply, "refresh_token").is_empty(), "{fw:?}");
+    }
+}
+
 /// Deliver 6: expired sessions and refresh tokens are purged in the background, at most once
 /// an hour, on the back of logins and refreshes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,11 +2,12 @@
 //! names py-oidc-auth-client sends (`refresh-token`, `device-code`) and the standard ones.
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::{EndpointResponse, parse_form, token_json};
 use crate::auth::OidcAuth;
 use crate::broker::ExchangeRequest;
-use crate::error::AuthError;
+use crate::error::{AuthError, ErrorKind};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -232,6 +233,18 @@ impl OidcAuth {
                 return Err(e);
             }
         };
+        // An answer without an access token is no approval: the provider's fault (502), and the
+        // device code stays unspent, so that a later poll can still complete the login.
+        if answer
+            .get("access_token")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return Err(AuthError::new(
+                ErrorKind::BadGateway,
+                "the identity provider sent no access token",
+            ));
+        }
         broker.redeem_device_code(&device_code, now).await?;
         broker
             .start_session(self, &answer, None, None)
