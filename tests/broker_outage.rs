@@ -8,8 +8,8 @@
 //! every call refuses while it is down, needs no database.
 
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use oidc_auth::store::memory::MemoryStore;
@@ -22,7 +22,8 @@ use oidc_auth_tests::broker::{
     G6_LIMIT, JWKS, REVOKE, field, login, provider, refresh, serve_broker,
 };
 use oidc_auth_tests::{
-    FRAMEWORKS, Framework, LOOPBACK, browser_login, client_token_call, query_param,
+    FRAMEWORKS, Framework, LOOPBACK, browser_login, client_code_flow, client_token_call,
+    query_param,
 };
 
 /// The version of the local `main` cluster, from `pg_lsclusters`.
@@ -164,11 +165,15 @@ async fn broker_rides_out_a_database_restart() {
 }
 
 /// A [`MemoryStore`] that refuses every call as unavailable while it is down, as a database
-/// that cannot be reached would.
+/// that cannot be reached would; or only the writes of refresh records while `refresh_down`,
+/// as a database that drops out between a session's two writes would. It remembers the
+/// session ids written to it.
 #[derive(Default)]
 struct OutageStore {
     inner: MemoryStore,
     down: AtomicBool,
+    refresh_down: AtomicBool,
+    sessions: Mutex<Vec<String>>,
 }
 
 macro_rules! unless_down {
@@ -187,11 +192,9 @@ macro_rules! unless_down {
 impl Store for OutageStore {
     unless_down! {
         migrate() -> ();
-        put_session(session: &Session) -> ();
         update_session(session: &Session, now: i64) -> bool;
         get_session(id: &str, now: i64) -> Option<Session>;
         delete_session(id: &str) -> Option<oidc_auth::store::Session>;
-        insert_refresh(record: &RefreshRecord) -> ();
         rotate_refresh(old: &[u8; 32], new: &[u8; 32], now: i64) -> RotateOutcome;
         revoke_family(family: &str) -> ();
         list_keys() -> Vec<StoredKey>;
@@ -203,6 +206,57 @@ impl Store for OutageStore {
         consume_once(key: &[u8; 32], expires_at: i64, now: i64) -> bool;
         is_consumed(key: &[u8; 32], now: i64) -> bool;
         purge_expired(now: i64) -> u64;
+    }
+
+    fn put_session(&self, session: &Session) -> StoreFuture<'_, ()> {
+        if self.down.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(StoreError::Unavailable("stopped by the test".into())) });
+        }
+        if let Ok(mut ids) = self.sessions.lock() {
+            ids.push(session.id.clone());
+        }
+        self.inner.put_session(session)
+    }
+
+    fn insert_refresh(&self, record: &RefreshRecord) -> StoreFuture<'_, ()> {
+        if self.down.load(Ordering::SeqCst) || self.refresh_down.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(StoreError::Unavailable("stopped by the test".into())) });
+        }
+        self.inner.insert_refresh(record)
+    }
+}
+
+/// G7, no partial session: when the store takes the session row but fails the refresh record
+/// after it, the login is 503, the row is removed (a client could never refresh or end it),
+/// and the provider's refresh token, which nothing holds any more, is revoked at the provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_refresh_token_cannot_be_stored_is_removed_and_revoked() {
+    let store = Arc::new(OutageStore::default());
+    let h = serve_broker(provider().await, store.clone(), |c| c, None).await;
+    store.refresh_down.store(true, Ordering::SeqCst);
+    for fw in FRAMEWORKS {
+        let revocations = h.idp.hits(Endpoint::Revocation);
+        let reply = client_code_flow(&h, fw).await;
+        assert_eq!(reply.status, 503, "{fw:?}: {}", reply.raw_body);
+        assert!(reply.body.get("refresh_token").is_none(), "{fw:?}");
+        let id = store
+            .sessions
+            .lock()
+            .ok()
+            .and_then(|ids| ids.last().cloned())
+            .expect("the session row was written");
+        let now = oidc_auth::Clock::now(&oidc_auth::SystemClock);
+        let left = store.inner.get_session(&id, now).await.expect("store");
+        assert!(left.is_none(), "{fw:?}: the half-made session stayed");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while h.idp.hits(Endpoint::Revocation) == revocations && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(h.idp.hits(Endpoint::Revocation), revocations + 1, "{fw:?}");
+    }
+    store.refresh_down.store(false, Ordering::SeqCst);
+    for fw in FRAMEWORKS {
+        assert_eq!(login(&h, fw).await.status, 200, "{fw:?}");
     }
 }
 

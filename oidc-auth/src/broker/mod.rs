@@ -74,6 +74,23 @@ const ANSWERED: &[u8] = b"refresh answered ";
 /// How often expired rows are purged (seconds), on the back of logins and refreshes.
 const PURGE_EVERY: i64 = 3600;
 
+/// Revokes a provider refresh token that no session holds (any more) at the provider, in the
+/// background: a slow or unreachable provider only delays its own side, and a failure is logged.
+fn revoke_refresh_at_provider(auth: &OidcAuth, token: String) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let auth = auth.clone();
+    handle.spawn(async move {
+        if let Err(e) = auth
+            .provider_revoke(token, Some("refresh_token".to_owned()))
+            .await
+        {
+            tracing::info!(error = %e, "the provider did not revoke a refresh token no session holds");
+        }
+    });
+}
+
 /// A store failure as the client sees it: 503 for an outage (the caller may retry), 400 for
 /// input the store refuses. The cause goes to the log only.
 pub(crate) fn store_error(e: StoreError) -> AuthError {
@@ -561,7 +578,31 @@ impl Broker {
     /// Starts a session after a successful login and answers Token JSON with tokens of this
     /// server. The provider's tokens stay here. `requested` is the scope a code grant's login
     /// asked for; a device grant (`None`) asked for the configured scopes.
+    ///
+    /// When no session could be made (the provider did not say who signed in, the store failed),
+    /// nothing holds the provider's refresh token any more: it is revoked at the provider, in
+    /// the background, rather than left as a grant no one can end.
     pub(crate) async fn start_session(
+        &self,
+        auth: &OidcAuth,
+        answer: &Map<String, Value>,
+        identity: Option<IdToken>,
+        requested: Option<&str>,
+    ) -> Result<Value, AuthError> {
+        let started = self.open_session(auth, answer, identity, requested).await;
+        if started.is_err()
+            && let Some(token) = answer
+                .get("refresh_token")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+        {
+            revoke_refresh_at_provider(auth, token.to_owned());
+        }
+        started
+    }
+
+    /// [`start_session`](Self::start_session) without the clean-up of its failure.
+    async fn open_session(
         &self,
         auth: &OidcAuth,
         answer: &Map<String, Value>,
@@ -643,16 +684,32 @@ impl Broker {
             })
             .await
             .map_err(store_error)?;
-        let refresh = random_id::<32>()?;
-        store
-            .insert_refresh(&RefreshRecord {
-                hash: sha256(refresh.as_bytes()),
-                family: random_id::<16>()?,
-                session_id,
-                expires_at,
-            })
-            .await
-            .map_err(store_error)?;
+        // A session row without its refresh record could never be refreshed or revoked by its
+        // client: if the record cannot be written, the row goes too (best effort; a purge takes
+        // what is left at its expiry).
+        let inserted = async {
+            let refresh = random_id::<32>()?;
+            store
+                .insert_refresh(&RefreshRecord {
+                    hash: sha256(refresh.as_bytes()),
+                    family: random_id::<16>()?,
+                    session_id: session_id.clone(),
+                    expires_at,
+                })
+                .await
+                .map_err(store_error)?;
+            Ok::<_, AuthError>(refresh)
+        }
+        .await;
+        let refresh = match inserted {
+            Ok(refresh) => refresh,
+            Err(e) => {
+                if let Err(cleanup) = store.delete_session(&session_id).await {
+                    tracing::warn!(error = %cleanup, "a session without its refresh token could not be removed; it is purged at its expiry");
+                }
+                return Err(e);
+            }
+        };
         self.maybe_purge(&store, now);
         Ok(token_json(&access, exp, &refresh, expires_at, &scope, now))
     }
@@ -751,24 +808,15 @@ impl Broker {
     /// background: the session is already gone here, so a slow or unreachable provider only
     /// delays its own side, and a failure is logged.
     fn revoke_at_provider(&self, auth: &OidcAuth, session: &Session) {
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
         let token = self
             .sessions
             .open(&session_row(&session.id), &session.provider_refresh_token)
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .filter(|token| !token.is_empty());
-        let Some(token) = token else {
-            return;
-        };
-        let auth = auth.clone();
-        handle.spawn(async move {
-            if let Err(e) = auth.provider_revoke(token, Some("refresh_token".to_owned())).await {
-                tracing::info!(error = %e, "the provider did not revoke an ended session's refresh token");
-            }
-        });
+        if let Some(token) = token {
+            revoke_refresh_at_provider(auth, token);
+        }
     }
 
     /// `POST /auth/v2/token` with a broker refresh token.
