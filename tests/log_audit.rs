@@ -6,9 +6,12 @@
 //! and on failure paths: a forged state handle, a failing provider, a refused ID token and
 //! refused bearer tokens.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use oidc_auth::testing::{Endpoint, Fault, MockProvider};
+use oidc_auth_tests::broker::{
+    exchange_as, exchange_form, provider as broker_provider, serve_broker,
+};
 use oidc_auth_tests::logs::CapturedLogs;
 use oidc_auth_tests::{AUDIENCE, Framework, Harness, Reply, into_reply, last_token_request_field};
 use url::Url;
@@ -68,10 +71,20 @@ async fn token_call(h: &Harness, fw: Framework, code: &str, handle: &str) -> Rep
     .await
 }
 
+/// What every test of this binary logs, at TRACE: one global subscriber, since the servers
+/// under test log from their own threads.
+fn global_log() -> &'static CapturedLogs {
+    static LOG: OnceLock<CapturedLogs> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = CapturedLogs::default();
+        log.builder(tracing::Level::TRACE).init();
+        log
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_the_logs_at_trace_level() {
-    let log = CapturedLogs::default();
-    log.builder(tracing::Level::TRACE).init();
+    let log = global_log();
     let idp = MockProvider::start().await.expect("provider");
     idp.set_access_token_audience(AUDIENCE);
     idp.set_client("test-client", Some(SECRET));
@@ -342,5 +355,48 @@ fn debug_of_secret_bearing_types_is_redacted() {
         "alice",
     ] {
         assert!(shown.contains(kept), "{kept} missing from {shown}");
+    }
+}
+
+/// SECURITY A6 for the log: a caller's text that is logged (a token-exchange `client_id` that
+/// failed to authenticate, a `scope` wider than the subject token's) cannot start a line of its
+/// own with a CR or LF, and is cut short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_text_cannot_forge_log_lines() {
+    let log = global_log();
+    let store = Arc::new(oidc_auth::store::memory::MemoryStore::new());
+    let h = serve_broker(broker_provider().await, store, |c| c, None).await;
+    let padding = "p".repeat(10_000);
+    let client = format!("svc\r\nERROR forged client line {padding}");
+    let scope = "openid\nERROR forged scope line";
+    let subject = h.idp.token().audience(AUDIENCE).scope("openid").sign();
+    for fw in [Framework::Axum, Framework::Actix] {
+        let refused = exchange_as(
+            &h,
+            fw,
+            &exchange_form(&subject, &[("client_id", &client), ("client_secret", "x")]),
+            None,
+        )
+        .await;
+        assert_eq!(refused.status, 401, "{}", refused.raw_body);
+        let wider = exchange_as(
+            &h,
+            fw,
+            &exchange_form(&subject, &[("scope", scope)]),
+            Some("svc-secret"),
+        )
+        .await;
+        assert_eq!(wider.error(), Some("invalid_scope"), "{}", wider.raw_body);
+    }
+    let text = log.text();
+    assert!(text.contains("token exchange refused: client authentication failed"));
+    assert!(text.contains("token exchange refused: scope wider"));
+    for line in text.lines() {
+        let start: String = line.chars().take(120).collect();
+        assert!(!line.trim_start().starts_with("ERROR forged"), "{start}");
+        assert!(
+            !line.contains(&padding),
+            "caller text not cut short: {start}"
+        );
     }
 }

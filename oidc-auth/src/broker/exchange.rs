@@ -108,7 +108,7 @@ impl Broker {
     ) -> Result<Value, AuthError> {
         let (client_id, secret) = client_credentials(&request, authorization)?;
         if !client_allowed(auth, &client_id, &secret) {
-            tracing::info!(client_id = %client_id, "token exchange refused: client authentication failed");
+            tracing::info!(client_id = ?for_log(&client_id), "token exchange refused: client authentication failed");
             return Err(invalid_client("client authentication failed"));
         }
         let subject_token = request
@@ -142,7 +142,7 @@ impl Broker {
             Some(requested) if !requested.is_empty() => {
                 let requested: Vec<&str> = requested.split(' ').filter(|s| !s.is_empty()).collect();
                 if let Some(extra) = requested.iter().find(|s| !held.contains(s)) {
-                    tracing::info!(scope = %extra, "token exchange refused: scope wider than the subject token's");
+                    tracing::info!(scope = ?for_log(extra), "token exchange refused: scope wider than the subject token's");
                     return Err(AuthError::oauth(
                         "invalid_scope",
                         "the requested scope exceeds the subject token's",
@@ -203,9 +203,26 @@ fn client_allowed(auth: &OidcAuth, id: &str, secret: &str) -> bool {
     allowed
 }
 
+/// A caller's text as it may be logged: at most 64 characters, written with `?` so that
+/// control characters are escaped and a CR or LF cannot start a forged log line.
+fn for_log(text: &str) -> &str {
+    text.char_indices()
+        .nth(64)
+        .map_or(text, |(end, _)| &text[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn caller_text_is_logged_short_and_escaped() {
+        assert_eq!(for_log("svc"), "svc");
+        let long = "ü".repeat(100);
+        assert_eq!(for_log(&long).chars().count(), 64);
+        let forged = format!("{:?}", for_log("svc\r\nERROR forged"));
+        assert!(!forged.contains('\n') && !forged.contains('\r'), "{forged}");
+    }
 
     fn basic(id: &str, secret: &str) -> Vec<u8> {
         use base64::Engine as _;
