@@ -127,6 +127,27 @@ macro_rules! __oidc_auth_axum_methods {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __oidc_auth_actix_methods {
+    ($ty:ident, $prefix:tt) => {
+        impl $ty {
+            /// The auth endpoints as a function for `App::configure`.
+            pub fn configure(
+                auth: $crate::OidcAuth,
+            ) -> impl Fn(&mut $crate::__private::actix_web::web::ServiceConfig) + ::core::clone::Clone {
+                $crate::actix::auth_config(
+                    auth,
+                    <Self as $crate::__private::AuthRouterSpec>::routes(),
+                )
+            }
+        }
+        $crate::__oidc_auth_actix_scope!($ty, $prefix);
+    };
+}
+
+/// The `scope` method of an `#[auth_router]`, which depends on whether it has a prefix.
+#[cfg(feature = "actix-web")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __oidc_auth_actix_scope {
     // No prefix: no scope, since a scope at "" would take every request of the application.
     ($ty:ident, "") => {
         impl $ty {
@@ -143,16 +164,6 @@ macro_rules! __oidc_auth_actix_methods {
                     &<Self as $crate::__private::AuthRouterSpec>::routes(),
                 )
             }
-
-            /// The auth endpoints as a function for `App::configure`.
-            pub fn configure(
-                auth: $crate::OidcAuth,
-            ) -> impl Fn(&mut $crate::__private::actix_web::web::ServiceConfig) + ::core::clone::Clone {
-                $crate::actix::auth_config(
-                    auth,
-                    <Self as $crate::__private::AuthRouterSpec>::routes(),
-                )
-            }
         }
     };
     ($ty:ident, $prefix:tt) => {
@@ -161,16 +172,6 @@ macro_rules! __oidc_auth_actix_methods {
             /// application may add its own routes.
             pub fn scope(auth: $crate::OidcAuth) -> $crate::__private::actix_web::Scope {
                 $crate::actix::auth_scope_for::<Self>(auth)
-            }
-
-            /// The auth endpoints as a function for `App::configure`.
-            pub fn configure(
-                auth: $crate::OidcAuth,
-            ) -> impl Fn(&mut $crate::__private::actix_web::web::ServiceConfig) + ::core::clone::Clone {
-                $crate::actix::auth_config(
-                    auth,
-                    <Self as $crate::__private::AuthRouterSpec>::routes(),
-                )
             }
         }
     };

@@ -132,10 +132,11 @@ fn is_path_char(c: char) -> bool {
 /// refuse what the routers would reject or read differently, the checks
 /// `#[oidc::auth_router]` makes at compile time. A prefix is empty or a path like `/api`; an
 /// endpoint path is like `/auth/v2/login`. Both start with `/`, do not end with it, have no
-/// empty, `.` or `..` segment (clients resolve those before sending), and use only letters, digits and `-._~!$&'()+,;=@` besides `/`: `:`, `*`,
-/// `{` and `}` would be read as path parameters or wildcards, and characters that need
-/// percent-encoding are matched encoded by axum and decoded by actix-web. Two endpoints of the
-/// same method may not share a path; a GET and a POST endpoint may.
+/// empty, `.` or `..` segment (clients resolve those before sending), and use only letters,
+/// digits and `-._~!$&'()+,;=@` besides `/`: `:`, `*`, `{` and `}` would be read as path
+/// parameters or wildcards, and characters that need percent-encoding are matched encoded by
+/// axum and decoded by actix-web. Two endpoints of the same method may not share a path; a GET
+/// and a POST endpoint may.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
 pub struct AuthRoutes {
