@@ -369,11 +369,7 @@ impl OidcAuth {
         match self.authorize::<P>(authorization).await {
             Ok(token) => Some(token),
             Err(e) if e.kind() == ErrorKind::Unavailable => {
-                if self.outage_warning_due(OutageLog::OptionalSkipped) {
-                    tracing::warn!(error = %e, "optional authentication skipped: identity provider unavailable");
-                } else {
-                    tracing::debug!(error = %e, "optional authentication skipped: identity provider unavailable");
-                }
+                self.log_outage(OutageLog::OptionalSkipped, &e);
                 None
             }
             Err(e) => {
@@ -383,12 +379,28 @@ impl OidcAuth {
         }
     }
 
-    /// Whether a request's failure for a provider outage is to be logged as a warning now: the
-    /// first of its kind, then one every [`OUTAGE_LOG_INTERVAL_SECS`]. The provider fetches log
-    /// their own failures, paced by their backoff; this says what the outage does to requests.
-    /// A clock set back behind the last warning makes the next one due at once, so that it
-    /// cannot silence the warnings until it has caught up.
-    pub(crate) fn outage_warning_due(&self, log: OutageLog) -> bool {
+    /// Logs what a provider outage (`error`) did to a request: as a warning the first time of
+    /// its kind, then once every [`OUTAGE_LOG_INTERVAL_SECS`], the others at DEBUG. The
+    /// provider fetches log their own failures, paced by their backoff; this says what the
+    /// outage does to requests.
+    pub(crate) fn log_outage(&self, log: OutageLog, error: &AuthError) {
+        let message = match log {
+            OutageLog::NotChecked => "bearer token not checked: identity provider unavailable",
+            OutageLog::OptionalSkipped => {
+                "optional authentication skipped: identity provider unavailable"
+            }
+        };
+        if self.outage_warning_due(log) {
+            tracing::warn!(error = %error, "{message}");
+        } else {
+            tracing::debug!(error = %error, "{message}");
+        }
+    }
+
+    /// Whether an [`OutageLog`] is due as a warning now. A clock set back behind the last
+    /// warning makes the next one due at once, so that it cannot silence the warnings until it
+    /// has caught up.
+    fn outage_warning_due(&self, log: OutageLog) -> bool {
         let now = self.0.clock.now();
         let at = &self.0.outage_warned_at[log as usize];
         let last = at.load(Ordering::Relaxed);

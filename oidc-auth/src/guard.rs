@@ -197,11 +197,7 @@ pub(crate) async fn authorize<'a, P: Policy>(
     };
     auth.authorize::<P>(authorization).await.map_err(|e| {
         if e.kind() == ErrorKind::Unavailable {
-            if auth.outage_warning_due(crate::auth::OutageLog::NotChecked) {
-                tracing::warn!(error = %e, "bearer token not checked: identity provider unavailable");
-            } else {
-                tracing::debug!(error = %e, "bearer token not checked: identity provider unavailable");
-            }
+            auth.log_outage(crate::auth::OutageLog::NotChecked, &e);
         }
         AuthRejection::rendered(auth, e)
     })
