@@ -197,6 +197,53 @@ async fn a_busy_provider_is_503_with_retry_after_at_every_grant() {
     }
 }
 
+/// A provider that says how long to wait (`Retry-After` in seconds or as an HTTP date) has
+/// that wait passed on, at every provider call a client's request makes: the code exchange,
+/// the refresh and the device poll, the device start and the userinfo. A wait over an hour is
+/// cut to an hour, 0 becomes 1 s, and an unreadable value the default 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_providers_retry_after_is_passed_on_within_bounds() {
+    let h = harness().await;
+    let tokens = client_code_flow(&h, FRAMEWORKS[0]).await;
+    let access = field(&tokens, "access_token").to_owned();
+    let in_90_seconds = std::time::SystemTime::now() + std::time::Duration::from_secs(90);
+    let cases = [
+        (429, "120".to_owned(), 120..=120),
+        (503, httpdate::fmt_http_date(in_90_seconds), 85..=91),
+        (503, "86400".to_owned(), 3600..=3600),
+        (429, "0".to_owned(), 1..=1),
+        (504, "soon".to_owned(), 5..=5),
+    ];
+    for (status, wait, expected) in cases {
+        let fault = Fault::RetryAfter(status, wait);
+        for fw in FRAMEWORKS {
+            let what = format!("{fault:?} on {fw:?}");
+            let told = |reply: &Reply, call: &str| {
+                assert_try_later(reply, &format!("{call}, {what}"));
+                let secs = reply.retry_after.as_deref().and_then(|s| s.parse().ok());
+                assert!(
+                    secs.is_some_and(|s: u64| expected.contains(&s)),
+                    "{call}, {what}: Retry-After {:?}, expected {expected:?}",
+                    reply.retry_after
+                );
+            };
+            let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
+            h.idp.set_fault(Endpoint::Token, fault.clone());
+            told(&client_token_call(&h, fw, &callback).await, "code exchange");
+            for grant in PASSED_GRANTS {
+                told(&h.post_form(fw, TOKEN, &[grant]).await, grant.0);
+            }
+            h.idp.set_fault(Endpoint::Token, Fault::None);
+            h.idp.set_fault(Endpoint::Device, fault.clone());
+            told(&h.post_form(fw, DEVICE, &[]).await, "device start");
+            h.idp.set_fault(Endpoint::Device, Fault::None);
+            h.idp.set_fault(Endpoint::Userinfo, fault.clone());
+            told(&h.bearer(fw, USERINFO, &access).await, "userinfo");
+            h.idp.set_fault(Endpoint::Userinfo, Fault::None);
+        }
+    }
+}
+
 /// The device route: a busy provider is 503 with `Retry-After`; an advertised device endpoint
 /// that is not there (404, 405, 501, with a JSON error or without) is 503 as a missing one is,
 /// so the client uses the browser flow. A provider failure (500, 502) stays 502.

@@ -161,9 +161,28 @@ fn is_transient(status: u16) -> bool {
     matches!(status, 408 | 429 | 503 | 504)
 }
 
-/// 503 with `Retry-After` for a [transient](is_transient) provider status.
+/// 503 with `Retry-After` for a [transient](is_transient) provider status, when the provider
+/// said not how long to wait.
 fn try_again_later() -> AuthError {
     AuthError::unavailable("the identity provider is busy; try again later").with_retry_after(5)
+}
+
+/// The longest wait passed on from a provider's `Retry-After`: a provider, or a proxy in front
+/// of it, asking for more is more likely misconfigured than down for that long, and a client
+/// told to wait hours would rather give up.
+const MAX_PROVIDER_RETRY_AFTER: u64 = 3600;
+
+/// `error` with the provider's own `Retry-After` (at least 1 s, at most
+/// [`MAX_PROVIDER_RETRY_AFTER`]) when the provider answered with a [transient](is_transient)
+/// `status` and `error` asks the client to try again later: a throttling provider knows best
+/// when it can take the next request, and clients retrying sooner only prolong the throttling.
+fn with_providers_wait(error: AuthError, status: u16, retry_after: Option<u64>) -> AuthError {
+    match retry_after {
+        Some(secs) if is_transient(status) && error.retry_after().is_some() => {
+            error.with_retry_after(secs.min(MAX_PROVIDER_RETRY_AFTER))
+        }
+        _ => error,
+    }
 }
 
 /// What a provider's answer with a status outside 2xx means for the client (the [`Refusal`] of
@@ -313,17 +332,22 @@ impl OidcAuth {
         refusal: Refusal,
     ) -> Result<Vec<u8>, AuthError> {
         let request = self.authenticated_post(endpoint, form);
-        let (status, body) = self
+        let answer = self
             .provider()
             .http()
             .send(request, MAX_PROVIDER_ANSWER)
             .await
             .map_err(fetch_error)?;
-        if (200..=299).contains(&status) {
-            return Ok(body);
+        if (200..=299).contains(&answer.status) {
+            return Ok(answer.body);
         }
-        let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        Err(refusal(status, &value))
+        let value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        let error = refusal(answer.status, &value);
+        Err(with_providers_wait(
+            error,
+            answer.status,
+            answer.retry_after,
+        ))
     }
 
     /// POSTs `form` to a provider endpoint with the client's authentication and returns the

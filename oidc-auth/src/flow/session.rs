@@ -101,24 +101,29 @@ impl OidcAuth {
         let request = self.provider().http().get(&endpoint).bearer_auth(raw);
         // The status decides first: a refusal (401, 403) often has no body at all, only a
         // `WWW-Authenticate` header (RFC 6750), and must still lead to the token's claims.
-        let (status, body) = self
+        let answer = self
             .provider()
             .http()
             .send(request, 64 * 1024)
             .await
             .map_err(super::fetch_error)?;
+        let status = answer.status;
         if status == 401 || status == 403 {
             return Ok(from_token());
         }
         if !(200..300).contains(&status) {
-            // Throttled or overloaded (408, 429, 503, 504): 503 with Retry-After, like the
-            // other provider calls; anything else is the provider's failure.
+            // Throttled or overloaded (408, 429, 503, 504): 503 with Retry-After (the
+            // provider's own, when it sent one), like the other provider calls; anything else
+            // is the provider's failure.
             tracing::warn!(status, "identity provider's userinfo failed");
-            return Err(super::fetch_error(crate::provider::FetchError::Status(
+            let error = super::fetch_error(crate::provider::FetchError::Status(status));
+            return Err(super::with_providers_wait(
+                error,
                 status,
-            )));
+                answer.retry_after,
+            ));
         }
-        let info: Value = serde_json::from_slice(&body)
+        let info: Value = serde_json::from_slice(&answer.body)
             .map_err(|_| super::fetch_error(crate::provider::FetchError::NotJson))?;
         // An answer that names no subject is the provider's fault (502); only a subject that
         // is not the token's is the caller's (SECURITY D9).

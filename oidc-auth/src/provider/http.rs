@@ -1,7 +1,7 @@
 //! Bounded HTTP fetches from the identity provider: timeouts, size limits, error mapping.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::Semaphore;
 use url::Url;
@@ -123,7 +123,7 @@ impl HttpClient {
         request: reqwest::RequestBuilder,
         max_bytes: usize,
     ) -> Result<(u16, serde_json::Value), FetchError> {
-        let (status, body) = self.send(request, max_bytes).await?;
+        let Answer { status, body, .. } = self.send(request, max_bytes).await?;
         let value = serde_json::from_slice(&body).map_err(|_| {
             if (200..300).contains(&status) {
                 FetchError::NotJson
@@ -134,7 +134,7 @@ impl HttpClient {
         Ok((status, value))
     }
 
-    /// Sends `request` and returns the status with the raw body, reading at most `max_bytes`:
+    /// Sends `request` and returns the answer with its raw body, reading at most `max_bytes`:
     /// for answers that may have no content, such as a revocation's. At most
     /// [`MAX_OUTBOUND`] are under way at once; past that, [`FetchError::Busy`] after a short
     /// wait.
@@ -142,14 +142,19 @@ impl HttpClient {
         &self,
         request: reqwest::RequestBuilder,
         max_bytes: usize,
-    ) -> Result<(u16, Vec<u8>), FetchError> {
+    ) -> Result<Answer, FetchError> {
         let _place = match tokio::time::timeout(OUTBOUND_WAIT, self.outbound.acquire()).await {
             Ok(Ok(place)) => place,
             _ => return Err(FetchError::Busy),
         };
         let response = request.header("accept", "application/json").send().await?;
         let status = response.status().as_u16();
-        Ok((status, read_bounded(response, max_bytes).await?))
+        let retry_after = retry_after(response.headers(), SystemTime::now());
+        Ok(Answer {
+            status,
+            body: read_bounded(response, max_bytes).await?,
+            retry_after,
+        })
     }
 
     /// A POST request to `url`, for [`send_json`](Self::send_json).
@@ -161,6 +166,33 @@ impl HttpClient {
     pub(crate) fn get(&self, url: &Url) -> reqwest::RequestBuilder {
         self.client.get(url.clone())
     }
+}
+
+/// A provider's answer to [`HttpClient::send`].
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    /// At most the bytes asked for.
+    pub(crate) body: Vec<u8>,
+    /// The answer's `Retry-After` in seconds from now, when it has a readable one.
+    pub(crate) retry_after: Option<u64>,
+}
+
+/// A `Retry-After` header (RFC 9110 section 10.2.3) in seconds from `now`: delta-seconds, or an
+/// HTTP date (0 once it has passed). `None` when there is none or it is neither.
+fn retry_after(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Option<u64> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Too many digits for a u64 is still "a long time".
+        return Some(value.parse().unwrap_or(u64::MAX));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).map_or(0, |wait| {
+        wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+    }))
 }
 
 async fn read_bounded(
@@ -197,5 +229,37 @@ mod tests {
             Err(e) => assert_eq!(e.option(), "http_client", "{}", e.message()),
         }
         assert!(ProviderClient::new(Duration::from_secs(2), Duration::from_secs(5)).is_ok());
+    }
+
+    fn retry_after_of(value: &[u8], now: SystemTime) -> Option<u64> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(value) = reqwest::header::HeaderValue::from_bytes(value) {
+            headers.insert(reqwest::header::RETRY_AFTER, value);
+        }
+        retry_after(&headers, now)
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_a_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let date = |at: SystemTime| httpdate::fmt_http_date(at).into_bytes();
+        assert_eq!(retry_after_of(b"120", now), Some(120));
+        assert_eq!(retry_after_of(b" 7 ", now), Some(7));
+        assert_eq!(retry_after_of(b"0", now), Some(0));
+        assert_eq!(
+            retry_after_of(b"99999999999999999999999", now),
+            Some(u64::MAX)
+        );
+        let later = now + Duration::from_secs(90);
+        assert_eq!(retry_after_of(&date(later), now), Some(90));
+        // A date has whole seconds; part of one left still counts as a second.
+        let a_moment_after = now + Duration::from_millis(500);
+        assert_eq!(retry_after_of(&date(later), a_moment_after), Some(90));
+        let earlier = now - Duration::from_secs(90);
+        assert_eq!(retry_after_of(&date(earlier), now), Some(0));
+        for unreadable in [&b""[..], b"soon", b"-5", b"1.5", b"12 s", b"\xff"] {
+            assert_eq!(retry_after_of(unreadable, now), None, "{unreadable:?}");
+        }
+        assert_eq!(retry_after(&reqwest::header::HeaderMap::new(), now), None);
     }
 }

@@ -128,6 +128,11 @@ pub enum Fault {
     /// `WWW-Authenticate: Bearer error="invalid_token"`, as RFC 6750 has it), a `404` or a
     /// `503` from a proxy. A number that is not a valid status code is answered with 500.
     Empty(u16),
+    /// Answer with this HTTP status, the JSON error body of [`Status`](Self::Status) and this
+    /// `Retry-After` header value, as a throttling provider (`429`) or a proxy during
+    /// maintenance (`503`) might: seconds (`"120"`) or an HTTP date. A number that is not a
+    /// valid status code is answered with 500; a value that cannot be a header is left out.
+    RetryAfter(u16, String),
     /// Answer `200 OK` with an HTML body (`Content-Type: text/html`), like a captive portal or a
     /// misconfigured proxy would.
     Garbage,

@@ -14,8 +14,9 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::{Request, State};
+use axum::http::HeaderValue;
 use axum::http::StatusCode;
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -138,6 +139,13 @@ async fn apply_fault(
         )
             .into_response(),
         Fault::Empty(code) => fault_empty(code),
+        Fault::RetryAfter(code, wait) => {
+            let mut response = fault_status(code);
+            if let Ok(wait) = HeaderValue::from_str(&wait) {
+                response.headers_mut().insert(RETRY_AFTER, wait);
+            }
+            response
+        }
         Fault::Garbage => (
             StatusCode::OK,
             [(CONTENT_TYPE, "text/html; charset=utf-8")],

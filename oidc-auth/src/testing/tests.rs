@@ -452,6 +452,28 @@ async fn fault_empty_answers_that_status_without_a_body() {
 }
 
 #[tokio::test]
+async fn fault_retry_after_sends_the_header_with_the_status() {
+    let provider = MockProvider::start().await.expect("start");
+    for (wait, sent) in [("120", Some("120")), ("bad\nvalue", None)] {
+        provider.set_fault(Endpoint::Token, Fault::RetryAfter(429, wait.to_owned()));
+        let response = client()
+            .post(format!("{}/token", provider.issuer()))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status().as_u16(), 429);
+        let header = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        assert_eq!(header.as_deref(), sent);
+        let body: Value = response.json().await.expect("JSON error body");
+        assert_eq!(body["error"], "mock_fault");
+    }
+}
+
+#[tokio::test]
 async fn fault_down_on_all_endpoints_fails_new_and_pooled_connections() {
     let provider = MockProvider::start().await.expect("start");
     let pooled = client();
