@@ -188,6 +188,10 @@ impl Peers {
             .await
         {
             Refresh::Fresh(set) => set.value.verdict(signed).unwrap_or_else(|| Err(no_key())),
+            // Keys a refresh brought since this validation's lookup still decide.
+            Refresh::Cooldown(Some(set)) if usable => {
+                set.value.verdict(signed).unwrap_or_else(|| Err(no_key()))
+            }
             Refresh::Cooldown(_) if usable => Err(no_key()),
             Refresh::Cooldown(_) => Err(AuthError::unavailable(
                 "the keys of the token's issuer are not available",

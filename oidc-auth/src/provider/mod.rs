@@ -72,13 +72,11 @@ pub(crate) struct KeySet {
     keys: Vec<VerifyingKey>,
 }
 
-/// What a lookup by `kid` and algorithm found.
-pub(crate) enum Lookup<'a> {
-    Found(&'a aws_lc_rs::signature::ParsedPublicKey),
-    /// No kid in the token and more than one key fits: refused rather than guessed.
-    Ambiguous,
-    Missing,
-}
+/// How many published keys sharing one `kid` a signature is tried against at most. A `kid`
+/// should name one key, but a provider that reuses one during a rotation publishes the old and
+/// the new key under it; trying both keeps the new key's tokens valid, and the bound keeps a
+/// forged token from costing more than a few checks.
+const MAX_KEYS_PER_KID: usize = 3;
 
 impl KeySet {
     pub(crate) fn parse(
@@ -109,33 +107,31 @@ impl KeySet {
         Ok(Self { keys })
     }
 
-    pub(crate) fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Lookup<'_> {
-        match kid {
-            Some(kid) => self
-                .keys
-                .iter()
-                .filter(|k| k.kid.as_deref() == Some(kid))
-                .find_map(|k| k.for_alg(alg))
-                .map_or(Lookup::Missing, Lookup::Found),
-            None => {
-                let mut fitting = self.keys.iter().filter_map(|k| k.for_alg(alg));
-                match (fitting.next(), fitting.next()) {
-                    (Some(key), None) => Lookup::Found(key),
-                    (Some(_), Some(_)) => Lookup::Ambiguous,
-                    (None, _) => Lookup::Missing,
-                }
-            }
-        }
-    }
-
     /// What this key set alone says of a signature: `None` when it has no key for the token,
     /// so that only a refresh can decide.
+    ///
+    /// A token with a `kid` is checked against the keys with that `kid` that fit its algorithm
+    /// (at most [`MAX_KEYS_PER_KID`]); one without is accepted only when exactly one key fits,
+    /// refused rather than guessed when several do.
     pub(crate) fn verdict(&self, signed: Signed<'_>) -> Option<Result<(), AuthError>> {
-        match self.lookup(signed.kid, signed.alg) {
-            Lookup::Found(key) => Some(check(key, signed.message, signed.signature)),
-            Lookup::Ambiguous => Some(Err(ambiguous())),
-            Lookup::Missing => None,
-        }
+        let verifies = |key: &&aws_lc_rs::signature::ParsedPublicKey| {
+            check(key, signed.message, signed.signature).is_ok()
+        };
+        let mut fitting = self.keys.iter().filter_map(|k| {
+            (signed.kid.is_none() || k.kid.as_deref() == signed.kid)
+                .then(|| k.for_alg(signed.alg))?
+        });
+        let first = fitting.next()?;
+        let verified = match signed.kid {
+            Some(_) => verifies(&first) || fitting.take(MAX_KEYS_PER_KID - 1).any(|k| verifies(&k)),
+            None if fitting.next().is_some() => return Some(Err(ambiguous())),
+            None => verifies(&first),
+        };
+        Some(if verified {
+            Ok(())
+        } else {
+            Err(AuthError::invalid("the token signature is invalid"))
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -420,18 +416,7 @@ impl Provider {
                 || self.fetch_jwks(),
             )
             .await;
-        let no_key = || AuthError::invalid("no published key matches the token");
-        match refreshed {
-            Refresh::Fresh(set) => set.value.verdict(signed).unwrap_or_else(|| Err(no_key())),
-            Refresh::Cooldown(_) if usable => Err(no_key()),
-            Refresh::Cooldown(_) => {
-                Err(AuthError::unavailable("the signing keys are not available"))
-            }
-            Refresh::Failed { retry_after } => Err(AuthError::unavailable(
-                "the signing keys could not be fetched from the identity provider",
-            )
-            .with_retry_after(retry_after)),
-        }
+        after_refresh(refreshed, usable, signed)
     }
 
     /// Refreshes the key set in a task of its own, through the slot's single flight.
@@ -516,6 +501,32 @@ impl std::fmt::Debug for Signed<'_> {
     }
 }
 
+/// The verdict on `signed` once a refresh was asked for, given whether the keys the token was
+/// first looked up in were `usable` (within the stale limit).
+///
+/// Within the cooldown the current keys still decide: a refresh that finished between the
+/// caller's lookup and its request for one (a background refresh after the TTL, say) may have
+/// brought the token's key.
+fn after_refresh(
+    refreshed: Refresh<KeySet>,
+    usable: bool,
+    signed: Signed<'_>,
+) -> Result<(), AuthError> {
+    let no_key = || AuthError::invalid("no published key matches the token");
+    match refreshed {
+        Refresh::Fresh(set) => set.value.verdict(signed).unwrap_or_else(|| Err(no_key())),
+        Refresh::Cooldown(Some(set)) if usable => {
+            set.value.verdict(signed).unwrap_or_else(|| Err(no_key()))
+        }
+        Refresh::Cooldown(_) if usable => Err(no_key()),
+        Refresh::Cooldown(_) => Err(AuthError::unavailable("the signing keys are not available")),
+        Refresh::Failed { retry_after } => Err(AuthError::unavailable(
+            "the signing keys could not be fetched from the identity provider",
+        )
+        .with_retry_after(retry_after)),
+    }
+}
+
 pub(crate) fn check(
     key: &aws_lc_rs::signature::ParsedPublicKey,
     message: &[u8],
@@ -545,22 +556,38 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
 
-    /// A fresh P-256 public key as a JWK with `kid`.
-    fn jwk(kid: &str) -> Value {
+    /// A fresh P-256 key pair and its public key as a JWK with `kid`.
+    fn key_pair(kid: &str) -> (Value, EcdsaKeyPair) {
         let pkcs8 =
             EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
                 .unwrap_or_else(|e| panic!("key generation: {e}"));
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
             .unwrap_or_else(|e| panic!("key: {e}"));
         let point = pair.public_key().as_ref();
-        json!({
+        let jwk = json!({
             "kty": "EC",
             "crv": "P-256",
             "kid": kid,
             "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
             "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
-        })
+        });
+        (jwk, pair)
     }
+
+    /// A fresh P-256 public key as a JWK with `kid`.
+    fn jwk(kid: &str) -> Value {
+        key_pair(kid).0
+    }
+
+    /// The ES256 signature of `MESSAGE` by `pair`.
+    fn sign(pair: &EcdsaKeyPair) -> Vec<u8> {
+        pair.sign(&SystemRandom::new(), MESSAGE)
+            .unwrap_or_else(|e| panic!("signing: {e}"))
+            .as_ref()
+            .to_vec()
+    }
+
+    const MESSAGE: &[u8] = b"header.payload";
 
     fn set(keys: &[&Value]) -> KeySet {
         KeySet::parse(&json!({ "keys": keys }), &[Algorithm::ES256], 10)
@@ -609,6 +636,86 @@ mod tests {
             message: b"header.payload",
             signature: b"not a signature",
         }
+    }
+
+    fn signed_by<'a>(kid: Option<&'a str>, signature: &'a [u8]) -> Signed<'a> {
+        Signed {
+            kid,
+            alg: Algorithm::ES256,
+            message: MESSAGE,
+            signature,
+        }
+    }
+
+    /// Keys that share a `kid` (a provider reusing one across a rotation) are each tried, up
+    /// to [`MAX_KEYS_PER_KID`]: the token of the second such key verifies, a forged one does
+    /// not, and a key past the bound is not tried. Without a `kid`, several fitting keys are
+    /// refused rather than tried.
+    #[test]
+    fn keys_sharing_a_kid_are_each_tried_up_to_a_bound() {
+        let pairs: Vec<_> = (0..=MAX_KEYS_PER_KID).map(|_| key_pair("k")).collect();
+        let jwks: Vec<&Value> = pairs.iter().map(|(jwk, _)| jwk).collect();
+        let keys = set(&jwks);
+        for (i, (_, pair)) in pairs.iter().enumerate().take(MAX_KEYS_PER_KID) {
+            let signature = sign(pair);
+            let verdict = keys.verdict(signed_by(Some("k"), &signature));
+            assert!(matches!(verdict, Some(Ok(()))), "key {i}");
+            assert!(keys.verdict(signed_by(Some("other"), &signature)).is_none());
+        }
+        let past_the_bound = sign(&pairs[MAX_KEYS_PER_KID].1);
+        let verdict = keys.verdict(signed_by(Some("k"), &past_the_bound));
+        assert!(matches!(verdict, Some(Err(_))), "a key past the bound");
+        let forged = vec![7u8; 64];
+        assert!(matches!(
+            keys.verdict(signed_by(Some("k"), &forged)),
+            Some(Err(_))
+        ));
+        let first = sign(&pairs[0].1);
+        let no_kid = keys.verdict(signed_by(None, &first));
+        assert!(
+            matches!(no_kid, Some(Err(ref e)) if e.status() == 401),
+            "several keys fit a token without a kid"
+        );
+        let only = set(&jwks[..1]);
+        assert!(matches!(
+            only.verdict(signed_by(None, &first)),
+            Some(Ok(()))
+        ));
+    }
+
+    /// A refresh that lands between a validation's lookup and its own request for one (a
+    /// background refresh past the TTL) may bring the token's key; within the cooldown that
+    /// validation then gets the current keys back, and they decide, not "no key".
+    #[test]
+    fn keys_current_during_the_cooldown_decide() {
+        let (jwk, pair) = key_pair("new");
+        let signature = sign(&pair);
+        let current = Arc::new(Fetched {
+            value: set(&[&jwk]),
+            at: START,
+            generation: 2,
+        });
+        let verdict = after_refresh(
+            Refresh::Cooldown(Some(current.clone())),
+            true,
+            signed_by(Some("new"), &signature),
+        );
+        assert!(verdict.is_ok(), "{verdict:?}");
+        let unknown = after_refresh(
+            Refresh::Cooldown(Some(current)),
+            true,
+            signed_by(Some("gone"), &signature),
+        );
+        assert!(
+            matches!(unknown, Err(ref e) if e.status() == 401),
+            "{unknown:?}"
+        );
+        let cold = after_refresh(
+            Refresh::Cooldown(None),
+            false,
+            signed_by(Some("new"), &signature),
+        );
+        assert!(matches!(cold, Err(ref e) if e.status() == 503), "{cold:?}");
     }
 
     /// Tasks spawned and not yet finished; on a current-thread runtime a spawned task does not
