@@ -279,7 +279,8 @@ async fn a_login_refused_during_a_store_outage_completes_on_retry() {
             .query_pairs_mut()
             .clear()
             .append_pair("error", "access_denied")
-            .append_pair("state", &query_param(&refused, "state").unwrap_or_default());
+            .append_pair("state", &query_param(&refused, "state").unwrap_or_default())
+            .append_pair("iss", &query_param(&refused, "iss").unwrap_or_default());
         let hits = h.idp.hits(Endpoint::Token);
 
         store.down.store(true, Ordering::SeqCst);

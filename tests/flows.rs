@@ -305,9 +305,14 @@ async fn error_callbacks_and_refused_codes_spend_the_handle() {
         // An error callback, then the client's token call with the real code.
         let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
         let state = query_param(&callback, "state").unwrap_or_default();
+        let iss = query_param(&callback, "iss").unwrap_or_default();
         let hits = h.idp.hits(Endpoint::Token);
         let error = h
-            .get(fw, &callback_to_server(&state, &[("error", "x")]), None)
+            .get(
+                fw,
+                &callback_to_server(&state, &[("error", "x"), ("iss", &iss)]),
+                None,
+            )
             .await;
         assert_eq!(error.status, 400, "{fw:?}: {}", error.raw_body);
         let real = client_token_call(&h, fw, &callback).await;
@@ -349,10 +354,11 @@ async fn error_callbacks_and_refused_codes_spend_the_handle() {
         // The server-side callback: a denial, then the real code.
         let (_, callback) = browser_login(&h, fw, &server_callback(&h, fw)).await;
         let state = query_param(&callback, "state").unwrap_or_default();
+        let iss = query_param(&callback, "iss").unwrap_or_default();
         let error = h
             .get(
                 fw,
-                &callback_to_server(&state, &[("error", "access_denied")]),
+                &callback_to_server(&state, &[("error", "access_denied"), ("iss", &iss)]),
                 None,
             )
             .await;

@@ -983,11 +983,13 @@ async fn d5_callback_errors_are_not_reflected_and_spend_the_transaction() {
         ] {
             let login = login_to(&h, fw, LOOPBACK).await;
             let hits = token_hits(&h);
+            let iss = query_param(&login.url, "iss").unwrap_or_default();
             let path = with_query(
                 CALLBACK,
                 &[
                     ("code", &login.code),
                     ("state", &login.state),
+                    ("iss", &iss),
                     ("error", error),
                     ("error_description", "<img src=x onerror=alert(2)> evil"),
                 ],
@@ -2716,7 +2718,7 @@ async fn d1_callback_without_state_or_with_a_tampered_or_foreign_handle_is_refus
 }
 
 /// D5 strengthened: after a login, our callback receives a plain `error=access_denied` with
-/// the login's valid state (without and with `iss`): 400 `access_denied`, no token request.
+/// the login's valid state and `iss`: 400 `access_denied`, no token request.
 /// The transaction is cleared: the real code of that same login, redeemed afterwards with its
 /// handle through the client's token call (on either framework) or through the server-side
 /// callback, is 400 and never reaches the provider. A control login without the error
@@ -2728,14 +2730,15 @@ async fn d5_access_denied_clears_the_transaction_so_the_real_code_is_refused() {
         let control = login_to(&h, fw, LOOPBACK).await;
         let reply = client_token_call(&h, fw, &control.url).await;
         assert_eq!(reply.status, 200, "control: {}", reply.raw_body);
-        for with_iss in [false, true] {
+        {
             let login = login_to(&h, fw, LOOPBACK).await;
             let iss = query_param(&login.url, "iss").unwrap_or_default();
-            let mut pairs = vec![("error", "access_denied"), ("state", login.state.as_str())];
-            if with_iss {
-                pairs.push(("iss", &iss));
-            }
-            let what = format!("{fw:?}, iss {with_iss}");
+            let pairs = [
+                ("error", "access_denied"),
+                ("state", login.state.as_str()),
+                ("iss", &iss),
+            ];
+            let what = format!("{fw:?}");
             h.idp.reset_hits();
             let (denied, cookies) = get_callback(&h, &callback_url(&h, fw, &pairs)).await;
             assert_client_error(&denied, &what);
@@ -2777,6 +2780,40 @@ async fn d5_access_denied_clears_the_transaction_so_the_real_code_is_refused() {
                 "{what}: the spent login reached the provider"
             );
         }
+    }
+}
+
+/// D4 on error answers (RFC 9207 section 2: they carry `iss` too): an `error=access_denied`
+/// with the login's valid state but another issuer's `iss`, or without `iss` from a provider
+/// that promises it, is 400 `invalid_request` and spends nothing, so the login's genuine
+/// answer still completes; with the right `iss` it is the provider's denial and spends the
+/// login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d4_an_error_answer_from_another_issuer_or_none_spends_nothing() {
+    let h = harness().await;
+    for fw in FRAMEWORKS {
+        let server_callback = h.url(fw, CALLBACK);
+        for forged_iss in [Some("https://evil.example"), None] {
+            let what = format!("{fw:?}, iss {forged_iss:?}");
+            let login = login_to(&h, fw, &server_callback).await;
+            let mut pairs = vec![("error", "access_denied"), ("state", login.state.as_str())];
+            pairs.extend(forged_iss.map(|iss| ("iss", iss)));
+            let (forged, _) = get_callback(&h, &callback_url(&h, fw, &pairs)).await;
+            assert_refusal(&forged, 400, "invalid_request", &what);
+            let (genuine, _) = get_callback(&h, &login.url).await;
+            assert_eq!(genuine.status, 200, "{what}: {}", genuine.raw_body);
+        }
+        let login = login_to(&h, fw, &server_callback).await;
+        let iss = query_param(&login.url, "iss").unwrap_or_default();
+        let denial = [
+            ("error", "access_denied"),
+            ("state", login.state.as_str()),
+            ("iss", &iss),
+        ];
+        let (denied, _) = get_callback(&h, &callback_url(&h, fw, &denial)).await;
+        assert_refusal(&denied, 400, "access_denied", &format!("{fw:?}"));
+        let (genuine, _) = get_callback(&h, &login.url).await;
+        assert_eq!(genuine.status, 400, "{fw:?}: spent by the denial");
     }
 }
 

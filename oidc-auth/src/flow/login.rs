@@ -200,14 +200,30 @@ impl OidcAuth {
 
     /// `GET /auth/v2/callback`: the provider redirected here with `code` and `state`. Opens the
     /// transaction, checks `iss` (RFC 9207), exchanges the code and answers Token JSON. Nothing
-    /// reaches the provider unless the state is valid and unspent. An error callback spends the
-    /// handle too (SECURITY D5: the transaction is cleared), so the code of that login can no
-    /// longer be redeemed.
+    /// reaches the provider unless the state is valid and unspent. An error callback with the
+    /// right `iss` spends the handle too (SECURITY D5: the transaction is cleared), so the code
+    /// of that login can no longer be redeemed.
     pub async fn callback_endpoint(&self, query: &str) -> Result<EndpointResponse, AuthError> {
         let q: CallbackQuery = parse_params(query.as_bytes())?;
         let state = q.state.ok_or_else(|| bad_request("state is required"))?;
         let now = self.now();
         let tx = self.sealer().open(handle_of(&state), now)?;
+        // Error answers carry `iss` too (RFC 9207 section 2): one from another issuer, or
+        // without it where the provider promises it, is refused before it can spend the
+        // login, like a success answer.
+        let discovery = self.provider().discovery().await?;
+        let issuer = self.provider().issuer();
+        match q.iss {
+            Some(iss) if iss != issuer.as_str() => {
+                return Err(bad_request(
+                    "the authorization response comes from another issuer",
+                ));
+            }
+            None if discovery.authorization_response_iss_parameter_supported => {
+                return Err(bad_request("the authorization response lacks its issuer"));
+            }
+            _ => {}
+        }
         if let Some(error) = q.error {
             // Spent among the failed redemptions directly: an error callback never reaches the
             // provider, so the capacity that bounds accepted ones must not answer it with 503.
@@ -222,19 +238,6 @@ impl OidcAuth {
                 code,
                 "the login was not completed at the identity provider",
             ));
-        }
-        let discovery = self.provider().discovery().await?;
-        let issuer = self.provider().issuer();
-        match q.iss {
-            Some(iss) if iss != issuer.as_str() => {
-                return Err(bad_request(
-                    "the authorization response comes from another issuer",
-                ));
-            }
-            None if discovery.authorization_response_iss_parameter_supported => {
-                return Err(bad_request("the authorization response lacks its issuer"));
-            }
-            _ => {}
         }
         let code = q
             .code
