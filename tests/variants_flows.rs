@@ -1397,7 +1397,9 @@ async fn token_grant_type_must_match_the_credential_sent() {
 
 /// E variant (transport): a body over 1 MB, a JSON body, a `text/plain` or multipart body,
 /// raw invalid UTF-8, an empty body, and GET/PUT with the credentials in the query are all
-/// refused with a 4xx, without a provider request and without echoing the value.
+/// refused with a 4xx, without a provider request and without echoing the value. A well-formed
+/// form sent as `text/plain` (as a web page can send it to another origin without asking) or
+/// without a type is 400 `invalid_request` at the token and the revocation endpoints.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_endpoint_transport_variants_are_refused() {
     let h = harness().await;
@@ -1437,6 +1439,11 @@ async fn token_endpoint_transport_variants_are_refused() {
             ),
             ("empty body", "application/x-www-form-urlencoded", Vec::new()),
             (
+                "a form sent as text/plain",
+                "text/plain",
+                format!("grant_type=refresh_token&refresh_token={secret}").into_bytes(),
+            ),
+            (
                 "many unknown fields",
                 "application/x-www-form-urlencoded",
                 many.into_bytes(),
@@ -1451,6 +1458,32 @@ async fn token_endpoint_transport_variants_are_refused() {
                 "{what} is slow"
             );
             assert_not_echoed(&reply, secret, &[]);
+        }
+        let form = format!("grant_type=refresh_token&refresh_token={secret}");
+        for endpoint in [TOKEN, "/api/auth/v2/revoke"] {
+            let what = format!("{endpoint} on {fw:?}");
+            let plain = post_raw(&h, fw, endpoint, "text/plain", form.clone().into_bytes()).await;
+            assert_refusal(
+                &plain,
+                400,
+                "invalid_request",
+                &format!("text/plain, {what}"),
+            );
+            let untyped = into_reply(
+                h.client()
+                    .post(h.url(fw, endpoint))
+                    .body(form.clone())
+                    .send()
+                    .await
+                    .expect("answer"),
+            )
+            .await;
+            assert_refusal(
+                &untyped,
+                400,
+                "invalid_request",
+                &format!("no type, {what}"),
+            );
         }
         let path = with_query(
             TOKEN,

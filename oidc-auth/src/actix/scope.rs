@@ -2,19 +2,27 @@
 
 use actix_web::dev::HttpServiceFactory;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, CACHE_CONTROL, LOCATION, PRAGMA};
+use actix_web::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::auth::OidcAuth;
 use crate::error::AuthError;
 use crate::flow::{
-    AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES, unreadable_body,
+    AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES, check_form_type,
+    unreadable_body,
 };
 use crate::guard::AuthRejection;
 
-/// A form body, or the JSON error for one actix-web could not read (413 over the limit).
-fn form(body: Result<web::Bytes, actix_web::Error>) -> Result<web::Bytes, AuthError> {
-    body.map_err(|e| unreadable_body(e.as_response_error().status_code().as_u16()))
+/// A form body, or the JSON error for one actix-web could not read (413 over the limit) or one
+/// not sent as a form.
+fn form(
+    req: &HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<web::Bytes, AuthError> {
+    let body = body.map_err(|e| unreadable_body(e.as_response_error().status_code().as_u16()))?;
+    let content_type = req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes());
+    check_form_type(content_type, &body)?;
+    Ok(body)
 }
 
 fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> HttpResponse {
@@ -115,7 +123,10 @@ fn endpoint_route(auth: &OidcAuth, endpoint: AuthEndpoint) -> actix_web::Route {
                 let auth = auth.clone();
                 async move {
                     let authorization = req.headers().get_all(AUTHORIZATION).map(|v| v.as_bytes());
-                    let answer = async { auth.token_request(&form(body)?, authorization).await };
+                    let answer = async {
+                        let body = form(&req, body)?;
+                        auth.token_request(&body, authorization).await
+                    };
                     respond(&auth, answer.await)
                 }
             },
@@ -139,15 +150,15 @@ fn endpoint_route(auth: &OidcAuth, endpoint: AuthEndpoint) -> actix_web::Route {
             let auth = auth.clone();
             async move { respond(&auth, auth.jwks_endpoint().await) }
         }),
-        AuthEndpoint::Revoke => {
-            web::post().to(move |body: Result<web::Bytes, actix_web::Error>| {
+        AuthEndpoint::Revoke => web::post().to(
+            move |req: HttpRequest, body: Result<web::Bytes, actix_web::Error>| {
                 let auth = auth.clone();
                 async move {
-                    let answer = async { auth.revoke_endpoint(&form(body)?).await };
+                    let answer = async { auth.revoke_endpoint(&form(&req, body)?).await };
                     respond(&auth, answer.await)
                 }
-            })
-        }
+            },
+        ),
     }
 }
 

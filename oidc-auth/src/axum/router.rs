@@ -14,13 +14,17 @@ use axum::routing::{MethodRouter, get, post};
 use crate::auth::OidcAuth;
 use crate::error::AuthError;
 use crate::flow::{
-    AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES, unreadable_body,
+    AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES, check_form_type,
+    unreadable_body,
 };
 use crate::guard::AuthRejection;
 
-/// A form body, or the JSON error for one axum could not read (413 over the limit).
-fn form(body: Result<Bytes, BytesRejection>) -> Result<Bytes, AuthError> {
-    body.map_err(|e| unreadable_body(e.status().as_u16()))
+/// A form body, or the JSON error for one axum could not read (413 over the limit) or one not
+/// sent as a form.
+fn form(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Bytes, AuthError> {
+    let body = body.map_err(|e| unreadable_body(e.status().as_u16()))?;
+    check_form_type(headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes), &body)?;
+    Ok(body)
 }
 
 /// The handler of a method a path does not serve: 405 with the methods it does serve.
@@ -122,7 +126,10 @@ where
                     .get_all(AUTHORIZATION)
                     .iter()
                     .map(HeaderValue::as_bytes);
-                let answer = async { auth.token_request(&form(body)?, authorization).await };
+                let answer = async {
+                    let body = form(&headers, body)?;
+                    auth.token_request(&body, authorization).await
+                };
                 respond(&auth, answer.await)
             },
         )
@@ -146,10 +153,12 @@ where
         AuthEndpoint::Jwks => {
             get(move || async move { respond(&auth, auth.jwks_endpoint().await) })
         }
-        AuthEndpoint::Revoke => post(move |body: Result<Bytes, BytesRejection>| async move {
-            let answer = async { auth.revoke_endpoint(&form(body)?).await };
-            respond(&auth, answer.await)
-        })
+        AuthEndpoint::Revoke => post(
+            move |headers: HeaderMap, body: Result<Bytes, BytesRejection>| async move {
+                let answer = async { auth.revoke_endpoint(&form(&headers, body)?).await };
+                respond(&auth, answer.await)
+            },
+        )
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
     }
 }

@@ -112,6 +112,30 @@ pub(crate) fn unreadable_body(status: u16) -> AuthError {
     }
 }
 
+/// What an adapter checks of a form POST (token, revocation) before handing its body on: that
+/// a body is sent as `application/x-www-form-urlencoded` (RFC 6749 section 3.2, RFC 7009
+/// section 2.1), whatever its parameters (`charset`). Any other type, or none, is 400
+/// `invalid_request`, so a `text/plain` body, which a web page can send to another origin
+/// without asking, is never read as a form. An empty body needs no type.
+#[cfg(any(feature = "axum", feature = "actix-web"))]
+pub(crate) fn check_form_type(content_type: Option<&[u8]>, body: &[u8]) -> Result<(), AuthError> {
+    const FORM: &[u8] = b"application/x-www-form-urlencoded";
+    if body.is_empty() {
+        return Ok(());
+    }
+    let media = content_type.map(|value| {
+        let end = memchr::memchr(b';', value).unwrap_or(value.len());
+        value[..end].trim_ascii()
+    });
+    match media {
+        Some(media) if media.eq_ignore_ascii_case(FORM) => Ok(()),
+        _ => Err(AuthError::oauth(
+            "invalid_request",
+            "send the form as application/x-www-form-urlencoded",
+        )),
+    }
+}
+
 /// Parses a POST form body into `T`: 413 over [`MAX_FORM_BYTES`], else as [`parse_params`].
 pub(crate) fn parse_form<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, AuthError> {
     if raw.len() > MAX_FORM_BYTES {
@@ -416,6 +440,41 @@ fn token_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(any(feature = "axum", feature = "actix-web"))]
+    #[test]
+    fn only_a_form_type_lets_a_body_be_read_as_a_form() {
+        let body = b"grant_type=refresh_token&refresh_token=r";
+        for accepted in [
+            &b"application/x-www-form-urlencoded"[..],
+            b"Application/X-WWW-Form-Urlencoded",
+            b"application/x-www-form-urlencoded; charset=UTF-8",
+            b" application/x-www-form-urlencoded ;charset=utf-8",
+        ] {
+            assert!(
+                check_form_type(Some(accepted), body).is_ok(),
+                "{accepted:?}"
+            );
+        }
+        for refused in [
+            &b"text/plain"[..],
+            b"text/plain; x=application/x-www-form-urlencoded",
+            b"application/json",
+            b"multipart/form-data; boundary=x",
+            b"application/x-www-form-urlencodedx",
+            b"",
+            b"\xff",
+        ] {
+            let error = check_form_type(Some(refused), body).err();
+            assert_eq!(error.map(|e| e.status()), Some(400), "{refused:?}");
+        }
+        assert_eq!(
+            check_form_type(None, body).map_err(|e| e.status()),
+            Err(400)
+        );
+        assert!(check_form_type(None, b"").is_ok());
+        assert!(check_form_type(Some(b"text/plain"), b"").is_ok());
+    }
 
     #[test]
     fn debug_of_an_endpoint_response_holds_no_secret() {
