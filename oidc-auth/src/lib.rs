@@ -237,6 +237,51 @@ pub mod __private {
     )]
     pub trait OptionalToken {}
     impl OptionalToken for ::core::option::Option<crate::token::IdToken> {}
+
+    /// What the macros find a handler's other parameters to be: not the token.
+    pub struct NotTheToken;
+    /// What the macros find a parameter to be that is the token under another name (an import
+    /// `as`, a type alias): a plain `IdToken` extractor, which would check no requirement.
+    pub struct TokenUnderAnotherName;
+
+    /// Picked by method resolution for `&&PhantomData<T>` when `T` is the token, plain, in an
+    /// `Option` or in a `Result`: the macros recognise the token parameter by its spelling, so
+    /// one spelled otherwise would be extracted apart from the guard, without the route's
+    /// requirements, and under `#[oidc::optional]` hand the handler any valid token.
+    pub trait TokenKind {
+        /// [`TokenUnderAnotherName`].
+        fn __oidc_auth_kind(&self) -> TokenUnderAnotherName {
+            TokenUnderAnotherName
+        }
+    }
+    impl TokenKind for &::core::marker::PhantomData<crate::token::IdToken> {}
+    impl TokenKind for &::core::marker::PhantomData<::core::option::Option<crate::token::IdToken>> {}
+    impl<E> TokenKind
+        for &::core::marker::PhantomData<::core::result::Result<crate::token::IdToken, E>>
+    {
+    }
+
+    /// Picked for every other parameter type (one level of auto-deref further than
+    /// [`TokenKind`]).
+    pub trait OtherKind {
+        /// [`NotTheToken`].
+        fn __oidc_auth_kind(&self) -> NotTheToken {
+            NotTheToken
+        }
+    }
+    impl<T: ?Sized> OtherKind for ::core::marker::PhantomData<T> {}
+
+    /// The kind a handler's other parameter must be.
+    #[diagnostic::on_unimplemented(
+        message = "this parameter would extract the token without the route's requirements",
+        label = "`IdToken` under another name, or in a `Result`",
+        note = "the macros find the token parameter by its spelling: take the token once, as `IdToken` (`Option<IdToken>` for `#[oidc::optional]`) imported from `oidc_auth`, not through an alias, a renamed import or a `Result`"
+    )]
+    pub trait OtherParameter {}
+    impl OtherParameter for NotTheToken {}
+
+    /// Compiles only for [`NotTheToken`].
+    pub fn other_parameter<K: OtherParameter>(_: K) {}
     pub use crate::flow::{AuthEndpoint, AuthRouterSpec, AuthRoutes};
 
     /// The routes of an `#[auth_router]`, which the macro has checked by stricter rules than

@@ -2,7 +2,7 @@
 //! the return type are never touched.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens as _, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
 use syn::{FnArg, ItemFn, parse_quote};
 
@@ -88,6 +88,7 @@ pub(crate) fn expand(model: &Model, mut item: ItemFn) -> TokenStream {
         }
         None => (parse_quote!(_), parse_quote!(#guard<#policy>)),
     };
+    let other_params_check = other_params_check(krate, &item, &others);
     let plain_guard: FnArg = parse_quote!(#guard_pat: #guard_ty);
     let handler = if others.is_empty() {
         item.sig.inputs.push(plain_guard);
@@ -122,10 +123,53 @@ pub(crate) fn expand(model: &Model, mut item: ItemFn) -> TokenStream {
                 const CLAIMS: &'static [#krate::__private::ClaimRule] = &[#(#claims),*];
             }
             #token_type_check
+            #other_params_check
         };
 
         #handler
     }
+}
+
+/// A function that compiles only if none of the handler's other parameters is the token under
+/// another name (see `oidc_auth::__private::TokenKind`), generic over the handler's own
+/// generics so that parameter types naming them resolve. A type with `impl Trait` in it cannot
+/// be named there; it is left out.
+fn other_params_check(krate: &syn::Path, item: &ItemFn, others: &[syn::PatType]) -> TokenStream {
+    let checks: Vec<TokenStream> = others
+        .iter()
+        .filter(|param| !mentions_impl_trait(&param.ty))
+        .map(|param| {
+            let ty = &param.ty;
+            quote_spanned! {ty.span()=>
+                #krate::__private::other_parameter(
+                    (&&::core::marker::PhantomData::<#ty>).__oidc_auth_kind(),
+                );
+            }
+        })
+        .collect();
+    if checks.is_empty() {
+        return TokenStream::new();
+    }
+    let (impl_generics, _, where_clause) = item.sig.generics.split_for_impl();
+    quote! {
+        #[allow(dead_code, clippy::extra_unused_type_parameters)]
+        fn __oidc_auth_other_parameters #impl_generics () #where_clause {
+            #[allow(unused_imports)]
+            use #krate::__private::{OtherKind as _, TokenKind as _};
+            #(#checks)*
+        }
+    }
+}
+
+fn mentions_impl_trait(ty: &syn::Type) -> bool {
+    fn any_impl(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|tree| match tree {
+            proc_macro2::TokenTree::Ident(ident) => ident == "impl",
+            proc_macro2::TokenTree::Group(group) => any_impl(group.stream()),
+            _ => false,
+        })
+    }
+    any_impl(ty.to_token_stream())
 }
 
 /// The handler's other parameters as one tuple pattern and its type, in their order. Both

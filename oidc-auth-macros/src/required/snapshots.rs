@@ -156,6 +156,26 @@ fn optional_moves_the_token_in_front_of_the_body() {
     );
 }
 
+/// Every other parameter is checked not to be the token under another name, in a function
+/// with the handler's generics, so that types naming them resolve; a type holding
+/// `impl Trait`, which no such function can name, is left out.
+#[test]
+fn other_parameters_are_checked_with_the_handlers_generics() {
+    check(
+        "required_generic_handler",
+        Mode::Required,
+        quote!(scopes = "write"),
+        quote!(
+            async fn store<'a, T>(token: IdToken, body: Json<T>, sink: (impl Sink, u8)) -> String
+            where
+                T: DeserializeOwned + 'a,
+            {
+                token.sub().to_owned()
+            }
+        ),
+    );
+}
+
 #[test]
 fn an_error_keeps_the_function_and_adds_the_message() {
     check(

@@ -14,6 +14,14 @@ const _: () = {
     fn __oidc_auth_token_type_check() {
         __oidc_auth_token_type::<oidc::IdToken>()
     }
+    #[allow(dead_code, clippy::extra_unused_type_parameters)]
+    fn __oidc_auth_other_parameters() {
+        #[allow(unused_imports)]
+        use crate::deps::oidc_auth::__private::{OtherKind as _, TokenKind as _};
+        crate::deps::oidc_auth::__private::other_parameter(
+            (&&::core::marker::PhantomData::<Json<Refund>>).__oidc_auth_kind(),
+        );
+    }
 };
 // handler_shape!, without actix-web:
 async fn refund(
