@@ -1218,7 +1218,7 @@ async fn two_instances_federate() {
     let b = Harness::serve(
         MockProvider::start().await.expect("provider"),
         OidcAuth::builder(
-            federated(&idp, "http://b.invalid", &[&a.url])
+            federated(&idp, "https://b.invalid", &[&a.url])
                 .build()
                 .expect("config"),
         )
@@ -1329,7 +1329,7 @@ async fn a_peer_key_withdrawn_ends_its_cached_tokens() {
     for fw in FRAMEWORKS {
         let idp = MockProvider::start().await.expect("provider");
         let peer = MockProvider::start().await.expect("peer");
-        let config = federated(&idp, "http://b.invalid", &[&peer.issuer()])
+        let config = federated(&idp, "https://b.invalid", &[&peer.issuer()])
             .broker_jwks_path("/jwks")
             .build()
             .expect("config");
@@ -1363,7 +1363,7 @@ async fn an_unreachable_peers_keys_go_stale() {
     let peer = MockProvider::start().await.expect("peer");
     let store = Arc::new(MemoryStore::new());
     let serve = |store: Arc<MemoryStore>| {
-        let config = federated(&idp, "http://b.invalid", &[&peer.issuer()])
+        let config = federated(&idp, "https://b.invalid", &[&peer.issuer()])
             .broker_jwks_path("/jwks")
             .jwks_stale_limit(Duration::from_secs(STALE as u64))
             .token_cache_capacity(0)

@@ -126,6 +126,7 @@ pub struct OidcConfig {
     pub(crate) state_key: Option<Secret>,
     pub(crate) realm: Option<String>,
     pub(crate) string_claims_as_lists: bool,
+    pub(crate) allow_insecure_http: bool,
     /// The client for the provider and trusted peers, built from the timeouts above.
     pub(crate) http: ProviderClient,
 }
@@ -337,6 +338,12 @@ impl OidcConfig {
     pub fn string_claims_as_lists(&self) -> bool {
         self.string_claims_as_lists
     }
+
+    /// Whether `http://` URLs of hosts other than the loopback ones were allowed for the
+    /// provider, its keys, the trusted issuers and the broker's public URL.
+    pub fn allow_insecure_http(&self) -> bool {
+        self.allow_insecure_http
+    }
 }
 
 impl OidcConfig {
@@ -468,6 +475,13 @@ impl OidcConfig {
         }
         if let Some(v) = get("OIDC_OFFLINE_ACCESS", "offline_access")? {
             b = b.offline_access(parse_bool("offline_access", "OIDC_OFFLINE_ACCESS", &v)?);
+        }
+        if let Some(v) = get("OIDC_ALLOW_INSECURE_HTTP", "allow_insecure_http")? {
+            b = b.allow_insecure_http(parse_bool(
+                "allow_insecure_http",
+                "OIDC_ALLOW_INSECURE_HTTP",
+                &v,
+            )?);
         }
         if let Some(v) = get("OIDC_TOKEN_CACHE_CAPACITY", "token_cache_capacity")? {
             let capacity = v.parse().map_err(|_| {
@@ -650,6 +664,7 @@ pub struct OidcConfigBuilder {
     state_key: Option<Secret>,
     realm: Option<String>,
     string_claims_as_lists: bool,
+    allow_insecure_http: bool,
 }
 
 impl Default for OidcConfigBuilder {
@@ -696,6 +711,7 @@ impl Default for OidcConfigBuilder {
             state_key: None,
             realm: None,
             string_claims_as_lists: false,
+            allow_insecure_http: false,
         }
     }
 }
@@ -796,6 +812,11 @@ setters! {
     /// Let a string claim satisfy a constraint as if it were a one-element list (default off:
     /// `groups: "admins"` does not satisfy `groups = "admins"` unless this is on).
     string_claims_as_lists(value: bool) => |b: &mut Self, v| b.string_claims_as_lists = v;
+    /// Allow `http://` for the discovery URL, `jwks_uri`, trusted issuers and `proxy` on hosts
+    /// other than `localhost`, `127.0.0.0/8` and `[::1]` (default off: the provider's keys,
+    /// fetched in the clear, could be replaced on the way, and tokens forged with them). Only
+    /// for a provider on a network no one else can reach, such as a container network.
+    allow_insecure_http(value: bool) => |b: &mut Self, v| b.allow_insecure_http = v;
 }
 
 impl OidcConfigBuilder {
@@ -860,7 +881,8 @@ impl OidcConfigBuilder {
         let discovery_url = self
             .discovery_url
             .ok_or_else(|| ConfigError::new("discovery_url", "is required"))?;
-        let discovery_url = parse_http_url("discovery_url", &discovery_url)?;
+        let insecure = self.allow_insecure_http;
+        let discovery_url = parse_endpoint_url("discovery_url", &discovery_url, insecure)?;
         let issuer = nonempty("issuer", self.issuer)?.map(Issuer::new);
         // The issuer tokens are checked against must come from the configuration: taking it from
         // the discovery document would accept whatever issuer the document's host names.
@@ -1039,13 +1061,13 @@ impl OidcConfigBuilder {
         // would never match it, so each is written the same way.
         let mut trusted_issuers = Vec::with_capacity(self.trusted_issuers.len());
         for issuer in &self.trusted_issuers {
-            let url = parse_http_url("trusted_issuers", issuer)?;
+            let url = parse_endpoint_url("trusted_issuers", issuer, insecure)?;
             trusted_issuers.push(Issuer::new(broker_issuer(&url)));
         }
         if self
             .exchange_clients
             .iter()
-            .any(|(id, secret)| id.trim().is_empty() || secret.expose().is_empty())
+            .any(|(id, secret)| id.trim().is_empty() || secret.expose().trim().is_empty())
         {
             return Err(ConfigError::new(
                 "exchange_clients",
@@ -1073,7 +1095,7 @@ impl OidcConfigBuilder {
             audience: nonempty("audience", self.audience)?.map(Audience::new),
             proxy: self
                 .proxy
-                .map(|p| parse_http_url("proxy", &p))
+                .map(|p| parse_endpoint_url("proxy", &p, insecure))
                 .transpose()?,
             claims: self.claims,
             offline_access: self.offline_access,
@@ -1081,7 +1103,7 @@ impl OidcConfigBuilder {
             connect_timeout: self.connect_timeout,
             jwks_uri: self
                 .jwks_uri
-                .map(|u| parse_http_url("jwks_uri", &u))
+                .map(|u| parse_endpoint_url("jwks_uri", &u, insecure))
                 .transpose()?,
             issuer,
             expected_issuer,
@@ -1120,6 +1142,7 @@ impl OidcConfigBuilder {
             state_key: self.state_key,
             realm: self.realm,
             string_claims_as_lists: self.string_claims_as_lists,
+            allow_insecure_http: insecure,
             http,
         })
     }
@@ -1140,6 +1163,49 @@ fn parse_http_url(option: &'static str, value: &str) -> Result<Url, ConfigError>
     }
     if url.host_str().is_none() {
         return Err(ConfigError::new(option, "has no host"));
+    }
+    Ok(url)
+}
+
+/// A URL this server fetches from or publishes as a token issuer: the provider's discovery
+/// document and keys, a trusted peer, the broker's own public URL. No user info (it would be
+/// sent along and shown wherever the URL is), no fragment (never sent, so a mistake), and
+/// `https` unless the host is a loopback one or `allow_insecure_http` is on: keys fetched in the
+/// clear could be replaced on the way.
+fn parse_endpoint_url(
+    option: &'static str,
+    value: &str,
+    allow_insecure_http: bool,
+) -> Result<Url, ConfigError> {
+    let url = parse_http_url(option, value)?;
+    if !url.username().is_empty() || url.password().is_some() {
+        // Not shown: user info may hold a password.
+        return Err(ConfigError::new(
+            option,
+            "has user info (`user:password@`); give credentials another way",
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(ConfigError::new(
+            option,
+            format!("`{url}` has a fragment, which is never sent; leave it out"),
+        ));
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(host)) => host.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.scheme() == "http" && !loopback && !allow_insecure_http {
+        return Err(ConfigError::new(
+            option,
+            format!(
+                "`{url}` is plain http on a host that is not loopback: keys or tokens could be \
+                 read or replaced on the way; use https, or allow_insecure_http \
+                 (OIDC_ALLOW_INSECURE_HTTP=true) for a network no one else can reach"
+            ),
+        ));
     }
     Ok(url)
 }
@@ -1305,6 +1371,7 @@ mod tests {
         let base = || {
             OidcConfig::builder()
                 .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .issuer("https://idp.example")
                 .client_id("app")
         };
         let uris = |uri: &str| vec![uri.to_owned()];
@@ -1373,6 +1440,7 @@ mod tests {
         let base = || {
             OidcConfig::builder()
                 .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .issuer("https://idp.example")
                 .client_id("app")
         };
         for bytes in [usize::MAX, MAX_TOKEN_BYTES_LIMIT + 1] {
@@ -1425,6 +1493,7 @@ mod tests {
             let trusting = OidcConfig::builder()
                 .discovery_url("https://idp.example/.well-known/openid-configuration")
                 .client_id("app")
+                .allow_insecure_http(true)
                 .trusted_issuers([listed.to_owned()])
                 .build()
                 .unwrap_or_else(|e| panic!("{listed}: {e}"));
@@ -1434,6 +1503,7 @@ mod tests {
                 .client_id("app")
                 .broker_mode(true)
                 .broker_audience("services")
+                .allow_insecure_http(true)
                 .proxy(listed)
                 .build()
                 .unwrap_or_else(|e| panic!("{listed}: {e}"));
@@ -1678,8 +1748,6 @@ mod tests {
         }
         for url in [
             "https://login.example/tenant/v2.0/.well-known/openid-configuration?p=B2C_1_signin",
-            "https://idp.example/.well-known/openid-configuration#x",
-            "https://user@idp.example/.well-known/openid-configuration",
             "https://idp.example/discovery.json",
             "https://idp.example/",
             "https://idp.example/.well-known/oauth-authorization-server-x",
@@ -1724,6 +1792,7 @@ mod tests {
         let base = || {
             OidcConfig::builder()
                 .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .issuer("https://idp.example")
                 .client_id("app")
         };
         let cases: [(OidcConfigBuilder, &str); 6] = [
@@ -1785,6 +1854,7 @@ mod tests {
         let base = || {
             OidcConfig::builder()
                 .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .issuer("https://idp.example")
                 .client_id("app")
         };
         for ttl in [Duration::ZERO, Duration::from_millis(999)] {
@@ -1808,6 +1878,7 @@ mod tests {
         let base = || {
             OidcConfig::builder()
                 .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .issuer("https://idp.example")
                 .client_id("app")
         };
         let cases = [
@@ -1869,6 +1940,94 @@ mod tests {
                 Ok(_) => panic!("{extra:?} was accepted"),
                 Err(e) => assert_eq!(e.option(), *option, "{extra:?}: {}", e.message()),
             }
+        }
+    }
+
+    /// The URLs fetched from or published as an issuer (discovery, keys, trusted peers, the
+    /// broker's public URL) refuse user info (without showing it), fragments and plain http on
+    /// a host that is not loopback, unless `allow_insecure_http` is on.
+    #[test]
+    fn endpoint_urls_refuse_user_info_fragments_and_remote_plain_http() {
+        type Set = fn(OidcConfigBuilder, &str) -> OidcConfigBuilder;
+        let options: [(&str, Set); 4] = [
+            ("discovery_url", |b, v| b.discovery_url(v)),
+            ("jwks_uri", |b, v| b.jwks_uri(v)),
+            ("trusted_issuers", |b, v| b.trusted_issuers([v.to_owned()])),
+            ("proxy", |b, v| b.proxy(v)),
+        ];
+        let base = || {
+            OidcConfig::builder()
+                .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .issuer("https://idp.example")
+                .client_id("app")
+        };
+        for (option, set) in options {
+            for refused in [
+                "https://user:s3cret@idp.example/x",
+                "https://user@idp.example/x",
+                "https://idp.example/x#part",
+                "http://idp.example/x",
+                "http://10.0.0.5:8080/x",
+                "http://localhost.example/x",
+            ] {
+                match set(base(), refused).build() {
+                    Ok(_) => panic!("{option} = {refused} was accepted"),
+                    Err(e) => {
+                        assert_eq!(e.option(), option, "{refused}: {}", e.message());
+                        assert!(!e.to_string().contains("s3cret"), "{e}");
+                    }
+                }
+            }
+            for accepted in [
+                "https://idp.example/x",
+                "http://127.0.0.1:9/x",
+                "http://127.5.0.1:9/x",
+                "http://localhost:9/x",
+                "http://LOCALHOST/x",
+                "http://[::1]:9/x",
+            ] {
+                let built = set(base(), accepted).build();
+                assert!(built.is_ok(), "{option} = {accepted}: {:?}", built.err());
+            }
+            let allowed = set(base().allow_insecure_http(true), "http://keycloak:8080/x").build();
+            assert!(allowed.is_ok_and(|c| c.allow_insecure_http()), "{option}");
+        }
+        let from_env = |insecure: Option<&str>| {
+            let insecure = insecure.map(str::to_owned);
+            OidcConfig::from_lookup(move |name| match name {
+                "OIDC_DISCOVERY_URL" => {
+                    Some("http://keycloak:8080/realms/a/.well-known/openid-configuration".into())
+                }
+                "OIDC_CLIENT_ID" => Some("app".into()),
+                "OIDC_ALLOW_INSECURE_HTTP" => insecure.clone(),
+                _ => None,
+            })
+        };
+        assert_eq!(
+            from_env(None).err().map(|e| e.option()),
+            Some("discovery_url")
+        );
+        assert!(from_env(Some("true")).is_ok());
+        assert_eq!(
+            from_env(Some("maybe")).err().map(|e| e.option()),
+            Some("allow_insecure_http")
+        );
+    }
+
+    /// A token-exchange client secret of only whitespace is as easy to guess as none.
+    #[test]
+    fn a_blank_exchange_client_secret_is_refused() {
+        for secret in ["", " ", "\t \n"] {
+            let built = OidcConfig::builder()
+                .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .client_id("app")
+                .exchange_client("svc", secret)
+                .build();
+            assert_eq!(
+                built.err().map(|e| e.option()),
+                Some("exchange_clients"),
+                "{secret:?}"
+            );
         }
     }
 }
