@@ -248,15 +248,56 @@ async fn a_session_whose_refresh_token_cannot_be_stored_is_removed_and_revoked()
         let now = oidc_auth::Clock::now(&oidc_auth::SystemClock);
         let left = store.inner.get_session(&id, now).await.expect("store");
         assert!(left.is_none(), "{fw:?}: the half-made session stayed");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while h.idp.hits(Endpoint::Revocation) == revocations && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(h.idp.hits(Endpoint::Revocation), revocations + 1, "{fw:?}");
+        assert_eq!(
+            revocations_reach(&h, revocations + 1).await,
+            revocations + 1,
+            "{fw:?}"
+        );
     }
     store.refresh_down.store(false, Ordering::SeqCst);
     for fw in FRAMEWORKS {
         assert_eq!(login(&h, fw).await.status, 200, "{fw:?}");
+    }
+}
+
+/// Waits up to 5 s for the provider's revocation endpoint to have been called `expected` times.
+async fn revocations_reach(h: &oidc_auth_tests::Harness, expected: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while h.idp.hits(Endpoint::Revocation) < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    h.idp.hits(Endpoint::Revocation)
+}
+
+/// G7: a device code the user approved, whose redemption the store cannot record, is 503 and
+/// leaves no live grant behind: the provider's refresh token of that answer, which nothing
+/// holds, is revoked at the provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_device_code_that_cannot_be_recorded_revokes_the_providers_token() {
+    let store = Arc::new(OutageStore::default());
+    let h = serve_broker(provider().await, store.clone(), |c| c, None).await;
+    h.idp.set_device_interval(Some(0));
+    for fw in FRAMEWORKS {
+        let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
+        assert_eq!(start.status, 200, "{fw:?}: {}", start.raw_body);
+        assert!(h.idp.approve_device(field(&start, "user_code")));
+        let revocations = h.idp.hits(Endpoint::Revocation);
+        store.down.store(true, Ordering::SeqCst);
+        let poll = h
+            .post_form(
+                fw,
+                "/api/auth/v2/token",
+                &[("device-code", field(&start, "device_code"))],
+            )
+            .await;
+        store.down.store(false, Ordering::SeqCst);
+        assert_eq!(poll.status, 503, "{fw:?}: {}", poll.raw_body);
+        assert!(poll.body.get("refresh_token").is_none(), "{fw:?}");
+        assert_eq!(
+            revocations_reach(&h, revocations + 1).await,
+            revocations + 1,
+            "{fw:?}"
+        );
     }
 }
 

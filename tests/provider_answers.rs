@@ -244,6 +244,31 @@ async fn a_providers_retry_after_is_passed_on_within_bounds() {
     }
 }
 
+/// A code exchange the provider granted but whose ID token fails (a wrong nonce) is refused,
+/// and the provider's refresh token of that answer, which the client never gets, is revoked
+/// at the provider rather than left live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_granted_code_exchange_whose_id_token_fails_revokes_the_providers_token() {
+    let h = harness().await;
+    h.idp
+        .set_id_token_tweak(Some(Arc::new(|c: &mut serde_json::Map<String, Value>| {
+            c.insert("nonce".into(), json!("another login's nonce"));
+        })));
+    for fw in FRAMEWORKS {
+        let revocations = h.idp.hits(Endpoint::Revocation);
+        let reply = client_code_flow(&h, fw).await;
+        assert_eq!(reply.status, 400, "{fw:?}: {}", reply.raw_body);
+        assert!(reply.body.get("refresh_token").is_none(), "{fw:?}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while h.idp.hits(Endpoint::Revocation) == revocations
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(h.idp.hits(Endpoint::Revocation), revocations + 1, "{fw:?}");
+    }
+}
+
 /// The device route: a busy provider is 503 with `Retry-After`; an advertised device endpoint
 /// that is not there (404, 405, 501, with a JSON error or without) is 503 as a missing one is,
 /// so the client uses the browser flow. A provider failure (500, 502) stays 502.

@@ -74,23 +74,6 @@ const ANSWERED: &[u8] = b"refresh answered ";
 /// How often expired rows are purged (seconds), on the back of logins and refreshes.
 const PURGE_EVERY: i64 = 3600;
 
-/// Revokes a provider refresh token that no session holds (any more) at the provider, in the
-/// background: a slow or unreachable provider only delays its own side, and a failure is logged.
-fn revoke_refresh_at_provider(auth: &OidcAuth, token: String) {
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    let auth = auth.clone();
-    handle.spawn(async move {
-        if let Err(e) = auth
-            .provider_revoke(token, Some("refresh_token".to_owned()))
-            .await
-        {
-            tracing::info!(error = %e, "the provider did not revoke a refresh token no session holds");
-        }
-    });
-}
-
 /// A store failure as the client sees it: 503 for an outage (the caller may retry), 400 for
 /// input the store refuses. The cause goes to the log only.
 pub(crate) fn store_error(e: StoreError) -> AuthError {
@@ -580,29 +563,8 @@ impl Broker {
     /// asked for; a device grant (`None`) asked for the configured scopes.
     ///
     /// When no session could be made (the provider did not say who signed in, the store failed),
-    /// nothing holds the provider's refresh token any more: it is revoked at the provider, in
-    /// the background, rather than left as a grant no one can end.
+    /// the caller revokes the provider's refresh token (see `OidcAuth::keep_or_revoke`).
     pub(crate) async fn start_session(
-        &self,
-        auth: &OidcAuth,
-        answer: &Map<String, Value>,
-        identity: Option<IdToken>,
-        requested: Option<&str>,
-    ) -> Result<Value, AuthError> {
-        let started = self.open_session(auth, answer, identity, requested).await;
-        if started.is_err()
-            && let Some(token) = answer
-                .get("refresh_token")
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
-        {
-            revoke_refresh_at_provider(auth, token.to_owned());
-        }
-        started
-    }
-
-    /// [`start_session`](Self::start_session) without the clean-up of its failure.
-    async fn open_session(
         &self,
         auth: &OidcAuth,
         answer: &Map<String, Value>,
@@ -815,7 +777,7 @@ impl Broker {
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .filter(|token| !token.is_empty());
         if let Some(token) = token {
-            revoke_refresh_at_provider(auth, token);
+            auth.revoke_refresh_in_background(token);
         }
     }
 

@@ -233,23 +233,26 @@ impl OidcAuth {
                 return Err(e);
             }
         };
-        // An answer without an access token is no approval: the provider's fault (502), and the
-        // device code stays unspent, so that a later poll can still complete the login.
-        if answer
-            .get("access_token")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            return Err(AuthError::new(
-                ErrorKind::BadGateway,
-                "the identity provider sent no access token",
-            ));
-        }
-        broker.redeem_device_code(&device_code, now).await?;
-        broker
-            .start_session(self, &answer, None, None)
-            .await
-            .map(EndpointResponse::ok)
+        self.keep_or_revoke(&answer, async {
+            // An answer without an access token is no approval: the provider's fault (502), and
+            // the device code stays unspent, so that a later poll can still complete the login.
+            if answer
+                .get("access_token")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(AuthError::new(
+                    ErrorKind::BadGateway,
+                    "the identity provider sent no access token",
+                ));
+            }
+            broker.redeem_device_code(&device_code, now).await?;
+            broker
+                .start_session(self, &answer, None, None)
+                .await
+                .map(EndpointResponse::ok)
+        })
+        .await
     }
 
     /// A refresh or device-code grant, passed to the provider. Its OAuth errors
@@ -267,6 +270,9 @@ impl OidcAuth {
             .provider_token(vec![("grant_type", grant_type.to_owned()), (field, value)])
             .await?;
         let lifetime = crate::clock::secs(self.config().refresh_token_lifetime);
-        token_json(&answer, self.now(), lifetime).map(EndpointResponse::ok)
+        self.keep_or_revoke(&answer, async {
+            token_json(&answer, self.now(), lifetime).map(EndpointResponse::ok)
+        })
+        .await
     }
 }

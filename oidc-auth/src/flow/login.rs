@@ -330,29 +330,32 @@ impl OidcAuth {
             ])
             .await?;
         reservation.confirm();
-        let identity = match answer.get("id_token").and_then(serde_json::Value::as_str) {
-            Some(id_token) => self.validate_id_token(id_token, &tx.nonce).await?,
-            // The code was good (the provider accepted it), so this is not the caller's
-            // grant failing: a provider, or its registration of this client, that does not run
-            // OpenID Connect (no `openid` scope granted, a plain OAuth server). 502.
-            None => {
-                tracing::error!(
-                    "identity provider answered a code exchange without an ID token: check that it runs OpenID Connect and grants this client the `openid` scope"
-                );
-                return Err(AuthError::new(
-                    ErrorKind::BadGateway,
-                    "the identity provider sent no ID token",
-                ));
+        self.keep_or_revoke(&answer, async {
+            let identity = match answer.get("id_token").and_then(serde_json::Value::as_str) {
+                Some(id_token) => self.validate_id_token(id_token, &tx.nonce).await?,
+                // The code was good (the provider accepted it), so this is not the caller's
+                // grant failing: a provider, or its registration of this client, that does not
+                // run OpenID Connect (no `openid` scope granted, a plain OAuth server). 502.
+                None => {
+                    tracing::error!(
+                        "identity provider answered a code exchange without an ID token: check that it runs OpenID Connect and grants this client the `openid` scope"
+                    );
+                    return Err(AuthError::new(
+                        ErrorKind::BadGateway,
+                        "the identity provider sent no ID token",
+                    ));
+                }
+            };
+            if let Some(broker) = self.broker() {
+                return broker
+                    .start_session(self, &answer, Some(identity), Some(&tx.scope))
+                    .await
+                    .map(EndpointResponse::ok);
             }
-        };
-        if let Some(broker) = self.broker() {
-            return broker
-                .start_session(self, &answer, Some(identity), Some(&tx.scope))
-                .await
-                .map(EndpointResponse::ok);
-        }
-        let lifetime = crate::clock::secs(self.config().refresh_token_lifetime);
-        token_json(&answer, self.now(), lifetime).map(EndpointResponse::ok)
+            let lifetime = crate::clock::secs(self.config().refresh_token_lifetime);
+            token_json(&answer, self.now(), lifetime).map(EndpointResponse::ok)
+        })
+        .await
     }
 }
 

@@ -275,6 +275,45 @@ fn fetch_error(e: FetchError) -> AuthError {
 }
 
 impl OidcAuth {
+    /// Revokes a provider refresh token that no one holds (any more) at the provider, in the
+    /// background: a slow or unreachable provider only delays its own side, and a failure is
+    /// logged.
+    pub(crate) fn revoke_refresh_in_background(&self, token: String) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let auth = self.clone();
+        handle.spawn(async move {
+            if let Err(e) = auth
+                .provider_revoke(token, Some("refresh_token".to_owned()))
+                .await
+            {
+                tracing::info!(error = %e, "the provider did not revoke a refresh token no one holds");
+            }
+        });
+    }
+
+    /// `finish`, which turns a token answer the provider has granted into the client's answer;
+    /// when it fails (an ID token that does not verify, a store that cannot record the session
+    /// or the device code), the answer is dropped, and with it the only copy of its refresh
+    /// token: that token is revoked at the provider rather than left as a grant no one can end.
+    pub(crate) async fn keep_or_revoke<T>(
+        &self,
+        answer: &Map<String, Value>,
+        finish: impl Future<Output = Result<T, AuthError>>,
+    ) -> Result<T, AuthError> {
+        let finished = finish.await;
+        if finished.is_err()
+            && let Some(token) = answer
+                .get("refresh_token")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+        {
+            self.revoke_refresh_in_background(token.to_owned());
+        }
+        finished
+    }
+
     /// A provider endpoint from the discovery document; 503 when the provider has none (or
     /// cannot be reached).
     pub(crate) async fn provider_endpoint(
