@@ -807,6 +807,56 @@ async fn device_sessions_keep_their_lifetime_and_polls_are_paced() {
     }
 }
 
+/// A token exchanged for another audience carries that audience's roles
+/// (`resource_access.<audience>`), the realm's and the groups, not this API's: neither its
+/// clients' `resource_access` roles nor the subject token's top-level `roles`, which are roles
+/// at this API, become roles at the service the new token is for. Exchanged for this server's
+/// own audience, the token keeps them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exchange_for_another_audience_carries_that_audiences_roles_only() {
+    let b = broker_with(|c| c.exchange_audiences(["downstream".to_owned()]), None).await;
+    let h = &b.h;
+    let subject = h
+        .idp
+        .token()
+        .audience(AUDIENCE)
+        .claim("roles", json!(["api-admin"]))
+        .claim("realm_access", json!({"roles": ["staff"]}))
+        .claim(
+            "resource_access",
+            json!({
+                "test-client": {"roles": ["editor"]},
+                AUDIENCE: {"roles": ["operator"]},
+                "downstream": {"roles": ["reader"]},
+            }),
+        )
+        .claim("groups", json!(["team"]))
+        .sign();
+    let roles_of = |reply: &Reply| {
+        let (_, claims) = jwt(field(reply, "access_token"));
+        claims["roles"].clone()
+    };
+    for fw in FRAMEWORKS {
+        let form = exchange_form(&subject, &[("audience", "downstream")]);
+        let downstream = exchange(h, fw, &form, true).await;
+        assert_eq!(downstream.status, 200, "{fw:?}: {}", downstream.raw_body);
+        assert_eq!(
+            roles_of(&downstream),
+            json!(["staff", "reader", "team"]),
+            "{fw:?}"
+        );
+        let own = exchange(h, fw, &exchange_form(&subject, &[]), true).await;
+        assert_eq!(own.status, 200, "{fw:?}: {}", own.raw_body);
+        let mut own_roles: Vec<String> = serde_json::from_value(roles_of(&own)).unwrap_or_default();
+        own_roles.sort();
+        assert_eq!(
+            own_roles,
+            ["api-admin", "editor", "operator", "staff", "team"],
+            "{fw:?}"
+        );
+    }
+}
+
 /// Deliver 5 and E9-E12: token exchange needs client authentication and `subject_token_type`,
 /// refuses untrusted subject tokens and unlisted audiences, never widens the scope, and names
 /// `issued_token_type`.

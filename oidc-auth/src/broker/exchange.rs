@@ -153,7 +153,7 @@ impl Broker {
             _ => held.join(" "),
         };
         let now = auth.now();
-        let mut profile = self.profile(subject.claims());
+        let mut profile = self.profile_for(subject.claims(), &audience);
         profile.insert("scope".into(), Value::String(scope.clone()));
         let lifetime = self.access_ttl.min(subject.expires_at() - now);
         if lifetime <= 0 {

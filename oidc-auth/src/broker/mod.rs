@@ -498,7 +498,24 @@ impl Broker {
     /// The minted claims taken from a provider's (or peer's) token: see [`profile_of`].
     fn profile(&self, claims: &Map<String, Value>) -> Map<String, Value> {
         let clients: Vec<&str> = self.role_clients.iter().map(String::as_str).collect();
-        profile_of(claims, &clients)
+        profile_of(claims, &clients, true)
+    }
+
+    /// The minted claims of a token exchanged for `audience`. For another audience than this
+    /// server's, the roles are that audience's own (`resource_access.<audience>`), the realm's
+    /// and the groups: this API's roles (its clients' in `resource_access`, and the token's
+    /// top-level `roles`, which are those of the audience the token was issued to) are no
+    /// roles at the service the new token is for.
+    pub(crate) fn profile_for(
+        &self,
+        claims: &Map<String, Value>,
+        audience: &str,
+    ) -> Map<String, Value> {
+        if audience == self.audience {
+            self.profile(claims)
+        } else {
+            profile_of(claims, &[audience], false)
+        }
     }
 
     /// Signs an access token for `profile`.
@@ -1294,8 +1311,13 @@ async fn default_store() -> Result<Arc<dyn Store>, StoreError> {
 ///
 /// Of `resource_access` only the roles held in `clients` are taken: a provider lists there the
 /// roles of every client the user has any in, and `admin` of an unrelated client must not
-/// become `admin` of the services that trust the minted token.
-pub(crate) fn profile_of(claims: &Map<String, Value>, clients: &[&str]) -> Map<String, Value> {
+/// become `admin` of the services that trust the minted token. The token's top-level `roles`
+/// (those of the audience it was issued to) are taken only with `own_roles`.
+pub(crate) fn profile_of(
+    claims: &Map<String, Value>,
+    clients: &[&str],
+    own_roles: bool,
+) -> Map<String, Value> {
     let mut out = Map::new();
     for name in [
         "sub",
@@ -1311,7 +1333,7 @@ pub(crate) fn profile_of(claims: &Map<String, Value>, clients: &[&str]) -> Map<S
             out.insert(name.to_owned(), value.clone());
         }
     }
-    let mut roles: Vec<String> = roles_of(claims, Some(clients))
+    let mut roles: Vec<String> = roles_of(claims, own_roles, Some(clients))
         .into_iter()
         .map(str::to_owned)
         .collect();
@@ -1374,7 +1396,7 @@ mod tests {
             "resource_access": {"app": {"roles": ["reader"]}},
             "groups": ["staff", "admin"], "nonce": "n", "at_hash": "x"
         });
-        let profile = profile_of(claims.as_object().unwrap_or(&Map::new()), &["app"]);
+        let profile = profile_of(claims.as_object().unwrap_or(&Map::new()), &["app"], true);
         assert_eq!(profile["roles"], json!(["admin", "reader", "staff"]));
         assert_eq!(profile["groups"], json!(["staff", "admin"]));
         assert_eq!(profile["preferred_username"], "alice");

@@ -203,7 +203,7 @@ impl IdToken {
     /// [`claim("resource_access.<client>.roles")`](Self::claim) or use
     /// [`roles_of_clients`](Self::roles_of_clients).
     pub fn roles(&self) -> Vec<&str> {
-        roles_of(&self.0.claims, None)
+        roles_of(&self.0.claims, true, None)
     }
 
     /// Like [`roles`](Self::roles), but of `resource_access` only the roles held in `clients`.
@@ -224,7 +224,7 @@ impl IdToken {
     /// # }
     /// ```
     pub fn roles_of_clients(&self, clients: &[&str]) -> Vec<&str> {
-        roles_of(&self.0.claims, Some(clients))
+        roles_of(&self.0.claims, true, Some(clients))
     }
 
     /// The claim at `path`: a claim name, or a dotted path into nested objects. A claim whose own
@@ -239,11 +239,19 @@ impl IdToken {
     }
 }
 
-/// `roles`, `realm_access.roles` and `resource_access.<client>.roles` of `claims`, flattened,
-/// in that order, without duplicates. With `only`, the roles of the clients it names (in the
-/// token's order); without, those of every client.
-pub(crate) fn roles_of<'a>(claims: &'a Map<String, Value>, only: Option<&[&str]>) -> Vec<&'a str> {
-    let mut out = IdToken::str_list(claims.get("roles"));
+/// `roles` (with `top_level`), `realm_access.roles` and `resource_access.<client>.roles` of
+/// `claims`, flattened, in that order, without duplicates. With `only`, the roles of the clients
+/// it names (in the token's order); without, those of every client.
+pub(crate) fn roles_of<'a>(
+    claims: &'a Map<String, Value>,
+    top_level: bool,
+    only: Option<&[&str]>,
+) -> Vec<&'a str> {
+    let mut out = if top_level {
+        IdToken::str_list(claims.get("roles"))
+    } else {
+        Vec::new()
+    };
     out.extend(IdToken::str_list(
         claims.get("realm_access").and_then(|r| r.get("roles")),
     ));
