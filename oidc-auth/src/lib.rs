@@ -132,7 +132,8 @@ macro_rules! __oidc_auth_actix_methods {
             /// The auth endpoints as a function for `App::configure`.
             pub fn configure(
                 auth: $crate::OidcAuth,
-            ) -> impl Fn(&mut $crate::__private::actix_web::web::ServiceConfig) + ::core::clone::Clone {
+            ) -> impl ::core::ops::Fn(&mut $crate::__private::actix_web::web::ServiceConfig)
+            + ::core::clone::Clone {
                 $crate::actix::auth_config(
                     auth,
                     <Self as $crate::__private::AuthRouterSpec>::routes(),
@@ -221,6 +222,19 @@ pub mod __private {
     pub use crate::__oidc_auth_router_methods as auth_router_methods;
 
     pub use crate::policy::Scopes as ScopeEnum;
+
+    /// The scopes of an enum that derives [`Scopes`](crate::Scopes), in the order of its
+    /// variants, which is what lets `scopes = [Enum::Variant]` find a variant's scope by its
+    /// index at compile time. Only the derive implements it: a hand-written `Scopes` could
+    /// list its scopes in another order, and a route would silently require another scope.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` does not derive `oidc_auth::Scopes`",
+        note = "a scope named by a variant (`scopes = [{Self}::Variant]`) needs `#[derive(oidc_auth::Scopes)]` on `{Self}`; or write the scope as a string"
+    )]
+    pub trait DerivedScopes {
+        /// Every declared scope, in the order of the variants.
+        const ALL: &'static [&'static ::core::primitive::str];
+    }
 
     /// The type of a `#[required]` handler's token parameter.
     #[diagnostic::on_unimplemented(

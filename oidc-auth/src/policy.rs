@@ -35,7 +35,10 @@ pub trait Policy: Send + Sync + 'static {
 /// scope as a variant (`scopes = [AppScope::Admin]`).
 ///
 /// The derive adds nothing else to the enum, so its own inherent items (an `as_str` of its
-/// own, say) stay as they are; import this trait to use these.
+/// own, say) stay as they are; import this trait to use these. A hand-written implementation
+/// is fine to use on its own, but `scopes = [Enum::Variant]` takes only a derived one: the
+/// macros find a variant's scope by its position in [`ALL`](Self::ALL), which only the derive
+/// guarantees to follow the variants.
 ///
 /// ```
 /// use oidc_auth::Scopes;

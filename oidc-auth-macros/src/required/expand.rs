@@ -18,8 +18,9 @@ pub(crate) fn expand(model: &Model, mut item: ItemFn) -> TokenStream {
     let scopes = model.scopes.iter().map(|scope| match scope {
         ScopeSpec::Lit { value, span } => quote_spanned!(*span=> #value),
         ScopeSpec::Path(path) => {
-            // `Enum::Variant` -> `<Enum as ScopeEnum>::ALL[Enum::Variant as usize]`: a const
-            // expression, and a clear error when `Enum` does not derive `Scopes`.
+            // `Enum::Variant` -> `<Enum as DerivedScopes>::ALL[Enum::Variant as usize]`: a
+            // const expression, and a clear error when `Enum` does not derive `Scopes` (a
+            // hand-written `Scopes` need not list its scopes in the order of the variants).
             let mut enum_path = path.clone();
             enum_path.segments.pop();
             let enum_path = enum_path
@@ -29,7 +30,7 @@ pub(crate) fn expand(model: &Model, mut item: ItemFn) -> TokenStream {
                 .collect::<Vec<_>>();
             let leading = path.leading_colon;
             quote_spanned!(path.span()=>
-                <#leading #(#enum_path)::* as #krate::__private::ScopeEnum>::ALL[#path as usize]
+                <#leading #(#enum_path)::* as #krate::__private::DerivedScopes>::ALL[#path as ::core::primitive::usize]
             )
         }
     });
@@ -119,7 +120,7 @@ pub(crate) fn expand(model: &Model, mut item: ItemFn) -> TokenStream {
 
         const _: () = {
             impl #krate::__private::Policy for #policy {
-                const SCOPES: &'static [&'static str] = &[#(#scopes),*];
+                const SCOPES: &'static [&'static ::core::primitive::str] = &[#(#scopes),*];
                 const CLAIMS: &'static [#krate::__private::ClaimRule] = &[#(#claims),*];
             }
             #token_type_check

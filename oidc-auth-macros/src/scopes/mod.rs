@@ -119,13 +119,19 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
         const _: () = {
             #[automatically_derived]
             impl #krate::__private::ScopeEnum for #ident {
-                const ALL: &'static [&'static str] = &[#(#all),*];
+                const ALL: &'static [&'static ::core::primitive::str] = &[#(#all),*];
 
-                fn as_str(&self) -> &'static str {
+                fn as_str(&self) -> &'static ::core::primitive::str {
                     match self {
                         #(#arms,)*
                     }
                 }
+            }
+
+            #[automatically_derived]
+            impl #krate::__private::DerivedScopes for #ident {
+                const ALL: &'static [&'static ::core::primitive::str] =
+                    <Self as #krate::__private::ScopeEnum>::ALL;
             }
         };
     }

@@ -3,7 +3,7 @@
 struct __oidc_auth_policy_feed;
 const _: () = {
     impl ::oidc_auth::__private::Policy for __oidc_auth_policy_feed {
-        const SCOPES: &'static [&'static str] = &["beta"];
+        const SCOPES: &'static [&'static ::core::primitive::str] = &["beta"];
         const CLAIMS: &'static [::oidc_auth::__private::ClaimRule] = &[];
     }
     fn __oidc_auth_token_type<T: ::oidc_auth::__private::OptionalToken>() {}

@@ -3,9 +3,9 @@
 struct __oidc_auth_policy_refund;
 const _: () = {
     impl crate::deps::oidc_auth::__private::Policy for __oidc_auth_policy_refund {
-        const SCOPES: &'static [&'static str] = &[
-            <AppScope as crate::deps::oidc_auth::__private::ScopeEnum>::ALL[AppScope::Admin
-                as usize],
+        const SCOPES: &'static [&'static ::core::primitive::str] = &[
+            <AppScope as crate::deps::oidc_auth::__private::DerivedScopes>::ALL[AppScope::Admin
+                as ::core::primitive::usize],
             "billing:write",
         ];
         const CLAIMS: &'static [crate::deps::oidc_auth::__private::ClaimRule] = &[];

@@ -3,7 +3,7 @@
 pub struct __oidc_auth_policy_admin;
 const _: () = {
     impl ::oidc_auth::__private::Policy for __oidc_auth_policy_admin {
-        const SCOPES: &'static [&'static str] = &["admin", "read"];
+        const SCOPES: &'static [&'static ::core::primitive::str] = &["admin", "read"];
         const CLAIMS: &'static [::oidc_auth::__private::ClaimRule] = &[
             ::oidc_auth::__private::ClaimRule::new(
                 "groups",

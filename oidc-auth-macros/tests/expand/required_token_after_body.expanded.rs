@@ -3,7 +3,7 @@
 struct __oidc_auth_policy_upload;
 const _: () = {
     impl ::oidc_auth::__private::Policy for __oidc_auth_policy_upload {
-        const SCOPES: &'static [&'static str] = &["upload"];
+        const SCOPES: &'static [&'static ::core::primitive::str] = &["upload"];
         const CLAIMS: &'static [::oidc_auth::__private::ClaimRule] = &[];
     }
     fn __oidc_auth_token_type<T: ::oidc_auth::__private::RequiredToken>() {}
