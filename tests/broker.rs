@@ -30,6 +30,58 @@ async fn sharing(idp: &MockProvider, store: Arc<dyn Store>) -> Harness {
     serve_broker(idp.clone(), store, |c| c.encryption_key(SHARED_KEY), None).await
 }
 
+/// An encryption key configured for a deployment that ran without one: its signing key is
+/// stored in plain text, which an instance with a key refuses to sign with (anyone who can
+/// write the store could have put it there). A sealed replacement signs from then on: logins
+/// succeed at once instead of answering 503 until the old key retires (up to 30 days), the old
+/// key stays published, so its tokens stay valid, and each instance's tokens are accepted by
+/// the others sharing the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_key_stored_before_the_encryption_key_is_replaced() {
+    let idp = provider().await;
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let before = serve_broker(idp.clone(), store.clone(), |c| c, None).await;
+    let old = login(&before, Framework::Axum).await;
+    assert_eq!(old.status, 200, "{}", old.raw_body);
+    let old_token = field(&old, "access_token").to_owned();
+    let (old_header, _) = jwt(&old_token);
+    let first = sharing(&idp, store.clone()).await;
+    let second = sharing(&idp, store.clone()).await;
+    let mut minted = Vec::new();
+    for (h, fw) in [(&first, Framework::Axum), (&second, Framework::Actix)] {
+        let reply = login(h, fw).await;
+        assert_eq!(reply.status, 200, "{fw:?}: {}", reply.raw_body);
+        let (header, _) = jwt(field(&reply, "access_token"));
+        assert_ne!(
+            header["kid"], old_header["kid"],
+            "{fw:?}: signed with the plain key"
+        );
+        minted.push(field(&reply, "access_token").to_owned());
+        let me = h.bearer(fw, "/me", &old_token).await;
+        assert_eq!(
+            me.status, 200,
+            "{fw:?}: the old key's token: {}",
+            me.raw_body
+        );
+        let published = h.get(fw, JWKS, None).await;
+        assert!(
+            published
+                .raw_body
+                .contains(old_header["kid"].as_str().unwrap_or("-")),
+            "{fw:?}: {}",
+            published.raw_body
+        );
+    }
+    for (h, token) in [(&first, &minted[1]), (&second, &minted[0])] {
+        let me = h.bearer(Framework::Axum, "/me", token).await;
+        assert_eq!(
+            me.status, 200,
+            "the other instance's token: {}",
+            me.raw_body
+        );
+    }
+}
+
 struct Broker {
     h: Harness,
     store: Arc<MemoryStore>,

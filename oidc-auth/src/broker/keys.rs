@@ -36,7 +36,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
-use super::cipher::AtRest;
+use super::cipher::{AtRest, OpenError};
 use crate::algorithm::Algorithm;
 use crate::clock::{Clock, backoff_secs};
 use crate::error::AuthError;
@@ -189,6 +189,8 @@ pub(crate) struct RingKey {
     pub(crate) kid: String,
     pub(crate) alg: Algorithm,
     pub(crate) signer: Option<Arc<Signer>>,
+    /// Stored in plain text while an encryption key is configured, so refused for signing.
+    stored_plain: bool,
     verifier: Option<VerifyingKey>,
     jwk: Value,
     pub(crate) published_at: i64,
@@ -214,10 +216,12 @@ impl Ring {
 
     /// The key live at `now`, whether or not its private part is usable here.
     pub(crate) fn active(&self, now: i64) -> Option<&RingKey> {
+        // Of keys equally new (times are whole seconds), one this instance can sign with: a
+        // replacement made in the same second as the key it replaces must win.
         self.keys
             .iter()
             .filter(|k| k.published_at <= now && k.active_from <= now && now < k.retire_at)
-            .max_by_key(|k| (k.active_from, k.published_at))
+            .max_by_key(|k| (k.active_from, k.published_at, k.signer.is_some()))
     }
 
     /// The key that signs at `now`, with its private part.
@@ -350,8 +354,11 @@ impl Keys {
                 tracing::warn!(kid = %key.kid, "a stored signing key has a malformed public key");
                 continue;
             };
-            let signer = match self.at_rest.open(&key_row(&key.kid), &key.private_key) {
+            let opened = self.at_rest.open(&key_row(&key.kid), &key.private_key);
+            let stored_plain = matches!(opened, Err(OpenError::Plain));
+            let signer = match opened {
                 Ok(pkcs8) => Signer::from_pkcs8(alg, &pkcs8).map(Arc::new),
+                Err(_) if stored_plain => None,
                 Err(e) => {
                     if now < key.retire_at {
                         tracing::error!(kid = %key.kid, error = %e, "a signing key cannot be read");
@@ -367,6 +374,7 @@ impl Keys {
                 kid: key.kid,
                 alg,
                 signer,
+                stored_plain,
                 verifier,
                 jwk: Value::Object(members),
                 published_at: key.published_at,
@@ -563,6 +571,21 @@ impl Keys {
             if inserted {
                 tracing::info!(kid = %first.kid, alg = %first.alg, "created a broker signing key");
             }
+            ring = self.load(store, now).await?;
+        }
+        if let Some(current) = ring.active(now)
+            && current.stored_plain
+        {
+            // Stored before an encryption key was configured. A private key in plain text is
+            // not taken once one is (anyone who can write the store could have put it there),
+            // so a sealed replacement signs from now on instead of nothing until this key
+            // retires; this one stays published for the tokens it signed. Each instance that
+            // finds it makes its own rather than wait for another's: a few extra published
+            // keys, once, and the newest signs everywhere after the next read.
+            tracing::warn!(kid = %current.kid, "the broker signing key is stored unencrypted while an encryption key is configured; publishing a sealed replacement that signs from now on");
+            let replacement = self.generate(now, now)?;
+            store.insert_key(&replacement).await.map_err(unavailable)?;
+            tracing::info!(kid = %replacement.kid, "published a replacement broker signing key");
             ring = self.load(store, now).await?;
         }
         if let Some(current) = ring.active(now)
