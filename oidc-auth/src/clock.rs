@@ -28,6 +28,9 @@ pub(crate) fn secs(duration: Duration) -> i64 {
     i64::try_from(duration.as_secs()).map_or(MAX_SPAN_SECS, |s| s.min(MAX_SPAN_SECS))
 }
 
+/// The longest backoff [`backoff_secs`] gives: 30 s and half of it again as jitter.
+pub(crate) const MAX_BACKOFF_SECS: i64 = 45;
+
 /// The wait after `failures` failed attempts in a row, in clock seconds, for everything that
 /// retries something remote: 1 s doubling up to 30 s, plus a jitter drawn uniformly from 0 to
 /// half the base (rounded up), so that instances that failed together do not retry in step:

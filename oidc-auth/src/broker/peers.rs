@@ -229,7 +229,7 @@ impl Peers {
             .keys
             .current()
             .filter(|s| now.saturating_sub(s.at) <= self.stale_limit)?;
-        if now.saturating_sub(set.at) >= self.ttl {
+        if set.due(now, self.ttl) {
             self.spawn_refresh(issuer, set.generation, store);
         }
         set.value.verdict(signed)
@@ -245,7 +245,9 @@ impl Peers {
         let Some(peer) = self.peer(issuer) else {
             return;
         };
-        if peer.keys.try_gate().is_none() {
+        // Not while a refresh runs or a failed one backs off: during a peer's outage every
+        // validation past the TTL asks, and each would start a task that only finds that out.
+        if !peer.keys.may_refresh_now(self.clock.now()) {
             return;
         }
         let (this, issuer, store) = (self.clone(), peer.issuer.clone(), store.cloned());
@@ -291,6 +293,50 @@ mod tests {
             Arc::new(SystemClock),
             Withdrawals::default(),
         ))
+    }
+
+    /// While a failed refresh of a peer's keys backs off, validations past the TTL start no
+    /// refresh task (each would only find the backoff and end); once it has passed, one does.
+    #[tokio::test(flavor = "current_thread")]
+    async fn no_refresh_task_is_spawned_for_a_peer_while_backing_off() {
+        use crate::clock::ManualClock;
+        use crate::provider::tests::{fail_a_refresh, jwk, set, signed, tasks};
+        const ISSUER: &str = "https://a.example";
+        let clock = ManualClock::new(1_700_000_000);
+        let config = OidcConfig::builder()
+            .discovery_url("http://127.0.0.1:9/.well-known/openid-configuration")
+            .client_id("api")
+            .broker_mode(true)
+            .broker_audience("api")
+            .trusted_issuers([ISSUER.to_owned()])
+            .jwks_ttl(std::time::Duration::from_secs(600))
+            .build();
+        let Ok(config) = config else {
+            panic!("valid configuration");
+        };
+        let peers = Arc::new(Peers::new(
+            &config,
+            Arc::new(clock.clone()),
+            Withdrawals::default(),
+        ));
+        let Some(peer) = peers.peer(ISSUER) else {
+            panic!("the peer is configured");
+        };
+        let keys = set(&[&jwk("a")]);
+        let loaded = peer
+            .keys
+            .refresh(0, || clock.now(), None, || async { Ok::<_, String>(keys) })
+            .await;
+        assert!(matches!(loaded, Refresh::Fresh(_)));
+        clock.advance(601);
+        fail_a_refresh(&peer.keys, &clock).await;
+        for _ in 0..100 {
+            assert!(peers.verify_now(None, ISSUER, signed("a")).is_some());
+        }
+        assert_eq!(tasks(), 0, "tasks spawned during the backoff");
+        clock.advance(60);
+        assert!(peers.verify_now(None, ISSUER, signed("a")).is_some());
+        assert_eq!(tasks(), 1, "a refresh once the backoff has passed");
     }
 
     /// B6 for peers: the token's `iss` must be a configured issuer exactly, in the form a

@@ -275,7 +275,7 @@ impl Provider {
     /// its timeout. Only a cold start, with no document yet, waits for the fetch.
     pub(crate) async fn discovery(self: &Arc<Self>) -> Result<Arc<Discovery>, AuthError> {
         if let Some(doc) = self.discovery.current() {
-            if self.now() - doc.at >= self.discovery_ttl {
+            if doc.due(self.now(), self.discovery_ttl) {
                 self.spawn_discovery_refresh(doc.generation);
             }
             return Ok(Arc::new(doc.value.clone()));
@@ -385,7 +385,7 @@ impl Provider {
             .jwks
             .current()
             .filter(|s| now - s.at <= self.stale_limit)?;
-        if now - set.at >= self.jwks_ttl {
+        if set.due(now, self.jwks_ttl) {
             self.spawn_background_refresh(set.generation);
         }
         set.value.verdict(signed)
@@ -545,7 +545,7 @@ enum DiscoveryError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
     use base64::Engine;
@@ -575,7 +575,7 @@ mod tests {
     }
 
     /// A fresh P-256 public key as a JWK with `kid`.
-    fn jwk(kid: &str) -> Value {
+    pub(crate) fn jwk(kid: &str) -> Value {
         key_pair(kid).0
     }
 
@@ -589,7 +589,7 @@ mod tests {
 
     const MESSAGE: &[u8] = b"header.payload";
 
-    fn set(keys: &[&Value]) -> KeySet {
+    pub(crate) fn set(keys: &[&Value]) -> KeySet {
         KeySet::parse(&json!({ "keys": keys }), &[Algorithm::ES256], 10)
             .unwrap_or_else(|e| panic!("a key set: {e}"))
     }
@@ -629,7 +629,7 @@ mod tests {
         assert!(matches!(loaded, Refresh::Fresh(_)));
     }
 
-    fn signed(kid: &str) -> Signed<'_> {
+    pub(crate) fn signed(kid: &str) -> Signed<'_> {
         Signed {
             kid: Some(kid),
             alg: Algorithm::ES256,
@@ -720,7 +720,20 @@ mod tests {
 
     /// Tasks spawned and not yet finished; on a current-thread runtime a spawned task does not
     /// run before the test awaits, so this counts every spawn since.
-    fn tasks() -> usize {
+    /// A refresh of `keys` at the clock's time that fails, as in an outage.
+    pub(crate) async fn fail_a_refresh(keys: &Slot<KeySet>, clock: &ManualClock) {
+        let failed = keys
+            .refresh(
+                1,
+                || clock.now(),
+                None,
+                || async { Err::<KeySet, _>("unreachable") },
+            )
+            .await;
+        assert!(matches!(failed, Refresh::Failed { .. }));
+    }
+
+    pub(crate) fn tasks() -> usize {
         tokio::runtime::Handle::current()
             .metrics()
             .num_alive_tasks()
@@ -734,16 +747,7 @@ mod tests {
         let provider = provider(|b| b.jwks_ttl(Duration::from_secs(600)), &clock);
         load(&provider, &clock, &[&jwk("a")]).await;
         clock.advance(601);
-        let failed = provider
-            .jwks
-            .refresh(
-                1,
-                || clock.now(),
-                None,
-                || async { Err::<KeySet, _>("unreachable") },
-            )
-            .await;
-        assert!(matches!(failed, Refresh::Failed { .. }));
+        fail_a_refresh(&provider.jwks, &clock).await;
         for _ in 0..100 {
             assert!(
                 provider.verify_now(signed("a")).is_some(),
@@ -754,6 +758,23 @@ mod tests {
         clock.advance(60);
         assert!(provider.verify_now(signed("a")).is_some());
         assert_eq!(tasks(), 1, "a refresh once the backoff has passed");
+    }
+
+    /// The clock set back past the last fetch: a refresh is due at once, not an hour (the step
+    /// back) after the TTL, and the keys stay usable meanwhile.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_clock_set_back_makes_a_refresh_due() {
+        let clock = ManualClock::new(START);
+        let provider = provider(|b| b.jwks_ttl(Duration::from_secs(600)), &clock);
+        load(&provider, &clock, &[&jwk("a")]).await;
+        assert!(provider.verify_now(signed("a")).is_some());
+        assert_eq!(tasks(), 0, "fresh keys");
+        clock.set(START - 3600);
+        assert!(
+            provider.verify_now(signed("a")).is_some(),
+            "keys are usable"
+        );
+        assert_eq!(tasks(), 1, "a refresh after the clock was set back");
     }
 
     /// Timings of `Duration::MAX` mean "never", not -1: loaded keys stay usable and no refresh

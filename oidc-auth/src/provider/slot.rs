@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::clock::backoff_secs;
+use crate::clock::{MAX_BACKOFF_SECS, backoff_secs};
 
 /// A fetched value and when it was fetched.
 #[derive(Debug)]
@@ -20,6 +20,14 @@ pub(crate) struct Fetched<T> {
     /// Unix seconds of the successful fetch.
     pub(crate) at: i64,
     pub(crate) generation: u64,
+}
+
+impl<T> Fetched<T> {
+    /// Whether a refresh is due at `now` after `ttl` seconds: also when the clock has been set
+    /// back past the fetch, which would otherwise put the next refresh off by the step back.
+    pub(crate) fn due(&self, now: i64, ttl: i64) -> bool {
+        now < self.at || now.saturating_sub(self.at) >= ttl
+    }
 }
 
 #[derive(Debug, Default)]
@@ -36,8 +44,11 @@ pub(crate) struct Gate {
 impl Gate {
     /// Whether the last fetch failed and its backoff has not passed at `now`: no fetch may
     /// start, so neither may a task that would only find that out.
+    ///
+    /// A backoff further ahead than the longest one ([`MAX_BACKOFF_SECS`]) is one the clock
+    /// was set back under, and is over: it would otherwise last as long as the step back.
     pub(crate) fn backing_off(&self, now: i64) -> bool {
-        self.last_failed && now < self.retry_at
+        self.last_failed && now < self.retry_at && self.retry_at - now <= MAX_BACKOFF_SECS
     }
 }
 
@@ -160,11 +171,21 @@ impl<T> Slot<T> {
                 retry_after: (gate.retry_at - start).max(1) as u64,
             };
         }
+        // A forced fetch "after" this moment is one the clock was set back under: the cooldown
+        // is over, rather than lasting as long as the step back.
         if let (Some(cooldown), Some(forced_at)) = (forced_cooldown, gate.forced_at)
+            && forced_at <= start
             && start < forced_at.saturating_add(cooldown)
         {
             return Refresh::Cooldown(self.current());
         }
+        // Counted as failed before it runs: a fetch whose caller goes away (a request cancelled
+        // while the provider hangs) would otherwise leave no trace, and every next caller would
+        // start one of its own instead of backing off. Success undoes it.
+        gate.failures = gate.failures.saturating_add(1);
+        gate.last_failed = true;
+        let backoff = backoff_secs(gate.failures);
+        gate.retry_at = start.saturating_add(backoff);
         match fetch().await {
             Ok(value) => {
                 gate.generation += 1;
@@ -183,10 +204,7 @@ impl<T> Slot<T> {
                 Refresh::Fresh(fetched)
             }
             Err(error) => {
-                gate.failures = gate.failures.saturating_add(1);
-                gate.last_failed = true;
-                let backoff = backoff_secs(gate.failures);
-                gate.retry_at = now() + backoff;
+                gate.retry_at = now().saturating_add(backoff);
                 tracing::warn!(%error, retry_in_secs = backoff, "identity provider fetch failed");
                 Refresh::Failed {
                     retry_after: backoff as u64,
@@ -239,6 +257,58 @@ mod tests {
             .refresh(0, || 100, None, || async { Ok::<u32, String>(1) })
             .await;
         assert!(matches!(second, Refresh::Failed { retry_after } if retry_after >= 1));
+    }
+
+    /// A fetch whose caller goes away before it ends (a request cancelled while the provider
+    /// hangs) counts as failed: the next caller backs off instead of starting a fetch of its
+    /// own, and fetches again once the backoff has passed.
+    #[tokio::test]
+    async fn a_fetch_cancelled_by_its_caller_still_backs_off() {
+        let slot = Slot::<u32>::default();
+        let hanging = slot.refresh(0, || 100, None, std::future::pending::<Result<u32, String>>);
+        let gave_up = tokio::time::timeout(std::time::Duration::from_millis(20), hanging).await;
+        assert!(gave_up.is_err(), "the fetch never ends");
+        let fetched = std::sync::atomic::AtomicBool::new(false);
+        let fetch = || async {
+            fetched.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok::<u32, String>(1)
+        };
+        let next = slot.refresh(0, || 100, None, fetch).await;
+        assert!(matches!(next, Refresh::Failed { retry_after } if retry_after >= 1));
+        assert!(!fetched.load(std::sync::atomic::Ordering::SeqCst));
+        let later = slot
+            .refresh(0, || 100 + MAX_BACKOFF_SECS, None, fetch)
+            .await;
+        assert!(matches!(later, Refresh::Fresh(_)));
+    }
+
+    /// The clock set back by an hour: neither a backoff nor a forced refresh's cooldown lasts
+    /// as long as the step back.
+    #[tokio::test]
+    async fn a_clock_set_back_ends_backoff_and_cooldown() {
+        let ok = || async { Ok::<u32, String>(1) };
+        let slot = Slot::<u32>::default();
+        let failed = slot
+            .refresh(0, || 1000, None, || async { Err::<u32, _>("down") })
+            .await;
+        assert!(matches!(failed, Refresh::Failed { .. }));
+        assert!(matches!(
+            slot.refresh(0, || 1000 - 3600, None, ok).await,
+            Refresh::Fresh(_)
+        ));
+        let forced = Slot::<u32>::default();
+        assert!(matches!(
+            forced.refresh(0, || 1000, Some(15), ok).await,
+            Refresh::Fresh(_)
+        ));
+        assert!(matches!(
+            forced.refresh(1, || 1005, Some(15), ok).await,
+            Refresh::Cooldown(_)
+        ));
+        assert!(matches!(
+            forced.refresh(1, || 1000 - 3600, Some(15), ok).await,
+            Refresh::Fresh(_)
+        ));
     }
 
     #[tokio::test]
