@@ -244,6 +244,18 @@ async fn a_providers_retry_after_is_passed_on_within_bounds() {
     }
 }
 
+/// The revocations at the provider since it had counted `before`, once `expected` of them
+/// have arrived (they are made in the background) or after 5 s.
+async fn revocations_since(h: &Harness, before: usize, expected: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while h.idp.hits(Endpoint::Revocation) < before + expected
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    h.idp.hits(Endpoint::Revocation) - before
+}
+
 /// A code exchange the provider granted but whose ID token fails (a wrong nonce) is refused,
 /// and the provider's refresh token of that answer, which the client never gets, is revoked
 /// at the provider rather than left live.
@@ -259,14 +271,37 @@ async fn a_granted_code_exchange_whose_id_token_fails_revokes_the_providers_toke
         let reply = client_code_flow(&h, fw).await;
         assert_eq!(reply.status, 400, "{fw:?}: {}", reply.raw_body);
         assert!(reply.body.get("refresh_token").is_none(), "{fw:?}");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while h.idp.hits(Endpoint::Revocation) == revocations
-            && std::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        assert_eq!(h.idp.hits(Endpoint::Revocation), revocations + 1, "{fw:?}");
+        assert_eq!(revocations_since(&h, revocations, 1).await, 1, "{fw:?}");
     }
+}
+
+/// A refresh the provider answers 200 without an access token is 502. When that answer
+/// repeats the refresh token the client sent (a provider that does not rotate them), that
+/// token stays live: the client still holds it. A new refresh token in such an answer, which
+/// no one will hold, is revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_refresh_answer_revokes_only_a_token_the_client_does_not_hold() {
+    let h = harness().await;
+    for (answered, revoked) in [("r-held", 0), ("r-new", 1)] {
+        for fw in FRAMEWORKS {
+            let what = format!("{answered} on {fw:?}");
+            h.idp.set_fault(
+                Endpoint::Token,
+                Fault::Json(
+                    200,
+                    json!({"refresh_token": answered, "token_type": "Bearer"}),
+                ),
+            );
+            let revocations = h.idp.hits(Endpoint::Revocation);
+            let reply = h.post_form(fw, TOKEN, &[("refresh-token", "r-held")]).await;
+            assert_gateway_error(&reply, &what);
+            // Time for a revocation that should not come to arrive anyway.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let made = revocations_since(&h, revocations, revoked).await;
+            assert_eq!(made, revoked, "{what}");
+        }
+    }
+    h.idp.set_fault(Endpoint::Token, Fault::None);
 }
 
 /// The device route: a busy provider is 503 with `Retry-After`; an advertised device endpoint

@@ -233,7 +233,7 @@ impl OidcAuth {
                 return Err(e);
             }
         };
-        self.keep_or_revoke(&answer, async {
+        self.keep_or_revoke(&answer, None, async {
             // An answer without an access token is no approval: the provider's fault (502), and
             // the device code stays unspent, so that a later poll can still complete the login.
             if answer
@@ -266,11 +266,12 @@ impl OidcAuth {
         field: &'static str,
         value: String,
     ) -> Result<EndpointResponse, AuthError> {
+        let held = (field == "refresh_token").then(|| value.clone());
         let answer = self
             .provider_token(vec![("grant_type", grant_type.to_owned()), (field, value)])
             .await?;
         let lifetime = crate::clock::secs(self.config().refresh_token_lifetime);
-        self.keep_or_revoke(&answer, async {
+        self.keep_or_revoke(&answer, held.as_deref(), async {
             token_json(&answer, self.now(), lifetime).map(EndpointResponse::ok)
         })
         .await

@@ -330,7 +330,7 @@ impl OidcAuth {
             ])
             .await?;
         reservation.confirm();
-        self.keep_or_revoke(&answer, async {
+        self.keep_or_revoke(&answer, None, async {
             let identity = match answer.get("id_token").and_then(serde_json::Value::as_str) {
                 Some(id_token) => self.validate_id_token(id_token, &tx.nonce).await?,
                 // The code was good (the provider accepted it), so this is not the caller's

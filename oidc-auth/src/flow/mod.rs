@@ -297,9 +297,12 @@ impl OidcAuth {
     /// when it fails (an ID token that does not verify, a store that cannot record the session
     /// or the device code), the answer is dropped, and with it the only copy of its refresh
     /// token: that token is revoked at the provider rather than left as a grant no one can end.
+    /// Not when it is `held`, the refresh token the client sent (a provider that does not
+    /// rotate them answers with the same one): the client still holds that one.
     pub(crate) async fn keep_or_revoke<T>(
         &self,
         answer: &Map<String, Value>,
+        held: Option<&str>,
         finish: impl Future<Output = Result<T, AuthError>>,
     ) -> Result<T, AuthError> {
         let finished = finish.await;
@@ -307,7 +310,7 @@ impl OidcAuth {
             && let Some(token) = answer
                 .get("refresh_token")
                 .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
+                .filter(|t| !t.is_empty() && Some(*t) != held)
         {
             self.revoke_refresh_in_background(token.to_owned());
         }
