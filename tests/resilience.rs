@@ -423,6 +423,42 @@ async fn discovery_with_another_issuer_is_refused() {
     assert_eq!(h.idp.hits(Endpoint::Jwks), 0);
 }
 
+/// A discovery document (itself fetched from loopback here) that names a plain-http endpoint
+/// on another host is not used: keys fetched from such a `jwks_uri` could be replaced on the
+/// way, and a client secret sent to such a `token_endpoint` read. Validation answers 503 and
+/// nothing is fetched from it; with `allow_insecure_http` the same document is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_naming_a_plain_http_endpoint_elsewhere_is_refused() {
+    for endpoint in ["jwks_uri", "token_endpoint"] {
+        let idp = MockProvider::start().await.expect("provider");
+        let name = endpoint.to_owned();
+        idp.set_discovery_tweak(Some(std::sync::Arc::new(
+            move |doc: &mut serde_json::Map<String, serde_json::Value>| {
+                doc.insert(name.clone(), "http://keys.example/x".into());
+            },
+        )));
+        let h = Harness::with(idp, |b| b, None).await;
+        let reply = h
+            .bearer_both("/me", &h.idp.token().audience(AUDIENCE).sign())
+            .await;
+        assert_eq!(reply.status, 503, "{endpoint}: {}", reply.raw_body);
+        assert_eq!(h.idp.hits(Endpoint::Jwks), 0, "{endpoint}");
+    }
+    let idp = MockProvider::start().await.expect("provider");
+    let jwks = idp.jwks_uri();
+    idp.set_discovery_tweak(Some(std::sync::Arc::new(
+        move |doc: &mut serde_json::Map<String, serde_json::Value>| {
+            doc.insert("token_endpoint".into(), "http://idp.internal/token".into());
+            doc.insert("jwks_uri".into(), jwks.clone().into());
+        },
+    )));
+    let h = Harness::with(idp, |b| b.allow_insecure_http(true), None).await;
+    let reply = h
+        .bearer_both("/me", &h.idp.token().audience(AUDIENCE).sign())
+        .await;
+    assert_eq!(reply.status, 200, "allowed: {}", reply.raw_body);
+}
+
 /// G4 with a discovery URL that implies no issuer (it has a query), so the issuer is
 /// configured: once the document is past its TTL and the provider hangs, known kids still
 /// validate without waiting for the refresh, against the configured issuer.

@@ -1167,6 +1167,18 @@ fn parse_http_url(option: &'static str, value: &str) -> Result<Url, ConfigError>
     Ok(url)
 }
 
+/// Whether `url` is plain `http` on a host that is not loopback (`localhost`, `127.0.0.0/8`,
+/// `[::1]`): what is sent or fetched over it could be read or replaced on the way.
+pub(crate) fn is_insecure_http(url: &Url) -> bool {
+    let loopback = match url.host() {
+        Some(url::Host::Domain(host)) => host.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    url.scheme() == "http" && !loopback
+}
+
 /// A URL this server fetches from or publishes as a token issuer: the provider's discovery
 /// document and keys, a trusted peer, the broker's own public URL. No user info (it would be
 /// sent along and shown wherever the URL is), no fragment (never sent, so a mistake), and
@@ -1191,13 +1203,7 @@ fn parse_endpoint_url(
             format!("`{url}` has a fragment, which is never sent; leave it out"),
         ));
     }
-    let loopback = match url.host() {
-        Some(url::Host::Domain(host)) => host.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    if url.scheme() == "http" && !loopback && !allow_insecure_http {
+    if is_insecure_http(&url) && !allow_insecure_http {
         return Err(ConfigError::new(
             option,
             format!(

@@ -55,6 +55,32 @@ pub(crate) struct Discovery {
     pub(crate) authorization_response_iss_parameter_supported: bool,
 }
 
+impl Discovery {
+    /// The first endpoint that is plain `http` on a host that is not loopback, by name.
+    fn insecure_endpoint(&self) -> Option<(&'static str, &Url)> {
+        [
+            ("jwks_uri", Some(&self.jwks_uri)),
+            (
+                "authorization_endpoint",
+                self.authorization_endpoint.as_ref(),
+            ),
+            ("token_endpoint", self.token_endpoint.as_ref()),
+            ("userinfo_endpoint", self.userinfo_endpoint.as_ref()),
+            ("end_session_endpoint", self.end_session_endpoint.as_ref()),
+            ("revocation_endpoint", self.revocation_endpoint.as_ref()),
+            (
+                "device_authorization_endpoint",
+                self.device_authorization_endpoint.as_ref(),
+            ),
+        ]
+        .into_iter()
+        .find_map(|(name, url)| {
+            url.filter(|u| crate::config::is_insecure_http(u))
+                .map(|u| (name, u))
+        })
+    }
+}
+
 fn opt_url_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
     Option::<String>::deserialize(d)?
         .map(|s| Url::parse(&s).map_err(serde::de::Error::custom))
@@ -211,6 +237,7 @@ pub(crate) struct Provider {
     /// From configuration: the discovery document must name it, and never replaces it.
     expected_issuer: Issuer,
     jwks_override: Option<Url>,
+    allow_insecure_http: bool,
     accepted: Vec<Algorithm>,
     max_bytes: usize,
     max_keys: usize,
@@ -244,6 +271,7 @@ impl Provider {
             discovery_url: config.discovery_url.clone(),
             expected_issuer: config.expected_issuer().clone(),
             jwks_override: config.jwks_uri.clone(),
+            allow_insecure_http: config.allow_insecure_http,
             accepted: config.algorithms.clone(),
             max_bytes: config.jwks_max_bytes,
             max_keys: config.jwks_max_keys,
@@ -317,6 +345,19 @@ impl Provider {
                 "the discovery document names a different issuer; it is not used{hint}"
             );
             return Err(DiscoveryError::IssuerMismatch);
+        }
+        // The client secret goes to the token endpoint and the keys come from `jwks_uri`: over
+        // plain http anyone on the way could read the one or replace the other, whatever
+        // scheme the document itself came over.
+        if !self.allow_insecure_http
+            && let Some((endpoint, url)) = doc.insecure_endpoint()
+        {
+            tracing::error!(
+                endpoint,
+                host = url.host_str().unwrap_or(""),
+                "the discovery document names a plain-http endpoint on a host that is not loopback; it is not used (allow_insecure_http, OIDC_ALLOW_INSECURE_HTTP, for a provider on a private network)"
+            );
+            return Err(DiscoveryError::InsecureEndpoint);
         }
         Ok(doc)
     }
@@ -542,6 +583,8 @@ enum DiscoveryError {
     Fetch(FetchError),
     #[error("the discovery document names a different issuer")]
     IssuerMismatch,
+    #[error("the discovery document names a plain-http endpoint")]
+    InsecureEndpoint,
 }
 
 #[cfg(test)]

@@ -200,6 +200,23 @@ impl MockProvider {
         self.shared().op().id_token_tweak = tweak;
     }
 
+    /// Lets a test alter the discovery document before it is served (an endpoint moved to
+    /// another host or scheme, a field removed, ...). The tweak runs without any lock held.
+    /// `None` removes it.
+    ///
+    /// ```no_run
+    /// # async fn f(provider: oidc_auth::testing::MockProvider) {
+    /// use std::sync::Arc;
+    ///
+    /// provider.set_discovery_tweak(Some(Arc::new(|doc: &mut serde_json::Map<_, _>| {
+    ///     doc.insert("jwks_uri".into(), "http://keys.example/jwks".into());
+    /// })));
+    /// # }
+    /// ```
+    pub fn set_discovery_tweak(&self, tweak: Option<JsonTweak>) {
+        self.shared().op().discovery_tweak = tweak;
+    }
+
     /// Signs ID tokens with the key `kid` instead of the current key, as
     /// [`TokenBuilder::kid`](super::TokenBuilder::kid) does (an unknown kid is written to the
     /// header but signed with the current key). `None` restores the current key.

@@ -433,12 +433,13 @@ impl Shared {
         let advertised = lock(&self.discovery_issuer)
             .clone()
             .unwrap_or_else(|| issuer.clone());
-        let (device_enabled, revocation_enabled, iss_supported) = {
+        let (device_enabled, revocation_enabled, iss_supported, tweak) = {
             let op = self.op();
             (
                 op.device_enabled,
                 op.revocation_enabled,
                 op.iss_in_authorization_response,
+                op.discovery_tweak.clone(),
             )
         };
         let mut doc = json!({
@@ -477,6 +478,9 @@ impl Shared {
                     "revocation_endpoint".into(),
                     Value::from(self.url(Endpoint::Revocation)),
                 );
+            }
+            if let Some(tweak) = tweak {
+                tweak(doc);
             }
         }
         doc
