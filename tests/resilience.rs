@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use oidc_auth::testing::{Endpoint, Fault, MockProvider, SigningAlg};
 use oidc_auth::{Clock, ManualClock, OidcAuth, SystemClock};
-use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Harness, LOOPBACK, assert_invalid_token, base_config};
+use oidc_auth_tests::{
+    AUDIENCE, FRAMEWORKS, Framework, Harness, LOOPBACK, assert_invalid_token, base_config,
+};
 
 fn unknown_kid(idp: &MockProvider, kid: &str) -> String {
     idp.token().audience(AUDIENCE).kid(kid).sign()
@@ -432,9 +434,12 @@ async fn discovery_naming_a_plain_http_endpoint_elsewhere_is_refused() {
     for endpoint in ["jwks_uri", "token_endpoint"] {
         let idp = MockProvider::start().await.expect("provider");
         let name = endpoint.to_owned();
+        // The mock's own JWKS through an address that is not a loopback one by its spelling
+        // (an IPv4-mapped IPv6 address), so that keys fetched from it would verify.
+        let elsewhere = idp.jwks_uri().replace("127.0.0.1", "[::ffff:127.0.0.1]");
         idp.set_discovery_tweak(Some(std::sync::Arc::new(
             move |doc: &mut serde_json::Map<String, serde_json::Value>| {
-                doc.insert(name.clone(), "http://keys.example/x".into());
+                doc.insert(name.clone(), elsewhere.clone().into());
             },
         )));
         let h = Harness::with(idp, |b| b, None).await;
@@ -457,6 +462,28 @@ async fn discovery_naming_a_plain_http_endpoint_elsewhere_is_refused() {
         .bearer_both("/me", &h.idp.token().audience(AUDIENCE).sign())
         .await;
     assert_eq!(reply.status, 200, "allowed: {}", reply.raw_body);
+    // An advertised `jwks_uri` that a configured one replaces is never fetched, so it does
+    // not make the document unusable.
+    let idp = MockProvider::start().await.expect("provider");
+    let jwks = idp.jwks_uri();
+    idp.set_discovery_tweak(Some(std::sync::Arc::new(
+        |doc: &mut serde_json::Map<String, serde_json::Value>| {
+            doc.insert("jwks_uri".into(), "http://idp.internal/jwks".into());
+        },
+    )));
+    let h = Harness::with(idp, |b| b.jwks_uri(jwks), None).await;
+    let login = h
+        .get(
+            Framework::Axum,
+            "/api/auth/v2/login?redirect_uri=http://127.0.0.1:53100/cb",
+            None,
+        )
+        .await;
+    assert_eq!(
+        login.status, 302,
+        "login with a replaced jwks_uri: {}",
+        login.raw_body
+    );
 }
 
 /// G4 with a discovery URL that implies no issuer (it has a query), so the issuer is

@@ -56,10 +56,11 @@ pub(crate) struct Discovery {
 }
 
 impl Discovery {
-    /// The first endpoint that is plain `http` on a host that is not loopback, by name.
-    fn insecure_endpoint(&self) -> Option<(&'static str, &Url)> {
+    /// The first endpoint that is plain `http` on a host that is not loopback, by name; the
+    /// `jwks_uri` only when it is `used` (no configured one replaces it).
+    fn insecure_endpoint(&self, jwks_uri_used: bool) -> Option<(&'static str, &Url)> {
         [
-            ("jwks_uri", Some(&self.jwks_uri)),
+            ("jwks_uri", Some(&self.jwks_uri).filter(|_| jwks_uri_used)),
             (
                 "authorization_endpoint",
                 self.authorization_endpoint.as_ref(),
@@ -350,7 +351,7 @@ impl Provider {
         // plain http anyone on the way could read the one or replace the other, whatever
         // scheme the document itself came over.
         if !self.allow_insecure_http
-            && let Some((endpoint, url)) = doc.insecure_endpoint()
+            && let Some((endpoint, url)) = doc.insecure_endpoint(self.jwks_override.is_none())
         {
             tracing::error!(
                 endpoint,

@@ -22,6 +22,45 @@ pub(crate) struct Fetched<T> {
     pub(crate) generation: u64,
 }
 
+/// How long a fetch has to have been under way when its caller goes away for that to count as
+/// a failure: a provider that answers does so well within it, one that hangs does not.
+const ABANDONED_AFTER_SECS: i64 = 2;
+
+/// Watches a fetch that runs in its caller's future. A caller that goes away (a request
+/// cancelled by its client or a timeout layer) drops the fetch unfinished; if it had been
+/// under way for [`ABANDONED_AFTER_SECS`], the provider is taken to hang, and the failure is
+/// recorded with its backoff from now, so that the next caller answers 503 with `Retry-After`
+/// instead of starting a fetch of its own. One dropped sooner records nothing: a caller that
+/// gives up at once must not put a provider that answers into backoff.
+struct Abandoned<'a, F: Fn() -> i64> {
+    gate: &'a mut Gate,
+    started: i64,
+    now: &'a F,
+}
+
+impl<F: Fn() -> i64> Abandoned<'_, F> {
+    /// The fetch ended, with whatever outcome: the caller records it.
+    fn finished(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl<F: Fn() -> i64> Drop for Abandoned<'_, F> {
+    fn drop(&mut self) {
+        let now = (self.now)();
+        if now.saturating_sub(self.started) >= ABANDONED_AFTER_SECS {
+            let gate = &mut *self.gate;
+            gate.failures = gate.failures.saturating_add(1);
+            gate.last_failed = true;
+            gate.retry_at = now.saturating_add(backoff_secs(gate.failures));
+            tracing::warn!(
+                waited_secs = now.saturating_sub(self.started),
+                "a fetch from the identity provider was abandoned unanswered; backing off"
+            );
+        }
+    }
+}
+
 impl<T> Fetched<T> {
     /// Whether a refresh is due at `now` after `ttl` seconds: also when the clock has been set
     /// back past the fetch, which would otherwise put the next refresh off by the step back.
@@ -179,14 +218,14 @@ impl<T> Slot<T> {
         {
             return Refresh::Cooldown(self.current());
         }
-        // Counted as failed before it runs: a fetch whose caller goes away (a request cancelled
-        // while the provider hangs) would otherwise leave no trace, and every next caller would
-        // start one of its own instead of backing off. Success undoes it.
-        gate.failures = gate.failures.saturating_add(1);
-        gate.last_failed = true;
-        let backoff = backoff_secs(gate.failures);
-        gate.retry_at = start.saturating_add(backoff);
-        match fetch().await {
+        let abandoned = Abandoned {
+            gate: &mut gate,
+            started: start,
+            now: &now,
+        };
+        let fetched = fetch().await;
+        abandoned.finished();
+        match fetched {
             Ok(value) => {
                 gate.generation += 1;
                 gate.failures = 0;
@@ -204,6 +243,9 @@ impl<T> Slot<T> {
                 Refresh::Fresh(fetched)
             }
             Err(error) => {
+                gate.failures = gate.failures.saturating_add(1);
+                gate.last_failed = true;
+                let backoff = backoff_secs(gate.failures);
                 gate.retry_at = now().saturating_add(backoff);
                 tracing::warn!(%error, retry_in_secs = backoff, "identity provider fetch failed");
                 Refresh::Failed {
@@ -259,27 +301,58 @@ mod tests {
         assert!(matches!(second, Refresh::Failed { retry_after } if retry_after >= 1));
     }
 
-    /// A fetch whose caller goes away before it ends (a request cancelled while the provider
-    /// hangs) counts as failed: the next caller backs off instead of starting a fetch of its
-    /// own, and fetches again once the backoff has passed.
-    #[tokio::test]
-    async fn a_fetch_cancelled_by_its_caller_still_backs_off() {
-        let slot = Slot::<u32>::default();
-        let hanging = slot.refresh(0, || 100, None, std::future::pending::<Result<u32, String>>);
+    /// Starts a refresh whose fetch moves `clock` on by `waited` seconds and then never ends,
+    /// and gives up on it, as a cancelled request does.
+    async fn abandon(slot: &Slot<u32>, clock: &std::sync::atomic::AtomicI64, waited: i64) {
+        use std::sync::atomic::Ordering;
+        let hanging = slot.refresh(
+            0,
+            || clock.load(Ordering::SeqCst),
+            None,
+            || async {
+                clock.fetch_add(waited, Ordering::SeqCst);
+                std::future::pending::<Result<u32, String>>().await
+            },
+        );
         let gave_up = tokio::time::timeout(std::time::Duration::from_millis(20), hanging).await;
         assert!(gave_up.is_err(), "the fetch never ends");
-        let fetched = std::sync::atomic::AtomicBool::new(false);
+    }
+
+    /// A fetch whose caller goes away after it has waited (a request cancelled while the
+    /// provider hangs) counts as failed, with its backoff from then: the next caller backs off
+    /// instead of starting a fetch of its own, and fetches again once the backoff has passed.
+    /// One whose caller gives up at once records nothing, so the next caller fetches.
+    #[tokio::test]
+    async fn a_fetch_abandoned_after_waiting_backs_off_and_one_abandoned_at_once_does_not() {
+        use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+        let clock = AtomicI64::new(100);
+        let now = || clock.load(Ordering::SeqCst);
+        let fetched = AtomicBool::new(false);
         let fetch = || async {
-            fetched.store(true, std::sync::atomic::Ordering::SeqCst);
+            fetched.store(true, Ordering::SeqCst);
             Ok::<u32, String>(1)
         };
-        let next = slot.refresh(0, || 100, None, fetch).await;
+        let quick = Slot::<u32>::default();
+        abandon(&quick, &clock, 0).await;
+        assert!(matches!(
+            quick.refresh(0, now, None, fetch).await,
+            Refresh::Fresh(_)
+        ));
+        assert!(fetched.swap(false, Ordering::SeqCst));
+
+        let hung = Slot::<u32>::default();
+        abandon(&hung, &clock, 10).await;
+        let next = hung.refresh(0, now, None, fetch).await;
         assert!(matches!(next, Refresh::Failed { retry_after } if retry_after >= 1));
-        assert!(!fetched.load(std::sync::atomic::Ordering::SeqCst));
-        let later = slot
-            .refresh(0, || 100 + MAX_BACKOFF_SECS, None, fetch)
-            .await;
-        assert!(matches!(later, Refresh::Fresh(_)));
+        assert!(
+            !fetched.load(Ordering::SeqCst),
+            "fetched during the backoff"
+        );
+        clock.fetch_add(MAX_BACKOFF_SECS, Ordering::SeqCst);
+        assert!(matches!(
+            hung.refresh(0, now, None, fetch).await,
+            Refresh::Fresh(_)
+        ));
     }
 
     /// The clock set back by an hour: neither a backoff nor a forced refresh's cooldown lasts
