@@ -49,10 +49,7 @@ impl<F: Fn() -> i64> Drop for Abandoned<'_, F> {
     fn drop(&mut self) {
         let now = (self.now)();
         if now.saturating_sub(self.started) >= ABANDONED_AFTER_SECS {
-            let gate = &mut *self.gate;
-            gate.failures = gate.failures.saturating_add(1);
-            gate.last_failed = true;
-            gate.retry_at = now.saturating_add(backoff_secs(gate.failures));
+            self.gate.record_failure(now);
             tracing::warn!(
                 waited_secs = now.saturating_sub(self.started),
                 "a fetch from the identity provider was abandoned unanswered; backing off"
@@ -88,6 +85,15 @@ impl Gate {
     /// was set back under, and is over: it would otherwise last as long as the step back.
     pub(crate) fn backing_off(&self, now: i64) -> bool {
         self.last_failed && now < self.retry_at && self.retry_at - now <= MAX_BACKOFF_SECS
+    }
+
+    /// Records a failed fetch at `now` and returns its backoff in seconds.
+    fn record_failure(&mut self, now: i64) -> i64 {
+        self.failures = self.failures.saturating_add(1);
+        self.last_failed = true;
+        let backoff = backoff_secs(self.failures);
+        self.retry_at = now.saturating_add(backoff);
+        backoff
     }
 }
 
@@ -243,10 +249,7 @@ impl<T> Slot<T> {
                 Refresh::Fresh(fetched)
             }
             Err(error) => {
-                gate.failures = gate.failures.saturating_add(1);
-                gate.last_failed = true;
-                let backoff = backoff_secs(gate.failures);
-                gate.retry_at = now().saturating_add(backoff);
+                let backoff = gate.record_failure(now());
                 tracing::warn!(%error, retry_in_secs = backoff, "identity provider fetch failed");
                 Refresh::Failed {
                     retry_after: backoff as u64,
