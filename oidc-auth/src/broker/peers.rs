@@ -278,6 +278,10 @@ mod tests {
     use crate::clock::SystemClock;
 
     fn peers(trusted: &[&str]) -> Arc<Peers> {
+        peers_on(trusted, Arc::new(SystemClock))
+    }
+
+    fn peers_on(trusted: &[&str], clock: Arc<dyn Clock>) -> Arc<Peers> {
         let config = OidcConfig::builder()
             .discovery_url("http://127.0.0.1:9/.well-known/openid-configuration")
             .client_id("api")
@@ -288,11 +292,7 @@ mod tests {
         let Ok(config) = config else {
             panic!("valid configuration");
         };
-        Arc::new(Peers::new(
-            &config,
-            Arc::new(SystemClock),
-            Withdrawals::default(),
-        ))
+        Arc::new(Peers::new(&config, clock, Withdrawals::default()))
     }
 
     /// While a failed refresh of a peer's keys backs off, validations past the TTL start no
@@ -303,22 +303,8 @@ mod tests {
         use crate::provider::tests::{fail_a_refresh, jwk, set, signed, tasks};
         const ISSUER: &str = "https://a.example";
         let clock = ManualClock::new(1_700_000_000);
-        let config = OidcConfig::builder()
-            .discovery_url("http://127.0.0.1:9/.well-known/openid-configuration")
-            .client_id("api")
-            .broker_mode(true)
-            .broker_audience("api")
-            .trusted_issuers([ISSUER.to_owned()])
-            .jwks_ttl(std::time::Duration::from_secs(600))
-            .build();
-        let Ok(config) = config else {
-            panic!("valid configuration");
-        };
-        let peers = Arc::new(Peers::new(
-            &config,
-            Arc::new(clock.clone()),
-            Withdrawals::default(),
-        ));
+        // The default JWKS TTL (600 s) is what the clock is moved past below.
+        let peers = peers_on(&[ISSUER], Arc::new(clock.clone()));
         let Some(peer) = peers.peer(ISSUER) else {
             panic!("the peer is configured");
         };

@@ -142,7 +142,7 @@ impl KeySet {
     /// refused rather than guessed when several do.
     pub(crate) fn verdict(&self, signed: Signed<'_>) -> Option<Result<(), AuthError>> {
         let verifies = |key: &&aws_lc_rs::signature::ParsedPublicKey| {
-            check(key, signed.message, signed.signature).is_ok()
+            key.verify_sig(signed.message, signed.signature).is_ok()
         };
         let mut fitting = self.keys.iter().filter_map(|k| {
             (signed.kid.is_none() || k.kid.as_deref() == signed.kid)
@@ -567,15 +567,6 @@ fn after_refresh(
         )
         .with_retry_after(retry_after)),
     }
-}
-
-pub(crate) fn check(
-    key: &aws_lc_rs::signature::ParsedPublicKey,
-    message: &[u8],
-    signature: &[u8],
-) -> Result<(), AuthError> {
-    key.verify_sig(message, signature)
-        .map_err(|_| AuthError::invalid("the token signature is invalid"))
 }
 
 #[derive(Debug, thiserror::Error)]
