@@ -328,6 +328,43 @@ async fn rotated_provider_keys_are_picked_up() {
     assert_eq!(h.bearer_both("/me", &rotated).await.status, 200);
 }
 
+/// A provider that reuses a kid for a new key: the keys in memory refuse the new key's tokens,
+/// and once they are older than the refetch cooldown that refusal is worth one fetch, which
+/// brings the new key. Within the cooldown nothing is fetched. Tokens of the replaced key
+/// (forged ones, to the new keys) cost at most one fetch per cooldown, and stay 401 while the
+/// provider is down: the keys in memory refused them, so the answer is not "unavailable".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kid_reused_for_a_new_key_is_picked_up_after_the_cooldown() {
+    for framework in FRAMEWORKS {
+        let (h, clock) = manual(|b| b.jwks_refetch_cooldown(Duration::from_secs(15))).await;
+        let old = issued_now(&h, &clock);
+        assert_eq!(h.bearer(framework, "/me", &old).await.status, 200);
+        let kid = h.idp.current_kid();
+        assert_eq!(h.idp.replace_key_keeping_kid(SigningAlg::RS256), kid);
+        let fetches = h.idp.hits(Endpoint::Jwks);
+        clock.advance(5);
+        let new = issued_now(&h, &clock);
+        assert_invalid_token(&h.bearer(framework, "/me", &new).await);
+        assert_eq!(h.idp.hits(Endpoint::Jwks), fetches, "within the cooldown");
+        clock.advance(11);
+        assert_eq!(h.bearer(framework, "/me", &new).await.status, 200);
+        assert_eq!(h.idp.hits(Endpoint::Jwks), fetches + 1, "one fetch");
+        for _ in 0..20 {
+            assert_invalid_token(&h.bearer(framework, "/me", &old).await);
+        }
+        assert_eq!(h.idp.hits(Endpoint::Jwks), fetches + 1, "refused at once");
+        clock.advance(16);
+        for _ in 0..20 {
+            assert_invalid_token(&h.bearer(framework, "/me", &old).await);
+        }
+        assert_eq!(h.idp.hits(Endpoint::Jwks), fetches + 2, "one per cooldown");
+        h.idp.set_fault(Endpoint::Jwks, Fault::Status(500));
+        clock.advance(16);
+        assert_invalid_token(&h.bearer(framework, "/me", &old).await);
+        assert_eq!(h.bearer(framework, "/me", &new).await.status, 200);
+    }
+}
+
 /// A key the provider withdraws stops validating as soon as a refresh finds it gone, also for
 /// a token the validated-token cache already holds: the cache does not keep a withdrawn key's
 /// tokens alive until their cache TTL. Keys that stay keep validating.

@@ -300,6 +300,16 @@ impl KeyRing {
         kid
     }
 
+    /// Replaces the current key (every entry with its kid) by a new key of `alg` with the
+    /// same kid, made current; returns the kid.
+    pub(super) fn replace_current(&mut self, alg: SigningAlg) -> String {
+        let mut key = SigningKey::generate(alg);
+        key.kid = self.current.kid().to_owned();
+        let kid = key.kid.clone();
+        self.entries.retain(|entry| entry.key.kid() != kid);
+        self.insert(key, true)
+    }
+
     /// Unpublishes every JWKS entry (generated or raw) with this kid; the key can still sign.
     pub(super) fn retire(&mut self, kid: &str) {
         for entry in &mut self.entries {

@@ -228,6 +228,23 @@ impl MockProvider {
         self.shared().keys().insert(key, true)
     }
 
+    /// Generates a key and publishes it in place of the current key, under the same kid, and
+    /// makes it current; returns that kid. This is a provider that reuses a kid across a
+    /// rotation: tokens signed by the old key no longer verify, and the old key cannot sign
+    /// any more.
+    ///
+    /// ```no_run
+    /// # async fn f(provider: oidc_auth::testing::MockProvider) {
+    /// use oidc_auth::testing::SigningAlg;
+    ///
+    /// let kid = provider.current_kid();
+    /// assert_eq!(provider.replace_key_keeping_kid(SigningAlg::RS256), kid);
+    /// # }
+    /// ```
+    pub fn replace_key_keeping_kid(&self, alg: SigningAlg) -> String {
+        self.shared().keys().replace_current(alg)
+    }
+
     /// Generates a key and publishes it without making it current; returns its kid. Sign with it
     /// through [`TokenBuilder::kid`].
     ///
