@@ -9,7 +9,7 @@ use oidc_auth_tests::{
     FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, browser_login, client_token_call,
     flow_provider, location, query_param,
 };
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 async fn harness() -> Harness {
     harness_on(None).await
@@ -642,14 +642,44 @@ async fn refresh_accepts_both_spellings_and_reports_invalid_grant() {
     }
 }
 
+/// A provider that does not rotate refresh tokens answers a refresh without one (RFC 6749
+/// section 6): the client is given back the refresh token it sent, with a lifetime ahead, not
+/// an empty one that would end its session at the next expiry of its access token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_answer_without_a_refresh_token_keeps_the_clients_one() {
+    let h = harness().await;
+    for fw in FRAMEWORKS {
+        let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
+        let first = client_token_call(&h, fw, &callback).await;
+        let held = first.body["refresh_token"].as_str().unwrap_or_default();
+        assert!(!held.is_empty(), "{fw:?}: {}", first.raw_body);
+        h.idp
+            .set_token_response_tweak(Some(Arc::new(|answer: &mut Map<String, Value>| {
+                answer.remove("refresh_token");
+                answer.remove("refresh_expires_in");
+            })));
+        let refreshed = h
+            .post_form(fw, "/api/auth/v2/token", &[("refresh-token", held)])
+            .await;
+        h.idp.set_token_response_tweak(None);
+        assert_token_json(&refreshed);
+        assert_eq!(refreshed.body["refresh_token"], held, "{fw:?}");
+        let expires = refreshed.body["refresh_expires"].as_i64().unwrap_or(0);
+        assert!(expires > SystemClock.now() + 3600, "{fw:?}: {expires}");
+    }
+}
+
 /// Keycloak's `refresh_expires_in: 0` means "no stated expiry", not "expired now".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_refresh_lifetime_is_not_expired() {
     let h = harness().await;
     h.idp.set_refresh_expires_in(0);
-    let (_, callback) = browser_login(&h, Framework::Axum, LOOPBACK).await;
-    let reply = client_token_call(&h, Framework::Axum, &callback).await;
-    assert!(reply.body["refresh_expires"].as_i64().unwrap_or(0) > SystemClock.now() + 86_400);
+    for fw in FRAMEWORKS {
+        let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
+        let reply = client_token_call(&h, fw, &callback).await;
+        let expires = reply.body["refresh_expires"].as_i64().unwrap_or(0);
+        assert!(expires > SystemClock.now() + 86_400, "{fw:?}: {expires}");
+    }
 }
 
 /// The device flow as the client runs it: start, poll with `device-code` (pending at top level),

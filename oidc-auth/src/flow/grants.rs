@@ -272,7 +272,7 @@ impl OidcAuth {
             .await?;
         let lifetime = crate::clock::secs(self.config().refresh_token_lifetime);
         self.keep_or_revoke(&answer, held.as_deref(), async {
-            token_json(&answer, self.now(), lifetime).map(EndpointResponse::ok)
+            token_json(&answer, held.as_deref(), self.now(), lifetime).map(EndpointResponse::ok)
         })
         .await
     }

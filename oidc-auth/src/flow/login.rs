@@ -353,7 +353,7 @@ impl OidcAuth {
                     .map(EndpointResponse::ok);
             }
             let lifetime = crate::clock::secs(self.config().refresh_token_lifetime);
-            token_json(&answer, self.now(), lifetime).map(EndpointResponse::ok)
+            token_json(&answer, None, self.now(), lifetime).map(EndpointResponse::ok)
         })
         .await
     }

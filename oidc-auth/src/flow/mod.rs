@@ -437,8 +437,14 @@ impl OidcAuth {
 ///
 /// A `refresh_expires_in` of 0 or none (Keycloak offline tokens) means "no stated expiry", not
 /// "expired": the configured refresh lifetime is announced instead.
+///
+/// A refresh answer without a refresh token comes from a provider that does not rotate them
+/// (RFC 6749 section 6 lets it): the client keeps the one it sent, `held`, and is given it
+/// back, rather than an empty one it would take for the end of its session. Lifetimes may be
+/// numbers or strings of digits (older Azure AD endpoints send strings).
 fn token_json(
     answer: &Map<String, Value>,
+    held: Option<&str>,
     now: i64,
     refresh_lifetime: i64,
 ) -> Result<Value, AuthError> {
@@ -452,11 +458,18 @@ fn token_json(
                 "the identity provider sent no access token",
             )
         })?;
-    let seconds = |name: &str| answer.get(name).and_then(Value::as_i64).filter(|v| *v > 0);
+    let seconds = |name: &str| {
+        answer
+            .get(name)
+            .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+            .filter(|v| *v > 0)
+    };
     let expires_in = seconds("expires_in").unwrap_or(300);
     let refresh_token = answer
         .get("refresh_token")
         .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .or(held)
         .unwrap_or("");
     let refresh_expires_in = match seconds("refresh_expires_in") {
         Some(secs) => secs,
@@ -545,10 +558,54 @@ mod tests {
     #[test]
     fn zero_refresh_expiry_means_no_stated_expiry() {
         let answer = json!({"access_token": "a", "expires_in": 60, "refresh_token": "r", "refresh_expires_in": 0});
-        let body =
-            token_json(answer.as_object().unwrap_or(&Map::new()), 1000, 86_400).unwrap_or_default();
+        let body = token_json(
+            answer.as_object().unwrap_or(&Map::new()),
+            None,
+            1000,
+            86_400,
+        )
+        .unwrap_or_default();
         assert_eq!(body["expires"], 1060);
         assert_eq!(body["refresh_expires"], 1000 + 86_400);
+    }
+
+    /// A refresh answer without a refresh token (a provider that does not rotate them) gives
+    /// the client back the one it sent, with the configured lifetime; a code exchange has none
+    /// to give back. A new refresh token in the answer wins, and lifetimes sent as strings of
+    /// digits are read.
+    #[test]
+    fn a_refresh_answer_without_a_refresh_token_keeps_the_one_sent() {
+        let body = |answer: Value, held| {
+            token_json(
+                answer.as_object().unwrap_or(&Map::new()),
+                held,
+                1000,
+                86_400,
+            )
+            .unwrap_or_else(|e| panic!("a token answer: {e}"))
+        };
+        let kept = body(
+            json!({"access_token": "a", "expires_in": "3599"}),
+            Some("r-held"),
+        );
+        assert_eq!(kept["refresh_token"], "r-held");
+        assert_eq!(kept["refresh_expires"], 1000 + 86_400);
+        assert_eq!(kept["refresh_expires_in"], 86_400);
+        assert_eq!(kept["expires"], 1000 + 3599);
+        let empty = body(
+            json!({"access_token": "a", "refresh_token": "", "refresh_expires_in": "60"}),
+            Some("r-held"),
+        );
+        assert_eq!(empty["refresh_token"], "r-held");
+        assert_eq!(empty["refresh_expires"], 1060);
+        let rotated = body(
+            json!({"access_token": "a", "refresh_token": "r-new"}),
+            Some("r-held"),
+        );
+        assert_eq!(rotated["refresh_token"], "r-new");
+        let none = body(json!({"access_token": "a"}), None);
+        assert_eq!(none["refresh_token"], "");
+        assert_eq!(none["refresh_expires"], 0);
     }
 
     /// Lifetimes are the provider's numbers: the largest ones do not overflow the absolute
@@ -556,8 +613,13 @@ mod tests {
     #[test]
     fn huge_provider_lifetimes_do_not_overflow() {
         let answer = json!({"access_token": "a", "expires_in": i64::MAX, "refresh_token": "r", "refresh_expires_in": i64::MAX});
-        let body = token_json(answer.as_object().unwrap_or(&Map::new()), 1000, 86_400)
-            .unwrap_or_else(|e| panic!("a token answer: {e}"));
+        let body = token_json(
+            answer.as_object().unwrap_or(&Map::new()),
+            None,
+            1000,
+            86_400,
+        )
+        .unwrap_or_else(|e| panic!("a token answer: {e}"));
         assert_eq!(body["expires"], i64::MAX);
         assert_eq!(body["expires_in"], i64::MAX);
         assert_eq!(body["refresh_expires"], i64::MAX);
