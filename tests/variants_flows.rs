@@ -2083,7 +2083,9 @@ async fn e11_every_requested_target_must_be_allowed() {
 
 /// E12 variant: the scope is never widened by near misses (case change, a tab instead of a
 /// space, a prefix of a held scope, a held scope plus another) and an exchanged token never
-/// outlives its subject token; an exchange of an exchanged token keeps the narrowed scope.
+/// outlives its subject token; an exchange of an exchanged token keeps the narrowed scope. A
+/// `scp` list entry that is no single scope token ("read admin") is not carried over, since in
+/// the minted `scope` string it would become the scopes it is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e12_exchange_scope_and_lifetime_are_never_widened() {
     let (h, _) = broker().await;
@@ -2131,6 +2133,34 @@ async fn e12_exchange_scope_and_lifetime_are_never_widened() {
         let narrowed_token = field(&narrowed, "access_token");
         let wider = exchange_subject(&h, fw, narrowed_token, &[("scope", "openid")]).await;
         assert_refusal(&wider, 400, "invalid_scope", "wider scope on re-exchange");
+    }
+    // A `scp` list entry is one whole scope (C3): "read admin" grants neither `read` nor
+    // `admin`, and written into the minted token's `scope` string it would grant both.
+    let listed = h
+        .idp
+        .token()
+        .audience(AUDIENCE)
+        .remove_claim("scope")
+        .claim(
+            "scp",
+            json!(["read admin", "admin ", " admin", "a\"b", "profile"]),
+        )
+        .sign();
+    for fw in FRAMEWORKS {
+        let kept = exchange_subject(&h, fw, &listed, &[]).await;
+        assert_eq!(kept.status, 200, "{fw:?}: {}", kept.raw_body);
+        assert_eq!(kept.body["scope"], "profile", "{fw:?}");
+        let (_, claims) = jwt(field(&kept, "access_token"));
+        assert_eq!(claims["scope"], "profile", "{fw:?}");
+        for scope in ["admin", "read", "read admin"] {
+            let reply = exchange_subject(&h, fw, &listed, &[("scope", scope)]).await;
+            assert_refusal(
+                &reply,
+                400,
+                "invalid_scope",
+                &format!("{scope:?} on {fw:?}"),
+            );
+        }
     }
 }
 

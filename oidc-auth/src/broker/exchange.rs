@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::Broker;
 use crate::auth::OidcAuth;
 use crate::error::{AuthError, ErrorKind};
+use crate::secret::Scope;
 
 /// The token type URIs of RFC 8693 section 3 this server accepts and issues.
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -137,7 +138,14 @@ impl Broker {
                 return Err(invalid_request("the subject token is invalid"));
             }
         };
-        let held: Vec<&str> = subject.scopes();
+        // A `scp` list entry is one scope, whole; one that is no valid scope token ("read
+        // admin") cannot be written into the minted token's space-separated `scope` without
+        // becoming other scopes, so it is not carried over.
+        let held: Vec<&str> = subject
+            .scopes()
+            .into_iter()
+            .filter(|s| Scope::is_valid_token(s))
+            .collect();
         let scope = match request.scope.as_deref().map(str::trim) {
             Some(requested) if !requested.is_empty() => {
                 let requested: Vec<&str> = requested.split(' ').filter(|s| !s.is_empty()).collect();
