@@ -1877,6 +1877,42 @@ async fn e6_e8_device_pace_and_redemption_are_shared_by_both_frameworks() {
     }
 }
 
+/// E7: there is no user-code surface here to guess against. User codes are entered at the
+/// provider: the device answer's verification URIs are the provider's, with and without broker
+/// mode, and a user code sent to this server's token route (the only one that takes device
+/// credentials) is a plain 400 that asks nothing of the provider. Limiting guesses is the
+/// provider's (README, "What is validated").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e7_user_codes_are_entered_at_the_provider_not_here() {
+    let (broker, _) = broker().await;
+    let plain = harness().await;
+    for h in [&plain, &broker] {
+        let provider = Url::parse(&h.idp.issuer()).unwrap_or_else(|e| panic!("issuer: {e}"));
+        for fw in FRAMEWORKS {
+            let start = h.post_form(fw, DEVICE, &[]).await;
+            assert_eq!(start.status, 200, "{fw:?}: {}", start.raw_body);
+            for name in ["verification_uri", "verification_uri_complete"] {
+                let uri = Url::parse(field(&start, name))
+                    .unwrap_or_else(|e| panic!("{name} on {fw:?}: {e}"));
+                assert_eq!(uri.origin(), provider.origin(), "{name} on {fw:?}");
+            }
+            let user_code = field(&start, "user_code").to_owned();
+            for form in [
+                vec![("user_code", user_code.as_str())],
+                vec![("user-code", user_code.as_str())],
+                vec![
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("user_code", user_code.as_str()),
+                ],
+            ] {
+                let hits = token_hits(h);
+                let reply = h.post_form(fw, TOKEN, &form).await;
+                assert_refused_unasked(h, hits, &reply, None, &format!("{form:?} on {fw:?}"));
+            }
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // E9-E12: token exchange
 // ------------------------------------------------------------------------------------------
