@@ -557,63 +557,86 @@ async fn a7_unknown_kid_is_refused_after_at_most_one_refetch() {
     );
 }
 
-/// A8: 10 000 tokens with distinct unknown kids cause at most one JWKS fetch per cooldown.
+/// A8: a flood of 10 000 tokens that only a JWKS refresh could decide causes at most one fetch
+/// per cooldown, whatever the class of token: distinct unknown kids; the known kid under an
+/// algorithm its key does not verify; no kid and an algorithm no published key fits; the known
+/// kid with a forged signature (worth a refresh once the keys are older than the cooldown, for a
+/// provider that reuses a kid for a new key). All are 401, including while a fetch is running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a8_a_flood_of_distinct_unknown_kids_fetches_at_most_once_per_cooldown() {
-    let clock = ManualClock::new(unix_now());
-    let idp = MockProvider::start().await.expect("provider");
-    let h = Harness::with(idp, |b| b, Some(clock.clone())).await;
-    warm_up(&h).await;
-    let cooldown = i64::try_from(h.auth.config().jwks_refetch_cooldown().as_secs()).expect("secs");
-    let fake_signature = [0x5a_u8; 256];
-    let token = |i: usize| {
-        forged(
-            &h.idp,
-            &header("RS256", &format!("flood-{i}")),
-            &fake_signature,
-        )
-    };
-    let before = jwks_hits(&h);
+async fn a8_a_flood_of_undecidable_tokens_fetches_at_most_once_per_cooldown() {
+    for class in [
+        "distinct unknown kids",
+        "known kid, another alg",
+        "no kid, no fitting key",
+        "known kid, forged signature",
+    ] {
+        let clock = ManualClock::new(unix_now());
+        let idp = MockProvider::start().await.expect("provider");
+        let h = Harness::with(idp, |b| b, Some(clock.clone())).await;
+        warm_up(&h).await;
+        let cooldown =
+            i64::try_from(h.auth.config().jwks_refetch_cooldown().as_secs()).expect("secs");
+        let kid = h.idp.current_kid();
+        // Distinct tokens: each differs in its signature bytes.
+        let token = |i: usize| {
+            let mut signature = [0x5a_u8; 256];
+            signature[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            let header = match class {
+                "distinct unknown kids" => header("RS256", &format!("flood-{i}")),
+                "known kid, another alg" => header("ES256", &kid),
+                "no kid, no fitting key" => json!({"alg": "PS384", "typ": "JWT"}),
+                _ => header("RS256", &kid),
+            };
+            let length = if header["alg"] == "ES256" { 64 } else { 256 };
+            forged(&h.idp, &header, &signature[..length])
+        };
+        let before = jwks_hits(&h);
 
-    clock.advance(cooldown + 1);
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..10_000)
-        .map(|i| {
-            let (auth, token) = (h.auth.clone(), token(i));
-            tokio::spawn(async move {
-                auth.validate(&token)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.kind())
+        clock.advance(cooldown + 1);
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..10_000)
+            .map(|i| {
+                let (auth, token) = (h.auth.clone(), token(i));
+                tokio::spawn(async move {
+                    auth.validate(&token)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.kind())
+                })
             })
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.expect("task"), Err(ErrorKind::InvalidToken));
-    }
-    let elapsed = started.elapsed();
-    assert!(jwks_hits(&h) - before <= 1, "one fetch per cooldown");
-    assert!(
-        elapsed < Duration::from_secs(30),
-        "the flood took {elapsed:?}"
-    );
+            .collect();
+        for task in tasks {
+            let verdict = task.await.expect("task");
+            assert_eq!(verdict, Err(ErrorKind::InvalidToken), "{class}");
+        }
+        let elapsed = started.elapsed();
+        assert!(
+            jwks_hits(&h) - before <= 1,
+            "{class}: one fetch per cooldown"
+        );
+        assert!(
+            elapsed < Duration::from_secs(30),
+            "{class}: the flood took {elapsed:?}"
+        );
 
-    for i in 10_000..10_200 {
-        assert_rejected(&h, &token(i), &[&format!("flood-{i}")]).await;
-    }
-    assert!(
-        jwks_hits(&h) - before <= 1,
-        "still within the same cooldown"
-    );
+        for i in 10_000..10_200 {
+            assert_rejected(&h, &token(i), &[&format!("flood-{i}")]).await;
+        }
+        assert!(
+            jwks_hits(&h) - before <= 1,
+            "{class}: still within the same cooldown"
+        );
 
-    clock.advance(cooldown + 1);
-    for i in 20_000..20_100 {
-        assert_rejected(&h, &token(i), &[]).await;
+        clock.advance(cooldown + 1);
+        for i in 20_000..20_100 {
+            assert_rejected(&h, &token(i), &[]).await;
+        }
+        assert!(
+            jwks_hits(&h) - before <= 2,
+            "{class}: one more fetch for the next cooldown at most"
+        );
+        assert_accepted(&h, &valid_token(&h)).await;
     }
-    assert!(
-        jwks_hits(&h) - before <= 2,
-        "one more fetch for the next cooldown at most"
-    );
 }
 
 /// A9: a token without kid is accepted when exactly one published key fits its alg.

@@ -2968,15 +2968,17 @@ async fn d7_a_code_from_another_login_is_refused_at_the_server_side_callback() {
 
 /// D8 additions at the server-side `/callback`: the provider's token answer carries an ID token
 /// that is right in every claim (this client, the login's nonce) but not signed by the
-/// provider's published key: HS256 MACed with the client secret (with and without the RSA
-/// key's kid); HS256 MACed with the provider's RSA public key bytes (SPKI and PKCS#1 in PEM and
-/// DER, the modulus, the JWK `n` and the JWK JSON; the classic RS/HS confusion, with the RSA
-/// key's kid and without one); RS256 with the published kid and one signature byte flipped
-/// (first, middle, last); ES256 likewise; RS256 by an unpublished key under the published kid
-/// (conformance #1375); a signature of one key under the other key's kid or under another
-/// `alg` (ES256 as RS256, RS256 as PS256); the genuine RS256 signature over a payload with
-/// another `sub`. Each is 400 with no token and no cookie, on both frameworks, and userinfo is
-/// never asked. Controls: correctly signed RS256 and ES256 ID tokens made the same way give 200.
+/// provider's published key: unsigned (`alg` `none`, `None`, `NONE`, with the RSA key's kid and
+/// without, with an empty signature and with one); HS256 MACed with the client secret (with and
+/// without the RSA key's kid); HS256 MACed with the provider's RSA public key bytes (SPKI and
+/// PKCS#1 in PEM and DER, the modulus, the JWK `n` and the JWK JSON; the classic RS/HS
+/// confusion, with the RSA key's kid and without one); RS256 with the published kid and one
+/// signature byte flipped (first, middle, last); ES256 likewise; RS256 by an unpublished key
+/// under the published kid (conformance #1375); a signature of one key under the other key's
+/// kid or under another `alg` (ES256 as RS256, RS256 as PS256); the genuine RS256 signature
+/// over a payload with another `sub`. Each is 400 with no token and no cookie, on both
+/// frameworks, and userinfo is never asked. Controls: correctly signed RS256 and ES256 ID tokens
+/// made the same way give 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d8_id_tokens_not_signed_by_the_published_key_are_refused_at_the_callback() {
     const SECRET: &str = "client-secret-of-test-client-0123456789";
@@ -3036,6 +3038,25 @@ async fn d8_id_tokens_not_signed_by_the_published_key_are_refused_at_the_callbac
                 format!("HS256 with the public key as {name}, {label}"),
                 Box::new(move |nonce| hs256(&header, &id_claims_for(h, nonce), secret)),
             ));
+        }
+    }
+    for alg in ["none", "None", "NONE"] {
+        for header in [
+            json!({"alg": alg, "typ": "JWT"}),
+            json!({"alg": alg, "typ": "JWT", "kid": rsa_kid}),
+        ] {
+            for signature in ["", "c2lnbmF0dXJl"] {
+                let h = &h;
+                let header = header.clone();
+                cases.push((
+                    format!("unsigned, header {header}, signature {signature:?}"),
+                    Box::new(move |nonce| {
+                        let part = |value: &Value| URL_SAFE_NO_PAD.encode(value.to_string());
+                        let claims = id_claims_for(h, nonce);
+                        format!("{}.{}.{signature}", part(&header), part(&claims))
+                    }),
+                ));
+            }
         }
     }
     for (alg, kid) in [("RS256", rsa_kid.clone()), ("ES256", es_kid.clone())] {
