@@ -17,7 +17,7 @@ use oidc_auth::testing::{Endpoint, Fault};
 use oidc_auth_tests::broker::{field, serve_broker};
 use oidc_auth_tests::logs::CapturedLogs;
 use oidc_auth_tests::{
-    FRAMEWORKS, Harness, LOOPBACK, Reply, base_config, browser_login, client_code_flow,
+    FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, base_config, browser_login, client_code_flow,
     client_token_call, flow_provider,
 };
 use serde_json::{Value, json};
@@ -302,6 +302,83 @@ async fn an_unusable_refresh_answer_revokes_only_a_token_the_client_does_not_hol
         }
     }
     h.idp.set_fault(Endpoint::Token, Fault::None);
+}
+
+/// The form py-oidc-auth-client posts to the token route after a login that ended at
+/// `callback`.
+fn code_form(callback: &url::Url) -> Vec<(String, String)> {
+    let query = |name: &str| {
+        callback
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let state = query("state");
+    let verifier = state.rsplit('|').next().unwrap_or_default().to_owned();
+    vec![
+        ("code".to_owned(), query("code")),
+        ("redirect_uri".to_owned(), LOOPBACK.to_owned()),
+        ("code_verifier".to_owned(), verifier),
+    ]
+}
+
+/// A client that gives up while its grant is under way, on axum, whose server drops the
+/// handler when the connection closes: while the provider works on it (it spends the code or
+/// rotates the refresh token at once and answers late), for a code exchange and for a
+/// refresh; and after the provider answered, while the ID token's new key is fetched from a
+/// slow JWKS. Each time the new refresh token, which no client will hold, is revoked at the
+/// provider. A late answer to a request still waiting is delivered and revokes nothing.
+/// (actix-web runs a handler to its end after the client has gone: the answer is made and lost
+/// in transit, as an answer on a broken connection is, and no server can tell.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_whose_client_gave_up_revokes_the_refresh_token_it_would_have_had() {
+    let h = harness().await;
+    let fw = Framework::Axum;
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(200))
+        .build()
+        .unwrap_or_else(|e| panic!("client: {e}"));
+    let late = std::time::Duration::from_millis(700);
+    let first = client_code_flow(&h, fw).await;
+    let held = first.body["refresh_token"].as_str().unwrap_or_default();
+    assert!(!held.is_empty(), "{}", first.raw_body);
+    let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
+    let refresh_form = vec![("refresh-token".to_owned(), held.to_owned())];
+    let cases = [
+        ("code", Endpoint::Token, code_form(&callback)),
+        ("refresh", Endpoint::Token, refresh_form),
+        ("ID token key", Endpoint::Jwks, Vec::new()),
+    ];
+    for (what, slow, mut form) in cases {
+        if slow == Endpoint::Jwks {
+            h.idp.rotate_key(oidc_auth::testing::SigningAlg::ES256);
+            form = code_form(&browser_login(&h, fw, LOOPBACK).await.1);
+            h.idp.set_fault(slow, Fault::Slow(late));
+        } else {
+            h.idp.set_fault(slow, Fault::Late(late));
+        }
+        let revocations = h.idp.hits(Endpoint::Revocation);
+        let earlier = h.idp.last_revocation_request();
+        let gave_up = impatient.post(h.url(fw, TOKEN)).form(&form).send().await;
+        assert!(gave_up.is_err(), "{what}: the client should have timed out");
+        assert_eq!(revocations_since(&h, revocations, 1).await, 1, "{what}");
+        h.idp.set_fault(slow, Fault::None);
+        let revoked = h.idp.last_revocation_request();
+        assert_ne!(revoked, earlier, "{what}");
+        let token = revoked.as_ref().map(|form| form["token"].as_str());
+        assert!(
+            token.is_some_and(|t| !t.is_empty() && t != held),
+            "{what}: {token:?}"
+        );
+    }
+    h.idp.set_fault(Endpoint::Token, Fault::Late(late));
+    let revocations = h.idp.hits(Endpoint::Revocation);
+    let waited = client_code_flow(&h, fw).await;
+    h.idp.set_fault(Endpoint::Token, Fault::None);
+    assert_eq!(waited.status, 200, "{}", waited.raw_body);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(revocations_since(&h, revocations, 0).await, 0);
 }
 
 /// The device route: a busy provider is 503 with `Retry-After`; an advertised device endpoint

@@ -219,10 +219,13 @@ impl OidcAuth {
         let now = self.now();
         broker.pace_device_poll(&device_code, now)?;
         let answer = match self
-            .provider_token(vec![
-                ("grant_type", DEVICE_GRANT.to_owned()),
-                ("device_code", device_code.clone()),
-            ])
+            .provider_grant_answer(
+                vec![
+                    ("grant_type", DEVICE_GRANT.to_owned()),
+                    ("device_code", device_code.clone()),
+                ],
+                None,
+            )
             .await
         {
             Ok(answer) => answer,
@@ -268,7 +271,10 @@ impl OidcAuth {
     ) -> Result<EndpointResponse, AuthError> {
         let held = (field == "refresh_token").then(|| value.clone());
         let answer = self
-            .provider_token(vec![("grant_type", grant_type.to_owned()), (field, value)])
+            .provider_grant_answer(
+                vec![("grant_type", grant_type.to_owned()), (field, value)],
+                held.as_deref(),
+            )
             .await?;
         let lifetime = crate::clock::secs(self.config().refresh_token_lifetime);
         self.keep_or_revoke(&answer, held.as_deref(), async {

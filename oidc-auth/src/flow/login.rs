@@ -322,12 +322,15 @@ impl OidcAuth {
         verifier: String,
     ) -> Result<EndpointResponse, AuthError> {
         let answer = self
-            .provider_token(vec![
-                ("grant_type", "authorization_code".to_owned()),
-                ("code", code),
-                ("redirect_uri", tx.redirect_uri.clone()),
-                ("code_verifier", verifier),
-            ])
+            .provider_grant_answer(
+                vec![
+                    ("grant_type", "authorization_code".to_owned()),
+                    ("code", code),
+                    ("redirect_uri", tx.redirect_uri.clone()),
+                    ("code_verifier", verifier),
+                ],
+                None,
+            )
             .await?;
         reservation.confirm();
         self.keep_or_revoke(&answer, None, async {

@@ -295,26 +295,57 @@ impl OidcAuth {
 
     /// `finish`, which turns a token answer the provider has granted into the client's answer;
     /// when it fails (an ID token that does not verify, a store that cannot record the session
-    /// or the device code), the answer is dropped, and with it the only copy of its refresh
-    /// token: that token is revoked at the provider rather than left as a grant no one can end.
-    /// Not when it is `held`, the refresh token the client sent (a provider that does not
-    /// rotate them answers with the same one): the client still holds that one.
+    /// or the device code) or is cut off (the request went away: a client that disconnects),
+    /// the answer is dropped, and with it the only copy of its refresh token: that token is
+    /// revoked at the provider rather than left as a grant no one can end. Not when it is
+    /// `held`, the refresh token the client sent (a provider that does not rotate them answers
+    /// with the same one): the client still holds that one.
     pub(crate) async fn keep_or_revoke<T>(
         &self,
         answer: &Map<String, Value>,
         held: Option<&str>,
         finish: impl Future<Output = Result<T, AuthError>>,
     ) -> Result<T, AuthError> {
+        let mut unclaimed = Unclaimed {
+            auth: self,
+            refresh_token: unheld_refresh_token(answer, held),
+        };
         let finished = finish.await;
-        if finished.is_err()
-            && let Some(token) = answer
-                .get("refresh_token")
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty() && Some(*t) != held)
-        {
-            self.revoke_refresh_in_background(token.to_owned());
+        if finished.is_ok() {
+            unclaimed.refresh_token = None;
         }
         finished
+    }
+
+    /// [`provider_token`](Self::provider_token) for a grant, run to its end in a task of its
+    /// own. Once asked, the provider may have spent the code or rotated the refresh token, so a
+    /// request that goes away meanwhile (a client that disconnects) must not leave its answer
+    /// unread: when no one is left to take it, its refresh token (unless `held`, the one the
+    /// client sent) is revoked.
+    pub(crate) async fn provider_grant_answer(
+        &self,
+        form: Vec<(&'static str, String)>,
+        held: Option<&str>,
+    ) -> Result<Map<String, Value>, AuthError> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self.provider_token(form).await;
+        };
+        let (answered, answer) = tokio::sync::oneshot::channel();
+        let auth = self.clone();
+        let held = held.map(str::to_owned);
+        runtime.spawn(async move {
+            if let Err(Ok(unread)) = answered.send(auth.provider_token(form).await)
+                && let Some(token) = unheld_refresh_token(&unread, held.as_deref())
+            {
+                tracing::info!("a token request was abandoned; its refresh token is revoked");
+                auth.revoke_refresh_in_background(token);
+            }
+        });
+        answer.await.unwrap_or_else(|_| {
+            Err(AuthError::unavailable(
+                "the identity provider's answer was lost",
+            ))
+        })
     }
 
     /// A provider endpoint from the discovery document; 503 when the provider has none (or
@@ -428,6 +459,30 @@ impl OidcAuth {
         match serde_json::from_slice(&self.provider_send(endpoint, form, refusal).await?) {
             Ok(Value::Object(map)) => Ok(map),
             _ => Err(fetch_error(FetchError::NotJson)),
+        }
+    }
+}
+
+/// The refresh token of a provider answer, unless it is `held` (the one the client sent).
+fn unheld_refresh_token(answer: &Map<String, Value>, held: Option<&str>) -> Option<String> {
+    answer
+        .get("refresh_token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty() && Some(*t) != held)
+        .map(str::to_owned)
+}
+
+/// A refresh token the provider granted that no client has been given yet: revoked at the
+/// provider when dropped still holding it.
+struct Unclaimed<'a> {
+    auth: &'a OidcAuth,
+    refresh_token: Option<String>,
+}
+
+impl Drop for Unclaimed<'_> {
+    fn drop(&mut self) {
+        if let Some(token) = self.refresh_token.take() {
+            self.auth.revoke_refresh_in_background(token);
         }
     }
 }
