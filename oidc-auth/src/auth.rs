@@ -454,10 +454,10 @@ enum Source {
 
 /// Extracts the bearer token from the `Authorization` header values.
 ///
-/// No header, or another scheme (`Basic ...`): missing token (401, bare challenge). Several
-/// headers, a non-text value, or `Bearer` followed by more than one word: 400
-/// `invalid_request`. An empty token, or a value longer than the token limit: 401
-/// `invalid_token`, before any other work.
+/// No header, or another scheme (`Basic ...`, whatever follows it): missing token (401, bare
+/// challenge). Several headers, a non-text value, or `Bearer` followed by more than one word:
+/// 400 `invalid_request`. An empty token, or a value longer than the token limit: 401
+/// `invalid_token`, before any other work on the token.
 pub(crate) fn bearer_token<'a>(
     values: impl IntoIterator<Item = &'a [u8]>,
     max_token_bytes: usize,
@@ -472,6 +472,19 @@ pub(crate) fn bearer_token<'a>(
             "more than one Authorization header was sent",
         ));
     }
+    // The scheme first, on the bytes: credentials of another scheme are no bearer token,
+    // whatever their length or encoding.
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !blank(b)).unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !blank(b))
+        .map_or(start, |last| last + 1);
+    let value = value.get(start..end).unwrap_or_default();
+    let scheme = value.split(|b| *b == b' ').next().unwrap_or_default();
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Err(AuthError::missing());
+    }
     // Saturating: the configuration bounds the limit, but a header must never be measured
     // against a sum that wrapped.
     if value.len() > max_token_bytes.saturating_add("Bearer ".len() + 16) {
@@ -484,12 +497,10 @@ pub(crate) fn bearer_token<'a>(
         )
     };
     let value = std::str::from_utf8(value).map_err(|_| malformed())?;
-    let value = value.trim_matches(|c| c == ' ' || c == '\t');
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(AuthError::missing());
-    }
-    let token = rest.trim_start_matches(' ');
+    let token = value
+        .get("Bearer".len()..)
+        .unwrap_or_default()
+        .trim_start_matches(' ');
     if token.is_empty() {
         return Err(AuthError::invalid("the bearer token is empty"));
     }
@@ -529,6 +540,11 @@ mod tests {
         assert_eq!(kind(&[]), ErrorKind::MissingToken);
         assert_eq!(kind(&[b"Basic dXNlcjpwYXNz"]), ErrorKind::MissingToken);
         assert_eq!(kind(&[b"Bearerabc"]), ErrorKind::MissingToken);
+        let long_basic = format!("Basic {}", "a".repeat(20_000));
+        assert_eq!(kind(&[long_basic.as_bytes()]), ErrorKind::MissingToken);
+        assert_eq!(kind(&[b"Basic \xff\xfe"]), ErrorKind::MissingToken);
+        assert_eq!(kind(&[b" \tBasic abc\t"]), ErrorKind::MissingToken);
+        assert_eq!(kind(&[b"\xff abc"]), ErrorKind::MissingToken);
     }
 
     #[test]
