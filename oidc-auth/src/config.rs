@@ -263,7 +263,7 @@ impl OidcConfig {
         self.jwks_max_bytes
     }
 
-    /// Largest number of keys read from one JWKS.
+    /// Largest number of usable signing keys loaded from one JWKS.
     pub fn jwks_max_keys(&self) -> usize {
         self.jwks_max_keys
     }
@@ -789,7 +789,8 @@ setters! {
     jwks_stale_limit(value: Duration) => |b: &mut Self, v| b.jwks_stale_limit = v;
     /// Largest accepted JWKS or discovery body (default 256 KiB, not zero).
     jwks_max_bytes(value: usize) => |b: &mut Self, v| b.jwks_max_bytes = v;
-    /// Most keys read from one JWKS (default 64, at least 1).
+    /// Most usable signing keys loaded from one JWKS (default 64, at least 1); entries that are
+    /// not (encryption keys, other algorithms, malformed ones) do not count.
     jwks_max_keys(value: usize) => |b: &mut Self, v| b.jwks_max_keys = v;
     /// Largest accepted bearer token (default 8 KiB, at least 64 bytes, at most 1 MiB).
     max_token_bytes(value: usize) => |b: &mut Self, v| b.max_token_bytes = v;

@@ -141,8 +141,19 @@ impl KeySet {
             .get("keys")
             .and_then(Value::as_array)
             .ok_or(FetchError::NotJson)?;
+        // Entries that are not usable signing keys (encryption keys, other algorithms) do not
+        // count against the limit, so that they cannot hide the signing keys after them; the
+        // document's size limit bounds how many there are.
         let mut keys = Vec::new();
-        for entry in entries.iter().take(max_keys) {
+        for (index, entry) in entries.iter().enumerate() {
+            if keys.len() == max_keys {
+                tracing::warn!(
+                    max_keys,
+                    ignored = entries.len() - index,
+                    "JWKS has more usable keys than allowed; the rest were ignored"
+                );
+                break;
+            }
             let Some(jwk) = entry.as_object() else {
                 continue;
             };
@@ -150,12 +161,6 @@ impl KeySet {
                 Ok(key) => keys.push(key),
                 Err(reason) => tracing::debug!(%reason, "skipped a JWKS key"),
             }
-        }
-        if entries.len() > max_keys {
-            tracing::warn!(
-                max_keys,
-                "JWKS has more keys than allowed; the rest were ignored"
-            );
         }
         Ok(Self { keys })
     }
@@ -782,6 +787,31 @@ pub(crate) mod tests {
             message: MESSAGE,
             signature,
         }
+    }
+
+    /// Entries that are no usable key (encryption keys, malformed ones, other types) do not
+    /// count against the key limit: a signing key after as many of them is still loaded. Usable
+    /// keys past the limit are not.
+    #[test]
+    fn only_usable_keys_count_against_the_limit() {
+        let junk: Vec<Value> = (0..20)
+            .map(|i| json!({"kty": "EC", "crv": "P-256", "kid": format!("junk-{i}"), "x": "!"}))
+            .collect();
+        let (signing, pair) = key_pair("sig");
+        let signature = sign(&pair);
+        let mut entries: Vec<&Value> = junk.iter().collect();
+        entries.push(&signing);
+        let doc = json!({ "keys": entries });
+        let keys = KeySet::parse(&doc, &[Algorithm::ES256], 10)
+            .unwrap_or_else(|e| panic!("a key set: {e}"));
+        assert_eq!(keys.len(), 1);
+        let verdict = keys.verdict(signed_by(Some("sig"), &signature));
+        assert_eq!(verdict, Verdict::Verified);
+        let many: Vec<Value> = (0..12).map(|i| jwk(&format!("k{i}"))).collect();
+        let doc = json!({ "keys": many });
+        let keys = KeySet::parse(&doc, &[Algorithm::ES256], 10)
+            .unwrap_or_else(|e| panic!("a key set: {e}"));
+        assert_eq!(keys.len(), 10);
     }
 
     /// Keys that share a `kid` (a provider reusing one across a rotation) are each tried, up
