@@ -18,6 +18,8 @@ use url::Url;
 
 const LOOPBACK: &str = "http://localhost:53100/callback";
 const SECRET: &str = "client-secret-that-must-not-leak";
+/// The state key of the first harness: it seals every login handle.
+const STATE_KEY: &str = "c3RhdGUta2V5LW9mLXRoZS1sb2ctYXVkaXQtMDEyMzQ=";
 /// A bearer token with a made-up signature.
 const FORGED_BEARER: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
 
@@ -82,6 +84,11 @@ fn global_log() -> &'static CapturedLogs {
     })
 }
 
+/// G1: the flows run with tracing at TRACE (the login, the code exchange, refresh, revocation,
+/// userinfo, the device flow, refused requests, and broker mode on the memory store and on
+/// every SQL store configured), and no secret they handled is in any log line: not the client
+/// secret, the state key, the encryption key, a code, verifier, handle, access, refresh or
+/// device token, nor an exchange client's secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_the_logs_at_trace_level() {
     let log = global_log();
@@ -91,11 +98,15 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
     idp.set_device_interval(Some(0));
     let h = Harness::with(
         idp,
-        |b| b.client_id("test-client").client_secret(SECRET),
+        |b| {
+            b.client_id("test-client")
+                .client_secret(SECRET)
+                .state_key(STATE_KEY)
+        },
         None,
     )
     .await;
-    let mut secrets = vec![SECRET.to_owned()];
+    let mut secrets = vec![SECRET.to_owned(), STATE_KEY.to_owned()];
     for fw in [Framework::Axum, Framework::Actix] {
         let (code, handle) = fresh_login(&h, fw).await;
         let tokens = token_call(&h, fw, &code, &handle).await;
@@ -213,19 +224,30 @@ async fn no_secret_reaches_the_logs_at_trace_level() {
         }
     }
     // Broker mode (SECURITY.md G1 for E and F): minted tokens, the rotating refresh token, the
-    // provider refresh token kept server-side, the encryption key and token exchange.
+    // provider refresh token kept server-side, the encryption key and token exchange; on the
+    // memory store and on every SQL store there is (the drivers log their statements).
     let encryption_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-    let idp = oidc_auth_tests::broker::provider().await;
-    idp.set_client("test-client", Some(SECRET));
-    let b = oidc_auth_tests::broker::serve_broker(
-        idp,
-        Arc::new(oidc_auth::store::memory::MemoryStore::new()),
-        |c| c.client_secret(SECRET).encryption_key(encryption_key),
-        None,
-    )
-    .await;
     secrets.push(encryption_key.to_owned());
-    for fw in [Framework::Axum, Framework::Actix] {
+    let backends = oidc_auth_tests::broker::sql_backends(true);
+    let mut stores: Vec<Arc<dyn oidc_auth::store::Store>> =
+        vec![Arc::new(oidc_auth::store::memory::MemoryStore::new())];
+    for backend in &backends {
+        let store = oidc_auth::store::connect(&backend.url).await;
+        stores.push(store.unwrap_or_else(|e| panic!("{}: {e}", backend.name)));
+    }
+    for (store, fw) in stores
+        .into_iter()
+        .flat_map(|store| [Framework::Axum, Framework::Actix].map(|fw| (store.clone(), fw)))
+    {
+        let idp = oidc_auth_tests::broker::provider().await;
+        idp.set_client("test-client", Some(SECRET));
+        let b = oidc_auth_tests::broker::serve_broker(
+            idp,
+            store,
+            |c| c.client_secret(SECRET).encryption_key(encryption_key),
+            None,
+        )
+        .await;
         let tokens = oidc_auth_tests::broker::login(&b, fw).await;
         let field = |name: &str| tokens.body[name].as_str().unwrap_or_default().to_owned();
         let (access, refresh) = (field("access_token"), field("refresh_token"));
