@@ -557,11 +557,11 @@ async fn a7_unknown_kid_is_refused_after_at_most_one_refetch() {
     );
 }
 
-/// A8: a flood of 10 000 tokens that only a JWKS refresh could decide causes at most one fetch
-/// per cooldown, whatever the class of token: distinct unknown kids; the known kid under an
-/// algorithm its key does not verify; no kid and an algorithm no published key fits; the known
-/// kid with a forged signature (worth a refresh once the keys are older than the cooldown, for a
-/// provider that reuses a kid for a new key). All are 401, including while a fetch is running.
+/// A8: a flood of 10 000 tokens that no loaded key decides causes at most one JWKS fetch per
+/// cooldown, whatever the class of token: distinct unknown kids; the known kid under an
+/// algorithm its key does not verify; no kid and an algorithm no published key fits. A flood
+/// with the known kid and forged signatures, which the loaded key refuses, fetches nothing. All
+/// are 401, including while a fetch is running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a8_a_flood_of_undecidable_tokens_fetches_at_most_once_per_cooldown() {
     for class in [
@@ -610,8 +610,10 @@ async fn a8_a_flood_of_undecidable_tokens_fetches_at_most_once_per_cooldown() {
             assert_eq!(verdict, Err(ErrorKind::InvalidToken), "{class}");
         }
         let elapsed = started.elapsed();
+        // A signature the loaded key refuses is decided without the network.
+        let bound = usize::from(class != "known kid, forged signature");
         assert!(
-            jwks_hits(&h) - before <= 1,
+            jwks_hits(&h) - before <= bound,
             "{class}: one fetch per cooldown"
         );
         assert!(
@@ -623,7 +625,7 @@ async fn a8_a_flood_of_undecidable_tokens_fetches_at_most_once_per_cooldown() {
             assert_rejected(&h, &token(i), &[&format!("flood-{i}")]).await;
         }
         assert!(
-            jwks_hits(&h) - before <= 1,
+            jwks_hits(&h) - before <= bound,
             "{class}: still within the same cooldown"
         );
 
@@ -632,7 +634,7 @@ async fn a8_a_flood_of_undecidable_tokens_fetches_at_most_once_per_cooldown() {
             assert_rejected(&h, &token(i), &[]).await;
         }
         assert!(
-            jwks_hits(&h) - before <= 2,
+            jwks_hits(&h) - before <= 2 * bound,
             "{class}: one more fetch for the next cooldown at most"
         );
         assert_accepted(&h, &valid_token(&h)).await;

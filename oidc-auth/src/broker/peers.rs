@@ -187,17 +187,11 @@ impl Peers {
             )
             .await
         {
-            Refresh::Fresh(set) => set
-                .value
-                .verdict(signed)
-                .decided()
-                .unwrap_or_else(|| Err(no_key())),
+            Refresh::Fresh(set) => set.value.verdict(signed).unwrap_or_else(|| Err(no_key())),
             // Keys a refresh brought since this validation's lookup still decide.
-            Refresh::Cooldown(Some(set)) if usable => set
-                .value
-                .verdict(signed)
-                .decided()
-                .unwrap_or_else(|| Err(no_key())),
+            Refresh::Cooldown(Some(set)) if usable => {
+                set.value.verdict(signed).unwrap_or_else(|| Err(no_key()))
+            }
             Refresh::Cooldown(_) if usable => Err(no_key()),
             Refresh::Cooldown(_) => Err(AuthError::unavailable(
                 "the keys of the token's issuer are not available",
@@ -211,7 +205,6 @@ impl Peers {
                     Some(set) => set
                         .value
                         .verdict(signed)
-                        .decided()
                         .unwrap_or_else(|| Err(unavailable())),
                     None => Err(unavailable()),
                 }
@@ -239,7 +232,7 @@ impl Peers {
         if set.due(now, self.ttl) {
             self.spawn_refresh(issuer, set.generation, store);
         }
-        set.value.verdict(signed).decided()
+        set.value.verdict(signed)
     }
 }
 

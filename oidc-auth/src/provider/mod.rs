@@ -105,32 +105,6 @@ pub(crate) struct KeySet {
 /// forged token from costing more than a few checks.
 const MAX_KEYS_PER_KID: usize = 3;
 
-/// What a key set says of a token's signature.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    /// A key that fits the token verified its signature.
-    Verified,
-    /// The token names no key and several fit: refused rather than guessed.
-    Ambiguous,
-    /// Keys fit the token and none verified it: forged, or signed by a new key published
-    /// under a `kid` the set already had (or, without a `kid`, in place of its one key).
-    Mismatch,
-    /// No key fits the token: only a refresh can decide.
-    NoKey,
-}
-
-impl Verdict {
-    /// The verdict as these keys alone give it: `None` when only a refresh can decide.
-    pub(crate) fn decided(self) -> Option<Result<(), AuthError>> {
-        match self {
-            Self::Verified => Some(Ok(())),
-            Self::Ambiguous => Some(Err(ambiguous())),
-            Self::Mismatch => Some(Err(bad_signature())),
-            Self::NoKey => None,
-        }
-    }
-}
-
 impl KeySet {
     pub(crate) fn parse(
         doc: &Value,
@@ -165,12 +139,13 @@ impl KeySet {
         Ok(Self { keys })
     }
 
-    /// What this key set alone says of a signature.
+    /// What this key set alone says of a signature: `None` when it has no key for the token,
+    /// so that only a refresh can decide.
     ///
     /// A token with a `kid` is checked against the keys with that `kid` that fit its algorithm
-    /// (at most [`MAX_KEYS_PER_KID`]); one without is checked only when exactly one key fits,
+    /// (at most [`MAX_KEYS_PER_KID`]); one without is accepted only when exactly one key fits,
     /// refused rather than guessed when several do.
-    pub(crate) fn verdict(&self, signed: Signed<'_>) -> Verdict {
+    pub(crate) fn verdict(&self, signed: Signed<'_>) -> Option<Result<(), AuthError>> {
         let verifies = |key: &&aws_lc_rs::signature::ParsedPublicKey| {
             key.verify_sig(signed.message, signed.signature).is_ok()
         };
@@ -178,19 +153,17 @@ impl KeySet {
             (signed.kid.is_none() || k.kid.as_deref() == signed.kid)
                 .then(|| k.for_alg(signed.alg))?
         });
-        let Some(first) = fitting.next() else {
-            return Verdict::NoKey;
-        };
+        let first = fitting.next()?;
         let verified = match signed.kid {
             Some(_) => verifies(&first) || fitting.take(MAX_KEYS_PER_KID - 1).any(|k| verifies(&k)),
-            None if fitting.next().is_some() => return Verdict::Ambiguous,
+            None if fitting.next().is_some() => return Some(Err(ambiguous())),
             None => verifies(&first),
         };
-        if verified {
-            Verdict::Verified
+        Some(if verified {
+            Ok(())
         } else {
-            Verdict::Mismatch
-        }
+            Err(AuthError::invalid("the token signature is invalid"))
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -447,70 +420,38 @@ impl Provider {
         });
     }
 
-    /// What the keys in memory say of `signed` (`now` being the time of the lookup): the
-    /// verdict, or `Refresh` when only a fetch can decide. Past the JWKS TTL it starts a
-    /// refresh in the background.
-    ///
-    /// A signature that no key with the token's `kid` verifies is refused at once while the
-    /// keys are younger than the refetch cooldown. Older, it is worth one fetch: a provider
-    /// that reuses a `kid` for a new key makes its new tokens look forged to the old keys,
-    /// until the TTL. Forged tokens cause no more fetches than unknown `kid`s do: one per
-    /// cooldown.
-    fn look_up(self: &Arc<Self>, set: &Fetched<KeySet>, signed: Signed<'_>, now: i64) -> Found {
-        if set.due(now, self.jwks_ttl) {
-            self.spawn_background_refresh(set.generation);
-        }
-        match set.value.verdict(signed) {
-            Verdict::Mismatch if now.saturating_sub(set.at) >= self.cooldown => {
-                Found::Refresh { mismatch: true }
-            }
-            verdict => verdict
-                .decided()
-                .map_or(Found::Refresh { mismatch: false }, Found::Decided),
-        }
-    }
-
-    /// The keys in memory not older than the stale limit.
-    fn usable_keys(&self, now: i64) -> Option<Arc<Fetched<KeySet>>> {
-        self.jwks
-            .current()
-            .filter(|s| now.saturating_sub(s.at) <= self.stale_limit)
-    }
-
     /// Verifies `signature` over `message` with the keys in memory, without waiting. `None`
-    /// when only a fetch can decide: no usable keys, none with the token's `kid`, or a
-    /// signature the keys with its `kid` refuse once they are older than the cooldown.
+    /// when only a fetch can decide: no usable keys, or none with the token's `kid`. Past the
+    /// JWKS TTL it starts a refresh in the background.
     pub(crate) fn verify_now(
         self: &Arc<Self>,
         signed: Signed<'_>,
     ) -> Option<Result<(), AuthError>> {
         let now = self.now();
-        let set = self.usable_keys(now)?;
-        match self.look_up(&set, signed, now) {
-            Found::Decided(verdict) => Some(verdict),
-            Found::Refresh { .. } => None,
+        let set = self
+            .jwks
+            .current()
+            .filter(|s| now - s.at <= self.stale_limit)?;
+        if set.due(now, self.jwks_ttl) {
+            self.spawn_background_refresh(set.generation);
         }
+        set.value.verdict(signed)
     }
 
     /// Verifies `signature` over `message` with the key the token names.
     ///
-    /// Known keys never wait on a refresh. An unknown `kid`, or a signature the keys with its
-    /// `kid` refuse, causes at most one fetch per cooldown, shared by every request that needs
-    /// it.
+    /// Known keys never wait on a refresh. An unknown `kid` causes at most one fetch per
+    /// cooldown, shared by every request that needs it.
     pub(crate) async fn verify(self: &Arc<Self>, signed: Signed<'_>) -> Result<(), AuthError> {
+        if let Some(verdict) = self.verify_now(signed) {
+            return verdict;
+        }
         let now = self.now();
-        let seen = self.jwks.current().map_or(0, |s| s.generation);
-        let usable = self.usable_keys(now);
-        let mismatch = match &usable {
-            Some(set) => match self.look_up(set, signed, now) {
-                Found::Decided(verdict) => return verdict,
-                Found::Refresh { mismatch } => mismatch,
-            },
-            None => false,
-        };
-        // A cold or stale cache loads normally; usable keys that cannot decide are a forced
-        // refresh.
-        let forced = usable.is_some().then_some(self.cooldown);
+        let current = self.jwks.current();
+        let seen = current.as_ref().map_or(0, |s| s.generation);
+        let usable = current.is_some_and(|s| now - s.at <= self.stale_limit);
+        // A cold or stale cache loads normally; a missing kid in usable keys is a forced refresh.
+        let forced = usable.then_some(self.cooldown);
         let refreshed = self
             .jwks
             .refresh_keys(
@@ -522,11 +463,7 @@ impl Provider {
                 || self.fetch_jwks(),
             )
             .await;
-        let first = usable.map(|set| Looked {
-            generation: set.generation,
-            mismatch,
-        });
-        after_refresh(refreshed, first, signed)
+        after_refresh(refreshed, usable, signed)
     }
 
     /// Refreshes the key set in a task of its own, through the slot's single flight.
@@ -591,14 +528,6 @@ pub(crate) fn ambiguous() -> AuthError {
     AuthError::invalid("the token names no key and several published keys fit")
 }
 
-fn bad_signature() -> AuthError {
-    AuthError::invalid("the token signature is invalid")
-}
-
-fn no_key() -> AuthError {
-    AuthError::invalid("no published key matches the token")
-}
-
 /// What a signature check needs of a compact JWS: the key it names, its algorithm, the signed
 /// bytes and the signature. Its `Debug` shows the key id and algorithm only: the signed bytes
 /// and the signature together are the bearer token.
@@ -619,57 +548,26 @@ impl std::fmt::Debug for Signed<'_> {
     }
 }
 
-/// What the keys in memory said of a token.
-enum Found {
-    Decided(Result<(), AuthError>),
-    /// Only a fetch can decide; `mismatch` when keys with the token's `kid` refused it.
-    Refresh {
-        mismatch: bool,
-    },
-}
-
-/// The usable keys a token was first looked up in, when there were some: their generation,
-/// and whether keys with the token's `kid` refused its signature.
-struct Looked {
-    generation: u64,
-    mismatch: bool,
-}
-
-/// The verdict on `signed` once a refresh was asked for, given the usable keys it was first
-/// looked up in (`None`: the cache was cold or stale).
+/// The verdict on `signed` once a refresh was asked for, given whether the keys the token was
+/// first looked up in were `usable` (within the stale limit).
 ///
 /// Within the cooldown the current keys still decide: a refresh that finished between the
 /// caller's lookup and its request for one (a background refresh after the TTL, say) may have
-/// brought the token's key. The keys of the first lookup are not asked twice, and when no
-/// fetch could be made their refusal stands: a signature they refused is not "unavailable".
+/// brought the token's key.
 fn after_refresh(
     refreshed: Refresh<KeySet>,
-    first: Option<Looked>,
+    usable: bool,
     signed: Signed<'_>,
 ) -> Result<(), AuthError> {
-    let refused = |first: &Looked| {
-        if first.mismatch {
-            bad_signature()
-        } else {
-            no_key()
+    let no_key = || AuthError::invalid("no published key matches the token");
+    match refreshed {
+        Refresh::Fresh(set) => set.value.verdict(signed).unwrap_or_else(|| Err(no_key())),
+        Refresh::Cooldown(Some(set)) if usable => {
+            set.value.verdict(signed).unwrap_or_else(|| Err(no_key()))
         }
-    };
-    let decide = |set: &KeySet| {
-        set.verdict(signed)
-            .decided()
-            .unwrap_or_else(|| Err(no_key()))
-    };
-    match (refreshed, first) {
-        (Refresh::Fresh(set), _) => decide(&set.value),
-        (Refresh::Cooldown(Some(set)), Some(first)) if set.generation != first.generation => {
-            decide(&set.value)
-        }
-        (Refresh::Cooldown(_), Some(first)) => Err(refused(&first)),
-        (Refresh::Failed { .. }, Some(first)) if first.mismatch => Err(refused(&first)),
-        (Refresh::Cooldown(_), None) => {
-            Err(AuthError::unavailable("the signing keys are not available"))
-        }
-        (Refresh::Failed { retry_after }, _) => Err(AuthError::unavailable(
+        Refresh::Cooldown(_) if usable => Err(no_key()),
+        Refresh::Cooldown(_) => Err(AuthError::unavailable("the signing keys are not available")),
+        Refresh::Failed { retry_after } => Err(AuthError::unavailable(
             "the signing keys could not be fetched from the identity provider",
         )
         .with_retry_after(retry_after)),
@@ -806,7 +704,7 @@ pub(crate) mod tests {
             .unwrap_or_else(|e| panic!("a key set: {e}"));
         assert_eq!(keys.len(), 1);
         let verdict = keys.verdict(signed_by(Some("sig"), &signature));
-        assert_eq!(verdict, Verdict::Verified);
+        assert!(matches!(verdict, Some(Ok(()))), "{verdict:?}");
         let many: Vec<Value> = (0..12).map(|i| jwk(&format!("k{i}"))).collect();
         let doc = json!({ "keys": many });
         let keys = KeySet::parse(&doc, &[Algorithm::ES256], 10)
@@ -826,27 +724,28 @@ pub(crate) mod tests {
         for (i, (_, pair)) in pairs.iter().enumerate().take(MAX_KEYS_PER_KID) {
             let signature = sign(pair);
             let verdict = keys.verdict(signed_by(Some("k"), &signature));
-            assert_eq!(verdict, Verdict::Verified, "key {i}");
-            let other = keys.verdict(signed_by(Some("other"), &signature));
-            assert_eq!(other, Verdict::NoKey);
+            assert!(matches!(verdict, Some(Ok(()))), "key {i}");
+            assert!(keys.verdict(signed_by(Some("other"), &signature)).is_none());
         }
         let past_the_bound = sign(&pairs[MAX_KEYS_PER_KID].1);
         let verdict = keys.verdict(signed_by(Some("k"), &past_the_bound));
-        assert_eq!(verdict, Verdict::Mismatch, "a key past the bound");
+        assert!(matches!(verdict, Some(Err(_))), "a key past the bound");
         let forged = vec![7u8; 64];
-        let forged = keys.verdict(signed_by(Some("k"), &forged));
-        assert_eq!(forged, Verdict::Mismatch);
+        assert!(matches!(
+            keys.verdict(signed_by(Some("k"), &forged)),
+            Some(Err(_))
+        ));
         let first = sign(&pairs[0].1);
         let no_kid = keys.verdict(signed_by(None, &first));
-        assert_eq!(
-            no_kid,
-            Verdict::Ambiguous,
+        assert!(
+            matches!(no_kid, Some(Err(ref e)) if e.status() == 401),
             "several keys fit a token without a kid"
         );
-        assert!(matches!(no_kid.decided(), Some(Err(ref e)) if e.status() == 401));
         let only = set(&jwks[..1]);
-        let verdict = only.verdict(signed_by(None, &first));
-        assert_eq!(verdict, Verdict::Verified);
+        assert!(matches!(
+            only.verdict(signed_by(None, &first)),
+            Some(Ok(()))
+        ));
     }
 
     /// A refresh that lands between a validation's lookup and its own request for one (a
@@ -861,21 +760,15 @@ pub(crate) mod tests {
             at: START,
             generation: 2,
         });
-        let first = || {
-            Some(Looked {
-                generation: 1,
-                mismatch: false,
-            })
-        };
         let verdict = after_refresh(
             Refresh::Cooldown(Some(current.clone())),
-            first(),
+            true,
             signed_by(Some("new"), &signature),
         );
         assert!(verdict.is_ok(), "{verdict:?}");
         let unknown = after_refresh(
             Refresh::Cooldown(Some(current)),
-            first(),
+            true,
             signed_by(Some("gone"), &signature),
         );
         assert!(
@@ -884,12 +777,14 @@ pub(crate) mod tests {
         );
         let cold = after_refresh(
             Refresh::Cooldown(None),
-            None,
+            false,
             signed_by(Some("new"), &signature),
         );
         assert!(matches!(cold, Err(ref e) if e.status() == 503), "{cold:?}");
     }
 
+    /// Tasks spawned and not yet finished; on a current-thread runtime a spawned task does not
+    /// run before the test awaits, so this counts every spawn since.
     /// A refresh of `keys` at the clock's time that fails, as in an outage.
     pub(crate) async fn fail_a_refresh(keys: &Slot<KeySet>, clock: &ManualClock) {
         let failed = keys
@@ -903,8 +798,6 @@ pub(crate) mod tests {
         assert!(matches!(failed, Refresh::Failed { .. }));
     }
 
-    /// Tasks spawned and not yet finished; on a current-thread runtime a spawned task does not
-    /// run before the test awaits, so this counts every spawn since.
     pub(crate) fn tasks() -> usize {
         tokio::runtime::Handle::current()
             .metrics()
@@ -917,26 +810,18 @@ pub(crate) mod tests {
     async fn no_refresh_task_is_spawned_while_backing_off() {
         let clock = ManualClock::new(START);
         let provider = provider(|b| b.jwks_ttl(Duration::from_secs(600)), &clock);
-        let (jwk, pair) = key_pair("a");
-        let signature = sign(&pair);
-        load(&provider, &clock, &[&jwk]).await;
+        load(&provider, &clock, &[&jwk("a")]).await;
         clock.advance(601);
         fail_a_refresh(&provider.jwks, &clock).await;
         for _ in 0..100 {
             assert!(
-                provider
-                    .verify_now(signed_by(Some("a"), &signature))
-                    .is_some(),
+                provider.verify_now(signed("a")).is_some(),
                 "keys are usable"
             );
         }
         assert_eq!(tasks(), 0, "tasks spawned during the backoff");
         clock.advance(60);
-        assert!(
-            provider
-                .verify_now(signed_by(Some("a"), &signature))
-                .is_some()
-        );
+        assert!(provider.verify_now(signed("a")).is_some());
         assert_eq!(tasks(), 1, "a refresh once the backoff has passed");
     }
 
