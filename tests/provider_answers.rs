@@ -275,14 +275,16 @@ async fn a_granted_code_exchange_whose_id_token_fails_revokes_the_providers_toke
     }
 }
 
-/// A refresh the provider answers 200 without an access token is 502. When that answer
-/// repeats the refresh token the client sent (a provider that does not rotate them), that
-/// token stays live: the client still holds it. A new refresh token in such an answer, which
-/// no one will hold, is revoked.
+/// A refresh the provider answers 200 without an access token is 502, and nothing is revoked:
+/// not the refresh token the client sent and still holds, when the answer repeats it (a
+/// provider that does not rotate them), nor a new one in the answer. That one is of the grant
+/// the client holds a token of, so it gives no more than that token; revoking it would end the
+/// whole grant at many providers (Keycloak's session, a rotation family), the client's token
+/// with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unusable_refresh_answer_revokes_only_a_token_the_client_does_not_hold() {
+async fn an_unusable_refresh_answer_revokes_nothing() {
     let h = harness().await;
-    for (answered, revoked) in [("r-held", 0), ("r-new", 1)] {
+    for (answered, revoked) in [("r-held", 0), ("r-new", 0)] {
         for fw in FRAMEWORKS {
             let what = format!("{answered} on {fw:?}");
             h.idp.set_fault(
@@ -323,12 +325,13 @@ fn code_form(callback: &url::Url) -> Vec<(String, String)> {
     ]
 }
 
-/// A client that gives up while its grant is under way, on axum, whose server drops the
-/// handler when the connection closes: while the provider works on it (it spends the code or
-/// rotates the refresh token at once and answers late), for a code exchange and for a
-/// refresh; and after the provider answered, while the ID token's new key is fetched from a
-/// slow JWKS. Each time the new refresh token, which no client will hold, is revoked at the
-/// provider. A late answer to a request still waiting is delivered and revokes nothing.
+/// A client that gives up while its code exchange is under way, on axum, whose server drops
+/// the handler when the connection closes: while the provider works on it (it spends the code
+/// at once and answers late), and after the provider answered, while the ID token's new key is
+/// fetched from a slow JWKS. Each time the refresh token of the answer, which no client will
+/// hold, is revoked at the provider. A refresh given up on revokes nothing (the client still
+/// holds a token of that grant: see `an_unusable_refresh_answer_revokes_nothing`), and a late
+/// answer to a request still waiting is delivered and revokes nothing.
 /// (actix-web runs a handler to its end after the client has gone: the answer is made and lost
 /// in transit, as an answer on a broken connection is, and no server can tell.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,11 +349,11 @@ async fn a_grant_whose_client_gave_up_revokes_the_refresh_token_it_would_have_ha
     let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
     let refresh_form = vec![("refresh-token".to_owned(), held.to_owned())];
     let cases = [
-        ("code", Endpoint::Token, code_form(&callback)),
-        ("refresh", Endpoint::Token, refresh_form),
-        ("ID token key", Endpoint::Jwks, Vec::new()),
+        ("code", Endpoint::Token, code_form(&callback), 1),
+        ("refresh", Endpoint::Token, refresh_form, 0),
+        ("ID token key", Endpoint::Jwks, Vec::new(), 1),
     ];
-    for (what, slow, mut form) in cases {
+    for (what, slow, mut form, revoked) in cases {
         if slow == Endpoint::Jwks {
             h.idp.rotate_key(oidc_auth::testing::SigningAlg::ES256);
             form = code_form(&browser_login(&h, fw, LOOPBACK).await.1);
@@ -362,15 +365,22 @@ async fn a_grant_whose_client_gave_up_revokes_the_refresh_token_it_would_have_ha
         let earlier = h.idp.last_revocation_request();
         let gave_up = impatient.post(h.url(fw, TOKEN)).form(&form).send().await;
         assert!(gave_up.is_err(), "{what}: the client should have timed out");
-        assert_eq!(revocations_since(&h, revocations, 1).await, 1, "{what}");
+        if revoked == 0 {
+            // Time for the late answer to arrive, and a revocation that should not come.
+            tokio::time::sleep(late + std::time::Duration::from_millis(300)).await;
+        }
+        let made = revocations_since(&h, revocations, revoked).await;
+        assert_eq!(made, revoked, "{what}");
         h.idp.set_fault(slow, Fault::None);
-        let revoked = h.idp.last_revocation_request();
-        assert_ne!(revoked, earlier, "{what}");
-        let token = revoked.as_ref().map(|form| form["token"].as_str());
-        assert!(
-            token.is_some_and(|t| !t.is_empty() && t != held),
-            "{what}: {token:?}"
-        );
+        if revoked == 1 {
+            let last = h.idp.last_revocation_request();
+            assert_ne!(last, earlier, "{what}");
+            let token = last.as_ref().map(|form| form["token"].as_str());
+            assert!(
+                token.is_some_and(|t| !t.is_empty() && t != held),
+                "{what}: {token:?}"
+            );
+        }
     }
     h.idp.set_fault(Endpoint::Token, Fault::Late(late));
     let revocations = h.idp.hits(Endpoint::Revocation);

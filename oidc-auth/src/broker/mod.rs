@@ -580,7 +580,7 @@ impl Broker {
     /// asked for; a device grant (`None`) asked for the configured scopes.
     ///
     /// When no session could be made (the provider did not say who signed in, the store failed),
-    /// the caller revokes the provider's refresh token (see `OidcAuth::keep_or_revoke`).
+    /// the caller revokes the provider's refresh token (see `Granted`).
     pub(crate) async fn start_session(
         &self,
         auth: &OidcAuth,

@@ -218,17 +218,17 @@ impl OidcAuth {
     ) -> Result<EndpointResponse, AuthError> {
         let now = self.now();
         broker.pace_device_poll(&device_code, now)?;
-        let answer = match self
+        let granted = match self
             .provider_grant_answer(
                 vec![
                     ("grant_type", DEVICE_GRANT.to_owned()),
                     ("device_code", device_code.clone()),
                 ],
-                None,
+                false,
             )
             .await
         {
-            Ok(answer) => answer,
+            Ok(granted) => granted,
             Err(e) => {
                 if e.code() == Some("slow_down") {
                     broker.device_slowed(&device_code);
@@ -236,26 +236,28 @@ impl OidcAuth {
                 return Err(e);
             }
         };
-        self.keep_or_revoke(&answer, None, async {
-            // An answer without an access token is no approval: the provider's fault (502), and
-            // the device code stays unspent, so that a later poll can still complete the login.
-            if answer
-                .get("access_token")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-            {
-                return Err(AuthError::new(
-                    ErrorKind::BadGateway,
-                    "the identity provider sent no access token",
-                ));
-            }
-            broker.redeem_device_code(&device_code, now).await?;
-            broker
-                .start_session(self, &answer, None, None)
-                .await
-                .map(EndpointResponse::ok)
-        })
-        .await
+        let answer = granted.answer();
+        granted
+            .finish(async {
+                // An answer without an access token is no approval: the provider's fault (502), and
+                // the device code stays unspent, so that a later poll can still complete the login.
+                if answer
+                    .get("access_token")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    return Err(AuthError::new(
+                        ErrorKind::BadGateway,
+                        "the identity provider sent no access token",
+                    ));
+                }
+                broker.redeem_device_code(&device_code, now).await?;
+                broker
+                    .start_session(self, answer, None, None)
+                    .await
+                    .map(EndpointResponse::ok)
+            })
+            .await
     }
 
     /// A refresh or device-code grant, passed to the provider. Its OAuth errors
@@ -270,16 +272,18 @@ impl OidcAuth {
         value: String,
     ) -> Result<EndpointResponse, AuthError> {
         let held = (field == "refresh_token").then(|| value.clone());
-        let answer = self
+        let granted = self
             .provider_grant_answer(
                 vec![("grant_type", grant_type.to_owned()), (field, value)],
-                held.as_deref(),
+                held.is_some(),
             )
             .await?;
         let lifetime = crate::clock::secs(self.config().refresh_token_lifetime);
-        self.keep_or_revoke(&answer, held.as_deref(), async {
-            token_json(&answer, held.as_deref(), self.now(), lifetime).map(EndpointResponse::ok)
-        })
-        .await
+        granted
+            .finish(async {
+                token_json(granted.answer(), held.as_deref(), self.now(), lifetime)
+                    .map(EndpointResponse::ok)
+            })
+            .await
     }
 }

@@ -321,7 +321,7 @@ impl OidcAuth {
         code: String,
         verifier: String,
     ) -> Result<EndpointResponse, AuthError> {
-        let answer = self
+        let granted = self
             .provider_grant_answer(
                 vec![
                     ("grant_type", "authorization_code".to_owned()),
@@ -329,11 +329,12 @@ impl OidcAuth {
                     ("redirect_uri", tx.redirect_uri.clone()),
                     ("code_verifier", verifier),
                 ],
-                None,
+                false,
             )
             .await?;
         reservation.confirm();
-        self.keep_or_revoke(&answer, None, async {
+        let answer = granted.answer();
+        granted.finish(async {
             let identity = match answer.get("id_token").and_then(serde_json::Value::as_str) {
                 Some(id_token) => self.validate_id_token(id_token, &tx.nonce).await?,
                 // The code was good (the provider accepted it), so this is not the caller's
@@ -351,12 +352,12 @@ impl OidcAuth {
             };
             if let Some(broker) = self.broker() {
                 return broker
-                    .start_session(self, &answer, Some(identity), Some(&tx.scope))
+                    .start_session(self, answer, Some(identity), Some(&tx.scope))
                     .await
                     .map(EndpointResponse::ok);
             }
             let lifetime = crate::clock::secs(self.config().refresh_token_lifetime);
-            token_json(&answer, None, self.now(), lifetime).map(EndpointResponse::ok)
+            token_json(answer, None, self.now(), lifetime).map(EndpointResponse::ok)
         })
         .await
     }

@@ -293,54 +293,36 @@ impl OidcAuth {
         });
     }
 
-    /// `finish`, which turns a token answer the provider has granted into the client's answer;
-    /// when it fails (an ID token that does not verify, a store that cannot record the session
-    /// or the device code) or is cut off (the request went away: a client that disconnects),
-    /// the answer is dropped, and with it the only copy of its refresh token: that token is
-    /// revoked at the provider rather than left as a grant no one can end. Not when it is
-    /// `held`, the refresh token the client sent (a provider that does not rotate them answers
-    /// with the same one): the client still holds that one.
-    pub(crate) async fn keep_or_revoke<T>(
-        &self,
-        answer: &Map<String, Value>,
-        held: Option<&str>,
-        finish: impl Future<Output = Result<T, AuthError>>,
-    ) -> Result<T, AuthError> {
-        let mut unclaimed = Unclaimed {
-            auth: self,
-            refresh_token: unheld_refresh_token(answer, held),
-        };
-        let finished = finish.await;
-        if finished.is_ok() {
-            unclaimed.refresh_token = None;
-        }
-        finished
-    }
-
     /// [`provider_token`](Self::provider_token) for a grant, run to its end in a task of its
-    /// own. Once asked, the provider may have spent the code or rotated the refresh token, so a
-    /// request that goes away meanwhile (a client that disconnects) must not leave its answer
-    /// unread: when no one is left to take it, its refresh token (unless `held`, the one the
-    /// client sent) is revoked.
+    /// own: once asked, the provider may have spent the code, so a request that goes away
+    /// meanwhile (a client that disconnects) must not leave its answer unread. The answer comes
+    /// back as a [`Granted`], which revokes its refresh token unless a client is given it.
+    ///
+    /// `refresh`: the grant is a refresh, and the client still holds a refresh token of the same
+    /// grant. Its answer is never revoked: a rotated token no one holds gives no more than the
+    /// one the client has, and revoking it ends the whole grant at many providers (Keycloak's
+    /// session, Auth0's and Okta's rotation family), the client's token with it.
     pub(crate) async fn provider_grant_answer(
         &self,
         form: Vec<(&'static str, String)>,
-        held: Option<&str>,
-    ) -> Result<Map<String, Value>, AuthError> {
+        refresh: bool,
+    ) -> Result<Granted, AuthError> {
+        let revoker = (!refresh).then(|| self.clone());
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return self.provider_token(form).await;
+            let answer = self.provider_token(form).await?;
+            return Ok(Granted::new(answer, revoker));
         };
         let (answered, answer) = tokio::sync::oneshot::channel();
         let auth = self.clone();
-        let held = held.map(str::to_owned);
-        runtime.spawn(async move {
-            if let Err(Ok(unread)) = answered.send(auth.provider_token(form).await)
-                && let Some(token) = unheld_refresh_token(&unread, held.as_deref())
-            {
-                tracing::info!("a token request was abandoned; its refresh token is revoked");
-                auth.revoke_refresh_in_background(token);
-            }
-        });
+        let asked = async move {
+            let granted = auth
+                .provider_token(form)
+                .await
+                .map(|answer| Granted::new(answer, revoker));
+            // Not sent, or sent and never read: the `Granted` is dropped, and revokes.
+            let _ = answered.send(granted);
+        };
+        runtime.spawn(tracing::Instrument::in_current_span(asked));
         answer.await.unwrap_or_else(|_| {
             Err(AuthError::unavailable(
                 "the identity provider's answer was lost",
@@ -463,26 +445,56 @@ impl OidcAuth {
     }
 }
 
-/// The refresh token of a provider answer, unless it is `held` (the one the client sent).
-fn unheld_refresh_token(answer: &Map<String, Value>, held: Option<&str>) -> Option<String> {
-    answer
-        .get("refresh_token")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty() && Some(*t) != held)
-        .map(str::to_owned)
+/// A token answer the provider granted, on its way to a client. When it is dropped before
+/// [`finish`](Self::finish) succeeded (the answer could not be used: an ID token that does not
+/// verify, a store that cannot record the session; or the request went away: a client that
+/// disconnected), its refresh token, which no client holds, is revoked at the provider rather
+/// than left as a grant no one can end. Not for a refresh grant (see
+/// [`OidcAuth::provider_grant_answer`]).
+pub(crate) struct Granted {
+    answer: Map<String, Value>,
+    /// Who revokes an unclaimed refresh token; `None` for a refresh grant.
+    revoker: Option<OidcAuth>,
+    claimed: std::sync::atomic::AtomicBool,
 }
 
-/// A refresh token the provider granted that no client has been given yet: revoked at the
-/// provider when dropped still holding it.
-struct Unclaimed<'a> {
-    auth: &'a OidcAuth,
-    refresh_token: Option<String>,
+impl Granted {
+    fn new(answer: Map<String, Value>, revoker: Option<OidcAuth>) -> Self {
+        Self {
+            answer,
+            revoker,
+            claimed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The provider's token answer.
+    pub(crate) fn answer(&self) -> &Map<String, Value> {
+        &self.answer
+    }
+
+    /// Runs `finish`, which turns the answer into the client's; when it succeeds, the answer is
+    /// the client's, and its refresh token is kept.
+    pub(crate) async fn finish<T>(
+        &self,
+        finish: impl Future<Output = Result<T, AuthError>>,
+    ) -> Result<T, AuthError> {
+        let finished = finish.await;
+        if finished.is_ok() {
+            self.claimed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        finished
+    }
 }
 
-impl Drop for Unclaimed<'_> {
+impl Drop for Granted {
     fn drop(&mut self) {
-        if let Some(token) = self.refresh_token.take() {
-            self.auth.revoke_refresh_in_background(token);
+        if *self.claimed.get_mut() {
+            return;
+        }
+        let token = self.answer.get("refresh_token").and_then(Value::as_str);
+        if let (Some(auth), Some(token)) = (&self.revoker, token.filter(|t| !t.is_empty())) {
+            auth.revoke_refresh_in_background(token.to_owned());
         }
     }
 }
