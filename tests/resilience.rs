@@ -167,9 +167,27 @@ async fn g4_slow_jwks_does_not_delay_known_kids() {
             .status,
         200
     );
+    let fetches = h.idp.hits(Endpoint::Jwks);
     h.idp.set_fault(Endpoint::Jwks, Fault::Hang);
     // Past the TTL a background refresh starts and hangs; known kids must not wait for it.
     clock.advance(120);
+    let first = h
+        .idp
+        .token()
+        .audience(AUDIENCE)
+        .issued_at(clock.now())
+        .sign();
+    assert_eq!(h.bearer_both("/me", &first).await.status, 200);
+    for _ in 0..200 {
+        if h.idp.hits(Endpoint::Jwks) > fetches {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        h.idp.hits(Endpoint::Jwks) > fetches,
+        "no refresh reached the provider"
+    );
     let started = Instant::now();
     for _ in 0..5 {
         let t = h
@@ -291,13 +309,17 @@ async fn unknown_kids_refetch_at_most_once_per_cooldown() {
     for task in tasks {
         assert_eq!(task.await.ok().and_then(Result::err), Some(401));
     }
-    assert!(h.idp.hits(Endpoint::Jwks) - before <= 1);
+    assert_eq!(h.idp.hits(Endpoint::Jwks) - before, 1, "one refetch");
     clock.advance(16);
     assert_invalid_token(
         &h.bearer_both("/me", &unknown_kid(&h.idp, "after-cooldown"))
             .await,
     );
-    assert!(h.idp.hits(Endpoint::Jwks) - before <= 2);
+    assert_eq!(
+        h.idp.hits(Endpoint::Jwks) - before,
+        2,
+        "one more after the cooldown"
+    );
 }
 
 /// Key rotation at the provider is picked up through the unknown-kid refetch.
