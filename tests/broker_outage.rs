@@ -27,30 +27,34 @@ use oidc_auth_tests::{
 };
 
 /// The version of the local `main` cluster, from `pg_lsclusters`.
-fn cluster_version() -> String {
-    let output = Command::new("pg_lsclusters")
-        .arg("-h")
-        .output()
-        .expect("pg_lsclusters runs");
+/// The version of the `main` PostgreSQL cluster, from `pg_lsclusters`.
+fn cluster_version() -> Option<String> {
+    let output = Command::new("pg_lsclusters").arg("-h").output().ok()?;
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .find(|l| l.split_whitespace().nth(1) == Some("main"))
         .and_then(|l| l.split_whitespace().next())
-        .expect("a main cluster")
-        .to_owned()
+        .map(str::to_owned)
+}
+
+/// Runs `pg_ctlcluster <version> main <action>`; whether it succeeded.
+fn try_cluster(action: &str) -> Result<(), String> {
+    let version = cluster_version().ok_or("no main cluster in pg_lsclusters")?;
+    let status = Command::new("pg_ctlcluster")
+        .args(["--skip-systemctl-redirect", &version, "main", action])
+        .status()
+        .map_err(|e| format!("pg_ctlcluster: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("pg_ctlcluster {action}: {status}"))
+    }
 }
 
 fn cluster(action: &str) {
-    let status = Command::new("pg_ctlcluster")
-        .args([
-            "--skip-systemctl-redirect",
-            &cluster_version(),
-            "main",
-            action,
-        ])
-        .status()
-        .expect("pg_ctlcluster runs");
-    assert!(status.success(), "pg_ctlcluster {action} failed");
+    if let Err(e) = try_cluster(action) {
+        panic!("{e}");
+    }
 }
 
 /// Stops the cluster; starts it again when dropped, also when the test fails.
@@ -65,7 +69,11 @@ impl Stopped {
 
 impl Drop for Stopped {
     fn drop(&mut self) {
-        cluster("start");
+        // Never a panic here: one while a failure unwinds would abort the test binary and
+        // hide the failure. A cluster that does not start fails the next test that needs it.
+        if let Err(e) = try_cluster("start") {
+            eprintln!("the PostgreSQL cluster could not be started again: {e}");
+        }
     }
 }
 

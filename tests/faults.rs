@@ -57,7 +57,7 @@ async fn until_ok(h: &Harness, token: &str, limit: Duration) -> bool {
 /// `Retry-After` at once; after the network heals, 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resets_and_cut_answers_are_503_then_recover() {
-    for mode in [ProxyMode::Reset, ProxyMode::CutAfter(120)] {
+    for mode in [ProxyMode::Reset, ProxyMode::CutAfter(20)] {
         let (h, proxy) = behind_proxy().await;
         let token = h.idp.token().audience(AUDIENCE).sign();
         proxy.set(mode);

@@ -18,7 +18,8 @@ pub enum ProxyMode {
     Delay(Duration),
     /// Accept, then reset the connection (RST) before any byte.
     Reset,
-    /// Forward the request; pass on this many bytes of the answer, then reset.
+    /// Forward the request; pass on the answer's head (status line and headers) and this many
+    /// bytes of its body, then reset: an answer cut mid-body, wherever its headers end.
     CutAfter(usize),
     /// Accept and never answer (until the client gives up).
     Blackhole,
@@ -110,10 +111,14 @@ async fn handle(client: TcpStream, upstream: SocketAddr, shared: Arc<Mutex<Proxy
         let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
         let _ = server_write.shutdown().await;
     });
-    let mut budget = match mode {
+    let cut_body = match mode {
         ProxyMode::CutAfter(bytes) => Some(bytes),
         _ => None,
     };
+    // Bytes passed on so far; where the cut falls, once the head of the answer has ended.
+    let mut passed = 0usize;
+    let mut cut_at: Option<usize> = None;
+    let mut head = Vec::new();
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
         let n = match server_read.read(&mut buffer).await {
@@ -131,21 +136,27 @@ async fn handle(client: TcpStream, upstream: SocketAddr, shared: Arc<Mutex<Proxy
             }
             ProxyMode::Pass | ProxyMode::CutAfter(_) => {}
         }
-        let n = match budget {
-            Some(left) => n.min(left),
-            None => n,
-        };
+        let mut n = n;
+        if let Some(body) = cut_body {
+            if cut_at.is_none() {
+                head.extend_from_slice(&buffer[..n]);
+                if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                    cut_at = Some(end + 4 + body);
+                }
+            }
+            if let Some(at) = cut_at {
+                n = n.min(at.saturating_sub(passed));
+            }
+        }
         if client_write.write_all(&buffer[..n]).await.is_err() {
             break;
         }
-        if let Some(left) = budget.as_mut() {
-            *left -= n;
-            if *left == 0 {
-                let _ = client_write.flush().await;
-                upward.abort();
-                drop(client_write);
-                return;
-            }
+        passed += n;
+        if cut_at == Some(passed) {
+            let _ = client_write.flush().await;
+            upward.abort();
+            drop(client_write);
+            return;
         }
     }
     upward.abort();
