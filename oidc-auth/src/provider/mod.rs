@@ -123,8 +123,8 @@ impl KeySet {
             if keys.len() == max_keys {
                 tracing::warn!(
                     max_keys,
-                    ignored = entries.len() - index,
-                    "JWKS has more usable keys than allowed; the rest were ignored"
+                    unread = entries.len() - index,
+                    "JWKS entries past the allowed number of usable keys were not read"
                 );
                 break;
             }
