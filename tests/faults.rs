@@ -100,10 +100,22 @@ async fn latency_and_silence_are_bounded() {
         // An unknown kid needs the JWKS: its fetch waits on the network meanwhile.
         let unknown = h.idp.add_key(SigningAlg::RS256);
         let fresh = h.idp.token().audience(AUDIENCE).kid(&unknown).sign();
+        let (accepted, fetches) = (proxy.accepted(), h.idp.hits(Endpoint::Jwks));
         let start = Instant::now();
         let waiting = h.bearer(Framework::Axum, "/me", &fresh);
         let known_meanwhile = async {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Until the fetch is under way: a connection to the proxy, or (over a kept-alive
+            // one) the request at the provider.
+            for _ in 0..200 {
+                if proxy.accepted() > accepted || h.idp.hits(Endpoint::Jwks) > fetches {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert!(
+                proxy.accepted() > accepted || h.idp.hits(Endpoint::Jwks) > fetches,
+                "{mode:?}: the fetch never started"
+            );
             let start = Instant::now();
             for (i, fw) in FRAMEWORKS.into_iter().enumerate() {
                 let reply = h.bearer(fw, "/me", &known(&format!("during-{i}"))).await;
