@@ -169,6 +169,46 @@ async fn a_refusal_of_this_servers_client_is_logged_as_an_error_with_its_code() 
     assert!(!text.contains(WRONG_SECRET), "{text}");
 }
 
+/// A provider that throttles or fails answers every request so while it lasts: the log says so
+/// once as a warning, and the other answers within ten seconds at DEBUG, not a warning per
+/// request. The grant route and userinfo share the pace. The endpoints are called directly, on
+/// this thread's runtime, so that a subscriber for this test alone sees their logs.
+#[tokio::test]
+async fn a_throttling_or_failing_provider_is_warned_of_once_not_per_request() {
+    let idp = flow_provider().await;
+    let auth = OidcAuth::builder(
+        base_config(&idp)
+            .client_id("test-client")
+            .build()
+            .expect("config"),
+    )
+    .build();
+    let token = idp.token().audience(oidc_auth_tests::AUDIENCE).sign();
+    let log = CapturedLogs::default();
+    let subscriber = log.builder(tracing::Level::DEBUG).finish();
+    // See `a_refusal_of_this_servers_client_is_logged_as_an_error_with_its_code`.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut answers = 0;
+    for fault in [Fault::Status(429), Fault::Status(503), Fault::Status(500)] {
+        idp.set_fault(Endpoint::Token, fault.clone());
+        idp.set_fault(Endpoint::Userinfo, fault);
+        for _ in 0..10 {
+            let refused = auth.token_endpoint(b"refresh-token=r-1").await;
+            assert!(refused.is_err(), "{refused:?}");
+            let refused = auth
+                .userinfo_endpoint([format!("Bearer {token}").as_bytes()])
+                .await;
+            assert!(refused.is_err(), "{refused:?}");
+            answers += 2;
+        }
+    }
+    let message = "identity provider could not serve a request";
+    let text = log.text();
+    assert_eq!(log.warnings(message), 1, "{text}");
+    assert_eq!(log.count("DEBUG", message), answers - 1, "{text}");
+}
+
 // ------------------------------------------------------------------------------------------
 // A busy provider
 // ------------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ struct Inner {
     /// When each [`OutageLog`] was last written as a warning (unix seconds, or `i64::MIN`): at
     /// most one every [`OUTAGE_LOG_INTERVAL_SECS`], the others at DEBUG, so an outage under
     /// load does not write a warning per request.
-    outage_warned_at: [AtomicI64; 2],
+    outage_warned_at: [AtomicI64; 3],
     leeway: i64,
     sealer: Sealer,
     broker: Option<Arc<Broker>>,
@@ -146,7 +146,7 @@ impl OidcAuthBuilder {
             clock: self.clock,
             renderer: self.renderer,
             renderer_warned: AtomicBool::new(false),
-            outage_warned_at: [AtomicI64::new(i64::MIN), AtomicI64::new(i64::MIN)],
+            outage_warned_at: std::array::from_fn(|_| AtomicI64::new(i64::MIN)),
             sealer: Sealer::new(state_key),
         }))
     }
@@ -389,11 +389,23 @@ impl OidcAuth {
             OutageLog::OptionalSkipped => {
                 "optional authentication skipped: identity provider unavailable"
             }
+            OutageLog::ProviderTrouble => PROVIDER_TROUBLE,
         };
         if self.outage_warning_due(log) {
             tracing::warn!(error = %error, "{message}");
         } else {
             tracing::debug!(error = %error, "{message}");
+        }
+    }
+
+    /// Logs an answer of the provider's own trouble (`status`: busy, failing or unexpected) to
+    /// a request made for a client, paced as [`log_outage`](Self::log_outage) paces outages:
+    /// while the provider throttles or fails, every such request gets one.
+    pub(crate) fn log_provider_trouble(&self, status: u16, error: &AuthError) {
+        if self.outage_warning_due(OutageLog::ProviderTrouble) {
+            tracing::warn!(status, error = %error, "{PROVIDER_TROUBLE}");
+        } else {
+            tracing::debug!(status, error = %error, "{PROVIDER_TROUBLE}");
         }
     }
 
@@ -431,6 +443,10 @@ impl OidcAuth {
     }
 }
 
+/// The log message of [`OutageLog::ProviderTrouble`].
+const PROVIDER_TROUBLE: &str =
+    "identity provider could not serve a request (busy, failing or unexpected)";
+
 /// The shortest time between two warnings of one [`OutageLog`] kind.
 const OUTAGE_LOG_INTERVAL_SECS: i64 = 10;
 
@@ -441,6 +457,9 @@ pub(crate) enum OutageLog {
     NotChecked = 0,
     /// Optional protection let the request in as anonymous.
     OptionalSkipped = 1,
+    /// The provider answered a request made for a client with a status of its own trouble:
+    /// busy (408, 429, 503, 504), failing (another 5xx) or unexpected (3xx).
+    ProviderTrouble = 2,
 }
 
 /// Which issuers a token may come from.

@@ -217,10 +217,8 @@ fn with_providers_wait(error: AuthError, status: u16, retry_after: Option<u64>) 
 fn provider_refusal(status: u16, body: &Value) -> AuthError {
     match status {
         // Timeout, throttling and overload say nothing about the grant: try again later.
-        status if is_transient(status) => {
-            tracing::warn!(status, "identity provider asked to try again later");
-            try_again_later()
-        }
+        // Logged by the caller, paced: under throttling every request gets one.
+        status if is_transient(status) => try_again_later(),
         400..=499 => match provider_code(body) {
             Some(code) if OWN_CLIENT_REFUSALS.contains(&code.as_str()) => {
                 tracing::error!(
@@ -250,10 +248,8 @@ fn provider_refusal(status: u16, body: &Value) -> AuthError {
                 )
             }
         },
-        status => {
-            tracing::warn!(status, "identity provider answered unexpectedly");
-            fetch_error(FetchError::Status(status))
-        }
+        // Logged by the caller, paced, as a busy provider is.
+        status => fetch_error(FetchError::Status(status)),
     }
 }
 
@@ -422,6 +418,9 @@ impl OidcAuth {
         }
         let value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
         let error = refusal(answer.status, &value);
+        if is_transient(answer.status) || !(400..=499).contains(&answer.status) {
+            self.log_provider_trouble(answer.status, &error);
+        }
         Err(with_providers_wait(
             error,
             answer.status,

@@ -115,8 +115,8 @@ impl OidcAuth {
             // Throttled or overloaded (408, 429, 503, 504): 503 with Retry-After (the
             // provider's own, when it sent one), like the other provider calls; anything else
             // is the provider's failure.
-            tracing::warn!(status, "identity provider's userinfo failed");
             let error = super::fetch_error(crate::provider::FetchError::Status(status));
+            self.log_provider_trouble(status, &error);
             return Err(super::with_providers_wait(
                 error,
                 status,
