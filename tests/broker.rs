@@ -1547,6 +1547,43 @@ async fn an_unreachable_peers_keys_go_stale() {
     }
 }
 
+/// A trusted peer unreachable from the start, with no stored copy of its keys: every request
+/// naming it is 503, and the store is asked for a copy once every ten seconds, not once per
+/// request, while the outage lasts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_peer_without_a_stored_copy_is_looked_up_once_per_ten_seconds() {
+    let clock = ManualClock::new(SystemClock.now());
+    let idp = MockProvider::start().await.expect("provider");
+    let peer = MockProvider::start().await.expect("peer");
+    peer.set_fault(Endpoint::Jwks, Fault::Down);
+    let store = Arc::new(ProbeStore::new());
+    let config = federated(&idp, "https://b.invalid", &[&peer.issuer()])
+        .broker_jwks_path("/jwks")
+        .token_cache_capacity(0)
+        .build()
+        .expect("config");
+    let auth = OidcAuth::builder(config)
+        .store(store.clone())
+        .clock(clock.clone())
+        .build();
+    let h = Harness::serve(idp.clone(), auth, Some(clock.clone())).await;
+    let token = peer
+        .token()
+        .audience(FEDERATION_AUDIENCE)
+        .issued_at(clock.now())
+        .sign();
+    let reads = || store.peer_reads.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..20 {
+        assert_eq!(h.bearer_both("/me", &token).await.status, 503);
+    }
+    assert_eq!(reads(), 1, "one look in the store");
+    clock.advance(11);
+    for _ in 0..5 {
+        assert_eq!(h.bearer_both("/me", &token).await.status, 503);
+    }
+    assert_eq!(reads(), 2, "one more ten seconds later");
+}
+
 /// Deliver 2: several instances starting at once on one store agree on one signing key, and
 /// each publishes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1589,6 +1626,8 @@ async fn concurrent_first_starts_agree_on_one_key() {
 struct ProbeStore {
     inner: Arc<MemoryStore>,
     purges: std::sync::atomic::AtomicUsize,
+    /// How many `get_peer_jwks` calls were made.
+    peer_reads: std::sync::atomic::AtomicUsize,
     refuse_reads: std::sync::atomic::AtomicBool,
     refuse_session_deletes: std::sync::atomic::AtomicBool,
     /// How many `update_session` calls to refuse before the next one goes through.
@@ -1608,6 +1647,7 @@ impl ProbeStore {
         Self {
             inner,
             purges: std::sync::atomic::AtomicUsize::new(0),
+            peer_reads: std::sync::atomic::AtomicUsize::new(0),
             refuse_reads: std::sync::atomic::AtomicBool::new(false),
             refuse_session_deletes: std::sync::atomic::AtomicBool::new(false),
             refuse_session_updates: std::sync::atomic::AtomicUsize::new(0),
@@ -1643,9 +1683,17 @@ impl Store for ProbeStore {
         insert_first_key(key: &oidc_auth::store::StoredKey, now: i64) -> bool;
         delete_key(kid: &str) -> ();
         put_peer_jwks(issuer: &str, jwks: &str, fetched_at: i64) -> ();
-        get_peer_jwks(issuer: &str) -> Option<(String, i64)>;
         consume_once(key: &[u8; 32], expires_at: i64, now: i64) -> bool;
         is_consumed(key: &[u8; 32], now: i64) -> bool;
+    }
+
+    fn get_peer_jwks(
+        &self,
+        issuer: &str,
+    ) -> oidc_auth::store::StoreFuture<'_, Option<(String, i64)>> {
+        self.peer_reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.get_peer_jwks(issuer)
     }
 
     fn update_session(

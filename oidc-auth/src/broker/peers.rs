@@ -8,6 +8,7 @@
 //! unreachable. A token naming an issuer that is not trusted never causes a request.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde_json::Value;
 use url::Url;
@@ -25,7 +26,15 @@ struct Peer {
     issuer: String,
     jwks_url: Url,
     keys: Slot<KeySet>,
+    /// When a restore from the store last found no usable copy; another is not tried within
+    /// [`RESTORE_RETRY_SECS`], so that an outage does not read the store (and warn) on every
+    /// request naming this peer.
+    restore_failed_at: AtomicI64,
 }
+
+/// How long a restore that found no usable stored copy of a peer's keys is not tried again:
+/// another instance that reaches the peer meanwhile stores a copy, found after this long.
+const RESTORE_RETRY_SECS: i64 = 10;
 
 /// The trusted peer issuers and their keys.
 pub(crate) struct Peers {
@@ -69,6 +78,7 @@ impl Peers {
                         issuer: issuer.as_str().to_owned(),
                         jwks_url,
                         keys: Slot::default(),
+                        restore_failed_at: AtomicI64::new(i64::MIN),
                     }),
                     Err(e) => {
                         tracing::error!(issuer = %issuer, error = %e, "a trusted issuer has no valid JWKS URL; it is ignored");
@@ -138,8 +148,27 @@ impl Peers {
         if peer.keys.current().is_some() {
             return None;
         }
-        let (text, fetched_at) = store?.get_peer_jwks(&peer.issuer).await.ok().flatten()?;
         let now = self.clock.now();
+        // A clock set back behind the last attempt does not hold off the next one.
+        let failed_at = peer.restore_failed_at.load(Ordering::Relaxed);
+        if failed_at <= now && now < failed_at.saturating_add(RESTORE_RETRY_SECS) {
+            return None;
+        }
+        let restored = self.read_stored(peer, store?, now).await;
+        if restored.is_none() {
+            peer.restore_failed_at.store(now, Ordering::Relaxed);
+        }
+        restored
+    }
+
+    /// The stored copy of `peer`'s keys, put in memory when it is usable at `now`.
+    async fn read_stored(
+        &self,
+        peer: &Peer,
+        store: &Arc<dyn Store>,
+        now: i64,
+    ) -> Option<Arc<Fetched<KeySet>>> {
+        let (text, fetched_at) = store.get_peer_jwks(&peer.issuer).await.ok().flatten()?;
         // A time further ahead of the clock than the leeway is no fetch this process can age
         // (a damaged row, or a clock set back): such keys would never reach the stale limit.
         // Within the leeway (another instance's clock a little fast) the copy counts as
