@@ -796,15 +796,17 @@ setters! {
     max_token_bytes(value: usize) => |b: &mut Self, v| b.max_token_bytes = v;
     /// Lifetime of broker access tokens (default 15 min).
     access_token_lifetime(value: Duration) => |b: &mut Self, v| b.access_token_lifetime = v;
-    /// Lifetime of broker refresh tokens (default 30 days).
+    /// Lifetime of broker refresh tokens (default 30 days, at least 1 s).
     refresh_token_lifetime(value: Duration) => |b: &mut Self, v| b.refresh_token_lifetime = v;
-    /// Signing algorithm of broker tokens (default RS256).
+    /// Signing algorithm of broker tokens (default RS256): RS256, ES256 or EdDSA, and in
+    /// broker mode one of the accepted [`algorithms`](Self::algorithms).
     broker_signing_algorithm(value: Algorithm) => |b: &mut Self, v| b.broker_signing_algorithm = v;
     /// Broker key rotation period (default 30 days).
     key_rotation_period(value: Duration) => |b: &mut Self, v| b.key_rotation_period = v;
     /// Key encrypting stored secrets: 32 bytes, base64 (standard or URL-safe).
     encryption_key(value: impl Into<String>) => |b: &mut Self, v: _| b.encryption_key = Some(Secret::new(v));
-    /// Absolute lifetime of a broker session started by the device flow (default 90 days).
+    /// Absolute lifetime of a broker session started by the device flow (default 90 days, at
+    /// least 1 s).
     device_session_lifetime(value: Duration) => |b: &mut Self, v| b.device_session_lifetime = v;
     /// Key sealing login state: 32 bytes, base64; the same on every instance.
     state_key(value: impl Into<String>) => |b: &mut Self, v: _| b.state_key = Some(Secret::new(v));
@@ -1048,10 +1050,22 @@ impl OidcConfigBuilder {
                 return Err(ConfigError::new(option, "must be at most 100 years"));
             }
         }
-        if self.access_token_lifetime < Duration::from_secs(1) {
+        // A session that ends as it starts, or a refresh token dead on arrival, can never work.
+        for (option, value) in [
+            ("access_token_lifetime", self.access_token_lifetime),
+            ("refresh_token_lifetime", self.refresh_token_lifetime),
+            ("device_session_lifetime", self.device_session_lifetime),
+        ] {
+            if value < Duration::from_secs(1) {
+                return Err(ConfigError::new(option, "must be at least one second"));
+            }
+        }
+        // The broker's own tokens are validated against `algorithms` like any other: one it
+        // signs with and does not accept would refuse every token it mints.
+        if self.broker_mode && !self.algorithms.contains(&self.broker_signing_algorithm) {
             return Err(ConfigError::new(
-                "access_token_lifetime",
-                "must be at least one second",
+                "broker_signing_algorithm",
+                "must be one of the accepted `algorithms`, or every token the broker mints is refused",
             ));
         }
         if !self.broker_jwks_path.starts_with('/') {
@@ -1383,8 +1397,31 @@ mod tests {
         };
         let uris = |uri: &str| vec![uri.to_owned()];
         let claim = |value: serde_json::Value| [ClaimConstraint::new("groups", [value])];
+        let broker = || {
+            base()
+                .broker_mode(true)
+                .broker_audience("https://api.example")
+        };
         let cases: Vec<(OidcConfigBuilder, &str)> = vec![
             (base().connect_timeout(Duration::ZERO), "connect_timeout"),
+            (
+                broker()
+                    .algorithms([Algorithm::RS256])
+                    .broker_signing_algorithm(Algorithm::ES256),
+                "broker_signing_algorithm",
+            ),
+            (
+                base().refresh_token_lifetime(Duration::ZERO),
+                "refresh_token_lifetime",
+            ),
+            (
+                base().refresh_token_lifetime(Duration::from_millis(999)),
+                "refresh_token_lifetime",
+            ),
+            (
+                base().device_session_lifetime(Duration::ZERO),
+                "device_session_lifetime",
+            ),
             (base().jwks_max_bytes(0), "jwks_max_bytes"),
             (base().jwks_max_keys(0), "jwks_max_keys"),
             (
@@ -1428,6 +1465,8 @@ mod tests {
             .jwks_max_keys(1)
             .login_redirect_uris(uris("https://app.example/cb?x=1"))
             .logout_redirect_uris(uris("https://app.example/bye"))
+            .refresh_token_lifetime(Duration::from_secs(1))
+            .device_session_lifetime(Duration::from_secs(1))
             .claims([
                 ClaimConstraint::new("groups", ["admins"]),
                 ClaimConstraint::new("verified", [true]),
