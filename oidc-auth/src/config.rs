@@ -1263,6 +1263,19 @@ fn parse_redirect_uris(option: &'static str, values: &[String]) -> Result<Vec<Ur
                     ),
                 ));
             }
+            // Redirect URIs are compared exactly and must arrive in canonical form; an entry in
+            // another form (no path, a host in capitals, a default port) would be refused when
+            // a client sends it as listed.
+            let listed = v.trim();
+            if url.as_str() != listed {
+                return Err(ConfigError::new(
+                    option,
+                    format!(
+                        "`{listed}` is not in canonical form, and redirect URIs are compared \
+                         exactly as clients must send them: list it as `{url}`"
+                    ),
+                ));
+            }
             Ok(url)
         })
         .collect()
@@ -1443,6 +1456,22 @@ mod tests {
             (
                 base().logout_redirect_uris(uris("https://app.example/bye#")),
                 "logout_redirect_uris",
+            ),
+            (
+                base().logout_redirect_uris(uris("https://app.example")),
+                "logout_redirect_uris",
+            ),
+            (
+                base().login_redirect_uris(uris("https://APP.example/cb")),
+                "login_redirect_uris",
+            ),
+            (
+                base().login_redirect_uris(uris("https://app.example:443/cb")),
+                "login_redirect_uris",
+            ),
+            (
+                base().login_redirect_uris(uris("https://app.example/a/../cb")),
+                "login_redirect_uris",
             ),
             (base().claims(claim(serde_json::Value::Null)), "claims"),
             (base().claims(claim(1.5.into())), "claims"),
