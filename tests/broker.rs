@@ -1584,6 +1584,78 @@ async fn an_unreachable_peer_without_a_stored_copy_is_looked_up_once_per_ten_sec
     assert_eq!(reads(), 2, "one more ten seconds later");
 }
 
+/// Changing the encryption key. With the old key listed in `previous_encryption_keys`, an
+/// instance on the new key signs with the signing key the old one sealed and resumes the
+/// sessions it sealed, on both frameworks. Without it, that signing key cannot sign: a login
+/// is 503, and nothing was changed by the attempt, so listing the old key afterwards works.
+/// Setting a key where there was none keeps the sessions sealed with the key derived from the
+/// client secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_encryption_key_keeps_keys_and_sessions_with_the_previous_one_listed() {
+    const NEW_KEY: &str = "bmV3LWtleS1uZXcta2V5LW5ldy1rZXktbmV3LWtleSE=";
+    let idp = provider().await;
+    let store = Arc::new(MemoryStore::new());
+    let old = serve_broker(
+        idp.clone(),
+        store.clone(),
+        |c| c.encryption_key(SHARED_KEY),
+        None,
+    )
+    .await;
+    let mut held = Vec::new();
+    for fw in FRAMEWORKS {
+        let first = login(&old, fw).await;
+        held.push((fw, field(&first, "refresh_token").to_owned()));
+    }
+    let without = serve_broker(
+        idp.clone(),
+        store.clone(),
+        |c| c.encryption_key(NEW_KEY),
+        None,
+    )
+    .await;
+    let refused = oidc_auth_tests::client_code_flow(&without, Framework::Axum).await;
+    assert_eq!(refused.status, 503, "{}", refused.raw_body);
+    let new = serve_broker(
+        idp.clone(),
+        store.clone(),
+        |c| {
+            c.encryption_key(NEW_KEY)
+                .previous_encryption_keys([SHARED_KEY.to_owned()])
+        },
+        None,
+    )
+    .await;
+    for (fw, token) in &held {
+        let refreshed = refresh(&new, *fw, token).await;
+        assert_eq!(refreshed.status, 200, "{fw:?}: {}", refreshed.raw_body);
+        let again = login(&new, *fw).await;
+        let access = field(&again, "access_token");
+        assert_eq!(new.bearer(*fw, "/me", access).await.status, 200, "{fw:?}");
+    }
+    // From no key to a key: sessions sealed with the key derived from the client secret.
+    const SECRET: &str = "the-client-secret-of-the-broker";
+    idp.set_client("test-client", Some(SECRET));
+    let store = Arc::new(MemoryStore::new());
+    let keyless = serve_broker(
+        idp.clone(),
+        store.clone(),
+        |c| c.client_secret(SECRET),
+        None,
+    )
+    .await;
+    let first = login(&keyless, Framework::Actix).await;
+    let keyed = serve_broker(
+        idp,
+        store,
+        |c| c.client_secret(SECRET).encryption_key(NEW_KEY),
+        None,
+    )
+    .await;
+    let refreshed = refresh(&keyed, Framework::Actix, field(&first, "refresh_token")).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.raw_body);
+}
+
 /// Deliver 2: several instances starting at once on one store agree on one signing key, and
 /// each publishes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -120,6 +120,7 @@ pub struct OidcConfig {
     pub(crate) broker_signing_algorithm: Algorithm,
     pub(crate) key_rotation_period: Duration,
     pub(crate) encryption_key: Option<Secret>,
+    pub(crate) previous_encryption_keys: Vec<Secret>,
     pub(crate) device_session_lifetime: Duration,
     pub(crate) exchange_clients: Vec<(String, Secret)>,
     pub(crate) exchange_audiences: Vec<String>,
@@ -324,6 +325,11 @@ impl OidcConfig {
         self.encryption_key.as_ref()
     }
 
+    /// Earlier encryption keys: what they sealed still opens, nothing new is sealed with them.
+    pub fn previous_encryption_keys(&self) -> &[Secret] {
+        &self.previous_encryption_keys
+    }
+
     /// Key sealing login state, shared by every instance of a deployment.
     pub fn state_key(&self) -> Option<&Secret> {
         self.state_key.as_ref()
@@ -378,6 +384,7 @@ impl OidcConfig {
     /// | `OIDC_TRUSTED_ISSUERS` | [`trusted_issuers`](OidcConfigBuilder::trusted_issuers), comma separated |
     /// | `OIDC_BROKER_JWKS_PATH` | [`broker_jwks_path`](OidcConfigBuilder::broker_jwks_path) |
     /// | `OIDC_BROKER_ENCRYPTION_KEY` | [`encryption_key`](OidcConfigBuilder::encryption_key) |
+    /// | `OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS` | [`previous_encryption_keys`](OidcConfigBuilder::previous_encryption_keys), comma separated |
     /// | `OIDC_BROKER_SIGNING_ALGORITHM` | [`broker_signing_algorithm`](OidcConfigBuilder::broker_signing_algorithm) |
     /// | `OIDC_BROKER_EXCHANGE_CLIENTS` | [`exchange_client`](OidcConfigBuilder::exchange_client), comma list of `id:secret` |
     /// | `OIDC_BROKER_EXCHANGE_AUDIENCES` | [`exchange_audiences`](OidcConfigBuilder::exchange_audiences), comma separated |
@@ -519,6 +526,12 @@ impl OidcConfig {
         if let Some(v) = get("OIDC_BROKER_ENCRYPTION_KEY", "encryption_key")? {
             b = b.encryption_key(v);
         }
+        if let Some(v) = get(
+            "OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS",
+            "previous_encryption_keys",
+        )? {
+            b = b.previous_encryption_keys(list(v));
+        }
         if let Some(v) = get("OIDC_BROKER_SIGNING_ALGORITHM", "broker_signing_algorithm")? {
             let alg = v.parse().map_err(|_| {
                 ConfigError::new(
@@ -658,6 +671,7 @@ pub struct OidcConfigBuilder {
     broker_signing_algorithm: Algorithm,
     key_rotation_period: Duration,
     encryption_key: Option<Secret>,
+    previous_encryption_keys: Vec<Secret>,
     device_session_lifetime: Duration,
     exchange_clients: Vec<(String, Secret)>,
     exchange_audiences: Vec<String>,
@@ -705,6 +719,7 @@ impl Default for OidcConfigBuilder {
             broker_signing_algorithm: Algorithm::RS256,
             key_rotation_period: Duration::from_secs(30 * 24 * 3600),
             encryption_key: None,
+            previous_encryption_keys: Vec::new(),
             device_session_lifetime: Duration::from_secs(90 * 24 * 3600),
             exchange_clients: Vec::new(),
             exchange_audiences: Vec::new(),
@@ -835,6 +850,31 @@ impl OidcConfigBuilder {
     /// the `iss` a peer mints.
     pub fn trusted_issuers(mut self, value: impl IntoIterator<Item = String>) -> Self {
         self.trusted_issuers = value.into_iter().collect();
+        self
+    }
+
+    /// Encryption keys used before [`encryption_key`](Self::encryption_key), each 32 bytes in
+    /// base64: what they sealed (signing keys, sessions' provider tokens) still opens, and
+    /// nothing new is sealed with them. List the old key here when changing the key, on every
+    /// instance, until the signing keys it sealed are retired and the sessions it sealed have
+    /// ended ([`key_rotation_period`](Self::key_rotation_period) plus the token lifetimes, and
+    /// the session lifetimes). Without it, signing keys sealed with the old key cannot sign
+    /// (503) and such sessions end.
+    ///
+    /// ```
+    /// use oidc_auth::OidcConfig;
+    ///
+    /// let config = OidcConfig::builder()
+    ///     .discovery_url("https://idp.example/.well-known/openid-configuration")
+    ///     .client_id("api")
+    ///     .encryption_key("bmV3LWtleS1uZXcta2V5LW5ldy1rZXktbmV3LWtleSE=")
+    ///     .previous_encryption_keys(["b2xkLWtleS1vbGQta2V5LW9sZC1rZXktb2xkLWtleSE=".to_owned()])
+    ///     .build()?;
+    /// assert_eq!(config.previous_encryption_keys().len(), 1);
+    /// # Ok::<(), oidc_auth::ConfigError>(())
+    /// ```
+    pub fn previous_encryption_keys(mut self, value: impl IntoIterator<Item = String>) -> Self {
+        self.previous_encryption_keys = value.into_iter().map(Secret::new).collect();
         self
     }
 
@@ -1003,10 +1043,14 @@ impl OidcConfigBuilder {
                 format!("must be at most {MAX_TOKEN_BYTES_LIMIT} (1 MiB)"),
             ));
         }
+        let previous = self.previous_encryption_keys.iter();
         for (option, key) in [
-            ("encryption_key", &self.encryption_key),
-            ("state_key", &self.state_key),
-        ] {
+            ("encryption_key", self.encryption_key.as_ref()),
+            ("state_key", self.state_key.as_ref()),
+        ]
+        .into_iter()
+        .chain(previous.map(|key| ("previous_encryption_keys", Some(key))))
+        {
             if let Some(key) = key {
                 decode_key(key.expose()).ok_or_else(|| {
                     ConfigError::new(option, "must be 32 bytes encoded in base64")
@@ -1151,6 +1195,7 @@ impl OidcConfigBuilder {
             broker_signing_algorithm: self.broker_signing_algorithm,
             key_rotation_period: self.key_rotation_period,
             encryption_key: self.encryption_key,
+            previous_encryption_keys: self.previous_encryption_keys,
             device_session_lifetime: self.device_session_lifetime,
             exchange_clients: self.exchange_clients,
             exchange_audiences: self.exchange_audiences,
@@ -1753,6 +1798,10 @@ mod tests {
             ("OIDC_TRUSTED_ISSUERS", "trusted_issuers"),
             ("OIDC_BROKER_JWKS_PATH", "broker_jwks_path"),
             ("OIDC_BROKER_ENCRYPTION_KEY", "encryption_key"),
+            (
+                "OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS",
+                "previous_encryption_keys",
+            ),
             ("OIDC_BROKER_SIGNING_ALGORITHM", "broker_signing_algorithm"),
             ("OIDC_BROKER_EXCHANGE_CLIENTS", "exchange_clients"),
             ("OIDC_BROKER_EXCHANGE_AUDIENCES", "exchange_audiences"),
@@ -1998,6 +2047,13 @@ mod tests {
                 "broker_signing_algorithm",
             ),
             (&[("OIDC_BROKER_ENCRYPTION_KEY", "short")], "encryption_key"),
+            (
+                &[(
+                    "OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS",
+                    "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=, short",
+                )],
+                "previous_encryption_keys",
+            ),
             (&[("OIDC_TRUSTED_ISSUERS", "not a url")], "trusted_issuers"),
             (
                 &[("OIDC_BROKER_JWKS_PATH", "jwks.json")],

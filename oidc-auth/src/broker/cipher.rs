@@ -27,25 +27,41 @@ pub(crate) enum OpenError {
 /// Seals and opens values stored by broker mode.
 pub(crate) struct AtRest {
     key: Option<LessSafeKey>,
+    /// Keys used before `key`: they open what they sealed, and seal nothing.
+    previous: Vec<LessSafeKey>,
 }
 
 impl std::fmt::Debug for AtRest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AtRest")
             .field("encrypts", &self.key.is_some())
+            .field("previous_keys", &self.previous.len())
             .finish()
     }
 }
 
 impl AtRest {
     /// Encrypts with `key`; stores plain text when `None`.
+    #[cfg(test)]
     pub(crate) fn new(key: Option<[u8; 32]>) -> Self {
+        Self::with_previous(key, &[])
+    }
+
+    /// Encrypts with `key` (plain text when `None`), and opens what `key` or one of
+    /// `previous` sealed.
+    pub(crate) fn with_previous(key: Option<[u8; 32]>, previous: &[[u8; 32]]) -> Self {
+        let aead = |k: &[u8; 32]| {
+            LessSafeKey::new(
+                UnboundKey::new(&AES_256_GCM, k).expect("AES-256-GCM accepts any 32-byte key"),
+            )
+        };
         Self {
-            key: key.map(|k| {
-                LessSafeKey::new(
-                    UnboundKey::new(&AES_256_GCM, &k).expect("AES-256-GCM accepts any 32-byte key"),
-                )
-            }),
+            key: key.as_ref().map(aead),
+            previous: previous
+                .iter()
+                .filter(|k| Some(**k) != key)
+                .map(aead)
+                .collect(),
         }
     }
 
@@ -95,27 +111,32 @@ impl AtRest {
         Ok(out)
     }
 
-    /// The plain value of a stored value of row `row`.
+    /// The plain value of a stored value of row `row`: opened with the key, or else with a
+    /// previous key.
     pub(crate) fn open(&self, row: &str, stored: &[u8]) -> Result<Vec<u8>, OpenError> {
         match (stored.first(), &self.key) {
             (Some(&PLAIN), None) => Ok(stored[1..].to_vec()),
             (Some(&PLAIN), Some(_)) => Err(OpenError::Plain),
-            (Some(&SEALED), None) => Err(OpenError::NoKey),
-            (Some(&SEALED), Some(key)) => {
+            (Some(&SEALED), None) if self.previous.is_empty() => Err(OpenError::NoKey),
+            (Some(&SEALED), key) => {
                 if stored.len() < 1 + NONCE_LEN + 16 {
                     return Err(OpenError::Malformed);
                 }
                 let mut nonce = [0u8; NONCE_LEN];
                 nonce.copy_from_slice(&stored[1..1 + NONCE_LEN]);
-                let mut body = stored[1 + NONCE_LEN..].to_vec();
-                let plain = key
-                    .open_in_place(
-                        Nonce::assume_unique_for_key(nonce),
-                        Aad::from(row.as_bytes()),
-                        &mut body,
-                    )
-                    .map_err(|_| OpenError::Mismatch)?;
-                Ok(plain.to_vec())
+                key.iter()
+                    .chain(&self.previous)
+                    .find_map(|key| {
+                        let mut body = stored[1 + NONCE_LEN..].to_vec();
+                        key.open_in_place(
+                            Nonce::assume_unique_for_key(nonce),
+                            Aad::from(row.as_bytes()),
+                            &mut body,
+                        )
+                        .ok()
+                        .map(|plain| plain.to_vec())
+                    })
+                    .ok_or(OpenError::Mismatch)
             }
             _ => Err(OpenError::Malformed),
         }
@@ -154,6 +175,49 @@ mod tests {
             AtRest::new(None).open("session:a", &sealed),
             Err(OpenError::NoKey)
         ));
+    }
+
+    /// After a key change, what the previous key sealed still opens (in its row only), and new
+    /// values are sealed with the new key alone; without the previous key listed it does not
+    /// open. Previous keys also open with no current key (encryption switched off).
+    #[test]
+    fn previous_keys_open_what_they_sealed_and_seal_nothing() {
+        let old = AtRest::new(Some([7; 32]));
+        let sealed = old
+            .seal("session:a", b"provider-refresh-token")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let changed = AtRest::with_previous(Some([8; 32]), &[[6; 32], [7; 32]]);
+        assert_eq!(
+            changed.open("session:a", &sealed).ok().as_deref(),
+            Some(&b"provider-refresh-token"[..])
+        );
+        assert!(matches!(
+            changed.open("session:b", &sealed),
+            Err(OpenError::Mismatch)
+        ));
+        let resealed = changed
+            .seal("session:a", b"next")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            old.open("session:a", &resealed),
+            Err(OpenError::Mismatch)
+        ));
+        assert_eq!(
+            AtRest::new(Some([8; 32]))
+                .open("session:a", &resealed)
+                .ok()
+                .as_deref(),
+            Some(&b"next"[..])
+        );
+        assert!(matches!(
+            AtRest::new(Some([8; 32])).open("session:a", &sealed),
+            Err(OpenError::Mismatch)
+        ));
+        let off = AtRest::with_previous(None, &[[7; 32]]);
+        assert_eq!(
+            off.open("session:a", &sealed).ok().as_deref(),
+            Some(&b"provider-refresh-token"[..])
+        );
     }
 
     #[test]

@@ -249,6 +249,20 @@ impl Broker {
             .encryption_key
             .as_ref()
             .and_then(|k| crate::config::decode_key(k.expose()));
+        let previous: Vec<[u8; 32]> = config
+            .previous_encryption_keys
+            .iter()
+            .filter_map(|k| crate::config::decode_key(k.expose()))
+            .collect();
+        // Sessions sealed before an encryption key was set used a key derived from the client
+        // secret: they still open once one is.
+        let mut previous_for_sessions = previous.clone();
+        if let (Some(_), Some(secret)) = (explicit, config.client_secret()) {
+            previous_for_sessions.push(AtRest::derive(
+                secret.expose().as_bytes(),
+                "provider refresh tokens",
+            ));
+        }
         let session_key = match (explicit, config.client_secret()) {
             (Some(key), _) => key,
             (None, Some(secret)) => {
@@ -298,10 +312,10 @@ impl Broker {
                 config.broker_signing_algorithm,
                 crate::clock::secs(config.key_rotation_period),
                 access_ttl + leeway,
-                AtRest::new(explicit),
+                AtRest::with_previous(explicit, &previous),
                 clock,
             ),
-            sessions: AtRest::new(Some(session_key)),
+            sessions: AtRest::with_previous(Some(session_key), &previous_for_sessions),
             successors: hmac::Key::new(
                 hmac::HMAC_SHA256,
                 &AtRest::derive(&session_key, "refresh token successors"),
