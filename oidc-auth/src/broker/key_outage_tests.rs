@@ -172,8 +172,9 @@ fn published(answer: Result<crate::EndpointResponse, crate::AuthError>) -> Vec<S
 /// Past the ring's age, with the store hanging: ten JWKS requests, the validation of a token
 /// whose key is unknown and a mint come together. One of them reads the store; none queues
 /// behind that read for one of its own, so each answers within one store call, from the keys
-/// in memory (the unknown key as invalid). Within the backoff that follows the store is not
-/// read at all.
+/// in memory; the unknown key is 503, since the store could not say whether another instance
+/// published it. Within the backoff that follows the store is not read at all, and the unknown
+/// key is still 503.
 #[tokio::test(start_paused = true)]
 async fn a_hanging_store_costs_each_request_at_most_one_store_call() {
     let clock = ManualClock::new(SystemClock.now());
@@ -200,7 +201,7 @@ async fn a_hanging_store_costs_each_request_at_most_one_store_call() {
     requests.spawn(async move {
         let started = Instant::now();
         let refused = validation.validate(&unknown).await.err();
-        assert_eq!(refused.map(|e| e.status()), Some(401));
+        assert_eq!(refused.map(|e| e.status()), Some(503));
         ("unknown kid", started.elapsed())
     });
     let (minting, now) = (broker.clone(), clock.now());
@@ -222,6 +223,10 @@ async fn a_hanging_store_costs_each_request_at_most_one_store_call() {
     assert_eq!(published(auth.jwks_endpoint().await), kids);
     assert!(minted(&broker, clock.now()).await.is_ok());
     assert!(auth.validate(&token).await.is_ok());
+    for kid in ["another-unknown-key", "not-a-key-of-this-server"] {
+        let refused = auth.validate(&naming_kid(&token, kid)).await.err();
+        assert_eq!(refused.map(|e| e.status()), Some(503), "within the backoff");
+    }
     assert_eq!(started.elapsed(), Duration::ZERO, "within the backoff");
     assert_eq!(store.key_reads() - reads, 1, "no read within the backoff");
 }

@@ -635,9 +635,10 @@ impl Keys {
     }
 
     /// Verifies a token of this server from the ring in memory. Only an unknown `kid` reads
-    /// the store, at most once per cooldown and not within the backoff after a failure; a store
-    /// outage then means the key is unknown. While another caller reads the store, this one
-    /// waits for that read instead of making its own.
+    /// the store, at most once per cooldown and not within the backoff after a failure. When
+    /// the store cannot be read (or the backoff after a failed read holds off another), the
+    /// answer is 503: the key may be one another instance has published meanwhile. While
+    /// another caller reads the store, this one waits for that read instead of making its own.
     pub(crate) async fn verify(
         &self,
         store: &dyn Store,
@@ -648,6 +649,7 @@ impl Keys {
             return verdict;
         }
         let missing = || AuthError::invalid("no published key matches the token");
+        // Why the store could not say whether the key exists, when it could not.
         let failure = match self.gate.try_lock() {
             Ok(mut attempts) => {
                 let ring = self.current();
@@ -658,7 +660,13 @@ impl Keys {
                 if !never_loaded
                     && now < attempts.last_forced.saturating_add(FORCED_RELOAD_COOLDOWN)
                 {
-                    return Err(missing());
+                    // Within the cooldown the last read decides: the key was not there, or the
+                    // store could not say.
+                    return Err(if attempts.failures > 0 {
+                        store_failed(attempts.retry_at.saturating_sub(now).max(1))
+                    } else {
+                        missing()
+                    });
                 }
                 // A reload the backoff refuses does not start the cooldown.
                 if now >= attempts.retry_at {
@@ -669,19 +677,17 @@ impl Keys {
                     .await
                 {
                     Ok(ring) => return ring.verify(signed, now).unwrap_or_else(|| Err(missing())),
-                    Err(e) => e,
+                    Err(e) => Some(e),
                 }
             }
-            Err(_) => match self.wait_for_attempt().await {
-                Ok(()) => store_failed(1),
-                Err(e) => e,
-            },
+            Err(_) => self.wait_for_attempt().await.err(),
         };
         let ring = self.current();
-        match ring.verify(signed, now) {
-            Some(result) => result,
-            None if ring.loaded_at == i64::MIN => Err(failure),
-            None => Err(missing()),
+        match (ring.verify(signed, now), failure) {
+            (Some(result), _) => result,
+            (None, Some(failure)) => Err(failure),
+            (None, None) if ring.loaded_at == i64::MIN => Err(store_failed(1)),
+            (None, None) => Err(missing()),
         }
     }
 }
