@@ -370,6 +370,7 @@ impl OidcConfig {
     /// | `OIDC_PROXY` | [`proxy`](OidcConfigBuilder::proxy) |
     /// | `OIDC_ISSUER` | [`issuer`](OidcConfigBuilder::issuer) |
     /// | `OIDC_JWKS_URI` | [`jwks_uri`](OidcConfigBuilder::jwks_uri) |
+    /// | `OIDC_ALLOW_INSECURE_HTTP` | [`allow_insecure_http`](OidcConfigBuilder::allow_insecure_http), `true` or `false` |
     /// | `OIDC_LEEWAY_SECS` | [`leeway`](OidcConfigBuilder::leeway) |
     /// | `OIDC_TIMEOUT_SECS` | [`timeout`](OidcConfigBuilder::timeout) |
     /// | `OIDC_OFFLINE_ACCESS` | [`offline_access`](OidcConfigBuilder::offline_access) (`true`/`false`) |
@@ -788,7 +789,8 @@ setters! {
     leeway(value: Duration) => |b: &mut Self, v| b.leeway = v;
     /// Capacity of the validated-token cache (default 10 000; 0 disables it).
     token_cache_capacity(value: usize) => |b: &mut Self, v| b.token_cache_capacity = v;
-    /// Longest time a validated token is served from the cache (default 300 s).
+    /// Longest time a validated token is served from the cache (default 300 s; under 1 s, as
+    /// 0, disables the cache).
     token_cache_ttl(value: Duration) => |b: &mut Self, v| b.token_cache_ttl = v;
     /// Time before the discovery document is fetched again (default 1 h, at least 1 s).
     discovery_ttl(value: Duration) => |b: &mut Self, v| b.discovery_ttl = v;
