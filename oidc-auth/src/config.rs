@@ -832,10 +832,11 @@ setters! {
     /// Let a string claim satisfy a constraint as if it were a one-element list (default off:
     /// `groups: "admins"` does not satisfy `groups = "admins"` unless this is on).
     string_claims_as_lists(value: bool) => |b: &mut Self, v| b.string_claims_as_lists = v;
-    /// Allow `http://` for the discovery URL, `jwks_uri`, trusted issuers and `proxy` on hosts
-    /// other than `localhost`, `127.0.0.0/8` and `[::1]` (default off: the provider's keys,
-    /// fetched in the clear, could be replaced on the way, and tokens forged with them). Only
-    /// for a provider on a network no one else can reach, such as a container network.
+    /// Allow `http://` for the discovery URL, `jwks_uri`, trusted issuers, `proxy` and login
+    /// redirect URIs on hosts other than `localhost`, `127.0.0.0/8` and `[::1]` (default off:
+    /// the provider's keys, fetched in the clear, could be replaced on the way, and tokens
+    /// forged with them; a login's code could be read and redeemed). Only for a network no one
+    /// else can reach, such as a container network.
     allow_insecure_http(value: bool) => |b: &mut Self, v| b.allow_insecure_http = v;
 }
 
@@ -903,7 +904,10 @@ impl OidcConfigBuilder {
     }
 
     /// Redirect URIs allowed at login, besides loopback URIs on any port; without user info or
-    /// a fragment (a redirect URI with either is refused at login, so it could never match).
+    /// a fragment (a redirect URI with either is refused at login, so it could never match), in
+    /// canonical form, and `https` unless the host is a loopback one or
+    /// [`allow_insecure_http`](Self::allow_insecure_http) is on (the login's code and the handle
+    /// that redeems it travel in that redirect).
     pub fn login_redirect_uris(mut self, value: impl IntoIterator<Item = String>) -> Self {
         self.login_redirect_uris = value.into_iter().collect();
         self
@@ -1184,9 +1188,9 @@ impl OidcConfigBuilder {
             jwks_max_bytes: self.jwks_max_bytes,
             jwks_max_keys: self.jwks_max_keys,
             max_token_bytes: self.max_token_bytes,
-            login_redirect_uris: parse_redirect_uris(
-                "login_redirect_uris",
+            login_redirect_uris: login_redirect_uris(
                 &self.login_redirect_uris,
+                self.allow_insecure_http,
             )?,
             logout_redirect_uris: parse_redirect_uris(
                 "logout_redirect_uris",
@@ -1288,6 +1292,28 @@ fn nonempty(option: &'static str, value: Option<String>) -> Result<Option<String
 
 /// Parses an allow-list of redirect URIs. A URI sent at login or logout is refused unless it
 /// is canonical, without user info or a fragment, so an entry with either could never match.
+/// The listed login redirect URIs: as [`parse_redirect_uris`], and `https` unless the host is a
+/// loopback one or `allow_insecure_http` is on. The login's code and, in the last part of
+/// `state`, the handle that redeems it travel in that redirect: over plain http on a network,
+/// anyone on the way could redeem them.
+fn login_redirect_uris(
+    values: &[String],
+    allow_insecure_http: bool,
+) -> Result<Vec<Url>, ConfigError> {
+    let uris = parse_redirect_uris("login_redirect_uris", values)?;
+    if !allow_insecure_http && let Some(uri) = uris.iter().find(|u| is_insecure_http(u)) {
+        return Err(ConfigError::new(
+            "login_redirect_uris",
+            format!(
+                "`{uri}` is plain http on a host that is not loopback: the login's code and the \
+                 handle that redeems it would cross the network in the clear; use https \
+                 (or, for a network no one else can reach, allow_insecure_http)"
+            ),
+        ));
+    }
+    Ok(uris)
+}
+
 fn parse_redirect_uris(option: &'static str, values: &[String]) -> Result<Vec<Url>, ConfigError> {
     values
         .iter()
@@ -1520,6 +1546,10 @@ mod tests {
                 base().login_redirect_uris(uris("https://app.example/a/../cb")),
                 "login_redirect_uris",
             ),
+            (
+                base().login_redirect_uris(uris("http://app.example/cb")),
+                "login_redirect_uris",
+            ),
             (base().claims(claim(serde_json::Value::Null)), "claims"),
             (base().claims(claim(1.5.into())), "claims"),
             (base().claims(claim(serde_json::json!(["a"]))), "claims"),
@@ -1552,6 +1582,21 @@ mod tests {
             .build();
         if let Err(e) = config {
             panic!("workable settings were refused: {e}");
+        }
+        // Plain http for a login redirect: on a loopback host, or on a network the deployer
+        // vouches for; and for a logout redirect, which carries nothing.
+        for builder in [
+            base().login_redirect_uris(uris("http://127.0.0.1:8000/cb")),
+            base().login_redirect_uris(uris("http://localhost/cb")),
+            base()
+                .login_redirect_uris(uris("http://app.internal/cb"))
+                .allow_insecure_http(true),
+            base().logout_redirect_uris(uris("http://app.example/bye")),
+        ] {
+            let shown = format!("{builder:?}");
+            if let Err(e) = builder.build() {
+                panic!("workable settings were refused: {e}: {shown}");
+            }
         }
     }
 
