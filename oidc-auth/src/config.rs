@@ -1336,16 +1336,21 @@ fn parse_redirect_uris(option: &'static str, values: &[String]) -> Result<Vec<Ur
                     ),
                 ));
             }
-            // Redirect URIs are compared exactly and must arrive in canonical form; an entry in
-            // another form (no path, a host in capitals, a default port) would be refused when
-            // a client sends it as listed.
+            // Redirect URIs are compared exactly, and only one the login and logout checks take
+            // as canonical is ever compared: an entry in another form (no path, a host in
+            // capitals, a default port) would be refused when a client sends it as listed.
             let listed = v.trim();
-            if url.as_str() != listed {
+            if crate::flow::redirect::canonical(listed).is_none() {
+                let fix = if url.as_str() == listed {
+                    "it is longer than a redirect URI may be (2048 bytes)".to_owned()
+                } else {
+                    format!("list it as `{url}`")
+                };
                 return Err(ConfigError::new(
                     option,
                     format!(
-                        "`{listed}` is not in canonical form, and redirect URIs are compared \
-                         exactly as clients must send them: list it as `{url}`"
+                        "`{listed}` could never match: redirect URIs are compared exactly, in \
+                         the canonical form clients must send them in; {fix}"
                     ),
                 ));
             }
@@ -1548,6 +1553,13 @@ mod tests {
             ),
             (
                 base().login_redirect_uris(uris("http://app.example/cb")),
+                "login_redirect_uris",
+            ),
+            (
+                base().login_redirect_uris(uris(&format!(
+                    "https://app.example/{}",
+                    "a".repeat(2048)
+                ))),
                 "login_redirect_uris",
             ),
             (base().claims(claim(serde_json::Value::Null)), "claims"),

@@ -254,22 +254,22 @@ impl Broker {
             .iter()
             .filter_map(|k| crate::config::decode_key(k.expose()))
             .collect();
-        // Sessions sealed before an encryption key was set used a key derived from the client
-        // secret: they still open once one is.
+        let from_secret = config
+            .client_secret()
+            .map(|secret| AtRest::derive(secret.expose().as_bytes(), "provider refresh tokens"));
         let mut previous_for_sessions = previous.clone();
-        if let (Some(_), Some(secret)) = (explicit, config.client_secret()) {
-            previous_for_sessions.push(AtRest::derive(
-                secret.expose().as_bytes(),
-                "provider refresh tokens",
-            ));
-        }
-        let session_key = match (explicit, config.client_secret()) {
-            (Some(key), _) => key,
-            (None, Some(secret)) => {
+        let session_key = match (explicit, from_secret) {
+            (Some(key), derived) => {
+                // Sessions sealed before an encryption key was set used the key derived from
+                // the client secret: they still open.
+                previous_for_sessions.extend(derived);
+                key
+            }
+            (None, Some(derived)) => {
                 tracing::warn!(
                     "no encryption key configured: provider refresh tokens are encrypted with a key derived from the client secret; set an encryption key (OIDC_BROKER_ENCRYPTION_KEY) so that rotating the secret does not end every session"
                 );
-                AtRest::derive(secret.expose().as_bytes(), "provider refresh tokens")
+                derived
             }
             (None, None) => {
                 tracing::warn!(

@@ -15,7 +15,7 @@ fn refused(what: &str) -> AuthError {
 /// Parses `raw` and insists that it is already in canonical form: a value that a URL parser
 /// would rewrite (encoded or doubled slashes, backslashes, whitespace, user info, a host in
 /// another case) is refused instead of being interpreted.
-fn canonical(raw: &str) -> Option<Url> {
+pub(crate) fn canonical(raw: &str) -> Option<Url> {
     if raw.len() > 2048 || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return None;
     }

@@ -783,8 +783,6 @@ pub(crate) mod tests {
         assert!(matches!(cold, Err(ref e) if e.status() == 503), "{cold:?}");
     }
 
-    /// Tasks spawned and not yet finished; on a current-thread runtime a spawned task does not
-    /// run before the test awaits, so this counts every spawn since.
     /// A refresh of `keys` at the clock's time that fails, as in an outage.
     pub(crate) async fn fail_a_refresh(keys: &Slot<KeySet>, clock: &ManualClock) {
         let failed = keys
@@ -798,6 +796,8 @@ pub(crate) mod tests {
         assert!(matches!(failed, Refresh::Failed { .. }));
     }
 
+    /// Tasks spawned and not yet finished; on a current-thread runtime a spawned task does not
+    /// run before the test awaits, so this counts every spawn since.
     pub(crate) fn tasks() -> usize {
         tokio::runtime::Handle::current()
             .metrics()
