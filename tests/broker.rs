@@ -31,11 +31,11 @@ async fn sharing(idp: &MockProvider, store: Arc<dyn Store>) -> Harness {
 }
 
 /// An encryption key configured for a deployment that ran without one: its signing key is
-/// stored in plain text, which an instance with a key refuses to sign with (anyone who can
-/// write the store could have put it there). A sealed replacement signs from then on: logins
-/// succeed at once instead of answering 503 until the old key retires (up to 30 days), the old
-/// key stays published, so its tokens stay valid, and each instance's tokens are accepted by
-/// the others sharing the store.
+/// stored in plain text, which an instance with a key neither signs nor verifies with (anyone
+/// who can write the store could have put it there). A sealed replacement signs from then on:
+/// logins succeed at once instead of answering 503 until the old key retires (up to 30 days),
+/// the old key is no longer published, so its tokens are refused (their clients refresh), and
+/// each instance's tokens are accepted by the others sharing the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signing_key_stored_before_the_encryption_key_is_replaced() {
     let idp = provider().await;
@@ -58,14 +58,11 @@ async fn a_signing_key_stored_before_the_encryption_key_is_replaced() {
         );
         minted.push(field(&reply, "access_token").to_owned());
         let me = h.bearer(fw, "/me", &old_token).await;
-        assert_eq!(
-            me.status, 200,
-            "{fw:?}: the old key's token: {}",
-            me.raw_body
-        );
+        assert_invalid_token(&me);
         let published = h.get(fw, JWKS, None).await;
+        assert_eq!(published.status, 200, "{fw:?}");
         assert!(
-            published
+            !published
                 .raw_body
                 .contains(old_header["kid"].as_str().unwrap_or("-")),
             "{fw:?}: {}",
@@ -79,6 +76,114 @@ async fn a_signing_key_stored_before_the_encryption_key_is_replaced() {
             "the other instance's token: {}",
             me.raw_body
         );
+    }
+}
+
+/// Someone who can write the database but lacks the encryption key cannot add a key that
+/// verifies: the public key used is the one the row's sealed private key implies, so a row
+/// whose public JWK was swapped keeps verifying only the real key's tokens, and a row of their
+/// own (private key in plain text, or not sealed with the configured key) is neither published
+/// nor taken for any token. Each case meets an instance that reads the store afresh, on both
+/// frameworks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_key_written_into_the_database_verifies_nothing() {
+    let idp = provider().await;
+    // The intruder's own key, made by a broker without an encryption key.
+    let theirs_store = Arc::new(MemoryStore::new());
+    let theirs_broker = serve_broker(idp.clone(), theirs_store.clone(), |c| c, None).await;
+    login(&theirs_broker, Framework::Axum).await;
+    let theirs = theirs_store.list_keys().await.expect("keys").remove(0);
+    drop(theirs_broker);
+
+    let store = Arc::new(MemoryStore::new());
+    let genuine_instance = sharing(&idp, store.clone()).await;
+    let genuine = field(
+        &login(&genuine_instance, Framework::Axum).await,
+        "access_token",
+    )
+    .to_owned();
+    let (header, claims) = jwt(&genuine);
+    let kid = header["kid"].as_str().expect("kid").to_owned();
+    let mut forged_claims = claims.clone();
+    forged_claims["sub"] = json!("mallory");
+    forged_claims["roles"] = json!(["admins"]);
+    let real = store.list_keys().await.expect("keys").remove(0);
+    assert_eq!(real.kid, kid);
+    let n_of = |jwk: &str| -> String {
+        let jwk: Value = serde_json::from_str(jwk).unwrap_or_default();
+        jwk["n"].as_str().unwrap_or_default().to_owned()
+    };
+
+    // 1. The real row with the intruder's public key in it.
+    store.delete_key(&kid).await.expect("delete");
+    store
+        .insert_key(&oidc_auth::store::StoredKey {
+            public_jwk: theirs.public_jwk.clone(),
+            ..real.clone()
+        })
+        .await
+        .expect("insert");
+    let forged = forge_with_header(
+        &theirs,
+        &json!({"alg": "RS256", "typ": "at+jwt", "kid": kid}),
+        &forged_claims,
+    );
+    let fresh = sharing(&idp, store.clone()).await;
+    for fw in FRAMEWORKS {
+        assert_invalid_token(&fresh.bearer(fw, "/me", &forged).await);
+        let me = fresh.bearer(fw, "/me", &genuine).await;
+        assert_eq!(me.status, 200, "{fw:?}: {}", me.raw_body);
+        let published: Value =
+            serde_json::from_str(&fresh.get(fw, JWKS, None).await.raw_body).unwrap_or_default();
+        let key = published["keys"]
+            .as_array()
+            .and_then(|keys| keys.iter().find(|k| k["kid"] == kid.as_str()))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            key["n"].as_str(),
+            Some(n_of(&real.public_jwk).as_str()),
+            "{fw:?}"
+        );
+        assert_ne!(n_of(&real.public_jwk), n_of(&theirs.public_jwk));
+    }
+
+    // 2. A row of the intruder's own, its private key in plain text or sealed with another key.
+    let sealed_elsewhere = {
+        let mut sealed = vec![1u8];
+        sealed.extend_from_slice(&[7u8; 60]);
+        sealed
+    };
+    for private_key in [theirs.private_key.clone(), sealed_elsewhere] {
+        store.delete_key(&theirs.kid).await.expect("delete");
+        store
+            .insert_key(&oidc_auth::store::StoredKey {
+                private_key,
+                published_at: 0,
+                active_from: i64::MAX / 2,
+                retire_at: i64::MAX / 2,
+                remove_at: i64::MAX / 2,
+                ..theirs.clone()
+            })
+            .await
+            .expect("insert");
+        let forged = forge_with(&theirs, &forged_claims);
+        let fresh = sharing(&idp, store.clone()).await;
+        for fw in FRAMEWORKS {
+            assert_invalid_token(&fresh.bearer(fw, "/me", &forged).await);
+            let published = fresh.get(fw, JWKS, None).await;
+            assert_eq!(published.status, 200, "{fw:?}");
+            assert!(
+                published.raw_body.contains(&kid),
+                "{fw:?}: {}",
+                published.raw_body
+            );
+            assert!(
+                !published.raw_body.contains(&theirs.kid),
+                "{fw:?}: {}",
+                published.raw_body
+            );
+        }
     }
 }
 

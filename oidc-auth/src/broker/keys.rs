@@ -191,8 +191,9 @@ pub(crate) struct RingKey {
     pub(crate) signer: Option<Arc<Signer>>,
     /// Stored in plain text while an encryption key is configured, so refused for signing.
     stored_plain: bool,
+    /// Both `None` when the private key cannot be read here.
     verifier: Option<VerifyingKey>,
-    jwk: Value,
+    jwk: Option<Value>,
     pub(crate) published_at: i64,
     pub(crate) active_from: i64,
     pub(crate) retire_at: i64,
@@ -236,7 +237,7 @@ impl Ring {
             .keys
             .iter()
             .filter(|k| k.published_at <= now && now < k.remove_at)
-            .map(|k| k.jwk.clone())
+            .filter_map(|k| k.jwk.clone())
             .collect();
         json!({ "keys": keys })
     }
@@ -349,34 +350,50 @@ impl Keys {
                 tracing::warn!(kid = %key.kid, "a stored signing key has an unknown algorithm");
                 continue;
             };
-            let members: Option<Map<String, Value>> = serde_json::from_str(&key.public_jwk).ok();
-            let Some(mut members) = members else {
-                tracing::warn!(kid = %key.kid, "a stored signing key has a malformed public key");
-                continue;
-            };
             let opened = self.at_rest.open(&key_row(&key.kid), &key.private_key);
             let stored_plain = matches!(opened, Err(OpenError::Plain));
             let signer = match opened {
-                Ok(pkcs8) => Signer::from_pkcs8(alg, &pkcs8).map(Arc::new),
+                Ok(pkcs8) => {
+                    let signer = Signer::from_pkcs8(alg, &pkcs8).map(Arc::new);
+                    if signer.is_none() {
+                        tracing::error!(kid = %key.kid, "a stored signing key is malformed; it neither signs nor verifies");
+                    }
+                    signer
+                }
+                // Refused for signing too; the replacement below says so once.
                 Err(_) if stored_plain => None,
                 Err(e) => {
                     if now < key.retire_at {
-                        tracing::error!(kid = %key.kid, error = %e, "a signing key cannot be read");
+                        tracing::error!(kid = %key.kid, error = %e, "a stored signing key cannot be read; it neither signs nor verifies");
                     }
                     None
                 }
             };
-            members.insert("kid".into(), Value::String(key.kid.clone()));
-            members.insert("alg".into(), Value::String(alg.as_str().to_owned()));
-            members.insert("use".into(), Value::String("sig".to_owned()));
-            let verifier = VerifyingKey::from_jwk(&members, &[alg]).ok();
+            // The public key is the one the private key implies, never the stored copy: with an
+            // encryption key only a row sealed with it verifies anything, so someone who can
+            // write the database cannot publish a key of their own.
+            let jwk = signer.as_ref().map(|signer| {
+                let mut members = signer.public_members();
+                let stored: Option<Map<String, Value>> =
+                    serde_json::from_str(&key.public_jwk).ok();
+                if stored.is_none_or(|stored| thumbprint(&stored) != thumbprint(&members)) {
+                    tracing::error!(kid = %key.kid, "a stored signing key's public part does not match its private key; the private key's is used");
+                }
+                members.insert("kid".into(), Value::String(key.kid.clone()));
+                members.insert("alg".into(), Value::String(alg.as_str().to_owned()));
+                members.insert("use".into(), Value::String("sig".to_owned()));
+                members
+            });
+            let verifier = jwk
+                .as_ref()
+                .and_then(|members| VerifyingKey::from_jwk(members, &[alg]).ok());
             keys.push(RingKey {
                 kid: key.kid,
                 alg,
                 signer,
                 stored_plain,
                 verifier,
-                jwk: Value::Object(members),
+                jwk: jwk.map(Value::Object),
                 published_at: key.published_at,
                 active_from: key.active_from,
                 retire_at: key.retire_at,
@@ -579,10 +596,11 @@ impl Keys {
             // Stored before an encryption key was configured. A private key in plain text is
             // not taken once one is (anyone who can write the store could have put it there),
             // so a sealed replacement signs from now on instead of nothing until this key
-            // retires; this one stays published for the tokens it signed. Each instance that
-            // finds it makes its own rather than wait for another's: a few extra published
-            // keys, once, and the newest signs everywhere after the next read.
-            tracing::warn!(kid = %current.kid, "the broker signing key is stored unencrypted while an encryption key is configured; publishing a sealed replacement that signs from now on");
+            // retires; this one neither verifies nor is published, so the tokens it signed
+            // are refused and their clients refresh. Each instance that finds it makes its own
+            // rather than wait for another's: a few extra published keys, once, and the newest
+            // signs everywhere after the next read.
+            tracing::warn!(kid = %current.kid, "the broker signing key is stored unencrypted while an encryption key is configured; it no longer signs or verifies, and a sealed replacement signs from now on");
             let replacement = self.generate(now, now)?;
             store.insert_key(&replacement).await.map_err(unavailable)?;
             tracing::info!(kid = %replacement.kid, "published a replacement broker signing key");

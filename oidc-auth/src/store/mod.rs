@@ -293,7 +293,8 @@ pub struct StoredKey {
     pub alg: String,
     /// The private key (PKCS#8), sealed when an encryption key is configured.
     pub private_key: Vec<u8>,
-    /// The public JWK, JSON.
+    /// The public JWK, JSON: a copy for inspection. What is published and verifies is the
+    /// public key that `private_key` implies, so a row whose copy was changed keeps its key.
     pub public_jwk: String,
     /// Published from this time on.
     pub published_at: i64,
