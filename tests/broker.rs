@@ -1473,12 +1473,7 @@ async fn two_instances_federate() {
     assert_eq!(b.bearer(Framework::Axum, "/me", &genuine).await.status, 200);
 
     // B persisted A's keys; a fresh B on the same store accepts A's token while A is down.
-    for _ in 0..100 {
-        if b_store.get_peer_jwks(&a.url).await.ok().flatten().is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    stored_copy(&b_store, &a.url).await;
     a.server.abort();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let restarted = instance_on(&idp, &[&a.url], b_store).await;
@@ -1489,6 +1484,121 @@ async fn two_instances_federate() {
         .await
         .expect("answer");
     assert_eq!(reply.status().as_u16(), 200);
+}
+
+/// The copy of `issuer`'s keys in `store` and its fetch time, once the background write
+/// that follows a fetch has landed (within 2 s).
+async fn stored_copy(store: &MemoryStore, issuer: &str) -> (String, i64) {
+    for _ in 0..100 {
+        if let Some(copy) = store.get_peer_jwks(issuer).await.ok().flatten() {
+            return copy;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no copy of {issuer}'s keys was stored");
+}
+
+/// A broker with an encryption key, trusting `peer`, on `store`, served by both frameworks.
+async fn sealing_peer_of(idp: &MockProvider, peer: &str, store: Arc<MemoryStore>) -> Harness {
+    let config = federated(idp, "https://b.invalid", &[peer])
+        .encryption_key(SHARED_KEY)
+        .build()
+        .expect("config");
+    Harness::serve(
+        idp.clone(),
+        OidcAuth::builder(config).store(store).build(),
+        None,
+    )
+    .await
+}
+
+/// With an encryption key the copy of a peer's keys in the store is sealed, bound to the
+/// peer's issuer and to its fetch time: a fresh instance restores it while the peer is down,
+/// but not a copy someone wrote into the database (another instance's keys, in plain text or
+/// under the wrong issuer) nor the real copy with its fetch time moved (which would stretch
+/// the stale limit). Either way the peer's tokens are 503 until the peer answers, and a token
+/// signed with the substituted keys is never accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_copy_of_a_peers_keys_is_sealed_and_bound_to_its_issuer_and_time() {
+    let idp = MockProvider::start().await.expect("provider");
+    idp.set_access_token_audience(AUDIENCE);
+    let a = instance(&idp, &[]).await;
+    let c = instance(&idp, &[]).await;
+    let token = minted_by(&a, &idp).await;
+    let _ = minted_by(&c, &idp).await;
+    let mut claims = jwt(&token).1;
+    claims["sub"] = json!("mallory");
+    let forged = forge_with_key_of(&c, &claims).await;
+    let c_keys = reqwest::get(format!("{}{PEER_JWKS_PATH}", c.url))
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("body");
+    assert!(c_keys.starts_with('{'), "{c_keys}");
+
+    let store = Arc::new(MemoryStore::new());
+    let b = sealing_peer_of(&idp, &a.url, store.clone()).await;
+    assert_eq!(b.bearer_both("/me", &token).await.status, 200);
+    let (sealed, fetched_at) = stored_copy(&store, &a.url).await;
+    let a_kid = jwt(&token).0["kid"].as_str().unwrap_or("-").to_owned();
+    assert!(
+        !sealed.starts_with('{') && !sealed.contains(&a_kid),
+        "{sealed}"
+    );
+    a.server.abort();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // The sealed copy restores A's keys on a fresh instance.
+    let fresh = sealing_peer_of(&idp, &a.url, store.clone()).await;
+    for fw in FRAMEWORKS {
+        let reply = fresh.bearer(fw, "/me", &token).await;
+        assert_eq!(reply.status, 200, "{fw:?}: {}", reply.raw_body);
+        // C's key id is not among A's keys, and A cannot be asked for new ones.
+        let reply = fresh.bearer(fw, "/me", &forged).await;
+        assert_eq!(reply.status, 503, "{fw:?}: {}", reply.raw_body);
+    }
+
+    // Copies that must not restore anything.
+    let elsewhere = {
+        let other = Arc::new(MemoryStore::new());
+        let other_b = sealing_peer_of(&idp, &c.url, other.clone()).await;
+        assert_eq!(
+            other_b.bearer(Framework::Axum, "/me", &forged).await.status,
+            401
+        );
+        let _ = other_b
+            .bearer(Framework::Axum, "/me", &minted_by(&c, &idp).await)
+            .await;
+        stored_copy(&other, &c.url).await
+    };
+    for (case, text, at) in [
+        (
+            "another instance's keys in plain text",
+            c_keys.clone(),
+            fetched_at,
+        ),
+        (
+            "the real copy, fetched later",
+            sealed.clone(),
+            fetched_at + 1,
+        ),
+        (
+            "the real copy, fetched earlier",
+            sealed.clone(),
+            fetched_at - 1,
+        ),
+        ("a copy sealed for another issuer", elsewhere.0, elsewhere.1),
+    ] {
+        store.put_peer_jwks(&a.url, &text, at).await.expect("write");
+        let fresh = sealing_peer_of(&idp, &a.url, store.clone()).await;
+        for fw in FRAMEWORKS {
+            for t in [&token, &forged] {
+                let reply = fresh.bearer(fw, "/me", t).await;
+                assert_eq!(reply.status, 503, "{case}, {fw:?}: {}", reply.raw_body);
+            }
+        }
+    }
 }
 
 /// A10 for broker and peer tokens: a token of this server's own ring must name its key, so

@@ -4,6 +4,7 @@
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
 
+use crate::config::OidcConfig;
 use crate::error::{AuthError, ErrorKind};
 use crate::flow::seal::try_random;
 
@@ -40,6 +41,20 @@ impl std::fmt::Debug for AtRest {
     }
 }
 
+/// The configured encryption key and the previous ones, decoded (configuration checked them).
+pub(crate) fn configured_keys(config: &OidcConfig) -> (Option<[u8; 32]>, Vec<[u8; 32]>) {
+    let key = config
+        .encryption_key
+        .as_ref()
+        .and_then(|k| crate::config::decode_key(k.expose()));
+    let previous = config
+        .previous_encryption_keys
+        .iter()
+        .filter_map(|k| crate::config::decode_key(k.expose()))
+        .collect();
+    (key, previous)
+}
+
 impl AtRest {
     /// Encrypts with `key`; stores plain text when `None`.
     #[cfg(test)]
@@ -63,6 +78,11 @@ impl AtRest {
                 .map(aead)
                 .collect(),
         }
+    }
+
+    /// Whether values are sealed (an encryption key is configured), not stored in plain text.
+    pub(crate) fn encrypts(&self) -> bool {
+        self.key.is_some()
     }
 
     /// A key derived from `secret` (HKDF-SHA256) for `purpose`.

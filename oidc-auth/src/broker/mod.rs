@@ -245,15 +245,7 @@ impl Broker {
             Some(proxy) => crate::config::broker_issuer(proxy),
             None => audience.clone(),
         };
-        let explicit = config
-            .encryption_key
-            .as_ref()
-            .and_then(|k| crate::config::decode_key(k.expose()));
-        let previous: Vec<[u8; 32]> = config
-            .previous_encryption_keys
-            .iter()
-            .filter_map(|k| crate::config::decode_key(k.expose()))
-            .collect();
+        let (explicit, previous) = cipher::configured_keys(config);
         let from_secret = config
             .client_secret()
             .map(|secret| AtRest::derive(secret.expose().as_bytes(), "provider refresh tokens"));

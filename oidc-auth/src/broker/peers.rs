@@ -5,14 +5,19 @@
 //! of the provider JWKS: bounded size and key count, a refetch on an unknown `kid` at most once
 //! per cooldown, backoff after failures, the last good set kept while the peer is down. Every
 //! successful fetch is written to the store, and a cold start reads it back when the peer is
-//! unreachable. A token naming an issuer that is not trusted never causes a request.
+//! unreachable. With an encryption key that copy is sealed with it, bound to its issuer and
+//! fetch time, so someone who can write the database cannot put keys of their own in it. A
+//! token naming an issuer that is not trusted never causes a request.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use url::Url;
 
+use super::cipher::{AtRest, configured_keys};
 use crate::algorithm::Algorithm;
 use crate::clock::Clock;
 use crate::config::OidcConfig;
@@ -49,6 +54,13 @@ pub(crate) struct Peers {
     stale_limit: i64,
     leeway: i64,
     withdrawals: Withdrawals,
+    /// Seals the stored copies of peers' keys.
+    at_rest: AtRest,
+}
+
+/// The associated data that binds a stored copy of a peer's keys to its issuer and fetch time.
+fn copy_row(issuer: &str, fetched_at: i64) -> String {
+    format!("peer-jwks:{fetched_at}:{issuer}")
 }
 
 impl std::fmt::Debug for Peers {
@@ -99,7 +111,52 @@ impl Peers {
             stale_limit: crate::clock::secs(config.jwks_stale_limit),
             leeway: crate::clock::secs(config.leeway),
             withdrawals,
+            at_rest: {
+                let (key, previous) = configured_keys(config);
+                AtRest::with_previous(key, &previous)
+            },
         }
+    }
+
+    /// The stored form of a copy of `issuer`'s keys fetched at `fetched_at`: sealed (base64)
+    /// with an encryption key, else the document itself.
+    fn seal_copy(&self, issuer: &str, text: String, fetched_at: i64) -> Option<String> {
+        if !self.at_rest.encrypts() {
+            return Some(text);
+        }
+        let sealed = self
+            .at_rest
+            .seal(&copy_row(issuer, fetched_at), text.as_bytes())
+            .ok()?;
+        Some(URL_SAFE_NO_PAD.encode(sealed))
+    }
+
+    /// The document in a stored copy of `issuer`'s keys fetched at `fetched_at`, when it can
+    /// be trusted: with an encryption key only a copy it sealed for that issuer and time.
+    fn open_copy(&self, issuer: &str, stored: &str, fetched_at: i64) -> Option<Value> {
+        let text = if stored.starts_with('{') {
+            if self.at_rest.encrypts() {
+                tracing::warn!(issuer = %issuer, "a stored copy of a peer's keys is in plain text while an encryption key is configured; it is not used");
+                return None;
+            }
+            stored.to_owned()
+        } else {
+            let opened = URL_SAFE_NO_PAD
+                .decode(stored)
+                .ok()
+                .and_then(|sealed| {
+                    self.at_rest
+                        .open(&copy_row(issuer, fetched_at), &sealed)
+                        .ok()
+                })
+                .and_then(|plain| String::from_utf8(plain).ok());
+            let Some(text) = opened else {
+                tracing::warn!(issuer = %issuer, "a stored copy of a peer's keys does not open with the encryption key; it is not used");
+                return None;
+            };
+            text
+        };
+        serde_json::from_str(&text).ok()
     }
 
     /// Whether `issuer` is trusted: equal to a configured one (which the configuration wrote the
@@ -126,7 +183,11 @@ impl Peers {
         let set = KeySet::parse(&doc, &self.accepted, self.max_keys)?;
         if let Some(store) = store {
             let store = store.clone();
-            let (issuer, text, now) = (peer.issuer.clone(), doc.to_string(), self.clock.now());
+            let (issuer, now) = (peer.issuer.clone(), self.clock.now());
+            let Some(text) = self.seal_copy(&issuer, doc.to_string(), now) else {
+                tracing::warn!(issuer = %issuer, "could not seal a peer's keys for the store");
+                return Ok(set);
+            };
             // Persisting must not delay validation, and is not needed for it.
             tokio::spawn(async move {
                 if let Err(e) = store.put_peer_jwks(&issuer, &text, now).await {
@@ -179,7 +240,7 @@ impl Peers {
             tracing::warn!(issuer = %peer.issuer, fetched_at, "peer unreachable, and its stored keys are past the stale limit or dated ahead of the clock");
             return None;
         }
-        let doc: Value = serde_json::from_str(&text).ok()?;
+        let doc = self.open_copy(&peer.issuer, &text, fetched_at)?;
         let set = KeySet::parse(&doc, &self.accepted, self.max_keys).ok()?;
         tracing::warn!(issuer = %peer.issuer, fetched_at, "peer unreachable; using its keys from the store");
         peer.keys.restore(set, fetched_at.min(now)).await
@@ -352,6 +413,51 @@ mod tests {
         clock.advance(60);
         assert!(peers.verify_now(None, ISSUER, signed("a")).is_some());
         assert_eq!(tasks(), 1, "a refresh once the backoff has passed");
+    }
+
+    /// With an encryption key a stored copy opens only for the issuer and fetch time it was
+    /// sealed for, and a copy in plain text is not used; without one the document is stored as
+    /// it is, and a sealed copy does not open.
+    #[test]
+    fn a_stored_copy_opens_only_for_its_issuer_and_time() {
+        const ISSUER: &str = "https://a.example";
+        let doc = r#"{"keys":[]}"#;
+        let sealing = |key: Option<&str>| {
+            let mut builder = OidcConfig::builder()
+                .discovery_url("http://127.0.0.1:9/.well-known/openid-configuration")
+                .client_id("api")
+                .broker_mode(true)
+                .broker_audience("api")
+                .trusted_issuers([ISSUER.to_owned()]);
+            if let Some(key) = key {
+                builder = builder.encryption_key(key);
+            }
+            let Ok(config) = builder.build() else {
+                panic!("valid configuration");
+            };
+            Peers::new(&config, Arc::new(SystemClock), Withdrawals::default())
+        };
+        let keyed = sealing(Some("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="));
+        let Some(sealed) = keyed.seal_copy(ISSUER, doc.to_owned(), 100) else {
+            panic!("sealed");
+        };
+        assert!(!sealed.contains("keys"), "{sealed}");
+        assert_eq!(
+            keyed.open_copy(ISSUER, &sealed, 100),
+            Some(serde_json::json!({"keys": []}))
+        );
+        assert_eq!(keyed.open_copy(ISSUER, &sealed, 101), None);
+        assert_eq!(keyed.open_copy("https://b.example", &sealed, 100), None);
+        assert_eq!(keyed.open_copy(ISSUER, doc, 100), None);
+        assert_eq!(keyed.open_copy(ISSUER, "not base64!", 100), None);
+
+        let keyless = sealing(None);
+        assert_eq!(
+            keyless.seal_copy(ISSUER, doc.to_owned(), 100).as_deref(),
+            Some(doc)
+        );
+        assert!(keyless.open_copy(ISSUER, doc, 100).is_some());
+        assert_eq!(keyless.open_copy(ISSUER, &sealed, 100), None);
     }
 
     /// B6 for peers: the token's `iss` must be a configured issuer exactly, in the form a

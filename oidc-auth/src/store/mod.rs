@@ -367,7 +367,8 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a key.
     fn delete_key(&self, kid: &str) -> StoreFuture<'_, ()>;
 
-    /// Stores the JWKS last fetched from a trusted peer issuer.
+    /// Stores the JWKS last fetched from a trusted peer issuer: the document, or with an
+    /// encryption key configured, the document sealed with it (base64).
     fn put_peer_jwks(&self, issuer: &str, jwks: &str, fetched_at: i64) -> StoreFuture<'_, ()>;
     /// The JWKS of a peer issuer and when it was fetched.
     fn get_peer_jwks(&self, issuer: &str) -> StoreFuture<'_, Option<(String, i64)>>;
