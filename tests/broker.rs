@@ -366,6 +366,72 @@ async fn every_broker_algorithm_mints_and_publishes_public_keys_only() {
     }
 }
 
+/// A session row whose subject or stored claims were changed in the database (roles added, or
+/// another user's subject) does not refresh into a token carrying them: the sealed provider
+/// refresh token is bound to both, so it does not open and the session ends (401
+/// `invalid_grant`, the row gone), on both frameworks. An untouched session refreshes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_changed_in_the_database_ends_instead_of_minting_its_claims() {
+    let b = broker().await;
+    let h = &b.h;
+    for fw in FRAMEWORKS {
+        let tampered: [(&str, fn(&mut oidc_auth::store::Session)); 2] = [
+            ("roles added", |session| {
+                let mut info: Value = serde_json::from_str(&session.userinfo).unwrap_or_default();
+                info["roles"] = json!(["admins", "root"]);
+                session.userinfo = info.to_string();
+            }),
+            ("another subject", |session| {
+                session.subject = "bob".into();
+                let mut info: Value = serde_json::from_str(&session.userinfo).unwrap_or_default();
+                info["sub"] = json!("bob");
+                session.userinfo = info.to_string();
+            }),
+        ];
+        for (case, tamper) in tampered {
+            let reply = login(h, fw).await;
+            let sid = jwt(field(&reply, "access_token")).1["sid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let now = SystemClock.now();
+            let mut session = b
+                .store
+                .get_session(&sid, now)
+                .await
+                .ok()
+                .flatten()
+                .expect("session");
+            tamper(&mut session);
+            b.store.put_session(&session).await.expect("write");
+            let refreshed = refresh(h, fw, field(&reply, "refresh_token")).await;
+            assert_eq!(
+                (refreshed.status, refreshed.error()),
+                (401, Some("invalid_grant")),
+                "{fw:?}, {case}: {}",
+                refreshed.raw_body
+            );
+            assert!(
+                b.store
+                    .get_session(&sid, now)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_none(),
+                "{fw:?}, {case}: the session is still there"
+            );
+        }
+        let untouched = login(h, fw).await;
+        let refreshed = refresh(h, fw, field(&untouched, "refresh_token")).await;
+        assert_eq!(refreshed.status, 200, "{fw:?}: {}", refreshed.raw_body);
+        let claims = jwt(field(&refreshed, "access_token")).1;
+        assert_eq!(
+            (&claims["sub"], &claims["roles"]),
+            (&json!("alice"), &json!(["editor", "admins"]))
+        );
+    }
+}
+
 /// Deliver 3: without broker mode there is no JWKS route.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_jwks_route_exists_only_in_broker_mode() {

@@ -105,8 +105,11 @@ fn random_id<const N: usize>() -> Result<String, AuthError> {
     Ok(URL_SAFE_NO_PAD.encode(try_random::<N>()?))
 }
 
-fn session_row(id: &str) -> String {
-    format!("session:{id}")
+/// The associated data of a session's sealed provider refresh token: the session's id,
+/// subject and stored claims, so that a row whose subject or claims were changed in the
+/// database does not open, and the session ends instead of minting them.
+fn session_row(session: &Session) -> String {
+    json!(["session", session.id, session.subject, session.userinfo]).to_string()
 }
 
 fn invalid_grant(description: &'static str) -> AuthError {
@@ -657,18 +660,17 @@ impl Broker {
             .and_then(Value::as_str)
             .unwrap_or("");
         let store = self.store().await?;
-        store
-            .put_session(&Session {
-                provider_refresh_token: self
-                    .sessions
-                    .seal(&session_row(&session_id), provider_refresh.as_bytes())?,
-                id: session_id.clone(),
-                subject,
-                userinfo: Value::Object(profile).to_string(),
-                expires_at,
-            })
-            .await
-            .map_err(store_error)?;
+        let mut session = Session {
+            provider_refresh_token: Vec::new(),
+            id: session_id.clone(),
+            subject,
+            userinfo: Value::Object(profile).to_string(),
+            expires_at,
+        };
+        session.provider_refresh_token = self
+            .sessions
+            .seal(&session_row(&session), provider_refresh.as_bytes())?;
+        store.put_session(&session).await.map_err(store_error)?;
         // A session row without its refresh record could never be refreshed or revoked by its
         // client: if the record cannot be written, the row goes too (best effort; a purge takes
         // what is left at its expiry).
@@ -795,7 +797,7 @@ impl Broker {
     fn revoke_at_provider(&self, auth: &OidcAuth, session: &Session) {
         let token = self
             .sessions
-            .open(&session_row(&session.id), &session.provider_refresh_token)
+            .open(&session_row(session), &session.provider_refresh_token)
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .filter(|token| !token.is_empty());
@@ -959,7 +961,7 @@ impl Broker {
         let (mut session, mut profile) = self.session_of(&store, &record, now).await?;
         let provider_refresh = match self
             .sessions
-            .open(&session_row(&session.id), &session.provider_refresh_token)
+            .open(&session_row(&session), &session.provider_refresh_token)
         {
             Ok(bytes) => String::from_utf8(bytes).unwrap_or_default(),
             Err(e) => {
@@ -975,7 +977,7 @@ impl Broker {
             match auth
                 .provider_token(vec![
                     ("grant_type", "refresh_token".to_owned()),
-                    ("refresh_token", provider_refresh),
+                    ("refresh_token", provider_refresh.clone()),
                 ])
                 .await
             {
@@ -995,16 +997,16 @@ impl Broker {
                             profile.insert("scope".into(), scope);
                         }
                     }
-                    if let Some(rotated) = answer
+                    let kept = answer
                         .get("refresh_token")
                         .and_then(Value::as_str)
                         .filter(|t| !t.is_empty())
-                    {
-                        session.provider_refresh_token = self
-                            .sessions
-                            .seal(&session_row(&session.id), rotated.as_bytes())?;
-                    }
+                        .unwrap_or(&provider_refresh);
                     session.userinfo = Value::Object(profile.clone()).to_string();
+                    // Sealed again either way: the claims it is bound to may have changed.
+                    session.provider_refresh_token = self
+                        .sessions
+                        .seal(&session_row(&session), kept.as_bytes())?;
                     // Only while the session is there: a sign-out that deleted it while the
                     // provider answered stays done, and the provider's token rotated
                     // meanwhile is revoked like the one the sign-out saw.

@@ -163,7 +163,8 @@ pub struct Session {
     pub id: String,
     /// The provider's subject.
     pub subject: String,
-    /// The provider refresh token, sealed (AEAD, the session id as associated data).
+    /// The provider refresh token, sealed (AEAD, with the session's id, subject and userinfo
+    /// as associated data, so that a row whose subject or claims were changed does not open).
     pub provider_refresh_token: Vec<u8>,
     /// Cached userinfo / claims, JSON.
     pub userinfo: String,
