@@ -923,6 +923,62 @@ async fn a_broker_session_never_claims_more_scope_than_was_asked() {
     }
 }
 
+/// A broker refresh takes the user's claims as the provider now states them, as a login does:
+/// from a JWT access token, and from the refresh answer's ID token when the access token is
+/// opaque (Google, Auth0 without an audience). A group the user lost at the provider leaves the
+/// minted token at the next refresh instead of at the end of the session. An ID token naming
+/// another subject changes nothing. Both frameworks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_takes_the_users_current_claims_even_with_opaque_access_tokens() {
+    let b = broker().await;
+    let h = &b.h;
+    let with_admins = json!({"preferred_username": "alice", "groups": ["admins"],
+                             "realm_access": {"roles": ["editor"]}});
+    let without = json!({"preferred_username": "alice", "groups": [],
+                         "realm_access": {"roles": ["editor"]}});
+    let roles =
+        |reply: &oidc_auth_tests::Reply| jwt(field(reply, "access_token")).1["roles"].clone();
+    for opaque in [false, true] {
+        h.idp.set_token_response_tweak(opaque.then(|| {
+            Arc::new(|answer: &mut serde_json::Map<String, Value>| {
+                answer.insert("access_token".into(), json!("an-opaque-token"));
+            }) as oidc_auth::testing::JsonTweak
+        }));
+        for fw in FRAMEWORKS {
+            h.idp.set_user("alice", with_admins.clone());
+            let first = login(h, fw).await;
+            assert_eq!(
+                roles(&first),
+                json!(["editor", "admins"]),
+                "{fw:?}, opaque {opaque}"
+            );
+            h.idp.set_user("alice", without.clone());
+            let refreshed = refresh(h, fw, field(&first, "refresh_token")).await;
+            assert_eq!(refreshed.status, 200, "{fw:?}: {}", refreshed.raw_body);
+            assert_eq!(
+                roles(&refreshed),
+                json!(["editor"]),
+                "{fw:?}, opaque {opaque}"
+            );
+
+            // An ID token of another subject (and, opaque, no access token claims): kept.
+            h.idp.set_user("alice", with_admins.clone());
+            h.idp.set_id_token_tweak(Some(Arc::new(|claims| {
+                claims.insert("sub".into(), json!("mallory"));
+            })));
+            let again = refresh(h, fw, field(&refreshed, "refresh_token")).await;
+            h.idp.set_id_token_tweak(None);
+            assert_eq!(again.status, 200, "{fw:?}: {}", again.raw_body);
+            let expected = if opaque {
+                json!(["editor"])
+            } else {
+                json!(["editor", "admins"])
+            };
+            assert_eq!(roles(&again), expected, "{fw:?}, opaque {opaque}");
+        }
+    }
+}
+
 /// E2's boundary: only the provider's own `invalid_grant` ends a session. A 4xx without a
 /// well-formed error code (a gateway's 404 or 403, a provider's capitalised code) says nothing
 /// about the grant: the refresh mints from the stored claims and the session goes on.

@@ -982,12 +982,9 @@ impl Broker {
                 .await
             {
                 Ok(answer) => {
-                    if let Some(access) = answer.get("access_token").and_then(Value::as_str)
-                        && let Ok(token) = auth.validate_provider_token(access).await
-                        && token.sub() == session.subject
-                    {
+                    if let Some(claims) = self.refreshed_claims(auth, &answer, &session).await {
                         let scope = profile.get("scope").cloned();
-                        profile = self.profile(token.claims());
+                        profile = self.profile(&claims);
                         if let Some(scope) = answer
                             .get("scope")
                             .cloned()
@@ -1040,6 +1037,43 @@ impl Broker {
             body,
             mark_until: record.expires_at,
         })
+    }
+
+    /// The user's claims in a provider refresh answer, as a login reads them: those of the
+    /// access token when it validates here, then those of the ID token (without the login's
+    /// nonce), each only when its `sub` is the session's. `None` when neither gives any (an
+    /// opaque access token and no ID token): the stored claims stay.
+    async fn refreshed_claims(
+        &self,
+        auth: &OidcAuth,
+        answer: &Map<String, Value>,
+        session: &Session,
+    ) -> Option<Map<String, Value>> {
+        let mut claims = None::<Map<String, Value>>;
+        if let Some(access) = answer.get("access_token").and_then(Value::as_str)
+            && let Ok(token) = auth.validate_provider_token(access).await
+            && token.sub() == session.subject
+        {
+            claims = Some(token.claims().clone());
+        }
+        if let Some(raw) = answer.get("id_token").and_then(Value::as_str) {
+            match auth.validate_refreshed_id_token(raw).await {
+                Ok(identity) if identity.sub() == session.subject => {
+                    claims
+                        .get_or_insert_default()
+                        .extend(identity.claims().clone());
+                }
+                Ok(_) => {
+                    tracing::warn!(
+                        "a refreshed ID token names another subject; the session's claims stay"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a refreshed ID token is not valid; the session's claims stay");
+                }
+            }
+        }
+        claims
     }
 
     /// Writes a refreshed session back; false when it is gone (signed out meanwhile). A store

@@ -1,4 +1,5 @@
-//! ID token validation at the end of a code exchange (OpenID Connect Core 3.1.3.7).
+//! ID token validation at the end of a code exchange (OpenID Connect Core 3.1.3.7) and of a
+//! refresh (12.2).
 
 use serde_json::Value;
 
@@ -21,6 +22,24 @@ impl OidcAuth {
         &self,
         raw: &str,
         nonce: &Secret,
+    ) -> Result<IdToken, AuthError> {
+        self.check_id_token(raw, Some(nonce)).await
+    }
+
+    /// Validates the ID token of a refresh answer as [`validate_id_token`](Self::validate_id_token)
+    /// does, except the nonce, which belongs to the login (OpenID Connect Core 12.2). The caller
+    /// checks that `sub` is the session's.
+    pub(crate) async fn validate_refreshed_id_token(
+        &self,
+        raw: &str,
+    ) -> Result<IdToken, AuthError> {
+        self.check_id_token(raw, None).await
+    }
+
+    async fn check_id_token(
+        &self,
+        raw: &str,
+        nonce: Option<&Secret>,
     ) -> Result<IdToken, AuthError> {
         let config = self.config();
         // Bounded by the provider's token answer it came in, not by the bearer limit
@@ -60,9 +79,11 @@ impl OidcAuth {
             None if !several_audiences => {}
             _ => return Err(refused("the ID token was issued to another party")),
         }
-        let sent = claims.get("nonce").and_then(Value::as_str).unwrap_or("");
-        if sent.is_empty() || !nonce.ct_eq(sent) {
-            return Err(refused("the ID token nonce does not match the login"));
+        if let Some(nonce) = nonce {
+            let sent = claims.get("nonce").and_then(Value::as_str).unwrap_or("");
+            if sent.is_empty() || !nonce.ct_eq(sent) {
+                return Err(refused("the ID token nonce does not match the login"));
+            }
         }
         IdToken::new(jws.claims, times).ok_or_else(|| refused("the ID token claims are invalid"))
     }

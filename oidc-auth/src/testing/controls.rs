@@ -27,7 +27,8 @@ impl MockProvider {
     /// Sets the user who is logged in, without any prompt, at `/authorize`, and who approves
     /// device grants: `sub` plus `claims` (a JSON object; its own `sub`, if any, is ignored, and
     /// anything else than an object means no claims). Codes and device grants already handed
-    /// out keep the user they were issued for.
+    /// out keep the user they were issued for; a refresh of a grant of the same `sub` answers
+    /// with the claims set here, as a provider answers with the user's claims as they are now.
     ///
     /// The default is `alice` with `preferred_username` `alice`, `given_name` `Alice`,
     /// `family_name` `van der Berg`, `name` `Alice van der Berg`, `email` `alice@example.com` and

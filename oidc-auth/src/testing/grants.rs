@@ -175,8 +175,12 @@ fn redeem_refresh(
         return Err(invalid_grant("the refresh token expired"));
     }
     entry.spent = true;
-    let grant = entry.grant.clone();
+    let mut grant = entry.grant.clone();
     op.refresh_count += 1;
+    // As a provider does, a refresh answers with the user's claims as they are now.
+    if op.user.sub == grant.user.sub {
+        grant.user = op.user.clone();
+    }
     Ok((grant, family))
 }
 
