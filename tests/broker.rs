@@ -366,16 +366,44 @@ async fn every_broker_algorithm_mints_and_publishes_public_keys_only() {
     }
 }
 
-/// A session row whose subject or stored claims were changed in the database (roles added, or
-/// another user's subject) does not refresh into a token carrying them: the sealed provider
-/// refresh token is bound to both, so it does not open and the session ends (401
-/// `invalid_grant`, the row gone), on both frameworks. An untouched session refreshes.
+/// The session id (`sid`) of a login's access token.
+fn sid_of(reply: &oidc_auth_tests::Reply) -> String {
+    jwt(field(reply, "access_token")).1["sid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Changes the stored session of a login's tokens with `change`, as someone who can write the
+/// database would; its id.
+async fn change_session(
+    store: &MemoryStore,
+    reply: &oidc_auth_tests::Reply,
+    change: impl FnOnce(&mut oidc_auth::store::Session),
+) -> String {
+    let sid = sid_of(reply);
+    let mut session = store
+        .get_session(&sid, SystemClock.now())
+        .await
+        .ok()
+        .flatten()
+        .expect("session");
+    change(&mut session);
+    store.put_session(&session).await.expect("write");
+    sid
+}
+
+/// A session row whose subject, stored claims or expiry were changed in the database (roles
+/// added, another user's subject, a year more) does not refresh into a token carrying them: the
+/// sealed provider refresh token is bound to all three, so it does not open and the session
+/// ends (401 `invalid_grant`, the row gone), on both frameworks. An untouched session
+/// refreshes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_changed_in_the_database_ends_instead_of_minting_its_claims() {
     let b = broker().await;
     let h = &b.h;
     for fw in FRAMEWORKS {
-        let tampered: [(&str, fn(&mut oidc_auth::store::Session)); 2] = [
+        let tampered: [(&str, fn(&mut oidc_auth::store::Session)); 3] = [
             ("roles added", |session| {
                 let mut info: Value = serde_json::from_str(&session.userinfo).unwrap_or_default();
                 info["roles"] = json!(["admins", "root"]);
@@ -387,23 +415,14 @@ async fn a_session_changed_in_the_database_ends_instead_of_minting_its_claims() 
                 info["sub"] = json!("bob");
                 session.userinfo = info.to_string();
             }),
+            ("a longer life", |session| {
+                session.expires_at += 365 * 86_400
+            }),
         ];
         for (case, tamper) in tampered {
             let reply = login(h, fw).await;
-            let sid = jwt(field(&reply, "access_token")).1["sid"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
+            let sid = change_session(&b.store, &reply, tamper).await;
             let now = SystemClock.now();
-            let mut session = b
-                .store
-                .get_session(&sid, now)
-                .await
-                .ok()
-                .flatten()
-                .expect("session");
-            tamper(&mut session);
-            b.store.put_session(&session).await.expect("write");
             let refreshed = refresh(h, fw, field(&reply, "refresh_token")).await;
             assert_eq!(
                 (refreshed.status, refreshed.error()),
@@ -428,6 +447,75 @@ async fn a_session_changed_in_the_database_ends_instead_of_minting_its_claims() 
         assert_eq!(
             (&claims["sub"], &claims["roles"]),
             (&json!("alice"), &json!(["editor", "admins"]))
+        );
+    }
+}
+
+/// Someone who can write the database cannot refresh into another user's session. A refresh
+/// record changed to name the victim's session is refused (the token names its own session,
+/// under a tag made with a key the store does not hold), and the victim's session goes on.
+/// A made-up token naming the victim's session is refused before any store call. And the
+/// answer to a refresh concurrent with its rotation (here: the "answered" marker deleted, so a
+/// replayed spent token takes that path) opens the session's sealed token before minting, so
+/// claims written into one's own session end it instead of being minted. Both frameworks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_records_and_markers_written_into_the_database_mint_nothing() {
+    let probe = Arc::new(ProbeStore::new());
+    let h = serve_broker(provider().await, probe.clone(), |c| c, None).await;
+    let alice = json!({"preferred_username": "alice", "groups": ["admins"]});
+    let mallory = json!({"preferred_username": "mallory", "groups": []});
+    for fw in FRAMEWORKS {
+        h.idp.set_user("alice", alice.clone());
+        let victim = login(&h, fw).await;
+        let victim_sid = sid_of(&victim);
+        h.idp.set_user("mallory", mallory.clone());
+        let own = login(&h, fw).await;
+
+        // 1. The record of mallory's token changed to name alice's session.
+        *probe.records_name.lock().unwrap_or_else(|p| p.into_inner()) = Some(victim_sid.clone());
+        let taken = refresh(&h, fw, field(&own, "refresh_token")).await;
+        *probe.records_name.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        assert_eq!(
+            (taken.status, taken.error()),
+            (400, Some("invalid_grant")),
+            "{fw:?}: {}",
+            taken.raw_body
+        );
+        // 2. A token of mallory's making that names alice's session.
+        let forged = format!("{victim_sid}{}", &field(&own, "refresh_token")[22..]);
+        let refused = refresh(&h, fw, &forged).await;
+        assert_eq!(
+            (refused.status, refused.error()),
+            (400, Some("invalid_grant")),
+            "{fw:?}"
+        );
+        let still = refresh(&h, fw, field(&victim, "refresh_token")).await;
+        assert_eq!(still.status, 200, "{fw:?}: {}", still.raw_body);
+        assert_eq!(jwt(field(&still, "access_token")).1["sub"], "alice");
+
+        // 3. Mallory's own session given alice's groups, replayed through the concurrent path.
+        h.idp.set_user("mallory", mallory.clone());
+        let own = login(&h, fw).await;
+        let first = refresh(&h, fw, field(&own, "refresh_token")).await;
+        assert_eq!(first.status, 200, "{fw:?}: {}", first.raw_body);
+        change_session(&probe.inner, &own, |session| {
+            let mut info: Value = serde_json::from_str(&session.userinfo).unwrap_or_default();
+            info["roles"] = json!(["admins"]);
+            session.userinfo = info.to_string();
+        })
+        .await;
+        probe
+            .forget_markers
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let replayed = refresh(&h, fw, field(&own, "refresh_token")).await;
+        probe
+            .forget_markers
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            (replayed.status, replayed.error()),
+            (401, Some("invalid_grant")),
+            "{fw:?}: {}",
+            replayed.raw_body
         );
     }
 }
@@ -868,13 +956,15 @@ async fn a_provider_invalid_grant_ends_the_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_store_at_start_is_503_for_everyone_at_once() {
     let idp = provider().await;
+    let token = oidc_auth_tests::broker::issued_refresh_token(&idp).await;
     let config = oidc_auth_tests::broker::broker_config(&idp)
         .broker_store_url("postgres://oidc@127.0.0.1:1/unreachable")
+        .encryption_key(oidc_auth_tests::broker::ISSUING_KEY)
         .build()
         .expect("config");
     let h = Harness::serve(idp, OidcAuth::builder(config).build(), None).await;
     let started = std::time::Instant::now();
-    for answer in concurrent_refreshes(&h, 8, "any").await {
+    for answer in concurrent_refreshes(&h, 8, &token).await {
         assert_eq!(answer, (503, true));
     }
     assert!(
@@ -884,7 +974,7 @@ async fn an_unreachable_store_at_start_is_503_for_everyone_at_once() {
     );
     let again = std::time::Instant::now();
     for fw in FRAMEWORKS {
-        assert_eq!(refresh(&h, fw, "any").await.status, 503);
+        assert_eq!(refresh(&h, fw, &token).await.status, 503);
     }
     assert!(
         again.elapsed() < Duration::from_secs(1),
@@ -2044,6 +2134,12 @@ struct ProbeStore {
     refuse_key_inserts: std::sync::atomic::AtomicBool,
     rotation_delay_ms: std::sync::atomic::AtomicU64,
     revocation_delay_ms: std::sync::atomic::AtomicU64,
+    /// When set, every refresh record a rotation finds names this session: a record changed in
+    /// the database.
+    records_name: std::sync::Mutex<Option<String>>,
+    /// When set, no one-time marker is found (`is_consumed` is false): markers deleted from
+    /// the database.
+    forget_markers: std::sync::atomic::AtomicBool,
 }
 
 impl ProbeStore {
@@ -2063,6 +2159,8 @@ impl ProbeStore {
             refuse_key_inserts: std::sync::atomic::AtomicBool::new(false),
             rotation_delay_ms: std::sync::atomic::AtomicU64::new(0),
             revocation_delay_ms: std::sync::atomic::AtomicU64::new(0),
+            records_name: std::sync::Mutex::new(None),
+            forget_markers: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -2093,7 +2191,16 @@ impl Store for ProbeStore {
         delete_key(kid: &str) -> ();
         put_peer_jwks(issuer: &str, jwks: &str, fetched_at: i64) -> ();
         consume_once(key: &[u8; 32], expires_at: i64, now: i64) -> bool;
-        is_consumed(key: &[u8; 32], now: i64) -> bool;
+    }
+
+    fn is_consumed(&self, key: &[u8; 32], now: i64) -> oidc_auth::store::StoreFuture<'_, bool> {
+        if self
+            .forget_markers
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Box::pin(async { Ok(false) });
+        }
+        self.inner.is_consumed(key, now)
     }
 
     fn get_peer_jwks(
@@ -2157,9 +2264,26 @@ impl Store for ProbeStore {
         let delay = self
             .rotation_delay_ms
             .load(std::sync::atomic::Ordering::SeqCst);
+        let renamed = self
+            .records_name
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         Box::pin(async move {
+            use oidc_auth::store::RotateOutcome;
             tokio::time::sleep(Duration::from_millis(delay)).await;
-            self.inner.rotate_refresh(&old, &new, now).await
+            let outcome = self.inner.rotate_refresh(&old, &new, now).await?;
+            Ok(match (outcome, renamed) {
+                (RotateOutcome::Rotated(mut record), Some(session)) => {
+                    record.session_id = session;
+                    RotateOutcome::Rotated(record)
+                }
+                (RotateOutcome::Spent(mut record), Some(session)) => {
+                    record.session_id = session;
+                    RotateOutcome::Spent(record)
+                }
+                (outcome, _) => outcome,
+            })
         })
     }
 

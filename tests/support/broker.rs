@@ -214,6 +214,25 @@ impl Drop for Backend {
 
 /// `n` concurrent refreshes of `token`, alternating the frameworks: each answer's status and
 /// whether it carried `Retry-After`.
+/// The encryption key of [`issued_refresh_token`].
+pub const ISSUING_KEY: &str = "aXNzdWluZy1rZXktaXNzdWluZy1rZXktaXNzdWluZyE=";
+
+/// A refresh token as a broker with encryption key [`ISSUING_KEY`] issues it, from a login on
+/// an instance of its own: another instance with that key takes it as made by this server and
+/// looks it up in its own store (where it is unknown), while a made-up token is refused
+/// without any store call.
+pub async fn issued_refresh_token(idp: &MockProvider) -> String {
+    let issuing = serve_broker(
+        idp.clone(),
+        Arc::new(oidc_auth::store::memory::MemoryStore::new()),
+        |c| c.encryption_key(ISSUING_KEY),
+        None,
+    )
+    .await;
+    let reply = login(&issuing, Framework::Axum).await;
+    field(&reply, "refresh_token").to_owned()
+}
+
 pub async fn concurrent_refreshes(h: &Harness, n: usize, token: &str) -> Vec<(u16, bool)> {
     let tasks: Vec<_> = (0..n)
         .map(|i| {

@@ -3,7 +3,9 @@
 //!
 //! * Login, callback and device polling end in a **session** (the provider subject, the
 //!   provider refresh token encrypted at rest, the user's claims) and answer with an access
-//!   token this server signed plus an opaque refresh token stored only as its SHA-256.
+//!   token this server signed plus an opaque refresh token stored only as its SHA-256. The
+//!   token names its session and carries a tag made with a key the store does not hold, so a
+//!   record written into the store cannot lead a token to another user's session.
 //! * **Refresh** spends the presented token and issues its successor in one store operation;
 //!   presenting a spent token again revokes the whole chain. Concurrent refreshes of one token
 //!   in this process share one provider refresh and one answer.
@@ -68,6 +70,12 @@ const MAX_DEVICE_SECONDS: i64 = 24 * 3600;
 const DEVICE_POLL_GRACE: i64 = 1;
 /// Longest refresh token looked up.
 const MAX_REFRESH_TOKEN: usize = 512;
+/// Length of a session id: 16 random bytes, base64url.
+const SESSION_ID_LEN: usize = 22;
+/// Length of the random part of a refresh token: 32 bytes, base64url.
+const REFRESH_RANDOM_LEN: usize = 43;
+/// Length of the tag that binds a refresh token to its session: 16 bytes of an HMAC, base64url.
+const REFRESH_TAG_LEN: usize = 22;
 /// The marker of a refresh token whose rotation has been answered to a request (see
 /// [`Broker::answer_spent`]).
 const ANSWERED: &[u8] = b"refresh answered ";
@@ -106,10 +114,25 @@ fn random_id<const N: usize>() -> Result<String, AuthError> {
 }
 
 /// The associated data of a session's sealed provider refresh token: the session's id,
-/// subject and stored claims, so that a row whose subject or claims were changed in the
-/// database does not open, and the session ends instead of minting them.
+/// subject, stored claims and expiry, so that a row whose subject, claims or lifetime were
+/// changed in the database does not open, and the session ends instead of minting them.
 fn session_row(session: &Session) -> String {
-    json!(["session", session.id, session.subject, session.userinfo]).to_string()
+    json!([
+        "session",
+        session.id,
+        session.subject,
+        session.userinfo,
+        session.expires_at
+    ])
+    .to_string()
+}
+
+/// The key that binds refresh tokens to their sessions, derived from a session key.
+fn binding_key(session_key: &[u8; 32]) -> hmac::Key {
+    hmac::Key::new(
+        hmac::HMAC_SHA256,
+        &AtRest::derive(session_key, "refresh token binding"),
+    )
 }
 
 fn invalid_grant(description: &'static str) -> AuthError {
@@ -208,6 +231,10 @@ pub(crate) struct Broker {
     sessions: AtRest,
     /// Derives a refresh token's successor from it (see [`Broker::successor_of`]).
     successors: hmac::Key,
+    /// Binds a refresh token to its session (see [`Broker::bound_session`]).
+    binding: hmac::Key,
+    /// The binding keys of the previous session keys: tokens they made are still taken.
+    earlier_bindings: Vec<hmac::Key>,
     access_ttl: i64,
     /// The clock leeway of validation: a key stays published this long past the last `exp`
     /// it may sign.
@@ -315,6 +342,8 @@ impl Broker {
                 hmac::HMAC_SHA256,
                 &AtRest::derive(&session_key, "refresh token successors"),
             ),
+            binding: binding_key(&session_key),
+            earlier_bindings: previous_for_sessions.iter().map(binding_key).collect(),
             access_ttl,
             leeway,
             max_token_bytes: config.max_token_bytes,
@@ -675,7 +704,7 @@ impl Broker {
         // client: if the record cannot be written, the row goes too (best effort; a purge takes
         // what is left at its expiry).
         let inserted = async {
-            let refresh = random_id::<32>()?;
+            let refresh = self.bind(&session_id, &random_id::<32>()?);
             store
                 .insert_refresh(&RefreshRecord {
                     hash: sha256(refresh.as_bytes()),
@@ -753,6 +782,9 @@ impl Broker {
     /// The revocation itself, every step to the end whoever is still waiting: the session, the
     /// family (with its own, longer deadline), then the provider's refresh token.
     async fn revoke_now(&self, auth: &OidcAuth, token: &str) -> Result<(), AuthError> {
+        let Some(session_id) = self.bound_session(token) else {
+            return Ok(());
+        };
         let store = self.store().await?;
         // Rotating to a successor no one receives is how the store finds and spends a token
         // in one atomic step, under the same rules as a refresh.
@@ -760,7 +792,9 @@ impl Broker {
             .rotate_refresh(&sha256(token.as_bytes()), &try_random::<32>()?, auth.now())
             .await
             .map_err(store_error)?;
-        let (RotateOutcome::Rotated(record) | RotateOutcome::Spent(record)) = outcome else {
+        let (RotateOutcome::Rotated(record) | RotateOutcome::Spent(record)) =
+            Self::of_session(outcome, session_id)
+        else {
             return Ok(());
         };
         // The session first: without it no token of the family refreshes. Should a later step
@@ -808,7 +842,7 @@ impl Broker {
 
     /// `POST /auth/v2/token` with a broker refresh token.
     pub(crate) async fn refresh(&self, auth: &OidcAuth, token: &str) -> Result<Value, AuthError> {
-        if token.is_empty() || token.len() > MAX_REFRESH_TOKEN {
+        if token.len() > MAX_REFRESH_TOKEN || self.bound_session(token).is_none() {
             return Err(invalid_grant(
                 "the refresh token is invalid, expired or revoked",
             ));
@@ -905,12 +939,56 @@ impl Broker {
         flight
     }
 
-    /// The successor of a broker refresh token: an HMAC of it under a key derived from the
-    /// at-rest key, which every instance sharing the store has. Whichever instance answers for
-    /// a rotation answers the same successor, and without the key it cannot be told from
-    /// random.
-    fn successor_of(&self, token: &str) -> String {
-        URL_SAFE_NO_PAD.encode(hmac::sign(&self.successors, token.as_bytes()))
+    /// What the store found for a token of session `session_id`: a record of another session
+    /// (written into the store, as the token was made for its own) counts as none.
+    fn of_session(outcome: RotateOutcome, session_id: &str) -> RotateOutcome {
+        match outcome {
+            RotateOutcome::Rotated(record) | RotateOutcome::Spent(record)
+                if record.session_id != session_id =>
+            {
+                tracing::warn!(
+                    "a stored refresh token names another session than the token itself; it is refused"
+                );
+                RotateOutcome::NotFound
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// The successor of a broker refresh token, of the same session: its random part is an
+    /// HMAC of the token under a key derived from the at-rest key, which every instance
+    /// sharing the store has. Whichever instance answers for a rotation answers the same
+    /// successor, and without the key it cannot be told from random.
+    fn successor_of(&self, session_id: &str, token: &str) -> String {
+        let random = URL_SAFE_NO_PAD.encode(hmac::sign(&self.successors, token.as_bytes()));
+        self.bind(session_id, &random)
+    }
+
+    /// A refresh token of session `session_id` with the random part `random`: the session id,
+    /// the random part and a tag (an HMAC of both under a key derived from the at-rest key).
+    fn bind(&self, session_id: &str, random: &str) -> String {
+        let body = format!("{session_id}{random}");
+        let tag = hmac::sign(&self.binding, body.as_bytes());
+        format!("{body}{}", URL_SAFE_NO_PAD.encode(&tag.as_ref()[..16]))
+    }
+
+    /// The session a refresh token was issued for, when its tag shows this server made it:
+    /// someone who can write the store but lacks the key cannot make a token for another's
+    /// session, and a stored record is only taken for the session its token names.
+    fn bound_session<'t>(&self, token: &'t str) -> Option<&'t str> {
+        if token.len() != SESSION_ID_LEN + REFRESH_RANDOM_LEN + REFRESH_TAG_LEN || !token.is_ascii()
+        {
+            return None;
+        }
+        let (body, tag) = token.split_at(SESSION_ID_LEN + REFRESH_RANDOM_LEN);
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        let made_here = std::iter::once(&self.binding)
+            .chain(&self.earlier_bindings)
+            .any(|key| {
+                let expected = hmac::sign(key, body.as_bytes());
+                subtle::ConstantTimeEq::ct_eq(&expected.as_ref()[..16], tag.as_slice()).into()
+            });
+        made_here.then(|| &body[..SESSION_ID_LEN])
     }
 
     async fn refresh_once(
@@ -922,7 +1000,12 @@ impl Broker {
         let store = self.store().await?;
         let now = auth.now();
         self.maybe_purge(&store, now);
-        let successor = self.successor_of(token);
+        let Some(session_id) = self.bound_session(token) else {
+            return Err(invalid_grant(
+                "the refresh token is invalid, expired or revoked",
+            ));
+        };
+        let successor = self.successor_of(session_id, token);
         // Before the rotation: had its answer reached a request when this one came in? Then a
         // spent token is reuse. If not, this request is concurrent with the rotation that spent
         // it, on whichever instance, or that rotation failed before answering.
@@ -931,7 +1014,7 @@ impl Broker {
             .rotate_refresh(&hash, &sha256(successor.as_bytes()), now)
             .await
             .map_err(store_error)?;
-        let record = match outcome {
+        let record = match Self::of_session(outcome, session_id) {
             RotateOutcome::Rotated(record) => record,
             RotateOutcome::Spent(record) if answered => {
                 // As a revocation by the client: the session and the provider's refresh token
@@ -958,21 +1041,8 @@ impl Broker {
                 ));
             }
         };
-        let (mut session, mut profile) = self.session_of(&store, &record, now).await?;
-        let provider_refresh = match self
-            .sessions
-            .open(&session_row(&session), &session.provider_refresh_token)
-        {
-            Ok(bytes) => String::from_utf8(bytes).unwrap_or_default(),
-            Err(e) => {
-                tracing::warn!(error = %e, "a session's provider refresh token cannot be read; the session ends");
-                store
-                    .delete_session(&session.id)
-                    .await
-                    .map_err(store_error)?;
-                return Err(session_ended("the session cannot be resumed"));
-            }
-        };
+        let (mut session, mut profile, provider_refresh) =
+            self.session_of(&store, &record, now).await?;
         if !provider_refresh.is_empty() {
             match auth
                 .provider_token(vec![
@@ -1126,7 +1196,7 @@ impl Broker {
         successor: &str,
         now: i64,
     ) -> Result<Value, AuthError> {
-        let (session, profile) = self.session_of(store, record, now).await?;
+        let (session, profile, _) = self.session_of(store, record, now).await?;
         let answer = self
             .answer(&profile, &session.id, record, successor, now)
             .await?;
@@ -1152,14 +1222,16 @@ impl Broker {
         }
     }
 
-    /// The session a refresh token belongs to, with its stored profile. A session that is
-    /// gone ends the token's family.
+    /// The session a refresh token belongs to, with its stored profile and its provider
+    /// refresh token, once that token opens: the profile is bound to it, so a row changed in
+    /// the store is never minted from. A session that is gone ends the token's family; one
+    /// that does not open is deleted.
     async fn session_of(
         &self,
         store: &Arc<dyn Store>,
         record: &RefreshRecord,
         now: i64,
-    ) -> Result<(Session, Map<String, Value>), AuthError> {
+    ) -> Result<(Session, Map<String, Value>, String), AuthError> {
         let Some(session) = store
             .get_session(&record.session_id, now)
             .await
@@ -1168,8 +1240,22 @@ impl Broker {
             self.revoke_family(store, &record.family).await?;
             return Err(session_ended("the session has ended"));
         };
+        let provider_refresh = match self
+            .sessions
+            .open(&session_row(&session), &session.provider_refresh_token)
+        {
+            Ok(bytes) => String::from_utf8(bytes).unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "a session's provider refresh token cannot be read; the session ends");
+                store
+                    .delete_session(&session.id)
+                    .await
+                    .map_err(store_error)?;
+                return Err(session_ended("the session cannot be resumed"));
+            }
+        };
         let profile = serde_json::from_str(&session.userinfo).unwrap_or_default();
-        Ok((session, profile))
+        Ok((session, profile, provider_refresh))
     }
 
     /// The Token JSON of a refresh: a new access token for `profile` and the `successor`.
@@ -1430,6 +1516,52 @@ fn test_config() -> OidcConfig {
 mod tests {
     use super::*;
 
+    /// A refresh token names its session under a tag of the binding key: changing the session
+    /// id, the random part or the tag, or a token of another key, is no token of this server;
+    /// a token made under a previous key still is, and its successor is of the same session.
+    #[tokio::test]
+    async fn refresh_tokens_are_bound_to_their_session() {
+        const OLD: &str = "b2xkLWtleS1vbGQta2V5LW9sZC1rZXktb2xkLWtleSE=";
+        const NEW: &str = "bmV3LWtleS1uZXcta2V5LW5ldy1rZXktbmV3LWtleSE=";
+        let broker_with = |key: &str, previous: &[&str]| {
+            let config = OidcConfig::builder()
+                .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .client_id("app")
+                .broker_mode(true)
+                .broker_audience("api")
+                .encryption_key(key)
+                .previous_encryption_keys(previous.iter().map(|k| (*k).to_owned()))
+                .build()
+                .unwrap_or_else(|e| panic!("valid configuration: {e}"));
+            Broker::new(&config, None, Arc::new(crate::clock::SystemClock))
+        };
+        let old = broker_with(OLD, &[]);
+        let sid = "A".repeat(SESSION_ID_LEN);
+        let token = old.bind(&sid, &"r".repeat(REFRESH_RANDOM_LEN));
+        assert_eq!(old.bound_session(&token), Some(sid.as_str()));
+        let successor = old.successor_of(&sid, &token);
+        assert_ne!(successor, token);
+        assert_eq!(old.bound_session(&successor), Some(sid.as_str()));
+        let change = |at: usize| {
+            let mut bytes = token.clone().into_bytes();
+            bytes[at] = if bytes[at] == b'B' { b'C' } else { b'B' };
+            String::from_utf8(bytes).unwrap_or_default()
+        };
+        for at in [0, SESSION_ID_LEN, token.len() - 2] {
+            assert_eq!(old.bound_session(&change(at)), None, "changed at {at}");
+        }
+        for wrong in ["", "x", &token[1..], &format!("{token}A")] {
+            assert_eq!(old.bound_session(wrong), None, "{wrong:?}");
+        }
+        let new = broker_with(NEW, &[]);
+        assert_eq!(new.bound_session(&token), None);
+        let rotated = broker_with(NEW, &[OLD]);
+        assert_eq!(rotated.bound_session(&token), Some(sid.as_str()));
+        let made_after = rotated.successor_of(&sid, &token);
+        assert_eq!(old.bound_session(&made_after), None);
+        assert_eq!(new.bound_session(&made_after), Some(sid.as_str()));
+    }
+
     #[test]
     fn profiles_flatten_roles_and_groups() {
         let claims = json!({
@@ -1511,27 +1643,29 @@ mod tests {
                 .filter_map(|_| Broker::detach(pool).ok())
                 .collect::<Vec<_>>()
         };
+        // A token as this server makes them, of a session the store does not know.
+        let made_up = &broker.bind(&"s".repeat(SESSION_ID_LEN), &"r".repeat(REFRESH_RANDOM_LEN));
         // Revocations use up theirs: refreshes go on.
         let revocations = take(&broker.detached_revocations);
         assert_eq!(revocations.len(), MAX_DETACHED);
-        let refused = broker.revoke(&auth, "made-up").await.err();
+        let refused = broker.revoke(&auth, made_up).await.err();
         assert_eq!(refused.map(|e| e.status()), Some(503));
-        let unknown = broker.refresh(&auth, "made-up").await.err();
+        let unknown = broker.refresh(&auth, made_up).await.err();
         assert_eq!(unknown.map(|e| e.status()), Some(400));
         // And the other way round.
         let refreshes = take(&broker.detached_refreshes);
         assert_eq!(refreshes.len(), MAX_DETACHED);
-        let refused = broker.refresh(&auth, "made-up").await.err();
+        let refused = broker.refresh(&auth, made_up).await.err();
         assert_eq!(refused.map(|e| e.status()), Some(503));
         drop(revocations);
-        assert!(broker.revoke(&auth, "made-up").await.is_ok());
+        assert!(broker.revoke(&auth, made_up).await.is_ok());
         drop(refreshes);
-        let unknown = broker.refresh(&auth, "made-up").await.err();
+        let unknown = broker.refresh(&auth, made_up).await.err();
         assert_eq!(
             unknown.and_then(|e| e.code().map(str::to_owned)).as_deref(),
             Some("invalid_grant")
         );
-        assert!(broker.revoke(&auth, "made-up").await.is_ok());
+        assert!(broker.revoke(&auth, made_up).await.is_ok());
     }
 
     #[test]
