@@ -366,6 +366,9 @@ async fn every_broker_algorithm_mints_and_publishes_public_keys_only() {
     }
 }
 
+/// A change someone who can write the database makes to a session row.
+type SessionChange = fn(&mut oidc_auth::store::Session);
+
 /// The session id (`sid`) of a login's access token.
 fn sid_of(reply: &oidc_auth_tests::Reply) -> String {
     jwt(field(reply, "access_token")).1["sid"]
@@ -403,7 +406,7 @@ async fn a_session_changed_in_the_database_ends_instead_of_minting_its_claims() 
     let b = broker().await;
     let h = &b.h;
     for fw in FRAMEWORKS {
-        let tampered: [(&str, fn(&mut oidc_auth::store::Session)); 3] = [
+        let tampered: [(&str, SessionChange); 3] = [
             ("roles added", |session| {
                 let mut info: Value = serde_json::from_str(&session.userinfo).unwrap_or_default();
                 info["roles"] = json!(["admins", "root"]);
@@ -1550,11 +1553,22 @@ async fn instance(idp: &MockProvider, trusted: &[&str]) -> Instance {
 }
 
 async fn instance_on(idp: &MockProvider, trusted: &[&str], store: Arc<MemoryStore>) -> Instance {
+    instance_with(idp, trusted, store, |c| c).await
+}
+
+async fn instance_with(
+    idp: &MockProvider,
+    trusted: &[&str],
+    store: Arc<MemoryStore>,
+    adjust: impl FnOnce(OidcConfigBuilder) -> OidcConfigBuilder,
+) -> Instance {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("address"));
-    let config = federated(idp, &url, trusted).build().expect("config");
+    let config = adjust(federated(idp, &url, trusted))
+        .build()
+        .expect("config");
     let auth = OidcAuth::builder(config).store(store.clone()).build();
     let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = hits.clone();
@@ -1708,6 +1722,57 @@ async fn stored_copy(store: &MemoryStore, issuer: &str) -> (String, i64) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("no copy of {issuer}'s keys was stored");
+}
+
+/// An instance that only validates (no broker mode) and trusts a peer checks the peer's tokens
+/// against the shared broker audience, as a broker does, not against its own `audience`: the
+/// peer's tokens for the federation are accepted on both frameworks, and a token the peer
+/// exchanged for another service (`downstream`) is refused. Before, the first were refused with
+/// an `audience` set and the second accepted without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validating_instance_checks_peer_tokens_against_the_broker_audience() {
+    let idp = MockProvider::start().await.expect("provider");
+    idp.set_access_token_audience(AUDIENCE);
+    let a = instance_with(&idp, &[], Arc::new(MemoryStore::new()), |c| {
+        c.exchange_audiences(["downstream".to_owned()])
+    })
+    .await;
+    let token = minted_by(&a, &idp).await;
+    let subject = idp.token().audience(AUDIENCE).sign();
+    let downstream = reqwest::Client::new()
+        .post(format!("{}{TOKEN}", a.url))
+        .basic_auth("svc", Some("svc-secret"))
+        .form(&exchange_form(&subject, &[("audience", "downstream")]))
+        .send()
+        .await
+        .expect("answer");
+    let downstream = oidc_auth_tests::into_reply(downstream).await;
+    assert_eq!(downstream.status, 200, "{}", downstream.raw_body);
+    let downstream = field(&downstream, "access_token").to_owned();
+    assert_eq!(jwt(&downstream).1["aud"], "downstream");
+    for audience in [Some(AUDIENCE), None] {
+        let config = oidc_auth::OidcConfig::builder()
+            .discovery_url(idp.discovery_url())
+            .client_id("test-client")
+            .trusted_issuers([a.url.clone()])
+            .broker_jwks_path(PEER_JWKS_PATH)
+            .broker_audience(FEDERATION_AUDIENCE);
+        let config = match audience {
+            Some(audience) => config.audience(audience),
+            None => config,
+        };
+        let h = Harness::serve(
+            idp.clone(),
+            OidcAuth::builder(config.build().expect("config")).build(),
+            None,
+        )
+        .await;
+        for fw in FRAMEWORKS {
+            let reply = h.bearer(fw, "/me", &token).await;
+            assert_eq!(reply.status, 200, "{audience:?} {fw:?}: {}", reply.raw_body);
+            assert_invalid_token(&h.bearer(fw, "/me", &downstream).await);
+        }
+    }
 }
 
 /// A broker with an encryption key, trusting `peer`, on `store`, served by both frameworks.

@@ -270,13 +270,11 @@ impl OidcAuth {
                 issuer.as_str(),
                 inner.config.audience.as_ref().map(|a| a.as_str()),
             ),
-            // A trusted peer's token: the audience federating instances share.
+            // A trusted peer's token: the audience federating instances share, which the
+            // configuration requires with trusted issuers, broker or not.
             (None, None) => (
                 iss.as_str(),
-                match &inner.broker {
-                    Some(own) => Some(own.audience()),
-                    None => inner.config.audience.as_ref().map(|a| a.as_str()),
-                },
+                inner.config.broker_audience.as_ref().map(|a| a.as_str()),
             ),
         };
         token::check_issuer(&jws.claims, issuer)?;

@@ -18,6 +18,18 @@ const METADATA_PREFIX: &str = "/.well-known/oauth-authorization-server";
 /// The largest bearer token limit [`OidcConfigBuilder::max_token_bytes`] accepts: 1 MiB, far
 /// above any real token and above the header size HTTP servers accept by default.
 const MAX_TOKEN_BYTES_LIMIT: usize = 1024 * 1024;
+/// The least `max_token_bytes`: a header, claims and an RS256 signature (342 bytes) need more.
+const MIN_TOKEN_BYTES: usize = 1024;
+/// The longest provider timeout.
+const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+/// The bounds of `jwks_max_bytes`: no discovery document is shorter than the least.
+const MIN_JWKS_MAX_BYTES: usize = 4 * 1024;
+const MAX_JWKS_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// The most keys read from one key set.
+const MAX_JWKS_MAX_KEYS: usize = 1024;
+/// The most broker keys published at once: what a peer reads with the default
+/// `jwks_max_keys`.
+const MAX_PUBLISHED_KEYS: u64 = 64;
 
 /// An invalid configuration, naming the option at fault: of an [`OidcConfig`], or of the
 /// [`AuthRoutes`](crate::AuthRoutes) where the auth endpoints are mounted.
@@ -56,9 +68,13 @@ impl ConfigError {
     }
 }
 
-/// A store URL. Its `Debug` shows it with the password masked: a configuration gets logged.
+/// A URL as given, before it is checked. Its `Debug` shows it with any password (in its user
+/// info or a password-like query parameter) masked: a configuration gets logged.
 #[derive(Clone)]
 pub(crate) struct StoreUrl(pub(crate) String);
+
+/// The URL options of the builder, held as [`StoreUrl`] for their masked `Debug`.
+type UrlText = StoreUrl;
 
 impl fmt::Debug for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -542,11 +558,11 @@ impl OidcConfig {
             })?;
             b = b.broker_signing_algorithm(alg);
         }
-        if let Some(v) = get("OIDC_BROKER_EXCHANGE_CLIENTS", "exchange_clients")? {
+        if let Some(v) = get("OIDC_BROKER_EXCHANGE_CLIENTS", "exchange_client")? {
             for entry in list(v) {
                 let (id, secret) = entry.split_once(':').ok_or_else(|| {
                     ConfigError::new(
-                        "exchange_clients",
+                        "exchange_client",
                         "OIDC_BROKER_EXCHANGE_CLIENTS must be a comma list of id:secret",
                     )
                 })?;
@@ -639,20 +655,20 @@ fn parse_bool(option: &'static str, var: &str, value: &str) -> Result<bool, Conf
 pub struct OidcConfigBuilder {
     client_id: Option<String>,
     client_secret: Option<Secret>,
-    discovery_url: Option<String>,
+    discovery_url: Option<UrlText>,
     scopes: String,
     audience: Option<String>,
-    proxy: Option<String>,
+    proxy: Option<UrlText>,
     claims: Vec<ClaimConstraint>,
     offline_access: bool,
     timeout: Duration,
     connect_timeout: Duration,
-    jwks_uri: Option<String>,
+    jwks_uri: Option<UrlText>,
     issuer: Option<String>,
     broker_mode: bool,
     broker_store_url: Option<StoreUrl>,
     broker_audience: Option<String>,
-    trusted_issuers: Vec<String>,
+    trusted_issuers: Vec<UrlText>,
     broker_jwks_path: String,
     leeway: Duration,
     algorithms: Vec<Algorithm>,
@@ -758,22 +774,23 @@ setters! {
     /// `/.well-known/oauth-authorization-server` inserted before its path (one trailing `/`
     /// tolerated). Any other URL (with a query string, for example) needs
     /// [`issuer`](Self::issuer): the issuer the discovery document names is never adopted.
-    discovery_url(value: impl Into<String>) => |b: &mut Self, v: _| b.discovery_url = Some(Into::<String>::into(v));
+    discovery_url(value: impl Into<String>) => |b: &mut Self, v: _| b.discovery_url = Some(StoreUrl(Into::<String>::into(v)));
     /// Default login scopes, space separated (default `openid profile email`).
     scopes(value: impl Into<String>) => |b: &mut Self, v: _| b.scopes = Into::<String>::into(v);
     /// The audience every access token must carry. Without it `aud` is not checked and a warning
     /// is logged at start-up.
     audience(value: impl Into<String>) => |b: &mut Self, v: _| b.audience = Some(Into::<String>::into(v));
-    /// The public base URL of the application (for redirect URIs and broker `iss`).
-    proxy(value: impl Into<String>) => |b: &mut Self, v: _| b.proxy = Some(Into::<String>::into(v));
+    /// The public base URL of the application, without a query: in broker mode the `iss` of
+    /// the tokens it mints (else the broker audience). It may not be the provider's issuer.
+    proxy(value: impl Into<String>) => |b: &mut Self, v: _| b.proxy = Some(StoreUrl(Into::<String>::into(v)));
     /// Whether login asks for `offline_access` by default.
     offline_access(value: bool) => |b: &mut Self, v| b.offline_access = v;
-    /// Total timeout of a request to the provider (default 5 s).
+    /// Total timeout of a request to the provider (default 5 s, at most 300 s).
     timeout(value: Duration) => |b: &mut Self, v| b.timeout = v;
     /// Connect timeout of a request to the provider (default 2 s, not zero).
     connect_timeout(value: Duration) => |b: &mut Self, v| b.connect_timeout = v;
     /// JWKS URL, overriding the discovery document's `jwks_uri`.
-    jwks_uri(value: impl Into<String>) => |b: &mut Self, v: _| b.jwks_uri = Some(Into::<String>::into(v));
+    jwks_uri(value: impl Into<String>) => |b: &mut Self, v: _| b.jwks_uri = Some(StoreUrl(Into::<String>::into(v)));
     /// Expected issuer, overriding the one derived from the discovery URL; required when the
     /// discovery URL implies none.
     issuer(value: impl Into<String>) => |b: &mut Self, v: _| b.issuer = Some(Into::<String>::into(v));
@@ -804,12 +821,12 @@ setters! {
     /// least 1 s and at least [`jwks_ttl`](Self::jwks_ttl), so keys never go stale before their
     /// scheduled refresh).
     jwks_stale_limit(value: Duration) => |b: &mut Self, v| b.jwks_stale_limit = v;
-    /// Largest accepted JWKS or discovery body (default 256 KiB, not zero).
+    /// Largest accepted JWKS or discovery body (default 256 KiB, from 4 KiB to 16 MiB).
     jwks_max_bytes(value: usize) => |b: &mut Self, v| b.jwks_max_bytes = v;
-    /// Most usable signing keys loaded from one JWKS (default 64, at least 1); entries that are
+    /// Most usable signing keys loaded from one JWKS (default 64, from 1 to 1024); entries that are
     /// not (encryption keys, other algorithms, malformed ones) do not count.
     jwks_max_keys(value: usize) => |b: &mut Self, v| b.jwks_max_keys = v;
-    /// Largest accepted bearer token (default 8 KiB, at least 64 bytes, at most 1 MiB).
+    /// Largest accepted bearer token (default 8 KiB, at least 1 KiB, at most 1 MiB).
     max_token_bytes(value: usize) => |b: &mut Self, v| b.max_token_bytes = v;
     /// Lifetime of broker access tokens (default 15 min).
     access_token_lifetime(value: Duration) => |b: &mut Self, v| b.access_token_lifetime = v;
@@ -852,7 +869,7 @@ impl OidcConfigBuilder {
     /// trailing `/` (`https://Peer.example:443/` becomes `https://peer.example`), the form of
     /// the `iss` a peer mints.
     pub fn trusted_issuers(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.trusted_issuers = value.into_iter().collect();
+        self.trusted_issuers = value.into_iter().map(StoreUrl).collect();
         self
     }
 
@@ -927,11 +944,25 @@ impl OidcConfigBuilder {
             .client_id
             .filter(|c| !c.trim().is_empty())
             .ok_or_else(|| ConfigError::new("client_id", "is required"))?;
+        // Compared as they are with what tokens carry: one with a stray space would never match.
+        for (option, value) in [
+            ("client_id", Some(&client_id)),
+            ("audience", self.audience.as_ref()),
+            ("issuer", self.issuer.as_ref()),
+            ("broker_audience", self.broker_audience.as_ref()),
+        ] {
+            if value.is_some_and(|v| !v.trim().is_empty() && v.trim() != v) {
+                return Err(ConfigError::new(
+                    option,
+                    "has leading or trailing whitespace, so it would never match a token's",
+                ));
+            }
+        }
         let discovery_url = self
             .discovery_url
             .ok_or_else(|| ConfigError::new("discovery_url", "is required"))?;
         let insecure = self.allow_insecure_http;
-        let discovery_url = parse_endpoint_url("discovery_url", &discovery_url, insecure)?;
+        let discovery_url = parse_endpoint_url("discovery_url", &discovery_url.0, insecure)?;
         let issuer = nonempty("issuer", self.issuer)?.map(Issuer::new);
         // The issuer tokens are checked against must come from the configuration: taking it from
         // the discovery document would accept whatever issuer the document's host names.
@@ -995,22 +1026,31 @@ impl OidcConfigBuilder {
         if self.timeout.is_zero() {
             return Err(ConfigError::new("timeout", "must be greater than zero"));
         }
+        // Every request that needs the provider may wait this long: a bound of minutes is none.
+        if self.timeout > MAX_TIMEOUT {
+            return Err(ConfigError::new(
+                "timeout",
+                format!("must be at most {} seconds", MAX_TIMEOUT.as_secs()),
+            ));
+        }
         if self.connect_timeout.is_zero() {
             return Err(ConfigError::new(
                 "connect_timeout",
                 "must be greater than zero",
             ));
         }
-        if self.jwks_max_bytes == 0 {
+        if !(MIN_JWKS_MAX_BYTES..=MAX_JWKS_MAX_BYTES).contains(&self.jwks_max_bytes) {
             return Err(ConfigError::new(
                 "jwks_max_bytes",
-                "must be greater than zero: no discovery document or key set would fit",
+                format!(
+                    "must be from {MIN_JWKS_MAX_BYTES} (no discovery document is smaller) to                      {MAX_JWKS_MAX_BYTES} (16 MiB)"
+                ),
             ));
         }
-        if self.jwks_max_keys == 0 {
+        if !(1..=MAX_JWKS_MAX_KEYS).contains(&self.jwks_max_keys) {
             return Err(ConfigError::new(
                 "jwks_max_keys",
-                "must be at least 1: no key could be read",
+                format!("must be from 1 to {MAX_JWKS_MAX_KEYS}"),
             ));
         }
         // A zero TTL refreshes the key set on every validation, a zero stale limit makes every
@@ -1039,8 +1079,13 @@ impl OidcConfigBuilder {
                 ),
             ));
         }
-        if self.max_token_bytes < 64 {
-            return Err(ConfigError::new("max_token_bytes", "must be at least 64"));
+        if self.max_token_bytes < MIN_TOKEN_BYTES {
+            return Err(ConfigError::new(
+                "max_token_bytes",
+                format!(
+                    "must be at least {MIN_TOKEN_BYTES}: an RS256 signature alone takes 342 bytes"
+                ),
+            ));
         }
         // A limit is a bound on the work one request can cause; one near `usize::MAX` is none.
         if self.max_token_bytes > MAX_TOKEN_BYTES_LIMIT {
@@ -1063,16 +1108,23 @@ impl OidcConfigBuilder {
                 })?;
             }
         }
-        if self.broker_mode
-            && self
-                .broker_audience
-                .as_deref()
-                .is_none_or(|a| a.trim().is_empty())
-        {
+        let no_broker_audience = self
+            .broker_audience
+            .as_deref()
+            .is_none_or(|a| a.trim().is_empty());
+        if self.broker_mode && no_broker_audience {
             return Err(ConfigError::new(
                 "broker_audience",
                 "is required in broker mode (the audience of the tokens the server mints)",
             ));
+        }
+        if let Some(url) = &self.broker_store_url {
+            crate::store::check_url(&url.0).map_err(|e| {
+                let (crate::store::StoreError::Rejected(reason)
+                | crate::store::StoreError::Unavailable(reason)
+                | crate::store::StoreError::Corrupt(reason)) = e;
+                ConfigError::new("broker_store_url", reason)
+            })?;
         }
         if !matches!(
             self.broker_signing_algorithm,
@@ -1088,6 +1140,25 @@ impl OidcConfigBuilder {
                 "key_rotation_period",
                 "must be at least 60 seconds",
             ));
+        }
+        // A key stays published the longest token lifetime (plus leeway) past its retirement,
+        // and its successor comes before it retires: a period much shorter than that lifetime
+        // publishes more keys at once than a peer reads (`jwks_max_keys`, 64 by default).
+        if self.broker_mode {
+            let overlap = self.access_token_lifetime.as_secs() + self.leeway.as_secs();
+            let published = 2 + overlap.div_ceil(self.key_rotation_period.as_secs().max(1));
+            if published > MAX_PUBLISHED_KEYS {
+                return Err(ConfigError::new(
+                    "key_rotation_period",
+                    format!(
+                        "must be at least {} seconds with an access token lifetime of {} s: \
+                         a shorter one publishes {published} keys at once, more than peers \
+                         read ({MAX_PUBLISHED_KEYS})",
+                        overlap.div_ceil(MAX_PUBLISHED_KEYS - 2),
+                        self.access_token_lifetime.as_secs()
+                    ),
+                ));
+            }
         }
         let century = Duration::from_secs(100 * 365 * 24 * 3600);
         for (option, value) in [
@@ -1124,10 +1195,50 @@ impl OidcConfigBuilder {
         // A peer's `iss` is its public base URL as the URL parser writes it (lower-case scheme
         // and host, no default port, no trailing `/`): a trusted issuer written any other way
         // would never match it, so each is written the same way.
+        let provider_issuer = expected_issuer.as_str().trim_end_matches('/');
         let mut trusted_issuers = Vec::with_capacity(self.trusted_issuers.len());
         for issuer in &self.trusted_issuers {
-            let url = parse_endpoint_url("trusted_issuers", issuer, insecure)?;
-            trusted_issuers.push(Issuer::new(broker_issuer(&url)));
+            let url = parse_base_url("trusted_issuers", &issuer.0, insecure)?;
+            let issuer = broker_issuer(&url);
+            if issuer == provider_issuer {
+                return Err(ConfigError::new(
+                    "trusted_issuers",
+                    format!(
+                        "`{issuer}` is the identity provider's issuer, whose tokens are \
+                         accepted already; list only other instances"
+                    ),
+                ));
+            }
+            trusted_issuers.push(Issuer::new(issuer));
+        }
+        if !trusted_issuers.is_empty() && no_broker_audience {
+            return Err(ConfigError::new(
+                "broker_audience",
+                "is required with trusted_issuers: it is the audience the peers' tokens carry \
+                 (without it they would be taken for any audience)",
+            ));
+        }
+        let proxy = self
+            .proxy
+            .map(|p| parse_base_url("proxy", &p.0, insecure))
+            .transpose()?;
+        // The broker's tokens are told from the provider's by their issuer.
+        if self.broker_mode {
+            let own = match &proxy {
+                Some(proxy) => broker_issuer(proxy),
+                None => self.broker_audience.clone().unwrap_or_default(),
+            };
+            if own.trim_end_matches('/') == provider_issuer {
+                return Err(ConfigError::new(
+                    if proxy.is_some() {
+                        "proxy"
+                    } else {
+                        "broker_audience"
+                    },
+                    "names the identity provider's issuer, which the broker's own tokens \
+                     would then carry: give the broker's public URL (`proxy`)",
+                ));
+            }
         }
         if self
             .exchange_clients
@@ -1135,7 +1246,7 @@ impl OidcConfigBuilder {
             .any(|(id, secret)| id.trim().is_empty() || secret.expose().trim().is_empty())
         {
             return Err(ConfigError::new(
-                "exchange_clients",
+                "exchange_client",
                 "an exchange client needs an id and a secret",
             ));
         }
@@ -1151,6 +1262,16 @@ impl OidcConfigBuilder {
                 "is empty; leave it unset for a public client",
             ));
         }
+        if self.realm.as_deref().is_some_and(|realm| {
+            !realm
+                .bytes()
+                .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+        }) {
+            return Err(ConfigError::new(
+                "realm",
+                "must be printable ASCII without quotes or backslashes: it is sent in a header",
+            ));
+        }
         let http = ProviderClient::new(self.connect_timeout, self.timeout)?;
         Ok(OidcConfig {
             client_id,
@@ -1158,17 +1279,14 @@ impl OidcConfigBuilder {
             discovery_url,
             scopes,
             audience: nonempty("audience", self.audience)?.map(Audience::new),
-            proxy: self
-                .proxy
-                .map(|p| parse_endpoint_url("proxy", &p, insecure))
-                .transpose()?,
+            proxy,
             claims: self.claims,
             offline_access: self.offline_access,
             timeout: self.timeout,
             connect_timeout: self.connect_timeout,
             jwks_uri: self
                 .jwks_uri
-                .map(|u| parse_endpoint_url("jwks_uri", &u, insecure))
+                .map(|u| parse_endpoint_url("jwks_uri", &u.0, insecure))
                 .transpose()?,
             issuer,
             expected_issuer,
@@ -1277,6 +1395,23 @@ fn parse_endpoint_url(
                  read or replaced on the way; use https, or allow_insecure_http \
                  (OIDC_ALLOW_INSECURE_HTTP=true) for a network no one else can reach"
             ),
+        ));
+    }
+    Ok(url)
+}
+
+/// A base URL (a peer's issuer, the broker's public URL) as [`parse_endpoint_url`] checks it,
+/// and without a query: an issuer never has one, and a path is appended to it.
+fn parse_base_url(
+    option: &'static str,
+    value: &str,
+    allow_insecure_http: bool,
+) -> Result<Url, ConfigError> {
+    let url = parse_endpoint_url(option, value, allow_insecure_http)?;
+    if url.query().is_some() {
+        return Err(ConfigError::new(
+            option,
+            "has a query string; a base URL has none (paths are appended to it)",
         ));
     }
     Ok(url)
@@ -1429,7 +1564,7 @@ mod tests {
         let mut vars = BASE.to_vec();
         vars.extend([
             ("OIDC_BROKER_MODE", "true"),
-            ("OIDC_BROKER_STORE_URL", "postgres://db/broker"),
+            ("OIDC_BROKER_STORE_URL", "sqlite:///var/lib/broker.sqlite3"),
             ("OIDC_BROKER_AUDIENCE", "services"),
             (
                 "OIDC_TRUSTED_ISSUERS",
@@ -1449,7 +1584,10 @@ mod tests {
         ]);
         let config = OidcConfig::from_lookup(lookup(&vars)).expect("valid");
         assert!(config.broker_mode());
-        assert_eq!(config.broker_store_url(), Some("postgres://db/broker"));
+        assert_eq!(
+            config.broker_store_url(),
+            Some("sqlite:///var/lib/broker.sqlite3")
+        );
         assert_eq!(
             config.broker_audience().map(|a| a.as_str()),
             Some("services")
@@ -1514,7 +1652,53 @@ mod tests {
                 "device_session_lifetime",
             ),
             (base().jwks_max_bytes(0), "jwks_max_bytes"),
+            (base().jwks_max_bytes(4095), "jwks_max_bytes"),
+            (
+                base().jwks_max_bytes(16 * 1024 * 1024 + 1),
+                "jwks_max_bytes",
+            ),
             (base().jwks_max_keys(0), "jwks_max_keys"),
+            (base().jwks_max_keys(1025), "jwks_max_keys"),
+            (base().max_token_bytes(1023), "max_token_bytes"),
+            (base().timeout(Duration::from_secs(301)), "timeout"),
+            (base().client_id("app "), "client_id"),
+            (base().audience(" api"), "audience"),
+            (broker().broker_audience("api\n"), "broker_audience"),
+            (base().realm("Café"), "realm"),
+            (base().realm("a\"b"), "realm"),
+            (
+                base().broker_store_url("redis://127.0.0.1/0"),
+                "broker_store_url",
+            ),
+            (base().broker_store_url("no scheme"), "broker_store_url"),
+            // Peers' tokens are checked against the shared broker audience.
+            (
+                base().trusted_issuers(uris("https://peer.example")),
+                "broker_audience",
+            ),
+            (
+                broker().trusted_issuers(uris("https://peer.example/?x=1")),
+                "trusted_issuers",
+            ),
+            (broker().proxy("https://api.example/?x=1"), "proxy"),
+            (
+                broker().trusted_issuers(uris("https://idp.example/")),
+                "trusted_issuers",
+            ),
+            (broker().proxy("https://IDP.example"), "proxy"),
+            (
+                base()
+                    .broker_mode(true)
+                    .broker_audience("https://idp.example"),
+                "broker_audience",
+            ),
+            // 60 s keys for 4 h tokens: 243 keys published at once.
+            (
+                broker()
+                    .access_token_lifetime(Duration::from_secs(4 * 3600))
+                    .key_rotation_period(Duration::from_secs(60)),
+                "key_rotation_period",
+            ),
             (
                 base().login_redirect_uris(uris("https://user@app.example/cb")),
                 "login_redirect_uris",
@@ -1579,8 +1763,11 @@ mod tests {
         }
         let config = base()
             .connect_timeout(Duration::from_millis(1))
-            .jwks_max_bytes(1)
+            .timeout(Duration::from_secs(300))
+            .jwks_max_bytes(4096)
             .jwks_max_keys(1)
+            .max_token_bytes(1024)
+            .realm("api v2")
             .login_redirect_uris(uris("https://app.example/cb?x=1"))
             .logout_redirect_uris(uris("https://app.example/bye"))
             .refresh_token_lifetime(Duration::from_secs(1))
@@ -1594,6 +1781,23 @@ mod tests {
             .build();
         if let Err(e) = config {
             panic!("workable settings were refused: {e}");
+        }
+        for builder in [
+            // 18 keys at once with the default lifetimes.
+            broker().key_rotation_period(Duration::from_secs(60)),
+            broker()
+                .trusted_issuers(uris("https://peer.example/"))
+                .proxy("https://api.example/v1/"),
+            base()
+                .trusted_issuers(uris("https://peer.example"))
+                .broker_audience("services"),
+            base().broker_store_url("memory:"),
+            base().broker_store_url("SQLite://relative.sqlite3"),
+        ] {
+            let shown = format!("{builder:?}");
+            if let Err(e) = builder.build() {
+                panic!("refused: {shown}: {e}");
+            }
         }
         // Plain http for a login redirect: on a loopback host, or on a network the deployer
         // vouches for; and for a logout redirect, which carries nothing.
@@ -1672,6 +1876,7 @@ mod tests {
             let trusting = OidcConfig::builder()
                 .discovery_url("https://idp.example/.well-known/openid-configuration")
                 .client_id("app")
+                .broker_audience("services")
                 .allow_insecure_http(true)
                 .trusted_issuers([listed.to_owned()])
                 .build()
@@ -1698,7 +1903,9 @@ mod tests {
     }
 
     /// The store URL's password stays out of `Debug`, raw and percent-decoded, in the builder
-    /// and the built configuration; the rest of the URL is still shown.
+    /// and the built configuration; the rest of the URL is still shown. (A PostgreSQL URL
+    /// builds only with the `postgres` feature.)
+    #[cfg(feature = "postgres")]
     #[test]
     fn debug_masks_the_store_password() {
         let builder = OidcConfig::builder()
@@ -1722,6 +1929,25 @@ mod tests {
         assert_eq!(
             config.broker_store_url(),
             Some("postgres://app:p%40ss-Word@db.internal/broker")
+        );
+    }
+
+    /// A builder shows its URL options with passwords masked, in user info or in a query
+    /// parameter named like one: a builder gets logged before `build` refuses such a URL.
+    #[test]
+    fn builder_debug_masks_passwords_in_urls() {
+        let builder = OidcConfig::builder()
+            .discovery_url("https://u:disc0very-pw@idp.example/.well-known/openid-configuration")
+            .jwks_uri("https://idp.example/keys?api_key=jwks-s3cret")
+            .proxy("https://u:pr0xy-pw@api.example")
+            .trusted_issuers(["https://u:peer-pw@peer.example".to_owned()]);
+        let shown = format!("{builder:?}");
+        for secret in ["disc0very-pw", "jwks-s3cret", "pr0xy-pw", "peer-pw"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("idp.example") && shown.contains("peer.example"),
+            "{shown}"
         );
     }
 
@@ -1825,7 +2051,7 @@ mod tests {
             OidcConfig::from_lookup(lookup(&vars))
                 .err()
                 .map(|e| e.option()),
-            Some("exchange_clients")
+            Some("exchange_client")
         );
     }
 
@@ -1862,7 +2088,7 @@ mod tests {
                 "previous_encryption_keys",
             ),
             ("OIDC_BROKER_SIGNING_ALGORITHM", "broker_signing_algorithm"),
-            ("OIDC_BROKER_EXCHANGE_CLIENTS", "exchange_clients"),
+            ("OIDC_BROKER_EXCHANGE_CLIENTS", "exchange_client"),
             ("OIDC_BROKER_EXCHANGE_AUDIENCES", "exchange_audiences"),
         ];
         for (var, option) in vars {
@@ -2120,7 +2346,7 @@ mod tests {
             ),
             (
                 &[("OIDC_BROKER_EXCHANGE_CLIENTS", "no-secret")],
-                "exchange_clients",
+                "exchange_client",
             ),
         ];
         for (extra, option) in cases {
@@ -2150,6 +2376,7 @@ mod tests {
                 .discovery_url("https://idp.example/.well-known/openid-configuration")
                 .issuer("https://idp.example")
                 .client_id("app")
+                .broker_audience("services")
         };
         for (option, set) in options {
             for refused in [
@@ -2215,7 +2442,7 @@ mod tests {
                 .build();
             assert_eq!(
                 built.err().map(|e| e.option()),
-                Some("exchange_clients"),
+                Some("exchange_client"),
                 "{secret:?}"
             );
         }

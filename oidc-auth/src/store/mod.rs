@@ -434,27 +434,66 @@ pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError>
     store.map_err(|error| redact(error, url))
 }
 
-/// The backend `url` names, connected but not migrated.
-async fn connect_backend(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+/// Whether `url` names a backend this build can connect to, without connecting: the check a
+/// configuration makes at build. The error never shows the URL.
+pub(crate) fn check_url(url: &str) -> Result<(), StoreError> {
+    let (scheme, _) = scheme_of(url)?;
+    match scheme.as_str() {
+        "memory" => Ok(()),
+        #[cfg(feature = "sqlite")]
+        "sqlite" => Ok(()),
+        #[cfg(not(feature = "sqlite"))]
+        "sqlite" => Err(feature_off("SQLite", "sqlite")),
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => Ok(()),
+        #[cfg(not(feature = "postgres"))]
+        "postgres" | "postgresql" => Err(feature_off("PostgreSQL", "postgres")),
+        #[cfg(feature = "mysql")]
+        "mysql" | "mariadb" => Ok(()),
+        #[cfg(not(feature = "mysql"))]
+        "mysql" | "mariadb" => Err(feature_off("MySQL / MariaDB", "mysql")),
+        #[cfg(feature = "mongodb")]
+        "mongodb" | "mongodb+srv" => Ok(()),
+        #[cfg(not(feature = "mongodb"))]
+        "mongodb" | "mongodb+srv" => Err(feature_off("MongoDB", "mongodb")),
+        _ => Err(unsupported_scheme()),
+    }
+}
+
+fn unsupported_scheme() -> StoreError {
+    StoreError::Rejected(
+        "the store URL's scheme is not supported; write sqlite://path, postgres://…, \
+         mysql://…, mariadb://… or mongodb://…"
+            .into(),
+    )
+}
+
+/// The scheme of a store URL, lower-cased, and the rest after its `:`.
+fn scheme_of(url: &str) -> Result<(String, &str), StoreError> {
     // Only a scheme made of scheme characters counts: whatever precedes the first `:` of a
     // malformed URL may be a password, so it is never echoed.
-    let (scheme, rest) = match url.split_once(':') {
+    match url.split_once(':') {
         Some((scheme, rest))
             if !scheme.is_empty()
                 && scheme
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
         {
-            (scheme.to_ascii_lowercase(), rest)
+            Ok((scheme.to_ascii_lowercase(), rest))
         }
-        _ => {
-            return Err(StoreError::Rejected(
-                "the store URL has no scheme; write sqlite://path, postgres://…, mysql://…, \
-                 mariadb://… or mongodb://…"
-                    .into(),
-            ));
-        }
-    };
+        _ => Err(StoreError::Rejected(
+            "the store URL has no scheme; write sqlite://path, postgres://…, mysql://…, \
+             mariadb://… or mongodb://…"
+                .into(),
+        )),
+    }
+}
+
+/// The backend `url` names, connected but not migrated.
+async fn connect_backend(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    // Refuses what this build cannot connect to: the arms below are the compiled-in backends.
+    check_url(url)?;
+    let (scheme, rest) = scheme_of(url)?;
     #[cfg_attr(
         not(any(
             feature = "sqlite",
@@ -466,49 +505,25 @@ async fn connect_backend(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreEr
     )]
     let normalized = |scheme: &str| format!("{scheme}:{rest}");
     match scheme.as_str() {
-        "sqlite" => {
-            #[cfg(feature = "sqlite")]
-            {
-                let store = sqlite::SqliteStore::connect(&normalized("sqlite")).await?;
-                Ok(std::sync::Arc::new(store))
-            }
-            #[cfg(not(feature = "sqlite"))]
-            Err(feature_off("SQLite", "sqlite"))
-        }
+        #[cfg(feature = "sqlite")]
+        "sqlite" => Ok(std::sync::Arc::new(
+            sqlite::SqliteStore::connect(&normalized("sqlite")).await?,
+        )),
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => Ok(std::sync::Arc::new(
+            postgres::PostgresStore::connect(&normalized(&scheme)).await?,
+        )),
+        #[cfg(feature = "mysql")]
+        "mysql" | "mariadb" => Ok(std::sync::Arc::new(
+            mysql::MysqlStore::connect(&normalized("mysql")).await?,
+        )),
+        #[cfg(feature = "mongodb")]
+        "mongodb" | "mongodb+srv" => Ok(std::sync::Arc::new(
+            mongodb::MongoStore::connect(&normalized(&scheme)).await?,
+        )),
         // In-process only: lost at restart and not shared between instances.
         "memory" => Ok(std::sync::Arc::new(memory::MemoryStore::new())),
-        "postgres" | "postgresql" => {
-            #[cfg(feature = "postgres")]
-            {
-                let store = postgres::PostgresStore::connect(&normalized(&scheme)).await?;
-                Ok(std::sync::Arc::new(store))
-            }
-            #[cfg(not(feature = "postgres"))]
-            Err(feature_off("PostgreSQL", "postgres"))
-        }
-        "mysql" | "mariadb" => {
-            #[cfg(feature = "mysql")]
-            {
-                let store = mysql::MysqlStore::connect(&normalized("mysql")).await?;
-                Ok(std::sync::Arc::new(store))
-            }
-            #[cfg(not(feature = "mysql"))]
-            Err(feature_off("MySQL / MariaDB", "mysql"))
-        }
-        "mongodb" | "mongodb+srv" => {
-            #[cfg(feature = "mongodb")]
-            {
-                let store = mongodb::MongoStore::connect(&normalized(&scheme)).await?;
-                Ok(std::sync::Arc::new(store))
-            }
-            #[cfg(not(feature = "mongodb"))]
-            Err(feature_off("MongoDB", "mongodb"))
-        }
-        _ => Err(StoreError::Rejected(
-            "the store URL's scheme is not supported; write sqlite://path, postgres://…, \
-             mysql://…, mariadb://… or mongodb://…"
-                .into(),
-        )),
+        _ => Err(unsupported_scheme()),
     }
 }
 
