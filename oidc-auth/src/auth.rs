@@ -270,11 +270,16 @@ impl OidcAuth {
                 issuer.as_str(),
                 inner.config.audience.as_ref().map(|a| a.as_str()),
             ),
-            // A trusted peer's token: the audience federating instances share, which the
-            // configuration requires with trusted issuers, broker or not.
+            // A trusted peer's token: the audience federating instances share (else this
+            // server's `audience`; the configuration requires one of them with trusted issuers).
             (None, None) => (
                 iss.as_str(),
-                inner.config.broker_audience.as_ref().map(|a| a.as_str()),
+                inner
+                    .config
+                    .broker_audience
+                    .as_ref()
+                    .or(inner.config.audience.as_ref())
+                    .map(|a| a.as_str()),
             ),
         };
         token::check_issuer(&jws.claims, issuer)?;

@@ -22,14 +22,13 @@ const MAX_TOKEN_BYTES_LIMIT: usize = 1024 * 1024;
 const MIN_TOKEN_BYTES: usize = 1024;
 /// The longest provider timeout.
 const MAX_TIMEOUT: Duration = Duration::from_secs(300);
-/// The bounds of `jwks_max_bytes`: no discovery document is shorter than the least.
+/// The least `jwks_max_bytes`: real discovery documents take a few KiB.
 const MIN_JWKS_MAX_BYTES: usize = 4 * 1024;
-const MAX_JWKS_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// The most, 8 MiB, keeps a sealed stored copy of a peer's key set (a third larger) within
+/// the 16 MiB a MongoDB document may hold.
+const MAX_JWKS_MAX_BYTES: usize = 8 * 1024 * 1024;
 /// The most keys read from one key set.
 const MAX_JWKS_MAX_KEYS: usize = 1024;
-/// The most broker keys published at once: what a peer reads with the default
-/// `jwks_max_keys`.
-const MAX_PUBLISHED_KEYS: u64 = 64;
 
 /// An invalid configuration, naming the option at fault: of an [`OidcConfig`], or of the
 /// [`AuthRoutes`](crate::AuthRoutes) where the auth endpoints are mounted.
@@ -220,7 +219,8 @@ impl OidcConfig {
         self.broker_store_url.as_ref().map(|url| url.0.as_str())
     }
 
-    /// The audience of tokens minted in broker mode.
+    /// The audience of tokens minted in broker mode, and the audience trusted peers' tokens
+    /// must carry.
     pub fn broker_audience(&self) -> Option<&Audience> {
         self.broker_audience.as_ref()
     }
@@ -798,7 +798,8 @@ setters! {
     broker_mode(value: bool) => |b: &mut Self, v| b.broker_mode = v;
     /// Store URL for broker mode (`sqlite://`, `postgres://`, `mysql://`, ...).
     broker_store_url(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_store_url = Some(StoreUrl(Into::<String>::into(v)));
-    /// Audience of broker-minted tokens.
+    /// Audience of broker-minted tokens, and of trusted peers' tokens (required in broker mode;
+    /// with [`trusted_issuers`](Self::trusted_issuers) it or [`audience`](Self::audience) is).
     broker_audience(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_audience = Some(Into::<String>::into(v));
     /// Path of a peer's broker JWKS, relative to its issuer URL.
     broker_jwks_path(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_jwks_path = Into::<String>::into(v);
@@ -821,7 +822,7 @@ setters! {
     /// least 1 s and at least [`jwks_ttl`](Self::jwks_ttl), so keys never go stale before their
     /// scheduled refresh).
     jwks_stale_limit(value: Duration) => |b: &mut Self, v| b.jwks_stale_limit = v;
-    /// Largest accepted JWKS or discovery body (default 256 KiB, from 4 KiB to 16 MiB).
+    /// Largest accepted JWKS or discovery body (default 256 KiB, from 4 KiB to 8 MiB).
     jwks_max_bytes(value: usize) => |b: &mut Self, v| b.jwks_max_bytes = v;
     /// Most usable signing keys loaded from one JWKS (default 64, from 1 to 1024); entries that are
     /// not (encryption keys, other algorithms, malformed ones) do not count.
@@ -867,7 +868,8 @@ impl OidcConfigBuilder {
     /// Issuers of other instances whose minted tokens are accepted: their public base URLs
     /// ([`proxy`](Self::proxy)). Each is kept in the form the URL parser writes, without a
     /// trailing `/` (`https://Peer.example:443/` becomes `https://peer.example`), the form of
-    /// the `iss` a peer mints.
+    /// the `iss` a peer mints. Not the provider's issuer, and without a query. Their tokens must
+    /// carry [`broker_audience`](Self::broker_audience), else [`audience`](Self::audience).
     pub fn trusted_issuers(mut self, value: impl IntoIterator<Item = String>) -> Self {
         self.trusted_issuers = value.into_iter().map(StoreUrl).collect();
         self
@@ -1043,7 +1045,8 @@ impl OidcConfigBuilder {
             return Err(ConfigError::new(
                 "jwks_max_bytes",
                 format!(
-                    "must be from {MIN_JWKS_MAX_BYTES} (no discovery document is smaller) to                      {MAX_JWKS_MAX_BYTES} (16 MiB)"
+                    "must be from {MIN_JWKS_MAX_BYTES} (4 KiB: a smaller limit refuses real \
+                     discovery documents) to {MAX_JWKS_MAX_BYTES} (8 MiB)"
                 ),
             ));
         }
@@ -1144,17 +1147,19 @@ impl OidcConfigBuilder {
         // A key stays published the longest token lifetime (plus leeway) past its retirement,
         // and its successor comes before it retires: a period much shorter than that lifetime
         // publishes more keys at once than a peer reads (`jwks_max_keys`, 64 by default).
-        if self.broker_mode {
+        // Peers are taken to read as many keys as this instance does.
+        let readable = u64::try_from(self.jwks_max_keys).unwrap_or(u64::MAX);
+        if self.broker_mode && readable > 2 {
             let overlap = self.access_token_lifetime.as_secs() + self.leeway.as_secs();
             let published = 2 + overlap.div_ceil(self.key_rotation_period.as_secs().max(1));
-            if published > MAX_PUBLISHED_KEYS {
+            if published > readable {
                 return Err(ConfigError::new(
                     "key_rotation_period",
                     format!(
                         "must be at least {} seconds with an access token lifetime of {} s: \
                          a shorter one publishes {published} keys at once, more than peers \
-                         read ({MAX_PUBLISHED_KEYS})",
-                        overlap.div_ceil(MAX_PUBLISHED_KEYS - 2),
+                         read (jwks_max_keys, {readable})",
+                        overlap.div_ceil(readable - 2),
                         self.access_token_lifetime.as_secs()
                     ),
                 ));
@@ -1211,11 +1216,12 @@ impl OidcConfigBuilder {
             }
             trusted_issuers.push(Issuer::new(issuer));
         }
-        if !trusted_issuers.is_empty() && no_broker_audience {
+        let no_audience = self.audience.as_deref().is_none_or(|a| a.trim().is_empty());
+        if !trusted_issuers.is_empty() && no_broker_audience && no_audience {
             return Err(ConfigError::new(
                 "broker_audience",
-                "is required with trusted_issuers: it is the audience the peers' tokens carry \
-                 (without it they would be taken for any audience)",
+                "is required with trusted_issuers (or `audience`): it is the audience the \
+                 peers' tokens carry, without which they would be taken for any audience",
             ));
         }
         let proxy = self
@@ -1653,10 +1659,7 @@ mod tests {
             ),
             (base().jwks_max_bytes(0), "jwks_max_bytes"),
             (base().jwks_max_bytes(4095), "jwks_max_bytes"),
-            (
-                base().jwks_max_bytes(16 * 1024 * 1024 + 1),
-                "jwks_max_bytes",
-            ),
+            (base().jwks_max_bytes(8 * 1024 * 1024 + 1), "jwks_max_bytes"),
             (base().jwks_max_keys(0), "jwks_max_keys"),
             (base().jwks_max_keys(1025), "jwks_max_keys"),
             (base().max_token_bytes(1023), "max_token_bytes"),
@@ -1791,6 +1794,14 @@ mod tests {
             base()
                 .trusted_issuers(uris("https://peer.example"))
                 .broker_audience("services"),
+            base()
+                .trusted_issuers(uris("https://peer.example"))
+                .audience("services"),
+            // 243 keys at once, which peers reading 1024 take.
+            broker()
+                .access_token_lifetime(Duration::from_secs(4 * 3600))
+                .key_rotation_period(Duration::from_secs(60))
+                .jwks_max_keys(1024),
             base().broker_store_url("memory:"),
             base().broker_store_url("SQLite://relative.sqlite3"),
         ] {
