@@ -30,6 +30,23 @@ async fn sharing(idp: &MockProvider, store: Arc<dyn Store>) -> Harness {
     serve_broker(idp.clone(), store, |c| c.encryption_key(SHARED_KEY), None).await
 }
 
+/// The key [`SHARED_KEY`] is changed to.
+const NEW_KEY: &str = "bmV3LWtleS1uZXcta2V5LW5ldy1rZXktbmV3LWtleSE=";
+
+/// An instance on `store` with encryption key `key`, and `previous` listed as previous keys.
+async fn keyed(idp: &MockProvider, store: Arc<dyn Store>, key: &str, previous: &str) -> Harness {
+    serve_broker(
+        idp.clone(),
+        store,
+        |c| {
+            c.encryption_key(key)
+                .previous_encryption_keys([previous.to_owned()])
+        },
+        None,
+    )
+    .await
+}
+
 /// An encryption key configured for a deployment that ran without one: its signing key is
 /// stored in plain text, which an instance with a key neither signs nor verifies with (anyone
 /// who can write the store could have put it there). A sealed replacement signs from then on:
@@ -486,12 +503,15 @@ async fn refresh_records_and_markers_written_into_the_database_mint_nothing() {
         );
         // 2. A token of mallory's making that names alice's session.
         let forged = format!("{victim_sid}{}", &field(&own, "refresh_token")[22..]);
+        let rotations = || probe.rotations.load(std::sync::atomic::Ordering::SeqCst);
+        let before = rotations();
         let refused = refresh(&h, fw, &forged).await;
         assert_eq!(
             (refused.status, refused.error()),
             (400, Some("invalid_grant")),
             "{fw:?}"
         );
+        assert_eq!(rotations(), before, "{fw:?}: the store was asked");
         let still = refresh(&h, fw, field(&victim, "refresh_token")).await;
         assert_eq!(still.status, 200, "{fw:?}: {}", still.raw_body);
         assert_eq!(jwt(field(&still, "access_token")).1["sub"], "alice");
@@ -1069,6 +1089,36 @@ async fn a_refresh_takes_the_users_current_claims_even_with_opaque_access_tokens
             };
             assert_eq!(roles(&again), expected, "{fw:?}, opaque {opaque}");
         }
+    }
+}
+
+/// A device login reads the user's claims as a code login and a refresh do: from the ID token
+/// when it validates (without a nonce, which a device grant does not have), not from userinfo,
+/// which may say less (here: no groups). So a device session's groups do not change at its
+/// first refresh. Provider access tokens that do not validate here, both frameworks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_login_reads_claims_as_a_code_login_does() {
+    let b = broker().await;
+    let h = &b.h;
+    h.idp.set_device_interval(Some(0));
+    // Access tokens for another API: valid at the provider's userinfo, of no use here.
+    h.idp.set_access_token_audience("another-api");
+    h.idp
+        .set_userinfo_override(Some(json!({"sub": "alice", "preferred_username": "alice"})));
+    let roles =
+        |reply: &oidc_auth_tests::Reply| jwt(field(reply, "access_token")).1["roles"].clone();
+    for fw in FRAMEWORKS {
+        let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
+        assert_eq!(start.status, 200, "{}", start.raw_body);
+        assert!(h.idp.approve_device(field(&start, "user_code")));
+        let done = h
+            .post_form(fw, TOKEN, &[("device-code", field(&start, "device_code"))])
+            .await;
+        assert_eq!(done.status, 200, "{fw:?}: {}", done.raw_body);
+        assert_eq!(roles(&done), json!(["editor", "admins"]), "{fw:?}");
+        let refreshed = refresh(h, fw, field(&done, "refresh_token")).await;
+        assert_eq!(refreshed.status, 200, "{fw:?}: {}", refreshed.raw_body);
+        assert_eq!(roles(&refreshed), roles(&done), "{fw:?}");
     }
 }
 
@@ -1725,10 +1775,10 @@ async fn stored_copy(store: &MemoryStore, issuer: &str) -> (String, i64) {
 }
 
 /// An instance that only validates (no broker mode) and trusts a peer checks the peer's tokens
-/// against the shared broker audience, as a broker does, not against its own `audience`: the
+/// against the shared broker audience, as a broker does, else against its own `audience`: the
 /// peer's tokens for the federation are accepted on both frameworks, and a token the peer
 /// exchanged for another service (`downstream`) is refused. Before, the first were refused with
-/// an `audience` set and the second accepted without one.
+/// another `audience` set, and the second accepted without one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_validating_instance_checks_peer_tokens_against_the_broker_audience() {
     let idp = MockProvider::start().await.expect("provider");
@@ -1750,17 +1800,24 @@ async fn a_validating_instance_checks_peer_tokens_against_the_broker_audience() 
     assert_eq!(downstream.status, 200, "{}", downstream.raw_body);
     let downstream = field(&downstream, "access_token").to_owned();
     assert_eq!(jwt(&downstream).1["aud"], "downstream");
-    for audience in [Some(AUDIENCE), None] {
-        let config = oidc_auth::OidcConfig::builder()
+    // (audience, broker audience): without a broker audience, the instance's own audience is
+    // the one the peers' tokens must carry.
+    for (audience, broker_audience) in [
+        (Some(AUDIENCE), Some(FEDERATION_AUDIENCE)),
+        (None, Some(FEDERATION_AUDIENCE)),
+        (Some(FEDERATION_AUDIENCE), None),
+    ] {
+        let mut config = oidc_auth::OidcConfig::builder()
             .discovery_url(idp.discovery_url())
             .client_id("test-client")
             .trusted_issuers([a.url.clone()])
-            .broker_jwks_path(PEER_JWKS_PATH)
-            .broker_audience(FEDERATION_AUDIENCE);
-        let config = match audience {
-            Some(audience) => config.audience(audience),
-            None => config,
-        };
+            .broker_jwks_path(PEER_JWKS_PATH);
+        if let Some(audience) = audience {
+            config = config.audience(audience);
+        }
+        if let Some(broker_audience) = broker_audience {
+            config = config.broker_audience(broker_audience);
+        }
         let h = Harness::serve(
             idp.clone(),
             OidcAuth::builder(config.build().expect("config")).build(),
@@ -1769,7 +1826,11 @@ async fn a_validating_instance_checks_peer_tokens_against_the_broker_audience() 
         .await;
         for fw in FRAMEWORKS {
             let reply = h.bearer(fw, "/me", &token).await;
-            assert_eq!(reply.status, 200, "{audience:?} {fw:?}: {}", reply.raw_body);
+            assert_eq!(
+                reply.status, 200,
+                "{audience:?} {broker_audience:?} {fw:?}: {}",
+                reply.raw_body
+            );
             assert_invalid_token(&h.bearer(fw, "/me", &downstream).await);
         }
     }
@@ -2084,7 +2145,6 @@ async fn an_unreachable_peer_without_a_stored_copy_is_looked_up_once_per_ten_sec
 /// client secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_encryption_key_keeps_keys_and_sessions_with_the_previous_one_listed() {
-    const NEW_KEY: &str = "bmV3LWtleS1uZXcta2V5LW5ldy1rZXktbmV3LWtleSE=";
     let idp = provider().await;
     let store = Arc::new(MemoryStore::new());
     let old = serve_broker(
@@ -2108,16 +2168,7 @@ async fn a_changed_encryption_key_keeps_keys_and_sessions_with_the_previous_one_
     .await;
     let refused = oidc_auth_tests::client_code_flow(&without, Framework::Axum).await;
     assert_eq!(refused.status, 503, "{}", refused.raw_body);
-    let new = serve_broker(
-        idp.clone(),
-        store.clone(),
-        |c| {
-            c.encryption_key(NEW_KEY)
-                .previous_encryption_keys([SHARED_KEY.to_owned()])
-        },
-        None,
-    )
-    .await;
+    let new = keyed(&idp, store.clone(), NEW_KEY, SHARED_KEY).await;
     for (fw, token) in &held {
         let refreshed = refresh(&new, *fw, token).await;
         assert_eq!(refreshed.status, 200, "{fw:?}: {}", refreshed.raw_body);
@@ -2146,6 +2197,37 @@ async fn a_changed_encryption_key_keeps_keys_and_sessions_with_the_previous_one_
     .await;
     let refreshed = refresh(&keyed, Framework::Actix, field(&first, "refresh_token")).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.raw_body);
+}
+
+/// The README's key change, in two rounds over instances that share a store: once every
+/// instance lists the new key as a previous one, an instance that has made it its key and one
+/// that has not yet take each other's access tokens, sessions and refresh tokens, and sessions
+/// from before the change go on, on both frameworks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_change_in_two_rounds_keeps_tokens_and_sessions_across_instances() {
+    let idp = provider().await;
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let before = sharing(&idp, store.clone()).await;
+    let early = login(&before, Framework::Axum).await;
+    // First round done: the old key, the new one listed as previous.
+    let first = keyed(&idp, store.clone(), SHARED_KEY, NEW_KEY).await;
+    // Second round under way: the new key, the old one listed as previous.
+    let second = keyed(&idp, store.clone(), NEW_KEY, SHARED_KEY).await;
+    let mut held = field(&early, "refresh_token").to_owned();
+    for fw in FRAMEWORKS {
+        for (from, to) in [(&first, &second), (&second, &first)] {
+            let reply = login(from, fw).await;
+            let access = field(&reply, "access_token");
+            assert_eq!(to.bearer(fw, "/me", access).await.status, 200, "{fw:?}");
+            let refreshed = refresh(to, fw, field(&reply, "refresh_token")).await;
+            assert_eq!(refreshed.status, 200, "{fw:?}: {}", refreshed.raw_body);
+            let again = refresh(from, fw, field(&refreshed, "refresh_token")).await;
+            assert_eq!(again.status, 200, "{fw:?}: {}", again.raw_body);
+            let old = refresh(to, fw, &held).await;
+            assert_eq!(old.status, 200, "{fw:?}: {}", old.raw_body);
+            held = field(&old, "refresh_token").to_owned();
+        }
+    }
 }
 
 /// Deliver 2: several instances starting at once on one store agree on one signing key, and
@@ -2205,6 +2287,8 @@ struct ProbeStore {
     /// When set, no one-time marker is found (`is_consumed` is false): markers deleted from
     /// the database.
     forget_markers: std::sync::atomic::AtomicBool,
+    /// How many `rotate_refresh` calls were made.
+    rotations: std::sync::atomic::AtomicUsize,
 }
 
 impl ProbeStore {
@@ -2226,6 +2310,7 @@ impl ProbeStore {
             revocation_delay_ms: std::sync::atomic::AtomicU64::new(0),
             records_name: std::sync::Mutex::new(None),
             forget_markers: std::sync::atomic::AtomicBool::new(false),
+            rotations: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 }
@@ -2329,6 +2414,8 @@ impl Store for ProbeStore {
         let delay = self
             .rotation_delay_ms
             .load(std::sync::atomic::Ordering::SeqCst);
+        self.rotations
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let renamed = self
             .records_name
             .lock()

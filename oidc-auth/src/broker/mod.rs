@@ -758,7 +758,8 @@ impl Broker {
     /// The work runs in a task of its own: a client that goes away does not leave the token
     /// spent with its family or session still live.
     pub(crate) async fn revoke(&self, auth: &OidcAuth, token: &str) -> Result<(), AuthError> {
-        if token.is_empty() || token.len() > MAX_REFRESH_TOKEN {
+        // A token this server did not make names nothing to revoke: no work is started for it.
+        if token.len() > MAX_REFRESH_TOKEN || self.bound_session(token).is_none() {
             return Ok(());
         }
         let permit = Self::detach(&self.detached_revocations)?;
@@ -1127,7 +1128,7 @@ impl Broker {
             claims = Some(token.claims().clone());
         }
         if let Some(raw) = answer.get("id_token").and_then(Value::as_str) {
-            match auth.validate_refreshed_id_token(raw).await {
+            match auth.validate_id_token_without_nonce(raw).await {
                 Ok(identity) if identity.sub() == session.subject => {
                     claims
                         .get_or_insert_default()
@@ -1650,6 +1651,8 @@ mod tests {
         assert_eq!(revocations.len(), MAX_DETACHED);
         let refused = broker.revoke(&auth, made_up).await.err();
         assert_eq!(refused.map(|e| e.status()), Some(503));
+        // A token this server did not make takes no permit: nothing to revoke, at once.
+        assert!(broker.revoke(&auth, "not-made-here").await.is_ok());
         let unknown = broker.refresh(&auth, made_up).await.err();
         assert_eq!(unknown.map(|e| e.status()), Some(400));
         // And the other way round.
@@ -1657,6 +1660,8 @@ mod tests {
         assert_eq!(refreshes.len(), MAX_DETACHED);
         let refused = broker.refresh(&auth, made_up).await.err();
         assert_eq!(refused.map(|e| e.status()), Some(503));
+        let unknown = broker.refresh(&auth, "not-made-here").await.err();
+        assert_eq!(unknown.map(|e| e.status()), Some(400));
         drop(revocations);
         assert!(broker.revoke(&auth, made_up).await.is_ok());
         drop(refreshes);

@@ -252,8 +252,20 @@ impl OidcAuth {
                     ));
                 }
                 broker.redeem_device_code(&device_code, now).await?;
+                // The user's claims are read as at a code login and at each refresh: from the
+                // ID token when it validates (a device grant has no nonce), else from userinfo.
+                let identity = match answer.get("id_token").and_then(Value::as_str) {
+                    Some(raw) => match self.validate_id_token_without_nonce(raw).await {
+                        Ok(identity) => Some(identity),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the ID token of a device grant is not valid; the user's claims come from userinfo");
+                            None
+                        }
+                    },
+                    None => None,
+                };
                 broker
-                    .start_session(self, answer, None, None)
+                    .start_session(self, answer, identity, None)
                     .await
                     .map(EndpointResponse::ok)
             })

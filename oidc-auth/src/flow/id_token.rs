@@ -1,5 +1,5 @@
-//! ID token validation at the end of a code exchange (OpenID Connect Core 3.1.3.7) and of a
-//! refresh (12.2).
+//! ID token validation at the end of a code exchange (OpenID Connect Core 3.1.3.7), of a
+//! refresh (12.2) and of a device grant.
 
 use serde_json::Value;
 
@@ -26,10 +26,11 @@ impl OidcAuth {
         self.check_id_token(raw, Some(nonce)).await
     }
 
-    /// Validates the ID token of a refresh answer as [`validate_id_token`](Self::validate_id_token)
-    /// does, except the nonce, which belongs to the login (OpenID Connect Core 12.2). The caller
-    /// checks that `sub` is the session's.
-    pub(crate) async fn validate_refreshed_id_token(
+    /// Validates an ID token that comes without a login's nonce as
+    /// [`validate_id_token`](Self::validate_id_token) does, except the nonce: that of a refresh
+    /// answer (OpenID Connect Core 12.2; the caller checks that `sub` is the session's) and of a
+    /// device grant (RFC 8628 sends none).
+    pub(crate) async fn validate_id_token_without_nonce(
         &self,
         raw: &str,
     ) -> Result<IdToken, AuthError> {

@@ -163,8 +163,9 @@ pub struct Session {
     pub id: String,
     /// The provider's subject.
     pub subject: String,
-    /// The provider refresh token, sealed (AEAD, with the session's id, subject and userinfo
-    /// as associated data, so that a row whose subject or claims were changed does not open).
+    /// The provider refresh token, sealed (AEAD, with the session's id, subject, userinfo and
+    /// expiry as associated data, so that a row whose subject, claims or expiry were changed
+    /// does not open).
     pub provider_refresh_token: Vec<u8>,
     /// Cached userinfo / claims, JSON.
     pub userinfo: String,
