@@ -474,7 +474,8 @@ async fn a_session_changed_in_the_database_ends_instead_of_minting_its_claims() 
 /// Someone who can write the database cannot refresh into another user's session. A refresh
 /// record changed to name the victim's session is refused (the token names its own session,
 /// under a tag made with a key the store does not hold), and the victim's session goes on.
-/// A made-up token naming the victim's session is refused before any store call. And the
+/// A made-up token naming the victim's session is refused without a store lookup of its
+/// record (no rotation is asked of the store). And the
 /// answer to a refresh concurrent with its rotation (here: the "answered" marker deleted, so a
 /// replayed spent token takes that path) opens the session's sealed token before minting, so
 /// claims written into one's own session end it instead of being minted. Both frameworks.
@@ -1089,6 +1090,38 @@ async fn a_refresh_takes_the_users_current_claims_even_with_opaque_access_tokens
             };
             assert_eq!(roles(&again), expected, "{fw:?}, opaque {opaque}");
         }
+    }
+}
+
+/// A provider access token that validates here but names another subject than the ID token
+/// (Azure AD's per-application subjects) adds nothing to the session: its roles would be
+/// dropped at the first refresh, which takes an access token's claims only for the session's
+/// subject. The minted token is the ID token's user's, on both frameworks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_token_of_another_subject_adds_nothing_to_a_session() {
+    let b = broker().await;
+    let h = &b.h;
+    let other = h
+        .idp
+        .token()
+        .audience(AUDIENCE)
+        .sub("pairwise-other")
+        .claim(
+            "resource_access",
+            json!({"test-client": {"roles": ["access-only"]}}),
+        )
+        .expires_in(300)
+        .sign();
+    h.idp.set_token_response_tweak(Some(Arc::new(
+        move |answer: &mut serde_json::Map<String, Value>| {
+            answer.insert("access_token".into(), json!(other));
+        },
+    )));
+    for fw in FRAMEWORKS {
+        let reply = login(h, fw).await;
+        let claims = jwt(field(&reply, "access_token")).1;
+        assert_eq!(claims["sub"], "alice", "{fw:?}");
+        assert_eq!(claims["roles"], json!(["editor", "admins"]), "{fw:?}");
     }
 }
 

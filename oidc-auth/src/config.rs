@@ -1147,24 +1147,6 @@ impl OidcConfigBuilder {
         // A key stays published the longest token lifetime (plus leeway) past its retirement,
         // and its successor comes before it retires: a period much shorter than that lifetime
         // publishes more keys at once than a peer reads (`jwks_max_keys`, 64 by default).
-        // Peers are taken to read as many keys as this instance does.
-        let readable = u64::try_from(self.jwks_max_keys).unwrap_or(u64::MAX);
-        if self.broker_mode && readable > 2 {
-            let overlap = self.access_token_lifetime.as_secs() + self.leeway.as_secs();
-            let published = 2 + overlap.div_ceil(self.key_rotation_period.as_secs().max(1));
-            if published > readable {
-                return Err(ConfigError::new(
-                    "key_rotation_period",
-                    format!(
-                        "must be at least {} seconds with an access token lifetime of {} s: \
-                         a shorter one publishes {published} keys at once, more than peers \
-                         read (jwks_max_keys, {readable})",
-                        overlap.div_ceil(readable - 2),
-                        self.access_token_lifetime.as_secs()
-                    ),
-                ));
-            }
-        }
         let century = Duration::from_secs(100 * 365 * 24 * 3600);
         for (option, value) in [
             ("access_token_lifetime", self.access_token_lifetime),
@@ -1184,6 +1166,37 @@ impl OidcConfigBuilder {
         ] {
             if value < Duration::from_secs(1) {
                 return Err(ConfigError::new(option, "must be at least one second"));
+            }
+        }
+        // Peers are taken to read as many keys as this instance does: `jwks_max_keys`, and as
+        // many as fit `jwks_max_bytes` (a published key takes about 500 bytes).
+        let readable =
+            u64::try_from(self.jwks_max_keys.min(self.jwks_max_bytes / 512)).unwrap_or(u64::MAX);
+        if self.broker_mode {
+            if readable < 3 {
+                return Err(ConfigError::new(
+                    "jwks_max_keys",
+                    "must let at least 3 keys be read in broker mode: a peer reads the current \
+                     key, its successor and the one before",
+                ));
+            }
+            let overlap = self
+                .access_token_lifetime
+                .as_secs()
+                .saturating_add(self.leeway.as_secs());
+            let published =
+                2u64.saturating_add(overlap.div_ceil(self.key_rotation_period.as_secs().max(1)));
+            if published > readable {
+                return Err(ConfigError::new(
+                    "key_rotation_period",
+                    format!(
+                        "must be at least {} seconds with an access token lifetime of {} s: \
+                         a shorter one publishes {published} keys at once, more than peers \
+                         read ({readable}, by jwks_max_keys and jwks_max_bytes)",
+                        overlap.div_ceil(readable - 2),
+                        self.access_token_lifetime.as_secs()
+                    ),
+                ));
             }
         }
         // The broker's own tokens are validated against `algorithms` like any other: one it
@@ -1662,6 +1675,11 @@ mod tests {
             (base().jwks_max_bytes(8 * 1024 * 1024 + 1), "jwks_max_bytes"),
             (base().jwks_max_keys(0), "jwks_max_keys"),
             (base().jwks_max_keys(1025), "jwks_max_keys"),
+            (broker().jwks_max_keys(2), "jwks_max_keys"),
+            (
+                broker().access_token_lifetime(Duration::MAX),
+                "access_token_lifetime",
+            ),
             (base().max_token_bytes(1023), "max_token_bytes"),
             (base().timeout(Duration::from_secs(301)), "timeout"),
             (base().client_id("app "), "client_id"),

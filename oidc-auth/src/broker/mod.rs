@@ -636,7 +636,16 @@ impl Broker {
         if !provider_access.is_empty()
             && let Ok(token) = auth.validate_provider_token(provider_access).await
         {
-            claims.extend(token.claims().clone());
+            // Only the user's own: a provider with per-application subjects (Azure AD) names
+            // the user otherwise in a token for another application, and a refresh takes the
+            // access token's claims only for the session's subject.
+            if identity.as_ref().is_none_or(|id| id.sub() == token.sub()) {
+                claims.extend(token.claims().clone());
+            } else {
+                tracing::warn!(
+                    "the provider's access token names another subject than its ID token; its claims are left out"
+                );
+            }
         }
         if let Some(identity) = identity {
             claims.extend(identity.claims().clone());

@@ -257,6 +257,10 @@ impl OidcAuth {
                 let identity = match answer.get("id_token").and_then(Value::as_str) {
                     Some(raw) => match self.validate_id_token_without_nonce(raw).await {
                         Ok(identity) => Some(identity),
+                        Err(e) if e.kind() == ErrorKind::Unavailable => {
+                            tracing::warn!(error = %e, "the ID token of a device grant cannot be checked now (the provider's keys are unavailable); the user's claims come from userinfo");
+                            None
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "the ID token of a device grant is not valid; the user's claims come from userinfo");
                             None
