@@ -127,12 +127,23 @@ fn session_row(session: &Session) -> String {
     .to_string()
 }
 
-/// The key that binds refresh tokens to their sessions, derived from a session key.
-fn binding_key(session_key: &[u8; 32]) -> hmac::Key {
-    hmac::Key::new(
-        hmac::HMAC_SHA256,
-        &AtRest::derive(session_key, "refresh token binding"),
-    )
+/// The keys of the refresh tokens made under one session key.
+struct TokenKeys {
+    /// Tags a token, binding it to its session (see [`Broker::bound_session`]).
+    binding: hmac::Key,
+    /// Derives a token's successor from it (see [`Broker::successor_of`]).
+    successors: hmac::Key,
+}
+
+impl TokenKeys {
+    fn derived_from(session_key: &[u8; 32]) -> Self {
+        let key =
+            |purpose| hmac::Key::new(hmac::HMAC_SHA256, &AtRest::derive(session_key, purpose));
+        Self {
+            binding: key("refresh token binding"),
+            successors: key("refresh token successors"),
+        }
+    }
 }
 
 fn invalid_grant(description: &'static str) -> AuthError {
@@ -229,12 +240,11 @@ pub(crate) struct Broker {
     detached_revocations: Arc<tokio::sync::Semaphore>,
     keys: Keys,
     sessions: AtRest,
-    /// Derives a refresh token's successor from it (see [`Broker::successor_of`]).
-    successors: hmac::Key,
-    /// Binds a refresh token to its session (see [`Broker::bound_session`]).
-    binding: hmac::Key,
-    /// The binding keys of the previous session keys: tokens they made are still taken.
-    earlier_bindings: Vec<hmac::Key>,
+    /// The keys new refresh tokens are made with.
+    token_keys: TokenKeys,
+    /// Those of the previous session keys: tokens they made are still taken, and their
+    /// successors made with them.
+    earlier_token_keys: Vec<TokenKeys>,
     access_ttl: i64,
     /// The clock leeway of validation: a key stays published this long past the last `exp`
     /// it may sign.
@@ -338,12 +348,11 @@ impl Broker {
                 clock,
             ),
             sessions: AtRest::with_previous(Some(session_key), &previous_for_sessions),
-            successors: hmac::Key::new(
-                hmac::HMAC_SHA256,
-                &AtRest::derive(&session_key, "refresh token successors"),
-            ),
-            binding: binding_key(&session_key),
-            earlier_bindings: previous_for_sessions.iter().map(binding_key).collect(),
+            token_keys: TokenKeys::derived_from(&session_key),
+            earlier_token_keys: previous_for_sessions
+                .iter()
+                .map(TokenKeys::derived_from)
+                .collect(),
             access_ttl,
             leeway,
             max_token_bytes: config.max_token_bytes,
@@ -713,7 +722,7 @@ impl Broker {
         // client: if the record cannot be written, the row goes too (best effort; a purge takes
         // what is left at its expiry).
         let inserted = async {
-            let refresh = self.bind(&session_id, &random_id::<32>()?);
+            let refresh = Self::bind(&session_id, &random_id::<32>()?, &self.token_keys);
             store
                 .insert_refresh(&RefreshRecord {
                     hash: sha256(refresh.as_bytes()),
@@ -792,7 +801,7 @@ impl Broker {
     /// The revocation itself, every step to the end whoever is still waiting: the session, the
     /// family (with its own, longer deadline), then the provider's refresh token.
     async fn revoke_now(&self, auth: &OidcAuth, token: &str) -> Result<(), AuthError> {
-        let Some(session_id) = self.bound_session(token) else {
+        let Some((session_id, _)) = self.bound_session(token) else {
             return Ok(());
         };
         let store = self.store().await?;
@@ -965,40 +974,42 @@ impl Broker {
         }
     }
 
-    /// The successor of a broker refresh token, of the same session: its random part is an
-    /// HMAC of the token under a key derived from the at-rest key, which every instance
-    /// sharing the store has. Whichever instance answers for a rotation answers the same
-    /// successor, and without the key it cannot be told from random.
-    fn successor_of(&self, session_id: &str, token: &str) -> String {
-        let random = URL_SAFE_NO_PAD.encode(hmac::sign(&self.successors, token.as_bytes()));
-        self.bind(session_id, &random)
+    /// The successor of a broker refresh token, of the same session and made with the keys
+    /// the token was made with (`keys`): its random part is an HMAC of the token under a key
+    /// derived from the at-rest key, which every instance sharing the store has. Whichever
+    /// instance answers for a rotation answers the same successor, also while the at-rest key
+    /// is being changed, and without the key it cannot be told from random.
+    fn successor_of(session_id: &str, token: &str, keys: &TokenKeys) -> String {
+        let random = URL_SAFE_NO_PAD.encode(hmac::sign(&keys.successors, token.as_bytes()));
+        Self::bind(session_id, &random, keys)
     }
 
     /// A refresh token of session `session_id` with the random part `random`: the session id,
     /// the random part and a tag (an HMAC of both under a key derived from the at-rest key).
-    fn bind(&self, session_id: &str, random: &str) -> String {
+    fn bind(session_id: &str, random: &str, keys: &TokenKeys) -> String {
         let body = format!("{session_id}{random}");
-        let tag = hmac::sign(&self.binding, body.as_bytes());
+        let tag = hmac::sign(&keys.binding, body.as_bytes());
         format!("{body}{}", URL_SAFE_NO_PAD.encode(&tag.as_ref()[..16]))
     }
 
-    /// The session a refresh token was issued for, when its tag shows this server made it:
-    /// someone who can write the store but lacks the key cannot make a token for another's
-    /// session, and a stored record is only taken for the session its token names.
-    fn bound_session<'t>(&self, token: &'t str) -> Option<&'t str> {
+    /// The session a refresh token was issued for, and the keys it was made with, when its tag
+    /// shows this server made it: someone who can write the store but lacks the key cannot
+    /// make a token for another's session, and a stored record is only taken for the session
+    /// its token names.
+    fn bound_session<'t>(&self, token: &'t str) -> Option<(&'t str, &TokenKeys)> {
         if token.len() != SESSION_ID_LEN + REFRESH_RANDOM_LEN + REFRESH_TAG_LEN || !token.is_ascii()
         {
             return None;
         }
         let (body, tag) = token.split_at(SESSION_ID_LEN + REFRESH_RANDOM_LEN);
         let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        let made_here = std::iter::once(&self.binding)
-            .chain(&self.earlier_bindings)
-            .any(|key| {
-                let expected = hmac::sign(key, body.as_bytes());
+        let keys = std::iter::once(&self.token_keys)
+            .chain(&self.earlier_token_keys)
+            .find(|keys| {
+                let expected = hmac::sign(&keys.binding, body.as_bytes());
                 subtle::ConstantTimeEq::ct_eq(&expected.as_ref()[..16], tag.as_slice()).into()
-            });
-        made_here.then(|| &body[..SESSION_ID_LEN])
+            })?;
+        Some((&body[..SESSION_ID_LEN], keys))
     }
 
     async fn refresh_once(
@@ -1010,12 +1021,12 @@ impl Broker {
         let store = self.store().await?;
         let now = auth.now();
         self.maybe_purge(&store, now);
-        let Some(session_id) = self.bound_session(token) else {
+        let Some((session_id, keys)) = self.bound_session(token) else {
             return Err(invalid_grant(
                 "the refresh token is invalid, expired or revoked",
             ));
         };
-        let successor = self.successor_of(session_id, token);
+        let successor = Self::successor_of(session_id, token, keys);
         // Before the rotation: had its answer reached a request when this one came in? Then a
         // spent token is reuse. If not, this request is concurrent with the rotation that spent
         // it, on whichever instance, or that rotation failed before answering.
@@ -1527,8 +1538,9 @@ mod tests {
     use super::*;
 
     /// A refresh token names its session under a tag of the binding key: changing the session
-    /// id, the random part or the tag, or a token of another key, is no token of this server;
-    /// a token made under a previous key still is, and its successor is of the same session.
+    /// id, the random part or the tag, or a token of another key, is no token of this server.
+    /// A token made under a previous key still is, and its successor is made with that key, so
+    /// that instances before and after a key change answer a rotation with the same successor.
     #[tokio::test]
     async fn refresh_tokens_are_bound_to_their_session() {
         const OLD: &str = "b2xkLWtleS1vbGQta2V5LW9sZC1rZXktb2xkLWtleSE=";
@@ -1545,31 +1557,51 @@ mod tests {
                 .unwrap_or_else(|e| panic!("valid configuration: {e}"));
             Broker::new(&config, None, Arc::new(crate::clock::SystemClock))
         };
+        let session_of = |broker: &Broker, token: &str| {
+            broker.bound_session(token).map(|(sid, _)| sid.to_owned())
+        };
+        // What an instance answers for a rotation of `token`.
+        let successor = |broker: &Broker, token: &str| {
+            broker
+                .bound_session(token)
+                .map(|(sid, keys)| Broker::successor_of(sid, token, keys))
+        };
         let old = broker_with(OLD, &[]);
         let sid = "A".repeat(SESSION_ID_LEN);
-        let token = old.bind(&sid, &"r".repeat(REFRESH_RANDOM_LEN));
-        assert_eq!(old.bound_session(&token), Some(sid.as_str()));
-        let successor = old.successor_of(&sid, &token);
-        assert_ne!(successor, token);
-        assert_eq!(old.bound_session(&successor), Some(sid.as_str()));
+        let token = Broker::bind(&sid, &"r".repeat(REFRESH_RANDOM_LEN), &old.token_keys);
+        assert_eq!(session_of(&old, &token), Some(sid.clone()));
+        let next = successor(&old, &token).unwrap_or_default();
+        assert_ne!(next, token);
+        assert_eq!(session_of(&old, &next), Some(sid.clone()));
         let change = |at: usize| {
             let mut bytes = token.clone().into_bytes();
             bytes[at] = if bytes[at] == b'B' { b'C' } else { b'B' };
             String::from_utf8(bytes).unwrap_or_default()
         };
         for at in [0, SESSION_ID_LEN, token.len() - 2] {
-            assert_eq!(old.bound_session(&change(at)), None, "changed at {at}");
+            assert_eq!(session_of(&old, &change(at)), None, "changed at {at}");
         }
         for wrong in ["", "x", &token[1..], &format!("{token}A")] {
-            assert_eq!(old.bound_session(wrong), None, "{wrong:?}");
+            assert_eq!(session_of(&old, wrong), None, "{wrong:?}");
         }
         let new = broker_with(NEW, &[]);
-        assert_eq!(new.bound_session(&token), None);
-        let rotated = broker_with(NEW, &[OLD]);
-        assert_eq!(rotated.bound_session(&token), Some(sid.as_str()));
-        let made_after = rotated.successor_of(&sid, &token);
-        assert_eq!(old.bound_session(&made_after), None);
-        assert_eq!(new.bound_session(&made_after), Some(sid.as_str()));
+        assert_eq!(session_of(&new, &token), None);
+        // Both rounds of a key change, and the instance not yet changed, agree.
+        let first_round = broker_with(OLD, &[NEW]);
+        let second_round = broker_with(NEW, &[OLD]);
+        for broker in [&first_round, &second_round] {
+            assert_eq!(session_of(broker, &token), Some(sid.clone()));
+            assert_eq!(successor(broker, &token).as_ref(), Some(&next));
+        }
+        // A session started after the change: its tokens are the new key's.
+        let started = Broker::bind(
+            &sid,
+            &"s".repeat(REFRESH_RANDOM_LEN),
+            &second_round.token_keys,
+        );
+        assert_eq!(session_of(&old, &started), None);
+        assert_eq!(session_of(&first_round, &started), Some(sid.clone()));
+        assert_eq!(successor(&first_round, &started), successor(&new, &started));
     }
 
     #[test]
@@ -1654,7 +1686,11 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         // A token as this server makes them, of a session the store does not know.
-        let made_up = &broker.bind(&"s".repeat(SESSION_ID_LEN), &"r".repeat(REFRESH_RANDOM_LEN));
+        let made_up = &Broker::bind(
+            &"s".repeat(SESSION_ID_LEN),
+            &"r".repeat(REFRESH_RANDOM_LEN),
+            &broker.token_keys,
+        );
         // Revocations use up theirs: refreshes go on.
         let revocations = take(&broker.detached_revocations);
         assert_eq!(revocations.len(), MAX_DETACHED);
