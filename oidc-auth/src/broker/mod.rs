@@ -133,15 +133,21 @@ struct TokenKeys {
     binding: hmac::Key,
     /// Derives a token's successor from it (see [`Broker::successor_of`]).
     successors: hmac::Key,
+    /// Derived from the client secret before an encryption key was set: the successors of its
+    /// tokens are made with the encryption key's instead, so that sessions leave it at their
+    /// next refresh and a later change of the secret does not end them. A first encryption key
+    /// is set on all instances at once, so they agree on those successors.
+    moves_on: bool,
 }
 
 impl TokenKeys {
-    fn derived_from(session_key: &[u8; 32]) -> Self {
+    fn derived_from(session_key: &[u8; 32], moves_on: bool) -> Self {
         let key =
             |purpose| hmac::Key::new(hmac::HMAC_SHA256, &AtRest::derive(session_key, purpose));
         Self {
             binding: key("refresh token binding"),
             successors: key("refresh token successors"),
+            moves_on,
         }
     }
 }
@@ -348,10 +354,10 @@ impl Broker {
                 clock,
             ),
             sessions: AtRest::with_previous(Some(session_key), &previous_for_sessions),
-            token_keys: TokenKeys::derived_from(&session_key),
+            token_keys: TokenKeys::derived_from(&session_key, false),
             earlier_token_keys: previous_for_sessions
                 .iter()
-                .map(TokenKeys::derived_from)
+                .map(|key| TokenKeys::derived_from(key, Some(*key) == from_secret))
                 .collect(),
             access_ttl,
             leeway,
@@ -975,11 +981,17 @@ impl Broker {
     }
 
     /// The successor of a broker refresh token, of the same session and made with the keys
-    /// the token was made with (`keys`): its random part is an HMAC of the token under a key
+    /// the token was made with (`keys`; the current ones for those of the client secret, see
+    /// [`TokenKeys::moves_on`]): its random part is an HMAC of the token under a key
     /// derived from the at-rest key, which every instance sharing the store has. Whichever
     /// instance answers for a rotation answers the same successor, also while the at-rest key
     /// is being changed, and without the key it cannot be told from random.
-    fn successor_of(session_id: &str, token: &str, keys: &TokenKeys) -> String {
+    fn successor_of(&self, session_id: &str, token: &str, keys: &TokenKeys) -> String {
+        let keys = if keys.moves_on {
+            &self.token_keys
+        } else {
+            keys
+        };
         let random = URL_SAFE_NO_PAD.encode(hmac::sign(&keys.successors, token.as_bytes()));
         Self::bind(session_id, &random, keys)
     }
@@ -1026,7 +1038,7 @@ impl Broker {
                 "the refresh token is invalid, expired or revoked",
             ));
         };
-        let successor = Self::successor_of(session_id, token, keys);
+        let successor = self.successor_of(session_id, token, keys);
         // Before the rotation: had its answer reached a request when this one came in? Then a
         // spent token is reuse. If not, this request is concurrent with the rotation that spent
         // it, on whichever instance, or that rotation failed before answering.
@@ -1564,7 +1576,7 @@ mod tests {
         let successor = |broker: &Broker, token: &str| {
             broker
                 .bound_session(token)
-                .map(|(sid, keys)| Broker::successor_of(sid, token, keys))
+                .map(|(sid, keys)| broker.successor_of(sid, token, keys))
         };
         let old = broker_with(OLD, &[]);
         let sid = "A".repeat(SESSION_ID_LEN);
@@ -1602,6 +1614,31 @@ mod tests {
         assert_eq!(session_of(&old, &started), None);
         assert_eq!(session_of(&first_round, &started), Some(sid.clone()));
         assert_eq!(successor(&first_round, &started), successor(&new, &started));
+
+        // From the key derived from the client secret to a first encryption key: the
+        // successor is the encryption key's, so a later change of the secret ends nothing.
+        let with_secret = |key: Option<&str>| {
+            let mut builder = OidcConfig::builder()
+                .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .client_id("app")
+                .client_secret("the-secret")
+                .broker_mode(true)
+                .broker_audience("api");
+            if let Some(key) = key {
+                builder = builder.encryption_key(key);
+            }
+            let config = builder
+                .build()
+                .unwrap_or_else(|e| panic!("valid configuration: {e}"));
+            Broker::new(&config, None, Arc::new(crate::clock::SystemClock))
+        };
+        let keyless = with_secret(None);
+        let keyed = with_secret(Some(NEW));
+        let token = Broker::bind(&sid, &"r".repeat(REFRESH_RANDOM_LEN), &keyless.token_keys);
+        assert_eq!(session_of(&keyed, &token), Some(sid.clone()));
+        let next = successor(&keyed, &token).unwrap_or_default();
+        assert_eq!(session_of(&new, &next), Some(sid.clone()));
+        assert_eq!(session_of(&keyless, &next), None);
     }
 
     #[test]
