@@ -220,7 +220,7 @@ impl OidcConfig {
     }
 
     /// The audience of tokens minted in broker mode, and the audience trusted peers' tokens
-    /// must carry.
+    /// must carry (else [`audience`](Self::audience)).
     pub fn broker_audience(&self) -> Option<&Audience> {
         self.broker_audience.as_ref()
     }
@@ -824,8 +824,9 @@ setters! {
     jwks_stale_limit(value: Duration) => |b: &mut Self, v| b.jwks_stale_limit = v;
     /// Largest accepted JWKS or discovery body (default 256 KiB, from 4 KiB to 8 MiB).
     jwks_max_bytes(value: usize) => |b: &mut Self, v| b.jwks_max_bytes = v;
-    /// Most usable signing keys loaded from one JWKS (default 64, from 1 to 1024); entries that are
-    /// not (encryption keys, other algorithms, malformed ones) do not count.
+    /// Most usable signing keys loaded from one JWKS (default 64, from 1 to 1024; in broker mode
+    /// it, and `jwks_max_bytes` / 512, must allow at least 3); entries that are not usable
+    /// (encryption keys, other algorithms, malformed ones) do not count.
     jwks_max_keys(value: usize) => |b: &mut Self, v| b.jwks_max_keys = v;
     /// Largest accepted bearer token (default 8 KiB, at least 1 KiB, at most 1 MiB).
     max_token_bytes(value: usize) => |b: &mut Self, v| b.max_token_bytes = v;
@@ -836,7 +837,9 @@ setters! {
     /// Signing algorithm of broker tokens (default RS256): RS256, ES256 or EdDSA, and in
     /// broker mode one of the accepted [`algorithms`](Self::algorithms).
     broker_signing_algorithm(value: Algorithm) => |b: &mut Self, v| b.broker_signing_algorithm = v;
-    /// Broker key rotation period (default 30 days).
+    /// Broker key rotation period (default 30 days; at least 60 s, at most 100 years, and in
+    /// broker mode long enough that the keys published at once fit what peers read:
+    /// [`jwks_max_keys`](Self::jwks_max_keys), and `jwks_max_bytes` / 512).
     key_rotation_period(value: Duration) => |b: &mut Self, v| b.key_rotation_period = v;
     /// Key encrypting stored secrets: 32 bytes, base64 (standard or URL-safe).
     encryption_key(value: impl Into<String>) => |b: &mut Self, v: _| b.encryption_key = Some(Secret::new(v));
@@ -876,12 +879,14 @@ impl OidcConfigBuilder {
     }
 
     /// Encryption keys used before [`encryption_key`](Self::encryption_key), each 32 bytes in
-    /// base64: what they sealed (signing keys, sessions' provider tokens) still opens, and
-    /// nothing new is sealed with them. List the old key here when changing the key, on every
-    /// instance, until the signing keys it sealed are retired and the sessions it sealed have
-    /// ended ([`key_rotation_period`](Self::key_rotation_period) plus the token lifetimes, and
-    /// the session lifetimes). Without it, signing keys sealed with the old key cannot sign
-    /// (503) and such sessions end.
+    /// base64: what they sealed (signing keys, sessions' provider tokens, peers' key sets) still
+    /// opens, refresh tokens they tagged are still taken, and nothing new is sealed with them.
+    /// To change the key, first list the new key here on every instance, then make it the key
+    /// and list the old one here until the signing keys it sealed have left the JWKS
+    /// ([`key_rotation_period`](Self::key_rotation_period) plus the access token lifetime and
+    /// the leeway) and every session started before the change has ended (the refresh
+    /// lifetimes: their refresh tokens stay under the old key). Without it, those signing keys
+    /// neither sign (503) nor verify (401), and those sessions' refresh tokens are refused.
     ///
     /// ```
     /// use oidc_auth::OidcConfig;

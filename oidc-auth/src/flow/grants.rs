@@ -252,8 +252,9 @@ impl OidcAuth {
                     ));
                 }
                 broker.redeem_device_code(&device_code, now).await?;
-                // The user's claims are read as at a code login and at each refresh: from the
-                // ID token when it validates (a device grant has no nonce), else from userinfo.
+                // The user's claims are read as at a code login: the access token's when it
+                // validates here, then the ID token's when it validates (a device grant has no
+                // nonce), and userinfo only when neither names the user.
                 let identity = match answer.get("id_token").and_then(Value::as_str) {
                     Some(raw) => match self.validate_id_token_without_nonce(raw).await {
                         Ok(identity) => Some(identity),
