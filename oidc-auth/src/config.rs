@@ -67,15 +67,13 @@ impl ConfigError {
     }
 }
 
-/// A URL as given, before it is checked. Its `Debug` shows it with any password (in its user
-/// info or a password-like query parameter) masked: a configuration gets logged.
+/// A URL as given (the store URL, and the builder's URL options before they are checked). Its
+/// `Debug` shows it with any password (in its user info or a password-like query parameter)
+/// masked: a configuration gets logged.
 #[derive(Clone)]
-pub(crate) struct StoreUrl(pub(crate) String);
+pub(crate) struct MaskedUrl(pub(crate) String);
 
-/// The URL options of the builder, held as [`StoreUrl`] for their masked `Debug`.
-type UrlText = StoreUrl;
-
-impl fmt::Debug for StoreUrl {
+impl fmt::Debug for MaskedUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&crate::store::without_password(self.0.clone(), &self.0), f)
     }
@@ -113,7 +111,7 @@ pub struct OidcConfig {
     pub(crate) issuer: Option<Issuer>,
     pub(crate) expected_issuer: Issuer,
     pub(crate) broker_mode: bool,
-    pub(crate) broker_store_url: Option<StoreUrl>,
+    pub(crate) broker_store_url: Option<MaskedUrl>,
     pub(crate) broker_audience: Option<Audience>,
     pub(crate) trusted_issuers: Vec<Issuer>,
     pub(crate) broker_jwks_path: String,
@@ -655,20 +653,20 @@ fn parse_bool(option: &'static str, var: &str, value: &str) -> Result<bool, Conf
 pub struct OidcConfigBuilder {
     client_id: Option<String>,
     client_secret: Option<Secret>,
-    discovery_url: Option<UrlText>,
+    discovery_url: Option<MaskedUrl>,
     scopes: String,
     audience: Option<String>,
-    proxy: Option<UrlText>,
+    proxy: Option<MaskedUrl>,
     claims: Vec<ClaimConstraint>,
     offline_access: bool,
     timeout: Duration,
     connect_timeout: Duration,
-    jwks_uri: Option<UrlText>,
+    jwks_uri: Option<MaskedUrl>,
     issuer: Option<String>,
     broker_mode: bool,
-    broker_store_url: Option<StoreUrl>,
+    broker_store_url: Option<MaskedUrl>,
     broker_audience: Option<String>,
-    trusted_issuers: Vec<UrlText>,
+    trusted_issuers: Vec<MaskedUrl>,
     broker_jwks_path: String,
     leeway: Duration,
     algorithms: Vec<Algorithm>,
@@ -774,7 +772,7 @@ setters! {
     /// `/.well-known/oauth-authorization-server` inserted before its path (one trailing `/`
     /// tolerated). Any other URL (with a query string, for example) needs
     /// [`issuer`](Self::issuer): the issuer the discovery document names is never adopted.
-    discovery_url(value: impl Into<String>) => |b: &mut Self, v: _| b.discovery_url = Some(StoreUrl(Into::<String>::into(v)));
+    discovery_url(value: impl Into<String>) => |b: &mut Self, v: _| b.discovery_url = Some(MaskedUrl(Into::<String>::into(v)));
     /// Default login scopes, space separated (default `openid profile email`).
     scopes(value: impl Into<String>) => |b: &mut Self, v: _| b.scopes = Into::<String>::into(v);
     /// The audience every access token must carry. Without it `aud` is not checked and a warning
@@ -782,7 +780,7 @@ setters! {
     audience(value: impl Into<String>) => |b: &mut Self, v: _| b.audience = Some(Into::<String>::into(v));
     /// The public base URL of the application, without a query: in broker mode the `iss` of
     /// the tokens it mints (else the broker audience). It may not be the provider's issuer.
-    proxy(value: impl Into<String>) => |b: &mut Self, v: _| b.proxy = Some(StoreUrl(Into::<String>::into(v)));
+    proxy(value: impl Into<String>) => |b: &mut Self, v: _| b.proxy = Some(MaskedUrl(Into::<String>::into(v)));
     /// Whether login asks for `offline_access` by default.
     offline_access(value: bool) => |b: &mut Self, v| b.offline_access = v;
     /// Total timeout of a request to the provider (default 5 s, at most 300 s).
@@ -790,14 +788,14 @@ setters! {
     /// Connect timeout of a request to the provider (default 2 s, not zero).
     connect_timeout(value: Duration) => |b: &mut Self, v| b.connect_timeout = v;
     /// JWKS URL, overriding the discovery document's `jwks_uri`.
-    jwks_uri(value: impl Into<String>) => |b: &mut Self, v: _| b.jwks_uri = Some(StoreUrl(Into::<String>::into(v)));
+    jwks_uri(value: impl Into<String>) => |b: &mut Self, v: _| b.jwks_uri = Some(MaskedUrl(Into::<String>::into(v)));
     /// Expected issuer, overriding the one derived from the discovery URL; required when the
     /// discovery URL implies none.
     issuer(value: impl Into<String>) => |b: &mut Self, v: _| b.issuer = Some(Into::<String>::into(v));
     /// Broker mode: the server mints its own tokens.
     broker_mode(value: bool) => |b: &mut Self, v| b.broker_mode = v;
     /// Store URL for broker mode (`sqlite://`, `postgres://`, `mysql://`, ...).
-    broker_store_url(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_store_url = Some(StoreUrl(Into::<String>::into(v)));
+    broker_store_url(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_store_url = Some(MaskedUrl(Into::<String>::into(v)));
     /// Audience of broker-minted tokens, and of trusted peers' tokens (required in broker mode;
     /// with [`trusted_issuers`](Self::trusted_issuers) it or [`audience`](Self::audience) is).
     broker_audience(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_audience = Some(Into::<String>::into(v));
@@ -874,7 +872,7 @@ impl OidcConfigBuilder {
     /// the `iss` a peer mints. Not the provider's issuer, and without a query. Their tokens must
     /// carry [`broker_audience`](Self::broker_audience), else [`audience`](Self::audience).
     pub fn trusted_issuers(mut self, value: impl IntoIterator<Item = String>) -> Self {
-        self.trusted_issuers = value.into_iter().map(StoreUrl).collect();
+        self.trusted_issuers = value.into_iter().map(MaskedUrl).collect();
         self
     }
 
@@ -1149,9 +1147,6 @@ impl OidcConfigBuilder {
                 "must be at least 60 seconds",
             ));
         }
-        // A key stays published the longest token lifetime (plus leeway) past its retirement,
-        // and its successor comes before it retires: a period much shorter than that lifetime
-        // publishes more keys at once than a peer reads (`jwks_max_keys`, 64 by default).
         let century = Duration::from_secs(100 * 365 * 24 * 3600);
         for (option, value) in [
             ("access_token_lifetime", self.access_token_lifetime),
@@ -1173,8 +1168,11 @@ impl OidcConfigBuilder {
                 return Err(ConfigError::new(option, "must be at least one second"));
             }
         }
-        // Peers are taken to read as many keys as this instance does: `jwks_max_keys`, and as
-        // many as fit `jwks_max_bytes` (a published key takes about 500 bytes).
+        // A key stays published the longest token lifetime (plus leeway) past its retirement,
+        // and its successor comes before it retires: a period much shorter than that lifetime
+        // publishes more keys at once than a peer reads. Peers are taken to read as many keys
+        // as this instance does: `jwks_max_keys`, and as many as fit `jwks_max_bytes` (a
+        // published key takes about 500 bytes).
         let readable =
             u64::try_from(self.jwks_max_keys.min(self.jwks_max_bytes / 512)).unwrap_or(u64::MAX);
         if self.broker_mode {
@@ -1286,11 +1284,11 @@ impl OidcConfigBuilder {
                 "is empty; leave it unset for a public client",
             ));
         }
-        if self.realm.as_deref().is_some_and(|realm| {
-            !realm
-                .bytes()
-                .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-        }) {
+        if self
+            .realm
+            .as_deref()
+            .is_some_and(|realm| !crate::error::is_quote_safe(realm))
+        {
             return Err(ConfigError::new(
                 "realm",
                 "must be printable ASCII without quotes or backslashes: it is sent in a header",

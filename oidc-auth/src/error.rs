@@ -266,13 +266,18 @@ impl AuthError {
     }
 }
 
+/// Whether `value` can go into a quoted-string of a header as it is: printable ASCII without
+/// quotes or backslashes.
+pub(crate) fn is_quote_safe(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
+
 /// Keeps a value usable inside a quoted-string of a header: drops quotes, backslashes and
 /// control characters rather than escaping them.
 fn quote_safe(value: &str) -> Cow<'_, str> {
-    if value
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-    {
+    if is_quote_safe(value) {
         Cow::Borrowed(value)
     } else {
         Cow::Owned(

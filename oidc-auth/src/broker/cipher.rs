@@ -42,6 +42,7 @@ impl std::fmt::Debug for AtRest {
 }
 
 /// The configured encryption key and the previous ones, decoded (configuration checked them).
+/// [`AtRest::configured`] seals with them; sessions use them with a fallback of their own.
 pub(crate) fn configured_keys(config: &OidcConfig) -> (Option<[u8; 32]>, Vec<[u8; 32]>) {
     let key = config
         .encryption_key
@@ -78,6 +79,13 @@ impl AtRest {
                 .map(aead)
                 .collect(),
         }
+    }
+
+    /// Seals with the configured encryption key and opens with it or a previous one: signing
+    /// keys and the stored copies of peers' keys.
+    pub(crate) fn configured(config: &OidcConfig) -> Self {
+        let (key, previous) = configured_keys(config);
+        Self::with_previous(key, &previous)
     }
 
     /// Whether values are sealed (an encryption key is configured), not stored in plain text.

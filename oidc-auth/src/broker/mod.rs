@@ -295,7 +295,7 @@ impl Broker {
         let from_secret = config
             .client_secret()
             .map(|secret| AtRest::derive(secret.expose().as_bytes(), "provider refresh tokens"));
-        let mut previous_for_sessions = previous.clone();
+        let mut previous_for_sessions = previous;
         let session_key = match (explicit, from_secret) {
             (Some(key), derived) => {
                 // Sessions sealed before an encryption key was set used the key derived from
@@ -350,7 +350,7 @@ impl Broker {
                 config.broker_signing_algorithm,
                 crate::clock::secs(config.key_rotation_period),
                 access_ttl + leeway,
-                AtRest::with_previous(explicit, &previous),
+                AtRest::configured(config),
                 clock,
             ),
             sessions: AtRest::with_previous(Some(session_key), &previous_for_sessions),

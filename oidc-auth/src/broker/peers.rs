@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use url::Url;
 
-use super::cipher::{AtRest, configured_keys};
+use super::cipher::AtRest;
 use crate::algorithm::Algorithm;
 use crate::clock::Clock;
 use crate::config::OidcConfig;
@@ -111,10 +111,7 @@ impl Peers {
             stale_limit: crate::clock::secs(config.jwks_stale_limit),
             leeway: crate::clock::secs(config.leeway),
             withdrawals,
-            at_rest: {
-                let (key, previous) = configured_keys(config);
-                AtRest::with_previous(key, &previous)
-            },
+            at_rest: AtRest::configured(config),
         }
     }
 

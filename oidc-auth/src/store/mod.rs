@@ -435,11 +435,12 @@ pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError>
     store.map_err(|error| redact(error, url))
 }
 
-/// Whether `url` names a backend this build can connect to, without connecting: the check a
-/// configuration makes at build. The error never shows the URL.
-pub(crate) fn check_url(url: &str) -> Result<(), StoreError> {
-    let (scheme, _) = scheme_of(url)?;
-    match scheme.as_str() {
+/// Whether `url` names a backend this build can connect to, without connecting (the check a
+/// configuration makes at build): its scheme, lower-cased, and the rest after its `:`. The
+/// error never shows the URL.
+pub(crate) fn check_url(url: &str) -> Result<(String, &str), StoreError> {
+    let (scheme, rest) = scheme_of(url)?;
+    let usable = match scheme.as_str() {
         "memory" => Ok(()),
         #[cfg(feature = "sqlite")]
         "sqlite" => Ok(()),
@@ -458,7 +459,8 @@ pub(crate) fn check_url(url: &str) -> Result<(), StoreError> {
         #[cfg(not(feature = "mongodb"))]
         "mongodb" | "mongodb+srv" => Err(feature_off("MongoDB", "mongodb")),
         _ => Err(unsupported_scheme()),
-    }
+    };
+    usable.map(|()| (scheme, rest))
 }
 
 fn unsupported_scheme() -> StoreError {
@@ -493,8 +495,7 @@ fn scheme_of(url: &str) -> Result<(String, &str), StoreError> {
 /// The backend `url` names, connected but not migrated.
 async fn connect_backend(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     // Refuses what this build cannot connect to: the arms below are the compiled-in backends.
-    check_url(url)?;
-    let (scheme, rest) = scheme_of(url)?;
+    let (scheme, rest) = check_url(url)?;
     #[cfg_attr(
         not(any(
             feature = "sqlite",
@@ -725,7 +726,7 @@ mod connect_tests {
             without_password(broken.to_owned(), broken),
             "mysql://root@[::1/x?password=***"
         );
-        let config = crate::config::StoreUrl(url.to_owned());
+        let config = crate::config::MaskedUrl(url.to_owned());
         let shown = format!("{config:?}");
         assert!(!shown.contains("hun") && !shown.contains("x2"), "{shown}");
         assert!(shown.contains("sslmode=require"), "{shown}");
