@@ -544,6 +544,100 @@ async fn refresh_records_and_markers_written_into_the_database_mint_nothing() {
     }
 }
 
+/// A spent refresh token stays on record for `SPENT_REFRESH_KEPT` after its rotation, then a
+/// purge deletes it: a session refreshed all day keeps a few rows, not two per refresh. A
+/// replay after that window is reuse all the same (the token's tag names its session): the
+/// session ends, successor included. Within the window, the answer to a replay concurrent with
+/// the rotation (its "answered" marker missing) still carries the session's own expiry, not
+/// the spent record's shortened one. Both frameworks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spent_refresh_tokens_stay_on_record_for_a_while_and_their_late_replay_ends_the_session() {
+    use oidc_auth::store::SPENT_REFRESH_KEPT;
+    for fw in FRAMEWORKS {
+        // Rows: a day of refreshes every 30 minutes, then the purge that runs hourly. On a
+        // store of its own, which the count at the end empties, and with a clock of its own:
+        // the provider signs with the real time, so each login needs a clock not yet advanced.
+        let clock = ManualClock::new(SystemClock.now());
+        let rows = Arc::new(ProbeStore::new());
+        let counted =
+            serve_broker(provider().await, rows.clone(), |c| c, Some(clock.clone())).await;
+        let first = login(&counted, fw).await;
+        let expires = first.body["refresh_expires"].clone();
+        let mut current = field(&first, "refresh_token").to_owned();
+        for _ in 0..48 {
+            clock.advance(1800);
+            let next = refresh(&counted, fw, &current).await;
+            assert_eq!(next.status, 200, "{fw:?}: {}", next.raw_body);
+            assert_eq!(next.body["refresh_expires"], expires, "{fw:?}");
+            current = field(&next, "refresh_token").to_owned();
+        }
+        rows.inner.purge_expired(clock.now()).await.expect("purge");
+        // What is left: the session, its live token, the two tokens spent within the last
+        // hour with their markers, and the signing key or two. Without the window, 48 spent
+        // tokens and 48 markers would stay for the session's 30 days.
+        let left = rows.inner.purge_expired(i64::MAX - 1).await.expect("count");
+        assert!(
+            left <= 10,
+            "{fw:?}: {left} rows left after a day of refreshes"
+        );
+        assert!(
+            left >= 4,
+            "{fw:?}: {left} rows: the count missed the session's"
+        );
+
+        let clock = ManualClock::new(SystemClock.now());
+        let probe = Arc::new(ProbeStore::new());
+        let h = serve_broker(provider().await, probe.clone(), |c| c, Some(clock.clone())).await;
+        let first = login(&h, fw).await;
+        let spent_token = field(&first, "refresh_token").to_owned();
+        let second = refresh(&h, fw, &spent_token).await;
+        assert_eq!(second.status, 200, "{fw:?}: {}", second.raw_body);
+
+        // Within the window, a replay without its marker is answered as a concurrent one, with
+        // the session's expiry.
+        clock.advance(SPENT_REFRESH_KEPT - 60);
+        probe
+            .forget_markers
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let concurrent = refresh(&h, fw, &spent_token).await;
+        probe
+            .forget_markers
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(concurrent.status, 200, "{fw:?}: {}", concurrent.raw_body);
+        assert_eq!(
+            concurrent.body["refresh_expires"], first.body["refresh_expires"],
+            "{fw:?}"
+        );
+        assert_eq!(
+            field(&concurrent, "refresh_token"),
+            field(&second, "refresh_token"),
+            "{fw:?}"
+        );
+
+        // After the window the spent token is not on record, and its replay ends the session.
+        clock.advance(61);
+        let late = refresh(&h, fw, &spent_token).await;
+        assert_eq!(
+            (late.status, late.error()),
+            (400, Some("invalid_grant")),
+            "{fw:?}: {}",
+            late.raw_body
+        );
+        let successor = refresh(&h, fw, field(&second, "refresh_token")).await;
+        assert_eq!(
+            (successor.status, successor.error()),
+            (400, Some("invalid_grant")),
+            "{fw:?}: the successor must end with the session: {}",
+            successor.raw_body
+        );
+        assert_eq!(
+            probe.inner.get_session(&sid_of(&first), 0).await.ok(),
+            Some(None),
+            "{fw:?}"
+        );
+    }
+}
+
 /// Deliver 3: without broker mode there is no JWKS route.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_jwks_route_exists_only_in_broker_mode() {

@@ -66,14 +66,6 @@ impl HangingStore {
     }
 }
 
-macro_rules! delegate {
-    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
-        $(fn $name(&self, $($arg: $ty),*) -> StoreFuture<'_, $out> {
-            self.inner.$name($($arg),*)
-        })*
-    };
-}
-
 macro_rules! unless_hanging {
     ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
         $(fn $name(&self, $($arg: $ty),*) -> StoreFuture<'_, $out> {

@@ -16,6 +16,16 @@
 
 mod cipher;
 mod exchange;
+/// Store methods of a test store that pass through to its `inner` store.
+#[cfg(test)]
+macro_rules! delegate {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        $(fn $name(&self, $($arg: $ty),*) -> crate::store::StoreFuture<'_, $out> {
+            self.inner.$name($($arg),*)
+        })*
+    };
+}
+
 #[cfg(test)]
 mod key_outage_tests;
 mod keys;
@@ -81,6 +91,9 @@ const REFRESH_TAG_LEN: usize = 22;
 const ANSWERED: &[u8] = b"refresh answered ";
 /// How often expired rows are purged (seconds), on the back of logins and refreshes.
 const PURGE_EVERY: i64 = 3600;
+
+/// How soon a purge that failed is tried again, in seconds.
+const PURGE_RETRY: i64 = 60;
 
 /// A store failure as the client sees it: 503 for an outage (the caller may retry), 400 for
 /// input the store refuses. The cause goes to the log only.
@@ -262,7 +275,7 @@ pub(crate) struct Broker {
     scopes: String,
     flights: Mutex<HashMap<[u8; 32], Flight>>,
     devices: Mutex<HashMap<[u8; 32], DevicePoll>>,
-    last_purge: Mutex<i64>,
+    last_purge: Arc<Mutex<i64>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -372,7 +385,7 @@ impl Broker {
                 .join(" "),
             flights: Mutex::new(HashMap::new()),
             devices: Mutex::new(HashMap::new()),
-            last_purge: Mutex::new(i64::MIN),
+            last_purge: Arc::new(Mutex::new(i64::MIN)),
         }
     }
 
@@ -754,28 +767,39 @@ impl Broker {
         Ok(token_json(&access, exp, &refresh, expires_at, &scope, now))
     }
 
-    /// Deletes expired rows at most once per [`PURGE_EVERY`], in the background; called on
-    /// every login and refresh.
+    /// Deletes expired rows at most once per [`PURGE_EVERY`], in the background, and again
+    /// after [`PURGE_RETRY`] when that failed. Called on every write of broker state (logins,
+    /// refreshes and single-use markers), so whatever adds rows also has them purged, whether
+    /// or not anyone signs in.
     fn maybe_purge(&self, store: &Arc<dyn Store>, now: i64) {
         {
             let mut last = self.last_purge.lock().unwrap_or_else(|p| p.into_inner());
-            if now.saturating_sub(*last) < PURGE_EVERY {
+            // A clock set back makes a purge due too, or none would run until the clock
+            // passed the last one again.
+            if (0..PURGE_EVERY).contains(&now.saturating_sub(*last)) {
                 return;
             }
             *last = now;
         }
-        let store = store.clone();
+        let (store, last_purge) = (store.clone(), Arc::clone(&self.last_purge));
         tokio::spawn(async move {
             match store.purge_expired(now).await {
                 Ok(rows) => tracing::debug!(rows, "purged expired broker state"),
-                Err(e) => tracing::warn!(error = %e, "purging expired broker state failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "purging expired broker state failed; trying again soon");
+                    let mut last = last_purge.lock().unwrap_or_else(|p| p.into_inner());
+                    if *last == now {
+                        *last = now.saturating_sub(PURGE_EVERY - PURGE_RETRY);
+                    }
+                }
             }
         });
     }
 
     /// Ends the session a broker refresh token belongs to (RFC 7009): its whole family is
     /// revoked and the session row, with the provider's sealed tokens, is deleted. A spent token
-    /// revokes its family too; an unknown, revoked or expired one changes nothing. Every case
+    /// revokes its family too, and so does one this server made that is no longer on record
+    /// (spent long ago); a token it did not make, or of an ended session, changes nothing. Every case
     /// answers the same, so the answer tells nothing about a token. Access tokens minted before
     /// stay valid until their (short) expiry: they are checked without the store.
     ///
@@ -820,6 +844,12 @@ impl Broker {
         let (RotateOutcome::Rotated(record) | RotateOutcome::Spent(record)) =
             Self::of_session(outcome, session_id)
         else {
+            // Made here but no longer on record: spent long ago, or its session has ended. It
+            // was a token of its session, which ends as a spent token's does (its refresh
+            // records go with it); an ended one changes nothing.
+            if self.end_session(auth, &store, session_id).await? {
+                tracing::info!("a broker session was revoked by its client");
+            }
             return Ok(());
         };
         // The session first: without it no token of the family refreshes. Should a later step
@@ -838,16 +868,18 @@ impl Broker {
 
     /// Deletes session `id` and revokes the provider refresh token the deletion hands over. At
     /// once: a retry after a later step failed finds the session, and the token with it, gone.
+    /// Whether there was a session to end.
     async fn end_session(
         &self,
         auth: &OidcAuth,
         store: &Arc<dyn Store>,
         id: &str,
-    ) -> Result<(), AuthError> {
-        if let Some(session) = store.delete_session(id).await.map_err(store_error)? {
-            self.revoke_at_provider(auth, &session);
-        }
-        Ok(())
+    ) -> Result<bool, AuthError> {
+        let Some(session) = store.delete_session(id).await.map_err(store_error)? else {
+            return Ok(false);
+        };
+        self.revoke_at_provider(auth, &session);
+        Ok(true)
     }
 
     /// Revokes the provider refresh token of an ended session at the provider, in the
@@ -1063,12 +1095,21 @@ impl Broker {
             }
             RotateOutcome::Spent(record) => {
                 let body = self.answer_spent(&store, &record, &successor, now).await?;
+                // The spent token's record is kept until then (see `spent_until`).
                 return Ok(Refreshed {
                     body,
                     mark_until: record.expires_at,
                 });
             }
             RotateOutcome::NotFound => {
+                // A token this server made (its tag shows it) but not on record: spent longer
+                // ago than the store keeps spent tokens, which is reuse, or of a session that
+                // has ended. Either way its session ends; an ended one changes nothing.
+                if self.end_session(auth, &store, session_id).await? {
+                    tracing::warn!(
+                        "a broker refresh token no longer on record was presented while its session was live; the session is revoked"
+                    );
+                }
                 return Err(invalid_grant(
                     "the refresh token is invalid, expired or revoked",
                 ));
@@ -1133,12 +1174,12 @@ impl Broker {
                 }
             }
         }
-        let body = self
-            .answer(&profile, &session.id, &record, &successor, now)
-            .await?;
+        let body = self.answer(&profile, &session, &successor, now).await?;
+        // The spent token stays on record until then, so its "answered" marker does too: a
+        // replay finds either both or neither.
         Ok(Refreshed {
             body,
-            mark_until: record.expires_at,
+            mark_until: crate::store::spent_until(record.expires_at, now),
         })
     }
 
@@ -1230,9 +1271,7 @@ impl Broker {
         now: i64,
     ) -> Result<Value, AuthError> {
         let (session, profile, _) = self.session_of(store, record, now).await?;
-        let answer = self
-            .answer(&profile, &session.id, record, successor, now)
-            .await?;
+        let answer = self.answer(&profile, &session, successor, now).await?;
         tracing::info!(
             "a refresh concurrent with the rotation of its token answers with the same successor"
         );
@@ -1291,12 +1330,13 @@ impl Broker {
         Ok((session, profile, provider_refresh))
     }
 
-    /// The Token JSON of a refresh: a new access token for `profile` and the `successor`.
+    /// The Token JSON of a refresh: a new access token for `profile` and the `successor`, both
+    /// ending with the session at the latest (its expiry, bound to its sealed token, not the
+    /// refresh record's, which a rotation shortens for the spent token).
     async fn answer(
         &self,
         profile: &Map<String, Value>,
-        session_id: &str,
-        record: &RefreshRecord,
+        session: &Session,
         successor: &str,
         now: i64,
     ) -> Result<Value, AuthError> {
@@ -1308,9 +1348,9 @@ impl Broker {
         let (access, exp) = self
             .mint(
                 profile,
-                &[("sid", Value::String(session_id.to_owned()))],
+                &[("sid", Value::String(session.id.clone()))],
                 &self.audience,
-                self.access_ttl.min(record.expires_at - now),
+                self.access_ttl.min(session.expires_at - now),
                 now,
             )
             .await?;
@@ -1318,7 +1358,7 @@ impl Broker {
             &access,
             exp,
             successor,
-            record.expires_at,
+            session.expires_at,
             &scope,
             now,
         ))
@@ -1436,10 +1476,12 @@ impl Broker {
     ) -> Result<bool, AuthError> {
         let key = sha256(&[label, value].concat());
         let store = self.store().await?;
-        store
+        let first = store
             .consume_once(&key, until, now)
             .await
-            .map_err(store_error)
+            .map_err(store_error)?;
+        self.maybe_purge(&store, now);
+        Ok(first)
     }
 }
 
@@ -1760,5 +1802,124 @@ mod tests {
         let e = session_ended("gone");
         assert_eq!(e.status(), 401);
         assert_eq!(e.code(), Some("invalid_grant"));
+    }
+
+    /// A [`MemoryStore`](crate::store::memory::MemoryStore) that counts purges and can fail
+    /// them.
+    struct PurgeProbe {
+        inner: crate::store::memory::MemoryStore,
+        purges: std::sync::atomic::AtomicUsize,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    impl Store for PurgeProbe {
+        delegate! {
+            migrate() -> ();
+            put_session(session: &Session) -> ();
+            update_session(session: &Session, now: i64) -> bool;
+            get_session(id: &str, now: i64) -> Option<Session>;
+            delete_session(id: &str) -> Option<Session>;
+            insert_refresh(record: &RefreshRecord) -> ();
+            rotate_refresh(old: &[u8; 32], new: &[u8; 32], now: i64) -> RotateOutcome;
+            revoke_family(family: &str) -> ();
+            list_keys() -> Vec<crate::store::StoredKey>;
+            insert_first_key(key: &crate::store::StoredKey, now: i64) -> bool;
+            insert_key(key: &crate::store::StoredKey) -> ();
+            delete_key(kid: &str) -> ();
+            put_peer_jwks(issuer: &str, jwks: &str, fetched_at: i64) -> ();
+            get_peer_jwks(issuer: &str) -> Option<(String, i64)>;
+            consume_once(key: &[u8; 32], expires_at: i64, now: i64) -> bool;
+            is_consumed(key: &[u8; 32], now: i64) -> bool;
+        }
+
+        fn purge_expired(&self, now: i64) -> crate::store::StoreFuture<'_, u64> {
+            self.purges
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Box::pin(async {
+                    Err(StoreError::Unavailable("refused by the test".into()))
+                });
+            }
+            self.inner.purge_expired(now)
+        }
+    }
+
+    /// Expired rows are purged on the back of any write of broker state, single-use markers
+    /// included (a flood of login handles spent by error callbacks, with no one signing in,
+    /// has its markers purged all the same), at most once an hour; a purge that failed is
+    /// tried again a minute later, not an hour; and a clock set back does not stop purges.
+    #[tokio::test]
+    async fn purges_follow_every_write_and_come_again_soon_after_a_failure() {
+        let config = OidcConfig::builder()
+            .discovery_url("https://idp.example/.well-known/openid-configuration")
+            .client_id("app")
+            .broker_mode(true)
+            .broker_audience("api")
+            .build()
+            .unwrap_or_else(|e| panic!("valid configuration: {e}"));
+        let probe = Arc::new(PurgeProbe {
+            inner: crate::store::memory::MemoryStore::new(),
+            purges: std::sync::atomic::AtomicUsize::new(0),
+            fail: std::sync::atomic::AtomicBool::new(false),
+        });
+        let broker = Broker::new(
+            &config,
+            Some(probe.clone()),
+            Arc::new(crate::clock::SystemClock),
+        );
+        let purges_reach = |expected: usize| {
+            let probe = probe.clone();
+            async move {
+                for _ in 0..200 {
+                    if probe.purges.load(std::sync::atomic::Ordering::SeqCst) >= expected {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                probe.purges.load(std::sync::atomic::Ordering::SeqCst)
+            }
+        };
+        let start = 1_800_000_000;
+        let mut handle = 0u32;
+        let mut spend = async |now: i64| {
+            handle += 1;
+            broker
+                .redeem_login(&handle.to_be_bytes(), now + 600, now)
+                .await
+                .unwrap_or_else(|e| panic!("marker {handle}: {e}"));
+        };
+        spend(start).await;
+        assert_eq!(purges_reach(1).await, 1, "the first marker purges");
+        spend(start + 10).await;
+        spend(start + 3599).await;
+        assert_eq!(purges_reach(2).await, 1, "not again within the hour");
+        probe.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        spend(start + 3600).await;
+        assert_eq!(purges_reach(2).await, 2, "due after an hour");
+        // Let the failed purge's task see its failure.
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        spend(start + 3600 + PURGE_RETRY - 1).await;
+        assert_eq!(purges_reach(3).await, 2, "not before the retry time");
+        probe.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        spend(start + 3600 + PURGE_RETRY).await;
+        assert_eq!(
+            purges_reach(3).await,
+            3,
+            "tried again a minute after the failure"
+        );
+        spend(start + 3600 + PURGE_RETRY + 10).await;
+        assert_eq!(
+            purges_reach(4).await,
+            3,
+            "succeeded: not again within the hour"
+        );
+        spend(start).await;
+        assert_eq!(
+            purges_reach(4).await,
+            4,
+            "a clock set back makes a purge due"
+        );
     }
 }

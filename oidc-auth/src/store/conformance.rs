@@ -93,6 +93,7 @@ pub async fn run(store: &dyn Store) {
         delete_session_removes_its_refresh_tokens,
         refresh_rotation_and_reuse,
         refresh_expiry_and_revocation,
+        spent_tokens_stay_on_record_for_a_while,
         refresh_conflicts_are_rejected,
         concurrent_rotations_have_one_winner,
         revocation_during_a_rotation_leaves_no_live_token,
@@ -529,6 +530,90 @@ pub async fn refresh_rotation_and_reuse(store: &dyn Store) {
         ),
         RotateOutcome::NotFound,
         "{CASE}: an unknown token must be not found"
+    );
+}
+
+/// A spent token stays on record until [`spent_until`](super::spent_until) of its expiry and
+/// the rotation's time: presented again before then it is spent, carrying that time as its
+/// expiry; from then on it is not found and a purge deletes it, while its successor keeps the
+/// family's expiry. A token expiring sooner keeps its own expiry.
+pub async fn spent_tokens_stay_on_record_for_a_while(store: &dyn Store) {
+    const CASE: &str = "spent_tokens_stay_on_record_for_a_while";
+    let kept = super::SPENT_REFRESH_KEPT;
+    let now = fresh_now();
+    let first = record(&unique("session"), &unique("family"), now + 100 * kept);
+    ok(CASE, "insert_refresh", store.insert_refresh(&first).await);
+    let second = hash();
+    assert_eq!(
+        ok(
+            CASE,
+            "rotate_refresh",
+            store.rotate_refresh(&first.hash, &second, now).await
+        ),
+        RotateOutcome::Rotated(first.clone()),
+        "{CASE}: a rotation must carry the record as it was"
+    );
+    assert_eq!(
+        ok(
+            CASE,
+            "rotate_refresh",
+            store
+                .rotate_refresh(&first.hash, &hash(), now + kept - 1)
+                .await
+        ),
+        RotateOutcome::Spent(RefreshRecord {
+            expires_at: now + kept,
+            ..first.clone()
+        }),
+        "{CASE}: a spent token must stay on record until SPENT_REFRESH_KEPT after its rotation"
+    );
+    assert_eq!(
+        ok(
+            CASE,
+            "rotate_refresh",
+            store.rotate_refresh(&first.hash, &hash(), now + kept).await
+        ),
+        RotateOutcome::NotFound,
+        "{CASE}: a spent token must not be found once SPENT_REFRESH_KEPT has passed"
+    );
+    ok(
+        CASE,
+        "purge_expired of older rows",
+        store.purge_expired(now + kept - 1).await,
+    );
+    assert_eq!(
+        ok(CASE, "purge_expired", store.purge_expired(now + kept).await),
+        1,
+        "{CASE}: the purge must delete the spent token, and only it"
+    );
+    assert_eq!(
+        ok(
+            CASE,
+            "rotate_refresh",
+            store.rotate_refresh(&second, &hash(), now + kept).await
+        ),
+        RotateOutcome::Rotated(RefreshRecord {
+            hash: second,
+            ..first.clone()
+        }),
+        "{CASE}: the successor must keep the family's expiry"
+    );
+
+    let soon = record(&unique("session"), &unique("family"), now + 10);
+    ok(CASE, "insert_refresh", store.insert_refresh(&soon).await);
+    ok(
+        CASE,
+        "rotate_refresh",
+        store.rotate_refresh(&soon.hash, &hash(), now).await,
+    );
+    assert_eq!(
+        ok(
+            CASE,
+            "rotate_refresh",
+            store.rotate_refresh(&soon.hash, &hash(), now + 9).await
+        ),
+        RotateOutcome::Spent(soon.clone()),
+        "{CASE}: a spent token expiring sooner must keep its own expiry"
     );
 }
 

@@ -144,7 +144,11 @@ impl State {
         match rotation_step(found, new, now) {
             RotationStep::Refuse => Ok(RotateOutcome::NotFound),
             RotationStep::Spent(record) => Ok(RotateOutcome::Spent(record)),
-            RotationStep::Rotate { spent, successor } => {
+            RotationStep::Rotate {
+                spent,
+                successor,
+                spent_until,
+            } => {
                 // A successor whose hash is taken would overwrite another token: refuse
                 // before anything changes, as a database's unique key rolls the rotation back.
                 if self.refresh.contains_key(new) {
@@ -152,6 +156,7 @@ impl State {
                 }
                 if let Some(token) = self.refresh.get_mut(old) {
                     token.spent = true;
+                    token.record.expires_at = spent_until;
                 }
                 self.refresh.insert(
                     *new,

@@ -241,6 +241,20 @@ impl FoundRefresh {
     }
 }
 
+/// How long, in seconds, a spent refresh token stays on record after its rotation: long
+/// enough for a request concurrent with the rotation, or the retry of one whose answer was
+/// lost, to be told it was spent. After that a spent token is simply not found, and a purge
+/// deletes it, so a session keeps a few rows however often it is refreshed instead of one per
+/// refresh for its whole lifetime. More than the longest a rotation's answer can take (the
+/// provider call is bounded by a timeout of at most 300 seconds).
+pub const SPENT_REFRESH_KEPT: i64 = 3600;
+
+/// Until when a token expiring at `expires_at` and spent at `now` stays on record: see
+/// [`SPENT_REFRESH_KEPT`].
+pub fn spent_until(expires_at: i64, now: i64) -> i64 {
+    expires_at.min(now.saturating_add(SPENT_REFRESH_KEPT))
+}
+
 /// What a rotation must do with the token it found: the rule every backend applies, written
 /// once; each backend only carries it out in its own statements, in one transaction.
 pub(crate) enum RotationStep {
@@ -248,11 +262,12 @@ pub(crate) enum RotationStep {
     Refuse,
     /// Spent: change nothing, answer [`RotateOutcome::Spent`] with its record.
     Spent(RefreshRecord),
-    /// Live: mark `spent` spent, store `successor` (same family, session and expiry), answer
-    /// [`RotateOutcome::Rotated`] with `spent`.
+    /// Live: mark `spent` spent with `spent_until` as its expiry, store `successor` (same
+    /// family, session and expiry), answer [`RotateOutcome::Rotated`] with `spent`.
     Rotate {
         spent: RefreshRecord,
         successor: RefreshRecord,
+        spent_until: i64,
     },
 }
 
@@ -272,6 +287,7 @@ pub(crate) fn rotation_step(found: Option<FoundRefresh>, new: &[u8; 32], now: i6
         ..found.record.clone()
     };
     RotationStep::Rotate {
+        spent_until: spent_until(found.record.expires_at, now),
         spent: found.record,
         successor,
     }
@@ -350,6 +366,11 @@ pub trait Store: Send + Sync + 'static {
     /// in the same family, for the same session, with the same expiry (a rotation never extends
     /// a session). A token already spent changes nothing and is [`RotateOutcome::Spent`]: of
     /// concurrent rotations of one token exactly one wins, and the others learn it was spent.
+    ///
+    /// The spent token stays on record only until [`spent_until`] of its expiry and `now` (its
+    /// stored expiry becomes that time, and [`RotateOutcome::Spent`] carries it); from then on
+    /// it is not found and a purge deletes it. [`RotateOutcome::Rotated`] carries the record as
+    /// it was before the rotation.
     fn rotate_refresh(
         &self,
         old: &[u8; 32],

@@ -387,7 +387,10 @@ impl MongoStore {
                         "revoked": false,
                         "expires_at": { "$gt": now },
                     },
-                    doc! { "$set": { "spent": true } },
+                    doc! {
+                        "$set": { "spent": true },
+                        "$min": { "expires_at": crate::store::spent_until(i64::MAX, now) },
+                    },
                 )
                 .await
                 .map_err(|e| map_error(&e))?;
@@ -407,7 +410,7 @@ impl MongoStore {
                     let _ = tokens
                         .update_one(
                             doc! { "_id": binary(old), "spent": true },
-                            doc! { "$set": { "spent": false } },
+                            doc! { "$set": { "spent": false, "expires_at": spent.expires_at } },
                         )
                         .await;
                     return Err(map_error(&error));
@@ -495,6 +498,10 @@ impl MongoStore {
         }
     }
 
+    /// Deletes what expired at `now`, collection by collection, in batches of at most
+    /// [`PURGE_BATCH`](crate::store::PURGE_BATCH) documents (their ids read first, then deleted
+    /// by id), as the SQL backends do: a large backlog goes a batch at a time, and what a purge
+    /// cut short by its deadline deleted stays deleted.
     async fn purge_now(&self, now: i64) -> Result<u64, StoreError> {
         let mut removed = 0;
         for (collection, field) in [
@@ -503,12 +510,34 @@ impl MongoStore {
             (SIGNING_KEYS, "remove_at"),
             (ONCE, "expires_at"),
         ] {
-            removed += self
-                .collection(collection)
-                .delete_many(doc! { field: { "$lte": now } })
-                .await
-                .map_err(|e| map_error(&e))?
-                .deleted_count;
+            let documents = self.collection(collection);
+            loop {
+                let mut cursor = documents
+                    .find(doc! { field: { "$lte": now } })
+                    .projection(doc! { "_id": 1 })
+                    .limit(crate::store::PURGE_BATCH as i64)
+                    .await
+                    .map_err(|e| map_error(&e))?;
+                let mut ids = Vec::new();
+                while cursor.advance().await.map_err(|e| map_error(&e))? {
+                    let document = cursor.deserialize_current().map_err(|e| map_error(&e))?;
+                    if let Some(id) = document.get("_id") {
+                        ids.push(id.clone());
+                    }
+                }
+                if ids.is_empty() {
+                    break;
+                }
+                let found = ids.len() as u64;
+                removed += documents
+                    .delete_many(doc! { "_id": { "$in": ids }, field: { "$lte": now } })
+                    .await
+                    .map_err(|e| map_error(&e))?
+                    .deleted_count;
+                if found < crate::store::PURGE_BATCH {
+                    break;
+                }
+            }
         }
         Ok(removed)
     }

@@ -819,11 +819,15 @@ async fn rotate_locked(
     match rotation_step(found, new, now) {
         RotationStep::Refuse => Ok(RotateOutcome::NotFound),
         RotationStep::Spent(record) => Ok(RotateOutcome::Spent(record)),
-        RotationStep::Rotate { spent, successor } => {
+        RotationStep::Rotate {
+            spent,
+            successor,
+            spent_until,
+        } => {
             lease
                 .exec_drop(
-                    "UPDATE oidc_auth_refresh_tokens SET spent = 1 WHERE hash = ?",
-                    params(vec![bytes(old)]),
+                    "UPDATE oidc_auth_refresh_tokens SET spent = 1, expires_at = ? WHERE hash = ?",
+                    params(vec![spent_until.into(), bytes(old)]),
                 )
                 .await?;
             insert_refresh_row(lease, &successor).await?;

@@ -455,11 +455,18 @@ async fn rotate_once(
             tx.rollback().await?;
             Ok(RotateOutcome::Spent(record))
         }
-        RotationStep::Rotate { spent, successor } => {
-            sqlx::query("UPDATE oidc_auth_refresh_tokens SET spent = TRUE WHERE hash = $1")
-                .bind(&old[..])
-                .execute(&mut *tx)
-                .await?;
+        RotationStep::Rotate {
+            spent,
+            successor,
+            spent_until,
+        } => {
+            sqlx::query(
+                "UPDATE oidc_auth_refresh_tokens SET spent = TRUE, expires_at = $2 WHERE hash = $1",
+            )
+            .bind(&old[..])
+            .bind(spent_until)
+            .execute(&mut *tx)
+            .await?;
             insert_refresh_row(&mut tx, &successor).await?;
             tx.commit().await?;
             Ok(RotateOutcome::Rotated(spent))

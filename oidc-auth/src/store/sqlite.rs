@@ -596,11 +596,18 @@ async fn rotate_once(
             tx.rollback().await?;
             Ok(RotateOutcome::Spent(record))
         }
-        RotationStep::Rotate { spent, successor } => {
-            sqlx::query("UPDATE oidc_auth_refresh_tokens SET spent = 1 WHERE hash = ?1")
-                .bind(&old[..])
-                .execute(&mut *tx)
-                .await?;
+        RotationStep::Rotate {
+            spent,
+            successor,
+            spent_until,
+        } => {
+            sqlx::query(
+                "UPDATE oidc_auth_refresh_tokens SET spent = 1, expires_at = ?2 WHERE hash = ?1",
+            )
+            .bind(&old[..])
+            .bind(spent_until)
+            .execute(&mut *tx)
+            .await?;
             // A taken successor hash fails here, and dropping the transaction rolls the spend
             // back.
             insert_refresh_row(&mut tx, &successor).await?;
