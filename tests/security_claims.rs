@@ -331,6 +331,70 @@ async fn c4_group_lookalikes_are_refused() {
     }
 }
 
+/// C4's strictness explained: a required claim that is a plain string (`"hd": "example.com"`)
+/// matches nothing unless `string_claims_as_lists` is set, and the 403 body cannot say why
+/// without echoing a claim. So the denial logs the claim's name with the setting to use (at
+/// WARN the first time in a process, at DEBUG after), never the value; the same token passes
+/// with the setting on. Route policies and configured constraints alike.
+#[tokio::test]
+async fn a_string_claim_refused_by_default_is_explained_in_the_log() {
+    use oidc_auth::{ClaimRule, ClaimValue, IdToken, OidcAuth, Policy};
+    struct DomainPolicy;
+    impl Policy for DomainPolicy {
+        const SCOPES: &'static [&'static str] = &[];
+        const CLAIMS: &'static [ClaimRule] =
+            &[ClaimRule::new("hd", &[ClaimValue::Str("example.com")])];
+    }
+    struct Anyone;
+    impl Policy for Anyone {
+        const SCOPES: &'static [&'static str] = &[];
+        const CLAIMS: &'static [ClaimRule] = &[];
+    }
+    let (logs, _guard) = oidc_auth_tests::logs::capture_logs(tracing::Level::DEBUG);
+    let idp = MockProvider::start().await.expect("provider");
+    let token = IdToken::from_claims(json!({
+        "sub": "alice", "iss": idp.issuer(), "exp": i64::MAX / 2, "hd": "example.com", "tenant": "acme"
+    }))
+        .expect("claims");
+    let strict = OidcAuth::new(oidc_auth_tests::base_config(&idp).build().expect("config"));
+    let refused = strict
+        .check::<DomainPolicy>(&token)
+        .expect_err("a string is not a list");
+    assert_eq!(refused.status(), 403);
+    let lenient = OidcAuth::new(
+        oidc_auth_tests::base_config(&idp)
+            .string_claims_as_lists(true)
+            .build()
+            .expect("config"),
+    );
+    assert!(lenient.check::<DomainPolicy>(&token).is_ok());
+    let constrained = OidcAuth::new(
+        oidc_auth_tests::base_config(&idp)
+            .claims([oidc_auth::ClaimConstraint::new("tenant", ["acme"])])
+            .build()
+            .expect("config"),
+    );
+    assert_eq!(
+        constrained
+            .check::<Anyone>(&token)
+            .expect_err("a string is not a list")
+            .status(),
+        403
+    );
+    let text = logs.text();
+    for claim in ["claim=\"hd\"", "claim=\"tenant\""] {
+        assert!(
+            text.lines()
+                .any(|line| line.contains(claim) && line.contains("OIDC_STRING_CLAIMS_AS_LISTS")),
+            "{claim}: {text}"
+        );
+    }
+    assert!(
+        !text.contains("example.com") && !text.contains("acme"),
+        "{text}"
+    );
+}
+
 /// C5: `email_verified` as a string, and look-alike values of string claims.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c5_typed_and_lookalike_claim_values_are_refused() {

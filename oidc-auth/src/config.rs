@@ -393,6 +393,7 @@ impl OidcConfig {
     /// | `OIDC_STATE_KEY` | [`state_key`](OidcConfigBuilder::state_key) |
     /// | `OIDC_TOKEN_CACHE_CAPACITY` | [`token_cache_capacity`](OidcConfigBuilder::token_cache_capacity) (0 disables the cache) |
     /// | `OIDC_MAX_TOKEN_BYTES` | [`max_token_bytes`](OidcConfigBuilder::max_token_bytes) |
+    /// | `OIDC_STRING_CLAIMS_AS_LISTS` | [`string_claims_as_lists`](OidcConfigBuilder::string_claims_as_lists) (`true`/`false`) |
     /// | `OIDC_BROKER_MODE` | [`broker_mode`](OidcConfigBuilder::broker_mode) (`true`/`false`) |
     /// | `OIDC_BROKER_STORE_URL` | [`broker_store_url`](OidcConfigBuilder::broker_store_url) |
     /// | `OIDC_BROKER_AUDIENCE` | [`broker_audience`](OidcConfigBuilder::broker_audience) |
@@ -522,6 +523,13 @@ impl OidcConfig {
                 )
             })?;
             b = b.max_token_bytes(bytes);
+        }
+        if let Some(v) = get("OIDC_STRING_CLAIMS_AS_LISTS", "string_claims_as_lists")? {
+            b = b.string_claims_as_lists(parse_bool(
+                "string_claims_as_lists",
+                "OIDC_STRING_CLAIMS_AS_LISTS",
+                &v,
+            )?);
         }
         if let Some(v) = get("OIDC_BROKER_MODE", "broker_mode")? {
             b = b.broker_mode(parse_bool("broker_mode", "OIDC_BROKER_MODE", &v)?);
@@ -1579,6 +1587,23 @@ mod tests {
         assert_eq!(config.jwks_max_bytes(), 256 * 1024);
         assert_eq!(config.token_cache_capacity(), 10_000);
         assert!(!config.string_claims_as_lists());
+    }
+
+    #[test]
+    fn string_claims_as_lists_comes_from_the_environment() {
+        for (value, expected) in [("true", true), ("false", false), (" 1\n", true)] {
+            let mut vars = BASE.to_vec();
+            vars.push(("OIDC_STRING_CLAIMS_AS_LISTS", value));
+            let config = OidcConfig::from_lookup(lookup(&vars)).expect(value);
+            assert_eq!(config.string_claims_as_lists(), expected, "{value:?}");
+        }
+        let mut vars = BASE.to_vec();
+        vars.push(("OIDC_STRING_CLAIMS_AS_LISTS", "maybe"));
+        let error = OidcConfig::from_lookup(lookup(&vars)).expect_err("not a boolean");
+        assert!(
+            error.to_string().contains("OIDC_STRING_CLAIMS_AS_LISTS"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -48,10 +48,26 @@ pub(crate) fn check_rules(
         if !holds(value, string_as_list, |v| {
             rule.values.iter().any(|a| a.matches(v))
         }) {
+            if !string_as_list && matches!(value, Some(Value::String(_))) {
+                string_claim_hint(rule.path);
+            }
             return Err(denied());
         }
     }
     Ok(())
+}
+
+/// Says, once per process at WARN and at DEBUG after that, that a required claim was a string
+/// while strings are not taken as lists: a deployment whose provider sends `"hd": "example.com"`
+/// would otherwise see only 403s. The claim's name is logged, never its value.
+fn string_claim_hint(path: &str) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    const HINT: &str = "a required claim is a string, which matches nothing unless string_claims_as_lists is set (OIDC_STRING_CLAIMS_AS_LISTS)";
+    if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::debug!(claim = path, "{HINT}");
+    } else {
+        tracing::warn!(claim = path, "{HINT}");
+    }
 }
 
 /// Every configured constraint must hold.
@@ -65,6 +81,9 @@ pub(crate) fn check_constraints(
         if !holds(value, string_as_list, |v| {
             !v.is_array() && !v.is_object() && c.values().contains(v)
         }) {
+            if !string_as_list && matches!(value, Some(Value::String(_))) {
+                string_claim_hint(c.path());
+            }
             return Err(denied());
         }
     }
