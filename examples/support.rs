@@ -75,7 +75,9 @@ pub fn print_usage(addr: &str, mock: Option<&MockProvider>) {
     print_broker_usage(addr, mock);
     let Some(mock) = mock else {
         println!("  GET /public  /me  /admin  /feed  (send Authorization: Bearer <token>)");
-        println!("  auth endpoints: /api/auth/v2/{{login,callback,token,device,logout,userinfo}}");
+        println!(
+            "  auth endpoints: /api/auth/v2/{{login,callback,token,device,logout,userinfo,revoke}}"
+        );
         return;
     };
     let user = mock

@@ -48,7 +48,17 @@
 //! `Retry-After`) while the provider cannot be reached. The body is always
 //! `{"detail", "error", "error_description"}`.
 //!
-//! Features: `axum`, `actix-web`, and `testing` (an in-process [`testing::MockProvider`]).
+//! Features:
+//!
+//! - `axum`: the axum extractors and the auth endpoints as a `Router` (axum 0.8);
+//! - `actix-web`: the actix-web extractors and the auth endpoints as a `Scope` or an
+//!   `App::configure` function (actix-web 4);
+//! - `testing`: an in-process [`testing::MockProvider`] and a token factory for tests;
+//! - `sqlite` (default): the SQLite store backend, broker mode's default store (a file under
+//!   the platform data directory);
+//! - `postgres`: the PostgreSQL store backend;
+//! - `mysql`: the MySQL / MariaDB store backend;
+//! - `mongodb`: the MongoDB store backend.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -171,6 +181,10 @@ macro_rules! __oidc_auth_actix_scope {
         impl $ty {
             /// The auth endpoints as an actix-web `Scope` at the prefix, to which the
             /// application may add its own routes.
+            ///
+            /// The scope takes every path below the prefix: a route below it registered on the
+            /// `App` after the scope is never reached. Add such routes to the scope, or mount the
+            /// endpoints with `configure(auth)` instead.
             pub fn scope(auth: $crate::OidcAuth) -> $crate::__private::actix_web::Scope {
                 $crate::actix::auth_scope_for::<Self>(auth)
             }

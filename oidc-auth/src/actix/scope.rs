@@ -70,8 +70,13 @@ fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> Http
 /// `Allow`, as with [`auth_config`] and on axum. The 16 KiB body limit of the token and revoke
 /// endpoints is set on their resources only, not on routes the application adds to the scope.
 ///
-/// The scope answers every path below its prefix, so with an empty prefix it would hide the
-/// application's other routes (and logs a warning): use [`auth_services`] or [`auth_config`]
+/// The scope answers every path below its prefix: once the prefix matches, actix-web looks no
+/// further than the scope, and a path none of its routes serves is 404. A route the application
+/// registers on the `App` after a scope at `/api`, such as `/api/items`, is therefore never
+/// reached. Add such routes to the scope, as above, or mount the endpoints with
+/// [`auth_config`] or [`auth_services`], which register each endpoint as a resource at its full
+/// path and leave the other paths below the prefix to the application. With an empty prefix the
+/// scope would hide every other route of the application (and logs a warning): use those two
 /// then.
 pub fn auth_scope(auth: OidcAuth, routes: &AuthRoutes) -> actix_web::Scope {
     if routes.get_prefix().is_empty() {

@@ -1,8 +1,17 @@
 //! axum integration (feature `axum`): [`Authorized`] and [`IdToken`] as extractors, and
 //! [`AuthRejection`] as a response.
 //!
-//! The [`OidcAuth`] handle is found in the request extensions (`.layer(Extension(auth))`) or in
-//! the router state (`.with_state(auth)`, or any state with `FromRef` for `OidcAuth`).
+//! The guards look for the [`OidcAuth`] handle in the request extensions first, then in the
+//! router state. The state may be `OidcAuth` itself (`.with_state(auth)`) or any state `S` for
+//! which `OidcAuth: FromRef<S>` holds: write that impl by hand, or derive `FromRef` on the state
+//! with axum's `macros` feature. A guarded handler on a router of any other state does not
+//! compile ("the router state ... gives no `OidcAuth`"), even with an `Extension`: the extension
+//! alone serves routers of state `()`.
+//!
+//! Prefer the state. A router of state `()` compiles whether or not it is ever given the handle,
+//! and without it every guarded route (`#[oidc::required]` and `#[oidc::optional]` alike)
+//! answers 500 and logs an error. `.layer(Extension(auth))` applies only to the routes added
+//! before it, so add that layer last.
 //!
 //! ```
 //! use axum::{Router, routing::get};
@@ -36,8 +45,8 @@ pub use router::{auth_router, auth_router_for};
 
 /// Router states from which an [`OidcAuth`] can be taken.
 ///
-/// Implemented for every state with `FromRef` for `OidcAuth` (including `OidcAuth` itself), and
-/// for `()`, whose routers find the handle in an `Extension`.
+/// Implemented for every state `S` with `OidcAuth: FromRef<S>` (including `OidcAuth` itself),
+/// and for `()`, whose routers find the handle in an `Extension`.
 #[diagnostic::on_unimplemented(
     message = "the router state `{Self}` gives no `OidcAuth`",
     note = "derive `axum::extract::FromRef` on the state with an `OidcAuth` field, or use `.with_state(auth)`"

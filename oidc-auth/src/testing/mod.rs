@@ -14,7 +14,9 @@
 //!   ([`Endpoint::Device`]);
 //! - `GET /userinfo`: the user's claims for an access token it issued ([`Endpoint::Userinfo`]);
 //! - `GET /logout`: end session, redirecting to `post_logout_redirect_uri`
-//!   ([`Endpoint::EndSession`]).
+//!   ([`Endpoint::EndSession`]);
+//! - `POST /revoke`: token revocation (RFC 7009), which revokes a refresh token's family
+//!   ([`Endpoint::Revocation`]).
 //!
 //! It mints tokens signed with its keys ([`MockProvider::token`], [`TokenBuilder`]), rotates,
 //! adds and retires keys, publishes hand-written JWKs, and makes any endpoint fail on demand
@@ -32,7 +34,8 @@
 //! # async fn main() -> std::io::Result<()> {
 //! let provider = MockProvider::start().await?;
 //!
-//! // Configure the code under test with `provider.issuer()`, then hand it tokens:
+//! // Configure the code under test with `provider.discovery_url()` (the `OidcConfig`
+//! // discovery URL), then hand it tokens:
 //! let valid = provider.token().audience("my-api").scope("read").sign();
 //! let expired = provider.token().audience("my-api").expires_in(-60).sign();
 //!
