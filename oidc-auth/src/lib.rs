@@ -86,7 +86,7 @@ pub use auth::{OidcAuth, OidcAuthBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, OidcConfig, OidcConfigBuilder};
 pub use error::{AuthError, ErrorBody, ErrorKind, ErrorRenderer, ErrorResponse};
-pub use flow::{AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse};
+pub use flow::{AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, check_form_type};
 pub use guard::{AuthRejection, Authorized, Guarded, MaybeAuthorized};
 pub use policy::{ClaimConstraint, ClaimRule, ClaimValue, NoPolicy, Policy, Scopes};
 pub use secret::{Audience, Issuer, Kid, Scope, Secret};

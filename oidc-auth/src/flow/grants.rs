@@ -108,7 +108,8 @@ impl Grant {
 }
 
 impl OidcAuth {
-    /// `POST /auth/v2/token` with a form body.
+    /// `POST /auth/v2/token` with a form body. A server wiring this by hand checks the body's
+    /// type first with [`check_form_type`](crate::check_form_type), as the adapters do.
     ///
     /// The provider's refusal of the caller's grant (`invalid_grant`, `authorization_pending`,
     /// `slow_down`, ...) is 400 with its code at top level. A refusal of this server's own
@@ -120,7 +121,8 @@ impl OidcAuth {
     }
 
     /// `POST /auth/v2/revoke` with a form body (RFC 7009): `token` and an optional
-    /// `token_type_hint`. No `token` is 400 `invalid_request`.
+    /// `token_type_hint`. No `token` is 400 `invalid_request`. A server wiring this by hand
+    /// checks the body's type first with [`check_form_type`](crate::check_form_type).
     ///
     /// In broker mode `token` is a broker refresh token, and its whole session ends (see the
     /// README's broker section); the answer is 200 `{}` whether or not the token was live. An
@@ -155,7 +157,8 @@ impl OidcAuth {
     /// (in order), which carry the client credentials of a token exchange (broker mode). More
     /// than one such header is 400 `invalid_request`: credentials are never picked from several.
     /// A form over 16 KiB is 413 `invalid_request`, as the adapters answer a body they stopped
-    /// reading at that limit.
+    /// reading at that limit. A server wiring this by hand checks the body's type first with
+    /// [`check_form_type`](crate::check_form_type), as the adapters do.
     pub async fn token_request<'a>(
         &self,
         form: &[u8],

@@ -41,7 +41,9 @@ const MAX_PROVIDER_ANSWER: usize = 64 * 1024;
 /// ```
 #[derive(Clone, PartialEq)]
 pub enum EndpointResponse {
-    /// A JSON body with this status; never cached by clients or proxies.
+    /// A JSON body with this status. The adapters send it with `Cache-Control: no-store`, so
+    /// that no client or proxy keeps the tokens it may carry; a server sending it by hand must
+    /// set that header too.
     Json {
         /// HTTP status code.
         status: u16,
@@ -112,13 +114,22 @@ pub(crate) fn unreadable_body(status: u16) -> AuthError {
     }
 }
 
-/// What an adapter checks of a form POST (token, revocation) before handing its body on: that
-/// a body is sent as `application/x-www-form-urlencoded` (RFC 6749 section 3.2, RFC 7009
-/// section 2.1), whatever its parameters (`charset`). Any other type, or none, is 400
-/// `invalid_request`, so a `text/plain` body, which a web page can send to another origin
-/// without asking, is never read as a form. An empty body needs no type.
-#[cfg(any(feature = "axum", feature = "actix-web"))]
-pub(crate) fn check_form_type(content_type: Option<&[u8]>, body: &[u8]) -> Result<(), AuthError> {
+/// What the adapters check of a form POST (token, revocation) before handing its body to
+/// [`OidcAuth::token_request`](crate::OidcAuth::token_request) or
+/// [`OidcAuth::revoke_endpoint`](crate::OidcAuth::revoke_endpoint), and what a server wiring
+/// those by hand must check too: that a body is sent as `application/x-www-form-urlencoded`
+/// (RFC 6749 section 3.2, RFC 7009 section 2.1), whatever its parameters (`charset`). Any
+/// other type, or none, is 400 `invalid_request`, so a `text/plain` body, which a web page can
+/// send to another origin without asking, is never read as a form. An empty body needs no type.
+///
+/// ```
+/// use oidc_auth::check_form_type;
+/// let form = b"refresh-token=abc";
+/// assert!(check_form_type(Some(b"application/x-www-form-urlencoded; charset=UTF-8"), form).is_ok());
+/// assert_eq!(check_form_type(Some(b"text/plain"), form).map_err(|e| e.status()), Err(400));
+/// assert_eq!(check_form_type(None, form).map_err(|e| e.status()), Err(400));
+/// ```
+pub fn check_form_type(content_type: Option<&[u8]>, body: &[u8]) -> Result<(), AuthError> {
     const FORM: &[u8] = b"application/x-www-form-urlencoded";
     if body.is_empty() {
         return Ok(());

@@ -77,6 +77,15 @@ pub(crate) const REVOCATION_TIMEOUT: std::time::Duration = std::time::Duration::
 /// Rows one purge statement deletes at most. Each batch commits on its own, so a purge of a
 /// large backlog keeps its progress when its deadline strikes, and holds its locks (SQLite's
 /// whole database, InnoDB's rows and gaps) only for one batch at a time.
+#[cfg_attr(
+    not(any(
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "mysql",
+        feature = "mongodb"
+    )),
+    allow(dead_code)
+)]
 pub(crate) const PURGE_BATCH: u64 = 500;
 
 /// Runs `batch` with each of `statements` (one per table, each deleting at most
