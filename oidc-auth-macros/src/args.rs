@@ -5,7 +5,7 @@
 //! arg    := "scopes" "=" (string | "[" (string | path),* "]" | path)
 //!         | "claims" "(" (key "=" value),* ")"
 //!         | "crate" "=" string
-//! key    := ident | string            (a claim name or a dotted path)
+//! key    := ident | string            (a claim name; a dotted path or a name with `-` as a string)
 //! value  := literal | "[" literal,* "]"   (string, bool or integer)
 //! ```
 //!
@@ -17,6 +17,7 @@ use syn::parse::{Parse, ParseStream, Parser};
 use syn::{Ident, Lit, LitStr, Token, bracketed, parenthesized};
 
 use crate::diag::{Diagnostics, did_you_mean};
+use crate::scope_token;
 
 const KEYS: &[&str] = &["scopes", "claims", "crate"];
 
@@ -157,31 +158,48 @@ fn check_scope_token(
         );
         return false;
     }
+    if value.trim().is_empty() {
+        diag.error(
+            span,
+            format!("`#[oidc::{name}]`: scope `{value:?}` is blank; remove it or name the scope"),
+        );
+        return false;
+    }
+    if in_list && value.contains(',') {
+        let words = scope_token::split_at_commas(value);
+        let message = if words.is_empty() {
+            format!(
+                "`#[oidc::{name}]`: scope `{}` is only a comma; remove it or name the scope",
+                value.trim()
+            )
+        } else {
+            format!(
+                "`#[oidc::{name}]`: scope `{value}` contains a comma; scopes are separated by spaces in a string and are separate elements in a list: write `[{}]`",
+                quoted(&words)
+            )
+        };
+        diag.error(span, message);
+        return false;
+    }
     if in_list && value.contains(' ') {
-        let words: Vec<String> = value
-            .split(' ')
-            .filter(|w| !w.is_empty())
-            .map(|w| format!("\"{w}\""))
-            .collect();
+        let words: Vec<&str> = value.split(' ').filter(|w| !w.is_empty()).collect();
         diag.error(
             span,
             format!(
                 "`#[oidc::{name}]`: scope `{value}` contains a space; write each scope as its own element: [{}]",
-                words.join(", ")
+                quoted(&words)
             ),
         );
         return false;
     }
-    if let Some(bad) = value
-        .chars()
-        .find(|c| !(*c == '!' || ('#'..='[').contains(c) || (']'..='~').contains(c)))
-    {
+    if let Some(bad) = value.chars().find(|c| !scope_token::is_scope_char(*c)) {
         diag.error(
             span,
             format!(
-                "`#[oidc::{name}]`: scope `{}` contains {}, which RFC 6749 does not allow in a scope; use printable ASCII other than space, `\"` and `\\`",
+                "`#[oidc::{name}]`: scope `{}` contains {}, which RFC 6749 does not allow in a scope; {}",
                 value.escape_debug(),
-                describe(bad)
+                scope_token::describe(bad),
+                scope_token::ALLOWED
             ),
         );
         return false;
@@ -189,13 +207,31 @@ fn check_scope_token(
     true
 }
 
-fn describe(c: char) -> String {
-    match c {
-        '"' => "a double quote".to_owned(),
-        '\\' => "a backslash".to_owned(),
-        c if c.is_control() => format!("the control character `{}`", c.escape_default()),
-        c => format!("`{c}`"),
-    }
+/// `["a", "b"]` -> `"a", "b"`.
+fn quoted(words: &[&str]) -> String {
+    words
+        .iter()
+        .map(|w| format!("\"{w}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reports a string of scopes written with commas (`scopes = "admin, read"`), with the string
+/// the user meant.
+fn comma_in_string(value: &str, span: Span, name: &str, diag: &mut Diagnostics) {
+    let words = scope_token::split_at_commas(value);
+    let message = if words.is_empty() {
+        format!(
+            "`#[oidc::{name}]`: scope `{}` is only a comma; remove `scopes` or name a scope",
+            value.trim()
+        )
+    } else {
+        format!(
+            "`#[oidc::{name}]`: `{value}` contains a comma; scopes are separated by spaces: write `scopes = \"{}\"`",
+            words.join(" ")
+        )
+    };
+    diag.error(span, message);
 }
 
 fn parse_scopes(
@@ -213,8 +249,14 @@ fn parse_scopes(
                 lit.span(),
                 format!("`#[oidc::{name}]`: empty scope; remove `scopes` or name a scope"),
             );
+        } else if value.contains(',') {
+            comma_in_string(&value, lit.span(), name, diag);
         }
-        for word in value.split(' ').filter(|w| !w.is_empty()) {
+        // A word with a comma has been reported above, with the whole string.
+        for word in value
+            .split(' ')
+            .filter(|w| !w.is_empty() && !w.contains(','))
+        {
             if check_scope_token(word, lit.span(), false, name, diag) {
                 found.push(ScopeSpec::Lit {
                     value: word.to_owned(),
@@ -314,33 +356,20 @@ fn parse_claims(
         );
     }
     while !input.is_empty() {
-        let (key, key_span) = if input.peek(LitStr) {
+        let (key, key_span, unquoted) = if input.peek(LitStr) {
             let lit: LitStr = input.parse()?;
-            (lit.value(), lit.span())
+            (lit.value(), lit.span(), false)
         } else {
             let ident = input.call(Ident::parse_any)?;
-            (ident.unraw().to_string(), ident.span())
+            let span = ident.span();
+            if continues_key(input) {
+                (unquoted_key(ident, input, name, diag)?, span, true)
+            } else {
+                (ident.unraw().to_string(), span, false)
+            }
         };
-        let mut key_ok = true;
-        if key.is_empty() {
-            diag.error(
-                key_span,
-                format!("`#[oidc::{name}]`: empty claim name; name the claim, e.g. `groups`"),
-            );
-            key_ok = false;
-        } else if key.split('.').any(str::is_empty) {
-            diag.error(
-                key_span,
-                format!("`#[oidc::{name}]`: claim path `{key}` has an empty segment; separate names with single dots, e.g. `realm_access.roles`"),
-            );
-            key_ok = false;
-        } else if args.claims.iter().any(|c| c.key == key) {
-            diag.error(
-                key_span,
-                format!("`#[oidc::{name}]`: claim `{key}` is constrained twice; list all accepted values once: `{key} = [\"a\", \"b\"]`"),
-            );
-            key_ok = false;
-        }
+        // An unquoted dotted name has been reported by `unquoted_key`.
+        let key_ok = !unquoted && check_claim_key(&key, key_span, name, args, diag);
         input.parse::<Token![=]>()?;
         let values = parse_claim_values(input, &key, name, diag)?;
         if key_ok {
@@ -352,6 +381,78 @@ fn parse_claims(
         input.parse::<Token![,]>()?;
     }
     Ok(())
+}
+
+fn check_claim_key(key: &str, span: Span, name: &str, args: &Args, diag: &mut Diagnostics) -> bool {
+    let message = if key.is_empty() {
+        format!("`#[oidc::{name}]`: empty claim name; name the claim, e.g. `groups`")
+    } else if key.split('.').any(str::is_empty) {
+        format!(
+            "`#[oidc::{name}]`: claim path `{key}` has an empty segment; separate names with single dots, e.g. `realm_access.roles`"
+        )
+    } else if args.claims.iter().any(|c| c.key == key) {
+        format!(
+            "`#[oidc::{name}]`: claim `{key}` is constrained twice; list all accepted values once: `{key} = [\"a\", \"b\"]`"
+        )
+    } else {
+        return true;
+    };
+    diag.error(span, message);
+    false
+}
+
+/// Whether the claim name just read goes on: `realm_access.roles`, `x-hasura-role` or
+/// `https://...` written without quotes.
+fn continues_key(input: ParseStream<'_>) -> bool {
+    input.peek(Token![.]) || input.peek(Token![-]) || input.peek(Token![:]) || input.peek(Token![/])
+}
+
+/// Reports a claim name that Rust does not read as one token (`realm_access.roles`,
+/// `x-hasura-role`), with the same constraint written with the name as a string. Consumes the
+/// name, up to its `=`, and returns it as written.
+fn unquoted_key(
+    first: Ident,
+    input: ParseStream<'_>,
+    name: &str,
+    diag: &mut Diagnostics,
+) -> syn::Result<String> {
+    let mut tokens = vec![TokenTree::Ident(first)];
+    while !input.is_empty() && !input.peek(Token![=]) && !input.peek(Token![,]) {
+        tokens.push(input.parse()?);
+    }
+    let key: String = tokens.iter().map(ToString::to_string).collect();
+    let value = if input.peek(Token![=]) {
+        let fork = input.fork();
+        fork.parse::<Token![=]>()?;
+        let mut value = TokenStream::new();
+        while !fork.is_empty() && !fork.peek(Token![,]) {
+            value.extend([fork.parse::<TokenTree>()?]);
+        }
+        written(value)
+    } else {
+        "...".to_owned()
+    };
+    diag.error_spanned(
+        tokens.into_iter().collect::<TokenStream>(),
+        format!(
+            "`#[oidc::{name}]`: claim name `{key}` is not an identifier; write the name as a string: `claims({key:?} = {value})`"
+        ),
+    );
+    Ok(key)
+}
+
+/// Tokens as the user wrote them, near enough for a suggestion: `["a", "b"]`, `-1`.
+fn written(tokens: TokenStream) -> String {
+    tokens
+        .into_iter()
+        .map(|token| match token {
+            TokenTree::Group(group) if group.delimiter() == proc_macro2::Delimiter::Bracket => {
+                format!("[{}]", written(group.stream()))
+            }
+            TokenTree::Punct(punct) if punct.as_char() == ',' => ", ".to_owned(),
+            other => other.to_string(),
+        })
+        .collect()
 }
 
 fn parse_claim_values(

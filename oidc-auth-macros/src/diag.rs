@@ -3,7 +3,8 @@
 
 use proc_macro2::{Span, TokenStream};
 
-/// Collects errors; [`Diagnostics::into_result`] must be called to learn whether any occurred.
+/// Collects errors. A macro checks [`Diagnostics::has_errors`] before it expands, and on error
+/// emits [`Diagnostics::into_compile_errors`] beside the items the user's other code expects.
 #[derive(Default)]
 pub(crate) struct Diagnostics {
     errors: Option<syn::Error>,

@@ -7,6 +7,7 @@ mod args;
 mod auth_router;
 mod diag;
 mod required;
+mod scope_token;
 mod scopes;
 
 use proc_macro::TokenStream;
@@ -23,7 +24,9 @@ pub fn optional(attr: TokenStream, item: TokenStream) -> TokenStream {
     required::expand(required::Mode::Optional, attr.into(), item.into()).into()
 }
 
-/// Declares an application's scopes: see `oidc_auth::Scopes`.
+/// Declares an application's scopes: see `oidc_auth::Scopes`. A variant stands for its name in
+/// snake case, a run of capitals being one word (`APIRead` is `api_read`), unless
+/// `#[scope("...")]` names the scope.
 #[proc_macro_derive(Scopes, attributes(scope, scopes))]
 pub fn derive_scopes(input: TokenStream) -> TokenStream {
     scopes::derive(input.into()).into()

@@ -27,9 +27,18 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         );
     }
     let model = model::build(raw, &mut diag);
-    if diag.has_errors() {
-        let errors = diag.into_compile_errors();
-        return quote::quote!(#strukt #errors);
+    match model.crate_path.as_ref() {
+        Some(krate) if !diag.has_errors() => expand::expand(krate, &model, &strukt),
+        // The impls of a generic struct would need its generics, which the methods' macro does
+        // not take; without the runtime crate's path they cannot be named at all.
+        Some(krate) if strukt.generics.params.is_empty() => {
+            let errors = diag.into_compile_errors();
+            let items = expand::fallback(krate, &model, &strukt);
+            quote::quote!(#items #errors)
+        }
+        _ => {
+            let errors = diag.into_compile_errors();
+            quote::quote!(#strukt #errors)
+        }
     }
-    expand::expand(&model, &strukt)
 }

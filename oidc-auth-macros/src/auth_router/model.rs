@@ -5,8 +5,11 @@ use crate::diag::Diagnostics;
 
 /// The validated routes.
 pub(crate) struct Model {
-    pub(crate) crate_path: syn::Path,
+    /// `None` when a `crate` argument is written but could not be read (it has been reported).
+    pub(crate) crate_path: Option<syn::Path>,
     pub(crate) prefix: String,
+    /// A `prefix` is written but could not be read (it has been reported).
+    pub(crate) prefix_unread: bool,
     /// Per endpoint (in `ENDPOINTS` order): the variant name and its path, `None` if disabled.
     pub(crate) endpoints: Vec<(&'static str, Option<String>)>,
 }
@@ -32,7 +35,18 @@ fn check_path(
                 path.trim_start_matches('/')
             ),
         );
-    } else if path.len() > 1 && path.ends_with('/') || path == "/" {
+    } else if path == "/" {
+        let message = if allow_empty {
+            format!(
+                "`#[oidc::auth_router]`: {what} `/` is the root, which is no prefix at all: remove `prefix`"
+            )
+        } else {
+            format!(
+                "`#[oidc::auth_router]`: {what} cannot be `/`, the root; give the endpoint a path of its own, such as \"/auth/v2/login\""
+            )
+        };
+        diag.error(span, message);
+    } else if path.ends_with('/') {
         diag.error(
             span,
             format!(
@@ -132,11 +146,15 @@ pub(crate) fn build(raw: RawArgs, diag: &mut Diagnostics) -> Model {
             }
         }
     }
+    let crate_path = match raw.crate_path {
+        Some(path) => Some(path),
+        None if raw.crate_unread => None,
+        None => Some(syn::parse_quote!(::oidc_auth)),
+    };
     Model {
-        crate_path: raw
-            .crate_path
-            .unwrap_or_else(|| syn::parse_quote!(::oidc_auth)),
+        crate_path,
         prefix,
+        prefix_unread: raw.prefix_unread,
         endpoints,
     }
 }

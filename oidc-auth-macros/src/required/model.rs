@@ -96,6 +96,30 @@ pub(crate) fn build(mode: Mode, args: Args, item: &ItemFn, diag: &mut Diagnostic
             ),
         );
     }
+    // The frameworks call a handler as a safe Rust function, so either would fail later with an
+    // error about a trait bound on the handler that does not say why.
+    if let Some(unsafety) = &item.sig.unsafety {
+        diag.error(
+            unsafety.span,
+            format!(
+                "`#[oidc::{name}]`: `{}` is an `unsafe fn`, which the frameworks cannot call as a handler; remove `unsafe` and put an `unsafe` block in the body",
+                item.sig.ident
+            ),
+        );
+    }
+    if let Some(abi) = &item.sig.abi {
+        let written = match &abi.name {
+            Some(lit) => format!("extern {}", lit.token()),
+            None => "extern".to_owned(),
+        };
+        diag.error_spanned(
+            abi,
+            format!(
+                "`#[oidc::{name}]`: `{}` is declared `{written}`, but a handler is a Rust function; remove `{written}`",
+                item.sig.ident
+            ),
+        );
+    }
     // Only the outermost attribute sees the others: each would add its own guard and hidden
     // policy type, and the second policy type is a confusing "defined multiple times" error.
     for attr in &item.attrs {

@@ -1,27 +1,87 @@
 //! `#[derive(Scopes)]`: an application declares its scopes once, as an enum; handlers name them
 //! as paths (`scopes = [AppScope::Admin]`), so a misspelt scope is a compile error with the
 //! compiler's own suggestion of the nearest variant.
+//!
+//! A variant stands for its name in snake case, a run of capitals being one word (`ReadUser` is
+//! `read_user`, `APIRead` is `api_read`, `OpenID` is `open_id`), unless `#[scope("...")]` names
+//! the scope.
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::{Data, DeriveInput, Fields, LitStr};
 
 use crate::diag::{Diagnostics, did_you_mean};
+use crate::scope_token;
 
-/// `ReadUser` -> `read_user`.
+/// A variant's name as a scope: `ReadUser` -> `read_user`, `APIRead` -> `api_read`. A word
+/// starts at a capital that follows a lower-case letter or a digit, and at the last capital of a
+/// run that a lower-case letter follows (`API|Read`).
 fn snake_case(ident: &str) -> String {
+    let chars: Vec<char> = ident.chars().collect();
     let mut out = String::new();
-    for (i, c) in ident.chars().enumerate() {
-        if c.is_uppercase() {
-            if i > 0 {
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_is_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            if prev.is_lowercase()
+                || prev.is_ascii_digit()
+                || (prev.is_uppercase() && next_is_lower)
+            {
                 out.push('_');
             }
-            out.extend(c.to_lowercase());
-        } else {
-            out.push(c);
         }
+        out.extend(c.to_lowercase());
     }
     out
+}
+
+/// What is wrong with `value` as a declared scope, if anything.
+fn scope_problem(value: &str) -> Option<String> {
+    if value.is_empty() {
+        return Some(
+            "empty scope in `#[scope(\"\")]`; name the scope, or remove the attribute to use the variant's name"
+                .to_owned(),
+        );
+    }
+    if value.trim().is_empty() {
+        return Some(format!(
+            "scope `{value:?}` is blank; name the scope, or remove the attribute to use the variant's name"
+        ));
+    }
+    if value.contains(',') {
+        let words = scope_token::split_at_commas(value);
+        let attrs: Vec<String> = words
+            .iter()
+            .map(|w| format!("`#[scope(\"{w}\")]`"))
+            .collect();
+        let fix = match attrs.as_slice() {
+            [] => "name the scope".to_owned(),
+            [one] => format!("write {one}"),
+            [init @ .., last] => format!(
+                "declare {} and {last} on separate variants",
+                init.join(", ")
+            ),
+        };
+        return Some(format!(
+            "scope `{value}` contains a comma; scopes are separated by spaces, and a variant declares one scope: {fix}"
+        ));
+    }
+    if value.contains(' ') {
+        return Some(format!(
+            "scope `{value}` contains a space; declare one variant per scope"
+        ));
+    }
+    value
+        .chars()
+        .find(|c| !scope_token::is_scope_char(*c))
+        .map(|c| {
+            format!(
+                "scope `{}` contains {}, which RFC 6749 does not allow; {}",
+                value.escape_debug(),
+                scope_token::describe(c),
+                scope_token::ALLOWED
+            )
+        })
 }
 
 pub(crate) fn derive(input: TokenStream) -> TokenStream {
@@ -79,24 +139,8 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
                 ),
             }
         }
-        let problem = if value.is_empty() {
-            Some("is empty".to_owned())
-        } else if value.contains(' ') {
-            Some("contains a space; declare one variant per scope".to_owned())
-        } else {
-            value
-                .chars()
-                .find(|c| !(*c == '!' || ('#'..='[').contains(c) || (']'..='~').contains(c)))
-                .map(|c| format!("contains `{}`, which RFC 6749 does not allow; use printable ASCII other than space, `\"` and `\\`", c.escape_debug()))
-        };
-        if let Some(problem) = problem {
-            diag.error(
-                span,
-                format!(
-                    "`#[derive(oidc::Scopes)]`: scope `{}` {problem}",
-                    value.escape_debug()
-                ),
-            );
+        if let Some(problem) = scope_problem(&value) {
+            diag.error(span, format!("`#[derive(oidc::Scopes)]`: {problem}"));
         } else if let Some((_, other)) = names.iter().find(|(n, _)| *n == value) {
             diag.error(
                 span,
@@ -105,40 +149,51 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
         }
         names.push((value, variant.ident.to_string()));
     }
-    if diag.has_errors() {
-        // No impl at all on error, so the compiler adds nothing to the messages above.
+    let Some(krate) = krate else {
+        // A `#[scopes(...)]` that could not be read may have named the crate: `::oidc_auth`
+        // might not resolve, so no impl is emitted.
         return diag.into_compile_errors();
-    }
+    };
     let all = names.iter().map(|(n, _)| n);
-    let arms = data.variants.iter().zip(&names).map(|(v, (n, _))| {
-        let variant = &v.ident;
-        quote!(Self::#variant => #n)
-    });
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let as_str = if diag.has_errors() {
+        // The build fails on the errors below, so this never runs; the impls stay so that the
+        // enum's uses (`scopes = [AppScope::Admin]`, `AppScope::ALL`) add no errors of their own.
+        quote!(::core::unreachable!())
+    } else {
+        let arms = data.variants.iter().zip(&names).map(|(v, (n, _))| {
+            let variant = &v.ident;
+            quote!(Self::#variant => #n)
+        });
+        quote!(match self { #(#arms,)* })
+    };
+    let errors = diag.into_compile_errors();
     // Only the trait: an inherent `ALL` or `as_str` would collide with the enum's own items.
     quote! {
         const _: () = {
             #[automatically_derived]
-            impl #krate::__private::ScopeEnum for #ident {
+            impl #impl_generics #krate::__private::ScopeEnum for #ident #ty_generics #where_clause {
                 const ALL: &'static [&'static ::core::primitive::str] = &[#(#all),*];
 
                 fn as_str(&self) -> &'static ::core::primitive::str {
-                    match self {
-                        #(#arms,)*
-                    }
+                    #as_str
                 }
             }
 
             #[automatically_derived]
-            impl #krate::__private::DerivedScopes for #ident {
+            impl #impl_generics #krate::__private::DerivedScopes for #ident #ty_generics #where_clause {
                 const ALL: &'static [&'static ::core::primitive::str] =
                     <Self as #krate::__private::ScopeEnum>::ALL;
             }
         };
+        #errors
     }
 }
 
-/// The path of the runtime crate: `::oidc_auth`, or what `#[scopes(crate = "...")]` names.
-fn crate_path(attrs: &[syn::Attribute], diag: &mut Diagnostics) -> syn::Path {
+/// The path of the runtime crate: `::oidc_auth`, or what `#[scopes(crate = "...")]` names;
+/// `None` when a `#[scopes(...)]` could not be read (it has been reported).
+fn crate_path(attrs: &[syn::Attribute], diag: &mut Diagnostics) -> Option<syn::Path> {
+    let mut unreadable = false;
     let mut krate = None;
     for attr in attrs.iter().filter(|a| a.path().is_ident("scopes")) {
         let parsed = attr.parse_nested_meta(|meta| {
@@ -155,18 +210,26 @@ fn crate_path(attrs: &[syn::Attribute], diag: &mut Diagnostics) -> syn::Path {
             let lit: LitStr = meta.value()?.parse()?;
             match lit.parse::<syn::Path>() {
                 Ok(path) => krate = Some(path),
-                Err(_) => diag.error(
-                    lit.span(),
-                    "`#[derive(oidc::Scopes)]`: `crate` must be a path such as \"::oidc_auth\"",
-                ),
+                Err(_) => {
+                    unreadable = true;
+                    diag.error(
+                        lit.span(),
+                        "`#[derive(oidc::Scopes)]`: `crate` must be a path such as \"::oidc_auth\"",
+                    );
+                }
             }
             Ok(())
         });
         if let Err(e) = parsed {
+            unreadable = true;
             diag.push(e);
         }
     }
-    krate.unwrap_or_else(|| syn::parse_quote!(::oidc_auth))
+    match krate {
+        Some(path) => Some(path),
+        None if unreadable => None,
+        None => Some(syn::parse_quote!(::oidc_auth)),
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +242,23 @@ mod tests {
     fn variant_names_become_snake_case_scopes() {
         assert_eq!(snake_case("Admin"), "admin");
         assert_eq!(snake_case("ReadUser"), "read_user");
+        assert_eq!(snake_case("ReadWrite"), "read_write");
+    }
+
+    #[test]
+    fn a_run_of_capitals_is_one_word() {
+        assert_eq!(snake_case("APIRead"), "api_read");
+        assert_eq!(snake_case("OpenID"), "open_id");
+        assert_eq!(snake_case("ReadHTTP"), "read_http");
+        assert_eq!(snake_case("API"), "api");
+        assert_eq!(snake_case("ReadAPIKeys"), "read_api_keys");
+    }
+
+    #[test]
+    fn digits_stay_in_their_word_and_underscores_are_not_doubled() {
+        assert_eq!(snake_case("Read2"), "read2");
+        assert_eq!(snake_case("V2Read"), "v2_read");
+        assert_eq!(snake_case("Read_User"), "read_user");
     }
 
     /// The items the expansion adds, parsed.
@@ -207,6 +287,40 @@ mod tests {
                 items.len()
             );
         };
+    }
+
+    #[test]
+    fn an_error_keeps_the_trait_impls_beside_it() {
+        let tokens = derive(quote!(
+            enum AppScope {
+                #[scope("admin, read")]
+                Admin,
+                Read,
+            }
+        ))
+        .to_string();
+        assert!(tokens.contains("compile_error"), "{tokens}");
+        assert!(
+            tokens.contains("__private :: ScopeEnum for AppScope"),
+            "{tokens}"
+        );
+        assert!(
+            tokens.contains("__private :: DerivedScopes for AppScope"),
+            "{tokens}"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_crate_attribute_leaves_out_the_impls() {
+        let tokens = derive(quote!(
+            #[scopes(crate = "not a path")]
+            enum AppScope {
+                Admin,
+            }
+        ))
+        .to_string();
+        assert!(tokens.contains("compile_error"), "{tokens}");
+        assert!(!tokens.contains("ScopeEnum"), "{tokens}");
     }
 
     #[test]

@@ -1,0 +1,53 @@
+//! What a scope may hold, shared by `scopes = ...` of `#[required]`/`#[optional]` and by
+//! `#[derive(Scopes)]`.
+
+/// The advice given with a character that is refused in a scope.
+pub(crate) const ALLOWED: &str = "use printable ASCII other than space, `,`, `\"` and `\\`";
+
+/// Whether `c` may appear in a scope: RFC 6749's `%x21 / %x23-5B / %x5D-7E`, less the comma.
+/// The RFC allows a comma, but a scope holding one is almost always a list written with the
+/// wrong separator (`"admin, read"`), which would require the scope `admin,`.
+pub(crate) fn is_scope_char(c: char) -> bool {
+    c != ',' && (c == '!' || ('#'..='[').contains(&c) || (']'..='~').contains(&c))
+}
+
+/// The scopes that `value`, written with commas, was meant to list: `"admin, read"` gives
+/// `["admin", "read"]`.
+pub(crate) fn split_at_commas(value: &str) -> Vec<&str> {
+    value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|word| !word.is_empty())
+        .collect()
+}
+
+/// `c` as a message names it.
+pub(crate) fn describe(c: char) -> String {
+    match c {
+        '"' => "a double quote".to_owned(),
+        '\\' => "a backslash".to_owned(),
+        c if c.is_control() => format!("the control character `{}`", c.escape_default()),
+        c => format!("`{c}`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_scope_char, split_at_commas};
+
+    #[test]
+    fn a_comma_is_not_a_scope_character() {
+        assert!(!is_scope_char(','));
+        assert!(is_scope_char(':'));
+        assert!(is_scope_char('+'));
+        assert!(!is_scope_char(' '));
+        assert!(!is_scope_char('"'));
+        assert!(!is_scope_char('\\'));
+    }
+
+    #[test]
+    fn a_list_written_with_commas_splits_into_its_scopes() {
+        assert_eq!(split_at_commas("admin, read"), ["admin", "read"]);
+        assert_eq!(split_at_commas("admin,read,"), ["admin", "read"]);
+        assert!(split_at_commas(" , ").is_empty());
+    }
+}

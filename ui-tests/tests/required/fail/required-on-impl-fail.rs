@@ -1,0 +1,8 @@
+use oidc_auth as oidc;
+
+struct Api;
+
+#[oidc::required(scopes = "admin")]
+impl Api {}
+
+fn main() {}
