@@ -125,21 +125,29 @@ impl IdToken {
 
     /// Every granted scope, from `scope` (space separated) and `scp` (a list or a string).
     pub fn scopes(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::new();
-        if let Some(scope) = self.str_claim("scope") {
-            out.extend(scope.split(' ').filter(|s| !s.is_empty()));
-        }
-        match self.0.claims.get("scp") {
-            Some(Value::String(s)) => out.extend(s.split(' ').filter(|s| !s.is_empty())),
-            Some(Value::Array(list)) => out.extend(list.iter().filter_map(Value::as_str)),
-            _ => {}
-        }
-        out
+        self.granted().collect()
     }
 
     /// Whether `scope` is granted, as a whole word (`admin` never matches `administrator`).
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes().contains(&scope)
+        self.granted().any(|granted| granted == scope)
+    }
+
+    /// The granted scopes in the order of [`scopes`](Self::scopes), without collecting them:
+    /// a route's scope check allocates nothing.
+    fn granted(&self) -> impl Iterator<Item = &str> {
+        fn words(s: &str) -> impl Iterator<Item = &str> {
+            s.split(' ').filter(|word| !word.is_empty())
+        }
+        let scope = self.str_claim("scope").into_iter().flat_map(words);
+        let (scp_words, scp_list) = match self.0.claims.get("scp") {
+            Some(Value::String(s)) => (Some(s.as_str()), None),
+            Some(Value::Array(list)) => (None, Some(list)),
+            _ => (None, None),
+        };
+        scope
+            .chain(scp_words.into_iter().flat_map(words))
+            .chain(scp_list.into_iter().flatten().filter_map(Value::as_str))
     }
 
     /// `email`.
@@ -292,5 +300,50 @@ impl fmt::Debug for IdToken {
             .field("iss", &self.0.iss)
             .field("exp", &self.0.exp)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::IdToken;
+
+    fn token(claims: Value) -> IdToken {
+        let Value::Object(mut claims) = claims else {
+            panic!("claims are an object");
+        };
+        claims.insert("sub".into(), json!("alice"));
+        claims.insert("iss".into(), json!("https://idp.example"));
+        IdToken::new(claims, (i64::MAX / 2, None, None)).unwrap_or_else(|| panic!("valid claims"))
+    }
+
+    /// Scopes come from `scope` (space separated) and `scp` (a list, whose other entries count
+    /// for nothing, or a space-separated string), as whole words, and `has_scope` agrees with
+    /// `scopes` without collecting them.
+    #[test]
+    fn granted_scopes_are_whole_words_of_scope_and_scp() {
+        for (claims, granted) in [
+            (json!({"scope": " read  write "}), vec!["read", "write"]),
+            (
+                json!({"scope": "read", "scp": ["admin", 1, null, "ops team"]}),
+                vec!["read", "admin", "ops team"],
+            ),
+            (json!({"scp": "a  b"}), vec!["a", "b"]),
+            (json!({"scope": 7, "scp": {"admin": true}}), vec![]),
+            (json!({}), vec![]),
+        ] {
+            let token = token(claims.clone());
+            assert_eq!(token.scopes(), granted, "{claims}");
+            for scope in [
+                "read", "write", "admin", "ops team", "ops", "a", "b", "", "adm",
+            ] {
+                assert_eq!(
+                    token.has_scope(scope),
+                    granted.contains(&scope),
+                    "{claims}: {scope:?}"
+                );
+            }
+        }
     }
 }

@@ -11,8 +11,7 @@ pub(crate) fn check_scopes(token: &IdToken, required: &[&str]) -> Result<(), Aut
     if required.is_empty() {
         return Ok(());
     }
-    let granted = token.scopes();
-    if required.iter().all(|r| granted.contains(r)) {
+    if required.iter().all(|r| token.has_scope(r)) {
         Ok(())
     } else {
         Err(AuthError::insufficient_scope(required))
