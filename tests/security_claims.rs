@@ -333,9 +333,10 @@ async fn c4_group_lookalikes_are_refused() {
 
 /// C4's strictness explained: a required claim that is a plain string (`"hd": "example.com"`)
 /// matches nothing unless `string_claims_as_lists` is set, and the 403 body cannot say why
-/// without echoing a claim. So the denial logs the claim's name with the setting to use (at
-/// WARN the first time in a process, at DEBUG after), never the value; the same token passes
-/// with the setting on. Route policies and configured constraints alike.
+/// without echoing a claim. So a denial that the setting would have let through logs the
+/// claim's name with the setting to use (at WARN the first time in a process, at DEBUG after),
+/// never the value; the same token passes with the setting on. Another string gets no hint.
+/// Route policies and configured constraints alike.
 #[tokio::test]
 async fn a_string_claim_refused_by_default_is_explained_in_the_log() {
     use oidc_auth::{ClaimRule, ClaimValue, IdToken, OidcAuth, Policy};
@@ -357,6 +358,23 @@ async fn a_string_claim_refused_by_default_is_explained_in_the_log() {
     }))
         .expect("claims");
     let strict = OidcAuth::new(oidc_auth_tests::base_config(&idp).build().expect("config"));
+    // A string that the setting would not let through either gets no hint.
+    let other = IdToken::from_claims(json!({
+        "sub": "mallory", "iss": idp.issuer(), "exp": i64::MAX / 2, "hd": "other.example"
+    }))
+    .expect("claims");
+    assert_eq!(
+        strict
+            .check::<DomainPolicy>(&other)
+            .expect_err("another domain")
+            .status(),
+        403
+    );
+    assert!(
+        !logs.text().contains("OIDC_STRING_CLAIMS_AS_LISTS"),
+        "{}",
+        logs.text()
+    );
     let refused = strict
         .check::<DomainPolicy>(&token)
         .expect_err("a string is not a list");

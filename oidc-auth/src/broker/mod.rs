@@ -774,9 +774,10 @@ impl Broker {
     fn maybe_purge(&self, store: &Arc<dyn Store>, now: i64) {
         {
             let mut last = self.last_purge.lock().unwrap_or_else(|p| p.into_inner());
-            // A clock set back makes a purge due too, or none would run until the clock
-            // passed the last one again.
-            if (0..PURGE_EVERY).contains(&now.saturating_sub(*last)) {
+            // A clock set back (by more than the period) makes a purge due too, or none would
+            // run until the clock passed the last one again; a `now` taken a little before the
+            // last purge's, by a request that waited on the provider, does not.
+            if (-PURGE_EVERY..PURGE_EVERY).contains(&now.saturating_sub(*last)) {
                 return;
             }
             *last = now;
@@ -1915,7 +1916,13 @@ mod tests {
             3,
             "succeeded: not again within the hour"
         );
-        spend(start).await;
+        spend(start + 3600 + PURGE_RETRY - 300).await;
+        assert_eq!(
+            purges_reach(4).await,
+            3,
+            "a time a little before the last purge's is no clock set back"
+        );
+        spend(start - 10).await;
         assert_eq!(
             purges_reach(4).await,
             4,

@@ -41,9 +41,9 @@ const MAX_PROVIDER_ANSWER: usize = 64 * 1024;
 /// ```
 #[derive(Clone, PartialEq)]
 pub enum EndpointResponse {
-    /// A JSON body with this status. The adapters send it with `Cache-Control: no-store`, so
-    /// that no client or proxy keeps the tokens it may carry; a server sending it by hand must
-    /// set that header too.
+    /// A JSON body with this status. The adapters send it with `Cache-Control: no-store` and
+    /// `Pragma: no-cache` (RFC 6749 section 5.1), so that no client or proxy keeps the tokens
+    /// it may carry; a server sending it by hand must set those headers too.
     Json {
         /// HTTP status code.
         status: u16,

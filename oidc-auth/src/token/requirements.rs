@@ -44,10 +44,9 @@ pub(crate) fn check_rules(
 ) -> Result<(), AuthError> {
     for rule in rules {
         let value = token.claim(rule.path);
-        if !holds(value, string_as_list, |v| {
-            rule.values.iter().any(|a| a.matches(v))
-        }) {
-            if !string_as_list && matches!(value, Some(Value::String(_))) {
+        let accept = |v: &Value| rule.values.iter().any(|a| a.matches(v));
+        if !holds(value, string_as_list, accept) {
+            if !string_as_list && holds(value, true, accept) {
                 string_claim_hint(rule.path);
             }
             return Err(denied());
@@ -57,8 +56,9 @@ pub(crate) fn check_rules(
 }
 
 /// Says, once per process at WARN and at DEBUG after that, that a required claim was a string
-/// while strings are not taken as lists: a deployment whose provider sends `"hd": "example.com"`
-/// would otherwise see only 403s. The claim's name is logged, never its value.
+/// equal to an accepted value, which would have matched were strings taken as lists: a
+/// deployment whose provider sends `"hd": "example.com"` would otherwise see only 403s. The
+/// claim's name is logged, never its value.
 fn string_claim_hint(path: &str) {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     const HINT: &str = "a required claim is a string, which matches nothing unless string_claims_as_lists is set (OIDC_STRING_CLAIMS_AS_LISTS)";
@@ -77,10 +77,9 @@ pub(crate) fn check_constraints(
 ) -> Result<(), AuthError> {
     for c in constraints {
         let value = token.claim(c.path());
-        if !holds(value, string_as_list, |v| {
-            !v.is_array() && !v.is_object() && c.values().contains(v)
-        }) {
-            if !string_as_list && matches!(value, Some(Value::String(_))) {
+        let accept = |v: &Value| !v.is_array() && !v.is_object() && c.values().contains(v);
+        if !holds(value, string_as_list, accept) {
+            if !string_as_list && holds(value, true, accept) {
                 string_claim_hint(c.path());
             }
             return Err(denied());
