@@ -243,7 +243,8 @@ impl OidcConfig {
         self.algorithms.as_slice()
     }
 
-    /// How many validated tokens are cached.
+    /// How many validated tokens of ordinary size are cached (a large token counts one per
+    /// 8 KiB of memory it takes).
     pub fn token_cache_capacity(&self) -> usize {
         self.token_cache_capacity
     }
@@ -811,7 +812,9 @@ setters! {
     broker_jwks_path(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_jwks_path = Into::<String>::into(v);
     /// Clock leeway for `exp`, `nbf` and `iat` (default 60 s, at most 300 s).
     leeway(value: Duration) => |b: &mut Self, v| b.leeway = v;
-    /// Capacity of the validated-token cache (default 10 000; 0 disables it).
+    /// Capacity of the validated-token cache (default 10 000; 0 disables it): the number of
+    /// ordinary tokens it keeps. A large token counts one per 8 KiB of memory it takes, so the
+    /// cache holds about capacity x 8 KiB at most, whatever `max_token_bytes` allows.
     token_cache_capacity(value: usize) => |b: &mut Self, v| b.token_cache_capacity = v;
     /// Longest time a validated token is served from the cache (default 300 s; under 1 s, as
     /// 0, disables the cache).

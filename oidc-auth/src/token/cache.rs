@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use aws_lc_rs::digest;
+use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
 use crate::provider::Withdrawals;
@@ -28,11 +29,41 @@ struct Entry {
     valid_until: i64,
     /// [`Withdrawals::current`] when the validation began.
     withdrawals: u64,
+    /// See [`EntryWeight`].
+    weight: u64,
+}
+
+/// The memory an entry is taken to hold, in bytes, per byte of its signed part: the part
+/// itself, and its claims parsed (a JSON map takes two to three times its text).
+const BYTES_PER_SIGNED_BYTE: u64 = 4;
+/// Bytes an entry holds besides that (key, reference counts, the map's own slots).
+const ENTRY_OVERHEAD: u64 = 256;
+/// The memory one unit of the cache's capacity stands for.
+const WEIGHT_UNIT: u64 = 8 * 1024;
+
+/// An entry weighs one unit per [`WEIGHT_UNIT`] of memory it holds, at least one: ordinary
+/// tokens (a signed part under about 2 KB) count one each, so the capacity is their number,
+/// and large ones count for the memory they take, so that the cache stays within about
+/// capacity x 8 KiB whatever `max_token_bytes` allows.
+#[derive(Clone)]
+struct EntryWeight;
+
+impl Weighter<[u8; 32], Arc<Entry>> for EntryWeight {
+    fn weight(&self, _key: &[u8; 32], entry: &Arc<Entry>) -> u64 {
+        entry.weight
+    }
+}
+
+fn weight_of(signed: &[u8]) -> u64 {
+    let bytes = (signed.len() as u64)
+        .saturating_mul(BYTES_PER_SIGNED_BYTE)
+        .saturating_add(ENTRY_OVERHEAD);
+    bytes.div_ceil(WEIGHT_UNIT).max(1)
 }
 
 /// A bounded map from token to validated claims.
 pub(crate) struct TokenCache {
-    entries: Cache<[u8; 32], Arc<Entry>>,
+    entries: Cache<[u8; 32], Arc<Entry>, EntryWeight>,
     ttl: i64,
     withdrawals: Withdrawals,
 }
@@ -68,7 +99,7 @@ pub(crate) fn key(token: &str) -> Option<Key<'_>> {
 impl TokenCache {
     pub(crate) fn new(capacity: usize, ttl_secs: i64, withdrawals: Withdrawals) -> Option<Self> {
         (capacity > 0 && ttl_secs > 0).then(|| Self {
-            entries: Cache::new(capacity),
+            entries: Cache::with_weighter(capacity, capacity as u64, EntryWeight),
             ttl: ttl_secs,
             withdrawals,
         })
@@ -110,6 +141,7 @@ impl TokenCache {
                 token,
                 valid_until,
                 withdrawals,
+                weight: weight_of(key.signed),
             });
             self.entries.insert(key.hash, entry);
         }
@@ -163,6 +195,42 @@ mod tests {
         cache.insert(&cached, token("alice"), 1_900, 60, 0);
         assert!(cache.get(&cached, 2_059).is_some());
         assert!(cache.get(&cached, 2_060).is_none());
+    }
+
+    /// The capacity counts ordinary tokens one each, and large ones by the memory they take:
+    /// the cache's weight never exceeds its capacity, and a token too large for the whole
+    /// cache is not kept.
+    #[test]
+    fn large_tokens_count_for_the_memory_they_take() {
+        let cache =
+            TokenCache::new(16, 600, Withdrawals::default()).unwrap_or_else(|| panic!("enabled"));
+        let signed = |n: usize, fill: u8| vec![fill; n];
+        let with_signature =
+            |signed: &[u8], i: usize| format!("{}.sig{i}", String::from_utf8_lossy(signed));
+        // Sixteen ordinary tokens fill it, one unit each.
+        let ordinary = signed(1_500, b'a');
+        let ordinary_tokens: Vec<String> = (0..16).map(|i| with_signature(&ordinary, i)).collect();
+        for raw in &ordinary_tokens {
+            let k = key(raw).unwrap_or_else(|| panic!("has a signature"));
+            cache.insert(&k, token("alice"), 1_000, 0, 0);
+        }
+        assert_eq!(cache.entries.weight(), 16);
+        assert_eq!(weight_of(&ordinary), 1);
+        // A 16 KiB signed part weighs 9 units; several of them never take it past 16.
+        let large = signed(16 * 1024, b'b');
+        assert_eq!(weight_of(&large), 9);
+        for i in 0..4 {
+            let raw = with_signature(&large, i);
+            let k = key(&raw).unwrap_or_else(|| panic!("has a signature"));
+            cache.insert(&k, token("bob"), 1_000, 0, 0);
+            assert!(cache.entries.weight() <= 16, "{}", cache.entries.weight());
+        }
+        // One larger than the whole capacity is not kept.
+        let huge = with_signature(&signed(64 * 1024, b'c'), 0);
+        let k = key(&huge).unwrap_or_else(|| panic!("has a signature"));
+        cache.insert(&k, token("carol"), 1_000, 0, 0);
+        assert!(cache.get(&k, 1_001).is_none());
+        assert!(cache.entries.weight() <= 16);
     }
 
     /// A withdrawal drops the entries made before it, and keeps out a validation that was
