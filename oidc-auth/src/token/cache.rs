@@ -225,6 +225,13 @@ mod tests {
             cache.insert(&k, token("bob"), 1_000, 0, 0);
             assert!(cache.entries.weight() <= 16, "{}", cache.entries.weight());
         }
+        // With a capacity of the default size, a large token is kept like any other.
+        let roomy = TokenCache::new(10_000, 600, Withdrawals::default())
+            .unwrap_or_else(|| panic!("enabled"));
+        let raw = with_signature(&large, 9);
+        let k = key(&raw).unwrap_or_else(|| panic!("has a signature"));
+        roomy.insert(&k, token("bob"), 1_000, 0, 0);
+        assert!(roomy.get(&k, 1_001).is_some());
         // One larger than the whole capacity is not kept.
         let huge = with_signature(&signed(64 * 1024, b'c'), 0);
         let k = key(&huge).unwrap_or_else(|| panic!("has a signature"));
