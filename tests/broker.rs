@@ -638,6 +638,43 @@ async fn spent_refresh_tokens_stay_on_record_for_a_while_and_their_late_replay_e
     }
 }
 
+/// A token live again although its rotation was answered to a request (MongoDB undoes a spend
+/// whose successor it could not store, after another instance may have answered with that
+/// successor; or a row written back into the store) is reuse, as a spent one is: 400
+/// `invalid_grant` and the session ends, instead of a second rotation that would keep the token
+/// on record longer than its "answered" marker. Both frameworks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_live_again_after_its_answer_is_reuse() {
+    let probe = Arc::new(ProbeStore::new());
+    let h = serve_broker(provider().await, probe.clone(), |c| c, None).await;
+    for fw in FRAMEWORKS {
+        let first = login(&h, fw).await;
+        let token = field(&first, "refresh_token").to_owned();
+        let answered = refresh(&h, fw, &token).await;
+        assert_eq!(answered.status, 200, "{fw:?}: {}", answered.raw_body);
+        probe
+            .relive_spent
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let again = refresh(&h, fw, &token).await;
+        probe
+            .relive_spent
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            (again.status, again.error()),
+            (400, Some("invalid_grant")),
+            "{fw:?}: {}",
+            again.raw_body
+        );
+        let successor = refresh(&h, fw, field(&answered, "refresh_token")).await;
+        assert_eq!(
+            (successor.status, successor.error()),
+            (400, Some("invalid_grant")),
+            "{fw:?}: the session must have ended: {}",
+            successor.raw_body
+        );
+    }
+}
+
 /// Deliver 3: without broker mode there is no JWKS route.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_jwks_route_exists_only_in_broker_mode() {
@@ -2416,6 +2453,9 @@ struct ProbeStore {
     forget_markers: std::sync::atomic::AtomicBool,
     /// How many `rotate_refresh` calls were made.
     rotations: std::sync::atomic::AtomicUsize,
+    /// When set, a spent token rotates as a live one would: a spend undone after another
+    /// request was answered, or a row written back.
+    relive_spent: std::sync::atomic::AtomicBool,
 }
 
 impl ProbeStore {
@@ -2438,6 +2478,7 @@ impl ProbeStore {
             records_name: std::sync::Mutex::new(None),
             forget_markers: std::sync::atomic::AtomicBool::new(false),
             rotations: std::sync::atomic::AtomicUsize::new(0),
+            relive_spent: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -2548,10 +2589,14 @@ impl Store for ProbeStore {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let relive = self.relive_spent.load(std::sync::atomic::Ordering::SeqCst);
         Box::pin(async move {
             use oidc_auth::store::RotateOutcome;
             tokio::time::sleep(Duration::from_millis(delay)).await;
-            let outcome = self.inner.rotate_refresh(&old, &new, now).await?;
+            let outcome = match self.inner.rotate_refresh(&old, &new, now).await? {
+                RotateOutcome::Spent(record) if relive => RotateOutcome::Rotated(record),
+                outcome => outcome,
+            };
             Ok(match (outcome, renamed) {
                 (RotateOutcome::Rotated(mut record), Some(session)) => {
                     record.session_id = session;

@@ -1081,8 +1081,13 @@ impl Broker {
             .await
             .map_err(store_error)?;
         let record = match Self::of_session(outcome, session_id) {
-            RotateOutcome::Rotated(record) => record,
-            RotateOutcome::Spent(record) if answered => {
+            // Spent, or live again although its rotation was answered to a request: a spend
+            // undone after another request was answered with the successor (MongoDB undoes a
+            // spend whose successor it could not store; the other backends roll back before
+            // anyone can answer), or a row written back into the store. Either way the token
+            // was presented again after its answer, which is reuse; and rotating it again
+            // would keep it on record longer than its "answered" marker.
+            RotateOutcome::Spent(record) | RotateOutcome::Rotated(record) if answered => {
                 // As a revocation by the client: the session and the provider's refresh token
                 // first, which could otherwise outlive the theft signal, then the family.
                 self.end_session(auth, &store, &record.session_id).await?;
@@ -1094,6 +1099,7 @@ impl Broker {
                     "the refresh token was already used; the session is revoked",
                 ));
             }
+            RotateOutcome::Rotated(record) => record,
             RotateOutcome::Spent(record) => {
                 let body = self.answer_spent(&store, &record, &successor, now).await?;
                 // The spent token's record is kept until then (see `spent_until`).
