@@ -192,16 +192,8 @@ fn check_scope_token(
         );
         return false;
     }
-    if let Some(bad) = value.chars().find(|c| !scope_token::is_scope_char(*c)) {
-        diag.error(
-            span,
-            format!(
-                "`#[oidc::{name}]`: scope `{}` contains {}, which RFC 6749 does not allow in a scope; {}",
-                value.escape_debug(),
-                scope_token::describe(bad),
-                scope_token::ALLOWED
-            ),
-        );
+    if let Some(problem) = scope_token::bad_character(value) {
+        diag.error(span, format!("`#[oidc::{name}]`: {problem}"));
         return false;
     }
     true

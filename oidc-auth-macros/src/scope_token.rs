@@ -2,12 +2,12 @@
 //! `#[derive(Scopes)]`.
 
 /// The advice given with a character that is refused in a scope.
-pub(crate) const ALLOWED: &str = "use printable ASCII other than space, `,`, `\"` and `\\`";
+const ALLOWED: &str = "use printable ASCII other than space, `,`, `\"` and `\\`";
 
 /// Whether `c` may appear in a scope: RFC 6749's `%x21 / %x23-5B / %x5D-7E`, less the comma.
 /// The RFC allows a comma, but a scope holding one is almost always a list written with the
 /// wrong separator (`"admin, read"`), which would require the scope `admin,`.
-pub(crate) fn is_scope_char(c: char) -> bool {
+fn is_scope_char(c: char) -> bool {
     c != ',' && (c == '!' || ('#'..='[').contains(&c) || (']'..='~').contains(&c))
 }
 
@@ -20,8 +20,19 @@ pub(crate) fn split_at_commas(value: &str) -> Vec<&str> {
         .collect()
 }
 
+/// What is wrong with `value` when it holds a character a scope may not: the message the
+/// macros give, after their own name.
+pub(crate) fn bad_character(value: &str) -> Option<String> {
+    let bad = value.chars().find(|c| !is_scope_char(*c))?;
+    Some(format!(
+        "scope `{}` contains {}, which RFC 6749 does not allow in a scope; {ALLOWED}",
+        value.escape_debug(),
+        describe(bad),
+    ))
+}
+
 /// `c` as a message names it.
-pub(crate) fn describe(c: char) -> String {
+fn describe(c: char) -> String {
     match c {
         '"' => "a double quote".to_owned(),
         '\\' => "a backslash".to_owned(),

@@ -71,17 +71,7 @@ fn scope_problem(value: &str) -> Option<String> {
             "scope `{value}` contains a space; declare one variant per scope"
         ));
     }
-    value
-        .chars()
-        .find(|c| !scope_token::is_scope_char(*c))
-        .map(|c| {
-            format!(
-                "scope `{}` contains {}, which RFC 6749 does not allow; {}",
-                value.escape_debug(),
-                scope_token::describe(c),
-                scope_token::ALLOWED
-            )
-        })
+    scope_token::bad_character(value)
 }
 
 pub(crate) fn derive(input: TokenStream) -> TokenStream {

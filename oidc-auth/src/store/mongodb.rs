@@ -389,7 +389,7 @@ impl MongoStore {
                     },
                     doc! {
                         "$set": { "spent": true },
-                        "$min": { "expires_at": crate::store::spent_until(i64::MAX, now) },
+                        "$min": { "expires_at": now.saturating_add(crate::store::SPENT_REFRESH_KEPT) },
                     },
                 )
                 .await
