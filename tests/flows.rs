@@ -21,6 +21,8 @@ async fn harness_on(clock: Option<ManualClock>) -> Harness {
 
 fn assert_token_json(reply: &Reply) {
     assert_eq!(reply.status, 200, "{}", reply.raw_body);
+    reply.assert_not_cached();
+    assert_eq!(reply.content_type.as_deref(), Some("application/json"));
     let now = SystemClock.now();
     for field in ["access_token", "token_type", "refresh_token", "scope"] {
         assert!(reply.body[field].is_string(), "{field}: {}", reply.raw_body);
@@ -459,6 +461,10 @@ async fn login_refuses_a_state_the_callback_could_not_open() {
             reply.raw_body
         );
         assert!(reply.location.is_none());
+        // The redirect to the provider carries the login's state: not for a cache either.
+        let redirect = h.get(fw, &login(&scope(80)), None).await;
+        assert_eq!(redirect.status, 302, "{fw:?}");
+        redirect.assert_not_cached();
 
         let authorize = location(&h, &h.url(fw, &login(&scope(80)))).await;
         let callback = location(&h, authorize.as_str()).await;
@@ -691,6 +697,7 @@ async fn device_flow_reports_polling_errors_at_top_level() {
         for outcome in ["approve", "deny"] {
             let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
             assert_eq!(start.status, 200, "{}", start.raw_body);
+            start.assert_not_cached();
             for field in [
                 "device_code",
                 "user_code",
@@ -750,6 +757,36 @@ async fn device_flow_reports_polling_errors_at_top_level() {
             .post_form(fw, "/api/auth/v2/token", &[("device-code", &device_code)])
             .await;
         assert_eq!(expired.error(), Some("expired_token"), "{fw:?}");
+    }
+}
+
+/// Configured scopes without `openid` still ask for an ID token on the device flow, as they do
+/// at login: the provider then answers with one, and broker mode does not fall back to the
+/// user info endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_flow_asks_for_openid_like_the_login() {
+    let h = Harness::with(
+        flow_provider().await,
+        |b| b.client_id("test-client").scopes("profile email"),
+        None,
+    )
+    .await;
+    for fw in FRAMEWORKS {
+        let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
+        assert_eq!(start.status, 200, "{}", start.raw_body);
+        let device_code = start.body["device_code"].as_str().unwrap_or_default();
+        let user_code = start.body["user_code"].as_str().unwrap_or_default();
+        assert!(h.idp.approve_device(user_code));
+        let token = h
+            .post_form(fw, "/api/auth/v2/token", &[("device-code", device_code)])
+            .await;
+        assert_token_json(&token);
+        let granted: Vec<&str> = token.body["scope"]
+            .as_str()
+            .unwrap_or_default()
+            .split(' ')
+            .collect();
+        assert_eq!(granted, ["openid", "profile", "email"], "{fw:?}");
     }
 }
 

@@ -131,6 +131,9 @@ impl OidcAuthBuilder {
                  running several"
             );
         }
+        if self.store.is_some() && !config.broker_mode {
+            tracing::warn!("a store was given but broker mode is off: the store is not used");
+        }
         let broker = config
             .broker_mode
             .then(|| Arc::new(Broker::new(&config, self.store, self.clock.clone())));

@@ -410,7 +410,9 @@ impl OidcConfig {
     /// so is each item of a comma list and each side of an `id:secret` pair. A variable that is
     /// set must have a value: one that is empty or only whitespace is a [`ConfigError`] naming
     /// it, never read as unset (an empty `OIDC_AUDIENCE` would otherwise turn the audience check
-    /// off). Unset a variable to leave its option at the default.
+    /// off), and a comma list must list something (`,` is refused). Unset a variable to leave
+    /// its option at the default. An error of an option read from a variable names the
+    /// variable in its [`message`](ConfigError::message).
     ///
     /// ```no_run
     /// let config = oidc_auth::OidcConfig::from_env()?;
@@ -440,74 +442,84 @@ impl OidcConfig {
         // rather than read as unset: an empty OIDC_AUDIENCE would turn the audience check off,
         // an empty OIDC_CLIENT_SECRET would make a confidential client public, and an empty
         // OIDC_BROKER_ENCRYPTION_KEY would store signing keys unencrypted, all silently.
-        let get = |name: &str, option: &'static str| match lookup(name) {
+        let get = |name: &str| match lookup(name) {
             None => Ok(None),
             Some(v) if v.trim().is_empty() => Err(ConfigError::new(
-                option,
+                option_set_by(name),
                 format!("{name} is set but empty; give it a value or unset it"),
             )),
             Some(v) => Ok(Some(v.trim().to_owned())),
         };
         let mut b = OidcConfig::builder();
-        if let Some(v) = get("OIDC_DISCOVERY_URL", "discovery_url")? {
+        if let Some(v) = get("OIDC_DISCOVERY_URL")? {
             b = b.discovery_url(v);
         }
-        if let Some(v) = get("OIDC_CLIENT_ID", "client_id")? {
+        if let Some(v) = get("OIDC_CLIENT_ID")? {
             b = b.client_id(v);
         }
-        if let Some(v) = get("OIDC_CLIENT_SECRET", "client_secret")? {
+        if let Some(v) = get("OIDC_CLIENT_SECRET")? {
             b = b.client_secret(v);
         }
-        if let Some(v) = get("OIDC_SCOPES", "scopes")? {
+        if let Some(v) = get("OIDC_SCOPES")? {
             b = b.scopes(v);
         }
-        if let Some(v) = get("OIDC_AUDIENCE", "audience")? {
+        if let Some(v) = get("OIDC_AUDIENCE")? {
             b = b.audience(v);
         }
-        if let Some(v) = get("OIDC_PROXY", "proxy")? {
+        if let Some(v) = get("OIDC_PROXY")? {
             b = b.proxy(v);
         }
-        if let Some(v) = get("OIDC_ISSUER", "issuer")? {
+        if let Some(v) = get("OIDC_ISSUER")? {
             b = b.issuer(v);
         }
-        if let Some(v) = get("OIDC_JWKS_URI", "jwks_uri")? {
+        if let Some(v) = get("OIDC_JWKS_URI")? {
             b = b.jwks_uri(v);
         }
-        if let Some(v) = get("OIDC_LEEWAY_SECS", "leeway")? {
+        if let Some(v) = get("OIDC_LEEWAY_SECS")? {
             let secs = parse_secs("leeway", "OIDC_LEEWAY_SECS", &v)?;
             b = b.leeway(Duration::from_secs(secs));
         }
-        if let Some(v) = get("OIDC_TIMEOUT_SECS", "timeout")? {
+        if let Some(v) = get("OIDC_TIMEOUT_SECS")? {
             let secs = parse_secs("timeout", "OIDC_TIMEOUT_SECS", &v)?;
             b = b.timeout(Duration::from_secs(secs));
         }
-        let list = |v: String| -> Vec<String> {
-            v.split(',')
+        // A list that is set holds at least one item: `,` or `${OLD_KEY},` with the variable
+        // unset is the same mistake as an empty value.
+        let list = |v: String, name: &str| {
+            let items: Vec<String> = v
+                .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
-                .collect()
+                .collect();
+            if items.is_empty() {
+                return Err(ConfigError::new(
+                    option_set_by(name),
+                    format!("{name} is set but lists nothing; give it a value or unset it"),
+                ));
+            }
+            Ok(items)
         };
-        if let Some(v) = get("OIDC_LOGIN_REDIRECT_URIS", "login_redirect_uris")? {
-            b = b.login_redirect_uris(list(v));
+        if let Some(v) = get("OIDC_LOGIN_REDIRECT_URIS")? {
+            b = b.login_redirect_uris(list(v, "OIDC_LOGIN_REDIRECT_URIS")?);
         }
-        if let Some(v) = get("OIDC_LOGOUT_REDIRECT_URIS", "logout_redirect_uris")? {
-            b = b.logout_redirect_uris(list(v));
+        if let Some(v) = get("OIDC_LOGOUT_REDIRECT_URIS")? {
+            b = b.logout_redirect_uris(list(v, "OIDC_LOGOUT_REDIRECT_URIS")?);
         }
-        if let Some(v) = get("OIDC_STATE_KEY", "state_key")? {
+        if let Some(v) = get("OIDC_STATE_KEY")? {
             b = b.state_key(v);
         }
-        if let Some(v) = get("OIDC_OFFLINE_ACCESS", "offline_access")? {
+        if let Some(v) = get("OIDC_OFFLINE_ACCESS")? {
             b = b.offline_access(parse_bool("offline_access", "OIDC_OFFLINE_ACCESS", &v)?);
         }
-        if let Some(v) = get("OIDC_ALLOW_INSECURE_HTTP", "allow_insecure_http")? {
+        if let Some(v) = get("OIDC_ALLOW_INSECURE_HTTP")? {
             b = b.allow_insecure_http(parse_bool(
                 "allow_insecure_http",
                 "OIDC_ALLOW_INSECURE_HTTP",
                 &v,
             )?);
         }
-        if let Some(v) = get("OIDC_TOKEN_CACHE_CAPACITY", "token_cache_capacity")? {
+        if let Some(v) = get("OIDC_TOKEN_CACHE_CAPACITY")? {
             let capacity = v.parse().map_err(|_| {
                 ConfigError::new(
                     "token_cache_capacity",
@@ -516,7 +528,7 @@ impl OidcConfig {
             })?;
             b = b.token_cache_capacity(capacity);
         }
-        if let Some(v) = get("OIDC_MAX_TOKEN_BYTES", "max_token_bytes")? {
+        if let Some(v) = get("OIDC_MAX_TOKEN_BYTES")? {
             let bytes = v.parse().map_err(|_| {
                 ConfigError::new(
                     "max_token_bytes",
@@ -525,38 +537,35 @@ impl OidcConfig {
             })?;
             b = b.max_token_bytes(bytes);
         }
-        if let Some(v) = get("OIDC_STRING_CLAIMS_AS_LISTS", "string_claims_as_lists")? {
+        if let Some(v) = get("OIDC_STRING_CLAIMS_AS_LISTS")? {
             b = b.string_claims_as_lists(parse_bool(
                 "string_claims_as_lists",
                 "OIDC_STRING_CLAIMS_AS_LISTS",
                 &v,
             )?);
         }
-        if let Some(v) = get("OIDC_BROKER_MODE", "broker_mode")? {
+        if let Some(v) = get("OIDC_BROKER_MODE")? {
             b = b.broker_mode(parse_bool("broker_mode", "OIDC_BROKER_MODE", &v)?);
         }
-        if let Some(v) = get("OIDC_BROKER_STORE_URL", "broker_store_url")? {
+        if let Some(v) = get("OIDC_BROKER_STORE_URL")? {
             b = b.broker_store_url(v);
         }
-        if let Some(v) = get("OIDC_BROKER_AUDIENCE", "broker_audience")? {
+        if let Some(v) = get("OIDC_BROKER_AUDIENCE")? {
             b = b.broker_audience(v);
         }
-        if let Some(v) = get("OIDC_TRUSTED_ISSUERS", "trusted_issuers")? {
-            b = b.trusted_issuers(list(v));
+        if let Some(v) = get("OIDC_TRUSTED_ISSUERS")? {
+            b = b.trusted_issuers(list(v, "OIDC_TRUSTED_ISSUERS")?);
         }
-        if let Some(v) = get("OIDC_BROKER_JWKS_PATH", "broker_jwks_path")? {
+        if let Some(v) = get("OIDC_BROKER_JWKS_PATH")? {
             b = b.broker_jwks_path(v);
         }
-        if let Some(v) = get("OIDC_BROKER_ENCRYPTION_KEY", "encryption_key")? {
+        if let Some(v) = get("OIDC_BROKER_ENCRYPTION_KEY")? {
             b = b.encryption_key(v);
         }
-        if let Some(v) = get(
-            "OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS",
-            "previous_encryption_keys",
-        )? {
-            b = b.previous_encryption_keys(list(v));
+        if let Some(v) = get("OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS")? {
+            b = b.previous_encryption_keys(list(v, "OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS")?);
         }
-        if let Some(v) = get("OIDC_BROKER_SIGNING_ALGORITHM", "broker_signing_algorithm")? {
+        if let Some(v) = get("OIDC_BROKER_SIGNING_ALGORITHM")? {
             let alg = v.parse().map_err(|_| {
                 ConfigError::new(
                     "broker_signing_algorithm",
@@ -565,8 +574,8 @@ impl OidcConfig {
             })?;
             b = b.broker_signing_algorithm(alg);
         }
-        if let Some(v) = get("OIDC_BROKER_EXCHANGE_CLIENTS", "exchange_client")? {
-            for entry in list(v) {
+        if let Some(v) = get("OIDC_BROKER_EXCHANGE_CLIENTS")? {
+            for entry in list(v, "OIDC_BROKER_EXCHANGE_CLIENTS")? {
                 let (id, secret) = entry.split_once(':').ok_or_else(|| {
                     ConfigError::new(
                         "exchange_client",
@@ -578,10 +587,18 @@ impl OidcConfig {
                 b = b.exchange_client(id.trim(), secret.trim());
             }
         }
-        if let Some(v) = get("OIDC_BROKER_EXCHANGE_AUDIENCES", "exchange_audiences")? {
-            b = b.exchange_audiences(list(v));
+        if let Some(v) = get("OIDC_BROKER_EXCHANGE_AUDIENCES")? {
+            b = b.exchange_audiences(list(v, "OIDC_BROKER_EXCHANGE_AUDIENCES")?);
         }
-        b.build()
+        // The builder's checks name its options; a deployment knows the variables.
+        b.build().map_err(
+            |e| match VARIABLES.iter().find(|(_, option)| *option == e.option) {
+                Some((name, _)) if !e.message.contains(name) => {
+                    ConfigError::new(e.option, format!("{} (variable {name})", e.message))
+                }
+                _ => e,
+            },
+        )
     }
 
     /// The issuer tokens must name, and the discovery document must name: the configured one,
@@ -593,6 +610,42 @@ impl OidcConfig {
         &self.expected_issuer
     }
 }
+
+/// Each environment variable [`OidcConfig::from_lookup`] reads, and the option it sets: what
+/// an error of that option names.
+const VARIABLES: [(&str, &str); 28] = [
+    ("OIDC_DISCOVERY_URL", "discovery_url"),
+    ("OIDC_CLIENT_ID", "client_id"),
+    ("OIDC_CLIENT_SECRET", "client_secret"),
+    ("OIDC_SCOPES", "scopes"),
+    ("OIDC_AUDIENCE", "audience"),
+    ("OIDC_PROXY", "proxy"),
+    ("OIDC_ISSUER", "issuer"),
+    ("OIDC_JWKS_URI", "jwks_uri"),
+    ("OIDC_LEEWAY_SECS", "leeway"),
+    ("OIDC_TIMEOUT_SECS", "timeout"),
+    ("OIDC_LOGIN_REDIRECT_URIS", "login_redirect_uris"),
+    ("OIDC_LOGOUT_REDIRECT_URIS", "logout_redirect_uris"),
+    ("OIDC_STATE_KEY", "state_key"),
+    ("OIDC_OFFLINE_ACCESS", "offline_access"),
+    ("OIDC_ALLOW_INSECURE_HTTP", "allow_insecure_http"),
+    ("OIDC_TOKEN_CACHE_CAPACITY", "token_cache_capacity"),
+    ("OIDC_MAX_TOKEN_BYTES", "max_token_bytes"),
+    ("OIDC_STRING_CLAIMS_AS_LISTS", "string_claims_as_lists"),
+    ("OIDC_BROKER_MODE", "broker_mode"),
+    ("OIDC_BROKER_STORE_URL", "broker_store_url"),
+    ("OIDC_BROKER_AUDIENCE", "broker_audience"),
+    ("OIDC_TRUSTED_ISSUERS", "trusted_issuers"),
+    ("OIDC_BROKER_JWKS_PATH", "broker_jwks_path"),
+    ("OIDC_BROKER_ENCRYPTION_KEY", "encryption_key"),
+    (
+        "OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS",
+        "previous_encryption_keys",
+    ),
+    ("OIDC_BROKER_SIGNING_ALGORITHM", "broker_signing_algorithm"),
+    ("OIDC_BROKER_EXCHANGE_CLIENTS", "exchange_client"),
+    ("OIDC_BROKER_EXCHANGE_AUDIENCES", "exchange_audiences"),
+];
 
 /// The issuer `url` implies when it is a discovery URL of a standard form: the issuer followed by
 /// `/.well-known/openid-configuration` (OpenID Connect Discovery section 4) or by
@@ -623,6 +676,14 @@ fn implied_issuer(url: &Url) -> Option<Issuer> {
     let issuer_path = path.strip_prefix(METADATA_PREFIX)?;
     (issuer_path.is_empty() || issuer_path.starts_with('/'))
         .then(|| Issuer::new(format!("{origin}{issuer_path}")))
+}
+
+/// The option the environment variable `name` sets (see [`VARIABLES`]).
+fn option_set_by(name: &str) -> &'static str {
+    VARIABLES
+        .iter()
+        .find(|(variable, _)| *variable == name)
+        .map_or("environment", |(_, option)| option)
 }
 
 fn parse_secs(option: &'static str, var: &str, value: &str) -> Result<u64, ConfigError> {
@@ -782,7 +843,8 @@ setters! {
     /// tolerated). Any other URL (with a query string, for example) needs
     /// [`issuer`](Self::issuer): the issuer the discovery document names is never adopted.
     discovery_url(value: impl Into<String>) => |b: &mut Self, v: _| b.discovery_url = Some(MaskedUrl(Into::<String>::into(v)));
-    /// Default login scopes, space separated (default `openid profile email`).
+    /// Default login and device flow scopes, space separated, without commas (default
+    /// `openid profile email`); `openid` is asked for whether listed or not.
     scopes(value: impl Into<String>) => |b: &mut Self, v: _| b.scopes = Into::<String>::into(v);
     /// The audience every access token must carry. Without it `aud` is not checked and a warning
     /// is logged at start-up.
@@ -801,7 +863,9 @@ setters! {
     /// Expected issuer, overriding the one derived from the discovery URL; required when the
     /// discovery URL implies none.
     issuer(value: impl Into<String>) => |b: &mut Self, v: _| b.issuer = Some(Into::<String>::into(v));
-    /// Broker mode: the server mints its own tokens.
+    /// Broker mode: the server mints its own tokens. Without it, `build` refuses the options
+    /// only the broker reads (`proxy`, the store URL, the encryption keys, the exchange clients
+    /// and audiences) instead of ignoring them.
     broker_mode(value: bool) => |b: &mut Self, v| b.broker_mode = v;
     /// Store URL for broker mode (`sqlite://`, `postgres://`, `mysql://`, ...).
     broker_store_url(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_store_url = Some(MaskedUrl(Into::<String>::into(v)));
@@ -903,6 +967,8 @@ impl OidcConfigBuilder {
     /// let config = OidcConfig::builder()
     ///     .discovery_url("https://idp.example/.well-known/openid-configuration")
     ///     .client_id("api")
+    ///     .broker_mode(true)
+    ///     .broker_audience("services")
     ///     .encryption_key("bmV3LWtleS1uZXcta2V5LW5ldy1rZXktbmV3LWtleSE=")
     ///     .previous_encryption_keys(["b2xkLWtleS1vbGQta2V5LW9sZC1rZXktb2xkLWtleSE=".to_owned()])
     ///     .build()?;
@@ -974,6 +1040,42 @@ impl OidcConfigBuilder {
                 ));
             }
         }
+        // One audience each: `api,account` would be compared as one string and match no token.
+        for (option, value) in [
+            ("audience", self.audience.as_ref()),
+            ("broker_audience", self.broker_audience.as_ref()),
+        ] {
+            if value.is_some_and(|v| v.contains(',')) {
+                return Err(ConfigError::new(
+                    option,
+                    "holds a comma: it is one audience, which a token's `aud` (a string or a \
+                     list) must contain; give the one this server is",
+                ));
+            }
+        }
+        // Compared exactly with what a client sends, as the identifiers above.
+        if self
+            .exchange_audiences
+            .iter()
+            .any(|a| a.trim().is_empty() || a.trim() != a)
+        {
+            return Err(ConfigError::new(
+                "exchange_audiences",
+                "an entry is empty or has leading or trailing whitespace, so it would never \
+                 match a requested audience",
+            ));
+        }
+        if self
+            .exchange_clients
+            .iter()
+            .any(|(id, _)| !id.trim().is_empty() && id.trim() != id)
+        {
+            return Err(ConfigError::new(
+                "exchange_client",
+                "a client id has leading or trailing whitespace, so it would never match the \
+                 one a client sends",
+            ));
+        }
         let discovery_url = self
             .discovery_url
             .ok_or_else(|| ConfigError::new("discovery_url", "is required"))?;
@@ -997,6 +1099,20 @@ impl OidcConfigBuilder {
         };
         let mut scopes = Vec::new();
         for s in self.scopes.split(' ').filter(|s| !s.is_empty()) {
+            // RFC 6749 allows a comma in a scope, but `openid,profile` is the list written the
+            // way every other list option is, sent to the provider as one unknown scope.
+            if s.contains(',') {
+                return Err(ConfigError::new(
+                    "scopes",
+                    format!(
+                        "`{s}` holds a comma: scopes are separated by spaces (`{}`)",
+                        s.split(',')
+                            .filter(|w| !w.is_empty())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                ));
+            }
             if !Scope::is_valid_token(s) {
                 return Err(ConfigError::new(
                     "scopes",
@@ -1111,18 +1227,26 @@ impl OidcConfigBuilder {
                 format!("must be at most {MAX_TOKEN_BYTES_LIMIT} (1 MiB)"),
             ));
         }
-        let previous = self.previous_encryption_keys.iter();
-        for (option, key) in [
-            ("encryption_key", self.encryption_key.as_ref()),
-            ("state_key", self.state_key.as_ref()),
+        // The key itself is never shown: an error message gets logged.
+        let previous = self.previous_encryption_keys.iter().enumerate();
+        for (option, which, key) in [
+            ("encryption_key", None, self.encryption_key.as_ref()),
+            ("state_key", None, self.state_key.as_ref()),
         ]
         .into_iter()
-        .chain(previous.map(|key| ("previous_encryption_keys", Some(key))))
+        .chain(previous.map(|(i, key)| ("previous_encryption_keys", Some(i + 1), Some(key))))
         {
-            if let Some(key) = key {
-                decode_key(key.expose()).ok_or_else(|| {
-                    ConfigError::new(option, "must be 32 bytes encoded in base64")
-                })?;
+            if let Some(key) = key
+                && decode_key(key.expose()).is_none()
+            {
+                let which = which.map_or_else(String::new, |n| format!("entry {n} "));
+                return Err(ConfigError::new(
+                    option,
+                    format!(
+                        "{which}must be 32 bytes encoded in base64 (`openssl rand -base64 32`; \
+                         hex is not read)"
+                    ),
+                ));
             }
         }
         let no_broker_audience = self
@@ -1134,6 +1258,28 @@ impl OidcConfigBuilder {
                 "broker_audience",
                 "is required in broker mode (the audience of the tokens the server mints)",
             ));
+        }
+        // Read only by the broker: set without it, each would be silently ignored, and a
+        // deployment that forgot broker mode would hand the provider's tokens to clients.
+        if !self.broker_mode {
+            let broker_only = [
+                ("proxy", self.proxy.is_some()),
+                ("broker_store_url", self.broker_store_url.is_some()),
+                ("encryption_key", self.encryption_key.is_some()),
+                (
+                    "previous_encryption_keys",
+                    !self.previous_encryption_keys.is_empty(),
+                ),
+                ("exchange_client", !self.exchange_clients.is_empty()),
+                ("exchange_audiences", !self.exchange_audiences.is_empty()),
+            ];
+            if let Some((option, _)) = broker_only.into_iter().find(|(_, set)| *set) {
+                return Err(ConfigError::new(
+                    option,
+                    "is used only in broker mode, which is off: turn it on (`broker_mode`, \
+                     OIDC_BROKER_MODE=true) or remove this setting",
+                ));
+            }
         }
         if let Some(url) = &self.broker_store_url {
             crate::store::check_url(&url.0).map_err(|e| {
@@ -1504,6 +1650,18 @@ fn parse_redirect_uris(option: &'static str, values: &[String]) -> Result<Vec<Ur
                     ),
                 ));
             }
+            // `*` is a valid URL character, so `https://*.example/cb` and `https://app/*` parse;
+            // but entries are matched exactly, so such an entry matches only itself.
+            if v.contains('*') {
+                return Err(ConfigError::new(
+                    option,
+                    format!(
+                        "`{}` has a `*`: redirect URIs are compared exactly, with no wildcards; \
+                         list every URI in full",
+                        v.trim()
+                    ),
+                ));
+            }
             // Redirect URIs are compared exactly, and only one the login and logout checks take
             // as canonical is ever compared: an entry in another form (no path, a host in
             // capitals, a default port) would be refused when a client sends it as listed.
@@ -1590,6 +1748,200 @@ mod tests {
         assert_eq!(config.jwks_max_bytes(), 256 * 1024);
         assert_eq!(config.token_cache_capacity(), 10_000);
         assert!(!config.string_claims_as_lists());
+    }
+
+    fn from_env_with(extra: &[(&str, &str)]) -> Result<OidcConfig, ConfigError> {
+        let mut vars = BASE.to_vec();
+        vars.extend_from_slice(extra);
+        OidcConfig::from_lookup(lookup(&vars))
+    }
+
+    fn builder() -> OidcConfigBuilder {
+        OidcConfig::builder()
+            .discovery_url("https://idp.example/.well-known/openid-configuration")
+            .client_id("app")
+    }
+
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    /// A setting only the broker reads, given without broker mode, is refused rather than
+    /// ignored: a deployment that forgot `OIDC_BROKER_MODE` would otherwise hand the
+    /// provider's tokens to its clients.
+    #[test]
+    fn broker_settings_without_broker_mode_are_refused() {
+        let cases: [(OidcConfigBuilder, &str); 6] = [
+            (builder().proxy("https://api.example"), "proxy"),
+            (builder().broker_store_url("memory:"), "broker_store_url"),
+            (builder().encryption_key(KEY), "encryption_key"),
+            (
+                builder().previous_encryption_keys([KEY.to_owned()]),
+                "previous_encryption_keys",
+            ),
+            (builder().exchange_client("svc", "pw"), "exchange_client"),
+            (
+                builder().exchange_audiences(["downstream".to_owned()]),
+                "exchange_audiences",
+            ),
+        ];
+        for (builder, option) in cases {
+            let error = builder.build().expect_err(option);
+            assert_eq!(error.option(), option);
+            assert!(error.message().contains("broker mode"), "{error}");
+        }
+        for (name, value) in [
+            ("OIDC_PROXY", "https://api.example"),
+            ("OIDC_BROKER_STORE_URL", "sqlite:///var/lib/broker.sqlite3"),
+            ("OIDC_BROKER_ENCRYPTION_KEY", KEY),
+            ("OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS", KEY),
+            ("OIDC_BROKER_EXCHANGE_CLIENTS", "svc:pw"),
+            ("OIDC_BROKER_EXCHANGE_AUDIENCES", "downstream"),
+        ] {
+            let error = from_env_with(&[(name, value)]).expect_err(name);
+            let text = error.to_string();
+            assert!(text.contains("OIDC_BROKER_MODE=true"), "{text}");
+            assert!(text.contains(name), "{text}");
+            assert!(!text.contains(KEY), "{text}");
+            // With broker mode on, the same setting is taken.
+            from_env_with(&[
+                (name, value),
+                ("OIDC_BROKER_MODE", "true"),
+                ("OIDC_BROKER_AUDIENCE", "services"),
+            ])
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    /// A list variable that is set must list something: `,` or `${OLD_KEY},` with the
+    /// variable unset is the same slip as an empty value, and read as no list it would drop a
+    /// previous encryption key or every allowed redirect without a word.
+    #[test]
+    fn a_list_variable_that_lists_nothing_is_refused() {
+        for name in [
+            "OIDC_LOGIN_REDIRECT_URIS",
+            "OIDC_LOGOUT_REDIRECT_URIS",
+            "OIDC_TRUSTED_ISSUERS",
+            "OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS",
+            "OIDC_BROKER_EXCHANGE_CLIENTS",
+            "OIDC_BROKER_EXCHANGE_AUDIENCES",
+        ] {
+            for value in [",", " , ,"] {
+                let error = from_env_with(&[
+                    (name, value),
+                    ("OIDC_BROKER_MODE", "true"),
+                    ("OIDC_BROKER_AUDIENCE", "services"),
+                ])
+                .expect_err(name);
+                assert_eq!(error.option(), option_set_by(name));
+                assert!(error.message().contains(name), "{error}");
+                assert!(error.message().contains("lists nothing"), "{error}");
+            }
+        }
+    }
+
+    /// Values that read as a list or a pattern, where the option takes one exact value, are
+    /// refused at start instead of matching nothing at run time.
+    #[test]
+    fn lists_and_wildcards_where_one_exact_value_is_taken_are_refused() {
+        let error = from_env_with(&[("OIDC_SCOPES", "openid,profile,email")]).expect_err("comma");
+        assert_eq!(error.option(), "scopes");
+        assert!(
+            error.message().contains("`openid profile email`"),
+            "{error}"
+        );
+        from_env_with(&[("OIDC_SCOPES", "openid profile email")]).expect("spaces");
+        for (builder, option) in [
+            (builder().audience("api,account"), "audience"),
+            (
+                builder()
+                    .broker_mode(true)
+                    .broker_audience("services,other"),
+                "broker_audience",
+            ),
+            (
+                builder().login_redirect_uris(["https://*.app.example/cb".to_owned()]),
+                "login_redirect_uris",
+            ),
+            (
+                builder().login_redirect_uris(["https://app.example/*".to_owned()]),
+                "login_redirect_uris",
+            ),
+            (
+                builder().logout_redirect_uris(["https://app.example/bye/*".to_owned()]),
+                "logout_redirect_uris",
+            ),
+        ] {
+            let error = builder.build().expect_err(option);
+            assert_eq!(error.option(), option, "{error}");
+        }
+        let broker = || builder().broker_mode(true).broker_audience("services");
+        for (builder, option) in [
+            (
+                broker().exchange_audiences([" downstream".to_owned()]),
+                "exchange_audiences",
+            ),
+            (
+                broker().exchange_audiences([String::new()]),
+                "exchange_audiences",
+            ),
+            (broker().exchange_client("svc ", "pw"), "exchange_client"),
+        ] {
+            let error = builder.build().expect_err(option);
+            assert_eq!(error.option(), option, "{error}");
+            assert!(error.message().contains("whitespace"), "{error}");
+        }
+        broker()
+            .exchange_audiences(["downstream".to_owned()])
+            .exchange_client("svc", "pw")
+            .build()
+            .expect("exact values");
+    }
+
+    /// An error the builder raises for a setting that came from the environment names the
+    /// variable, which is what a deployment has in front of it; a bad key is named by its
+    /// place in the list and never shown.
+    #[test]
+    fn errors_of_settings_from_the_environment_name_the_variable() {
+        let error = from_env_with(&[("OIDC_LEEWAY_SECS", "600")]).expect_err("leeway");
+        assert_eq!(error.option(), "leeway");
+        assert!(error.message().contains("OIDC_LEEWAY_SECS"), "{error}");
+        let hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+        let broker = [
+            ("OIDC_BROKER_MODE", "true"),
+            ("OIDC_BROKER_AUDIENCE", "services"),
+        ];
+        let error = from_env_with(&[broker[0], broker[1], ("OIDC_BROKER_ENCRYPTION_KEY", hex)])
+            .expect_err("hex");
+        let text = error.to_string();
+        assert!(text.contains("OIDC_BROKER_ENCRYPTION_KEY"), "{text}");
+        assert!(text.contains("hex"), "{text}");
+        assert!(!text.contains(hex), "{text}");
+        let previous = format!("{KEY}, {hex}");
+        let error = from_env_with(&[
+            broker[0],
+            broker[1],
+            ("OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS", &previous),
+        ])
+        .expect_err("second key");
+        assert!(error.message().contains("entry 2 "), "{error}");
+        assert!(!error.to_string().contains(hex), "{error}");
+        // A message that names its variable already is left as it is.
+        let error = from_env_with(&[("OIDC_TIMEOUT_SECS", "soon")]).expect_err("not a number");
+        assert_eq!(error.message().matches("OIDC_TIMEOUT_SECS").count(), 1);
+    }
+
+    /// The table errors are named from is the list of variables `from_lookup` reads.
+    #[test]
+    fn the_variable_table_is_what_from_lookup_reads() {
+        let read = std::sync::Mutex::new(Vec::new());
+        let _ = OidcConfig::from_lookup(|name| {
+            read.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(name.to_owned());
+            None
+        });
+        let read = read.into_inner().unwrap_or_else(|p| p.into_inner());
+        let table: Vec<String> = VARIABLES.iter().map(|(v, _)| (*v).to_owned()).collect();
+        assert_eq!(read, table);
     }
 
     #[test]
@@ -1851,8 +2203,8 @@ mod tests {
                 .access_token_lifetime(Duration::from_secs(4 * 3600))
                 .key_rotation_period(Duration::from_secs(60))
                 .jwks_max_keys(1024),
-            base().broker_store_url("memory:"),
-            base().broker_store_url("SQLite://relative.sqlite3"),
+            broker().broker_store_url("memory:"),
+            broker().broker_store_url("SQLite://relative.sqlite3"),
         ] {
             let shown = format!("{builder:?}");
             if let Err(e) = builder.build() {
@@ -1971,6 +2323,8 @@ mod tests {
         let builder = OidcConfig::builder()
             .discovery_url("https://idp.example/.well-known/openid-configuration")
             .client_id("app")
+            .broker_mode(true)
+            .broker_audience("services")
             .broker_store_url("postgres://app:p%40ss-Word@db.internal/broker");
         let shown = format!("{builder:?}");
         let config = builder
@@ -2076,6 +2430,8 @@ mod tests {
                 " sqlite:///var/lib/app/broker.sqlite3\n",
             ),
             ("OIDC_BROKER_JWKS_PATH", " /jwks.json\n"),
+            ("OIDC_BROKER_MODE", " true\n"),
+            ("OIDC_BROKER_AUDIENCE", "services"),
         ]);
         let config = OidcConfig::from_lookup(lookup(&vars))
             .unwrap_or_else(|e| panic!("a valid configuration: {e}"));
@@ -2093,10 +2449,14 @@ mod tests {
     #[test]
     fn exchange_clients_are_trimmed_around_items_and_the_colon() {
         let mut vars = BASE.to_vec();
-        vars.push((
-            "OIDC_BROKER_EXCHANGE_CLIENTS",
-            " svc : s3cret ,\tother:\tpw\n",
-        ));
+        vars.extend([
+            (
+                "OIDC_BROKER_EXCHANGE_CLIENTS",
+                " svc : s3cret ,\tother:\tpw\n",
+            ),
+            ("OIDC_BROKER_MODE", "true"),
+            ("OIDC_BROKER_AUDIENCE", "services"),
+        ]);
         let config = OidcConfig::from_lookup(lookup(&vars))
             .unwrap_or_else(|e| panic!("a valid configuration: {e}"));
         let clients: Vec<(&str, &str)> = config
@@ -2436,6 +2796,7 @@ mod tests {
                 .discovery_url("https://idp.example/.well-known/openid-configuration")
                 .issuer("https://idp.example")
                 .client_id("app")
+                .broker_mode(true)
                 .broker_audience("services")
         };
         for (option, set) in options {

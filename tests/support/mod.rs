@@ -37,6 +37,10 @@ pub struct Reply {
     pub retry_after: Option<String>,
     /// The `Location` header, as sent: the test client follows no redirects.
     pub location: Option<String>,
+    /// `Cache-Control`, `Pragma` and `Content-Type`, as sent.
+    pub cache_control: Option<String>,
+    pub pragma: Option<String>,
+    pub content_type: Option<String>,
     pub body: Value,
     pub raw_body: String,
 }
@@ -45,6 +49,16 @@ impl Reply {
     /// The top-level `error` of the JSON body.
     pub fn error(&self) -> Option<&str> {
         self.body.get("error").and_then(Value::as_str)
+    }
+
+    /// Asserts what RFC 6749 section 5.1 asks of an answer that carries tokens, and this
+    /// library of every auth endpoint's answer: no cache may keep it.
+    pub fn assert_not_cached(&self) {
+        assert_eq!(
+            (self.cache_control.as_deref(), self.pragma.as_deref()),
+            (Some("no-store"), Some("no-cache")),
+            "{self:?}"
+        );
     }
 }
 
@@ -328,6 +342,8 @@ pub async fn into_reply(response: reqwest::Response) -> Reply {
     let challenge = header("www-authenticate");
     let retry_after = header("retry-after");
     let location = header("location");
+    let (cache_control, pragma) = (header("cache-control"), header("pragma"));
+    let content_type = header("content-type");
     let raw_body = response.text().await.unwrap_or_default();
     let body = serde_json::from_str(&raw_body).unwrap_or(Value::Null);
     Reply {
@@ -335,6 +351,9 @@ pub async fn into_reply(response: reqwest::Response) -> Reply {
         challenge,
         retry_after,
         location,
+        cache_control,
+        pragma,
+        content_type,
         body,
         raw_body,
     }

@@ -26,6 +26,10 @@ impl OidcAuth {
             .await?;
         let config = self.config();
         let mut scopes: Vec<&str> = config.scopes.iter().map(|s| s.as_str()).collect();
+        // As at login: without `openid` the provider issues no ID token.
+        if !scopes.contains(&"openid") {
+            scopes.insert(0, "openid");
+        }
         if config.offline_access && !scopes.contains(&"offline_access") {
             scopes.push("offline_access");
         }

@@ -554,7 +554,13 @@ async fn connect_backend(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreEr
             mongodb::MongoStore::connect(&normalized(&scheme)).await?,
         )),
         // In-process only: lost at restart and not shared between instances.
-        "memory" => Ok(std::sync::Arc::new(memory::MemoryStore::new())),
+        "memory" => {
+            tracing::warn!(
+                "broker state is kept in memory (store URL `memory:`): sessions and signing keys \
+                 are lost at restart and not shared between instances; use it for tests only"
+            );
+            Ok(std::sync::Arc::new(memory::MemoryStore::new()))
+        }
         _ => Err(unsupported_scheme()),
     }
 }
@@ -597,12 +603,20 @@ pub(crate) fn without_password(mut text: String, url: &str) -> String {
 }
 
 /// Query parameters that carry a password in the URLs the drivers read (`password` for
-/// PostgreSQL and MySQL, and spellings other tools use).
+/// PostgreSQL and MySQL, spellings other tools use, and MongoDB's `authMechanismProperties`,
+/// which can hold an AWS session token).
 fn is_password_parameter(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    ["pass", "pwd", "secret", "token", "key"]
-        .iter()
-        .any(|word| name.contains(word))
+    [
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "key",
+        "authmechanismproperties",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
 }
 
 /// The passwords of `url` as written (still percent-encoded): the one of its user info, and the
@@ -760,6 +774,15 @@ mod connect_tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("hun") && !shown.contains("x2"), "{shown}");
         assert!(shown.contains("sslmode=require"), "{shown}");
+        // MongoDB's AWS authentication takes a session token in `authMechanismProperties`.
+        let mongo = "mongodb://AKIA1:s3cret@db/broker?authMechanism=MONGODB-AWS\
+                     &authMechanismProperties=AWS_SESSION_TOKEN:FQoGsession";
+        let shown = format!("{:?}", crate::config::MaskedUrl(mongo.to_owned()));
+        assert!(
+            !shown.contains("FQoGsession") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        assert!(shown.contains("authMechanism=MONGODB-AWS"), "{shown}");
     }
 
     #[cfg(feature = "postgres")]
