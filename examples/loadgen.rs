@@ -408,6 +408,14 @@ impl Measured {
     fn client_cores(&self) -> f64 {
         self.client_cpu_seconds / self.seconds
     }
+
+    /// Server CPU time per request, in microseconds.
+    fn server_micros_per_request(&self) -> f64 {
+        if self.requests == 0 {
+            return f64::INFINITY;
+        }
+        self.server_cpu_seconds * 1e6 / self.requests as f64
+    }
 }
 
 /// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat`.
@@ -758,6 +766,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             "NOT met"
         },
+    );
+    // Where the server's time goes on the distinct-token path: the cached path plus what a
+    // validation adds, against what the probe spends on one.
+    let cached_path = one.server_micros_per_request();
+    let distinct_path = many.server_micros_per_request();
+    let validation = 1e6 / rate;
+    println!(
+        "server CPU per request: /public {:.2} us, /me one token {cached_path:.2} us, /me distinct \
+         tokens {distinct_path:.2} us; the distinct-token path adds {:.2} us to the cached one, against \
+         {validation:.2} us per validation in the probe; at the probe's cost, the distinct-token \
+         figure can reach at most {:.2} x rate per core under this load shape (validation / \
+         (validation + cached path))",
+        public.server_micros_per_request(),
+        distinct_path - cached_path,
+        validation / (validation + cached_path),
     );
     println!(
         "repeated-token ratio {:.2} (target 0.90): {} (rounds {cached_lo:.2} to {cached_hi:.2})",
