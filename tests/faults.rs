@@ -88,6 +88,42 @@ async fn resets_and_cut_answers_are_503_then_recover() {
     }
 }
 
+/// G5 when requests give up: a request that needs a key fetch and goes away while a slow
+/// provider (answering in 3 s, within the timeout) is still sending the keys does not cut the
+/// fetch short. The keys it brings serve the next requests, with no fetch of their own, instead
+/// of a backoff charged to a provider that was answering; so a client that gives up early,
+/// again and again, cannot keep a new key from loading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_fetch_outlives_the_request_that_started_it() {
+    let idp = MockProvider::start().await.expect("provider");
+    let config = oidc_auth::OidcConfig::builder()
+        .discovery_url(idp.discovery_url())
+        .client_id(AUDIENCE)
+        .audience(AUDIENCE)
+        .token_cache_capacity(0)
+        .build()
+        .expect("config");
+    let auth = OidcAuth::new(config);
+    auth.warm_up().await.expect("keys");
+    let unknown = idp.add_key(SigningAlg::RS256);
+    let token = idp.token().audience(AUDIENCE).kid(&unknown).sign();
+    idp.set_fault(Endpoint::Jwks, Fault::Slow(Duration::from_secs(3)));
+    let fetches = idp.hits(Endpoint::Jwks);
+    let gave_up = tokio::time::timeout(Duration::from_millis(2500), auth.validate(&token)).await;
+    assert!(gave_up.is_err(), "the request gave up: {gave_up:?}");
+    idp.set_fault(Endpoint::Jwks, Fault::None);
+    // The fetch answers 3 s after it started.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(idp.hits(Endpoint::Jwks), fetches + 1);
+    let validated = auth.validate(&token).await;
+    assert!(validated.is_ok(), "{:?}", validated.err());
+    assert_eq!(
+        idp.hits(Endpoint::Jwks),
+        fetches + 1,
+        "the key came from the fetch the first request started"
+    );
+}
+
 /// A provider answering slower than the timeout, or not at all: 503 within the timeout (plus
 /// backoff), never a hang. Known keys keep validating new tokens (the token cache is off) with
 /// no added latency, also while a fetch for an unknown kid is waiting on the network: no lock

@@ -262,18 +262,26 @@ impl Peers {
         let usable = current.is_some_and(|s| now.saturating_sub(s.at) <= self.stale_limit);
         let forced = usable.then_some(self.cooldown);
         let no_key = || AuthError::invalid("no key published by the token's issuer matches it");
-        match peer
-            .keys
-            .refresh_keys(
-                peer.keys.gate().await,
-                seen,
-                || self.clock.now(),
-                forced,
-                &self.withdrawals,
-                || self.fetch(peer, store),
-            )
-            .await
-        {
+        // In a task of its own, which a request that goes away does not cut short (see the
+        // provider's `verify`).
+        let (this, kept, issuer) = (Arc::clone(self), store.cloned(), issuer.to_owned());
+        let refreshed = crate::provider::detached(async move {
+            let Some(peer) = this.peer(&issuer) else {
+                return Refresh::Cooldown(None);
+            };
+            peer.keys
+                .refresh_keys(
+                    peer.keys.gate().await,
+                    seen,
+                    || this.clock.now(),
+                    forced,
+                    &this.withdrawals,
+                    || this.fetch(peer, kept.as_ref()),
+                )
+                .await
+        })
+        .await;
+        match refreshed {
             Refresh::Fresh(set) => set.value.verdict(signed).unwrap_or_else(|| Err(no_key())),
             // Keys a refresh brought since this validation's lookup still decide.
             Refresh::Cooldown(Some(set)) if usable => {

@@ -314,10 +314,14 @@ impl Provider {
             }
             return Ok(Arc::new(doc.value.clone()));
         }
-        let refreshed = self
-            .discovery
-            .refresh(0, || self.now(), None, || self.fetch_discovery())
-            .await;
+        // In a task of its own, as a key fetch (see `verify`).
+        let this = Arc::clone(self);
+        let refreshed = detached(async move {
+            this.discovery
+                .refresh(0, || this.now(), None, || this.fetch_discovery())
+                .await
+        })
+        .await;
         match refreshed {
             Refresh::Fresh(doc) | Refresh::Cooldown(Some(doc)) => Ok(Arc::new(doc.value.clone())),
             Refresh::Cooldown(None) => Err(AuthError::unavailable(
@@ -452,17 +456,23 @@ impl Provider {
         let usable = current.is_some_and(|s| now - s.at <= self.stale_limit);
         // A cold or stale cache loads normally; a missing kid in usable keys is a forced refresh.
         let forced = usable.then_some(self.cooldown);
-        let refreshed = self
-            .jwks
-            .refresh_keys(
-                self.jwks.gate().await,
-                seen,
-                || self.now(),
-                forced,
-                &self.withdrawals,
-                || self.fetch_jwks(),
-            )
-            .await;
+        // The fetch runs in a task of its own, which a request that goes away does not cut
+        // short: the requests queued behind it, and the next ones, get the keys it brings
+        // instead of a backoff charged to a provider that was answering.
+        let this = Arc::clone(self);
+        let refreshed = detached(async move {
+            this.jwks
+                .refresh_keys(
+                    this.jwks.gate().await,
+                    seen,
+                    || this.now(),
+                    forced,
+                    &this.withdrawals,
+                    || this.fetch_jwks(),
+                )
+                .await
+        })
+        .await;
         after_refresh(refreshed, usable, signed)
     }
 
@@ -554,6 +564,18 @@ impl std::fmt::Debug for Signed<'_> {
 /// Within the cooldown the current keys still decide: a refresh that finished between the
 /// caller's lookup and its request for one (a background refresh after the TTL, say) may have
 /// brought the token's key.
+/// Runs `refresh` in a task of its own and waits for it: a caller that goes away leaves the
+/// fetch running to its end (bounded by the HTTP client's timeout), so that its outcome is
+/// recorded as it is rather than as an abandoned fetch. A task that could not finish (the
+/// runtime shutting down) is a failure to retry shortly.
+pub(crate) async fn detached<T: Send + Sync + 'static>(
+    refresh: impl Future<Output = Refresh<T>> + Send + 'static,
+) -> Refresh<T> {
+    tokio::spawn(refresh)
+        .await
+        .unwrap_or(Refresh::Failed { retry_after: 1 })
+}
+
 fn after_refresh(
     refreshed: Refresh<KeySet>,
     usable: bool,
