@@ -613,18 +613,23 @@ async fn a_provider_token_answer_over_64_kib_is_a_gateway_error() {
     }
 }
 
+/// The refresh token of a login on `fw`, as the client gets it.
+async fn signed_in_refresh_token(h: &Harness, fw: Framework) -> String {
+    let (_, callback) = browser_login(h, fw, LOOPBACK).await;
+    let first = client_token_call(h, fw, &callback).await;
+    first.body["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Refresh with the client's hyphenated `refresh-token` field and the standard spelling; the
 /// provider rotates, and a spent token is `invalid_grant` (E2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_accepts_both_spellings_and_reports_invalid_grant() {
     let h = harness().await;
     for fw in FRAMEWORKS {
-        let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
-        let first = client_token_call(&h, fw, &callback).await;
-        let refresh = first.body["refresh_token"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let refresh = signed_in_refresh_token(&h, fw).await;
         let hyphen = h
             .post_form(fw, "/api/auth/v2/token", &[("refresh-token", &refresh)])
             .await;
@@ -645,6 +650,40 @@ async fn refresh_accepts_both_spellings_and_reports_invalid_grant() {
             .post_form(fw, "/api/auth/v2/token", &[("refresh-token", &refresh)])
             .await;
         assert_eq!((spent.status, spent.error()), (400, Some("invalid_grant")));
+    }
+}
+
+/// E1 without broker mode: two requests refreshing with the same provider refresh token at
+/// once (two tabs, or a client retrying a refresh it gave up on) make one provider refresh and
+/// both get its answer, instead of the second being taken by a rotating provider for a replay,
+/// which ends the whole grant at many providers. Once the answer is in, the token is the
+/// provider's to judge again: a later replay is `invalid_grant`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e1_concurrent_refreshes_with_one_token_make_one_provider_refresh() {
+    let h = harness().await;
+    for fw in FRAMEWORKS {
+        let refresh = signed_in_refresh_token(&h, fw).await;
+        let form = [("refresh-token", refresh.as_str())];
+        h.idp.set_fault(
+            Endpoint::Token,
+            Fault::Slow(std::time::Duration::from_millis(500)),
+        );
+        let calls = h.idp.hits(Endpoint::Token);
+        let (one, other) = tokio::join!(h.post_form(fw, "/api/auth/v2/token", &form), async {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            h.post_form(fw, "/api/auth/v2/token", &form).await
+        });
+        h.idp.set_fault(Endpoint::Token, Fault::None);
+        assert_token_json(&one);
+        assert_token_json(&other);
+        assert_eq!(h.idp.hits(Endpoint::Token), calls + 1, "{fw:?}");
+        assert_eq!(one.body["refresh_token"], other.body["refresh_token"]);
+        let replay = h.post_form(fw, "/api/auth/v2/token", &form).await;
+        assert_eq!(
+            (replay.status, replay.error()),
+            (400, Some("invalid_grant")),
+            "{fw:?}"
+        );
     }
 }
 

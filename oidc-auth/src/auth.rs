@@ -51,6 +51,9 @@ struct Inner {
     sealer: Sealer,
     broker: Option<Arc<Broker>>,
     peers: Option<Arc<Peers>>,
+    /// Refreshes of provider refresh tokens under way (without broker mode), by the SHA-256 of
+    /// the token: one provider call for all the requests presenting the same token meanwhile.
+    refreshes: crate::flow::RefreshFlights,
 }
 
 impl std::fmt::Debug for OidcAuth {
@@ -150,6 +153,7 @@ impl OidcAuthBuilder {
             renderer: self.renderer,
             renderer_warned: AtomicBool::new(false),
             outage_warned_at: std::array::from_fn(|_| AtomicI64::new(i64::MIN)),
+            refreshes: crate::flow::RefreshFlights::default(),
             sealer: Sealer::new(state_key),
         }))
     }
@@ -178,6 +182,10 @@ impl OidcAuth {
 
     pub(crate) fn provider(&self) -> &Arc<Provider> {
         &self.0.provider
+    }
+
+    pub(crate) fn refreshes(&self) -> &crate::flow::RefreshFlights {
+        &self.0.refreshes
     }
 
     pub(crate) fn sealer(&self) -> &Sealer {

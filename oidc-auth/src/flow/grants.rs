@@ -222,13 +222,10 @@ impl OidcAuth {
         let now = self.now();
         broker.pace_device_poll(&device_code, now)?;
         let granted = match self
-            .provider_grant_answer(
-                vec![
-                    ("grant_type", DEVICE_GRANT.to_owned()),
-                    ("device_code", device_code.clone()),
-                ],
-                false,
-            )
+            .provider_grant_answer(vec![
+                ("grant_type", DEVICE_GRANT.to_owned()),
+                ("device_code", device_code.clone()),
+            ])
             .await
         {
             Ok(granted) => granted,
@@ -291,18 +288,18 @@ impl OidcAuth {
         field: &'static str,
         value: String,
     ) -> Result<EndpointResponse, AuthError> {
-        let held = (field == "refresh_token").then(|| value.clone());
-        let granted = self
-            .provider_grant_answer(
-                vec![("grant_type", grant_type.to_owned()), (field, value)],
-                held.is_some(),
-            )
-            .await?;
         let lifetime = crate::clock::secs(self.config().refresh_token_lifetime);
+        if field == "refresh_token" {
+            let answer = self.shared_refresh(value.clone()).await?;
+            return token_json(&answer, Some(&value), self.now(), lifetime)
+                .map(EndpointResponse::ok);
+        }
+        let granted = self
+            .provider_grant_answer(vec![("grant_type", grant_type.to_owned()), (field, value)])
+            .await?;
         granted
             .finish(async {
-                token_json(granted.answer(), held.as_deref(), self.now(), lifetime)
-                    .map(EndpointResponse::ok)
+                token_json(granted.answer(), None, self.now(), lifetime).map(EndpointResponse::ok)
             })
             .await
     }

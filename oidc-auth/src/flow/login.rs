@@ -322,15 +322,12 @@ impl OidcAuth {
         verifier: String,
     ) -> Result<EndpointResponse, AuthError> {
         let granted = self
-            .provider_grant_answer(
-                vec![
-                    ("grant_type", "authorization_code".to_owned()),
-                    ("code", code),
-                    ("redirect_uri", tx.redirect_uri.clone()),
-                    ("code_verifier", verifier),
-                ],
-                false,
-            )
+            .provider_grant_answer(vec![
+                ("grant_type", "authorization_code".to_owned()),
+                ("code", code),
+                ("redirect_uri", tx.redirect_uri.clone()),
+                ("code_verifier", verifier),
+            ])
             .await?;
         reservation.confirm();
         let answer = granted.answer();

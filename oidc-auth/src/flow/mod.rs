@@ -14,6 +14,9 @@ mod routes;
 pub(crate) mod seal;
 mod session;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use crate::auth::OidcAuth;
@@ -281,6 +284,25 @@ fn fetch_error(e: FetchError) -> AuthError {
     }
 }
 
+/// The answer of a provider refresh shared by the requests waiting for it.
+type RefreshAnswer = Option<Result<Arc<Map<String, Value>>, AuthError>>;
+
+/// Provider refreshes under way, by the SHA-256 of their refresh token; see
+/// [`OidcAuth::shared_refresh`]. An entry lives only while its provider call does.
+#[derive(Default)]
+pub(crate) struct RefreshFlights(
+    std::sync::Mutex<HashMap<[u8; 32], tokio::sync::watch::Receiver<RefreshAnswer>>>,
+);
+
+impl RefreshFlights {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], tokio::sync::watch::Receiver<RefreshAnswer>>>
+    {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 impl OidcAuth {
     /// Revokes a provider refresh token that no one holds (any more) at the provider, in the
     /// background: a slow or unreachable provider only delays its own side, and a failure is
@@ -304,17 +326,14 @@ impl OidcAuth {
     /// own: once asked, the provider may have spent the code, so a request that goes away
     /// meanwhile (a client that disconnects) must not leave its answer unread. The answer comes
     /// back as a [`Granted`], which revokes its refresh token unless a client is given it.
-    ///
-    /// `refresh`: the grant is a refresh, and the client still holds a refresh token of the same
-    /// grant. Its answer is never revoked: a rotated token no one holds gives no more than the
-    /// one the client has, and revoking it ends the whole grant at many providers (Keycloak's
-    /// session, Auth0's and Okta's rotation family), the client's token with it.
+    /// (A refresh grant without broker mode goes through [`shared_refresh`](Self::shared_refresh)
+    /// instead: its answer is never revoked, as revoking a rotated token ends the whole grant at
+    /// many providers, the client's token with it.)
     pub(crate) async fn provider_grant_answer(
         &self,
         form: Vec<(&'static str, String)>,
-        refresh: bool,
     ) -> Result<Granted, AuthError> {
-        let revoker = (!refresh).then(|| self.clone());
+        let revoker = self.clone();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             let answer = self.provider_token(form).await?;
             return Ok(Granted::new(answer, revoker));
@@ -331,6 +350,57 @@ impl OidcAuth {
         };
         runtime.spawn(tracing::Instrument::in_current_span(asked));
         answer.await.unwrap_or_else(|_| {
+            Err(AuthError::unavailable(
+                "the identity provider's answer was lost",
+            ))
+        })
+    }
+
+    /// A refresh grant of provider refresh token `token`, without broker mode: one provider
+    /// call, in a task of its own, shared by every request that presents the same token while
+    /// it is under way. Two of them would each spend the token at a provider that rotates
+    /// refresh tokens, and the second would be taken there for a replay, which ends the whole
+    /// grant at many providers; a client that retries a refresh it gave up on meets the first.
+    /// Once the answer is in, the flight ends: a later request with the token is the
+    /// provider's to judge, so its detection of replays keeps working.
+    pub(crate) async fn shared_refresh(
+        &self,
+        token: String,
+    ) -> Result<Arc<Map<String, Value>>, AuthError> {
+        let form = |token| {
+            vec![
+                ("grant_type", "refresh_token".to_owned()),
+                ("refresh_token", token),
+            ]
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self.provider_token(form(token)).await.map(Arc::new);
+        };
+        let hash = crate::broker::sha256(token.as_bytes());
+        let mut flight = {
+            let mut flights = self.refreshes().lock();
+            match flights.get(&hash) {
+                Some(flight) => flight.clone(),
+                None => {
+                    let (sender, flight) = tokio::sync::watch::channel(None);
+                    flights.insert(hash, flight.clone());
+                    let auth = self.clone();
+                    let asked = async move {
+                        let answer = auth.provider_token(form(token)).await.map(Arc::new);
+                        // Landed before the answer is out: whoever comes after it asks anew.
+                        auth.refreshes().lock().remove(&hash);
+                        let _ = sender.send(Some(answer));
+                    };
+                    runtime.spawn(tracing::Instrument::in_current_span(asked));
+                    flight
+                }
+            }
+        };
+        match flight.wait_for(Option::is_some).await {
+            Ok(answer) => answer.clone(),
+            Err(_) => None,
+        }
+        .unwrap_or_else(|| {
             Err(AuthError::unavailable(
                 "the identity provider's answer was lost",
             ))
@@ -460,16 +530,16 @@ impl OidcAuth {
 /// verify, a store that cannot record the session; or the request went away: a client that
 /// disconnected), its refresh token, which no client holds, is revoked at the provider rather
 /// than left as a grant no one can end. Not for a refresh grant (see
-/// [`OidcAuth::provider_grant_answer`]).
+/// [`OidcAuth::shared_refresh`]).
 pub(crate) struct Granted {
     answer: Map<String, Value>,
-    /// Who revokes an unclaimed refresh token; `None` for a refresh grant.
-    revoker: Option<OidcAuth>,
+    /// Who revokes an unclaimed refresh token.
+    revoker: OidcAuth,
     claimed: std::sync::atomic::AtomicBool,
 }
 
 impl Granted {
-    fn new(answer: Map<String, Value>, revoker: Option<OidcAuth>) -> Self {
+    fn new(answer: Map<String, Value>, revoker: OidcAuth) -> Self {
         Self {
             answer,
             revoker,
@@ -503,8 +573,8 @@ impl Drop for Granted {
             return;
         }
         let token = self.answer.get("refresh_token").and_then(Value::as_str);
-        if let (Some(auth), Some(token)) = (&self.revoker, token.filter(|t| !t.is_empty())) {
-            auth.revoke_refresh_in_background(token.to_owned());
+        if let Some(token) = token.filter(|t| !t.is_empty()) {
+            self.revoker.revoke_refresh_in_background(token.to_owned());
         }
     }
 }
