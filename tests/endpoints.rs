@@ -227,7 +227,8 @@ async fn raw_chunked_token_request(h: &Harness, fw: Framework, len: usize) -> (u
 
 /// A token request body over the 16 KiB limit is 413 with the JSON error body of every other
 /// token-endpoint error (`invalid_request` at top level), on both frameworks, with or without a
-/// `Content-Length`, and the provider is not called. Just under the limit the form is read.
+/// `Content-Length`, and the provider is not called; a revocation request too. Just under the
+/// limit the form is read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_token_requests_are_413_with_a_json_error() {
     let h = Harness::start().await;
@@ -247,6 +248,14 @@ async fn oversized_token_requests_are_413_with_a_json_error() {
             "{fw:?} chunked: {body}"
         );
         assert_eq!(h.idp.hits(Endpoint::Token), provider_calls, "{fw:?}");
+        // The revocation endpoint has the same limit.
+        let revocations = h.idp.hits(Endpoint::Revocation);
+        let reply = h
+            .post_form(fw, "/api/auth/v2/revoke", &[("token", &big)])
+            .await;
+        assert_eq!(reply.status, 413, "{fw:?} revoke: {}", reply.raw_body);
+        assert_eq!(reply.error(), Some("invalid_request"), "{fw:?} revoke");
+        assert_eq!(h.idp.hits(Endpoint::Revocation), revocations, "{fw:?}");
         let reply = h
             .post_form(fw, "/api/auth/v2/token", &[("refresh-token", &fits)])
             .await;
