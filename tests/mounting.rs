@@ -20,6 +20,10 @@ struct Prefixed;
 #[oidc::auth_router]
 struct Unprefixed;
 
+/// The device endpoint (POST) at the login's path (GET), as `AuthRoutes::path` allows.
+#[oidc::auth_router(prefix = "/api", device = "/auth/v2/login")]
+struct SharedPath;
+
 async fn auth() -> (MockProvider, OidcAuth) {
     let idp = MockProvider::start().await.expect("provider");
     let auth = OidcAuth::new(base_config(&idp).build().expect("config"));
@@ -201,7 +205,8 @@ async fn an_unprefixed_macro_scope_leaves_the_applications_routes_reachable() {
 
 /// A GET and a POST endpoint may share a path: both are served, and any other method is 405
 /// naming both. actix-web's `auth_config` used to register one resource per endpoint, so the
-/// second at a path was never reached.
+/// second at a path was never reached. `#[oidc::auth_router]` allows the same (it refused any
+/// two endpoints on one path).
 #[actix_web::test]
 async fn a_get_and_a_post_endpoint_may_share_a_path() {
     let (_idp, auth) = auth().await;
@@ -214,9 +219,29 @@ async fn a_get_and_a_post_endpoint_may_share_a_path() {
     )
     .await;
     let scope =
-        test::init_service(App::new().service(oidc::actix::auth_scope(auth, &routes))).await;
+        test::init_service(App::new().service(oidc::actix::auth_scope(auth.clone(), &routes)))
+            .await;
+    let declared: Router = SharedPath::router(auth.clone());
+    let declared_actix =
+        test::init_service(App::new().configure(SharedPath::configure(auth))).await;
     let path = "/api/auth/v2/login";
     let answers = [
+        (
+            "axum, declared",
+            [
+                axum_call(&declared, "GET", path, Vec::new()).await,
+                axum_call(&declared, "POST", path, Vec::new()).await,
+                axum_call(&declared, "PUT", path, Vec::new()).await,
+            ],
+        ),
+        (
+            "actix configure, declared",
+            [
+                actix_call!(&declared_actix, "GET", path, Vec::new()),
+                actix_call!(&declared_actix, "POST", path, Vec::new()),
+                actix_call!(&declared_actix, "PUT", path, Vec::new()),
+            ],
+        ),
         (
             "axum",
             [

@@ -14,6 +14,14 @@ pub(crate) struct Model {
     pub(crate) endpoints: Vec<(&'static str, Option<String>)>,
 }
 
+/// The HTTP method the endpoint named `key` answers (as `AuthEndpoint::method` says).
+fn method(key: &str) -> &'static str {
+    match key {
+        "token" | "device" | "revoke" => "POST",
+        _ => "GET",
+    }
+}
+
 /// Characters with a meaning in axum's or actix-web's route syntax.
 const ROUTE_SYNTAX: &[char] = &[':', '*', '{', '}'];
 
@@ -128,10 +136,13 @@ pub(crate) fn build(raw: RawArgs, diag: &mut Diagnostics) -> Model {
         }
         spans[index] = spans[index].or(Some(key_span));
     }
+    // Two endpoints may share a path when they answer different methods, as `AuthRoutes::path`
+    // allows; the same method twice on one path is refused.
     for i in 0..endpoints.len() {
         for j in 0..i {
             if let (Some(a), Some(b)) = (&endpoints[i].1, &endpoints[j].1)
                 && a == b
+                && method(ENDPOINTS[i].0) == method(ENDPOINTS[j].0)
             {
                 let span = spans[i]
                     .or(spans[j])
@@ -139,8 +150,10 @@ pub(crate) fn build(raw: RawArgs, diag: &mut Diagnostics) -> Model {
                 diag.error(
                     span,
                     format!(
-                        "`#[oidc::auth_router]`: `{}` and `{}` both resolve to `{prefix}{a}`; give one of them another path",
-                        ENDPOINTS[j].0, ENDPOINTS[i].0
+                        "`#[oidc::auth_router]`: `{}` and `{}` both answer {} `{prefix}{a}`; give one of them another path",
+                        ENDPOINTS[j].0,
+                        ENDPOINTS[i].0,
+                        method(ENDPOINTS[i].0)
                     ),
                 );
             }

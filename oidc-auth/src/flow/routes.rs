@@ -219,8 +219,7 @@ impl AuthRoutes {
         Ok(self)
     }
 
-    /// Routes the `#[oidc::auth_router]` macro has already checked, with the same rules and
-    /// more (it refuses any two endpoints on one path).
+    /// Routes the `#[oidc::auth_router]` macro has already checked, with the same rules.
     pub(crate) fn from_checked(prefix: &str, settings: &[(AuthEndpoint, Option<&str>)]) -> Self {
         let mut routes = Self::new();
         routes.prefix = prefix.to_owned();
