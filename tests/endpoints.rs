@@ -272,6 +272,49 @@ async fn oversized_token_requests_are_413_with_a_json_error() {
     );
 }
 
+/// A form sent with a content coding is 400 `invalid_request` on both frameworks and reaches
+/// no provider: actix-web decodes a compressed body (with its compression feature on) while
+/// axum would read the coded bytes as they are, so the two would otherwise disagree about what
+/// the form says. `identity` is no coding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_with_a_content_coding_is_refused_on_both_frameworks() {
+    let h = Harness::start().await;
+    for fw in FRAMEWORKS {
+        for path in ["/api/auth/v2/token", "/api/auth/v2/revoke"] {
+            let calls = (
+                h.idp.hits(Endpoint::Token),
+                h.idp.hits(Endpoint::Revocation),
+            );
+            let send = |coding: &'static str| {
+                h.client()
+                    .post(h.url(fw, path))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .header("content-encoding", coding)
+                    .body("refresh-token=abc&token=abc")
+                    .send()
+            };
+            let refused = oidc_auth_tests::into_reply(send("gzip").await.expect("an answer")).await;
+            assert_eq!(
+                (refused.status, refused.error()),
+                (400, Some("invalid_request")),
+                "{fw:?} {path}: {}",
+                refused.raw_body
+            );
+            assert_eq!(
+                (
+                    h.idp.hits(Endpoint::Token),
+                    h.idp.hits(Endpoint::Revocation)
+                ),
+                calls,
+                "{fw:?} {path}"
+            );
+            let plain =
+                oidc_auth_tests::into_reply(send("identity").await.expect("an answer")).await;
+            assert_ne!(plain.error(), Some("invalid_request"), "{fw:?} {path}");
+        }
+    }
+}
+
 async fn head(h: &Harness, url: &str, token: Option<&str>) -> u16 {
     let mut request = h.client().head(url);
     if let Some(token) = token {

@@ -6,7 +6,9 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, RawQuery};
-use axum::http::header::{ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA};
+use axum::http::header::{
+    ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, LOCATION, PRAGMA,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -14,14 +16,20 @@ use axum::routing::{MethodRouter, get, post};
 use crate::auth::OidcAuth;
 use crate::error::AuthError;
 use crate::flow::{
-    AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES, check_form_type,
-    unreadable_body,
+    AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES,
+    check_form_encoding, check_form_type, unreadable_body,
 };
 use crate::guard::AuthRejection;
 
 /// A form body, or the JSON error for one axum could not read (413 over the limit) or one not
 /// sent as a form.
 fn form(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Bytes, AuthError> {
+    check_form_encoding(
+        headers
+            .get_all(CONTENT_ENCODING)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    )?;
     let body = body.map_err(|e| unreadable_body(e.status().as_u16()))?;
     check_form_type(headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes), &body)?;
     Ok(body)
