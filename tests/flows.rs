@@ -800,8 +800,7 @@ async fn device_flow_reports_polling_errors_at_top_level() {
 }
 
 /// Configured scopes without `openid` still ask for an ID token on the device flow, as they do
-/// at login: the provider then answers with one, and broker mode does not fall back to the
-/// user info endpoint.
+/// at login: the provider's grant names `openid` first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_device_flow_asks_for_openid_like_the_login() {
     let h = Harness::with(

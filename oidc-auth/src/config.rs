@@ -1262,6 +1262,7 @@ impl OidcConfigBuilder {
         // Read only by the broker: set without it, each would be silently ignored, and a
         // deployment that forgot broker mode would hand the provider's tokens to clients.
         if !self.broker_mode {
+            let defaults = OidcConfigBuilder::default();
             let broker_only = [
                 ("proxy", self.proxy.is_some()),
                 ("broker_store_url", self.broker_store_url.is_some()),
@@ -1272,6 +1273,23 @@ impl OidcConfigBuilder {
                 ),
                 ("exchange_client", !self.exchange_clients.is_empty()),
                 ("exchange_audiences", !self.exchange_audiences.is_empty()),
+                // Options with a default: refused when set to anything else.
+                (
+                    "broker_signing_algorithm",
+                    self.broker_signing_algorithm != defaults.broker_signing_algorithm,
+                ),
+                (
+                    "key_rotation_period",
+                    self.key_rotation_period != defaults.key_rotation_period,
+                ),
+                (
+                    "access_token_lifetime",
+                    self.access_token_lifetime != defaults.access_token_lifetime,
+                ),
+                (
+                    "device_session_lifetime",
+                    self.device_session_lifetime != defaults.device_session_lifetime,
+                ),
             ];
             if let Some((option, _)) = broker_only.into_iter().find(|(_, set)| *set) {
                 return Err(ConfigError::new(
@@ -1769,7 +1787,7 @@ mod tests {
     /// provider's tokens to its clients.
     #[test]
     fn broker_settings_without_broker_mode_are_refused() {
-        let cases: [(OidcConfigBuilder, &str); 6] = [
+        let cases: [(OidcConfigBuilder, &str); 10] = [
             (builder().proxy("https://api.example"), "proxy"),
             (builder().broker_store_url("memory:"), "broker_store_url"),
             (builder().encryption_key(KEY), "encryption_key"),
@@ -1781,6 +1799,22 @@ mod tests {
             (
                 builder().exchange_audiences(["downstream".to_owned()]),
                 "exchange_audiences",
+            ),
+            (
+                builder().broker_signing_algorithm(Algorithm::ES256),
+                "broker_signing_algorithm",
+            ),
+            (
+                builder().key_rotation_period(Duration::from_secs(3600)),
+                "key_rotation_period",
+            ),
+            (
+                builder().access_token_lifetime(Duration::from_secs(300)),
+                "access_token_lifetime",
+            ),
+            (
+                builder().device_session_lifetime(Duration::from_secs(3600)),
+                "device_session_lifetime",
             ),
         ];
         for (builder, option) in cases {
@@ -1795,6 +1829,7 @@ mod tests {
             ("OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS", KEY),
             ("OIDC_BROKER_EXCHANGE_CLIENTS", "svc:pw"),
             ("OIDC_BROKER_EXCHANGE_AUDIENCES", "downstream"),
+            ("OIDC_BROKER_SIGNING_ALGORITHM", "ES256"),
         ] {
             let error = from_env_with(&[(name, value)]).expect_err(name);
             let text = error.to_string();
@@ -1924,9 +1959,14 @@ mod tests {
         .expect_err("second key");
         assert!(error.message().contains("entry 2 "), "{error}");
         assert!(!error.to_string().contains(hex), "{error}");
-        // A message that names its variable already is left as it is.
-        let error = from_env_with(&[("OIDC_TIMEOUT_SECS", "soon")]).expect_err("not a number");
-        assert_eq!(error.message().matches("OIDC_TIMEOUT_SECS").count(), 1);
+        // A builder message that names its variable already is left as it is.
+        let error = OidcConfig::from_lookup(lookup(&[
+            ("OIDC_DISCOVERY_URL", "https://idp.example/discovery"),
+            ("OIDC_CLIENT_ID", "app"),
+        ]))
+        .expect_err("no issuer implied");
+        assert_eq!(error.option(), "issuer");
+        assert_eq!(error.message().matches("OIDC_ISSUER").count(), 1, "{error}");
     }
 
     /// The table errors are named from is the list of variables `from_lookup` reads.
@@ -2175,7 +2215,6 @@ mod tests {
             .login_redirect_uris(uris("https://app.example/cb?x=1"))
             .logout_redirect_uris(uris("https://app.example/bye"))
             .refresh_token_lifetime(Duration::from_secs(1))
-            .device_session_lifetime(Duration::from_secs(1))
             .claims([
                 ClaimConstraint::new("groups", ["admins"]),
                 ClaimConstraint::new("verified", [true]),

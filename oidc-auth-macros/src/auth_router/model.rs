@@ -1,4 +1,5 @@
-//! The checked route spec: well-formed paths, and no two endpoints on the same path.
+//! The checked route spec: well-formed paths, and no two endpoints of one method on the same
+//! path.
 
 use super::parse::{ENDPOINTS, RawArgs, Setting};
 use crate::diag::Diagnostics;

@@ -311,6 +311,27 @@ pub(crate) struct RefreshFlights(
     std::sync::Mutex<HashMap<[u8; 32], tokio::sync::watch::Receiver<RefreshAnswer>>>,
 );
 
+/// Takes a refresh flight out of the map when its task ends, however it ends (answered, or
+/// dropped with its runtime, or a panic), so that no request meets a flight that will never
+/// answer; and only its own flight, not a newer one under the same token.
+struct Landing {
+    auth: OidcAuth,
+    hash: [u8; 32],
+    own: tokio::sync::watch::Receiver<RefreshAnswer>,
+}
+
+impl Drop for Landing {
+    fn drop(&mut self) {
+        let mut flights = self.auth.refreshes().lock();
+        if flights
+            .get(&self.hash)
+            .is_some_and(|flight| flight.same_channel(&self.own))
+        {
+            flights.remove(&self.hash);
+        }
+    }
+}
+
 impl RefreshFlights {
     fn lock(
         &self,
@@ -394,25 +415,33 @@ impl OidcAuth {
             return self.provider_token(form(token)).await.map(Arc::new);
         };
         let hash = crate::broker::sha256(token.as_bytes());
-        let mut flight = {
+        let (mut flight, started) = {
             let mut flights = self.refreshes().lock();
             match flights.get(&hash) {
-                Some(flight) => flight.clone(),
+                Some(flight) => (flight.clone(), None),
                 None => {
                     let (sender, flight) = tokio::sync::watch::channel(None);
                     flights.insert(hash, flight.clone());
-                    let auth = self.clone();
-                    let asked = async move {
-                        let answer = auth.provider_token(form(token)).await.map(Arc::new);
-                        // Landed before the answer is out: whoever comes after it asks anew.
-                        auth.refreshes().lock().remove(&hash);
-                        let _ = sender.send(Some(answer));
-                    };
-                    runtime.spawn(tracing::Instrument::in_current_span(asked));
-                    flight
+                    (flight, Some(sender))
                 }
             }
         };
+        // Spawned once the map is unlocked: a task dropped at once (its runtime shutting down)
+        // takes its flight out of the map as it goes.
+        if let Some(sender) = started {
+            let landing = Landing {
+                auth: self.clone(),
+                hash,
+                own: flight.clone(),
+            };
+            let asked = async move {
+                let answer = landing.auth.provider_token(form(token)).await.map(Arc::new);
+                // Landed before the answer is out: whoever comes after it asks anew.
+                drop(landing);
+                let _ = sender.send(Some(answer));
+            };
+            runtime.spawn(tracing::Instrument::in_current_span(asked));
+        }
         match flight.wait_for(Option::is_some).await {
             Ok(answer) => answer.clone(),
             Err(_) => None,
@@ -659,6 +688,44 @@ fn token_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refresh flight whose task is dropped before it answers (its runtime shut down, as
+    /// when a server on a runtime of its own stops) leaves the map: otherwise every later
+    /// request with that refresh token would wait on a flight that never answers, and be 503
+    /// for as long as the process runs.
+    #[cfg(feature = "testing")]
+    #[test]
+    fn a_refresh_flight_whose_task_is_dropped_leaves_the_map() {
+        use crate::testing::{Endpoint, Fault, MockProvider};
+        let main = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
+        let (_idp, auth) = main.block_on(async {
+            let idp = MockProvider::start()
+                .await
+                .unwrap_or_else(|e| panic!("provider: {e}"));
+            idp.set_fault(Endpoint::Token, Fault::Hang);
+            let config = crate::OidcConfig::builder()
+                .discovery_url(idp.discovery_url())
+                .client_id("app")
+                .build()
+                .unwrap_or_else(|e| panic!("config: {e}"));
+            (idp, OidcAuth::new(config))
+        });
+        let doomed = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("runtime: {e}"));
+        doomed.block_on(async {
+            let waited = tokio::time::timeout(
+                std::time::Duration::from_millis(500),
+                auth.shared_refresh("r1".to_owned()),
+            )
+            .await;
+            assert!(waited.is_err(), "the provider hangs: {waited:?}");
+        });
+        assert_eq!(auth.refreshes().lock().len(), 1, "under way");
+        drop(doomed);
+        assert!(auth.refreshes().lock().is_empty(), "left the map");
+    }
 
     #[cfg(any(feature = "axum", feature = "actix-web"))]
     #[test]

@@ -501,18 +501,23 @@ impl Provider {
             self.discovery().await?;
         }
         let seen = self.jwks.current().map_or(0, |s| s.generation);
-        match self
-            .jwks
-            .refresh_keys(
-                self.jwks.gate().await,
-                seen,
-                || self.now(),
-                None,
-                &self.withdrawals,
-                || self.fetch_jwks(),
-            )
-            .await
-        {
+        // In a task of its own, as in `verify`: a start-up probe that gives up must not leave
+        // the provider in backoff.
+        let this = Arc::clone(self);
+        let refreshed = detached(async move {
+            this.jwks
+                .refresh_keys(
+                    this.jwks.gate().await,
+                    seen,
+                    || this.now(),
+                    None,
+                    &this.withdrawals,
+                    || this.fetch_jwks(),
+                )
+                .await
+        })
+        .await;
+        match refreshed {
             Refresh::Fresh(set) => Ok(set.value.len()),
             Refresh::Cooldown(Some(set)) => Ok(set.value.len()),
             Refresh::Cooldown(None) => {
@@ -558,24 +563,50 @@ impl std::fmt::Debug for Signed<'_> {
     }
 }
 
+/// How many refreshes [`detached`] runs in tasks of their own at once, in this process. Each
+/// request that needs a fetch waits for one, and a task outlives its request: without a bound,
+/// requests that go away at once (with made-up key ids, during a slow fetch) would leave a task
+/// each. Past it, a refresh runs in its caller's future, as the slot's own guard allows.
+const MAX_DETACHED_FETCHES: usize = 64;
+
+static DETACHED_FETCHES: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(MAX_DETACHED_FETCHES);
+
+/// Runs `refresh` in a task of its own and waits for it: a caller that goes away leaves the
+/// fetch running to its end (bounded by the HTTP client's timeout), so that its outcome is
+/// recorded as it is rather than as an abandoned fetch. Without a Tokio runtime, or with
+/// [`MAX_DETACHED_FETCHES`] under way, it runs here instead. A task that could not finish (a
+/// panic, or the runtime shutting down) is a failure to retry shortly.
+pub(crate) async fn detached<T: Send + Sync + 'static>(
+    refresh: impl Future<Output = Refresh<T>> + Send + 'static,
+) -> Refresh<T> {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return refresh.await;
+    };
+    let Ok(permit) = DETACHED_FETCHES.try_acquire() else {
+        return refresh.await;
+    };
+    let task = runtime.spawn(async move {
+        let _permit = permit;
+        refresh.await
+    });
+    match task.await {
+        Ok(refreshed) => refreshed,
+        Err(e) => {
+            if e.is_panic() {
+                tracing::error!("a fetch from the identity provider panicked");
+            }
+            Refresh::Failed { retry_after: 1 }
+        }
+    }
+}
+
 /// The verdict on `signed` once a refresh was asked for, given whether the keys the token was
 /// first looked up in were `usable` (within the stale limit).
 ///
 /// Within the cooldown the current keys still decide: a refresh that finished between the
 /// caller's lookup and its request for one (a background refresh after the TTL, say) may have
 /// brought the token's key.
-/// Runs `refresh` in a task of its own and waits for it: a caller that goes away leaves the
-/// fetch running to its end (bounded by the HTTP client's timeout), so that its outcome is
-/// recorded as it is rather than as an abandoned fetch. A task that could not finish (the
-/// runtime shutting down) is a failure to retry shortly.
-pub(crate) async fn detached<T: Send + Sync + 'static>(
-    refresh: impl Future<Output = Refresh<T>> + Send + 'static,
-) -> Refresh<T> {
-    tokio::spawn(refresh)
-        .await
-        .unwrap_or(Refresh::Failed { retry_after: 1 })
-}
-
 fn after_refresh(
     refreshed: Refresh<KeySet>,
     usable: bool,
