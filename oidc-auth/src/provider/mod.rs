@@ -456,11 +456,22 @@ impl Provider {
         let usable = current.is_some_and(|s| now - s.at <= self.stale_limit);
         // A cold or stale cache loads normally; a missing kid in usable keys is a forced refresh.
         let forced = usable.then_some(self.cooldown);
-        // The fetch runs in a task of its own, which a request that goes away does not cut
-        // short: the requests queued behind it, and the next ones, get the keys it brings
-        // instead of a backoff charged to a provider that was answering.
+        let refreshed = self.refresh_keys_detached(seen, forced).await;
+        after_refresh(refreshed, usable, signed)
+    }
+
+    /// Refreshes the key set through the slot's single flight, in a task of its own (see
+    /// [`detached`]): a request that goes away does not cut the fetch short, so the requests
+    /// queued behind it, and the next ones, get the keys it brings instead of a backoff
+    /// charged to a provider that was answering. `forced`: the cooldown of a refresh forced by
+    /// an unknown `kid`.
+    async fn refresh_keys_detached(
+        self: &Arc<Self>,
+        seen: u64,
+        forced: Option<i64>,
+    ) -> Refresh<KeySet> {
         let this = Arc::clone(self);
-        let refreshed = detached(async move {
+        detached(async move {
             this.jwks
                 .refresh_keys(
                     this.jwks.gate().await,
@@ -472,8 +483,7 @@ impl Provider {
                 )
                 .await
         })
-        .await;
-        after_refresh(refreshed, usable, signed)
+        .await
     }
 
     /// Refreshes the key set in a task of its own, through the slot's single flight.
@@ -501,23 +511,8 @@ impl Provider {
             self.discovery().await?;
         }
         let seen = self.jwks.current().map_or(0, |s| s.generation);
-        // In a task of its own, as in `verify`: a start-up probe that gives up must not leave
-        // the provider in backoff.
-        let this = Arc::clone(self);
-        let refreshed = detached(async move {
-            this.jwks
-                .refresh_keys(
-                    this.jwks.gate().await,
-                    seen,
-                    || this.now(),
-                    None,
-                    &this.withdrawals,
-                    || this.fetch_jwks(),
-                )
-                .await
-        })
-        .await;
-        match refreshed {
+        // A start-up probe that gives up must not leave the provider in backoff either.
+        match self.refresh_keys_detached(seen, None).await {
             Refresh::Fresh(set) => Ok(set.value.len()),
             Refresh::Cooldown(Some(set)) => Ok(set.value.len()),
             Refresh::Cooldown(None) => {
