@@ -2519,38 +2519,7 @@ mod tests {
     /// `OIDC_*` variable set that way is now refused, naming its option and the variable.
     #[test]
     fn a_blank_environment_variable_is_refused() {
-        let vars = [
-            ("OIDC_DISCOVERY_URL", "discovery_url"),
-            ("OIDC_CLIENT_ID", "client_id"),
-            ("OIDC_CLIENT_SECRET", "client_secret"),
-            ("OIDC_SCOPES", "scopes"),
-            ("OIDC_AUDIENCE", "audience"),
-            ("OIDC_PROXY", "proxy"),
-            ("OIDC_ISSUER", "issuer"),
-            ("OIDC_JWKS_URI", "jwks_uri"),
-            ("OIDC_LEEWAY_SECS", "leeway"),
-            ("OIDC_TIMEOUT_SECS", "timeout"),
-            ("OIDC_LOGIN_REDIRECT_URIS", "login_redirect_uris"),
-            ("OIDC_LOGOUT_REDIRECT_URIS", "logout_redirect_uris"),
-            ("OIDC_STATE_KEY", "state_key"),
-            ("OIDC_OFFLINE_ACCESS", "offline_access"),
-            ("OIDC_TOKEN_CACHE_CAPACITY", "token_cache_capacity"),
-            ("OIDC_MAX_TOKEN_BYTES", "max_token_bytes"),
-            ("OIDC_BROKER_MODE", "broker_mode"),
-            ("OIDC_BROKER_STORE_URL", "broker_store_url"),
-            ("OIDC_BROKER_AUDIENCE", "broker_audience"),
-            ("OIDC_TRUSTED_ISSUERS", "trusted_issuers"),
-            ("OIDC_BROKER_JWKS_PATH", "broker_jwks_path"),
-            ("OIDC_BROKER_ENCRYPTION_KEY", "encryption_key"),
-            (
-                "OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS",
-                "previous_encryption_keys",
-            ),
-            ("OIDC_BROKER_SIGNING_ALGORITHM", "broker_signing_algorithm"),
-            ("OIDC_BROKER_EXCHANGE_CLIENTS", "exchange_client"),
-            ("OIDC_BROKER_EXCHANGE_AUDIENCES", "exchange_audiences"),
-        ];
-        for (var, option) in vars {
+        for (var, option) in VARIABLES {
             for blank in ["", " \n"] {
                 let mut set: Vec<(&str, &str)> =
                     BASE.iter().copied().filter(|(k, _)| *k != var).collect();
