@@ -315,20 +315,30 @@ async fn a_form_with_a_content_coding_is_refused_on_both_frameworks() {
     }
 }
 
+/// HEAD `url`: the status, and the `Allow` header when it is 405 (which must then name GET).
 async fn head(h: &Harness, url: &str, token: Option<&str>) -> u16 {
     let mut request = h.client().head(url);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    request
-        .send()
-        .await
-        .expect("the server answers")
-        .status()
-        .as_u16()
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    if status == 405 {
+        let allow = response
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            allow.split(',').any(|m| m.trim() == "GET"),
+            "HEAD {url}: Allow {allow:?}"
+        );
+    }
+    status
 }
 
-/// HEAD on a GET auth endpoint is 405 on both frameworks and does none of the endpoint's work.
+/// HEAD on a GET auth endpoint is 405, with an `Allow` that names GET, on both frameworks and
+/// does none of the endpoint's work.
 /// axum's `get` runs the handler for HEAD too, so a HEAD on the callback used to exchange the
 /// code at the provider and spend the single-use state, leaving the real GET to fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
