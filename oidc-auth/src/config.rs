@@ -485,7 +485,10 @@ impl OidcConfig {
         }
         // A list that is set holds at least one item: `,` or `${OLD_KEY},` with the variable
         // unset is the same mistake as an empty value.
-        let list = |v: String, name: &str| {
+        let list = |name: &str| -> Result<Option<Vec<String>>, ConfigError> {
+            let Some(v) = get(name)? else {
+                return Ok(None);
+            };
             let items: Vec<String> = v
                 .split(',')
                 .map(str::trim)
@@ -498,13 +501,13 @@ impl OidcConfig {
                     format!("{name} is set but lists nothing; give it a value or unset it"),
                 ));
             }
-            Ok(items)
+            Ok(Some(items))
         };
-        if let Some(v) = get("OIDC_LOGIN_REDIRECT_URIS")? {
-            b = b.login_redirect_uris(list(v, "OIDC_LOGIN_REDIRECT_URIS")?);
+        if let Some(v) = list("OIDC_LOGIN_REDIRECT_URIS")? {
+            b = b.login_redirect_uris(v);
         }
-        if let Some(v) = get("OIDC_LOGOUT_REDIRECT_URIS")? {
-            b = b.logout_redirect_uris(list(v, "OIDC_LOGOUT_REDIRECT_URIS")?);
+        if let Some(v) = list("OIDC_LOGOUT_REDIRECT_URIS")? {
+            b = b.logout_redirect_uris(v);
         }
         if let Some(v) = get("OIDC_STATE_KEY")? {
             b = b.state_key(v);
@@ -553,8 +556,8 @@ impl OidcConfig {
         if let Some(v) = get("OIDC_BROKER_AUDIENCE")? {
             b = b.broker_audience(v);
         }
-        if let Some(v) = get("OIDC_TRUSTED_ISSUERS")? {
-            b = b.trusted_issuers(list(v, "OIDC_TRUSTED_ISSUERS")?);
+        if let Some(v) = list("OIDC_TRUSTED_ISSUERS")? {
+            b = b.trusted_issuers(v);
         }
         if let Some(v) = get("OIDC_BROKER_JWKS_PATH")? {
             b = b.broker_jwks_path(v);
@@ -562,8 +565,8 @@ impl OidcConfig {
         if let Some(v) = get("OIDC_BROKER_ENCRYPTION_KEY")? {
             b = b.encryption_key(v);
         }
-        if let Some(v) = get("OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS")? {
-            b = b.previous_encryption_keys(list(v, "OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS")?);
+        if let Some(v) = list("OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS")? {
+            b = b.previous_encryption_keys(v);
         }
         if let Some(v) = get("OIDC_BROKER_SIGNING_ALGORITHM")? {
             let alg = v.parse().map_err(|_| {
@@ -574,8 +577,8 @@ impl OidcConfig {
             })?;
             b = b.broker_signing_algorithm(alg);
         }
-        if let Some(v) = get("OIDC_BROKER_EXCHANGE_CLIENTS")? {
-            for entry in list(v, "OIDC_BROKER_EXCHANGE_CLIENTS")? {
+        if let Some(v) = list("OIDC_BROKER_EXCHANGE_CLIENTS")? {
+            for entry in v {
                 let (id, secret) = entry.split_once(':').ok_or_else(|| {
                     ConfigError::new(
                         "exchange_client",
@@ -587,8 +590,8 @@ impl OidcConfig {
                 b = b.exchange_client(id.trim(), secret.trim());
             }
         }
-        if let Some(v) = get("OIDC_BROKER_EXCHANGE_AUDIENCES")? {
-            b = b.exchange_audiences(list(v, "OIDC_BROKER_EXCHANGE_AUDIENCES")?);
+        if let Some(v) = list("OIDC_BROKER_EXCHANGE_AUDIENCES")? {
+            b = b.exchange_audiences(v);
         }
         // The builder's checks name its options; a deployment knows the variables.
         b.build().map_err(
@@ -865,7 +868,8 @@ setters! {
     issuer(value: impl Into<String>) => |b: &mut Self, v: _| b.issuer = Some(Into::<String>::into(v));
     /// Broker mode: the server mints its own tokens. Without it, `build` refuses the options
     /// only the broker reads (`proxy`, the store URL, the encryption keys, the exchange clients
-    /// and audiences) instead of ignoring them.
+    /// and audiences; the signing algorithm, key rotation period, access token and device
+    /// session lifetimes when set away from their defaults) instead of ignoring them.
     broker_mode(value: bool) => |b: &mut Self, v| b.broker_mode = v;
     /// Store URL for broker mode (`sqlite://`, `postgres://`, `mysql://`, ...).
     broker_store_url(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_store_url = Some(MaskedUrl(Into::<String>::into(v)));

@@ -10,8 +10,8 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use crate::auth::OidcAuth;
 use crate::error::AuthError;
 use crate::flow::{
-    AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES,
-    check_form_encoding, check_form_type, unreadable_body,
+    AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES, check_form,
+    unreadable_body,
 };
 use crate::guard::AuthRejection;
 
@@ -21,14 +21,10 @@ fn form(
     req: &HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<web::Bytes, AuthError> {
-    check_form_encoding(
-        req.headers()
-            .get_all(CONTENT_ENCODING)
-            .map(|v| v.as_bytes()),
-    )?;
     let body = body.map_err(|e| unreadable_body(e.as_response_error().status_code().as_u16()))?;
+    let codings = req.headers().get_all(CONTENT_ENCODING);
     let content_type = req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes());
-    check_form_type(content_type, &body)?;
+    check_form(codings.map(|v| v.as_bytes()), content_type, &body)?;
     Ok(body)
 }
 

@@ -16,22 +16,18 @@ use axum::routing::{MethodRouter, get, post};
 use crate::auth::OidcAuth;
 use crate::error::AuthError;
 use crate::flow::{
-    AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES,
-    check_form_encoding, check_form_type, unreadable_body,
+    AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES, check_form,
+    unreadable_body,
 };
 use crate::guard::AuthRejection;
 
 /// A form body, or the JSON error for one axum could not read (413 over the limit) or one not
 /// sent as a form.
 fn form(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Bytes, AuthError> {
-    check_form_encoding(
-        headers
-            .get_all(CONTENT_ENCODING)
-            .iter()
-            .map(HeaderValue::as_bytes),
-    )?;
     let body = body.map_err(|e| unreadable_body(e.status().as_u16()))?;
-    check_form_type(headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes), &body)?;
+    let codings = headers.get_all(CONTENT_ENCODING).iter();
+    let content_type = headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes);
+    check_form(codings.map(HeaderValue::as_bytes), content_type, &body)?;
     Ok(body)
 }
 

@@ -150,21 +150,23 @@ pub fn check_form_type(content_type: Option<&[u8]>, body: &[u8]) -> Result<(), A
     }
 }
 
-/// What the adapters check of a form POST's `Content-Encoding`: none, or `identity`. A form
-/// sent compressed is 400 `invalid_request` on both frameworks, rather than decoded by actix-web
-/// (when its compression feature is on) and read as it is by axum.
+/// What the adapters check of a form POST (token, revocation) they have read: its type, as
+/// [`check_form_type`], and its `Content-Encoding`: none, or `identity`. A form sent compressed
+/// is 400 `invalid_request` on both frameworks, rather than decoded by actix-web (when its
+/// compression feature is on) and read as it is by axum.
 #[cfg(any(feature = "axum", feature = "actix-web"))]
-pub(crate) fn check_form_encoding<'a>(
+pub(crate) fn check_form<'a>(
     mut content_encodings: impl Iterator<Item = &'a [u8]>,
+    content_type: Option<&[u8]>,
+    body: &[u8],
 ) -> Result<(), AuthError> {
-    if content_encodings.all(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"identity")) {
-        Ok(())
-    } else {
-        Err(AuthError::oauth(
+    if !content_encodings.all(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"identity")) {
+        return Err(AuthError::oauth(
             "invalid_request",
             "send the form without a content coding (no Content-Encoding)",
-        ))
+        ));
     }
+    check_form_type(content_type, body)
 }
 
 /// Parses a POST form body into `T`: 413 over [`MAX_FORM_BYTES`], else as [`parse_params`].

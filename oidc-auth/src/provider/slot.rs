@@ -26,10 +26,10 @@ pub(crate) struct Fetched<T> {
 /// a failure: a provider that answers does so well within it, one that hangs does not.
 const ABANDONED_AFTER_SECS: i64 = 2;
 
-/// Watches a fetch that runs in its caller's future (the fetches for requests run in tasks of
-/// their own, see `provider::detached`, unless too many are under way; a caller of `refresh`
-/// outside those is one too). A caller that goes away (a request cancelled by its client or a
-/// timeout layer) drops the fetch unfinished; if it had been
+/// Watches a fetch that runs in its caller's future: a fetch run directly, or one that
+/// `provider::detached` could not give a task of its own (no runtime, or too many under way).
+/// A caller that goes away (a request cancelled by its client or a timeout layer) drops the
+/// fetch unfinished; if it had been
 /// under way for [`ABANDONED_AFTER_SECS`], the provider is taken to hang, and the failure is
 /// recorded with its backoff from now, so that the next caller answers 503 with `Retry-After`
 /// instead of starting a fetch of its own. One dropped sooner records nothing: a caller that
