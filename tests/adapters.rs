@@ -1,4 +1,5 @@
-//! How each framework finds the `OidcAuth` handle, custom error rendering, and the warning of a
+//! How each framework finds the `OidcAuth` handle, custom error rendering, a hand-written handler
+//! with a body, and the warning of a
 //! provider outage behind an optional token.
 
 use std::sync::Arc;
@@ -367,4 +368,137 @@ async fn an_outage_under_load_warns_once_every_ten_seconds() {
     round().await;
     assert_eq!(logs.warnings(not_checked), 3, "{}", logs.text());
     assert_eq!(logs.warnings(skipped), 3, "{}", logs.text());
+}
+
+async fn axum_echo(token: IdToken, axum::Json(body): axum::Json<serde_json::Value>) -> String {
+    format!("{} {body}", token.sub())
+}
+
+async fn actix_echo(
+    oidc_auth::Guarded(token, (body,)): oidc_auth::Guarded<
+        IdToken,
+        (web::Json<serde_json::Value>,),
+    >,
+) -> HttpResponse {
+    HttpResponse::Ok().body(format!("{} {}", token.sub(), body.into_inner()))
+}
+
+async fn actix_echo_unguarded(token: IdToken, body: web::Json<serde_json::Value>) -> HttpResponse {
+    HttpResponse::Ok().body(format!("{} {}", token.sub(), body.into_inner()))
+}
+
+/// What a request to the echo handlers got: status, `WWW-Authenticate`, body.
+type Answer = (u16, String, Vec<u8>);
+
+fn actix_post_json(token: &str, body: &'static str) -> test::TestRequest {
+    test::TestRequest::post()
+        .uri("/echo")
+        .insert_header(("authorization", format!("Bearer {token}")))
+        .insert_header(("content-type", "application/json"))
+        .set_payload(body)
+}
+
+const CHALLENGE: &str = "www-authenticate";
+
+/// A header's value as text, empty when absent.
+fn text(value: Option<&[u8]>) -> String {
+    String::from_utf8_lossy(value.unwrap_or_default()).into_owned()
+}
+
+async fn actix_answer(response: actix_web::dev::ServiceResponse) -> Answer {
+    let status = response.status().as_u16();
+    let challenge = text(response.headers().get(CHALLENGE).map(|v| v.as_bytes()));
+    (status, challenge, test::read_body(response).await.to_vec())
+}
+
+async fn axum_answer(app: &Router, token: &str, body: &'static str) -> Answer {
+    let request = Request::post("/echo")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .expect("request");
+    let response = app.clone().oneshot(request).await.expect("answer");
+    let status = response.status().as_u16();
+    let challenge = text(response.headers().get(CHALLENGE).map(|v| v.as_bytes()));
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .expect("body");
+    (status, challenge, body.to_vec())
+}
+
+/// A hand-written handler that takes a token and a JSON body, on an instance that has fetched
+/// no keys yet: a valid token waits for the cold fetch and its body reaches the handler; a
+/// forged token (a key id the provider never published) forces one JWKS fetch and is 401
+/// `invalid_token`, and so is a forged token with a body that is not JSON: the token is
+/// checked before the body, so the body's error tells an unauthenticated caller nothing.
+/// On actix-web that takes `Guarded` (as the macros emit it): actix-web polls a handler's
+/// plain parameters side by side, so there the body's 400 comes first, as the README says.
+#[actix_web::test]
+async fn a_handler_with_a_body_waits_for_a_key_fetch_and_checks_the_token_first() {
+    use oidc_auth::testing::Endpoint;
+    let idp = MockProvider::start().await.expect("provider");
+    let valid = idp.token().audience(AUDIENCE).sub("poster").sign();
+    let forged = idp.token().audience(AUDIENCE).kid("never-published").sign();
+    let requests = [
+        (&valid, r#"{"n":1}"#, 200, r#"poster {"n":1}"#),
+        (&forged, r#"{"n":2}"#, 401, ""),
+        (&forged, "{not json", 401, ""),
+    ];
+    let check = |label: &str, i: usize, fetched: usize, (status, challenge, body): Answer| {
+        let (_, _, expected, echoed) = requests[i];
+        assert_eq!(status, expected, "{label} request {i}");
+        if expected == 401 {
+            assert!(
+                challenge.contains("invalid_token"),
+                "{label}: {challenge:?}"
+            );
+        } else {
+            assert_eq!(body, echoed.as_bytes(), "{label} request {i}");
+        }
+        // The cold fetch, then the one the unknown key id forces; then the cooldown.
+        assert_eq!(
+            fetched,
+            usize::from(i < 2),
+            "{label} request {i}: JWKS fetches"
+        );
+    };
+
+    let actix = test::init_service(
+        App::new()
+            .app_data(OidcAuth::new(base_config(&idp).build().expect("config")))
+            .route("/echo", web::post().to(actix_echo)),
+    )
+    .await;
+    for (i, (token, body, ..)) in requests.iter().enumerate() {
+        let jwks_before = idp.hits(Endpoint::Jwks);
+        let response = test::call_service(&actix, actix_post_json(token, body).to_request()).await;
+        let answer = actix_answer(response).await;
+        check(
+            "actix-web",
+            i,
+            idp.hits(Endpoint::Jwks) - jwks_before,
+            answer,
+        );
+    }
+    let axum_app = Router::new()
+        .route("/echo", axum::routing::post(axum_echo))
+        .with_state(OidcAuth::new(base_config(&idp).build().expect("config")));
+    for (i, (token, body, ..)) in requests.iter().enumerate() {
+        let jwks_before = idp.hits(Endpoint::Jwks);
+        let answer = axum_answer(&axum_app, token, body).await;
+        check("axum", i, idp.hits(Endpoint::Jwks) - jwks_before, answer);
+    }
+
+    // Without `Guarded`, actix-web polls the body beside the token: the body's 400 comes first.
+    let unguarded = test::init_service(
+        App::new()
+            .app_data(OidcAuth::new(base_config(&idp).build().expect("config")))
+            .route("/echo", web::post().to(actix_echo_unguarded)),
+    )
+    .await;
+    for (token, body, status) in [(&valid, r#"{"n":1}"#, 200), (&forged, "{not json", 400)] {
+        let response =
+            test::call_service(&unguarded, actix_post_json(token, body).to_request()).await;
+        assert_eq!(response.status().as_u16(), status, "unguarded {body}");
+    }
 }
