@@ -3020,7 +3020,9 @@ async fn a_refresh_that_failed_after_its_rotation_is_answered_by_the_retry() {
 /// E5, the server's half (the device client itself is py-oidc-auth-client): after every
 /// `slow_down` the gap a poll must keep grows by 5 s, measured from the last poll, with 1 s of
 /// grace; a poll that keeps the grown gap is `authorization_pending` and leaves the gap as it
-/// is; past `expires_in` the answer is `expired_token`. The provider is asked only for the polls that keep the pace.
+/// is; past `expires_in` the answer is `expired_token`. The first poll after a `slow_down` may
+/// keep the gap from before it, as that client sleeps it once more; one too early even for
+/// that is slowed down again. The provider is asked only for the polls that keep the pace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e5_every_slow_down_grows_the_polling_gap_by_five_seconds() {
     let clock = ManualClock::new(SystemClock.now());
@@ -3041,13 +3043,16 @@ async fn e5_every_slow_down_grows_the_polling_gap_by_five_seconds() {
         assert_eq!(poll().await.error(), Some("authorization_pending"));
         // (seconds since the last poll, expected answer): the required gap starts at 5 s and
         // grows by 5 s with every slow_down; a poll up to 1 s early is let through (whole-second
-        // clock, client jitter).
+        // clock, client jitter), and the poll right after a slow_down may keep the old gap.
         let steps = [
             (3, "slow_down"),              // gap 5 -> 10
-            (8, "slow_down"),              // gap 10 -> 15
-            (14, "authorization_pending"), // kept, within the grace: the gap stays 15
+            (2, "slow_down"),              // early even for the old 5: gap 10 -> 15
+            (9, "authorization_pending"),  // the old gap, 10, within the grace
+            (14, "authorization_pending"), // the grown one, 15, within the grace
             (13, "slow_down"),             // gap 15 -> 20
-            (19, "authorization_pending"),
+            (14, "authorization_pending"), // the old gap, 15
+            (19, "authorization_pending"), // the grown one, 20
+            (18, "slow_down"),             // early for the grown gap, 20
         ];
         for (secs, expected) in steps {
             clock.advance(secs);
@@ -3068,15 +3073,82 @@ async fn e5_every_slow_down_grows_the_polling_gap_by_five_seconds() {
     }
 }
 
+/// A broker on a manual clock whose provider does not pace device polls (interval 0, on its
+/// real clock): this server then requires its default 5 s, on the manual clock.
+async fn device_broker() -> (ManualClock, Broker) {
+    let clock = ManualClock::new(SystemClock.now());
+    let b = broker_with(|c| c, Some(clock.clone())).await;
+    b.h.idp.set_device_interval(Some(0));
+    (clock, b)
+}
+
+/// E5 with a provider that paces too: when it answers `slow_down`, or cannot be asked (503,
+/// passed on as `slow_down` so that the client keeps polling), the client's next poll is not
+/// passed on before the grown interval has passed. py-oidc-auth-client sleeps the old interval
+/// once more: that poll is `authorization_pending` from this server, without a provider call
+/// that the provider would take for polling too fast again. The login then completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e5_after_a_providers_slow_down_the_next_poll_waits_for_the_grown_interval() {
+    let (clock, b) = device_broker().await;
+    let h = &b.h;
+    for fw in FRAMEWORKS {
+        let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
+        assert_eq!(start.body["interval"], 5, "{}", start.raw_body);
+        let code = field(&start, "device_code").to_owned();
+        let form = [("device-code", code.as_str())];
+        assert_eq!(
+            h.post_form(fw, TOKEN, &form).await.error(),
+            Some("authorization_pending")
+        );
+        let slow_down = Fault::Json(400, json!({"error": "slow_down"}));
+        for (provider, old, grown) in [(slow_down, 5, 10), (Fault::Status(503), 10, 15)] {
+            clock.advance(old);
+            h.idp.set_fault(Endpoint::Token, provider.clone());
+            let before = h.idp.hits(Endpoint::Token);
+            let reply = h.post_form(fw, TOKEN, &form).await;
+            assert_eq!(
+                reply.error(),
+                Some("slow_down"),
+                "{provider:?}: {}",
+                reply.raw_body
+            );
+            assert!(h.idp.hits(Endpoint::Token) > before, "{provider:?}: asked");
+            h.idp.set_fault(Endpoint::Token, Fault::None);
+            // The client sleeps the old interval once more: answered here.
+            clock.advance(old);
+            let before = h.idp.hits(Endpoint::Token);
+            let reply = h.post_form(fw, TOKEN, &form).await;
+            assert_eq!(reply.error(), Some("authorization_pending"), "{provider:?}");
+            assert_eq!(
+                h.idp.hits(Endpoint::Token),
+                before,
+                "{provider:?}: not asked"
+            );
+            // Then the grown one: asked again.
+            clock.advance(grown);
+            let reply = h.post_form(fw, TOKEN, &form).await;
+            assert_eq!(reply.error(), Some("authorization_pending"), "{provider:?}");
+            assert_eq!(
+                h.idp.hits(Endpoint::Token),
+                before + 1,
+                "{provider:?}: asked"
+            );
+        }
+        assert!(h.idp.approve_device(field(&start, "user_code")));
+        clock.advance(15);
+        let done = h.post_form(fw, TOKEN, &form).await;
+        assert_eq!(done.status, 200, "{fw:?}: {}", done.raw_body);
+        assert!(done.body["access_token"].is_string(), "{}", done.raw_body);
+    }
+}
+
 /// E8 and G7: a device poll the provider answers 2xx without an access token (a broken
 /// provider, or one that answers `authorization_pending` with 200) is 502 and does not spend the
 /// device code, so the login completes at a later poll once the user has approved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_poll_answered_without_an_access_token_leaves_the_code_unspent() {
-    let clock = ManualClock::new(SystemClock.now());
-    let b = broker_with(|c| c, Some(clock.clone())).await;
+    let (clock, b) = device_broker().await;
     let h = &b.h;
-    h.idp.set_device_interval(Some(0));
     for fw in FRAMEWORKS {
         let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
         let code = field(&start, "device_code").to_owned();

@@ -5,7 +5,8 @@
 //! the provider's code at top level. This server's own client refused (`invalid_client`,
 //! `unauthorized_client`, `unsupported_grant_type`) is a misconfiguration for the operator: 502,
 //! logged as an error, and never passed on as if the caller's grant had failed. A busy provider
-//! (408, 429, 503, 504) is 503 with `Retry-After`. An answer no client can use is 502. The device
+//! (408, 429, 503, 504) is 503 with `Retry-After`, except at a device poll, where it is
+//! `slow_down` so that the client goes on polling. An answer no client can use is 502. The device
 //! route answers 503 to every refusal and to an advertised endpoint that is not there, since that
 //! is what makes py-oidc-auth-client fall back to the browser flow (DESIGN section 5).
 
@@ -77,6 +78,17 @@ fn assert_gateway_error(reply: &Reply, what: &str) {
 fn assert_try_later(reply: &Reply, what: &str) {
     assert_answer(reply, 503, "temporarily_unavailable", what);
     assert!(reply.retry_after.is_some(), "{what}: no Retry-After");
+}
+
+/// A grant passed to a provider that could not answer: 503 with `Retry-After` to try again
+/// later, and for a device poll 400 `slow_down`, the answer at which a device client goes on
+/// polling (py-oidc-auth-client takes a 503 for "no device flow" and gives the flow up).
+fn assert_try_later_at(grant: &str, reply: &Reply, what: &str) {
+    if grant == "device-code" {
+        assert_answer(reply, 400, "slow_down", what);
+    } else {
+        assert_try_later(reply, what);
+    }
 }
 
 /// The refresh and device-code grants the token route passes to the provider, as
@@ -215,9 +227,10 @@ async fn a_throttling_or_failing_provider_is_warned_of_once_not_per_request() {
 
 /// A provider that is busy or behind a gateway that gave up (503, 504), like one that timed
 /// out or throttles (408, 429), with an error body or a body without a code: at the code
-/// exchange, the refresh and the device poll, 503 with `Retry-After`, never 502.
+/// exchange and the refresh, 503 with `Retry-After`, and at the device poll `slow_down`; never
+/// 502.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_busy_provider_is_503_with_retry_after_at_every_grant() {
+async fn a_busy_provider_is_503_with_retry_after_or_slow_down_at_every_grant() {
     let h = harness().await;
     for status in [503, 504, 408, 429] {
         for fault in [Fault::Status(status), Fault::Json(status, json!("busy"))] {
@@ -229,7 +242,7 @@ async fn a_busy_provider_is_503_with_retry_after_at_every_grant() {
                 assert_try_later(&exchanged, &format!("code exchange, {what}"));
                 for grant in PASSED_GRANTS {
                     let reply = h.post_form(fw, TOKEN, &[grant]).await;
-                    assert_try_later(&reply, &format!("{}, {what}", grant.0));
+                    assert_try_later_at(grant.0, &reply, &format!("{}, {what}", grant.0));
                 }
                 h.idp.set_fault(Endpoint::Token, Fault::None);
             }
@@ -239,7 +252,7 @@ async fn a_busy_provider_is_503_with_retry_after_at_every_grant() {
 
 /// A provider that says how long to wait (`Retry-After` in seconds or as an HTTP date) has
 /// that wait passed on, at every provider call a client's request makes: the code exchange,
-/// the refresh and the device poll, the device start and the userinfo. A wait over an hour is
+/// the refresh, the device start and the userinfo (a device poll is `slow_down` instead). A wait over an hour is
 /// cut to an hour, 0 becomes 1 s, and an unreadable value the default 5 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_providers_retry_after_is_passed_on_within_bounds() {
@@ -270,9 +283,10 @@ async fn a_providers_retry_after_is_passed_on_within_bounds() {
             let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
             h.idp.set_fault(Endpoint::Token, fault.clone());
             told(&client_token_call(&h, fw, &callback).await, "code exchange");
-            for grant in PASSED_GRANTS {
-                told(&h.post_form(fw, TOKEN, &[grant]).await, grant.0);
-            }
+            let (refresh, device) = (PASSED_GRANTS[0], PASSED_GRANTS[1]);
+            told(&h.post_form(fw, TOKEN, &[refresh]).await, refresh.0);
+            let polled = h.post_form(fw, TOKEN, &[device]).await;
+            assert_try_later_at(device.0, &polled, &format!("device poll, {what}"));
             h.idp.set_fault(Endpoint::Token, Fault::None);
             h.idp.set_fault(Endpoint::Device, fault.clone());
             told(&h.post_form(fw, DEVICE, &[]).await, "device start");

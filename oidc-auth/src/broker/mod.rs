@@ -171,9 +171,24 @@ fn invalid_grant(description: &'static str) -> AuthError {
 
 /// The pace of one device code's polling.
 struct DevicePoll {
+    /// The gap a poll must keep after the last one.
     interval: i64,
     expires_at: i64,
     last_poll: Option<i64>,
+    /// After a `slow_down`, the gap before it: the next poll may keep that one instead (see
+    /// [`Broker::pace_device_poll`]).
+    slowed_from: Option<i64>,
+    /// After the provider's own `slow_down` (or an outage), no poll is passed on to it before
+    /// this time; the ones in between are answered `authorization_pending` here.
+    provider_hold: i64,
+}
+
+impl DevicePoll {
+    /// A `slow_down`: the interval grows by 5 s, and the next poll may keep the one before.
+    fn slow_down(&mut self) {
+        self.slowed_from = Some(self.interval);
+        self.interval = (self.interval + 5).min(MAX_DEVICE_SECONDS);
+    }
 }
 
 /// A refresh under way in this process: its task sends the outcome here. Every request for the
@@ -1386,6 +1401,8 @@ impl Broker {
                 interval: interval.clamp(1, MAX_DEVICE_SECONDS),
                 expires_at: now.saturating_add(expires_in.clamp(1, MAX_DEVICE_SECONDS)),
                 last_poll: None,
+                slowed_from: None,
+                provider_hold: i64::MIN,
             },
         );
     }
@@ -1393,6 +1410,16 @@ impl Broker {
     /// Checks the pace of a device poll before the provider is asked: more than
     /// [`DEVICE_POLL_GRACE`] before the interval has passed is `slow_down` (and the interval
     /// grows by 5 s, RFC 8628 section 3.5), past expiry `expired_token`.
+    ///
+    /// The first poll after a `slow_down` may keep the gap from before it: py-oidc-auth-client
+    /// works out its sleep before it reads the answer, so it sleeps the old interval once more
+    /// and only then the grown one. Holding it to the grown gap at once would answer that poll
+    /// `slow_down` too, and every later one, until the code expired. A client that keeps
+    /// polling too fast is still slowed down at every poll.
+    ///
+    /// A poll that keeps the pace but comes before the provider's own grown interval has
+    /// passed (see [`device_slowed`](Self::device_slowed)) is `authorization_pending` without
+    /// asking the provider, which would take it for polling too fast again.
     pub(crate) fn pace_device_poll(&self, device_code: &str, now: i64) -> Result<(), AuthError> {
         let key = sha256(device_code.as_bytes());
         let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
@@ -1406,10 +1433,11 @@ impl Broker {
                 "the device code has expired",
             ));
         }
+        let required = poll.slowed_from.take().unwrap_or(poll.interval);
         if let Some(last) = poll.last_poll
-            && now < last.saturating_add((poll.interval - DEVICE_POLL_GRACE).max(1))
+            && now < last.saturating_add((required - DEVICE_POLL_GRACE).max(1))
         {
-            poll.interval = (poll.interval + 5).min(MAX_DEVICE_SECONDS);
+            poll.slow_down();
             poll.last_poll = Some(now);
             return Err(AuthError::oauth(
                 "slow_down",
@@ -1417,15 +1445,24 @@ impl Broker {
             ));
         }
         poll.last_poll = Some(now);
+        if now < poll.provider_hold {
+            return Err(AuthError::oauth(
+                "authorization_pending",
+                "the authorization is still pending",
+            ));
+        }
         Ok(())
     }
 
-    /// The provider asked the client to slow down: the interval grows here too.
-    pub(crate) fn device_slowed(&self, device_code: &str) {
+    /// The provider asked the client to slow down, or could not be asked (the answer is then
+    /// `slow_down` too): the interval grows here as well, and no poll is passed on to the
+    /// provider before the grown interval has passed.
+    pub(crate) fn device_slowed(&self, device_code: &str, now: i64) {
         let key = sha256(device_code.as_bytes());
         let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(poll) = devices.get_mut(&key) {
-            poll.interval = (poll.interval + 5).min(MAX_DEVICE_SECONDS);
+            poll.slow_down();
+            poll.provider_hold = now.saturating_add(poll.interval);
         }
     }
 

@@ -230,8 +230,9 @@ impl OidcAuth {
         {
             Ok(granted) => granted,
             Err(e) => {
+                let e = device_poll_error(e);
                 if e.code() == Some("slow_down") {
-                    broker.device_slowed(&device_code);
+                    broker.device_slowed(&device_code, now);
                 }
                 return Err(e);
             }
@@ -281,7 +282,8 @@ impl OidcAuth {
     /// (`authorization_pending`, `slow_down`, `access_denied`, `expired_token`,
     /// `invalid_grant`) come back at top level of a 400 answer; a refusal of this server's
     /// client (`invalid_client`, `unauthorized_client`, `unsupported_grant_type`) is 502, so the
-    /// caller does not take it for a failure of its own grant.
+    /// caller does not take it for a failure of its own grant. A device poll the provider
+    /// cannot answer is `slow_down` (see [`device_poll_error`]).
     async fn provider_grant(
         &self,
         grant_type: &'static str,
@@ -296,11 +298,28 @@ impl OidcAuth {
         }
         let granted = self
             .provider_grant_answer(vec![("grant_type", grant_type.to_owned()), (field, value)])
-            .await?;
+            .await
+            .map_err(device_poll_error)?;
         granted
             .finish(async {
                 token_json(granted.answer(), None, self.now(), lifetime).map(EndpointResponse::ok)
             })
             .await
+    }
+}
+
+/// A device poll the provider could not answer (busy, down, or this server's own limit on
+/// outbound calls: 503) is `slow_down`, which RFC 8628 defines as "still pending, poll more
+/// slowly": polling goes on, and backs off while the provider recovers. A 503 would end it:
+/// py-oidc-auth-client goes on polling only at `authorization_pending` and `slow_down`, and
+/// takes a 503 for "no device flow here" and starts a browser login instead.
+fn device_poll_error(e: AuthError) -> AuthError {
+    if e.kind() == ErrorKind::Unavailable {
+        AuthError::oauth(
+            "slow_down",
+            "the identity provider cannot be asked now; poll again more slowly",
+        )
+    } else {
+        e
     }
 }
