@@ -911,12 +911,13 @@ async fn device_start_is_503_when_the_provider_refuses_it_to_this_client() {
             assert_eq!(h.idp.hits(Endpoint::Device), before + 1, "{code} {fw:?}");
         }
     }
-    // A provider answering garbage stays a 502, and a working one a 200.
+    // A provider answering garbage is 503 too (`provider_answers` has the other broken
+    // answers), and a working one 200.
     h.idp.set_fault(Endpoint::Device, Fault::Garbage);
     for fw in FRAMEWORKS {
         assert_eq!(
             h.post_form(fw, "/api/auth/v2/device", &[]).await.status,
-            502
+            503
         );
     }
     h.idp.set_fault(Endpoint::Device, Fault::None);

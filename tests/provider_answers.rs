@@ -7,8 +7,9 @@
 //! logged as an error, and never passed on as if the caller's grant had failed. A busy provider
 //! (408, 429, 503, 504) is 503 with `Retry-After`, except at a device poll, where it is
 //! `slow_down` so that the client goes on polling. An answer no client can use is 502. The device
-//! route answers 503 to every refusal and to an advertised endpoint that is not there, since that
-//! is what makes py-oidc-auth-client fall back to the browser flow (DESIGN section 5).
+//! route answers 503 to every refusal, to an advertised endpoint that is not there or fails, and
+//! to an answer no client can use, since that is what makes py-oidc-auth-client fall back to the
+//! browser flow (DESIGN section 5).
 
 use std::sync::Arc;
 
@@ -447,9 +448,10 @@ async fn a_grant_whose_client_gave_up_revokes_the_refresh_token_it_would_have_ha
 
 /// The device route: a busy provider is 503 with `Retry-After`; an advertised device endpoint
 /// that is not there (404, 405, 501, with a JSON error or without) is 503 as a missing one is,
-/// so the client uses the browser flow. A provider failure (500, 502) stays 502.
+/// and so is one that fails (500, 502) or answers what is not JSON: the client then uses the
+/// browser flow, where a 502 would end its login.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn device_start_is_503_when_the_advertised_endpoint_is_missing_or_busy() {
+async fn device_start_is_503_when_the_advertised_endpoint_is_missing_busy_or_broken() {
     let h = harness().await;
     let mut cases = Vec::new();
     for status in [503, 504, 408, 429] {
@@ -459,8 +461,14 @@ async fn device_start_is_503_when_the_advertised_endpoint_is_missing_or_busy() {
         cases.push((Fault::Status(status), 503));
         cases.push((Fault::Json(status, json!({"message": "Not Found"})), 503));
     }
-    cases.push((Fault::Status(500), 502));
-    cases.push((Fault::Status(502), 502));
+    for fault in [
+        Fault::Status(500),
+        Fault::Status(502),
+        Fault::Garbage,
+        Fault::Truncated,
+    ] {
+        cases.push((fault, 503));
+    }
     for (fault, expected) in cases {
         h.idp.set_fault(Endpoint::Device, fault.clone());
         for fw in FRAMEWORKS {
@@ -529,10 +537,10 @@ fn unusable_device_answers() -> Vec<(String, Value)> {
         ("expires_in", Some(json!(0))),
         ("expires_in", Some(json!(-600))),
         ("expires_in", Some(json!(600.5))),
-        ("expires_in", Some(json!("600"))),
+        ("expires_in", Some(json!("600 s"))),
         ("interval", Some(json!(-1))),
         ("interval", Some(json!(2.5))),
-        ("interval", Some(json!("5"))),
+        ("interval", Some(json!("-5"))),
     ];
     cases
         .into_iter()
@@ -543,17 +551,18 @@ fn unusable_device_answers() -> Vec<(String, Value)> {
         .collect()
 }
 
-/// A device answer with a field no client can use is 502, on both frameworks; the complete
-/// answer is passed on (and without `verification_uri_complete` or `interval`, which are
-/// optional, it is too, with the default interval).
+/// A device answer with a field no client can use is 503 (the device flow is not available;
+/// the client uses the browser), on both frameworks; the complete answer is passed on (and
+/// without `verification_uri_complete` or `interval`, which are optional, it is too, with the
+/// default interval).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_device_answer_with_unusable_fields_is_502() {
+async fn a_device_answer_with_unusable_fields_is_503() {
     let h = harness().await;
     for (what, answer) in unusable_device_answers() {
         h.idp.set_fault(Endpoint::Device, Fault::Json(200, answer));
         for fw in FRAMEWORKS {
             let reply = h.post_form(fw, DEVICE, &[]).await;
-            assert_gateway_error(&reply, &format!("{what} on {fw:?}"));
+            assert_try_later(&reply, &format!("{what} on {fw:?}"));
             assert!(reply.body.get("device_code").is_none(), "{what}");
         }
     }
@@ -578,13 +587,25 @@ async fn a_device_answer_with_unusable_fields_is_502() {
         expected["interval"] = json!(5);
         assert_eq!(reply.body, expected, "{fw:?}");
     }
+    // Google's spelling, `verification_url`, and lifetimes as strings (Azure AD v1) are read,
+    // and passed on as RFC 8628 has them.
+    let mut google = device_answer_with("verification_uri", None);
+    google["verification_url"] = device_answer()["verification_uri"].clone();
+    google["expires_in"] = json!(device_answer()["expires_in"].to_string());
+    google["interval"] = json!(device_answer()["interval"].to_string());
+    h.idp.set_fault(Endpoint::Device, Fault::Json(200, google));
+    for fw in FRAMEWORKS {
+        let reply = h.post_form(fw, DEVICE, &[]).await;
+        assert_eq!(reply.status, 200, "{fw:?}: {}", reply.raw_body);
+        assert_eq!(reply.body, device_answer(), "{fw:?}");
+    }
 }
 
 /// In broker mode this server paces the polls of every device code it hands out, which needs
 /// the code as a string: a device answer whose `device_code` is not a string (or is empty) is
-/// 502, never a code handed out unpaced.
+/// 503, never a code handed out unpaced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broker_device_answer_without_a_string_device_code_is_502() {
+async fn broker_device_answer_without_a_string_device_code_is_503() {
     let h = serve_broker(
         oidc_auth_tests::broker::provider().await,
         Arc::new(MemoryStore::new()),
@@ -597,7 +618,7 @@ async fn broker_device_answer_without_a_string_device_code_is_502() {
         h.idp.set_fault(Endpoint::Device, Fault::Json(200, answer));
         for fw in FRAMEWORKS {
             let reply = h.post_form(fw, DEVICE, &[]).await;
-            assert_gateway_error(&reply, &format!("device_code {value} on {fw:?}"));
+            assert_try_later(&reply, &format!("device_code {value} on {fw:?}"));
         }
     }
 }

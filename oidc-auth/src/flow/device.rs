@@ -16,7 +16,8 @@ impl OidcAuth {
     /// provider refuses the device flow to this client (Keycloak, say, lists the endpoint for
     /// the whole realm but answers `unauthorized_client` to a client without the grant):
     /// py-oidc-auth-client then falls back to the browser flow. A provider that is busy is 503
-    /// with `Retry-After` too; an answer that is not a usable device authorization is 502.
+    /// with `Retry-After` too, and so is one that fails (a server error, a body that is not
+    /// JSON) or whose answer is not a usable device authorization.
     pub async fn device_endpoint(&self) -> Result<EndpointResponse, AuthError> {
         let endpoint = self
             .provider_endpoint(
@@ -39,7 +40,8 @@ impl OidcAuth {
                 vec![("scope", scopes.join(" "))],
                 unavailable_when_refused,
             )
-            .await?;
+            .await
+            .map_err(unavailable_when_broken)?;
         let answer = DeviceAnswer::check(&answer)?;
         if let Some(broker) = self.broker() {
             broker.track_device(
@@ -71,9 +73,12 @@ struct DeviceAnswer {
 impl DeviceAnswer {
     /// Checks every field the client relies on: the codes are non-empty strings, the
     /// verification URIs absolute `http`/`https` URLs, `expires_in` a positive and `interval` a
-    /// non-negative integer of seconds. Anything else is 502: a client could neither show the
-    /// user where to go nor poll, and in broker mode the polls could not be paced. An optional
-    /// field that is `null` counts as absent.
+    /// non-negative integer of seconds (a number, or a string of one, as some providers send
+    /// them). Anything else is 503: a client could neither show the user where to go nor poll,
+    /// and in broker mode the polls could not be paced, so the device flow is not available and
+    /// the client should use the browser. An optional field that is `null` counts as absent.
+    /// Google's `verification_url` is read when `verification_uri` is absent, and passed on as
+    /// `verification_uri`, the name RFC 8628 and the clients use.
     fn check(answer: &Map<String, Value>) -> Result<Self, AuthError> {
         let present = |name: &str| answer.get(name).filter(|v| !v.is_null());
         let text = |name: &'static str| {
@@ -91,10 +96,16 @@ impl DeviceAnswer {
         };
         let seconds = |name: &'static str, least: i64| {
             present(name)
-                .and_then(Value::as_i64)
+                .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
                 .filter(|secs| *secs >= least)
                 .ok_or_else(|| unusable(name))
         };
+        let verification_uri =
+            if present("verification_uri").is_none() && present("verification_url").is_some() {
+                "verification_url"
+            } else {
+                "verification_uri"
+            };
         let verification_uri_complete = match present("verification_uri_complete") {
             Some(_) => Some(web_url("verification_uri_complete")?),
             None => None,
@@ -106,7 +117,7 @@ impl DeviceAnswer {
         Ok(Self {
             device_code: text("device_code")?,
             user_code: text("user_code")?,
-            verification_uri: web_url("verification_uri")?,
+            verification_uri: web_url(verification_uri)?,
             verification_uri_complete,
             expires_in: seconds("expires_in", 1)?,
             interval: interval
@@ -130,17 +141,26 @@ impl DeviceAnswer {
     }
 }
 
-/// 502 for a device answer whose `field` is missing or unusable; the log names the field,
+/// 503 for a device answer whose `field` is missing or unusable; the log names the field,
 /// never its value (the device code is a credential).
 fn unusable(field: &'static str) -> AuthError {
     tracing::warn!(
         field,
-        "the identity provider's device authorization answer lacks a usable field"
+        "the identity provider's device authorization answer lacks a usable field; answering 503 so that clients use the browser flow"
     );
-    AuthError::new(
-        ErrorKind::BadGateway,
-        "the identity provider's device answer is incomplete or malformed",
-    )
+    AuthError::unavailable("the identity provider's device answer is incomplete or malformed")
+}
+
+/// A device endpoint that answers what no client can use (a server error, a body that is not
+/// JSON, an error without a code) is 503 like one that is not there: the device flow is not
+/// available, and 503 is what makes py-oidc-auth-client use the browser flow instead, where a
+/// 502 would end its login (DESIGN section 5). The cause is logged.
+fn unavailable_when_broken(e: AuthError) -> AuthError {
+    if e.kind() != ErrorKind::BadGateway {
+        return e;
+    }
+    tracing::warn!(error = %e, "the identity provider's device endpoint cannot be used; answering 503 so that clients use the browser flow");
+    AuthError::unavailable("the identity provider's device endpoint cannot be used now")
 }
 
 /// How a provider's error answer at the device endpoint becomes ours: a refusal to start a
@@ -227,8 +247,30 @@ mod tests {
         assert_eq!(check(answer).map(|a| a.interval), Ok(DEFAULT_INTERVAL_SECS));
     }
 
+    /// Lifetimes as strings of digits (as Azure AD's v1 endpoints send them) and Google's
+    /// `verification_url` are read; the answer is passed on in RFC 8628's spelling.
     #[test]
-    fn unusable_fields_are_502() {
+    fn string_lifetimes_and_a_verification_url_are_read() {
+        let mut answer = valid();
+        answer["expires_in"] = json!("1800");
+        answer["interval"] = json!("5");
+        if let Some(map) = answer.as_object_mut() {
+            map.remove("verification_uri");
+            map.insert(
+                "verification_url".into(),
+                json!("https://op.example/device"),
+            );
+        }
+        let answer = check(answer).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((answer.expires_in, answer.interval), (1800, 5));
+        let mut expected = valid();
+        expected["expires_in"] = json!(1800);
+        expected["interval"] = json!(5);
+        assert_eq!(answer.into_json(), expected);
+    }
+
+    #[test]
+    fn unusable_fields_are_503() {
         for (field, value) in [
             ("device_code", json!("")),
             ("device_code", json!(42)),
@@ -242,15 +284,22 @@ mod tests {
             ("expires_in", json!(0)),
             ("expires_in", json!(-5)),
             ("expires_in", json!(600.5)),
-            ("expires_in", json!("600")),
+            ("expires_in", json!("600s")),
+            ("expires_in", json!("0")),
             ("interval", json!(-1)),
             ("interval", json!(2.5)),
-            ("interval", json!("5")),
+            ("interval", json!("five")),
+            ("verification_url", json!("/device")),
         ] {
             let mut answer = valid();
+            if field == "verification_url"
+                && let Some(map) = answer.as_object_mut()
+            {
+                map.remove("verification_uri");
+            }
             answer[field] = value.clone();
             let status = check(answer).map_err(|e| e.status());
-            assert_eq!(status, Err(502), "{field} = {value}");
+            assert_eq!(status, Err(503), "{field} = {value}");
         }
     }
 }

@@ -255,7 +255,7 @@ impl MockProvider {
     /// Sets `expires_in` of new device authorizations, in seconds; default 600. With `1` the
     /// device code expires a second after it was handed out, and polling then answers
     /// `expired_token`. With `0` the answer states an `expires_in` of 0, which a server
-    /// relaying it refuses (502: a client could never poll).
+    /// relaying it refuses (503, so that its clients use the browser: they could never poll).
     ///
     /// ```no_run
     /// # async fn f(provider: oidc_auth::testing::MockProvider) {
