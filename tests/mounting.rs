@@ -1,8 +1,8 @@
 //! The auth endpoints mounted each way the frameworks offer: axum's `auth_router`, actix-web's
 //! `auth_scope`, `auth_services` and `auth_config`, and the methods of `#[oidc::auth_router]`.
 //! Every mount answers a wrong method the same way, keeps the token endpoint's body limit to
-//! itself, and leaves the application's own routes reachable; `AuthRoutes` refuses what a
-//! router could not mount.
+//! itself, and leaves the application's own routes reachable; a switched-off device route
+//! answers 503; `AuthRoutes` refuses what a router could not mount.
 
 use actix_web::{App, HttpResponse, test, web};
 use axum::Router;
@@ -23,6 +23,14 @@ struct Unprefixed;
 /// The device endpoint (POST) at the login's path (GET), as `AuthRoutes::path` allows.
 #[oidc::auth_router(prefix = "/api", device = "/auth/v2/login")]
 struct SharedPath;
+
+/// The device route switched off.
+#[oidc::auth_router(prefix = "/api", device = false)]
+struct NoDevice;
+
+/// The device route switched off and the token endpoint at its default path.
+#[oidc::auth_router(prefix = "/api", device = false, token = "/auth/v2/device")]
+struct TokenAtTheDevicePath;
 
 async fn auth() -> (MockProvider, OidcAuth) {
     let idp = MockProvider::start().await.expect("provider");
@@ -274,6 +282,85 @@ async fn a_get_and_a_post_endpoint_may_share_a_path() {
         assert_eq!(post.0, 200, "{mount} POST: {post:?}");
         assert!(post.2.contains("device_code"), "{mount} POST: {post:?}");
         assert_405(&put, "GET, POST", &format!("{mount} PUT"));
+    }
+}
+
+/// A switched-off device route, declared (`device = false`) or at run time
+/// (`AuthRoutes::disable`), answers POST at its default path with 503
+/// `temporarily_unavailable` and calls no provider: the answer at which py-oidc-auth-client,
+/// which tries the device flow first, signs in with the browser, where a 404 ended its login.
+/// Another method there is 405. When the token endpoint takes that path, it is the token
+/// endpoint that answers there.
+#[actix_web::test]
+async fn a_switched_off_device_route_answers_503_so_that_clients_use_the_browser() {
+    use oidc::testing::Endpoint;
+    let (idp, auth) = auth().await;
+    let routes = api_routes().disable(AuthEndpoint::Device);
+    let axum_app: Router = oidc::axum::auth_router(auth.clone(), &routes);
+    let declared: Router = NoDevice::router(auth.clone());
+    let scope =
+        test::init_service(App::new().service(oidc::actix::auth_scope(auth.clone(), &routes)))
+            .await;
+    let declared_actix =
+        test::init_service(App::new().configure(NoDevice::configure(auth.clone()))).await;
+    let path = "/api/auth/v2/device";
+    let answers = [
+        (
+            "axum",
+            [
+                axum_call(&axum_app, "POST", path, Vec::new()).await,
+                axum_call(&axum_app, "GET", path, Vec::new()).await,
+            ],
+        ),
+        (
+            "axum, declared",
+            [
+                axum_call(&declared, "POST", path, Vec::new()).await,
+                axum_call(&declared, "GET", path, Vec::new()).await,
+            ],
+        ),
+        (
+            "actix auth_scope",
+            [
+                actix_call!(&scope, "POST", path, Vec::new()),
+                actix_call!(&scope, "GET", path, Vec::new()),
+            ],
+        ),
+        (
+            "actix configure, declared",
+            [
+                actix_call!(&declared_actix, "POST", path, Vec::new()),
+                actix_call!(&declared_actix, "GET", path, Vec::new()),
+            ],
+        ),
+    ];
+    for (mount, [post, get]) in answers {
+        assert_eq!(post.0, 503, "{mount} POST: {post:?}");
+        let body: serde_json::Value = serde_json::from_str(&post.2).expect("JSON");
+        assert_eq!(
+            body["error"], "temporarily_unavailable",
+            "{mount}: {post:?}"
+        );
+        assert_405(&get, "POST", &format!("{mount} GET"));
+    }
+    assert_eq!(idp.hits(Endpoint::Device), 0, "no provider call");
+
+    let token_there: Router = TokenAtTheDevicePath::router(auth.clone());
+    let token_there_actix =
+        test::init_service(App::new().configure(TokenAtTheDevicePath::configure(auth))).await;
+    for (mount, answer) in [
+        (
+            "axum",
+            axum_call(&token_there, "POST", path, Vec::new()).await,
+        ),
+        (
+            "actix",
+            actix_call!(&token_there_actix, "POST", path, Vec::new()),
+        ),
+    ] {
+        // The token endpoint's own refusal of an empty form.
+        assert_eq!(answer.0, 400, "{mount}: {answer:?}");
+        assert!(answer.2.contains("invalid_request"), "{mount}: {answer:?}");
     }
 }
 

@@ -10,8 +10,8 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use crate::auth::OidcAuth;
 use crate::error::AuthError;
 use crate::flow::{
-    AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES, check_form,
-    unreadable_body,
+    AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES, Mounted,
+    check_form, unreadable_body,
 };
 use crate::guard::AuthRejection;
 
@@ -101,10 +101,12 @@ fn resources(auth: &OidcAuth, routes: &AuthRoutes, below: &str) -> Vec<actix_web
         .into_iter()
         .map(|(path, endpoints)| {
             let mut resource = web::resource(format!("{below}{path}"));
-            if endpoints
-                .iter()
-                .any(|e| matches!(e, AuthEndpoint::Token | AuthEndpoint::Revoke))
-            {
+            if endpoints.iter().any(|e| {
+                matches!(
+                    e,
+                    Mounted::Endpoint(AuthEndpoint::Token | AuthEndpoint::Revoke)
+                )
+            }) {
                 resource = resource.app_data(web::PayloadConfig::new(MAX_FORM_BYTES));
             }
             for endpoint in endpoints {
@@ -115,8 +117,17 @@ fn resources(auth: &OidcAuth, routes: &AuthRoutes, below: &str) -> Vec<actix_web
         .collect()
 }
 
-fn endpoint_route(auth: &OidcAuth, endpoint: AuthEndpoint) -> actix_web::Route {
+fn endpoint_route(auth: &OidcAuth, mounted: Mounted) -> actix_web::Route {
     let auth = auth.clone();
+    let endpoint = match mounted {
+        Mounted::Endpoint(endpoint) => endpoint,
+        Mounted::NoDevice => {
+            return web::post().to(move || {
+                let auth = auth.clone();
+                async move { respond(&auth, auth.no_device_endpoint()) }
+            });
+        }
+    };
     match endpoint {
         AuthEndpoint::Login => web::get().to(move |req: HttpRequest| {
             let auth = auth.clone();

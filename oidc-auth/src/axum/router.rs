@@ -16,8 +16,8 @@ use axum::routing::{MethodRouter, get, post};
 use crate::auth::OidcAuth;
 use crate::error::AuthError;
 use crate::flow::{
-    AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES, check_form,
-    unreadable_body,
+    AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES, Mounted,
+    check_form, unreadable_body,
 };
 use crate::guard::AuthRejection;
 
@@ -109,11 +109,17 @@ where
 }
 
 /// The route of one endpoint, for its method only.
-fn endpoint_method<S>(auth: &OidcAuth, endpoint: AuthEndpoint) -> MethodRouter<S>
+fn endpoint_method<S>(auth: &OidcAuth, mounted: Mounted) -> MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,
 {
     let auth = auth.clone();
+    let endpoint = match mounted {
+        Mounted::Endpoint(endpoint) => endpoint,
+        Mounted::NoDevice => {
+            return post(move || async move { respond(&auth, auth.no_device_endpoint()) });
+        }
+    };
     match endpoint {
         AuthEndpoint::Login => get(move |RawQuery(q): RawQuery| async move {
             respond(&auth, auth.login_endpoint(q.as_deref().unwrap_or("")).await)

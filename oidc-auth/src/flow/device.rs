@@ -58,6 +58,17 @@ impl OidcAuth {
     }
 }
 
+impl OidcAuth {
+    /// The answer of a device route the application switched off: 503, as when the provider
+    /// has no device flow, so that py-oidc-auth-client signs in with the browser instead.
+    #[cfg(any(feature = "axum", feature = "actix-web"))]
+    pub(crate) fn no_device_endpoint(&self) -> Result<EndpointResponse, AuthError> {
+        Err(AuthError::unavailable(
+            "this server does not offer the device flow",
+        ))
+    }
+}
+
 /// A provider's device authorization answer (RFC 8628 section 3.2) that a client can use.
 #[derive(Debug, PartialEq)]
 struct DeviceAnswer {

@@ -229,7 +229,14 @@ impl AuthRoutes {
         routes
     }
 
-    /// Does not serve `endpoint` at all.
+    /// Does not serve `endpoint`.
+    ///
+    /// A switched-off device route still answers `POST` at its default path
+    /// (`/auth/v2/device` below the prefix) with 503 `temporarily_unavailable`, as when the
+    /// provider has no device flow: that answer is what makes py-oidc-auth-client, which tries
+    /// the device flow first, sign in with the browser instead, where a 404 would end its
+    /// login. Nothing is mounted there when another auth endpoint answering `POST` has that
+    /// path.
     pub fn disable(mut self, endpoint: AuthEndpoint) -> Self {
         self.paths[endpoint.index()] = None;
         self
@@ -275,20 +282,53 @@ impl crate::auth::OidcAuth {
 
     /// [`mounted`](Self::mounted), grouped by path (in the order the paths first appear): a
     /// GET and a POST endpoint may share one, and each framework then needs one resource for
-    /// both, so that a third method is 405 and not 404.
+    /// both, so that a third method is 405 and not 404. A switched-off device route adds
+    /// [`Mounted::NoDevice`] at its default path (see [`AuthRoutes::disable`]).
     #[cfg(any(feature = "axum", feature = "actix-web"))]
     pub(crate) fn mounted_by_path<'r>(
         &self,
         routes: &'r AuthRoutes,
-    ) -> Vec<(&'r str, Vec<AuthEndpoint>)> {
-        let mut out: Vec<(&'r str, Vec<AuthEndpoint>)> = Vec::new();
+    ) -> Vec<(&'r str, Vec<Mounted>)> {
+        let mut out: Vec<(&'r str, Vec<Mounted>)> = Vec::new();
+        let mut add =
+            |path: &'r str, mounted: Mounted| match out.iter_mut().find(|(at, _)| *at == path) {
+                Some((_, here)) => here.push(mounted),
+                None => out.push((path, vec![mounted])),
+            };
         for (endpoint, path) in self.mounted(routes) {
-            match out.iter_mut().find(|(at, _)| *at == path) {
-                Some((_, endpoints)) => endpoints.push(endpoint),
-                None => out.push((path, vec![endpoint])),
-            }
+            add(path, Mounted::Endpoint(endpoint));
+        }
+        let device = AuthEndpoint::Device.default_path();
+        if routes.get_path(AuthEndpoint::Device).is_none()
+            && !routes
+                .enabled()
+                .any(|(e, path)| path == device && e.method() == "POST")
+        {
+            add(device, Mounted::NoDevice);
         }
         out
+    }
+}
+
+/// What a framework adapter mounts at a path.
+#[cfg(any(feature = "axum", feature = "actix-web"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mounted {
+    /// An auth endpoint.
+    Endpoint(AuthEndpoint),
+    /// The answer of a switched-off device route: 503, as without a device flow at the
+    /// provider ([`OidcAuth::no_device_endpoint`](crate::OidcAuth::no_device_endpoint)).
+    NoDevice,
+}
+
+#[cfg(feature = "axum")]
+impl Mounted {
+    /// The HTTP method it answers.
+    pub(crate) fn method(self) -> &'static str {
+        match self {
+            Mounted::Endpoint(endpoint) => endpoint.method(),
+            Mounted::NoDevice => AuthEndpoint::Device.method(),
+        }
     }
 }
 
