@@ -1,6 +1,7 @@
 //! The signing keys while the store hangs (SECURITY.md G6): a database that stops answering
 //! costs each request at most one store call, however many come at once, and the keys are
-//! read again once it answers, after the backoff.
+//! read again once it answers, after the backoff. Also the keys when the clock is set back, and
+//! across instances whose clocks disagree within the leeway.
 //!
 //! Tokio's clock is paused: a hanging call takes its full time without the test waiting for it,
 //! and the times measured are exact.
@@ -305,4 +306,66 @@ async fn a_mint_behind_a_verification_reload_creates_the_first_key() {
     assert!(minting.is_ok(), "{minting:?}");
     let refused = verification.await.expect("the validation completes");
     assert_eq!(refused.map(|e| e.status()), Some(401));
+}
+
+/// A clock set back an hour after a failed store read, and after a reload forced by an unknown
+/// key id: neither the backoff nor the cooldown lasts that hour. The next unknown key id reads
+/// the store at once (before, the answer was 503 with `Retry-After: 3602`, and then a 401 for
+/// every new key id without a look at the store for an hour), and a 503 never asks a client to
+/// wait more than about a minute.
+#[tokio::test(start_paused = true)]
+async fn a_clock_set_back_ends_the_key_rings_backoff_and_cooldown() {
+    let clock = ManualClock::new(SystemClock.now());
+    let store = Arc::new(HangingStore::default());
+    let (auth, broker) = broker_on(store.clone(), clock.clone()).await;
+    // Tokens of this hour and of the next, each valid in its own hour.
+    let earlier = minted(&broker, clock.now()).await.expect("a token");
+    clock.advance(3600);
+    let later = minted(&broker, clock.now()).await.expect("a token");
+    let unknown = |token: &str, kid: &str| naming_kid(token, kid);
+
+    // A failed read for an unknown key id, then the clock an hour back.
+    store.hanging.store(true, Ordering::SeqCst);
+    let refused = auth.validate(&unknown(&later, "unknown-1")).await.err();
+    let retry_after = refused.as_ref().and_then(|e| e.retry_after());
+    assert_eq!(refused.map(|e| e.status()), Some(503));
+    assert!(retry_after.is_some_and(|s| s <= 63), "{retry_after:?}");
+    store.hanging.store(false, Ordering::SeqCst);
+    clock.advance(-3600);
+    let reads = store.key_reads();
+    let refused = auth.validate(&unknown(&earlier, "unknown-2")).await.err();
+    assert_eq!(refused.map(|e| e.status()), Some(401), "the store was read");
+    assert_eq!(store.key_reads(), reads + 1);
+
+    // A forced read an hour on, then the clock an hour back: its cooldown is over too.
+    clock.advance(3600);
+    let refused = auth.validate(&unknown(&later, "unknown-3")).await.err();
+    assert_eq!(refused.map(|e| e.status()), Some(401));
+    assert_eq!(store.key_reads(), reads + 2);
+    clock.advance(-3600);
+    let refused = auth.validate(&unknown(&earlier, "unknown-4")).await.err();
+    assert_eq!(refused.map(|e| e.status()), Some(401));
+    assert_eq!(
+        store.key_reads(),
+        reads + 3,
+        "read again, not held by the cooldown"
+    );
+    assert!(auth.validate(&earlier).await.is_ok());
+}
+
+/// Two instances on one store whose clocks disagree by 5 s: the token the one ahead signs
+/// with the first key it has just created verifies on the other, and the other publishes that
+/// key, as the clock leeway allows. Before, the other refused it (401) and left it out of its
+/// JWKS until its own clock caught up.
+#[tokio::test(start_paused = true)]
+async fn a_key_published_by_an_instance_whose_clock_is_ahead_verifies_within_the_leeway() {
+    let behind = ManualClock::new(SystemClock.now());
+    let ahead = ManualClock::new(behind.now() + 5);
+    let store = Arc::new(HangingStore::default());
+    let (_, first) = broker_on(store.clone(), ahead.clone()).await;
+    let token = minted(&first, ahead.now()).await.expect("a token");
+    let (other, _) = fresh_broker_on(store.clone(), behind.clone());
+    assert!(other.validate(&token).await.is_ok());
+    let kid = first.keys.current().keys[0].kid.clone();
+    assert_eq!(published(other.jwks_endpoint().await), vec![kid]);
 }

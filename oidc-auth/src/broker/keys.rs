@@ -57,6 +57,9 @@ const ATTEMPT_LIMIT: Duration = crate::store::OPERATION_TIMEOUT.saturating_mul(4
 /// Longest time a caller with nothing usable in memory waits for another's attempt: one store
 /// call, so that it answers within 5 s.
 const WAIT_LIMIT: Duration = crate::store::OPERATION_TIMEOUT;
+/// The longest wait for the next attempt after a failed one: the longest backoff, counted from
+/// the end of an attempt that may have taken [`ATTEMPT_LIMIT`].
+const LONGEST_WAIT: i64 = crate::clock::MAX_BACKOFF_SECS + ATTEMPT_LIMIT.as_secs() as i64;
 
 /// A private signing key.
 pub(crate) enum Signer {
@@ -205,13 +208,17 @@ pub(crate) struct Ring {
     pub(crate) keys: Vec<RingKey>,
     /// When it was read; `i64::MIN` before the first read.
     loaded_at: i64,
+    /// How far ahead of this clock another instance's may be: a key it published "later" than
+    /// now verifies and is published here all the same (see [`Keys::new`]).
+    skew: i64,
 }
 
 impl Ring {
-    fn empty() -> Self {
+    fn empty(skew: i64) -> Self {
         Self {
             keys: Vec::new(),
             loaded_at: i64::MIN,
+            skew,
         }
     }
 
@@ -236,7 +243,7 @@ impl Ring {
         let keys: Vec<Value> = self
             .keys
             .iter()
-            .filter(|k| k.published_at <= now && now < k.remove_at)
+            .filter(|k| k.published_at <= now.saturating_add(self.skew) && now < k.remove_at)
             .filter_map(|k| k.jwk.clone())
             .collect();
         json!({ "keys": keys })
@@ -247,10 +254,9 @@ impl Ring {
         let Some(kid) = signed.kid else {
             return Some(Err(AuthError::invalid("the token names no key")));
         };
-        let key = self
-            .keys
-            .iter()
-            .find(|k| k.kid == kid && k.published_at <= now && now < k.remove_at)?;
+        let key = self.keys.iter().find(|k| {
+            k.kid == kid && k.published_at <= now.saturating_add(self.skew) && now < k.remove_at
+        })?;
         let parsed = key.verifier.as_ref()?.for_alg(signed.alg)?;
         Some(
             parsed
@@ -271,6 +277,14 @@ struct Attempts {
     last_forced: i64,
 }
 
+impl Attempts {
+    /// Whether the backoff after a failure holds off an attempt at `now`. A wait longer than
+    /// any backoff is one the clock was set back under: it is over.
+    fn held_off(&self, now: i64) -> bool {
+        now < self.retry_at && self.retry_at.saturating_sub(now) <= LONGEST_WAIT
+    }
+}
+
 /// The broker's key ring and its rotation.
 pub(crate) struct Keys {
     alg: Algorithm,
@@ -279,6 +293,8 @@ pub(crate) struct Keys {
     overlap: i64,
     /// How long before its predecessor retires a successor is published.
     lead: i64,
+    /// See [`Ring::skew`].
+    skew: i64,
     at_rest: AtRest,
     ring: RwLock<Arc<Ring>>,
     /// Times the end of a failed attempt: its backoff counts from then, not from when the
@@ -303,10 +319,16 @@ fn unavailable(e: StoreError) -> AuthError {
 }
 
 impl Keys {
+    ///
+    /// `skew` is the clock leeway of validation: instances sharing the store may disagree on
+    /// the time by that much, and a key that an instance whose clock is ahead has just
+    /// published (its first key, a replacement) verifies and is published here too, rather
+    /// than refusing that instance's tokens until this clock catches up.
     pub(crate) fn new(
         alg: Algorithm,
         period: i64,
         overlap: i64,
+        skew: i64,
         at_rest: AtRest,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -315,8 +337,9 @@ impl Keys {
             period,
             overlap,
             lead: (period / 4).clamp(1, 24 * 3600),
+            skew,
             at_rest,
-            ring: RwLock::new(Arc::new(Ring::empty())),
+            ring: RwLock::new(Arc::new(Ring::empty(skew))),
             clock,
             gate: tokio::sync::Mutex::new(Attempts {
                 failures: 0,
@@ -403,6 +426,7 @@ impl Keys {
         let ring = Arc::new(Ring {
             keys,
             loaded_at: now,
+            skew: self.skew,
         });
         self.replace(ring.clone());
         Ok(ring)
@@ -427,7 +451,8 @@ impl Keys {
     }
 
     fn needs_work(&self, ring: &Ring, now: i64) -> bool {
-        if now.saturating_sub(ring.loaded_at) >= RING_TTL {
+        // A ring read "after" now was read before the clock was set back: read it again.
+        if now.saturating_sub(ring.loaded_at) >= RING_TTL || now < ring.loaded_at {
             return true;
         }
         match ring.signing(now) {
@@ -531,7 +556,7 @@ impl Keys {
         now: i64,
         work: impl Future<Output = Result<T, AuthError>>,
     ) -> Result<T, AuthError> {
-        if now < attempts.retry_at {
+        if attempts.held_off(now) {
             return Err(store_failed(attempts.retry_at - now));
         }
         // Counted as failed until it succeeds: an attempt whose request went away holds off
@@ -675,7 +700,10 @@ impl Keys {
                     return result;
                 }
                 let never_loaded = ring.loaded_at == i64::MIN;
+                // A reload "after" now was made before the clock was set back: its cooldown
+                // is over.
                 if !never_loaded
+                    && attempts.last_forced <= now
                     && now < attempts.last_forced.saturating_add(FORCED_RELOAD_COOLDOWN)
                 {
                     // Within the cooldown the last read decides: the key was not there, or the
@@ -687,7 +715,7 @@ impl Keys {
                     });
                 }
                 // A reload the backoff refuses does not start the cooldown.
-                if now >= attempts.retry_at {
+                if !attempts.held_off(now) {
                     attempts.last_forced = now;
                 }
                 match self
@@ -710,10 +738,11 @@ impl Keys {
     }
 }
 
-/// The answer while the store cannot be read: 503, to be retried after `retry_after` seconds.
+/// The answer while the store cannot be read: 503, to be retried after `retry_after` seconds
+/// (at least 1, at most [`LONGEST_WAIT`]).
 fn store_failed(retry_after: i64) -> AuthError {
     AuthError::unavailable("the session store is unavailable")
-        .with_retry_after(u64::try_from(retry_after).unwrap_or(1))
+        .with_retry_after(u64::try_from(retry_after.clamp(1, LONGEST_WAIT)).unwrap_or(1))
 }
 
 #[cfg(test)]

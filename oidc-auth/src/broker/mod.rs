@@ -378,6 +378,7 @@ impl Broker {
                 config.broker_signing_algorithm,
                 crate::clock::secs(config.key_rotation_period),
                 access_ttl + leeway,
+                leeway,
                 AtRest::configured(config),
                 clock,
             ),
