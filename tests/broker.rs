@@ -1286,6 +1286,50 @@ async fn a_device_login_reads_claims_as_a_code_login_does() {
     }
 }
 
+/// A device login whose user only the provider's userinfo can name (an access token for
+/// another API, an ID token whose key the provider never published), while that userinfo
+/// cannot be asked (down, busy): 503, a passing outage, not the 502 of a provider that names
+/// nobody, which a userinfo answer without `sub` still is. py-oidc-auth-client, polling, then
+/// signs in with the browser instead of giving up. No session is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_login_whose_userinfo_cannot_be_asked_is_503() {
+    let b = broker().await;
+    let h = &b.h;
+    h.idp.set_device_interval(Some(0));
+    h.idp.set_access_token_audience("another-api");
+    h.idp.set_id_token_kid(Some("never-published".into()));
+    let cases = [
+        (Fault::Down, 503),
+        (Fault::Status(503), 503),
+        (
+            Fault::Json(200, json!({"preferred_username": "alice"})),
+            502,
+        ),
+    ];
+    for fw in FRAMEWORKS {
+        for (fault, expected) in &cases {
+            let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
+            assert!(h.idp.approve_device(field(&start, "user_code")));
+            h.idp.set_fault(Endpoint::Userinfo, fault.clone());
+            let done = h
+                .post_form(fw, TOKEN, &[("device-code", field(&start, "device_code"))])
+                .await;
+            h.idp.set_fault(Endpoint::Userinfo, Fault::None);
+            assert_eq!(
+                done.status, *expected,
+                "{fw:?} {fault:?}: {}",
+                done.raw_body
+            );
+            assert!(done.body.get("access_token").is_none(), "{fault:?}");
+        }
+    }
+    let store = format!("{:?}", b.store);
+    assert!(
+        store.contains("sessions: 0, refresh_tokens: 0"),
+        "no session is left: {store}"
+    );
+}
+
 /// E2's boundary: only the provider's own `invalid_grant` ends a session. A 4xx without a
 /// well-formed error code (a gateway's 404 or 403, a provider's capitalised code) says nothing
 /// about the grant: the refresh mints from the stored claims and the session goes on.

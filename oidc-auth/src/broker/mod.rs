@@ -661,8 +661,9 @@ impl Broker {
     /// server. The provider's tokens stay here. `requested` is the scope a code grant's login
     /// asked for; a device grant (`None`) asked for the configured scopes.
     ///
-    /// When no session could be made (the provider did not say who signed in, the store failed),
-    /// the caller revokes the provider's refresh token (see `Granted`).
+    /// When no session could be made (the provider did not say who signed in, 502, or could not
+    /// be asked, 503; the store failed), the caller revokes the provider's refresh token (see
+    /// `Granted`).
     pub(crate) async fn start_session(
         &self,
         auth: &OidcAuth,
@@ -694,11 +695,14 @@ impl Broker {
         if let Some(identity) = identity {
             claims.extend(identity.claims().clone());
         }
-        if claims.get("sub").and_then(Value::as_str).is_none()
-            && !provider_access.is_empty()
-            && let Some(info) = auth.provider_userinfo(provider_access).await
-        {
-            claims.extend(info);
+        // Why the provider could not be asked who signed in, when it could not.
+        let mut unavailable = None;
+        if claims.get("sub").and_then(Value::as_str).is_none() && !provider_access.is_empty() {
+            match auth.provider_userinfo(provider_access).await {
+                Ok(Some(info)) => claims.extend(info),
+                Ok(None) => {}
+                Err(e) => unavailable = Some(e),
+            }
         }
         let Some(subject) = claims
             .get("sub")
@@ -706,6 +710,12 @@ impl Broker {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
         else {
+            if let Some(e) = unavailable {
+                // A passing outage, not an answer that names nobody: 503, and the client
+                // signs in again (py-oidc-auth-client polling a device code then uses the
+                // browser).
+                return Err(e);
+            }
             return Err(AuthError::new(
                 ErrorKind::BadGateway,
                 "the identity provider did not say who signed in",

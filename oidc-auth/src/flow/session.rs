@@ -151,22 +151,36 @@ impl OidcAuth {
 }
 
 impl OidcAuth {
-    /// The provider's userinfo for `access_token`, when it has the endpoint and answers.
+    /// The provider's userinfo for `access_token`: `None` when it has no such endpoint or
+    /// answers something else than claims; an error (503) when it cannot be asked now
+    /// (unreachable, busy, this server's outbound limit), so that a caller which needed the
+    /// answer says "try again" rather than blaming the provider's answer.
     pub(crate) async fn provider_userinfo(
         &self,
         access_token: &str,
-    ) -> Option<serde_json::Map<String, Value>> {
-        let discovery = self.provider().discovery().await.ok()?;
-        let endpoint = discovery.userinfo_endpoint.clone()?;
+    ) -> Result<Option<serde_json::Map<String, Value>>, AuthError> {
+        let discovery = self.provider().discovery().await?;
+        let Some(endpoint) = discovery.userinfo_endpoint.clone() else {
+            return Ok(None);
+        };
         let request = self
             .provider()
             .http()
             .get(&endpoint)
             .bearer_auth(access_token);
-        match self.provider().http().send_json(request, 64 * 1024).await {
-            Ok((200..=299, Value::Object(info))) => Some(info),
-            _ => None,
+        let answer = self.provider().http().send_json(request, 64 * 1024).await;
+        let status = match answer {
+            Ok((200..=299, Value::Object(info))) => return Ok(Some(info)),
+            Ok((status, _)) => status,
+            Err(e) => match super::fetch_error(e) {
+                e if e.kind() == ErrorKind::Unavailable => return Err(e),
+                _ => return Ok(None),
+            },
+        };
+        if super::is_transient(status) {
+            return Err(super::try_again_later());
         }
+        Ok(None)
     }
 }
 
