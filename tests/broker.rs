@@ -1624,50 +1624,66 @@ async fn token_exchange_follows_rfc_8693() {
     }
 }
 
-/// Deliver 2 and F1: rotation with overlap; kids are unique (RFC 7638 thumbprints). The successor is published before it signs; a token
-/// of the retired key keeps validating until it expires, with both keys in the JWKS; after the
-/// window the old key is gone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_rotate_with_overlap() {
-    let start = SystemClock.now();
-    let clock = ManualClock::new(start);
-    let period = 4 * 3600;
+/// Key rotation every 4 hours, on a manual clock.
+const ROTATION_PERIOD: i64 = 4 * 3600;
+
+/// A broker on a manual clock whose keys rotate every [`ROTATION_PERIOD`] and whose access
+/// tokens live 30 minutes (no token cache), and a provider token good for ten days to exchange
+/// for its tokens.
+async fn rotating_broker() -> (ManualClock, Broker, String) {
+    let clock = ManualClock::new(SystemClock.now());
     let b = broker_with(
         |c| {
-            c.key_rotation_period(Duration::from_secs(period as u64))
+            c.key_rotation_period(Duration::from_secs(ROTATION_PERIOD as u64))
                 .access_token_lifetime(Duration::from_secs(1800))
                 .token_cache_capacity(0)
         },
         Some(clock.clone()),
     )
     .await;
-    let h = &b.h;
-    let subject = h
-        .idp
-        .token()
-        .audience(AUDIENCE)
-        .expires_in(10 * 24 * 3600)
-        .sign();
-    let mint = || async {
-        let reply = exchange(h, Framework::Axum, &exchange_form(&subject, &[]), true).await;
-        assert_eq!(reply.status, 200, "{}", reply.raw_body);
-        field(&reply, "access_token").to_owned()
-    };
-    let kids = |jwks: &Reply| -> Vec<String> {
-        jwks.body["keys"]
-            .as_array()
-            .map(|keys| {
-                keys.iter()
-                    .filter_map(|k| k["kid"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let old_token = mint().await;
-    let old_kid = jwt(&old_token).0["kid"]
-        .as_str()
+    let subject =
+        b.h.idp
+            .token()
+            .audience(AUDIENCE)
+            .expires_in(10 * 24 * 3600)
+            .sign();
+    (clock, b, subject)
+}
+
+/// An access token of the broker, minted now by exchanging `subject`.
+async fn minted_now(h: &Harness, subject: &str) -> String {
+    let reply = exchange(h, Framework::Axum, &exchange_form(subject, &[]), true).await;
+    assert_eq!(reply.status, 200, "{}", reply.raw_body);
+    field(&reply, "access_token").to_owned()
+}
+
+/// The key ids of a JWKS answer.
+fn kids(jwks: &Reply) -> Vec<String> {
+    jwks.body["keys"]
+        .as_array()
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|k| k["kid"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
-        .to_owned();
+}
+
+/// The key id in a token's header.
+fn kid_of(token: &str) -> String {
+    jwt(token).0["kid"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Deliver 2 and F1: rotation with overlap; kids are unique (RFC 7638 thumbprints). The successor is published before it signs; a token
+/// of the retired key keeps validating until it expires, with both keys in the JWKS; after the
+/// window the old key is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_with_overlap() {
+    let (clock, b, subject) = rotating_broker().await;
+    let h = &b.h;
+    let period = ROTATION_PERIOD;
+    let mint = || minted_now(h, &subject);
+    let old_kid = kid_of(&mint().await);
     // Shortly before retirement: the successor is published, but the old key still signs.
     clock.advance(period - 600);
     let late_token = mint().await;
@@ -1715,6 +1731,39 @@ async fn keys_rotate_with_overlap() {
     // Kids are unique: two keys, two kids, neither reused.
     let stored = b.store.list_keys().await.unwrap_or_default();
     assert_ne!(stored[0].kid, stored[1].kid);
+}
+
+/// F1 on a server idle through the whole day before its key retires, when the successor is
+/// published: no request came, and the key has retired when the next one does. The successor
+/// is published then and signs only two minutes later, so every instance and peer can have it
+/// before its first token; meanwhile the retired key signs on, and its tokens validate. The
+/// successor used to be created and sign in the same second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f1_after_an_idle_lead_window_the_successor_is_published_before_it_signs() {
+    let (clock, b, subject) = rotating_broker().await;
+    let h = &b.h;
+    let old_kid = kid_of(&minted_now(h, &subject).await);
+    clock.advance(ROTATION_PERIOD + 1);
+    let late = minted_now(h, &subject).await;
+    assert_eq!(kid_of(&late), old_kid, "the retired key signs on");
+    let published = kids(&h.get(Framework::Axum, JWKS, None).await);
+    let new_kid = published
+        .iter()
+        .find(|k| **k != old_kid)
+        .cloned()
+        .unwrap_or_else(|| panic!("the successor is published at once: {published:?}"));
+    clock.advance(119);
+    assert_eq!(kid_of(&minted_now(h, &subject).await), old_kid);
+    clock.advance(1);
+    let new = minted_now(h, &subject).await;
+    assert_eq!(kid_of(&new), new_kid, "then the successor signs");
+    assert_eq!(h.bearer_both("/me", &late).await.status, 200);
+    assert_eq!(h.bearer_both("/me", &new).await.status, 200);
+    let exp = jwt(&late).1["exp"].as_i64().unwrap_or_default();
+    assert!(
+        exp <= clock.now() - 120 + 1800,
+        "a late token ends before its key leaves the JWKS"
+    );
 }
 
 /// F1 after a configuration change: the first key is created while access tokens live 30

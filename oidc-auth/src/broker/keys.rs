@@ -49,6 +49,14 @@ const RING_TTL: i64 = 60;
 const FORCED_RELOAD_COOLDOWN: i64 = 15;
 /// How long an instance's claim to publish a successor key holds off the others.
 const SUCCESSOR_CLAIM_SECS: i64 = 60;
+/// How long a successor published late (see [`Ring::active`]) waits before it signs: longer
+/// than any instance sharing the store keeps its ring without reading it again on the signing
+/// path ([`RING_TTL`]), and than the cooldowns of refetches forced by an unknown key id, here
+/// and at peers, so that every verifier can have it before the first token it signs arrives.
+const PUBLISH_AHEAD: i64 = 2 * RING_TTL;
+/// How long after its retirement a key signs while its late successor waits (see
+/// [`Ring::active`]): the wait, and time for another attempt should the first fail.
+const LATE_SIGNING: i64 = 2 * PUBLISH_AHEAD;
 /// Longest time one attempt to read (and rotate) the keys may take: the store calls of a
 /// rotation (read, claim, insert, read again), each bounded by the store itself. A store that
 /// stops answering fails the first of them within one call's time; a slow one that still
@@ -223,6 +231,12 @@ impl Ring {
     }
 
     /// The key live at `now`, whether or not its private part is usable here.
+    ///
+    /// When none is (a server idle through the whole time its successor would have been
+    /// published in, so that the successor was published only now, to sign a little later),
+    /// the key that retired last goes on signing for [`LATE_SIGNING`] after its retirement:
+    /// its tokens still end before it leaves the JWKS (see `mint`), and the successor never
+    /// signs anything before it has been published for a while.
     pub(crate) fn active(&self, now: i64) -> Option<&RingKey> {
         // Of keys equally new (times are whole seconds), one this instance can sign with: a
         // replacement made in the same second as the key it replaces must win.
@@ -230,6 +244,18 @@ impl Ring {
             .iter()
             .filter(|k| k.published_at <= now && k.active_from <= now && now < k.retire_at)
             .max_by_key(|k| (k.active_from, k.published_at, k.signer.is_some()))
+            .or_else(|| {
+                self.keys
+                    .iter()
+                    .filter(|k| {
+                        k.signer.is_some()
+                            && k.published_at <= now
+                            && k.retire_at <= now
+                            && now < k.retire_at.saturating_add(LATE_SIGNING)
+                            && now < k.remove_at
+                    })
+                    .max_by_key(|k| k.retire_at)
+            })
     }
 
     /// The key that signs at `now`, with its private part.
@@ -645,8 +671,9 @@ impl Keys {
         Ok(ring)
     }
 
-    /// Publishes the successor of key `kid`, signing from `retire_at`, unless another instance
-    /// claimed that within the last minute. The claim expires so that a failed or interrupted
+    /// Publishes the successor of key `kid`, signing from `retire_at` (or, when that is less
+    /// than [`PUBLISH_AHEAD`] away, that long from now), unless another instance claimed that
+    /// within the last minute. The claim expires so that a failed or interrupted
     /// attempt is made again long before the key retires (`lead` ahead); a second successor
     /// from a slow attempt is harmless, as both are published before they sign.
     async fn publish_successor(
@@ -664,9 +691,10 @@ impl Keys {
             .await
             .map_err(unavailable)?;
         if claimed {
-            let successor = self.generate(now, retire_at)?;
+            let active_from = retire_at.max(now.saturating_add(PUBLISH_AHEAD));
+            let successor = self.generate(now, active_from)?;
             store.insert_key(&successor).await.map_err(unavailable)?;
-            tracing::info!(kid = %successor.kid, active_from = retire_at, "published the next broker signing key");
+            tracing::info!(kid = %successor.kid, active_from, "published the next broker signing key");
         }
         Ok(())
     }

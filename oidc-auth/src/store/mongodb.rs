@@ -356,8 +356,11 @@ impl MongoStore {
 
     /// [`Store::rotate_refresh`] without a transaction: check the successor is free, spend the
     /// old token conditionally, store the successor. Should the deadline cut this off between
-    /// the spend and the insert, the old token stays spent without a successor: presented
-    /// again it counts as reuse, which errs on the safe side.
+    /// the spend and the insert (and the undo fail too), the old token stays spent without a
+    /// successor. Presented again before any answer was marked, it is answered with that
+    /// successor, which is not on record: the successor's first refresh ends the session, and
+    /// the user signs in again. That errs on the safe side (no token outlives its family), at
+    /// the cost of one session; the SQL backends, with their transaction, never get there.
     async fn rotate_now(
         &self,
         old: &[u8; 32],
