@@ -259,7 +259,7 @@ impl Peers {
         let now = self.clock.now();
         let current = peer.keys.current();
         let seen = current.as_ref().map_or(0, |c| c.generation);
-        let usable = current.is_some_and(|s| now.saturating_sub(s.at) <= self.stale_limit);
+        let usable = current.is_some_and(|s| s.within(now, self.stale_limit));
         let forced = usable.then_some(self.cooldown);
         let no_key = || AuthError::invalid("no key published by the token's issuer matches it");
         // In a task of its own, which a request that goes away does not cut short (see the
@@ -323,7 +323,7 @@ impl Peers {
         let set = peer
             .keys
             .current()
-            .filter(|s| now.saturating_sub(s.at) <= self.stale_limit)?;
+            .filter(|s| s.within(now, self.stale_limit))?;
         if set.due(now, self.ttl) {
             self.spawn_refresh(issuer, set.generation, store);
         }

@@ -435,7 +435,7 @@ impl Provider {
         let set = self
             .jwks
             .current()
-            .filter(|s| now - s.at <= self.stale_limit)?;
+            .filter(|s| s.within(now, self.stale_limit))?;
         if set.due(now, self.jwks_ttl) {
             self.spawn_background_refresh(set.generation);
         }
@@ -453,7 +453,7 @@ impl Provider {
         let now = self.now();
         let current = self.jwks.current();
         let seen = current.as_ref().map_or(0, |s| s.generation);
-        let usable = current.is_some_and(|s| now - s.at <= self.stale_limit);
+        let usable = current.is_some_and(|s| s.within(now, self.stale_limit));
         // A cold or stale cache loads normally; a missing kid in usable keys is a forced refresh.
         let forced = usable.then_some(self.cooldown);
         let refreshed = self.refresh_keys_detached(seen, forced).await;
@@ -530,7 +530,7 @@ impl Provider {
         let now = self.now();
         self.jwks
             .current()
-            .is_some_and(|s| now - s.at <= self.stale_limit && s.value.len() > 0)
+            .is_some_and(|s| s.within(now, self.stale_limit) && s.value.len() > 0)
     }
 }
 
@@ -807,6 +807,7 @@ pub(crate) mod tests {
             value: set(&[&jwk]),
             at: START,
             generation: 2,
+            since: tokio::time::Instant::now(),
         });
         let verdict = after_refresh(
             Refresh::Cooldown(Some(current.clone())),
@@ -888,6 +889,26 @@ pub(crate) mod tests {
             "keys are usable"
         );
         assert_eq!(tasks(), 1, "a refresh after the clock was set back");
+    }
+
+    /// The clock set back a day past the last fetch: the keys stay usable for the stale limit
+    /// counted on the monotonic clock from their fetch, not for the limit plus the day that
+    /// their age on the wall clock stays negative.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_clock_set_back_does_not_stretch_the_stale_limit() {
+        let clock = ManualClock::new(START);
+        let provider = provider(|b| b.jwks_stale_limit(Duration::from_secs(3600)), &clock);
+        load(&provider, &clock, &[&jwk("a")]).await;
+        clock.set(START - 24 * 3600);
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert!(provider.is_ready(), "within the stale limit");
+        assert!(provider.verify_now(signed("a")).is_some());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(
+            !provider.is_ready(),
+            "past it, although the wall clock says otherwise"
+        );
+        assert!(provider.verify_now(signed("a")).is_none());
     }
 
     /// Timings of `Duration::MAX` mean "never", not -1: loaded keys stay usable and no refresh

@@ -20,6 +20,9 @@ pub(crate) struct Fetched<T> {
     /// Unix seconds of the successful fetch.
     pub(crate) at: i64,
     pub(crate) generation: u64,
+    /// When it was fetched (or restored), on the monotonic clock: its age when `at` is ahead
+    /// of the wall clock, which was then set back (see [`within`](Self::within)).
+    pub(crate) since: tokio::time::Instant,
 }
 
 /// How long a fetch has to have been under way when its caller goes away for that to count as
@@ -65,6 +68,18 @@ impl<T> Fetched<T> {
     /// back past the fetch, which would otherwise put the next refresh off by the step back.
     pub(crate) fn due(&self, now: i64, ttl: i64) -> bool {
         now < self.at || now.saturating_sub(self.at) >= ttl
+    }
+
+    /// Whether it is at most `limit` seconds old at `now`. Fetched "after" now (the clock has
+    /// been set back since), its age on the wall clock would be negative for as long as the
+    /// step back, and a stale limit would stretch by that much: the time since it was fetched
+    /// on the monotonic clock counts then.
+    pub(crate) fn within(&self, now: i64, limit: i64) -> bool {
+        if now < self.at {
+            let elapsed = i64::try_from(self.since.elapsed().as_secs()).unwrap_or(i64::MAX);
+            return elapsed <= limit;
+        }
+        now.saturating_sub(self.at) <= limit
     }
 }
 
@@ -169,6 +184,7 @@ impl<T> Slot<T> {
             value,
             at,
             generation: gate.generation,
+            since: tokio::time::Instant::now(),
         });
         self.store(fetched.clone());
         Some(fetched)
@@ -246,6 +262,7 @@ impl<T> Slot<T> {
                     value,
                     at: done,
                     generation: gate.generation,
+                    since: tokio::time::Instant::now(),
                 });
                 self.store(fetched.clone());
                 Refresh::Fresh(fetched)
