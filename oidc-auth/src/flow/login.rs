@@ -110,7 +110,7 @@ impl OidcAuth {
         let challenge = client_challenge.clone().unwrap_or_else(|| s256(&verifier));
         let tx = Transaction {
             id: try_random::<16>()?,
-            expires_at: self.now() + LOGIN_LIFETIME_SECS,
+            expires_at: self.now().saturating_add(LOGIN_LIFETIME_SECS),
             verifier: Secret::new(verifier),
             client_challenge: client_challenge.map(Secret::new),
             nonce: Secret::new(URL_SAFE_NO_PAD.encode(try_random::<16>()?)),

@@ -30,11 +30,11 @@ pub(crate) fn check(
         return Err(AuthError::invalid("the token has expired"));
     }
     let nbf = numeric_date(claims.get("nbf"), Round::Up)?;
-    if nbf.is_some_and(|nbf| nbf > expect.now + expect.leeway) {
+    if nbf.is_some_and(|nbf| nbf > expect.now.saturating_add(expect.leeway)) {
         return Err(AuthError::invalid("the token is not valid yet"));
     }
     let iat = numeric_date(claims.get("iat"), Round::Up)?;
-    if iat.is_some_and(|iat| iat > expect.now + expect.leeway) {
+    if iat.is_some_and(|iat| iat > expect.now.saturating_add(expect.leeway)) {
         return Err(AuthError::invalid("the token was issued in the future"));
     }
     check_issuer(claims, expect.issuer)?;
