@@ -1734,36 +1734,64 @@ async fn keys_rotate_with_overlap() {
 }
 
 /// F1 on a server idle through the whole day before its key retires, when the successor is
-/// published: no request came, and the key has retired when the next one does. The successor
-/// is published then and signs only two minutes later, so every instance and peer can have it
-/// before its first token; meanwhile the retired key signs on, and its tokens validate. The
-/// successor used to be created and sign in the same second.
+/// published: no request came, and the key has retired when the next one does, `idle` seconds
+/// after. The successor is published then and signs only two minutes later, or when the
+/// retired key's tokens could no longer end before it leaves the JWKS (30 minutes of access
+/// token lifetime after retirement), if that is sooner; meanwhile the retired key signs on, and
+/// its tokens validate. Some key signs at every moment. The successor used to be created and
+/// sign in the same second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f1_after_an_idle_lead_window_the_successor_is_published_before_it_signs() {
+    // (idle seconds after retirement, seconds until the successor signs)
+    for (idle, wait) in [(1, 120), (180, 120), (1790, 10)] {
+        let (clock, b, subject) = rotating_broker().await;
+        let h = &b.h;
+        let retire_at = clock.now() + ROTATION_PERIOD;
+        let old_kid = kid_of(&minted_now(h, &subject).await);
+        clock.advance(ROTATION_PERIOD + idle);
+        let late = minted_now(h, &subject).await;
+        assert_eq!(
+            kid_of(&late),
+            old_kid,
+            "idle {idle}: the retired key signs on"
+        );
+        let exp = jwt(&late).1["exp"].as_i64().unwrap_or_default();
+        assert!(
+            exp <= retire_at + 1800,
+            "idle {idle}: a late token ends before its key leaves the JWKS (less the leeway)"
+        );
+        let published = kids(&h.get(Framework::Axum, JWKS, None).await);
+        let new_kid = published
+            .iter()
+            .find(|k| **k != old_kid)
+            .cloned()
+            .unwrap_or_else(|| panic!("idle {idle}: the successor is published: {published:?}"));
+        clock.advance(wait - 1);
+        let still = minted_now(h, &subject).await;
+        assert_eq!(
+            kid_of(&still),
+            old_kid,
+            "idle {idle}: not yet the successor"
+        );
+        clock.advance(1);
+        let new = minted_now(h, &subject).await;
+        assert_eq!(
+            kid_of(&new),
+            new_kid,
+            "idle {idle}: then the successor signs"
+        );
+        for token in [&late, &still, &new] {
+            assert_eq!(h.bearer_both("/me", token).await.status, 200, "idle {idle}");
+        }
+    }
+    // Idle past that: the retired key can sign nothing that would end before it is removed,
+    // so a new key signs at once, as the very first one does.
     let (clock, b, subject) = rotating_broker().await;
-    let h = &b.h;
-    let old_kid = kid_of(&minted_now(h, &subject).await);
-    clock.advance(ROTATION_PERIOD + 1);
-    let late = minted_now(h, &subject).await;
-    assert_eq!(kid_of(&late), old_kid, "the retired key signs on");
-    let published = kids(&h.get(Framework::Axum, JWKS, None).await);
-    let new_kid = published
-        .iter()
-        .find(|k| **k != old_kid)
-        .cloned()
-        .unwrap_or_else(|| panic!("the successor is published at once: {published:?}"));
-    clock.advance(119);
-    assert_eq!(kid_of(&minted_now(h, &subject).await), old_kid);
-    clock.advance(1);
-    let new = minted_now(h, &subject).await;
-    assert_eq!(kid_of(&new), new_kid, "then the successor signs");
-    assert_eq!(h.bearer_both("/me", &late).await.status, 200);
-    assert_eq!(h.bearer_both("/me", &new).await.status, 200);
-    let exp = jwt(&late).1["exp"].as_i64().unwrap_or_default();
-    assert!(
-        exp <= clock.now() - 120 + 1800,
-        "a late token ends before its key leaves the JWKS"
-    );
+    let old_kid = kid_of(&minted_now(&b.h, &subject).await);
+    clock.advance(ROTATION_PERIOD + 1800);
+    let fresh = minted_now(&b.h, &subject).await;
+    assert_ne!(kid_of(&fresh), old_kid);
+    assert_eq!(b.h.bearer_both("/me", &fresh).await.status, 200);
 }
 
 /// F1 after a configuration change: the first key is created while access tokens live 30

@@ -51,12 +51,10 @@ const FORCED_RELOAD_COOLDOWN: i64 = 15;
 const SUCCESSOR_CLAIM_SECS: i64 = 60;
 /// How long a successor published late (see [`Ring::active`]) waits before it signs: longer
 /// than any instance sharing the store keeps its ring without reading it again on the signing
-/// path ([`RING_TTL`]), and than the cooldowns of refetches forced by an unknown key id, here
-/// and at peers, so that every verifier can have it before the first token it signs arrives.
+/// path ([`RING_TTL`]), and than the default cooldowns of refetches forced by an unknown key
+/// id, here and at peers, so that every verifier can have it before the first token it signs
+/// arrives.
 const PUBLISH_AHEAD: i64 = 2 * RING_TTL;
-/// How long after its retirement a key signs while its late successor waits (see
-/// [`Ring::active`]): the wait, and time for another attempt should the first fail.
-const LATE_SIGNING: i64 = 2 * PUBLISH_AHEAD;
 /// Longest time one attempt to read (and rotate) the keys may take: the store calls of a
 /// rotation (read, claim, insert, read again), each bounded by the store itself. A store that
 /// stops answering fails the first of them within one call's time; a slow one that still
@@ -234,9 +232,10 @@ impl Ring {
     ///
     /// When none is (a server idle through the whole time its successor would have been
     /// published in, so that the successor was published only now, to sign a little later),
-    /// the key that retired last goes on signing for [`LATE_SIGNING`] after its retirement:
-    /// its tokens still end before it leaves the JWKS (see `mint`), and the successor never
-    /// signs anything before it has been published for a while.
+    /// the key that retired last goes on signing while its tokens can still end before it
+    /// leaves the JWKS (see `mint`): the successor then never signs anything before it has
+    /// been published for a while, and it starts before that end (see
+    /// [`Keys::publish_successor`]).
     pub(crate) fn active(&self, now: i64) -> Option<&RingKey> {
         // Of keys equally new (times are whole seconds), one this instance can sign with: a
         // replacement made in the same second as the key it replaces must win.
@@ -251,8 +250,7 @@ impl Ring {
                         k.signer.is_some()
                             && k.published_at <= now
                             && k.retire_at <= now
-                            && now < k.retire_at.saturating_add(LATE_SIGNING)
-                            && now < k.remove_at
+                            && now < k.remove_at.saturating_sub(self.skew)
                     })
                     .max_by_key(|k| k.retire_at)
             })
@@ -663,7 +661,11 @@ impl Keys {
         {
             // The current key still signs: a failure here is retried, and fails no request.
             let (kid, retire_at) = (current.kid.clone(), current.retire_at);
-            if let Err(e) = self.publish_successor(store, &kid, retire_at, now).await {
+            let last_signing = current.remove_at.saturating_sub(self.skew);
+            if let Err(e) = self
+                .publish_successor(store, &kid, (retire_at, last_signing), now)
+                .await
+            {
                 tracing::warn!(error = %e, "the next broker signing key could not be published; another attempt follows within a minute");
             }
             ring = self.load(store, now).await?;
@@ -671,16 +673,19 @@ impl Keys {
         Ok(ring)
     }
 
-    /// Publishes the successor of key `kid`, signing from `retire_at` (or, when that is less
-    /// than [`PUBLISH_AHEAD`] away, that long from now), unless another instance claimed that
-    /// within the last minute. The claim expires so that a failed or interrupted
-    /// attempt is made again long before the key retires (`lead` ahead); a second successor
-    /// from a slow attempt is harmless, as both are published before they sign.
+    /// Publishes the successor of key `kid`, unless another instance claimed that within the
+    /// last minute. `(retire_at, last_signing)`: when key `kid` retires, and the last moment it
+    /// may sign at all (see [`Ring::active`]). The successor signs from `retire_at`; when that
+    /// is less than [`PUBLISH_AHEAD`] away (or past: a server idle through the lead), from that
+    /// long after now, but never after `last_signing`, so that some key always signs. The
+    /// claim expires so that a failed or interrupted attempt is made again long before the key
+    /// retires (`lead` ahead); a second successor from a slow attempt is harmless, as both are
+    /// published before they sign.
     async fn publish_successor(
         &self,
         store: &dyn Store,
         kid: &str,
-        retire_at: i64,
+        (retire_at, last_signing): (i64, i64),
         now: i64,
     ) -> Result<(), AuthError> {
         let marker = digest(&SHA256, format!("successor of {kid}").as_bytes());
@@ -691,7 +696,7 @@ impl Keys {
             .await
             .map_err(unavailable)?;
         if claimed {
-            let active_from = retire_at.max(now.saturating_add(PUBLISH_AHEAD));
+            let active_from = retire_at.max(now.saturating_add(PUBLISH_AHEAD).min(last_signing));
             let successor = self.generate(now, active_from)?;
             store.insert_key(&successor).await.map_err(unavailable)?;
             tracing::info!(kid = %successor.kid, active_from, "published the next broker signing key");
@@ -728,10 +733,11 @@ impl Keys {
                     return result;
                 }
                 let never_loaded = ring.loaded_at == i64::MIN;
-                // A reload "after" now was made before the clock was set back: its cooldown
-                // is over.
+                // A reload well "after" now was made before the clock was set back: its
+                // cooldown is over. (A request that read the clock a little before the last
+                // reload is still within it.)
                 if !never_loaded
-                    && attempts.last_forced <= now
+                    && attempts.last_forced.saturating_sub(now) <= LONGEST_WAIT
                     && now < attempts.last_forced.saturating_add(FORCED_RELOAD_COOLDOWN)
                 {
                     // Within the cooldown the last read decides: the key was not there, or the
