@@ -3203,6 +3203,14 @@ async fn device_broker() -> (ManualClock, Broker) {
     (clock, b)
 }
 
+/// A device authorization started on `fw`: the answer, and its device code.
+async fn device_started(h: &Harness, fw: Framework) -> (Reply, String) {
+    let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
+    assert_eq!(start.status, 200, "{fw:?}: {}", start.raw_body);
+    let code = field(&start, "device_code").to_owned();
+    (start, code)
+}
+
 /// E5 with a provider that paces too: when it answers `slow_down`, or cannot be asked (503,
 /// passed on as `slow_down` so that the client keeps polling), the client's next poll is not
 /// passed on before the grown interval has passed. py-oidc-auth-client sleeps the old interval
@@ -3255,11 +3263,65 @@ async fn e5_after_a_providers_slow_down_the_next_poll_waits_for_the_grown_interv
                 "{provider:?}: asked"
             );
         }
-        assert!(h.idp.approve_device(field(&start, "user_code")));
+        // A provider that asks for a minute (429, `Retry-After: 60`): the wait is passed on,
+        // and no poll reaches it within that minute, however well the client keeps its
+        // (now 20 s) interval.
         clock.advance(15);
+        h.idp
+            .set_fault(Endpoint::Token, Fault::RetryAfter(429, "60".into()));
+        let reply = h.post_form(fw, TOKEN, &form).await;
+        h.idp.set_fault(Endpoint::Token, Fault::None);
+        assert_eq!(reply.error(), Some("slow_down"), "{}", reply.raw_body);
+        assert_eq!(reply.retry_after.as_deref(), Some("60"));
+        let before = h.idp.hits(Endpoint::Token);
+        for (after, asked) in [(15, 0), (20, 0), (20, 0), (20, 1)] {
+            clock.advance(after);
+            let reply = h.post_form(fw, TOKEN, &form).await;
+            assert_eq!(reply.error(), Some("authorization_pending"), "{after}");
+            assert_eq!(h.idp.hits(Endpoint::Token), before + asked, "{after}");
+        }
+        assert!(h.idp.approve_device(field(&start, "user_code")));
+        clock.advance(20);
         let done = h.post_form(fw, TOKEN, &form).await;
         assert_eq!(done.status, 200, "{fw:?}: {}", done.raw_body);
         assert!(done.body["access_token"].is_string(), "{}", done.raw_body);
+    }
+}
+
+/// E5's pacing when the clock is set back an hour: the next poll is not taken for one made
+/// an hour too early (it used to be `slow_down`, and so was every poll until the clock caught
+/// up), and a hold after the provider's `slow_down` does not last the extra hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e5_a_clock_set_back_neither_slows_polls_down_nor_holds_them() {
+    let (clock, b) = device_broker().await;
+    let h = &b.h;
+    for fw in FRAMEWORKS {
+        let (_, code) = device_started(h, fw).await;
+        let form = [("device-code", code.as_str())];
+        assert_eq!(
+            h.post_form(fw, TOKEN, &form).await.error(),
+            Some("authorization_pending")
+        );
+        clock.advance(-3600);
+        let reply = h.post_form(fw, TOKEN, &form).await;
+        assert_eq!(reply.error(), Some("authorization_pending"), "{fw:?}");
+        // The provider slows the client down; then the clock goes back an hour again.
+        clock.advance(5);
+        h.idp.set_fault(
+            Endpoint::Token,
+            Fault::Json(400, json!({"error": "slow_down"})),
+        );
+        assert_eq!(
+            h.post_form(fw, TOKEN, &form).await.error(),
+            Some("slow_down")
+        );
+        h.idp.set_fault(Endpoint::Token, Fault::None);
+        clock.advance(-3600);
+        let before = h.idp.hits(Endpoint::Token);
+        let reply = h.post_form(fw, TOKEN, &form).await;
+        assert_eq!(reply.error(), Some("authorization_pending"), "{fw:?}");
+        assert_eq!(h.idp.hits(Endpoint::Token), before + 1, "{fw:?}: asked");
+        clock.advance(7200);
     }
 }
 
@@ -3271,8 +3333,7 @@ async fn a_device_poll_answered_without_an_access_token_leaves_the_code_unspent(
     let (clock, b) = device_broker().await;
     let h = &b.h;
     for fw in FRAMEWORKS {
-        let start = h.post_form(fw, "/api/auth/v2/device", &[]).await;
-        let code = field(&start, "device_code").to_owned();
+        let (start, code) = device_started(h, fw).await;
         let form = [("device-code", code.as_str())];
         for answer in [
             json!({}),

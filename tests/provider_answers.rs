@@ -253,7 +253,7 @@ async fn a_busy_provider_is_503_with_retry_after_or_slow_down_at_every_grant() {
 
 /// A provider that says how long to wait (`Retry-After` in seconds or as an HTTP date) has
 /// that wait passed on, at every provider call a client's request makes: the code exchange,
-/// the refresh, the device start and the userinfo (a device poll is `slow_down` instead). A wait over an hour is
+/// the refresh, the device start and the userinfo, and on the `slow_down` of a device poll. A wait over an hour is
 /// cut to an hour, 0 becomes 1 s, and an unreadable value the default 5 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_providers_retry_after_is_passed_on_within_bounds() {
@@ -288,6 +288,12 @@ async fn a_providers_retry_after_is_passed_on_within_bounds() {
             told(&h.post_form(fw, TOKEN, &[refresh]).await, refresh.0);
             let polled = h.post_form(fw, TOKEN, &[device]).await;
             assert_try_later_at(device.0, &polled, &format!("device poll, {what}"));
+            let secs = polled.retry_after.as_deref().and_then(|s| s.parse().ok());
+            assert!(
+                secs.is_some_and(|s: u64| expected.contains(&s)),
+                "device poll, {what}: Retry-After {:?}, expected {expected:?}",
+                polled.retry_after
+            );
             h.idp.set_fault(Endpoint::Token, Fault::None);
             h.idp.set_fault(Endpoint::Device, fault.clone());
             told(&h.post_form(fw, DEVICE, &[]).await, "device start");

@@ -181,6 +181,9 @@ struct DevicePoll {
     /// After the provider's own `slow_down` (or an outage), no poll is passed on to it before
     /// this time; the ones in between are answered `authorization_pending` here.
     provider_hold: i64,
+    /// How long that hold was set for: a hold further ahead than that was set before the clock
+    /// was set back, and is over.
+    held_for: i64,
 }
 
 impl DevicePoll {
@@ -1414,6 +1417,7 @@ impl Broker {
                 last_poll: None,
                 slowed_from: None,
                 provider_hold: i64::MIN,
+                held_for: 0,
             },
         );
     }
@@ -1445,7 +1449,10 @@ impl Broker {
             ));
         }
         let required = poll.slowed_from.take().unwrap_or(poll.interval);
+        // A last poll "after" now was made before the clock was set back: no poll is early
+        // for it, or a step back would slow every poll down until the clock caught up.
         if let Some(last) = poll.last_poll
+            && last <= now
             && now < last.saturating_add((required - DEVICE_POLL_GRACE).max(1))
         {
             poll.slow_down();
@@ -1456,7 +1463,7 @@ impl Broker {
             ));
         }
         poll.last_poll = Some(now);
-        if now < poll.provider_hold {
+        if now < poll.provider_hold && poll.provider_hold.saturating_sub(now) <= poll.held_for {
             return Err(AuthError::oauth(
                 "authorization_pending",
                 "the authorization is still pending",
@@ -1467,13 +1474,16 @@ impl Broker {
 
     /// The provider asked the client to slow down, or could not be asked (the answer is then
     /// `slow_down` too): the interval grows here as well, and no poll is passed on to the
-    /// provider before the grown interval has passed.
-    pub(crate) fn device_slowed(&self, device_code: &str, now: i64) {
+    /// provider before the grown interval has passed, or the wait the provider asked for
+    /// (`Retry-After`, at most [`MAX_DEVICE_SECONDS`]) if that is longer.
+    pub(crate) fn device_slowed(&self, device_code: &str, now: i64, wait: Option<u64>) {
         let key = sha256(device_code.as_bytes());
         let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(poll) = devices.get_mut(&key) {
             poll.slow_down();
-            poll.provider_hold = now.saturating_add(poll.interval);
+            let wait = wait.map_or(0, |w| i64::try_from(w).unwrap_or(MAX_DEVICE_SECONDS));
+            poll.held_for = poll.interval.max(wait.min(MAX_DEVICE_SECONDS));
+            poll.provider_hold = now.saturating_add(poll.held_for);
         }
     }
 

@@ -232,7 +232,7 @@ impl OidcAuth {
             Err(e) => {
                 let e = device_poll_error(e);
                 if e.code() == Some("slow_down") {
-                    broker.device_slowed(&device_code, now);
+                    broker.device_slowed(&device_code, now, e.retry_after());
                 }
                 return Err(e);
             }
@@ -312,14 +312,18 @@ impl OidcAuth {
 /// outbound calls: 503) is `slow_down`, which RFC 8628 defines as "still pending, poll more
 /// slowly": polling goes on, and backs off while the provider recovers. A 503 would end it:
 /// py-oidc-auth-client goes on polling only at `authorization_pending` and `slow_down`, and
-/// takes a 503 for "no device flow here" and starts a browser login instead.
+/// takes a 503 for "no device flow here" and starts a browser login instead. The wait the
+/// provider asked for stays in `Retry-After`.
 fn device_poll_error(e: AuthError) -> AuthError {
-    if e.kind() == ErrorKind::Unavailable {
-        AuthError::oauth(
-            "slow_down",
-            "the identity provider cannot be asked now; poll again more slowly",
-        )
-    } else {
-        e
+    if e.kind() != ErrorKind::Unavailable {
+        return e;
+    }
+    let slow_down = AuthError::oauth(
+        "slow_down",
+        "the identity provider cannot be asked now; poll again more slowly",
+    );
+    match e.retry_after() {
+        Some(secs) => slow_down.with_retry_after(secs),
+        None => slow_down,
     }
 }
