@@ -19,7 +19,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use sqlx::Row as _;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 
 use super::{
     FoundRefresh, RefreshRecord, RotateOutcome, RotationStep, Session, Store, StoreError,
@@ -33,6 +33,20 @@ pub use super::MAX_IDENTIFIER_BYTES;
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(4);
 
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// The server-side limits of [`PostgresStore::connect`]'s connections (see [`with_limits`]).
+const SESSION_LIMITS: [(&str, &str); 4] = [
+    // Below the 4.5 s within which every store call answers: the server gives up on a
+    // statement when the store does, instead of working on (and holding a pooled connection,
+    // which sqlx waits for) after the caller was told 503.
+    ("statement_timeout", "4000"),
+    // A statement waiting for a lock (an administrator's `LOCK TABLE` or `ALTER TABLE`) gives
+    // up sooner still, so that one table held does not take the pool's every connection.
+    ("lock_timeout", "3000"),
+    ("idle_in_transaction_session_timeout", "10000"),
+    // Whatever the server's or the role's default: the store's transactions are written for
+    // READ COMMITTED (a lock, then a read that sees what the lock's last holder committed).
+    ("default_transaction_isolation", "read\\ committed"),
+];
 const MAX_CONNECTIONS: u32 = 10;
 /// Attempts of a transaction that failed with a deadlock or a serialization failure.
 const ATTEMPTS: usize = 3;
@@ -143,11 +157,18 @@ impl PostgresStore {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// Its connections have server-side limits: a statement is cancelled after 4 s and a lock
+    /// wait after 3 s (the store answers within 4.5 s either way, and the server stops working
+    /// for a caller that was answered), a transaction left idle is ended after 10 s, and
+    /// transactions are READ COMMITTED whatever the server's default. These override the same
+    /// settings in the URL's `options`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = url.parse().map_err(|e| map_error(&e))?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect(url);
+            .connect_with(with_limits(options));
         match tokio::time::timeout(ACQUIRE_TIMEOUT + Duration::from_secs(1), pool).await {
             Ok(Ok(pool)) => Ok(Self { pool }),
             Ok(Err(error)) => Err(map_error(&error)),
@@ -196,6 +217,19 @@ impl PostgresStore {
     async fn migrate_now(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(|e| map_error(&e))?;
         let result: Result<(), StoreError> = async {
+            // Migrations may wait for another instance's and build indexes on large tables:
+            // bounded by MIGRATION_TIMEOUT, not by the limits of ordinary statements. READ
+            // COMMITTED, so that the version read after the lock is the last holder's.
+            for setting in [
+                "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                "SET LOCAL statement_timeout = 0",
+                "SET LOCAL lock_timeout = 0",
+            ] {
+                sqlx::query(setting)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| map_error(&e))?;
+            }
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(MIGRATION_LOCK)
                 .execute(&mut *tx)
@@ -274,6 +308,11 @@ fn is_retryable(error: &sqlx::Error) -> bool {
 
 /// Maps a driver error to a [`StoreError`]. Only the SQLSTATE travels: server messages can quote
 /// the offending value.
+/// `options` with [`SESSION_LIMITS`], after (so over) any the URL set.
+fn with_limits(options: PgConnectOptions) -> PgConnectOptions {
+    options.options(SESSION_LIMITS)
+}
+
 fn map_error(error: &sqlx::Error) -> StoreError {
     use sqlx::Error as E;
     match error {
@@ -481,6 +520,12 @@ async fn insert_first_key_once(
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    // Also on a pool the application built (`from_pool`), whose default may be stricter: under
+    // REPEATABLE READ the check below would not see a key another instance inserted while this
+    // one waited for the lock, and both would insert a first key.
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(FIRST_KEY_LOCK)
         .execute(&mut *tx)
@@ -882,6 +927,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use sqlx::Connection as _;
     use sqlx::Executor as _;
     use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -1072,6 +1118,92 @@ mod tests {
             .unwrap();
         assert!(matches!(store.migrate().await, Err(StoreError::Corrupt(_))));
         drop_scratch(&url, store, &schema).await;
+    }
+
+    /// `connect` gives every connection the server-side limits and READ COMMITTED, over
+    /// settings the URL's `options` asked for.
+    #[tokio::test]
+    async fn connections_carry_the_server_side_limits_whatever_the_url_says() {
+        let Some(url) = url() else { return };
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let asked = "options=-c%20default_transaction_isolation%3Dserializable%20-c%20statement_timeout%3D0";
+        let store = PostgresStore::connect(&format!("{url}{separator}{asked}"))
+            .await
+            .unwrap();
+        for (setting, expected) in [
+            ("statement_timeout", "4s"),
+            ("lock_timeout", "3s"),
+            ("idle_in_transaction_session_timeout", "10s"),
+            ("default_transaction_isolation", "read committed"),
+        ] {
+            let value: String = sqlx::query_scalar(&format!("SHOW {setting}"))
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+            assert_eq!(value, expected, "{setting}");
+        }
+        store.pool.close().await;
+    }
+
+    /// A table held by a lock (an administrator's `LOCK TABLE`) for longer than a store call
+    /// may take: the calls that need it answer 503 within 5 s, and the server gives up on them
+    /// too, so their connections come back to the pool and calls on the other tables go on.
+    /// Without the server-side limits the cancelled statements kept waiting for the lock, each
+    /// holding a pooled connection, and once the pool's ten were taken every call was 503.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_locked_table_costs_only_the_calls_that_need_it() {
+        let Some(url) = url() else { return };
+        let (scratch_store, schema) = scratch(&url).await;
+        let options: PgConnectOptions = url.parse().unwrap();
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(with_limits(options).options([("search_path", schema.as_str())]))
+            .await
+            .unwrap();
+        let store = std::sync::Arc::new(PostgresStore::from_pool(pool));
+        store.put_session(&session("s")).await.unwrap();
+
+        let mut admin = PgConnection::connect(&url).await.unwrap();
+        admin.execute("BEGIN").await.unwrap();
+        admin
+            .execute(
+                format!("LOCK TABLE {schema}.oidc_auth_sessions IN ACCESS EXCLUSIVE MODE").as_str(),
+            )
+            .await
+            .unwrap();
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..2 * MAX_CONNECTIONS {
+            let store = store.clone();
+            calls.spawn(async move {
+                let started = std::time::Instant::now();
+                let result = store.get_session("s", 1_000).await;
+                (result, started.elapsed())
+            });
+        }
+        while let Some(done) = calls.join_next().await {
+            let (result, took) = done.unwrap();
+            assert!(
+                matches!(result, Err(StoreError::Unavailable(_))),
+                "{result:?}"
+            );
+            assert!(took < Duration::from_secs(5), "{took:?}");
+        }
+        // The lock is still held; the signing keys' table is free.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = std::time::Instant::now();
+        let keys = store.list_keys().await;
+        assert!(keys.is_ok(), "{keys:?} after {:?}", started.elapsed());
+        // Well within the acquire timeout, which a pool with no connection to give waits out.
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        admin.execute("ROLLBACK").await.unwrap();
+        assert!(store.get_session("s", 1_000).await.unwrap().is_some());
+        store.pool.close().await;
+        drop_scratch(&url, scratch_store, &schema).await;
     }
 
     #[tokio::test]

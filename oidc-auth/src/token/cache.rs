@@ -134,7 +134,8 @@ impl TokenCache {
         leeway: i64,
         withdrawals: u64,
     ) {
-        let valid_until = (token.expires_at().saturating_add(leeway)).min(now + self.ttl);
+        let valid_until =
+            (token.expires_at().saturating_add(leeway)).min(now.saturating_add(self.ttl));
         if valid_until > now && withdrawals == self.withdrawals.current() {
             let entry = Arc::new(Entry {
                 signed: key.signed.into(),
