@@ -63,6 +63,16 @@ const POOL_CONSTRAINTS: PoolConstraints = match PoolConstraints::new(1, 10) {
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// TCP keepalive of [`MysqlStore::connect`]'s connections.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+/// Run on each new connection of [`MysqlStore::connect`]: a statement waits for a row lock
+/// (50 s by default) or a table's metadata lock (a year, as during a backup's
+/// `FLUSH TABLES WITH READ LOCK`) at most 3 s, below the 4.5 s within which every store call
+/// answers: the server stops waiting (and holding the row locks the transaction has) soon
+/// after the store has given up, and a lock wait timeout (1205) can be retried within the
+/// call.
+const SESSION_LIMITS: [&str; 2] = [
+    "SET SESSION innodb_lock_wait_timeout = 3",
+    "SET SESSION lock_wait_timeout = 3",
+];
 /// Attempts of a transaction that lost a deadlock or a lock wait. Between two, a pause of a
 /// few random milliseconds: transactions that deadlocked together and retried at once would
 /// meet again (a family revocation scanning the family's index against rotations inserting
@@ -176,7 +186,8 @@ impl MysqlStore {
     /// `require_ssl`, …), connections above the first are closed after a minute idle, go
     /// exactly where the URL points (no switch to the server's Unix socket), are not reset
     /// between operations (the store leaves no session state behind: a connection whose state
-    /// is unknown is closed) and use TCP keepalive.
+    /// is unknown is closed) and use TCP keepalive. Their statements wait for a lock at most 3 s
+    /// (`innodb_lock_wait_timeout` and `lock_wait_timeout`), within the time of one store call.
     ///
     /// One connection is opened right away, so a wrong URL or an unreachable server shows at
     /// start: an unparsable URL, a refused login or an unreachable server is
@@ -343,7 +354,7 @@ fn options(url: &str) -> Result<Opts, StoreError> {
     if !given("tcp_keepalive") {
         builder = builder.tcp_keepalive(Some(TCP_KEEPALIVE));
     }
-    Ok(builder.into())
+    Ok(builder.init(SESSION_LIMITS.to_vec()).into())
 }
 
 /// Describes a URL error without repeating the URL or any value of it.
@@ -1279,5 +1290,63 @@ mod tests {
             .map(|tries| Duration::from_millis(4 << (tries - 1).min(4)))
             .sum();
         assert!(worst < Duration::from_millis(200), "{worst:?}");
+    }
+
+    /// `connect`'s connections wait for a lock at most 3 s, row locks and metadata locks
+    /// alike (the server defaults are 50 s and a year), and a table held by another session's
+    /// `LOCK TABLES` past a call's deadline costs that call a 503 within 5 s, after which the
+    /// store works again once the table is free. Needs `OIDC_AUTH_TEST_MYSQL_URL`.
+    #[cfg(feature = "testing")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_wait_for_locks_only_as_long_as_a_store_call() {
+        let Some(url) = std::env::var("OIDC_AUTH_TEST_MYSQL_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("skipped: OIDC_AUTH_TEST_MYSQL_URL is not set");
+            return;
+        };
+        let scratch = crate::store::conformance::MysqlScratch::create(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let store = MysqlStore::connect(scratch.url())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        store.migrate().await.unwrap_or_else(|e| panic!("{e}"));
+        let mut conn = store
+            .pool()
+            .get_conn()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let waits: Option<(i64, i64)> = conn
+            .query_first("SELECT @@SESSION.innodb_lock_wait_timeout, @@SESSION.lock_wait_timeout")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(waits, Some((3, 3)));
+        drop(conn);
+
+        let admin = Pool::new(Opts::from_url(scratch.url()).unwrap_or_else(|e| panic!("{e}")));
+        let mut locker = admin.get_conn().await.unwrap_or_else(|e| panic!("{e}"));
+        locker
+            .query_drop("LOCK TABLES oidc_auth_sessions WRITE")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let started = std::time::Instant::now();
+        let read = store.get_session("s", 1_000).await;
+        assert!(matches!(read, Err(StoreError::Unavailable(_))), "{read:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        locker
+            .query_drop("UNLOCK TABLES")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(locker);
+        let _ = admin.disconnect().await;
+        assert!(store.get_session("s", 1_000).await.is_ok());
+        drop(store);
+        scratch.remove().await.unwrap_or_else(|e| panic!("{e}"));
     }
 }
