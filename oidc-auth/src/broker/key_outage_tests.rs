@@ -355,8 +355,8 @@ async fn a_clock_set_back_ends_the_key_rings_backoff_and_cooldown() {
 
 /// Two instances on one store whose clocks disagree by 5 s: the token the one ahead signs
 /// with the first key it has just created verifies on the other, and the other publishes that
-/// key, as the clock leeway allows. Before, the other refused it (401) and left it out of its
-/// JWKS until its own clock caught up.
+/// key and signs with it, as the clock leeway allows. Before, the other refused it (401), left
+/// it out of its JWKS and could not sign (503) until its own clock caught up.
 #[tokio::test(start_paused = true)]
 async fn a_key_published_by_an_instance_whose_clock_is_ahead_verifies_within_the_leeway() {
     let behind = ManualClock::new(SystemClock.now());
@@ -364,8 +364,15 @@ async fn a_key_published_by_an_instance_whose_clock_is_ahead_verifies_within_the
     let store = Arc::new(HangingStore::default());
     let (_, first) = broker_on(store.clone(), ahead.clone()).await;
     let token = minted(&first, ahead.now()).await.expect("a token");
-    let (other, _) = fresh_broker_on(store.clone(), behind.clone());
+    let (other, other_broker) = fresh_broker_on(store.clone(), behind.clone());
     assert!(other.validate(&token).await.is_ok());
     let kid = first.keys.current().keys[0].kid.clone();
-    assert_eq!(published(other.jwks_endpoint().await), vec![kid]);
+    assert_eq!(published(other.jwks_endpoint().await), vec![kid.clone()]);
+    // And it signs with that key, rather than answering 503 until its clock catches up.
+    let own = minted(&other_broker, behind.now()).await.expect("a token");
+    let header = own.split('.').next().unwrap_or_default();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap_or_default())
+        .expect("a JSON header");
+    assert_eq!(header["kid"], kid.as_str());
+    assert_eq!(store.inner.list_keys().await.map(|k| k.len()).ok(), Some(1));
 }

@@ -254,6 +254,20 @@ impl Ring {
                     })
                     .max_by_key(|k| k.retire_at)
             })
+            .or_else(|| {
+                // Neither: a key that another instance, its clock ahead of this one by no more
+                // than the leeway, has just created to sign at once (the first key, a
+                // replacement). It signs here too, rather than nothing until this clock
+                // catches up.
+                self.keys
+                    .iter()
+                    .filter(|k| {
+                        k.published_at <= now.saturating_add(self.skew)
+                            && k.active_from <= now.saturating_add(self.skew)
+                            && now < k.retire_at
+                    })
+                    .min_by_key(|k| k.active_from)
+            })
     }
 
     /// The key that signs at `now`, with its private part.
