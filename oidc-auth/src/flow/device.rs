@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{EndpointResponse, provider_code, provider_refusal};
+use super::{EndpointResponse, provider_code, provider_refusal, whole_seconds};
 use crate::auth::OidcAuth;
 use crate::error::{AuthError, ErrorKind};
 
@@ -107,7 +107,7 @@ impl DeviceAnswer {
         };
         let seconds = |name: &'static str, least: i64| {
             present(name)
-                .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+                .and_then(whole_seconds)
                 .filter(|secs| *secs >= least)
                 .ok_or_else(|| unusable(name))
         };

@@ -288,6 +288,12 @@ fn provider_refusal(status: u16, body: &Value) -> AuthError {
     }
 }
 
+/// A provider's lifetime or interval in seconds: a JSON integer, or a string of one (Azure AD's
+/// v1 endpoints send them so).
+fn whole_seconds(value: &Value) -> Option<i64> {
+    value.as_i64().or_else(|| value.as_str()?.parse().ok())
+}
+
 fn fetch_error(e: FetchError) -> AuthError {
     match e {
         FetchError::Timeout | FetchError::Connect => {
@@ -655,12 +661,7 @@ fn token_json(
                 "the identity provider sent no access token",
             )
         })?;
-    let seconds = |name: &str| {
-        answer
-            .get(name)
-            .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
-            .filter(|v| *v > 0)
-    };
+    let seconds = |name: &str| answer.get(name).and_then(whole_seconds).filter(|v| *v > 0);
     let expires_in = seconds("expires_in").unwrap_or(300);
     let refresh_token = answer
         .get("refresh_token")
