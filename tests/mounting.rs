@@ -106,10 +106,15 @@ fn assert_405(answer: &Answer, allow: &str, what: &str) {
         .map(str::trim)
         .collect();
     assert_eq!(methods, allow.split(", ").collect::<Vec<_>>(), "{what}");
+    // The JSON error body of every other refusal, not the framework's empty answer.
+    let body: serde_json::Value = serde_json::from_str(&answer.2).unwrap_or_default();
+    assert_eq!(body["error"], "invalid_request", "{what}: {answer:?}");
+    assert_eq!(body["detail"], "Method Not Allowed", "{what}: {answer:?}");
+    assert!(body["error_description"].is_string(), "{what}: {answer:?}");
 }
 
-/// A wrong method on an auth endpoint is 405 with `Allow`, whichever way the endpoints are
-/// mounted. An actix-web scope used to register each endpoint with its method guard on the
+/// A wrong method on an auth endpoint is 405 with `Allow` and the JSON error body, whichever
+/// way the endpoints are mounted. An actix-web scope used to register each endpoint with its method guard on the
 /// resource, so the path did not match at all and the answer was 404.
 #[actix_web::test]
 async fn a_wrong_method_is_405_with_allow_on_every_mount() {

@@ -35,6 +35,8 @@ pub enum ErrorKind {
     /// A request body over the endpoint's limit (16 KiB for the token endpoint): 413
     /// `invalid_request`.
     PayloadTooLarge,
+    /// A method an auth endpoint does not serve: 405 `invalid_request`, sent with `Allow`.
+    MethodNotAllowed,
 }
 
 impl ErrorKind {
@@ -50,6 +52,7 @@ impl ErrorKind {
             ErrorKind::BadGateway => 502,
             ErrorKind::InvalidClient => 401,
             ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::MethodNotAllowed => 405,
         }
     }
 
@@ -67,6 +70,7 @@ impl ErrorKind {
             ErrorKind::BadGateway => Some("server_error"),
             ErrorKind::InvalidClient => Some("invalid_client"),
             ErrorKind::PayloadTooLarge => Some("invalid_request"),
+            ErrorKind::MethodNotAllowed => Some("invalid_request"),
         }
     }
 
@@ -83,6 +87,7 @@ impl ErrorKind {
             ErrorKind::BadGateway => "Identity provider error",
             ErrorKind::InvalidClient => "Client authentication failed",
             ErrorKind::PayloadTooLarge => "Request body too large",
+            ErrorKind::MethodNotAllowed => "Method Not Allowed",
         }
     }
 }

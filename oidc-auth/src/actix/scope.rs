@@ -3,7 +3,7 @@
 use actix_web::dev::HttpServiceFactory;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, LOCATION, PRAGMA,
+    ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, LOCATION, PRAGMA,
 };
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
@@ -11,7 +11,7 @@ use crate::auth::OidcAuth;
 use crate::error::AuthError;
 use crate::flow::{
     AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES, Mounted,
-    check_form, unreadable_body,
+    check_form, method_not_allowed, unreadable_body,
 };
 use crate::guard::AuthRejection;
 
@@ -70,7 +70,7 @@ fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> Http
 /// ```
 ///
 /// Each endpoint path is one resource with a route per method, so a wrong method is 405 with
-/// `Allow`, as with [`auth_config`] and on axum. The 16 KiB body limit of the token and revoke
+/// `Allow` and the JSON error body, as with [`auth_config`] and on axum. The 16 KiB body limit of the token and revoke
 /// endpoints is set on their resources only, not on routes the application adds to the scope.
 ///
 /// The scope answers every path below its prefix: once the prefix matches, actix-web looks no
@@ -109,6 +109,16 @@ fn resources(auth: &OidcAuth, routes: &AuthRoutes, below: &str) -> Vec<actix_web
             }) {
                 resource = resource.app_data(web::PayloadConfig::new(MAX_FORM_BYTES));
             }
+            let allow = Mounted::allow(&endpoints);
+            let refusing = auth.clone();
+            resource = resource.default_service(web::to(move || {
+                let mut response =
+                    AuthRejection::rendered(&refusing, method_not_allowed()).error_response();
+                if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+                    response.headers_mut().insert(ALLOW, value);
+                }
+                std::future::ready(response)
+            }));
             for endpoint in endpoints {
                 resource = resource.route(endpoint_route(auth, endpoint));
             }

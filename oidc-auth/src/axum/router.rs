@@ -17,7 +17,7 @@ use crate::auth::OidcAuth;
 use crate::error::AuthError;
 use crate::flow::{
     AuthEndpoint, AuthRouterSpec, AuthRoutes, EndpointResponse, MAX_FORM_BYTES, Mounted,
-    check_form, unreadable_body,
+    check_form, method_not_allowed, unreadable_body,
 };
 use crate::guard::AuthRejection;
 
@@ -31,9 +31,20 @@ fn form(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Byte
     Ok(body)
 }
 
-/// The handler of a method a path does not serve: 405 with the methods it does serve.
-fn refuse(allow: String) -> impl Fn() -> Ready<Response> + Clone + Send + Sync + 'static {
-    move || ready((StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, allow.clone())]).into_response())
+/// The handler of a method a path does not serve: 405 with the methods it does serve and the
+/// JSON error body.
+fn refuse(
+    auth: &OidcAuth,
+    allow: String,
+) -> impl Fn() -> Ready<Response> + Clone + Send + Sync + 'static {
+    let auth = auth.clone();
+    move || {
+        let mut response = AuthRejection::rendered(&auth, method_not_allowed()).into_response();
+        if let Ok(value) = HeaderValue::from_str(&allow) {
+            response.headers_mut().insert(ALLOW, value);
+        }
+        ready(response)
+    }
 }
 
 fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> Response {
@@ -80,7 +91,8 @@ fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> Resp
 /// }
 /// ```
 ///
-/// Any other method than an endpoint's is 405 with `Allow`, HEAD on a GET endpoint included:
+/// Any other method than an endpoint's is 405 with `Allow` and the JSON error body, HEAD on a
+/// GET endpoint included:
 /// axum's `get` also runs the handler for HEAD and drops the body, so a HEAD on the callback
 /// would exchange the code and spend its single-use state, and a HEAD on logout or userinfo
 /// would do their work, all for an answer nobody reads.
@@ -90,18 +102,14 @@ where
 {
     let mut router = Router::new();
     for (path, endpoints) in auth.mounted_by_path(routes) {
-        let allow = endpoints
-            .iter()
-            .map(|e| e.method())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let allow = Mounted::allow(&endpoints);
         let serves_get = endpoints.iter().any(|e| e.method() == "GET");
-        let mut method = MethodRouter::new().fallback(refuse(allow.clone()));
+        let mut method = MethodRouter::new().fallback(refuse(&auth, allow.clone()));
         for endpoint in endpoints {
             method = method.merge(endpoint_method(&auth, endpoint));
         }
         if serves_get {
-            method = method.head(refuse(allow));
+            method = method.head(refuse(&auth, allow));
         }
         router = router.route(&format!("{}{}", routes.get_prefix(), path), method);
     }

@@ -108,6 +108,16 @@ fn form_too_large() -> AuthError {
     )
 }
 
+/// A method an auth endpoint does not serve: 405 with the JSON error body of the endpoint's
+/// other errors (the adapters add `Allow`), never the framework's empty answer.
+#[cfg(any(feature = "axum", feature = "actix-web"))]
+pub(crate) fn method_not_allowed() -> AuthError {
+    AuthError::new(
+        crate::error::ErrorKind::MethodNotAllowed,
+        "this endpoint does not serve the request's method",
+    )
+}
+
 /// What an adapter answers when the framework could not read a request body: `status` is the
 /// framework's own status for the failure (413 for a body over the limit).
 #[cfg(any(feature = "axum", feature = "actix-web"))]

@@ -321,7 +321,7 @@ pub(crate) enum Mounted {
     NoDevice,
 }
 
-#[cfg(feature = "axum")]
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 impl Mounted {
     /// The HTTP method it answers.
     pub(crate) fn method(self) -> &'static str {
@@ -329,6 +329,15 @@ impl Mounted {
             Mounted::Endpoint(endpoint) => endpoint.method(),
             Mounted::NoDevice => AuthEndpoint::Device.method(),
         }
+    }
+
+    /// The `Allow` header of a path where `mounted` are: the methods they answer.
+    pub(crate) fn allow(mounted: &[Mounted]) -> String {
+        mounted
+            .iter()
+            .map(|m| m.method())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
