@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use oidc_auth::testing::MockProvider;
 use oidc_auth::{ErrorKind, NoPolicy, OidcAuth};
-use oidc_auth_tests::{AUDIENCE, base_config};
+use oidc_auth_tests::{AUDIENCE, base_config, proptest_config};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -42,18 +42,6 @@ fn fixture() -> &'static Fixture {
         });
         Fixture { runtime, idp, auth }
     })
-}
-
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
 }
 
 /// The longest any case may take: far above a validation (microseconds) or a JWKS fetch on
@@ -178,7 +166,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(proptest_config())]
 
     /// Any header value: rejected as missing (401), malformed (400) or invalid (401).
     #[test]

@@ -26,6 +26,20 @@ pub enum Framework {
 
 pub const FRAMEWORKS: [Framework; 2] = [Framework::Axum, Framework::Actix];
 
+/// The configuration of the property tests: 10 000 cases per property unless `PROPTEST_CASES`
+/// says otherwise, and no file of failures kept between runs.
+pub fn proptest_config() -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}
+
 /// The audience the test servers require.
 pub const AUDIENCE: &str = "api";
 
