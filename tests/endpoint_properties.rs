@@ -27,7 +27,7 @@ use base64::engine::general_purpose::STANDARD;
 use oidc_auth::store::memory::MemoryStore;
 use oidc_auth_tests::broker::{provider, serve_broker};
 use oidc_auth_tests::{
-    FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, browser_login, client_code_flow,
+    AUDIENCE, FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, browser_login, client_code_flow,
     flow_provider, into_reply, proptest_config, query_param,
 };
 use proptest::prelude::*;
@@ -98,12 +98,14 @@ const FIELDS: [&str; 30] = [
 /// Values standing for what a real flow hands out, put in when a case is run on a framework:
 /// the code and state of a fresh login (through the server's callback for the callback
 /// endpoint, to py-oidc-auth-client's loopback listener otherwise) and that login's PKCE
-/// verifier, the access and refresh tokens of a finished login, a device code, the issuer.
+/// verifier, the access and refresh tokens of a finished login, an access token the provider
+/// signed for this server (a token exchange's subject), a device code, the issuer.
 const STATE: &str = "{state}";
 const CODE: &str = "{code}";
 const VERIFIER: &str = "{verifier}";
 const ACCESS: &str = "{access}";
 const REFRESH: &str = "{refresh}";
+const PROVIDER_ACCESS: &str = "{provider_access}";
 const DEVICE_CODE: &str = "{device_code}";
 const ISSUER: &str = "{issuer}";
 
@@ -158,7 +160,7 @@ fn template(endpoint: &str) -> &'static [(&'static str, &'static [&'static str])
                 "grant_type",
                 &["urn:ietf:params:oauth:grant-type:token-exchange"],
             ),
-            ("subject_token", &[ACCESS, REFRESH]),
+            ("subject_token", &[PROVIDER_ACCESS, ACCESS, REFRESH]),
             (
                 "subject_token_type",
                 &[
@@ -270,7 +272,7 @@ enum Choice {
 fn choice() -> impl Strategy<Value = Choice> {
     prop_oneof![
         3 => Just(Choice::Leave),
-        12 => (0usize..4, prop_oneof![11 => Just(1usize), 1 => Just(2usize)], prop::bool::weighted(0.1))
+        12 => (prop_oneof![2 => Just(0usize), 1 => 0usize..4], prop_oneof![11 => Just(1usize), 1 => Just(2usize)], prop::bool::weighted(0.1))
             .prop_map(|(i, n, marked)| Choice::Meaningful(i, n, marked)),
         1 => value().prop_map(Choice::Other),
     ]
@@ -364,6 +366,9 @@ fn case(endpoints: &'static [&'static str]) -> impl Strategy<Value = Case> {
         ),
         prop::option::weighted(0.2, value()),
         authorization(),
+        // Most exchanges authenticate as the registered exchange client, so that they get past
+        // client authentication.
+        prop::bool::weighted(0.6),
     )
         .prop_map(
             |(
@@ -377,6 +382,7 @@ fn case(endpoints: &'static [&'static str]) -> impl Strategy<Value = Case> {
                 content_encoding,
                 cookie,
                 authorization,
+                as_exchange_client,
             )| {
                 let mut fields = Vec::new();
                 for ((name, values), choice) in template(endpoint).iter().zip(choices) {
@@ -414,7 +420,11 @@ fn case(endpoints: &'static [&'static str]) -> impl Strategy<Value = Case> {
                     content_type,
                     content_encoding,
                     cookie,
-                    authorization,
+                    authorization: if as_exchange_client && endpoint.ends_with("#exchange") {
+                        Some(basic("svc", "svc-secret"))
+                    } else {
+                        authorization
+                    },
                 }
             },
         )
@@ -440,6 +450,10 @@ impl Real {
         let uses = |sentinel: &str| text.contains(sentinel);
         let mut real = Real::default();
         real.0.push((ISSUER, h.idp.issuer()));
+        if uses(PROVIDER_ACCESS) {
+            let token = h.idp.token().audience(AUDIENCE).scope("openid").sign();
+            real.0.push((PROVIDER_ACCESS, token));
+        }
         if uses(CODE) || uses(STATE) || uses(VERIFIER) {
             let to = if case.endpoint.ends_with("/callback") {
                 APP_CALLBACK
