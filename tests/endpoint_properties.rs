@@ -1,6 +1,7 @@
 //! Property tests over requests to the built-in auth endpoints (login, callback, token, device,
-//! logout, userinfo, revoke, JWKS), on both frameworks, in proxy mode and in broker mode: any
-//! method, query, form or other body, content type, cookie and `Authorization` header.
+//! logout, userinfo, revoke, JWKS), on both frameworks, in proxy mode and in broker mode (on the
+//! memory store and on SQLite): any method, query, form or other body, content type, cookie and
+//! `Authorization` header.
 //!
 //! Random bytes alone would stop at the first check of every endpoint, so each case starts from
 //! the fields its endpoint reads (the token endpoint's per grant), with values that mean
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use oidc_auth::OidcConfigBuilder;
 use oidc_auth::store::memory::MemoryStore;
 use oidc_auth_tests::broker::{provider, serve_broker};
 use oidc_auth_tests::{
@@ -196,6 +198,8 @@ struct Fixture {
     runtime: tokio::runtime::Runtime,
     proxy: Harness,
     broker: Harness,
+    /// A broker on SQLite: the SQL stores' transactions behind the same endpoints.
+    broker_on_sqlite: Harness,
 }
 
 fn fixture() -> &'static Fixture {
@@ -206,7 +210,7 @@ fn fixture() -> &'static Fixture {
             .enable_all()
             .build()
             .expect("runtime");
-        let (proxy, broker) = runtime.block_on(async {
+        let (proxy, broker, broker_on_sqlite) = runtime.block_on(async {
             let proxy = Harness::with(
                 flow_provider().await,
                 |b| {
@@ -216,22 +220,23 @@ fn fixture() -> &'static Fixture {
                 None,
             )
             .await;
-            let broker = serve_broker(
-                provider().await,
-                Arc::new(MemoryStore::new()),
-                |b| {
-                    b.login_redirect_uris([APP_CALLBACK.to_owned()])
-                        .logout_redirect_uris([APP_BYE.to_owned()])
-                },
-                None,
-            )
-            .await;
-            (proxy, broker)
+            let allow = |b: OidcConfigBuilder| {
+                b.login_redirect_uris([APP_CALLBACK.to_owned()])
+                    .logout_redirect_uris([APP_BYE.to_owned()])
+            };
+            let broker =
+                serve_broker(provider().await, Arc::new(MemoryStore::new()), allow, None).await;
+            let sqlite = oidc_auth::store::connect("sqlite::memory:")
+                .await
+                .expect("an SQLite store in memory");
+            let broker_on_sqlite = serve_broker(provider().await, sqlite, allow, None).await;
+            (proxy, broker, broker_on_sqlite)
         });
         Fixture {
             runtime,
             proxy,
             broker,
+            broker_on_sqlite,
         }
     })
 }
@@ -614,5 +619,10 @@ proptest! {
     #[test]
     fn any_request_to_a_broker_s_auth_endpoints_is_answered_cleanly(case in case(&ENDPOINTS)) {
         run(&fixture().broker, &case);
+    }
+
+    #[test]
+    fn any_request_to_a_broker_on_sqlite_is_answered_cleanly(case in case(&ENDPOINTS)) {
+        run(&fixture().broker_on_sqlite, &case);
     }
 }
