@@ -15,6 +15,8 @@
 //! - the answer comes within a time bound and is never a 5xx (the provider and the store are up,
 //!   so nothing here is an outage);
 //! - every 4xx has the JSON error body (`detail`, `error`, `error_description`);
+//! - every answer carries `Cache-Control: no-store`, so that no cache keeps a token, a code or a
+//!   redirect carrying state;
 //! - no value sent is echoed in any body (each carries a marker the body is searched for);
 //! - axum and actix-web agree on the status and the error code.
 //!
@@ -575,6 +577,12 @@ fn check(case: &Case, replies: &[(Framework, Reply)]) {
                 reply.raw_body
             );
         }
+        assert_eq!(
+            reply.cache_control.as_deref(),
+            Some("no-store"),
+            "{fw:?} answered {} without Cache-Control: no-store to {case:?}",
+            reply.status
+        );
         assert!(
             !reply
                 .raw_body
