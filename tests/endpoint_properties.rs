@@ -32,7 +32,7 @@ use oidc_auth::store::memory::MemoryStore;
 use oidc_auth_tests::broker::{provider, serve_broker};
 use oidc_auth_tests::{
     AUDIENCE, FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, browser_login, client_code_flow,
-    flow_provider, into_reply, proptest_config, query_param,
+    flow_provider, into_reply, property_runtime, proptest_config, query_param,
 };
 use proptest::prelude::*;
 use reqwest::Method;
@@ -207,11 +207,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime = property_runtime(2);
         let (proxy, broker, broker_on_sqlite) = runtime.block_on(async {
             let proxy = Harness::with(
                 flow_provider().await,

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use oidc_auth::testing::MockProvider;
 use oidc_auth::{ErrorKind, NoPolicy, OidcAuth};
-use oidc_auth_tests::{AUDIENCE, base_config, proptest_config};
+use oidc_auth_tests::{AUDIENCE, base_config, property_runtime, proptest_config};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -24,11 +24,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime = property_runtime(1);
         let (idp, auth) = runtime.block_on(async {
             let idp = MockProvider::start().await.expect("provider");
             let auth = OidcAuth::new(

@@ -40,6 +40,16 @@ pub fn proptest_config() -> proptest::test_runner::Config {
     }
 }
 
+/// The runtime a property test's fixture lives on: the servers it starts run there between
+/// cases, which each `block_on` it.
+pub fn property_runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime")
+}
+
 /// The audience the test servers require.
 pub const AUDIENCE: &str = "api";
 
