@@ -308,7 +308,7 @@ pub(crate) fn rotation_step(found: Option<FoundRefresh>, new: &[u8; 32], now: i6
 /// one of the two lose a deadlock), and the next statement revokes it. A rotation that comes
 /// later finds its token revoked and is refused, so the statements end when one revokes
 /// nothing, after two in practice.
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "mongodb"))]
 pub(crate) const REVOCATION_PASSES: usize = 4;
 
 /// A broker signing key.
