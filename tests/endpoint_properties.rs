@@ -41,8 +41,10 @@ use reqwest::header::HeaderValue;
 const APP_CALLBACK: &str = "https://app.example.com/api/auth/v2/callback";
 const APP_BYE: &str = "https://app.example.com/bye";
 
-/// What every value the cases send carries, so that an echo of any of them can be found.
-const MARKER: &str = "MRKq";
+/// What every value the cases send carries, so that an echo of any of them can be found. The
+/// `~` is in no base64 alphabet, so the marker cannot turn up by chance in a token or an id the
+/// servers hand out.
+const MARKER: &str = "MRK~q";
 
 /// The longest any case may take on one framework: far above what a refusal or a loopback
 /// provider call takes, and above a stall of a busy CI machine, so that only an unbounded path
