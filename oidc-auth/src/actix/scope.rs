@@ -70,8 +70,9 @@ fn respond(auth: &OidcAuth, result: Result<EndpointResponse, AuthError>) -> Http
 /// ```
 ///
 /// Each endpoint path is one resource with a route per method, so a wrong method is 405 with
-/// `Allow` and the JSON error body, as with [`auth_config`] and on axum. The 16 KiB body limit of the token and revoke
-/// endpoints is set on their resources only, not on routes the application adds to the scope.
+/// `Allow` and the JSON error body, as with [`auth_config`] and on axum. The 16 KiB body limit
+/// of the token and revoke endpoints is set on their resources only, not on routes the
+/// application adds to the scope.
 ///
 /// The scope answers every path below its prefix: once the prefix matches, actix-web looks no
 /// further than the scope, and a path none of its routes serves is 404. A route the application
