@@ -211,19 +211,11 @@ fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let runtime = property_runtime(2);
         let (proxy, broker, broker_on_sqlite) = runtime.block_on(async {
-            let proxy = Harness::with(
-                flow_provider().await,
-                |b| {
-                    b.login_redirect_uris([APP_CALLBACK.to_owned()])
-                        .logout_redirect_uris([APP_BYE.to_owned()])
-                },
-                None,
-            )
-            .await;
             let allow = |b: OidcConfigBuilder| {
                 b.login_redirect_uris([APP_CALLBACK.to_owned()])
                     .logout_redirect_uris([APP_BYE.to_owned()])
             };
+            let proxy = Harness::with(flow_provider().await, allow, None).await;
             let broker =
                 serve_broker(provider().await, Arc::new(MemoryStore::new()), allow, None).await;
             let sqlite = oidc_auth::store::connect("sqlite::memory:")
