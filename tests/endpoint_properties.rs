@@ -31,8 +31,9 @@ use oidc_auth::OidcConfigBuilder;
 use oidc_auth::store::memory::MemoryStore;
 use oidc_auth_tests::broker::{provider, serve_broker};
 use oidc_auth_tests::{
-    AUDIENCE, FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, browser_login, client_code_flow,
-    flow_provider, into_reply, property_runtime, proptest_config, query_param,
+    AUDIENCE, FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, assert_frameworks_agree,
+    browser_login, client_code_flow, flow_provider, into_reply, property_runtime, proptest_config,
+    query_param,
 };
 use proptest::prelude::*;
 use reqwest::Method;
@@ -584,13 +585,7 @@ fn check(case: &Case, replies: &[(Framework, Reply)]) {
         );
     }
     if let [(_, axum), (_, actix)] = replies {
-        assert_eq!(
-            (axum.status, axum.error()),
-            (actix.status, actix.error()),
-            "axum and actix-web disagree ({} / {}) on {case:?}",
-            axum.raw_body,
-            actix.raw_body
-        );
+        assert_frameworks_agree(axum, actix, case);
     }
 }
 

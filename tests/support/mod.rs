@@ -50,6 +50,17 @@ pub fn property_runtime(workers: usize) -> tokio::runtime::Runtime {
         .expect("a Tokio runtime")
 }
 
+/// Asserts that axum and actix-web gave `case` the same status and error code.
+pub fn assert_frameworks_agree(axum: &Reply, actix: &Reply, case: &dyn std::fmt::Debug) {
+    assert_eq!(
+        (axum.status, axum.error()),
+        (actix.status, actix.error()),
+        "axum and actix-web disagree ({} / {}) on {case:?}",
+        axum.raw_body,
+        actix.raw_body
+    );
+}
+
 /// The audience the test servers require.
 pub const AUDIENCE: &str = "api";
 
