@@ -546,6 +546,54 @@ async fn discovery_naming_a_plain_http_endpoint_elsewhere_is_refused() {
     );
 }
 
+/// A discovery document whose `jwks_uri` is missing or not a URL (OAuth metadata, RFC 8414,
+/// makes it optional) still serves for what it names: with a configured `jwks_uri` tokens
+/// validate and login works; without one, validation is 503 and nothing is fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovery_document_without_a_usable_jwks_uri_needs_a_configured_one() {
+    for advertised in [
+        None,
+        Some(serde_json::json!("/jwks")),
+        Some(serde_json::json!(7)),
+    ] {
+        let make = || async {
+            let idp = MockProvider::start().await.expect("provider");
+            let advertised = advertised.clone();
+            idp.set_discovery_tweak(Some(std::sync::Arc::new(
+                move |doc: &mut serde_json::Map<String, serde_json::Value>| match &advertised {
+                    None => {
+                        doc.remove("jwks_uri");
+                    }
+                    Some(value) => {
+                        doc.insert("jwks_uri".into(), value.clone());
+                    }
+                },
+            )));
+            idp
+        };
+        let idp = make().await;
+        let jwks = idp.jwks_uri();
+        let h = Harness::with(idp, |b| b.jwks_uri(jwks), None).await;
+        let token = h.idp.token().audience(AUDIENCE).sign();
+        let reply = h.bearer_both("/me", &token).await;
+        assert_eq!(reply.status, 200, "{advertised:?}: {}", reply.raw_body);
+        let login = h
+            .get(
+                Framework::Axum,
+                "/api/auth/v2/login?redirect_uri=http://127.0.0.1:53100/cb",
+                None,
+            )
+            .await;
+        assert_eq!(login.status, 302, "{advertised:?}: {}", login.raw_body);
+
+        let h = Harness::with(make().await, |b| b, None).await;
+        let token = h.idp.token().audience(AUDIENCE).sign();
+        let reply = h.bearer_both("/me", &token).await;
+        assert_eq!(reply.status, 503, "{advertised:?}: {}", reply.raw_body);
+        assert_eq!(h.idp.hits(Endpoint::Jwks), 0, "{advertised:?}");
+    }
+}
+
 /// G4 with a discovery URL that implies no issuer (it has a query), so the issuer is
 /// configured: once the document is past its TTL and the provider hangs, known kids still
 /// validate without waiting for the refresh, against the configured issuer.

@@ -314,7 +314,10 @@ fn fetch_error(e: FetchError) -> AuthError {
                 .with_retry_after(1)
         }
         FetchError::Status(status) if is_transient(status) => try_again_later(),
-        FetchError::Status(_) | FetchError::TooLarge(_) | FetchError::NotJson => AuthError::new(
+        FetchError::Status(_)
+        | FetchError::TooLarge(_)
+        | FetchError::NotJson
+        | FetchError::NoJwksUri => AuthError::new(
             ErrorKind::BadGateway,
             "the identity provider answered with an error",
         ),

@@ -31,6 +31,8 @@ pub(crate) enum FetchError {
     NotJson,
     #[error("too many requests to the identity provider are under way")]
     Busy,
+    #[error("the discovery document names no usable jwks_uri")]
+    NoJwksUri,
 }
 
 impl From<reqwest::Error> for FetchError {

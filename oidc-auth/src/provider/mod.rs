@@ -25,34 +25,103 @@ pub(crate) use keys::VerifyingKey;
 pub(crate) use slot::{Fetched, Gate, Refresh, Slot};
 
 /// The parts of the discovery document this crate uses.
+///
+/// Only `issuer` must be usable, and `jwks_uri` unless one is configured: bearer validation
+/// needs nothing else. Any other field the document spells wrong (an endpoint that is not an
+/// absolute URL, a flag that is not a boolean) is taken as absent, with a warning naming it,
+/// so that one broken field does not stop every token from validating; the flow that needs
+/// the endpoint then answers as with a provider that has none.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(from = "DiscoveryFields")]
 pub(crate) struct Discovery {
     /// The provider's issuer identifier.
     pub(crate) issuer: String,
     /// Where the provider publishes its signing keys.
-    #[serde(deserialize_with = "url_field")]
-    pub(crate) jwks_uri: Url,
+    pub(crate) jwks_uri: Option<Url>,
     /// The authorization endpoint.
-    #[serde(default, deserialize_with = "opt_url_field")]
     pub(crate) authorization_endpoint: Option<Url>,
     /// The token endpoint.
-    #[serde(default, deserialize_with = "opt_url_field")]
     pub(crate) token_endpoint: Option<Url>,
     /// The userinfo endpoint.
-    #[serde(default, deserialize_with = "opt_url_field")]
     pub(crate) userinfo_endpoint: Option<Url>,
     /// The RP-initiated logout endpoint.
-    #[serde(default, deserialize_with = "opt_url_field")]
     pub(crate) end_session_endpoint: Option<Url>,
     /// The token revocation endpoint (RFC 7009).
-    #[serde(default, deserialize_with = "opt_url_field")]
     pub(crate) revocation_endpoint: Option<Url>,
     /// The device authorization endpoint (RFC 8628).
-    #[serde(default, deserialize_with = "opt_url_field")]
     pub(crate) device_authorization_endpoint: Option<Url>,
     /// Whether the provider returns `iss` in authorization responses (RFC 9207).
-    #[serde(default)]
     pub(crate) authorization_response_iss_parameter_supported: bool,
+}
+
+/// The discovery document as sent: the issuer is checked here, the other fields when they
+/// become a [`Discovery`].
+#[derive(Deserialize)]
+struct DiscoveryFields {
+    issuer: String,
+    #[serde(default)]
+    jwks_uri: Option<Value>,
+    #[serde(default)]
+    authorization_endpoint: Option<Value>,
+    #[serde(default)]
+    token_endpoint: Option<Value>,
+    #[serde(default)]
+    userinfo_endpoint: Option<Value>,
+    #[serde(default)]
+    end_session_endpoint: Option<Value>,
+    #[serde(default)]
+    revocation_endpoint: Option<Value>,
+    #[serde(default)]
+    device_authorization_endpoint: Option<Value>,
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: Option<Value>,
+}
+
+impl From<DiscoveryFields> for Discovery {
+    fn from(doc: DiscoveryFields) -> Self {
+        let flag = match doc.authorization_response_iss_parameter_supported {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(flag)) => flag,
+            Some(_) => {
+                tracing::warn!(
+                    field = "authorization_response_iss_parameter_supported",
+                    "a field of the discovery document is not a boolean; it is taken as absent"
+                );
+                false
+            }
+        };
+        Discovery {
+            issuer: doc.issuer,
+            jwks_uri: endpoint("jwks_uri", doc.jwks_uri),
+            authorization_endpoint: endpoint("authorization_endpoint", doc.authorization_endpoint),
+            token_endpoint: endpoint("token_endpoint", doc.token_endpoint),
+            userinfo_endpoint: endpoint("userinfo_endpoint", doc.userinfo_endpoint),
+            end_session_endpoint: endpoint("end_session_endpoint", doc.end_session_endpoint),
+            revocation_endpoint: endpoint("revocation_endpoint", doc.revocation_endpoint),
+            device_authorization_endpoint: endpoint(
+                "device_authorization_endpoint",
+                doc.device_authorization_endpoint,
+            ),
+            authorization_response_iss_parameter_supported: flag,
+        }
+    }
+}
+
+/// An optional endpoint of the discovery document: absent when it is not there, `null`, or
+/// not an absolute URL (logged, by name only: the value is the provider's and may be large).
+fn endpoint(field: &'static str, value: Option<Value>) -> Option<Url> {
+    let url = match value? {
+        Value::Null => return None,
+        Value::String(text) => Url::parse(&text).ok(),
+        _ => None,
+    };
+    if url.is_none() {
+        tracing::warn!(
+            field,
+            "an endpoint of the discovery document is not an absolute URL; it is taken as absent"
+        );
+    }
+    url
 }
 
 impl Discovery {
@@ -60,7 +129,7 @@ impl Discovery {
     /// `jwks_uri` only when it is `used` (no configured one replaces it).
     fn insecure_endpoint(&self, jwks_uri_used: bool) -> Option<(&'static str, &Url)> {
         [
-            ("jwks_uri", Some(&self.jwks_uri).filter(|_| jwks_uri_used)),
+            ("jwks_uri", self.jwks_uri.as_ref().filter(|_| jwks_uri_used)),
             (
                 "authorization_endpoint",
                 self.authorization_endpoint.as_ref(),
@@ -80,17 +149,6 @@ impl Discovery {
                 .map(|u| (name, u))
         })
     }
-}
-
-fn opt_url_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
-    Option::<String>::deserialize(d)?
-        .map(|s| Url::parse(&s).map_err(serde::de::Error::custom))
-        .transpose()
-}
-
-fn url_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
-    let s = String::deserialize(d)?;
-    Url::parse(&s).map_err(serde::de::Error::custom)
 }
 
 /// The keys of one JWKS, parsed once.
@@ -380,10 +438,13 @@ impl Provider {
         if let Some(uri) = &self.jwks_override {
             return Ok(uri.clone());
         }
-        self.discovery()
-            .await
-            .map(|d| d.jwks_uri.clone())
-            .map_err(|_| FetchError::Connect)
+        let discovery = self.discovery().await.map_err(|_| FetchError::Connect)?;
+        discovery.jwks_uri.clone().ok_or_else(|| {
+            tracing::error!(
+                "the discovery document names no usable jwks_uri, so no key can be fetched; configure one (jwks_uri, OIDC_JWKS_URI)"
+            );
+            FetchError::NoJwksUri
+        })
     }
 
     async fn fetch_jwks(self: &Arc<Self>) -> Result<KeySet, FetchError> {
@@ -643,6 +704,62 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
+
+    /// Only `issuer` must be usable. An endpoint that is not an absolute URL, or a flag that is
+    /// not a boolean, is taken as absent rather than making the whole document unusable, which
+    /// would stop every token from validating (a `jwks_uri` may be configured instead of the
+    /// advertised one; without one, keys then cannot be fetched).
+    #[test]
+    fn broken_optional_fields_of_the_discovery_document_are_taken_as_absent() {
+        let base = json!({
+            "issuer": "https://idp.example",
+            "jwks_uri": "https://idp.example/jwks",
+            "token_endpoint": "https://idp.example/token",
+            "authorization_response_iss_parameter_supported": true,
+        });
+        let parse = |edit: Value| {
+            let mut doc = base.clone();
+            for (name, value) in edit.as_object().into_iter().flatten() {
+                doc[name] = value.clone();
+            }
+            serde_json::from_value::<Discovery>(doc).map_err(|e| e.to_string())
+        };
+        let whole = parse(json!({})).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            whole.token_endpoint.as_ref().map(Url::as_str),
+            Some("https://idp.example/token")
+        );
+        assert!(whole.authorization_response_iss_parameter_supported);
+        for broken in [
+            json!(""),
+            json!("/token"),
+            json!(5),
+            json!({"url": "x"}),
+            json!(null),
+        ] {
+            let doc = parse(json!({"token_endpoint": broken, "end_session_endpoint": broken}))
+                .unwrap_or_else(|e| panic!("{broken}: {e}"));
+            assert!(doc.token_endpoint.is_none(), "{broken}");
+            assert!(doc.end_session_endpoint.is_none(), "{broken}");
+            assert_eq!(
+                doc.jwks_uri.as_ref().map(Url::as_str),
+                Some("https://idp.example/jwks")
+            );
+            let doc = parse(json!({ "jwks_uri": broken })).unwrap_or_else(|e| panic!("{e}"));
+            assert!(doc.jwks_uri.is_none(), "{broken}");
+        }
+        for flag in [json!("true"), json!(1), json!(null)] {
+            let doc = parse(json!({"authorization_response_iss_parameter_supported": flag}))
+                .unwrap_or_else(|e| panic!("{flag}: {e}"));
+            assert!(
+                !doc.authorization_response_iss_parameter_supported,
+                "{flag}"
+            );
+        }
+        for broken in [json!(5), json!(null), json!(["https://idp.example"])] {
+            assert!(parse(json!({ "issuer": broken })).is_err(), "{broken}");
+        }
+    }
 
     /// A fresh P-256 key pair and its public key as a JWK with `kid`.
     fn key_pair(kid: &str) -> (Value, EcdsaKeyPair) {
