@@ -18,8 +18,15 @@
 //! And what each answer may be:
 //! - with the provider's real answer, the flow succeeds;
 //! - a code exchange whose ID token lost or changed a claim it is checked on is never a 200;
-//! - a token answer of 200 carries an access token, and a userinfo answer of 200 names the
-//!   token's own subject.
+//! - a token answer of 200 carries an access token, and a userinfo answer of 200 came from the
+//!   provider naming the token's own subject.
+//!
+//! A second property does the same for the two documents bearer validation reads, at a cold
+//! start: the discovery document and the key set, each real, changed or replaced. A token the
+//! provider signed is accepted exactly when the discovery document's `issuer` and `jwks_uri`
+//! and its key's published fields still vouch for it (a broken optional field elsewhere in the
+//! document must not stop validation); a token signed by another key under the same `kid` is
+//! never accepted; every refusal is 401 or 503, within a time bound.
 //!
 //! 10 000 cases unless `PROPTEST_CASES` says otherwise (CI sets it to 10 000).
 
@@ -27,11 +34,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use oidc_auth::store::memory::MemoryStore;
-use oidc_auth::testing::{Endpoint, Fault, JsonTweak, MockProvider};
+use oidc_auth::testing::{Endpoint, Fault, JsonTweak, MockProvider, SigningAlg};
+use oidc_auth::{OidcAuth, OidcConfig};
 use oidc_auth_tests::broker::{jwt, provider, serve_broker};
 use oidc_auth_tests::{
-    FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, assert_frameworks_agree, browser_login,
-    client_code_flow, client_token_call, flow_provider, property_runtime, proptest_config,
+    AUDIENCE, FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, assert_frameworks_agree,
+    browser_login, client_code_flow, client_token_call, flow_provider, property_runtime,
+    proptest_config,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -563,7 +572,10 @@ fn changes_subject(case: &Case, sub: &str) -> bool {
     let Answer::Changed(changes) = &case.answer else {
         return false;
     };
-    match changes.iter().rev().find(|(name, _)| name == "sub") {
+    match last_changes(changes)
+        .into_iter()
+        .find(|(name, _)| name == "sub")
+    {
         None => false,
         Some((_, Change::Replace(Value::String(other)))) => other != sub,
         Some(_) => true,
@@ -688,8 +700,323 @@ fn run(case: &Case) {
     }
 }
 
+// Key sets and discovery documents.
+
+/// The fields of the discovery document, those validation reads first.
+const DISCOVERY_FIELDS: [&str; 10] = [
+    "issuer",
+    "jwks_uri",
+    "authorization_endpoint",
+    "token_endpoint",
+    "userinfo_endpoint",
+    "end_session_endpoint",
+    "revocation_endpoint",
+    "device_authorization_endpoint",
+    "authorization_response_iss_parameter_supported",
+    "id_token_signing_alg_values_supported",
+];
+
+/// The fields of a published key: those of an RSA and of an EC key, then the optional ones.
+const KEY_FIELDS: [&str; 12] = [
+    "kty", "n", "e", "crv", "x", "y", "kid", "use", "alg", "key_ops", "x5c", "x5t",
+];
+
+#[derive(Clone, Debug)]
+enum Document {
+    Real,
+    /// The real document with these fields changed (of the provider's signing key, for the key
+    /// set), and for the key set these entries added.
+    Changed(Vec<(String, Change)>, Vec<Value>),
+    Own(OwnAnswer),
+}
+
+fn document(fields: &'static [&'static str], extra_keys: bool) -> impl Strategy<Value = Document> {
+    let extra = if extra_keys { 0..4usize } else { 0..1usize };
+    prop_oneof![
+        2 => Just(Document::Real),
+        5 => (changes(fields), prop::collection::vec(json_value(), extra))
+            .prop_map(|(changes, extra)| Document::Changed(changes, extra)),
+        2 => own_answer().prop_map(Document::Own),
+    ]
+}
+
+#[derive(Clone, Debug)]
+struct KeyCase {
+    /// The provider signs with ES256 rather than RS256.
+    ec: bool,
+    discovery: Document,
+    jwks: Document,
+}
+
+fn key_case() -> impl Strategy<Value = KeyCase> {
+    (
+        any::<bool>(),
+        document(&DISCOVERY_FIELDS, false),
+        document(&KEY_FIELDS, true),
+    )
+        .prop_map(|(ec, discovery, jwks)| KeyCase {
+            ec,
+            discovery,
+            jwks,
+        })
+}
+
+/// What a change does to whether a document still vouches for the provider's token: `Some`
+/// when that is certain, `None` when either answer is right.
+type Verdict = Option<bool>;
+
+/// Both must hold: a certain refusal wins, then an uncertain answer.
+fn both(a: Verdict, b: Verdict) -> Verdict {
+    match (a, b) {
+        (Some(false), _) | (_, Some(false)) => Some(false),
+        (None, _) | (_, None) => None,
+        _ => Some(true),
+    }
+}
+
+/// Every one must hold.
+fn all_of(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
+    let mut all = Some(true);
+    for verdict in verdicts {
+        all = both(all, verdict);
+    }
+    all
+}
+
+/// A value that may be an endpoint on a host that is not loopback over plain http, which a
+/// document may not name (see `allow_insecure_http`).
+fn may_be_plain_http(change: &Change) -> bool {
+    match change {
+        Change::Replace(value) => value.to_string().to_ascii_lowercase().contains("http:"),
+        _ => false,
+    }
+}
+
+/// The change each field ends with: a later change of a field replaces an earlier one.
+fn last_changes(changes: &[(String, Change)]) -> Vec<&(String, Change)> {
+    changes
+        .iter()
+        .enumerate()
+        .filter(|(i, (name, _))| !changes[i + 1..].iter().any(|(later, _)| later == name))
+        .map(|(_, change)| change)
+        .collect()
+}
+
+fn discovery_verdict(changes: &[(String, Change)]) -> Verdict {
+    all_of(
+        last_changes(changes)
+            .into_iter()
+            .map(|(name, change)| match name.as_str() {
+                "issuer" | "jwks_uri" => Some(false),
+                _ if may_be_plain_http(change) => None,
+                _ => Some(true),
+            }),
+    )
+}
+
+fn key_verdict(ec: bool, alg: &str, changes: &[(String, Change)]) -> Verdict {
+    let material: &[&str] = if ec {
+        &["kty", "crv", "x", "y"]
+    } else {
+        &["kty", "n", "e"]
+    };
+    all_of(last_changes(changes).into_iter().map(|(name, change)| {
+        match (name.as_str(), change) {
+            (name, _) if material.contains(&name) => Some(false),
+            ("kid", Change::Drop) => None,
+            ("kid", _) => Some(false),
+            ("use" | "alg" | "key_ops", Change::Drop) => Some(true),
+            ("use", Change::Replace(value)) => Some(value.as_str() == Some("sig")),
+            ("alg", Change::Replace(value)) => Some(value.as_str() == Some(alg)),
+            ("key_ops", Change::Replace(Value::Array(ops))) => {
+                Some(ops.iter().any(|op| op.as_str() == Some("verify")))
+            }
+            ("use" | "alg" | "key_ops", _) => Some(false),
+            // The other key type's fields and the certificate fields are not read.
+            _ => Some(true),
+        }
+    }))
+}
+
+impl KeyCase {
+    fn verdict(&self) -> Verdict {
+        let discovery = match &self.discovery {
+            Document::Real => Some(true),
+            Document::Changed(changes, _) => discovery_verdict(changes),
+            Document::Own(_) => Some(false),
+        };
+        let alg = if self.ec { "ES256" } else { "RS256" };
+        let jwks = match &self.jwks {
+            Document::Real => Some(true),
+            Document::Changed(changes, _) => key_verdict(self.ec, alg, changes),
+            Document::Own(_) => Some(false),
+        };
+        both(discovery, jwks)
+    }
+}
+
+/// A provider, its documents as it serves them, a token it signed and one signed by another
+/// key under its key's `kid`.
+struct Signer {
+    idp: MockProvider,
+    discovery: Map<String, Value>,
+    jwks: Map<String, Value>,
+    token: String,
+    forged: String,
+}
+
+impl Signer {
+    async fn start(alg: SigningAlg) -> Self {
+        let idp = MockProvider::start_with_alg(alg)
+            .await
+            .expect("a mock provider");
+        let attacker = MockProvider::start_with_alg(alg)
+            .await
+            .expect("a mock provider");
+        let get = |url: String| async move {
+            let answer = reqwest::get(&url).await.expect("the provider answers");
+            match answer.json::<Value>().await.expect("a JSON document") {
+                Value::Object(map) => map,
+                other => panic!("{url} is not an object: {other}"),
+            }
+        };
+        let discovery = get(idp.discovery_url()).await;
+        let jwks = get(idp.jwks_uri()).await;
+        let token = idp.token().audience(AUDIENCE).sign();
+        let forged = attacker
+            .token()
+            .audience(AUDIENCE)
+            .claim("iss", Value::String(idp.issuer()))
+            .kid(&idp.current_kid())
+            .sign();
+        Self {
+            idp,
+            discovery,
+            jwks,
+            token,
+            forged,
+        }
+    }
+
+    /// Serves the case's documents.
+    fn arm(&self, case: &KeyCase) {
+        match &case.discovery {
+            Document::Real => {}
+            Document::Own(own) => self.idp.set_fault(Endpoint::Discovery, own.fault()),
+            Document::Changed(changes, _) => {
+                let mut doc = self.discovery.clone();
+                apply(&mut doc, changes);
+                self.idp
+                    .set_fault(Endpoint::Discovery, Fault::Json(200, Value::Object(doc)));
+            }
+        }
+        match &case.jwks {
+            Document::Real => {}
+            Document::Own(own) => self.idp.set_fault(Endpoint::Jwks, own.fault()),
+            Document::Changed(changes, extra) => {
+                let kid = self.idp.current_kid();
+                let mut keys: Vec<Value> =
+                    self.jwks["keys"].as_array().cloned().unwrap_or_default();
+                for key in &mut keys {
+                    if key["kid"].as_str() == Some(kid.as_str())
+                        && let Value::Object(fields) = key
+                    {
+                        apply(fields, changes);
+                    }
+                }
+                keys.extend(extra.iter().cloned());
+                self.idp
+                    .set_fault(Endpoint::Jwks, Fault::Json(200, json!({ "keys": keys })));
+            }
+        }
+    }
+}
+
+struct KeyFixture {
+    runtime: tokio::runtime::Runtime,
+    rsa: Signer,
+    ec: Signer,
+}
+
+fn key_fixture() -> &'static KeyFixture {
+    static FIXTURE: OnceLock<KeyFixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let runtime = property_runtime(2);
+        let (rsa, ec) = runtime.block_on(async {
+            (
+                Signer::start(SigningAlg::RS256).await,
+                Signer::start(SigningAlg::ES256).await,
+            )
+        });
+        KeyFixture { runtime, rsa, ec }
+    })
+}
+
+/// A new instance for `signer`, with nothing fetched yet.
+fn cold(signer: &Signer) -> OidcAuth {
+    let config = OidcConfig::builder()
+        .discovery_url(signer.idp.discovery_url())
+        .client_id("test-client")
+        .audience(AUDIENCE)
+        .build()
+        .expect("a valid configuration");
+    OidcAuth::new(config)
+}
+
+/// The validation of `token`: the status of its refusal, if refused.
+async fn validate(auth: &OidcAuth, token: &str) -> Result<(), u16> {
+    let validated = tokio::time::timeout(CASE_BOUND, auth.validate(token))
+        .await
+        .unwrap_or_else(|_| panic!("no verdict within {CASE_BOUND:?}"));
+    validated.map(|_| ()).map_err(|e| e.status())
+}
+
+fn run_keys(case: &KeyCase) {
+    let f = key_fixture();
+    let signer = if case.ec { &f.ec } else { &f.rsa };
+    let (genuine, forged, forged_again) = f.runtime.block_on(async {
+        signer.arm(case);
+        // The forged token first, at a cold start and then once more after the provider's
+        // token, with whatever the instance fetched for that.
+        let auth = cold(signer);
+        let forged = validate(&auth, &signer.forged).await;
+        let genuine = validate(&auth, &signer.token).await;
+        let forged_again = validate(&auth, &signer.forged).await;
+        signer.idp.set_fault_all(Fault::None);
+        (genuine, forged, forged_again)
+    });
+    for (which, result) in [
+        ("the provider's token", genuine),
+        ("a forged token", forged),
+        ("a forged token", forged_again),
+    ] {
+        if let Err(status) = result {
+            assert!(
+                status == 401 || status == 503,
+                "{which} was refused with {status}: {case:?}"
+            );
+        }
+    }
+    assert!(
+        forged.is_err() && forged_again.is_err(),
+        "a forged token was accepted: {case:?}"
+    );
+    if let Some(vouched) = case.verdict() {
+        assert_eq!(
+            genuine.is_ok(),
+            vouched,
+            "the provider's token was {genuine:?}: {case:?}"
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(proptest_config())]
+
+    #[test]
+    fn a_token_is_accepted_exactly_when_the_provider_s_documents_vouch_for_it(case in key_case()) {
+        run_keys(&case);
+    }
 
     #[test]
     fn any_provider_answer_is_met_with_a_clean_answer_on_every_endpoint_that_asks(case in case()) {
