@@ -1015,12 +1015,16 @@ impl Broker {
             let Some(broker) = auth.broker() else {
                 return;
             };
-            let _landing = Landing {
+            let landing = Landing {
                 broker,
                 hash,
                 flight: own,
             };
             let outcome = broker.refresh_once(&auth, &token, hash).await;
+            // Out of the map before the outcome is sent: the requests already waiting receive
+            // it, and one that comes after it, a retry of a failure above all, starts a
+            // refresh of its own instead of being handed this one's answer.
+            drop(landing);
             let _ = sender.send(Some(outcome));
         });
         flight
