@@ -31,9 +31,9 @@ use oidc_auth::OidcConfigBuilder;
 use oidc_auth::store::memory::MemoryStore;
 use oidc_auth_tests::broker::{provider, serve_broker};
 use oidc_auth_tests::{
-    AUDIENCE, FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, assert_frameworks_agree,
-    browser_login, client_code_flow, flow_provider, into_reply, property_runtime, proptest_config,
-    query_param,
+    AUDIENCE, FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, assert_error_body_and_no_store,
+    assert_frameworks_agree, browser_login, client_code_flow, flow_provider, into_reply,
+    property_runtime, proptest_config, query_param,
 };
 use proptest::prelude::*;
 use reqwest::Method;
@@ -558,21 +558,12 @@ fn check(case: &Case, replies: &[(Framework, Reply)]) {
             reply.status,
             reply.raw_body
         );
-        if (400..500).contains(&reply.status) {
-            let field = |name: &str| reply.body.get(name).and_then(|v| v.as_str());
-            assert!(
-                field("error").is_some() && field("detail").is_some(),
-                "{fw:?} answered {} without the JSON error body ({:?}, {}) to {case:?}",
-                reply.status,
-                reply.content_type,
-                reply.raw_body
-            );
-        }
-        assert_eq!(
-            reply.cache_control.as_deref(),
-            Some("no-store"),
-            "{fw:?} answered {} without Cache-Control: no-store to {case:?}",
-            reply.status
+        assert_error_body_and_no_store(
+            reply,
+            &format!(
+                "{fw:?} answered {} ({}) to {case:?}",
+                reply.status, reply.raw_body
+            ),
         );
         assert!(
             !reply

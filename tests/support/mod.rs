@@ -50,6 +50,25 @@ pub fn property_runtime(workers: usize) -> tokio::runtime::Runtime {
         .expect("a Tokio runtime")
 }
 
+/// Asserts what every answer of an auth endpoint carries: the JSON error body
+/// (`detail`, `error`, `error_description`) when it is an error, and `Cache-Control:
+/// no-store` always. `context` names the answer and the case in a failure.
+pub fn assert_error_body_and_no_store(reply: &Reply, context: &str) {
+    if reply.status >= 400 {
+        let field = |name: &str| reply.body.get(name).and_then(Value::as_str);
+        assert!(
+            field("error").is_some() && field("detail").is_some(),
+            "no JSON error body ({:?}): {context}",
+            reply.content_type
+        );
+    }
+    assert_eq!(
+        reply.cache_control.as_deref(),
+        Some("no-store"),
+        "no Cache-Control: no-store: {context}"
+    );
+}
+
 /// Asserts that axum and actix-web gave `case` the same status and error code.
 pub fn assert_frameworks_agree(axum: &Reply, actix: &Reply, case: &dyn std::fmt::Debug) {
     assert_eq!(
