@@ -112,35 +112,8 @@ enum Answer {
     /// The real answer (for the device start, an answer of the real shape) with these fields
     /// changed and these added.
     Changed(Vec<(String, Change)>),
-    /// An answer of its own.
-    Own(OwnAnswer),
-}
-
-/// The faults of the mock provider that answer at once, spelled out so that a case prints
-/// them.
-#[derive(Clone, Debug)]
-enum OwnAnswer {
-    Json(u16, Value),
-    Empty(u16),
-    Status(u16),
-    RetryAfter(u16, String),
-    Html,
-    Truncated,
-    Closed,
-}
-
-impl OwnAnswer {
-    fn fault(&self) -> Fault {
-        match self {
-            OwnAnswer::Json(status, body) => Fault::Json(*status, body.clone()),
-            OwnAnswer::Empty(status) => Fault::Empty(*status),
-            OwnAnswer::Status(status) => Fault::Status(*status),
-            OwnAnswer::RetryAfter(status, value) => Fault::RetryAfter(*status, value.clone()),
-            OwnAnswer::Html => Fault::Garbage,
-            OwnAnswer::Truncated => Fault::Truncated,
-            OwnAnswer::Closed => Fault::Down,
-        }
-    }
+    /// An answer of its own: one of the mock provider's faults that answer at once.
+    Own(Fault),
 }
 
 #[derive(Clone, Debug)]
@@ -177,8 +150,7 @@ impl Case {
     }
 }
 
-/// The fields of the provider's token answer (and the device start's), and others a provider
-/// might send.
+/// The fields of the provider's token answer, and others a provider might send.
 const TOKEN_FIELDS: [&str; 9] = [
     "access_token",
     "token_type",
@@ -323,12 +295,12 @@ fn error_body() -> impl Strategy<Value = Value> {
     )
 }
 
-fn own_answer() -> impl Strategy<Value = OwnAnswer> {
+fn own_answer() -> impl Strategy<Value = Fault> {
     prop_oneof![
-        4 => (status(), error_body()).prop_map(|(s, b)| OwnAnswer::Json(s, b)),
-        2 => (status(), json_value()).prop_map(|(s, b)| OwnAnswer::Json(s, b)),
-        1 => status().prop_map(OwnAnswer::Empty),
-        1 => status().prop_map(OwnAnswer::Status),
+        4 => (status(), error_body()).prop_map(|(s, b)| Fault::Json(s, b)),
+        2 => (status(), json_value()).prop_map(|(s, b)| Fault::Json(s, b)),
+        1 => status().prop_map(Fault::Empty),
+        1 => status().prop_map(Fault::Status),
         1 => (
             status(),
             prop_oneof![
@@ -339,10 +311,10 @@ fn own_answer() -> impl Strategy<Value = OwnAnswer> {
                 plain(),
             ],
         )
-            .prop_map(|(s, v)| OwnAnswer::RetryAfter(s, v)),
-        1 => Just(OwnAnswer::Html),
-        1 => Just(OwnAnswer::Truncated),
-        1 => Just(OwnAnswer::Closed),
+            .prop_map(|(s, v)| Fault::RetryAfter(s, v)),
+        1 => Just(Fault::Garbage),
+        1 => Just(Fault::Truncated),
+        1 => Just(Fault::Down),
     ]
 }
 
@@ -443,7 +415,7 @@ fn arm(idp: &MockProvider, case: &Case, ready: &Ready) {
     }
     match &case.answer {
         Answer::Real => {}
-        Answer::Own(own) => idp.set_fault(case.stage.endpoint(), own.fault()),
+        Answer::Own(fault) => idp.set_fault(case.stage.endpoint(), fault.clone()),
         Answer::Changed(changes) => match case.stage {
             Stage::DeviceStart => {
                 let mut answer = device_answer(idp);
@@ -714,7 +686,7 @@ enum Document {
     /// The real document with these fields changed (of the provider's signing key, for the key
     /// set), and for the key set these entries added.
     Changed(Vec<(String, Change)>, Vec<Value>),
-    Own(OwnAnswer),
+    Own(Fault),
 }
 
 fn document(fields: &'static [&'static str], extra_keys: bool) -> impl Strategy<Value = Document> {
@@ -889,7 +861,7 @@ impl Signer {
     fn arm(&self, case: &KeyCase) {
         match &case.discovery {
             Document::Real => {}
-            Document::Own(own) => self.idp.set_fault(Endpoint::Discovery, own.fault()),
+            Document::Own(fault) => self.idp.set_fault(Endpoint::Discovery, fault.clone()),
             Document::Changed(changes, _) => {
                 let mut doc = self.discovery.clone();
                 apply(&mut doc, changes);
@@ -899,7 +871,7 @@ impl Signer {
         }
         match &case.jwks {
             Document::Real => {}
-            Document::Own(own) => self.idp.set_fault(Endpoint::Jwks, own.fault()),
+            Document::Own(fault) => self.idp.set_fault(Endpoint::Jwks, fault.clone()),
             Document::Changed(changes, extra) => {
                 let kid = self.idp.current_kid();
                 let mut keys: Vec<Value> =

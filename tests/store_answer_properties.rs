@@ -181,13 +181,11 @@ async fn twisted<T>(
     let Some(twist) = twist else {
         return call.await;
     };
-    if matches!(twist, Twist::Unavailable | Twist::Rejected) {
-        return Err(error(&twist).unwrap_or_else(|| StoreError::Corrupt("unreachable".into())));
-    }
-    let result = call.await?;
+    let before = matches!(twist, Twist::Unavailable | Twist::Rejected);
     match error(&twist) {
-        Some(e) => Err(e),
-        None => Ok(read(result, &twist)),
+        Some(e) if before => Err(e),
+        Some(e) => call.await.and(Err(e)),
+        None => call.await.map(|result| read(result, &twist)),
     }
 }
 
