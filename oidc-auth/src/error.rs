@@ -251,7 +251,9 @@ impl AuthError {
         }
     }
 
-    /// The default rendering of this error as a framework-neutral response.
+    /// The default rendering of this error as a framework-neutral response. It carries
+    /// `Cache-Control: no-store` and `Pragma: no-cache`, as the endpoints' other answers do
+    /// (RFC 6749 section 5.2).
     pub fn to_response(&self, realm: Option<&str>) -> ErrorResponse {
         let mut headers = Vec::new();
         if let Some(challenge) = self.www_authenticate(realm) {
@@ -261,6 +263,7 @@ impl AuthError {
             headers.push(("retry-after", secs.to_string()));
         }
         headers.push(("cache-control", "no-store".to_owned()));
+        headers.push(("pragma", "no-cache".to_owned()));
         let body = serde_json::to_vec(&self.body()).unwrap_or_default();
         ErrorResponse {
             status: self.status(),
@@ -321,6 +324,7 @@ pub struct ErrorBody {
 /// let response = AuthError::new(ErrorKind::Unavailable, "down").to_response(None);
 /// assert_eq!(response.status, 503);
 /// assert!(response.headers.iter().any(|(name, _)| *name == "retry-after"));
+/// assert!(response.headers.contains(&("pragma", "no-cache".to_owned())));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErrorResponse {

@@ -52,7 +52,7 @@ pub fn property_runtime(workers: usize) -> tokio::runtime::Runtime {
 
 /// Asserts what every answer of an auth endpoint carries: the JSON error body
 /// (`detail`, `error`, `error_description`) when it is an error, and `Cache-Control:
-/// no-store` always. `context` names the answer and the case in a failure.
+/// no-store` with `Pragma: no-cache` always. `context` names the answer and the case in a failure.
 pub fn assert_error_body_and_no_store(reply: &Reply, context: &str) {
     if reply.status >= 400 {
         let field = |name: &str| reply.body.get(name).and_then(Value::as_str);
@@ -63,9 +63,9 @@ pub fn assert_error_body_and_no_store(reply: &Reply, context: &str) {
         );
     }
     assert_eq!(
-        reply.cache_control.as_deref(),
-        Some("no-store"),
-        "no Cache-Control: no-store: {context}"
+        (reply.cache_control.as_deref(), reply.pragma.as_deref()),
+        (Some("no-store"), Some("no-cache")),
+        "no Cache-Control: no-store and Pragma: no-cache: {context}"
     );
 }
 
