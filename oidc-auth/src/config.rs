@@ -95,7 +95,7 @@ impl fmt::Debug for MaskedUrl {
 /// assert_eq!(config.leeway().as_secs(), 60);
 /// # Ok::<(), oidc_auth::ConfigError>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct OidcConfig {
     pub(crate) client_id: String,
     pub(crate) client_secret: Option<Secret>,
@@ -143,6 +143,116 @@ pub struct OidcConfig {
     pub(crate) allow_insecure_http: bool,
     /// The client for the provider and trusted peers, built from the timeouts above.
     pub(crate) http: ProviderClient,
+}
+
+/// Shown with the passwords in its URLs masked (password-like query parameters; user info is
+/// refused at build), as [`OidcConfigBuilder`] is: a configuration gets logged, and a
+/// `jwks_uri` may carry an API key.
+impl fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Every field by name, so that a field added later must be placed here too.
+        let Self {
+            client_id,
+            client_secret,
+            discovery_url,
+            scopes,
+            audience,
+            proxy,
+            claims,
+            offline_access,
+            timeout,
+            connect_timeout,
+            jwks_uri,
+            issuer,
+            expected_issuer,
+            broker_mode,
+            broker_store_url,
+            broker_audience,
+            trusted_issuers,
+            broker_jwks_path,
+            leeway,
+            algorithms,
+            token_cache_capacity,
+            token_cache_ttl,
+            discovery_ttl,
+            jwks_ttl,
+            jwks_refetch_cooldown,
+            jwks_stale_limit,
+            jwks_max_bytes,
+            jwks_max_keys,
+            max_token_bytes,
+            login_redirect_uris,
+            logout_redirect_uris,
+            access_token_lifetime,
+            refresh_token_lifetime,
+            broker_signing_algorithm,
+            key_rotation_period,
+            encryption_key,
+            previous_encryption_keys,
+            device_session_lifetime,
+            exchange_clients,
+            exchange_audiences,
+            state_key,
+            realm,
+            string_claims_as_lists,
+            allow_insecure_http,
+            http,
+        } = self;
+        let masked = |url: &Url| MaskedUrl(url.to_string());
+        f.debug_struct("OidcConfig")
+            .field("client_id", client_id)
+            .field("client_secret", client_secret)
+            .field("discovery_url", &masked(discovery_url))
+            .field("scopes", scopes)
+            .field("audience", audience)
+            .field("proxy", &proxy.as_ref().map(masked))
+            .field("claims", claims)
+            .field("offline_access", offline_access)
+            .field("timeout", timeout)
+            .field("connect_timeout", connect_timeout)
+            .field("jwks_uri", &jwks_uri.as_ref().map(masked))
+            .field("issuer", issuer)
+            .field("expected_issuer", expected_issuer)
+            .field("broker_mode", broker_mode)
+            .field("broker_store_url", broker_store_url)
+            .field("broker_audience", broker_audience)
+            .field("trusted_issuers", trusted_issuers)
+            .field("broker_jwks_path", broker_jwks_path)
+            .field("leeway", leeway)
+            .field("algorithms", algorithms)
+            .field("token_cache_capacity", token_cache_capacity)
+            .field("token_cache_ttl", token_cache_ttl)
+            .field("discovery_ttl", discovery_ttl)
+            .field("jwks_ttl", jwks_ttl)
+            .field("jwks_refetch_cooldown", jwks_refetch_cooldown)
+            .field("jwks_stale_limit", jwks_stale_limit)
+            .field("jwks_max_bytes", jwks_max_bytes)
+            .field("jwks_max_keys", jwks_max_keys)
+            .field("max_token_bytes", max_token_bytes)
+            .field(
+                "login_redirect_uris",
+                &login_redirect_uris.iter().map(masked).collect::<Vec<_>>(),
+            )
+            .field(
+                "logout_redirect_uris",
+                &logout_redirect_uris.iter().map(masked).collect::<Vec<_>>(),
+            )
+            .field("access_token_lifetime", access_token_lifetime)
+            .field("refresh_token_lifetime", refresh_token_lifetime)
+            .field("broker_signing_algorithm", broker_signing_algorithm)
+            .field("key_rotation_period", key_rotation_period)
+            .field("encryption_key", encryption_key)
+            .field("previous_encryption_keys", previous_encryption_keys)
+            .field("device_session_lifetime", device_session_lifetime)
+            .field("exchange_clients", exchange_clients)
+            .field("exchange_audiences", exchange_audiences)
+            .field("state_key", state_key)
+            .field("realm", realm)
+            .field("string_claims_as_lists", string_claims_as_lists)
+            .field("allow_insecure_http", allow_insecure_http)
+            .field("http", http)
+            .finish()
+    }
 }
 
 impl OidcConfig {
@@ -419,7 +529,7 @@ impl OidcConfig {
     /// # Ok::<(), oidc_auth::ConfigError>(())
     /// ```
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_vars(|name| env_value(name, std::env::var(name)))
     }
 
     /// Like [`from_env`](Self::from_env), reading variables through `lookup`.
@@ -435,6 +545,14 @@ impl OidcConfig {
     /// # Ok::<(), oidc_auth::ConfigError>(())
     /// ```
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::from_vars(|name| Ok(lookup(name)))
+    }
+
+    /// [`from_lookup`](Self::from_lookup) over a lookup that may itself fail, as reading the
+    /// environment does for a value that is not UTF-8.
+    fn from_vars(
+        lookup: impl Fn(&str) -> Result<Option<String>, ConfigError>,
+    ) -> Result<Self, ConfigError> {
         // Every value is trimmed here, once: a secret file or a here-doc leaves a trailing
         // newline, which would otherwise make a secret fail with `invalid_client`, a token fail
         // its audience check, a scope fail validation or a SQLite store open a file whose name
@@ -442,7 +560,7 @@ impl OidcConfig {
         // rather than read as unset: an empty OIDC_AUDIENCE would turn the audience check off,
         // an empty OIDC_CLIENT_SECRET would make a confidential client public, and an empty
         // OIDC_BROKER_ENCRYPTION_KEY would store signing keys unencrypted, all silently.
-        let get = |name: &str| match lookup(name) {
+        let get = |name: &str| match lookup(name)? {
             None => Ok(None),
             Some(v) if v.trim().is_empty() => Err(ConfigError::new(
                 option_set_by(name),
@@ -689,6 +807,24 @@ fn option_set_by(name: &str) -> &'static str {
         .map_or("environment", |(_, option)| option)
 }
 
+/// The value of the environment variable `name` as [`OidcConfig::from_env`] reads it: unset is
+/// `None`, and a value that is not UTF-8 is an error naming the variable (not its value, which
+/// may be a secret). Read as unset, it would leave the option at its default: an unreadable
+/// `OIDC_AUDIENCE` would turn the audience check off.
+fn env_value(
+    name: &str,
+    value: Result<String, std::env::VarError>,
+) -> Result<Option<String>, ConfigError> {
+    match value {
+        Ok(value) => Ok(Some(value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::new(
+            option_set_by(name),
+            format!("{name} is not valid UTF-8; give it a UTF-8 value or unset it"),
+        )),
+    }
+}
+
 fn parse_secs(option: &'static str, var: &str, value: &str) -> Result<u64, ConfigError> {
     value
         .parse()
@@ -837,7 +973,8 @@ macro_rules! setters {
 setters! {
     /// The OAuth client id (required).
     client_id(value: impl Into<String>) => |b: &mut Self, v: _| b.client_id = Some(Into::<String>::into(v));
-    /// The client secret of a confidential client.
+    /// The client secret of a confidential client, as issued: one with surrounding whitespace
+    /// (a secret file read as it is) is refused by `build`.
     client_secret(value: impl Into<String>) => |b: &mut Self, v: _| b.client_secret = Some(Secret::new(v));
     /// The provider's discovery URL (required). It implies the expected issuer when it is the
     /// issuer followed by `/.well-known/openid-configuration` or
@@ -874,9 +1011,11 @@ setters! {
     /// Store URL for broker mode (`sqlite://`, `postgres://`, `mysql://`, ...).
     broker_store_url(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_store_url = Some(MaskedUrl(Into::<String>::into(v)));
     /// Audience of broker-minted tokens, and of trusted peers' tokens (required in broker mode;
-    /// with [`trusted_issuers`](Self::trusted_issuers) it or [`audience`](Self::audience) is).
+    /// with [`trusted_issuers`](Self::trusted_issuers) it or [`audience`](Self::audience) is;
+    /// refused with neither, which would leave it unread).
     broker_audience(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_audience = Some(Into::<String>::into(v));
-    /// Path of a peer's broker JWKS, relative to its issuer URL.
+    /// Path of a peer's broker JWKS, relative to its issuer URL (refused when set without
+    /// [`trusted_issuers`](Self::trusted_issuers), which would leave it unread).
     broker_jwks_path(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_jwks_path = Into::<String>::into(v);
     /// Clock leeway for `exp`, `nbf` and `iat` (default 60 s, at most 300 s).
     leeway(value: Duration) => |b: &mut Self, v| b.leeway = v;
@@ -1302,6 +1441,25 @@ impl OidcConfigBuilder {
                      OIDC_BROKER_MODE=true) or remove this setting",
                 ));
             }
+            // Outside broker mode it is the audience of trusted peers' tokens only.
+            if self.broker_audience.is_some() && self.trusted_issuers.is_empty() {
+                return Err(ConfigError::new(
+                    "broker_audience",
+                    "is used only in broker mode or with trusted_issuers, and neither is set: \
+                     turn broker mode on (`broker_mode`, OIDC_BROKER_MODE=true), name the peers \
+                     (`trusted_issuers`, OIDC_TRUSTED_ISSUERS) or remove this setting",
+                ));
+            }
+        }
+        // Where trusted peers publish their keys; nothing else reads it, in broker mode either.
+        if self.trusted_issuers.is_empty()
+            && self.broker_jwks_path != OidcConfigBuilder::default().broker_jwks_path
+        {
+            return Err(ConfigError::new(
+                "broker_jwks_path",
+                "is where trusted peers publish their keys, and no trusted_issuers are set: name \
+                 the peers (`trusted_issuers`, OIDC_TRUSTED_ISSUERS) or remove this setting",
+            ));
         }
         if let Some(url) = &self.broker_store_url {
             crate::store::check_url(&url.0).map_err(|e| {
@@ -1463,6 +1621,31 @@ impl OidcConfigBuilder {
                 "is empty; leave it unset for a public client",
             ));
         }
+        // A secret read from a file keeps the file's newline: every code exchange would fail
+        // with `invalid_client`, and the at-rest key derived from the client secret would change
+        // once the secret is corrected. Refused as the compared options are, without the value.
+        let padded = |value: &str| value.trim() != value;
+        if self
+            .client_secret
+            .as_ref()
+            .is_some_and(|secret| padded(secret.expose()))
+        {
+            return Err(ConfigError::new(
+                "client_secret",
+                "has leading or trailing whitespace (a secret file's newline?); remove it",
+            ));
+        }
+        if self
+            .exchange_clients
+            .iter()
+            .any(|(id, secret)| padded(id) || padded(secret.expose()))
+        {
+            return Err(ConfigError::new(
+                "exchange_client",
+                "an id or secret has leading or trailing whitespace, so a client sending it as \
+                 issued would never match; remove it",
+            ));
+        }
         if self
             .realm
             .as_deref()
@@ -1582,17 +1765,19 @@ fn parse_endpoint_url(
             "has user info (`user:password@`); give credentials another way",
         ));
     }
+    // Shown with password-like query parameters masked: an error gets logged.
+    let shown = crate::store::without_password(url.to_string(), url.as_str());
     if url.fragment().is_some() {
         return Err(ConfigError::new(
             option,
-            format!("`{url}` has a fragment, which is never sent; leave it out"),
+            format!("`{shown}` has a fragment, which is never sent; leave it out"),
         ));
     }
     if is_insecure_http(&url) && !allow_insecure_http {
         return Err(ConfigError::new(
             option,
             format!(
-                "`{url}` is plain http on a host that is not loopback: keys or tokens could be \
+                "`{shown}` is plain http on a host that is not loopback: keys or tokens could be \
                  read or replaced on the way; use https, or allow_insecure_http \
                  (OIDC_ALLOW_INSECURE_HTTP=true) for a network no one else can reach"
             ),
@@ -2408,6 +2593,169 @@ mod tests {
         );
     }
 
+    /// The built configuration is shown as the builder is: a key in the query of `jwks_uri`
+    /// or the discovery URL is masked, in its `Debug` and in the error that refuses it.
+    #[test]
+    fn config_debug_and_url_errors_mask_passwords_in_urls() {
+        let config = OidcConfig::builder()
+            .discovery_url("https://idp.example/.well-known/openid-configuration?key=disc-s3cret")
+            .jwks_uri("https://idp.example/keys?api_key=jwks-s3cret")
+            .issuer("https://idp.example")
+            .login_redirect_uris(["https://app.example/cb?token=redir-s3cret".to_owned()])
+            .client_id("app")
+            .build()
+            .unwrap_or_else(|e| panic!("a valid configuration: {e}"));
+        let shown = format!("{config:?}");
+        for secret in ["disc-s3cret", "jwks-s3cret", "redir-s3cret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("idp.example/keys") && shown.contains("client_id: \"app\""),
+            "{shown}"
+        );
+        for (url, option) in [
+            ("http://idp.example/keys?api_key=jwks-s3cret", "jwks_uri"),
+            ("https://idp.example/keys?api_key=jwks-s3cret#x", "jwks_uri"),
+        ] {
+            let error = OidcConfig::builder()
+                .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .jwks_uri(url)
+                .client_id("app")
+                .build()
+                .err()
+                .unwrap_or_else(|| panic!("{url} was accepted"));
+            assert_eq!(error.option(), option);
+            assert!(
+                !error.to_string().contains("jwks-s3cret") && error.to_string().contains("***"),
+                "{error}"
+            );
+        }
+    }
+
+    /// A secret with surrounding whitespace (a secret file's newline) is refused without being
+    /// shown: the provider would refuse it, and the at-rest key derived from it would change
+    /// once it is corrected. The same for an exchange client's id or secret.
+    #[test]
+    fn a_secret_with_surrounding_whitespace_is_refused() {
+        let base = || {
+            OidcConfig::builder()
+                .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .client_id("app")
+        };
+        let broker = || base().broker_mode(true).broker_audience("services");
+        let cases = [
+            (base().client_secret("s3cret\n"), "client_secret"),
+            (base().client_secret(" s3cret"), "client_secret"),
+            (
+                broker().exchange_client("svc", "s3cret "),
+                "exchange_client",
+            ),
+            (
+                broker().exchange_client("svc\t", "s3cret"),
+                "exchange_client",
+            ),
+        ];
+        for (builder, option) in cases {
+            let error = builder
+                .build()
+                .err()
+                .unwrap_or_else(|| panic!("{option} with whitespace was accepted"));
+            assert_eq!(error.option(), option, "{error}");
+            assert!(!error.to_string().contains("s3cret"), "{error}");
+        }
+        assert!(base().client_secret("s3cret").build().is_ok());
+    }
+
+    /// `broker_audience` outside broker mode describes trusted peers' tokens, and
+    /// `broker_jwks_path` where peers publish their keys: set without trusted issuers, each
+    /// would be ignored, so the configuration is refused and names it.
+    #[test]
+    fn peer_options_without_peers_are_refused() {
+        let base = || {
+            OidcConfig::builder()
+                .discovery_url("https://idp.example/.well-known/openid-configuration")
+                .client_id("app")
+        };
+        let cases = [
+            (base().broker_audience("services"), "broker_audience"),
+            (base().broker_jwks_path("/keys"), "broker_jwks_path"),
+            (
+                base()
+                    .broker_mode(true)
+                    .broker_audience("services")
+                    .broker_jwks_path("/keys"),
+                "broker_jwks_path",
+            ),
+        ];
+        for (builder, option) in cases {
+            match builder.build() {
+                Ok(_) => panic!("{option} without trusted issuers was accepted"),
+                Err(e) => {
+                    assert_eq!(e.option(), option, "{e}");
+                    assert!(e.message().contains("trusted_issuers"), "{e}");
+                }
+            }
+        }
+        let vars = [BASE[0], BASE[1], ("OIDC_BROKER_AUDIENCE", "services")];
+        let refused = OidcConfig::from_lookup(lookup(&vars)).err();
+        assert_eq!(refused.map(|e| e.option()), Some("broker_audience"));
+        // With peers named, both are read.
+        let peers = || base().trusted_issuers(["https://peer.example".to_owned()]);
+        let config = peers()
+            .broker_audience("services")
+            .broker_jwks_path("/keys")
+            .build()
+            .unwrap_or_else(|e| panic!("a valid configuration: {e}"));
+        assert_eq!(config.broker_jwks_path(), "/keys");
+        assert!(
+            base()
+                .broker_mode(true)
+                .broker_audience("services")
+                .build()
+                .is_ok()
+        );
+    }
+
+    /// A variable set to bytes that are not UTF-8 is an error naming it, never read as unset
+    /// (an unreadable `OIDC_AUDIENCE` would turn the audience check off), and the value is not
+    /// shown.
+    #[cfg(unix)]
+    #[test]
+    fn a_variable_that_is_not_utf8_is_refused() {
+        use std::os::unix::ffi::OsStringExt as _;
+        let unreadable = || {
+            Err(std::env::VarError::NotUnicode(
+                std::ffi::OsString::from_vec(b"\xffs3cret".to_vec()),
+            ))
+        };
+        for (name, option) in [
+            ("OIDC_AUDIENCE", "audience"),
+            ("OIDC_CLIENT_SECRET", "client_secret"),
+            ("OIDC_BROKER_ENCRYPTION_KEY", "encryption_key"),
+        ] {
+            let error = OidcConfig::from_vars(|variable| {
+                if variable == name {
+                    env_value(variable, unreadable())
+                } else {
+                    Ok(lookup(&BASE)(variable))
+                }
+            })
+            .err()
+            .unwrap_or_else(|| panic!("{name} not UTF-8 was accepted"));
+            assert_eq!(error.option(), option, "{error}");
+            assert!(error.message().contains(name), "{error}");
+            assert!(!error.message().contains("s3cret"), "{error}");
+        }
+        assert_eq!(
+            env_value("OIDC_AUDIENCE", Err(std::env::VarError::NotPresent)).ok(),
+            Some(None)
+        );
+        assert_eq!(
+            env_value("OIDC_AUDIENCE", Ok("api".to_owned())).ok(),
+            Some(Some("api".to_owned()))
+        );
+    }
+
     /// An empty client secret is a configuration error, not a secret anyone can send.
     #[test]
     fn an_empty_client_secret_is_refused() {
@@ -2473,6 +2821,7 @@ mod tests {
                 " sqlite:///var/lib/app/broker.sqlite3\n",
             ),
             ("OIDC_BROKER_JWKS_PATH", " /jwks.json\n"),
+            ("OIDC_TRUSTED_ISSUERS", " https://peer.example\n"),
             ("OIDC_BROKER_MODE", " true\n"),
             ("OIDC_BROKER_AUDIENCE", "services"),
         ]);
@@ -2773,7 +3122,11 @@ mod tests {
             ),
             (&[("OIDC_TRUSTED_ISSUERS", "not a url")], "trusted_issuers"),
             (
-                &[("OIDC_BROKER_JWKS_PATH", "jwks.json")],
+                &[
+                    ("OIDC_BROKER_JWKS_PATH", "jwks.json"),
+                    ("OIDC_TRUSTED_ISSUERS", "https://peer.example"),
+                    ("OIDC_AUDIENCE", "api"),
+                ],
                 "broker_jwks_path",
             ),
             (
