@@ -482,6 +482,18 @@ pub async fn refresh_rotation_and_reuse(store: &dyn Store) {
         "{CASE}: the successor must inherit family, session_id and expires_at"
     );
 
+    // The spent first token presented again with the successor its rotation stored, as a
+    // broker's retry asks for (the successor is derived from the token): spent, carrying its
+    // record, and not refused as a conflict of hashes, or reuse would go unnoticed.
+    assert_eq!(
+        ok(
+            CASE,
+            "rotate_refresh",
+            store.rotate_refresh(&first.hash, &second, now + 2).await
+        ),
+        RotateOutcome::Spent(first.clone()),
+        "{CASE}: a spent token presented again with its own successor must be spent"
+    );
     // The spent first token presented again: spent, carrying its record, and nothing changes.
     let after_reuse = hash();
     assert_eq!(

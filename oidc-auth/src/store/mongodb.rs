@@ -354,7 +354,8 @@ impl MongoStore {
         Ok(())
     }
 
-    /// [`Store::rotate_refresh`] without a transaction: check the successor is free, spend the
+    /// [`Store::rotate_refresh`] without a transaction: read the old token (a spent, revoked,
+    /// expired or unknown one is answered from that), check the successor is free, spend the
     /// old token conditionally, store the successor. Should the deadline cut this off between
     /// the spend and the insert (and the undo fail too), the old token stays spent without a
     /// successor. Presented again before any answer was marked, it is answered with that
@@ -368,18 +369,39 @@ impl MongoStore {
         now: i64,
     ) -> Result<RotateOutcome, StoreError> {
         let tokens = self.collection(REFRESH_TOKENS);
-        // A successor that collides is refused before the old token changes.
-        let taken = tokens
-            .find_one(doc! { "_id": binary(new) })
-            .projection(doc! { "_id": 1 })
-            .await
-            .map_err(|e| map_error(&e))?;
-        if taken.is_some() {
-            return Err(StoreError::Rejected(
-                "the new refresh token conflicts with a stored one".into(),
-            ));
-        }
         for _ in 0..ATTEMPTS {
+            // The old token's state first, as the other backends read it: a client retrying a
+            // refresh presents the same token, the broker asks for the same successor, and that
+            // successor is stored by now. The token must still be answered as spent (with its
+            // record, so the broker can tell a retry from reuse), not refused as a conflict.
+            let Some(document) = tokens
+                .find_one(doc! { "_id": binary(old) })
+                .await
+                .map_err(|e| map_error(&e))?
+            else {
+                return Ok(RotateOutcome::NotFound);
+            };
+            let record = RefreshRecord {
+                hash: *old,
+                ..refresh_from_document(&document)?
+            };
+            if get_bool(&document, "revoked")? || record.expires_at <= now {
+                return Ok(RotateOutcome::NotFound);
+            }
+            if get_bool(&document, "spent")? {
+                return Ok(RotateOutcome::Spent(record));
+            }
+            // A successor that collides is refused before the old token changes.
+            let taken = tokens
+                .find_one(doc! { "_id": binary(new) })
+                .projection(doc! { "_id": 1 })
+                .await
+                .map_err(|e| map_error(&e))?;
+            if taken.is_some() {
+                return Err(StoreError::Rejected(
+                    "the new refresh token conflicts with a stored one".into(),
+                ));
+            }
             // Only a live token matches, and a document is updated by one writer at a time: of
             // concurrent rotations exactly one gets the token back.
             let live = tokens
@@ -397,60 +419,43 @@ impl MongoStore {
                 )
                 .await
                 .map_err(|e| map_error(&e))?;
-            if let Some(document) = live {
-                let spent = RefreshRecord {
-                    hash: *old,
-                    ..refresh_from_document(&document)?
-                };
-                let successor = RefreshRecord {
-                    hash: *new,
-                    ..spent.clone()
-                };
-                if let Err(error) = tokens.insert_one(refresh_document(&successor)).await {
-                    // Undo the spend so the client may present the old token again. Should
-                    // this fail too, presenting it again is reuse: the family goes, which is
-                    // the safe side.
-                    let _ = tokens
-                        .update_one(
-                            doc! { "_id": binary(old), "spent": true },
-                            doc! { "$set": { "spent": false, "expires_at": spent.expires_at } },
-                        )
-                        .await;
-                    return Err(map_error(&error));
-                }
-                // A concurrent revocation of the family (reuse found elsewhere) may have run
-                // before the successor was inserted and missed it: if the old token is revoked
-                // by now, the family is revoked again, successor included.
-                let revoked = tokens
-                    .find_one(doc! { "_id": binary(old), "revoked": true })
-                    .projection(doc! { "_id": 1 })
-                    .await
-                    .map_err(|e| map_error(&e))?;
-                if revoked.is_some() {
-                    revoke(&tokens, &spent.family).await?;
-                }
-                return Ok(RotateOutcome::Rotated(spent));
-            }
-            let Some(document) = tokens
-                .find_one(doc! { "_id": binary(old) })
-                .await
-                .map_err(|e| map_error(&e))?
-            else {
-                return Ok(RotateOutcome::NotFound);
+            let Some(document) = live else {
+                // A concurrent rotation or revocation changed it since it was read: the next
+                // pass reads what that left (every loser of a race is told it was spent).
+                continue;
             };
-            let record = RefreshRecord {
+            let spent = RefreshRecord {
                 hash: *old,
                 ..refresh_from_document(&document)?
             };
-            if get_bool(&document, "revoked")? || record.expires_at <= now {
-                return Ok(RotateOutcome::NotFound);
+            let successor = RefreshRecord {
+                hash: *new,
+                ..spent.clone()
+            };
+            if let Err(error) = tokens.insert_one(refresh_document(&successor)).await {
+                // Undo the spend so the client may present the old token again. Should this
+                // fail too, presenting it again is reuse: the family goes, which is the safe
+                // side.
+                let _ = tokens
+                    .update_one(
+                        doc! { "_id": binary(old), "spent": true },
+                        doc! { "$set": { "spent": false, "expires_at": spent.expires_at } },
+                    )
+                    .await;
+                return Err(map_error(&error));
             }
-            // Every loser of a race of concurrent rotations is told the token was spent.
-            if get_bool(&document, "spent")? {
-                return Ok(RotateOutcome::Spent(record));
+            // A concurrent revocation of the family (reuse found elsewhere) may have run before
+            // the successor was inserted and missed it: if the old token is revoked by now, the
+            // family is revoked again, successor included.
+            let revoked = tokens
+                .find_one(doc! { "_id": binary(old), "revoked": true })
+                .projection(doc! { "_id": 1 })
+                .await
+                .map_err(|e| map_error(&e))?;
+            if revoked.is_some() {
+                revoke(&tokens, &spent.family).await?;
             }
-            // Live after all: a concurrent rotation spent it, failed to store its successor
-            // and undid the spend. Try again.
+            return Ok(RotateOutcome::Rotated(spent));
         }
         Err(StoreError::Unavailable(
             "the refresh token kept changing during its rotation".into(),
