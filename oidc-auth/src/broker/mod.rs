@@ -937,7 +937,10 @@ impl Broker {
         let hash = sha256(token.as_bytes());
         let mut flight = {
             let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
-            match flights.get(&hash) {
+            // A flight whose task is gone without landing it (dropped unrun when its runtime
+            // shut down) has a closed channel: it would answer every later request 503 at once,
+            // so it is replaced. A live task holds the sender; one that ended has landed.
+            match flights.get(&hash).filter(|f| f.has_changed().is_ok()) {
                 Some(flight) => flight.clone(),
                 None => {
                     let flight =
@@ -1864,6 +1867,55 @@ mod tests {
             Some("invalid_grant")
         );
         assert!(broker.revoke(&auth, made_up).await.is_ok());
+    }
+
+    /// A refresh whose task never ran (its request was dropped and its runtime shut down
+    /// before the task was polled, as when an actix-web worker stops) leaves its flight in the
+    /// map with no one to land it. The next refresh of that token starts its own instead of
+    /// being answered 503 by the dead one, for as long as the process lives.
+    #[test]
+    fn a_refresh_whose_task_never_ran_does_not_answer_for_later_ones() {
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap_or_else(|e| panic!("a runtime: {e}"))
+        };
+        let auth = OidcAuth::builder(test_config())
+            .store(Arc::new(crate::store::memory::MemoryStore::new()))
+            .build();
+        let Some(broker) = auth.broker() else {
+            panic!("broker mode");
+        };
+        // A token as this server makes them, of a session the store does not know: its refresh
+        // runs, and answers 400.
+        let made_up = Broker::bind(
+            &"s".repeat(SESSION_ID_LEN),
+            &"r".repeat(REFRESH_RANDOM_LEN),
+            &broker.token_keys,
+        );
+        let first = runtime();
+        first.block_on(async {
+            let mut refresh = std::pin::pin!(broker.refresh(&auth, &made_up));
+            let pending = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(refresh.as_mut().poll(cx).is_pending())
+            })
+            .await;
+            assert!(pending, "the refresh waits for its task");
+        });
+        drop(first);
+        let stale = broker.flights.lock().map(|f| f.len()).unwrap_or_default();
+        assert_eq!(stale, 1, "the dead flight is still in the map");
+        for _ in 0..2 {
+            let answer = runtime().block_on(broker.refresh(&auth, &made_up)).err();
+            assert_eq!(
+                answer.map(|e| (e.status(), e.code().map(str::to_owned))),
+                Some((400, Some("invalid_grant".to_owned()))),
+                "the refresh ran"
+            );
+        }
+        let left = broker.flights.lock().map(|f| f.len()).unwrap_or_default();
+        assert_eq!(left, 0, "every flight landed");
     }
 
     #[test]
