@@ -54,6 +54,8 @@ struct Inner {
     /// Refreshes of provider refresh tokens under way (without broker mode), by the SHA-256 of
     /// the token: one provider call for all the requests presenting the same token meanwhile.
     refreshes: crate::flow::RefreshFlights,
+    /// Places for provider calls detached from their requests.
+    detached_calls: crate::flow::DetachedCalls,
 }
 
 impl std::fmt::Debug for OidcAuth {
@@ -154,6 +156,7 @@ impl OidcAuthBuilder {
             renderer_warned: AtomicBool::new(false),
             outage_warned_at: std::array::from_fn(|_| AtomicI64::new(i64::MIN)),
             refreshes: crate::flow::RefreshFlights::default(),
+            detached_calls: crate::flow::DetachedCalls::default(),
             sealer: Sealer::new(state_key),
         }))
     }
@@ -186,6 +189,10 @@ impl OidcAuth {
 
     pub(crate) fn refreshes(&self) -> &crate::flow::RefreshFlights {
         &self.0.refreshes
+    }
+
+    pub(crate) fn detached_calls(&self) -> &crate::flow::DetachedCalls {
+        &self.0.detached_calls
     }
 
     pub(crate) fn sealer(&self) -> &Sealer {

@@ -334,6 +334,31 @@ pub(crate) struct RefreshFlights(
     std::sync::Mutex<HashMap<[u8; 32], tokio::sync::watch::Receiver<RefreshAnswer>>>,
 );
 
+/// Provider calls running detached from their requests at most (grants, refreshes without
+/// broker mode, background revocations): a client that sends and goes away in a loop cannot
+/// pile up tasks, each holding its form, faster than the provider answers them. Past it a
+/// request is answered 503 and a background revocation is skipped (and logged).
+const MAX_DETACHED_CALLS: usize = 1024;
+
+/// The permits of [`MAX_DETACHED_CALLS`].
+pub(crate) struct DetachedCalls(Arc<tokio::sync::Semaphore>);
+
+impl Default for DetachedCalls {
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(MAX_DETACHED_CALLS)))
+    }
+}
+
+impl DetachedCalls {
+    /// A place for one detached call; 503 at once when all are taken.
+    fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AuthError> {
+        Arc::clone(&self.0).try_acquire_owned().map_err(|_| {
+            AuthError::unavailable("too many requests to the identity provider are under way")
+                .with_retry_after(1)
+        })
+    }
+}
+
 /// Takes a refresh flight out of the map when its task ends, however it ends (answered, or
 /// dropped with its runtime, or a panic), so that no request meets a flight that will never
 /// answer; and only its own flight, not a newer one under the same token.
@@ -372,8 +397,15 @@ impl OidcAuth {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        let Ok(permit) = self.detached_calls().permit() else {
+            tracing::warn!(
+                "a refresh token no one holds is not revoked at the provider: too many provider calls are under way"
+            );
+            return;
+        };
         let auth = self.clone();
         handle.spawn(async move {
+            let _permit = permit;
             if let Err(e) = auth
                 .provider_revoke(token, Some("refresh_token".to_owned()))
                 .await
@@ -399,9 +431,11 @@ impl OidcAuth {
             let answer = self.provider_token(form).await?;
             return Ok(Granted::new(answer, revoker));
         };
+        let permit = self.detached_calls().permit()?;
         let (answered, answer) = tokio::sync::oneshot::channel();
         let auth = self.clone();
         let asked = async move {
+            let _permit = permit;
             let granted = auth
                 .provider_token(form)
                 .await
@@ -443,21 +477,23 @@ impl OidcAuth {
             match flights.get(&hash) {
                 Some(flight) => (flight.clone(), None),
                 None => {
+                    let permit = self.detached_calls().permit()?;
                     let (sender, flight) = tokio::sync::watch::channel(None);
                     flights.insert(hash, flight.clone());
-                    (flight, Some(sender))
+                    (flight, Some((sender, permit)))
                 }
             }
         };
         // Spawned once the map is unlocked: a task dropped at once (its runtime shutting down)
         // takes its flight out of the map as it goes.
-        if let Some(sender) = started {
+        if let Some((sender, permit)) = started {
             let landing = Landing {
                 auth: self.clone(),
                 hash,
                 own: flight.clone(),
             };
             let asked = async move {
+                let _permit = permit;
                 let answer = landing.auth.provider_token(form(token)).await.map(Arc::new);
                 // Landed before the answer is out: whoever comes after it asks anew.
                 drop(landing);
@@ -743,6 +779,75 @@ mod tests {
         assert_eq!(auth.refreshes().lock().len(), 1, "under way");
         drop(doomed);
         assert!(auth.refreshes().lock().is_empty(), "left the map");
+    }
+
+    /// Provider calls run detached from their requests take a place each, and past
+    /// [`MAX_DETACHED_CALLS`] none is started: a grant or a new refresh is 503 at once with
+    /// nothing sent and no flight left behind, and a background revocation is skipped. With
+    /// places back, they reach the provider again.
+    #[cfg(feature = "testing")]
+    #[tokio::test]
+    async fn provider_calls_detached_from_their_requests_are_bounded() {
+        use crate::testing::{Endpoint, MockProvider};
+        let idp = MockProvider::start()
+            .await
+            .unwrap_or_else(|e| panic!("provider: {e}"));
+        let config = crate::OidcConfig::builder()
+            .discovery_url(idp.discovery_url())
+            .client_id("app")
+            .build()
+            .unwrap_or_else(|e| panic!("config: {e}"));
+        let auth = OidcAuth::new(config);
+        let grant = || {
+            vec![
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:device_code".to_owned(),
+                ),
+                ("device_code", "unknown".to_owned()),
+            ]
+        };
+        let taken: Vec<_> = (0..MAX_DETACHED_CALLS)
+            .map_while(|_| auth.detached_calls().permit().ok())
+            .collect();
+        assert_eq!(taken.len(), MAX_DETACHED_CALLS);
+
+        let refused = auth.shared_refresh("r1".to_owned()).await.err();
+        assert_eq!(refused.map(|e| e.status()), Some(503));
+        assert!(auth.refreshes().lock().is_empty(), "no flight left behind");
+        let refused = auth.provider_grant_answer(grant()).await.err();
+        assert_eq!(refused.map(|e| e.status()), Some(503));
+        auth.revoke_refresh_in_background("r2".to_owned());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(idp.hits(Endpoint::Token), 0);
+        assert_eq!(idp.hits(Endpoint::Revocation), 0);
+
+        drop(taken);
+        let answered = auth.shared_refresh("r1".to_owned()).await.err();
+        assert_eq!(
+            answered.map(|e| e.status()),
+            Some(400),
+            "the provider's answer"
+        );
+        let answered = auth.provider_grant_answer(grant()).await.err();
+        assert_eq!(
+            answered.map(|e| e.status()),
+            Some(400),
+            "the provider's answer"
+        );
+        assert_eq!(idp.hits(Endpoint::Token), 2);
+        auth.revoke_refresh_in_background("r2".to_owned());
+        let settled = || {
+            idp.hits(Endpoint::Revocation) == 1
+                && auth.detached_calls().0.available_permits() == MAX_DETACHED_CALLS
+        };
+        for _ in 0..250 {
+            if settled() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(settled(), "revoked, and every place is back");
     }
 
     #[cfg(any(feature = "axum", feature = "actix-web"))]
