@@ -32,6 +32,7 @@ mod keys;
 mod peers;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -95,12 +96,45 @@ const PURGE_EVERY: i64 = 3600;
 /// How soon a purge that failed is tried again, in seconds.
 const PURGE_RETRY: i64 = 60;
 
+/// When a store outage and a store inconsistency were last logged at WARN and ERROR (unix
+/// seconds), for the whole process: a store that is down fails every request that reaches it,
+/// some of them (a login's callback, a key fetch before the first connection) without any
+/// credential, and one line per request would flood the log. The others within
+/// [`STORE_LOG_INTERVAL_SECS`] go to DEBUG.
+static STORE_LOGGED_AT: [AtomicI64; 2] = [AtomicI64::new(i64::MIN), AtomicI64::new(i64::MIN)];
+
+/// The shortest time between two warnings (or errors) of one kind of store failure.
+const STORE_LOG_INTERVAL_SECS: i64 = 10;
+
+/// Whether a failure may be logged at its full level now, `last` holding when one last was.
+fn log_due(last: &AtomicI64, now: i64) -> bool {
+    let was = last.load(Ordering::Relaxed);
+    (now < was || was.saturating_add(STORE_LOG_INTERVAL_SECS) <= now)
+        && last
+            .compare_exchange(was, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+}
+
 /// A store failure as the client sees it: 503 for an outage (the caller may retry), 400 for
-/// input the store refuses. The cause goes to the log only.
+/// input the store refuses. The cause goes to the log only: an outage as a warning and an
+/// inconsistency as an error, each at most once per [`STORE_LOG_INTERVAL_SECS`] (the others at
+/// DEBUG).
 pub(crate) fn store_error(e: StoreError) -> AuthError {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    store_error_logged(e, &STORE_LOGGED_AT, now)
+}
+
+/// [`store_error`] with the times of the last logs and the time now given.
+fn store_error_logged(e: StoreError, logged_at: &[AtomicI64; 2], now: i64) -> AuthError {
     match e {
         StoreError::Unavailable(reason) => {
-            tracing::warn!(%reason, "the broker store is unavailable");
+            if log_due(&logged_at[0], now) {
+                tracing::warn!(%reason, "the broker store is unavailable (more failures within 10 s are logged at DEBUG)");
+            } else {
+                tracing::debug!(%reason, "the broker store is unavailable");
+            }
             AuthError::unavailable("the session store is unavailable").with_retry_after(5)
         }
         StoreError::Rejected(reason) => {
@@ -108,7 +142,11 @@ pub(crate) fn store_error(e: StoreError) -> AuthError {
             AuthError::oauth("invalid_request", "the request cannot be stored")
         }
         StoreError::Corrupt(reason) => {
-            tracing::error!(%reason, "the broker store is inconsistent");
+            if log_due(&logged_at[1], now) {
+                tracing::error!(%reason, "the broker store is inconsistent (more within 10 s are logged at DEBUG)");
+            } else {
+                tracing::debug!(%reason, "the broker store is inconsistent");
+            }
             AuthError::unavailable("the session store is inconsistent").with_retry_after(30)
         }
     }
@@ -1916,6 +1954,61 @@ mod tests {
         }
         let left = broker.flights.lock().map(|f| f.len()).unwrap_or_default();
         assert_eq!(left, 0, "every flight landed");
+    }
+
+    /// The levels of the events logged while it is the default subscriber.
+    #[derive(Default)]
+    struct Levels(Mutex<Vec<tracing::Level>>);
+
+    impl tracing::Subscriber for Levels {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            if let Ok(mut levels) = self.0.lock() {
+                levels.push(*event.metadata().level());
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    /// A store that is down fails every request that reaches it: its outage is a warning once
+    /// per ten seconds and DEBUG in between, and so is an inconsistency (as an error); every
+    /// failure is still logged and answered 503. A clock set back logs at once.
+    #[test]
+    fn store_failures_are_logged_at_their_level_once_per_ten_seconds() {
+        let levels = Arc::new(Levels::default());
+        let logged_at = [AtomicI64::new(i64::MIN), AtomicI64::new(i64::MIN)];
+        tracing::subscriber::with_default(Arc::clone(&levels), || {
+            for now in [1_000, 1_001, 1_009, 1_010, 1_011, 900] {
+                let down =
+                    store_error_logged(StoreError::Unavailable("down".into()), &logged_at, now);
+                assert_eq!(down.status(), 503);
+                let corrupt =
+                    store_error_logged(StoreError::Corrupt("row".into()), &logged_at, now);
+                assert_eq!(corrupt.status(), 503);
+            }
+        });
+        let levels = levels.0.lock().map(|l| l.clone()).unwrap_or_default();
+        use tracing::Level;
+        let full = [true, false, false, true, false, true];
+        let expected: Vec<Level> = full
+            .iter()
+            .flat_map(|&due| {
+                if due {
+                    [Level::WARN, Level::ERROR]
+                } else {
+                    [Level::DEBUG, Level::DEBUG]
+                }
+            })
+            .collect();
+        assert_eq!(levels, expected);
     }
 
     #[test]
