@@ -452,6 +452,64 @@ async fn a_grant_whose_client_gave_up_revokes_the_refresh_token_it_would_have_ha
     assert_eq!(revocations_since(&h, revocations, 0).await, 0);
 }
 
+/// Without broker mode, a refresh the client gave up on (axum drops its handler) still gets
+/// the provider's answer, which rotates the refresh token. That answer is handed to the
+/// client's retry with the old token, once and without asking the provider again, which
+/// would take the spent token for a replay and end the grant. The token handed out is the
+/// provider's live one, and the old token presented once more is the provider's to judge:
+/// a replay, refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_answer_no_client_received_is_handed_to_its_retry_once() {
+    let h = harness().await;
+    let fw = Framework::Axum;
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(200))
+        .build()
+        .unwrap_or_else(|e| panic!("client: {e}"));
+    let late = std::time::Duration::from_millis(700);
+    let first = client_code_flow(&h, fw).await;
+    let held = first.body["refresh_token"].as_str().unwrap_or_default();
+    assert!(!held.is_empty(), "{}", first.raw_body);
+
+    h.idp.set_fault(Endpoint::Token, Fault::Late(late));
+    let gave_up = impatient
+        .post(h.url(fw, TOKEN))
+        .form(&[("refresh-token", held)])
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client should have timed out");
+    tokio::time::sleep(late + std::time::Duration::from_millis(300)).await;
+    h.idp.set_fault(Endpoint::Token, Fault::None);
+
+    let asked = h.idp.hits(Endpoint::Token);
+    let retry = h.post_form(fw, TOKEN, &[("refresh-token", held)]).await;
+    assert_eq!(retry.status, 200, "{}", retry.raw_body);
+    assert_eq!(
+        h.idp.hits(Endpoint::Token),
+        asked,
+        "the provider is not asked again"
+    );
+    let rotated = retry.body["refresh_token"].as_str().unwrap_or_default();
+    assert!(!rotated.is_empty() && rotated != held, "{}", retry.raw_body);
+    assert!(
+        retry.body["access_token"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty()),
+        "{}",
+        retry.raw_body
+    );
+
+    // The rotated token is the provider's live one.
+    let next = h.post_form(fw, TOKEN, &[("refresh-token", rotated)]).await;
+    assert_eq!(next.status, 200, "{}", next.raw_body);
+    assert_eq!(h.idp.hits(Endpoint::Token), asked + 1);
+    // Handed out once: the old token again goes to the provider, which refuses the replay.
+    let replay = h.post_form(fw, TOKEN, &[("refresh-token", held)]).await;
+    assert_eq!(replay.status, 400, "{}", replay.raw_body);
+    assert_eq!(replay.error(), Some("invalid_grant"), "{}", replay.raw_body);
+    assert_eq!(h.idp.hits(Endpoint::Token), asked + 2);
+}
+
 /// The device route: a busy provider is 503 with `Retry-After`; an advertised device endpoint
 /// that is not there (404, 405, 501, with a JSON error or without) is 503 as a missing one is,
 /// and so is one that fails (500, 502) or answers what is not JSON: the client then uses the

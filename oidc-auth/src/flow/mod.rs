@@ -327,12 +327,66 @@ fn fetch_error(e: FetchError) -> AuthError {
 /// The answer of a provider refresh shared by the requests waiting for it.
 type RefreshAnswer = Option<Result<Arc<Map<String, Value>>, AuthError>>;
 
-/// Provider refreshes under way, by the SHA-256 of their refresh token; see
-/// [`OidcAuth::shared_refresh`]. An entry lives only while its provider call does.
+/// Provider refreshes under way, and answers no request received, by the SHA-256 of their
+/// refresh token; see [`OidcAuth::shared_refresh`].
 #[derive(Default)]
-pub(crate) struct RefreshFlights(
-    std::sync::Mutex<HashMap<[u8; 32], tokio::sync::watch::Receiver<RefreshAnswer>>>,
-);
+pub(crate) struct RefreshFlights(std::sync::Mutex<Refreshes>);
+
+/// What [`RefreshFlights`] guards.
+#[derive(Default)]
+pub(crate) struct Refreshes {
+    /// Under way: an entry lives only while its provider call does.
+    pub(crate) flights: HashMap<[u8; 32], tokio::sync::watch::Receiver<RefreshAnswer>>,
+    /// Answers that came when every request waiting for them had gone, with when they came:
+    /// the provider has rotated the token, so each is handed, once, to the next request that
+    /// presents it within [`UNCLAIMED_ANSWER_SECS`].
+    unclaimed: HashMap<[u8; 32], Unclaimed>,
+}
+
+/// A provider's refresh answer no request received, and when it came (unix seconds).
+type Unclaimed = (Arc<Map<String, Value>>, i64);
+
+/// How long an answer no request received is kept for the token's next presentation: a client
+/// that timed out retries within this, and one that comes later is the provider's to judge.
+const UNCLAIMED_ANSWER_SECS: i64 = 120;
+/// Answers no request received kept at most.
+const MAX_UNCLAIMED_ANSWERS: usize = 1024;
+
+impl Refreshes {
+    /// Keeps `answer`, which no request received, for the token's next presentation.
+    fn keep(&mut self, hash: [u8; 32], answer: Arc<Map<String, Value>>, now: i64) {
+        self.unclaimed
+            .retain(|_, (_, at)| now >= *at && now - *at < UNCLAIMED_ANSWER_SECS);
+        if self.unclaimed.len() >= MAX_UNCLAIMED_ANSWERS {
+            tracing::warn!(
+                "a refresh answer no request received is dropped: too many are kept; its token is spent at the provider"
+            );
+            return;
+        }
+        self.unclaimed.insert(hash, (answer, now));
+    }
+
+    /// The answer kept for the token with `hash`, taken out; its `expires_in` counts from now.
+    fn claim(&mut self, hash: &[u8; 32], now: i64) -> Option<Arc<Map<String, Value>>> {
+        let (answer, at) = self.unclaimed.remove(hash)?;
+        if now < at || now - at >= UNCLAIMED_ANSWER_SECS {
+            return None;
+        }
+        let waited = now - at;
+        let lifetime = answer.get("expires_in").and_then(whole_seconds);
+        Some(match lifetime {
+            Some(lifetime) if waited > 0 => {
+                let mut aged = (*answer).clone();
+                aged.insert(
+                    "expires_in".to_owned(),
+                    Value::from(lifetime.saturating_sub(waited).max(0)),
+                );
+                Arc::new(aged)
+            }
+            _ => answer,
+        })
+    }
+}
 
 /// Provider calls running detached from their requests at most (grants, refreshes without
 /// broker mode, background revocations): a client that sends and goes away in a loop cannot
@@ -368,23 +422,48 @@ struct Landing {
     own: tokio::sync::watch::Receiver<RefreshAnswer>,
 }
 
-impl Drop for Landing {
-    fn drop(&mut self) {
-        let mut flights = self.auth.refreshes().lock();
-        if flights
+impl Landing {
+    /// Lands the flight with its `answer`: out of the map, and, when the provider rotated the
+    /// token and no request is left to receive it (`sender` has no receiver but `own`),
+    /// kept for the token's next presentation. Both under one lock, so that a request coming
+    /// meanwhile either joins the flight or finds the kept answer, never neither.
+    fn land(
+        self,
+        sender: &tokio::sync::watch::Sender<RefreshAnswer>,
+        answer: &Result<Arc<Map<String, Value>>, AuthError>,
+    ) {
+        let mut refreshes = self.auth.refreshes().lock();
+        self.take_out(&mut refreshes);
+        // Only a rotation needs keeping: without a new refresh token the presented one still
+        // works, and its retry may ask again.
+        if let Ok(answer) = answer
+            && answer.contains_key("refresh_token")
+            && sender.receiver_count() <= 1
+        {
+            refreshes.keep(self.hash, Arc::clone(answer), self.auth.now());
+        }
+    }
+
+    fn take_out(&self, refreshes: &mut Refreshes) {
+        if refreshes
+            .flights
             .get(&self.hash)
             .is_some_and(|flight| flight.same_channel(&self.own))
         {
-            flights.remove(&self.hash);
+            refreshes.flights.remove(&self.hash);
         }
     }
 }
 
+impl Drop for Landing {
+    fn drop(&mut self) {
+        let mut refreshes = self.auth.refreshes().lock();
+        self.take_out(&mut refreshes);
+    }
+}
+
 impl RefreshFlights {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], tokio::sync::watch::Receiver<RefreshAnswer>>>
-    {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Refreshes> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -457,7 +536,12 @@ impl OidcAuth {
     /// refresh tokens, and the second would be taken there for a replay, which ends the whole
     /// grant at many providers; a client that retries a refresh it gave up on meets the first.
     /// Once the answer is in, the flight ends: a later request with the token is the
-    /// provider's to judge, so its detection of replays keeps working.
+    /// provider's to judge, so its detection of replays keeps working. One exception: an
+    /// answer that came when every request had gone (the client timed out) would leave the
+    /// client with a token the provider has rotated, and its retry would be taken for a
+    /// replay. That answer is handed to the next request presenting the token, once, within
+    /// [`UNCLAIMED_ANSWER_SECS`] (its `expires_in` counted from then); the one after is the
+    /// provider's again, which takes it for the replay it is.
     pub(crate) async fn shared_refresh(
         &self,
         token: String,
@@ -473,13 +557,16 @@ impl OidcAuth {
         };
         let hash = crate::broker::sha256(token.as_bytes());
         let (mut flight, started) = {
-            let mut flights = self.refreshes().lock();
-            match flights.get(&hash) {
+            let mut refreshes = self.refreshes().lock();
+            if let Some(answer) = refreshes.claim(&hash, self.now()) {
+                return Ok(answer);
+            }
+            match refreshes.flights.get(&hash) {
                 Some(flight) => (flight.clone(), None),
                 None => {
                     let permit = self.detached_calls().permit()?;
                     let (sender, flight) = tokio::sync::watch::channel(None);
-                    flights.insert(hash, flight.clone());
+                    refreshes.flights.insert(hash, flight.clone());
                     (flight, Some((sender, permit)))
                 }
             }
@@ -495,8 +582,9 @@ impl OidcAuth {
             let asked = async move {
                 let _permit = permit;
                 let answer = landing.auth.provider_token(form(token)).await.map(Arc::new);
-                // Landed before the answer is out: whoever comes after it asks anew.
-                drop(landing);
+                // Landed before the answer is out: whoever comes after it asks anew, or is
+                // handed the answer if no one was left to receive it.
+                landing.land(&sender, &answer);
                 let _ = sender.send(Some(answer));
             };
             runtime.spawn(tracing::Instrument::in_current_span(asked));
@@ -776,9 +864,9 @@ mod tests {
             .await;
             assert!(waited.is_err(), "the provider hangs: {waited:?}");
         });
-        assert_eq!(auth.refreshes().lock().len(), 1, "under way");
+        assert_eq!(auth.refreshes().lock().flights.len(), 1, "under way");
         drop(doomed);
-        assert!(auth.refreshes().lock().is_empty(), "left the map");
+        assert!(auth.refreshes().lock().flights.is_empty(), "left the map");
     }
 
     /// Provider calls run detached from their requests take a place each, and past
@@ -814,7 +902,10 @@ mod tests {
 
         let refused = auth.shared_refresh("r1".to_owned()).await.err();
         assert_eq!(refused.map(|e| e.status()), Some(503));
-        assert!(auth.refreshes().lock().is_empty(), "no flight left behind");
+        assert!(
+            auth.refreshes().lock().flights.is_empty(),
+            "no flight left behind"
+        );
         let refused = auth.provider_grant_answer(grant()).await.err();
         assert_eq!(refused.map(|e| e.status()), Some(503));
         auth.revoke_refresh_in_background("r2".to_owned());
@@ -848,6 +939,44 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert!(settled(), "revoked, and every place is back");
+    }
+
+    /// An answer no request received is handed out once, within its time, with `expires_in`
+    /// counted from when it is handed out; past the time, or the second time, there is none.
+    #[test]
+    fn an_unclaimed_refresh_answer_is_claimed_once_and_ages() {
+        let answer = |expires_in: Value| {
+            let Value::Object(map) =
+                json!({"access_token": "a", "refresh_token": "r", "expires_in": expires_in})
+            else {
+                panic!("an object");
+            };
+            Arc::new(map)
+        };
+        let mut refreshes = Refreshes::default();
+        refreshes.keep([1; 32], answer(json!(300)), 1_000);
+        refreshes.keep([2; 32], answer(json!("300")), 1_000);
+        refreshes.keep([3; 32], answer(json!(300)), 1_000);
+        refreshes.keep([4; 32], answer(json!(10)), 1_000);
+        let claimed = refreshes.claim(&[1; 32], 1_030);
+        assert_eq!(claimed.map(|a| a["expires_in"].clone()), Some(json!(270)));
+        assert!(refreshes.claim(&[1; 32], 1_030).is_none(), "once");
+        let claimed = refreshes.claim(&[2; 32], 1_000);
+        assert_eq!(claimed.map(|a| a["expires_in"].clone()), Some(json!("300")));
+        let claimed = refreshes.claim(&[4; 32], 1_060);
+        assert_eq!(claimed.map(|a| a["expires_in"].clone()), Some(json!(0)));
+        assert!(
+            refreshes
+                .claim(&[3; 32], 1_000 + UNCLAIMED_ANSWER_SECS)
+                .is_none(),
+            "too late"
+        );
+        for i in 0..=MAX_UNCLAIMED_ANSWERS {
+            let mut hash = [0; 32];
+            hash[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            refreshes.keep(hash, answer(json!(300)), 2_000);
+        }
+        assert_eq!(refreshes.unclaimed.len(), MAX_UNCLAIMED_ANSWERS, "bounded");
     }
 
     #[cfg(any(feature = "axum", feature = "actix-web"))]
