@@ -386,6 +386,25 @@ fn code_form(callback: &url::Url) -> Vec<(String, String)> {
     ]
 }
 
+/// A client that gives up after 200 ms, and how late a provider answers to outlast it.
+fn impatient_client() -> (reqwest::Client, std::time::Duration) {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(200))
+        .build()
+        .unwrap_or_else(|e| panic!("client: {e}"));
+    (client, std::time::Duration::from_millis(700))
+}
+
+/// A harness, and the refresh token of a client's code flow on `fw`.
+async fn signed_in(fw: Framework) -> (Harness, String) {
+    let h = harness().await;
+    let first = client_code_flow(&h, fw).await;
+    let held = first.body["refresh_token"].as_str().unwrap_or_default();
+    assert!(!held.is_empty(), "{}", first.raw_body);
+    let held = held.to_owned();
+    (h, held)
+}
+
 /// A client that gives up while its code exchange is under way, on axum, whose server drops
 /// the handler when the connection closes: while the provider works on it (it spends the code
 /// at once and answers late), and after the provider answered, while the ID token's new key is
@@ -397,16 +416,10 @@ fn code_form(callback: &url::Url) -> Vec<(String, String)> {
 /// in transit, as an answer on a broken connection is, and no server can tell.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_whose_client_gave_up_revokes_the_refresh_token_it_would_have_had() {
-    let h = harness().await;
     let fw = Framework::Axum;
-    let impatient = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_millis(200))
-        .build()
-        .unwrap_or_else(|e| panic!("client: {e}"));
-    let late = std::time::Duration::from_millis(700);
-    let first = client_code_flow(&h, fw).await;
-    let held = first.body["refresh_token"].as_str().unwrap_or_default();
-    assert!(!held.is_empty(), "{}", first.raw_body);
+    let (h, held) = signed_in(fw).await;
+    let held = held.as_str();
+    let (impatient, late) = impatient_client();
     let (_, callback) = browser_login(&h, fw, LOOPBACK).await;
     let refresh_form = vec![("refresh-token".to_owned(), held.to_owned())];
     let cases = [
@@ -460,16 +473,10 @@ async fn a_grant_whose_client_gave_up_revokes_the_refresh_token_it_would_have_ha
 /// a replay, refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_answer_no_client_received_is_handed_to_its_retry_once() {
-    let h = harness().await;
     let fw = Framework::Axum;
-    let impatient = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_millis(200))
-        .build()
-        .unwrap_or_else(|e| panic!("client: {e}"));
-    let late = std::time::Duration::from_millis(700);
-    let first = client_code_flow(&h, fw).await;
-    let held = first.body["refresh_token"].as_str().unwrap_or_default();
-    assert!(!held.is_empty(), "{}", first.raw_body);
+    let (h, held) = signed_in(fw).await;
+    let held = held.as_str();
+    let (impatient, late) = impatient_client();
 
     h.idp.set_fault(Endpoint::Token, Fault::Late(late));
     let gave_up = impatient
