@@ -1014,8 +1014,9 @@ setters! {
     /// with [`trusted_issuers`](Self::trusted_issuers) it or [`audience`](Self::audience) is;
     /// refused with neither, which would leave it unread).
     broker_audience(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_audience = Some(Into::<String>::into(v));
-    /// Path of a peer's broker JWKS, relative to its issuer URL (refused when set without
-    /// [`trusted_issuers`](Self::trusted_issuers), which would leave it unread).
+    /// Path of a peer's broker JWKS, relative to its issuer URL (refused when set away from its
+    /// default with neither broker mode nor [`trusted_issuers`](Self::trusted_issuers), which
+    /// would leave it unread).
     broker_jwks_path(value: impl Into<String>) => |b: &mut Self, v: _| b.broker_jwks_path = Into::<String>::into(v);
     /// Clock leeway for `exp`, `nbf` and `iat` (default 60 s, at most 300 s).
     leeway(value: Duration) => |b: &mut Self, v| b.leeway = v;
@@ -1441,25 +1442,25 @@ impl OidcConfigBuilder {
                      OIDC_BROKER_MODE=true) or remove this setting",
                 ));
             }
-            // Outside broker mode it is the audience of trusted peers' tokens only.
-            if self.broker_audience.is_some() && self.trusted_issuers.is_empty() {
+            // Outside broker mode these describe trusted peers' tokens and keys only. (A broker
+            // trusting no one may carry the path all its instances share: it is harmless there.)
+            let for_peers = [
+                ("broker_audience", self.broker_audience.is_some()),
+                (
+                    "broker_jwks_path",
+                    self.broker_jwks_path != defaults.broker_jwks_path,
+                ),
+            ];
+            if self.trusted_issuers.is_empty()
+                && let Some((option, _)) = for_peers.into_iter().find(|(_, set)| *set)
+            {
                 return Err(ConfigError::new(
-                    "broker_audience",
+                    option,
                     "is used only in broker mode or with trusted_issuers, and neither is set: \
                      turn broker mode on (`broker_mode`, OIDC_BROKER_MODE=true), name the peers \
                      (`trusted_issuers`, OIDC_TRUSTED_ISSUERS) or remove this setting",
                 ));
             }
-        }
-        // Where trusted peers publish their keys; nothing else reads it, in broker mode either.
-        if self.trusted_issuers.is_empty()
-            && self.broker_jwks_path != OidcConfigBuilder::default().broker_jwks_path
-        {
-            return Err(ConfigError::new(
-                "broker_jwks_path",
-                "is where trusted peers publish their keys, and no trusted_issuers are set: name \
-                 the peers (`trusted_issuers`, OIDC_TRUSTED_ISSUERS) or remove this setting",
-            ));
         }
         if let Some(url) = &self.broker_store_url {
             crate::store::check_url(&url.0).map_err(|e| {
@@ -2666,7 +2667,7 @@ mod tests {
         assert!(base().client_secret("s3cret").build().is_ok());
     }
 
-    /// `broker_audience` outside broker mode describes trusted peers' tokens, and
+    /// Outside broker mode, `broker_audience` describes trusted peers' tokens and
     /// `broker_jwks_path` where peers publish their keys: set without trusted issuers, each
     /// would be ignored, so the configuration is refused and names it.
     #[test]
@@ -2679,13 +2680,6 @@ mod tests {
         let cases = [
             (base().broker_audience("services"), "broker_audience"),
             (base().broker_jwks_path("/keys"), "broker_jwks_path"),
-            (
-                base()
-                    .broker_mode(true)
-                    .broker_audience("services")
-                    .broker_jwks_path("/keys"),
-                "broker_jwks_path",
-            ),
         ];
         for (builder, option) in cases {
             match builder.build() {
@@ -2707,13 +2701,13 @@ mod tests {
             .build()
             .unwrap_or_else(|e| panic!("a valid configuration: {e}"));
         assert_eq!(config.broker_jwks_path(), "/keys");
-        assert!(
-            base()
-                .broker_mode(true)
-                .broker_audience("services")
-                .build()
-                .is_ok()
-        );
+        // A broker trusting no one may carry the path its federating siblings use.
+        let broker = base()
+            .broker_mode(true)
+            .broker_audience("services")
+            .broker_jwks_path("/keys")
+            .build();
+        assert!(broker.is_ok(), "{broker:?}");
     }
 
     /// A variable set to bytes that are not UTF-8 is an error naming it, never read as unset
