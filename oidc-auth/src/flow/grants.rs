@@ -9,7 +9,7 @@ use crate::auth::OidcAuth;
 use crate::broker::ExchangeRequest;
 use crate::error::{AuthError, ErrorKind};
 
-const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub(crate) const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 #[derive(Deserialize)]

@@ -366,25 +366,26 @@ impl Refreshes {
         self.unclaimed.insert(hash, (answer, now));
     }
 
-    /// The answer kept for the token with `hash`, taken out; its `expires_in` counts from now.
+    /// The answer kept for the token with `hash`, taken out; its lifetimes (`expires_in`,
+    /// `refresh_expires_in`) count from now, and are at least a second: a lifetime of 0 reads
+    /// as none given, which the Token JSON takes for the default.
     fn claim(&mut self, hash: &[u8; 32], now: i64) -> Option<Arc<Map<String, Value>>> {
+        // Out of memory once past their time, whether claimed or not: they hold live tokens.
+        self.unclaimed
+            .retain(|_, (_, at)| now >= *at && now - *at < UNCLAIMED_ANSWER_SECS);
         let (answer, at) = self.unclaimed.remove(hash)?;
-        if now < at || now - at >= UNCLAIMED_ANSWER_SECS {
-            return None;
-        }
         let waited = now - at;
-        let lifetime = answer.get("expires_in").and_then(whole_seconds);
-        Some(match lifetime {
-            Some(lifetime) if waited > 0 => {
-                let mut aged = (*answer).clone();
-                aged.insert(
-                    "expires_in".to_owned(),
-                    Value::from(lifetime.saturating_sub(waited).max(0)),
-                );
-                Arc::new(aged)
+        if waited == 0 {
+            return Some(answer);
+        }
+        let mut aged = (*answer).clone();
+        for name in ["expires_in", "refresh_expires_in"] {
+            if let Some(lifetime) = aged.get(name).and_then(whole_seconds) {
+                let left = lifetime.saturating_sub(waited).max(1);
+                aged.insert(name.to_owned(), Value::from(left));
             }
-            _ => answer,
-        })
+        }
+        Some(Arc::new(aged))
     }
 }
 
@@ -514,11 +515,13 @@ impl OidcAuth {
         let (answered, answer) = tokio::sync::oneshot::channel();
         let auth = self.clone();
         let asked = async move {
-            let _permit = permit;
             let granted = auth
                 .provider_token(form)
                 .await
                 .map(|answer| Granted::new(answer, revoker));
+            // The place goes back first: a `Granted` no request reads is dropped below, and
+            // revokes its refresh token in a call that takes a place of its own.
+            drop(permit);
             // Not sent, or sent and never read: the `Granted` is dropped, and revokes.
             let _ = answered.send(granted);
         };
@@ -941,14 +944,75 @@ mod tests {
         assert!(settled(), "revoked, and every place is back");
     }
 
+    /// With every place but one taken, a device grant whose poll went away is still revoked:
+    /// its call gives its place back before the unread answer is dropped, so the revocation
+    /// that drop starts finds one.
+    #[cfg(feature = "testing")]
+    #[tokio::test]
+    async fn an_unread_grant_is_revoked_with_one_place_left() {
+        use crate::testing::{Endpoint, Fault, MockProvider};
+        let idp = MockProvider::start()
+            .await
+            .unwrap_or_else(|e| panic!("provider: {e}"));
+        let config = crate::OidcConfig::builder()
+            .discovery_url(idp.discovery_url())
+            .client_id("app")
+            .build()
+            .unwrap_or_else(|e| panic!("config: {e}"));
+        let auth = OidcAuth::new(config);
+        idp.set_device_interval(Some(0));
+        let started = auth.device_endpoint().await;
+        assert!(started.is_ok(), "{started:?}");
+        let Some((device_code, user_code)) = idp.last_device_code() else {
+            panic!("a device code");
+        };
+        assert!(idp.approve_device(&user_code));
+        let taken: Vec<_> = (1..MAX_DETACHED_CALLS)
+            .map_while(|_| auth.detached_calls().permit().ok())
+            .collect();
+        assert_eq!(taken.len(), MAX_DETACHED_CALLS - 1);
+        idp.set_fault(
+            Endpoint::Token,
+            Fault::Late(std::time::Duration::from_millis(300)),
+        );
+        let gave_up = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            auth.provider_grant_answer(vec![
+                ("grant_type", crate::flow::grants::DEVICE_GRANT.to_owned()),
+                ("device_code", device_code),
+            ]),
+        )
+        .await;
+        assert!(gave_up.is_err(), "the poll went away before the answer");
+        for _ in 0..150 {
+            if idp.hits(Endpoint::Revocation) > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            idp.hits(Endpoint::Revocation),
+            1,
+            "the unread grant was revoked"
+        );
+        let revoked = idp.last_revocation_request().unwrap_or_default();
+        assert_eq!(
+            revoked.get("token_type_hint").map(String::as_str),
+            Some("refresh_token")
+        );
+    }
+
     /// An answer no request received is handed out once, within its time, with `expires_in`
     /// counted from when it is handed out; past the time, or the second time, there is none.
     #[test]
     fn an_unclaimed_refresh_answer_is_claimed_once_and_ages() {
         let answer = |expires_in: Value| {
-            let Value::Object(map) =
-                json!({"access_token": "a", "refresh_token": "r", "expires_in": expires_in})
-            else {
+            let Value::Object(map) = json!({
+                "access_token": "a",
+                "refresh_token": "r",
+                "expires_in": expires_in,
+                "refresh_expires_in": 1_800,
+            }) else {
                 panic!("an object");
             };
             Arc::new(map)
@@ -959,18 +1023,28 @@ mod tests {
         refreshes.keep([3; 32], answer(json!(300)), 1_000);
         refreshes.keep([4; 32], answer(json!(10)), 1_000);
         let claimed = refreshes.claim(&[1; 32], 1_030);
-        assert_eq!(claimed.map(|a| a["expires_in"].clone()), Some(json!(270)));
+        let lifetimes =
+            |a: Arc<Map<String, Value>>| (a["expires_in"].clone(), a["refresh_expires_in"].clone());
+        assert_eq!(claimed.map(lifetimes), Some((json!(270), json!(1_770))));
         assert!(refreshes.claim(&[1; 32], 1_030).is_none(), "once");
         let claimed = refreshes.claim(&[2; 32], 1_000);
-        assert_eq!(claimed.map(|a| a["expires_in"].clone()), Some(json!("300")));
+        assert_eq!(claimed.map(lifetimes), Some((json!("300"), json!(1_800))));
+        // Past its lifetime: a second left, not 0, which would read as "none given".
         let claimed = refreshes.claim(&[4; 32], 1_060);
-        assert_eq!(claimed.map(|a| a["expires_in"].clone()), Some(json!(0)));
+        assert_eq!(claimed.map(lifetimes), Some((json!(1), json!(1_740))));
         assert!(
             refreshes
                 .claim(&[3; 32], 1_000 + UNCLAIMED_ANSWER_SECS)
                 .is_none(),
             "too late"
         );
+        refreshes.keep([5; 32], answer(json!(300)), 3_000);
+        assert!(
+            refreshes
+                .claim(&[6; 32], 3_000 + UNCLAIMED_ANSWER_SECS)
+                .is_none()
+        );
+        assert!(refreshes.unclaimed.is_empty(), "dropped once past its time");
         for i in 0..=MAX_UNCLAIMED_ANSWERS {
             let mut hash = [0; 32];
             hash[..8].copy_from_slice(&(i as u64).to_le_bytes());
