@@ -369,6 +369,7 @@ impl MongoStore {
         now: i64,
     ) -> Result<RotateOutcome, StoreError> {
         let tokens = self.collection(REFRESH_TOKENS);
+        let mut successor_seen = false;
         for _ in 0..ATTEMPTS {
             // The old token's state first, as the other backends read it: a client retrying a
             // refresh presents the same token, the broker asks for the same successor, and that
@@ -391,16 +392,22 @@ impl MongoStore {
             if get_bool(&document, "spent")? {
                 return Ok(RotateOutcome::Spent(record));
             }
-            // A successor that collides is refused before the old token changes.
+            // A successor that collides is refused before the old token changes. Read once more
+            // first: a concurrent rotation of the same token (which asks for the same successor)
+            // may have stored it since the old token was read, and this one is then spent.
             let taken = tokens
                 .find_one(doc! { "_id": binary(new) })
                 .projection(doc! { "_id": 1 })
                 .await
                 .map_err(|e| map_error(&e))?;
             if taken.is_some() {
-                return Err(StoreError::Rejected(
-                    "the new refresh token conflicts with a stored one".into(),
-                ));
+                if successor_seen {
+                    return Err(StoreError::Rejected(
+                        "the new refresh token conflicts with a stored one".into(),
+                    ));
+                }
+                successor_seen = true;
+                continue;
             }
             // Only a live token matches, and a document is updated by one writer at a time: of
             // concurrent rotations exactly one gets the token back.
