@@ -841,19 +841,12 @@ mod tests {
     #[cfg(feature = "testing")]
     #[test]
     fn a_refresh_flight_whose_task_is_dropped_leaves_the_map() {
-        use crate::testing::{Endpoint, Fault, MockProvider};
+        use crate::testing::{Endpoint, Fault};
         let main = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
         let (_idp, auth) = main.block_on(async {
-            let idp = MockProvider::start()
-                .await
-                .unwrap_or_else(|e| panic!("provider: {e}"));
+            let (idp, auth) = provider_and_auth().await;
             idp.set_fault(Endpoint::Token, Fault::Hang);
-            let config = crate::OidcConfig::builder()
-                .discovery_url(idp.discovery_url())
-                .client_id("app")
-                .build()
-                .unwrap_or_else(|e| panic!("config: {e}"));
-            (idp, OidcAuth::new(config))
+            (idp, auth)
         });
         let doomed = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -872,15 +865,10 @@ mod tests {
         assert!(auth.refreshes().lock().flights.is_empty(), "left the map");
     }
 
-    /// Provider calls run detached from their requests take a place each, and past
-    /// [`MAX_DETACHED_CALLS`] none is started: a grant or a new refresh is 503 at once with
-    /// nothing sent and no flight left behind, and a background revocation is skipped. With
-    /// places back, they reach the provider again.
+    /// A mock provider, and a handle on it (client `app`, no broker mode).
     #[cfg(feature = "testing")]
-    #[tokio::test]
-    async fn provider_calls_detached_from_their_requests_are_bounded() {
-        use crate::testing::{Endpoint, MockProvider};
-        let idp = MockProvider::start()
+    async fn provider_and_auth() -> (crate::testing::MockProvider, OidcAuth) {
+        let idp = crate::testing::MockProvider::start()
             .await
             .unwrap_or_else(|e| panic!("provider: {e}"));
         let config = crate::OidcConfig::builder()
@@ -888,7 +876,18 @@ mod tests {
             .client_id("app")
             .build()
             .unwrap_or_else(|e| panic!("config: {e}"));
-        let auth = OidcAuth::new(config);
+        (idp, OidcAuth::new(config))
+    }
+
+    /// Provider calls run detached from their requests take a place each, and past
+    /// [`MAX_DETACHED_CALLS`] none is started: a grant or a new refresh is 503 at once with
+    /// nothing sent and no flight left behind, and a background revocation is skipped. With
+    /// places back, they reach the provider again.
+    #[cfg(feature = "testing")]
+    #[tokio::test]
+    async fn provider_calls_detached_from_their_requests_are_bounded() {
+        use crate::testing::Endpoint;
+        let (idp, auth) = provider_and_auth().await;
         let grant = || {
             vec![
                 (
@@ -950,16 +949,8 @@ mod tests {
     #[cfg(feature = "testing")]
     #[tokio::test]
     async fn an_unread_grant_is_revoked_with_one_place_left() {
-        use crate::testing::{Endpoint, Fault, MockProvider};
-        let idp = MockProvider::start()
-            .await
-            .unwrap_or_else(|e| panic!("provider: {e}"));
-        let config = crate::OidcConfig::builder()
-            .discovery_url(idp.discovery_url())
-            .client_id("app")
-            .build()
-            .unwrap_or_else(|e| panic!("config: {e}"));
-        let auth = OidcAuth::new(config);
+        use crate::testing::{Endpoint, Fault};
+        let (idp, auth) = provider_and_auth().await;
         idp.set_device_interval(Some(0));
         let started = auth.device_endpoint().await;
         assert!(started.is_ok(), "{started:?}");
