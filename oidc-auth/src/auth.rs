@@ -434,13 +434,7 @@ impl OidcAuth {
     /// warning makes the next one due at once, so that it cannot silence the warnings until it
     /// has caught up.
     fn outage_warning_due(&self, log: OutageLog) -> bool {
-        let now = self.0.clock.now();
-        let at = &self.0.outage_warned_at[log as usize];
-        let last = at.load(Ordering::Relaxed);
-        (now < last || last.saturating_add(OUTAGE_LOG_INTERVAL_SECS) <= now)
-            && at
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+        log_due(&self.0.outage_warned_at[log as usize], self.0.clock.now())
     }
 
     /// Renders `error` with the configured renderer, or the default JSON body and challenge.
@@ -470,6 +464,17 @@ const PROVIDER_TROUBLE: &str =
 
 /// The shortest time between two warnings of one [`OutageLog`] kind.
 const OUTAGE_LOG_INTERVAL_SECS: i64 = 10;
+
+/// Whether a paced warning may be written at `now`, `last` holding when one last was (or
+/// `i64::MIN`): once every [`OUTAGE_LOG_INTERVAL_SECS`], and at once after a clock set back.
+/// Of callers racing for the same moment one wins; the others log at DEBUG.
+pub(crate) fn log_due(last: &AtomicI64, now: i64) -> bool {
+    let was = last.load(Ordering::Relaxed);
+    (now < was || was.saturating_add(OUTAGE_LOG_INTERVAL_SECS) <= now)
+        && last
+            .compare_exchange(was, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+}
 
 /// What a provider outage did to a request, as logged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -32,7 +32,7 @@ mod keys;
 mod peers;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,7 +42,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
-use crate::auth::OidcAuth;
+use crate::auth::{OidcAuth, log_due};
 use crate::clock::Clock;
 use crate::config::OidcConfig;
 use crate::error::{AuthError, ErrorKind};
@@ -100,29 +100,14 @@ const PURGE_RETRY: i64 = 60;
 /// seconds), for the whole process: a store that is down fails every request that reaches it,
 /// some of them (a login's callback, a key fetch before the first connection) without any
 /// credential, and one line per request would flood the log. The others within
-/// [`STORE_LOG_INTERVAL_SECS`] go to DEBUG.
+/// ten seconds go to DEBUG (see [`log_due`]).
 static STORE_LOGGED_AT: [AtomicI64; 2] = [AtomicI64::new(i64::MIN), AtomicI64::new(i64::MIN)];
-
-/// The shortest time between two warnings (or errors) of one kind of store failure.
-const STORE_LOG_INTERVAL_SECS: i64 = 10;
-
-/// Whether a failure may be logged at its full level now, `last` holding when one last was.
-fn log_due(last: &AtomicI64, now: i64) -> bool {
-    let was = last.load(Ordering::Relaxed);
-    (now < was || was.saturating_add(STORE_LOG_INTERVAL_SECS) <= now)
-        && last
-            .compare_exchange(was, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-}
 
 /// A store failure as the client sees it: 503 for an outage (the caller may retry), 400 for
 /// input the store refuses. The cause goes to the log only: an outage as a warning and an
-/// inconsistency as an error, each at most once per [`STORE_LOG_INTERVAL_SECS`] (the others at
-/// DEBUG).
+/// inconsistency as an error, each at most once per ten seconds (the others at DEBUG).
 pub(crate) fn store_error(e: StoreError) -> AuthError {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
     store_error_logged(e, &STORE_LOGGED_AT, now)
 }
 
@@ -1976,7 +1961,7 @@ mod tests {
             let corrupt = store_error_logged(StoreError::Corrupt("row".into()), &logged_at, now);
             assert_eq!(corrupt.status(), 503);
         }
-        let times = logged_at.map(|at| at.load(Ordering::Relaxed));
+        let times = logged_at.map(|at| at.load(std::sync::atomic::Ordering::Relaxed));
         assert_eq!(times, [1_000, 1_000], "both kinds logged once, at 1 000");
     }
 
