@@ -376,3 +376,20 @@ async fn a_key_published_by_an_instance_whose_clock_is_ahead_verifies_within_the
     assert_eq!(header["kid"], kid.as_str());
     assert_eq!(store.inner.list_keys().await.map(|k| k.len()).ok(), Some(1));
 }
+
+/// A signing key whose stored times were written far out of range (a database edited by hand,
+/// or by someone who can write it but holds no key) is no reason to panic: the ring is still
+/// read and the key still signs.
+#[tokio::test(start_paused = true)]
+async fn a_key_with_times_out_of_range_does_not_panic_the_ring() {
+    let clock = ManualClock::new(SystemClock.now());
+    let store = Arc::new(HangingStore::default());
+    let (_auth, broker) = broker_on(store.clone(), clock.clone()).await;
+    let mut key = store.inner.list_keys().await.expect("keys").remove(0);
+    store.inner.delete_key(&key.kid).await.expect("deleted");
+    key.retire_at = i64::MIN;
+    key.remove_at = clock.now() + 1_000_000;
+    store.inner.insert_key(&key).await.expect("stored");
+    clock.advance(STALE);
+    assert!(minted(&broker, clock.now()).await.is_ok());
+}

@@ -496,7 +496,7 @@ impl Keys {
         match ring.signing(now) {
             None => true,
             Some((key, _)) => {
-                now >= key.retire_at - self.lead
+                now >= key.retire_at.saturating_sub(self.lead)
                     && !ring.keys.iter().any(|k| k.active_from >= key.retire_at)
             }
         }
@@ -670,7 +670,7 @@ impl Keys {
             ring = self.load(store, now).await?;
         }
         if let Some(current) = ring.active(now)
-            && now >= current.retire_at - self.lead
+            && now >= current.retire_at.saturating_sub(self.lead)
             && !ring.keys.iter().any(|k| k.active_from >= current.retire_at)
         {
             // The current key still signs: a failure here is retried, and fails no request.
