@@ -2427,7 +2427,8 @@ async fn an_unreachable_peer_without_a_stored_copy_is_looked_up_once_per_ten_sec
 /// sessions it sealed, on both frameworks. Without it, that signing key cannot sign: a login
 /// is 503, and nothing was changed by the attempt, so listing the old key afterwards works.
 /// Setting a key where there was none keeps the sessions sealed with the key derived from the
-/// client secret.
+/// client secret when `previous_key_from_client_secret` says so; otherwise their refresh tokens
+/// are refused (400), without changing anything, so setting it afterwards still works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_encryption_key_keeps_keys_and_sessions_with_the_previous_one_listed() {
     let idp = provider().await;
@@ -2473,10 +2474,30 @@ async fn a_changed_encryption_key_keeps_keys_and_sessions_with_the_previous_one_
     )
     .await;
     let first = login(&keyless, Framework::Actix).await;
+    // Unless the deployer keeps the key derived from the secret, those sessions end.
+    let strict = serve_broker(
+        idp.clone(),
+        store.clone(),
+        |c| c.client_secret(SECRET).encryption_key(NEW_KEY),
+        None,
+    )
+    .await;
+    let refused = refresh(&strict, Framework::Actix, field(&first, "refresh_token")).await;
+    assert_eq!(refused.status, 400, "{}", refused.raw_body);
+    assert_eq!(
+        refused.error(),
+        Some("invalid_grant"),
+        "{}",
+        refused.raw_body
+    );
     let keyed = serve_broker(
         idp,
         store,
-        |c| c.client_secret(SECRET).encryption_key(NEW_KEY),
+        |c| {
+            c.client_secret(SECRET)
+                .encryption_key(NEW_KEY)
+                .previous_key_from_client_secret(true)
+        },
         None,
     )
     .await;

@@ -134,6 +134,7 @@ pub struct OidcConfig {
     pub(crate) key_rotation_period: Duration,
     pub(crate) encryption_key: Option<Secret>,
     pub(crate) previous_encryption_keys: Vec<Secret>,
+    pub(crate) previous_key_from_client_secret: bool,
     pub(crate) device_session_lifetime: Duration,
     pub(crate) exchange_clients: Vec<(String, Secret)>,
     pub(crate) exchange_audiences: Vec<String>,
@@ -189,6 +190,7 @@ impl fmt::Debug for OidcConfig {
             key_rotation_period,
             encryption_key,
             previous_encryption_keys,
+            previous_key_from_client_secret,
             device_session_lifetime,
             exchange_clients,
             exchange_audiences,
@@ -243,6 +245,10 @@ impl fmt::Debug for OidcConfig {
             .field("key_rotation_period", key_rotation_period)
             .field("encryption_key", encryption_key)
             .field("previous_encryption_keys", previous_encryption_keys)
+            .field(
+                "previous_key_from_client_secret",
+                previous_key_from_client_secret,
+            )
             .field("device_session_lifetime", device_session_lifetime)
             .field("exchange_clients", exchange_clients)
             .field("exchange_audiences", exchange_audiences)
@@ -455,6 +461,12 @@ impl OidcConfig {
         &self.previous_encryption_keys
     }
 
+    /// Whether the key derived from the client secret still opens and tags what it did before
+    /// the encryption key was set.
+    pub fn previous_key_from_client_secret(&self) -> bool {
+        self.previous_key_from_client_secret
+    }
+
     /// Key sealing login state, shared by every instance of a deployment.
     pub fn state_key(&self) -> Option<&Secret> {
         self.state_key.as_ref()
@@ -512,6 +524,7 @@ impl OidcConfig {
     /// | `OIDC_BROKER_JWKS_PATH` | [`broker_jwks_path`](OidcConfigBuilder::broker_jwks_path) |
     /// | `OIDC_BROKER_ENCRYPTION_KEY` | [`encryption_key`](OidcConfigBuilder::encryption_key) |
     /// | `OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS` | [`previous_encryption_keys`](OidcConfigBuilder::previous_encryption_keys), comma separated |
+    /// | `OIDC_BROKER_PREVIOUS_KEY_FROM_CLIENT_SECRET` | [`previous_key_from_client_secret`](OidcConfigBuilder::previous_key_from_client_secret) (`true`/`false`) |
     /// | `OIDC_BROKER_SIGNING_ALGORITHM` | [`broker_signing_algorithm`](OidcConfigBuilder::broker_signing_algorithm) |
     /// | `OIDC_BROKER_EXCHANGE_CLIENTS` | [`exchange_client`](OidcConfigBuilder::exchange_client), comma list of `id:secret` |
     /// | `OIDC_BROKER_EXCHANGE_AUDIENCES` | [`exchange_audiences`](OidcConfigBuilder::exchange_audiences), comma separated |
@@ -686,6 +699,13 @@ impl OidcConfig {
         if let Some(v) = list("OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS")? {
             b = b.previous_encryption_keys(v);
         }
+        if let Some(v) = get("OIDC_BROKER_PREVIOUS_KEY_FROM_CLIENT_SECRET")? {
+            b = b.previous_key_from_client_secret(parse_bool(
+                "previous_key_from_client_secret",
+                "OIDC_BROKER_PREVIOUS_KEY_FROM_CLIENT_SECRET",
+                &v,
+            )?);
+        }
         if let Some(v) = get("OIDC_BROKER_SIGNING_ALGORITHM")? {
             let alg = v.parse().map_err(|_| {
                 ConfigError::new(
@@ -734,7 +754,7 @@ impl OidcConfig {
 
 /// Each environment variable [`OidcConfig::from_lookup`] reads, and the option it sets: what
 /// an error of that option names.
-const VARIABLES: [(&str, &str); 28] = [
+const VARIABLES: [(&str, &str); 29] = [
     ("OIDC_DISCOVERY_URL", "discovery_url"),
     ("OIDC_CLIENT_ID", "client_id"),
     ("OIDC_CLIENT_SECRET", "client_secret"),
@@ -762,6 +782,10 @@ const VARIABLES: [(&str, &str); 28] = [
     (
         "OIDC_BROKER_PREVIOUS_ENCRYPTION_KEYS",
         "previous_encryption_keys",
+    ),
+    (
+        "OIDC_BROKER_PREVIOUS_KEY_FROM_CLIENT_SECRET",
+        "previous_key_from_client_secret",
     ),
     ("OIDC_BROKER_SIGNING_ALGORITHM", "broker_signing_algorithm"),
     ("OIDC_BROKER_EXCHANGE_CLIENTS", "exchange_client"),
@@ -896,6 +920,7 @@ pub struct OidcConfigBuilder {
     key_rotation_period: Duration,
     encryption_key: Option<Secret>,
     previous_encryption_keys: Vec<Secret>,
+    previous_key_from_client_secret: bool,
     device_session_lifetime: Duration,
     exchange_clients: Vec<(String, Secret)>,
     exchange_audiences: Vec<String>,
@@ -944,6 +969,7 @@ impl Default for OidcConfigBuilder {
             key_rotation_period: Duration::from_secs(30 * 24 * 3600),
             encryption_key: None,
             previous_encryption_keys: Vec::new(),
+            previous_key_from_client_secret: false,
             device_session_lifetime: Duration::from_secs(90 * 24 * 3600),
             exchange_clients: Vec::new(),
             exchange_audiences: Vec::new(),
@@ -1121,6 +1147,36 @@ impl OidcConfigBuilder {
     /// ```
     pub fn previous_encryption_keys(mut self, value: impl IntoIterator<Item = String>) -> Self {
         self.previous_encryption_keys = value.into_iter().map(Secret::new).collect();
+        self
+    }
+
+    /// Let the key derived from the client secret, which sealed and tagged a broker's sessions
+    /// while it ran without an [`encryption_key`](Self::encryption_key), still open them and
+    /// take their refresh tokens (default off; broker mode with an encryption key and a client
+    /// secret only). Set it with a first encryption key to keep the sessions started before; each
+    /// moves to the encryption key at its next refresh. Unset it once the refresh lifetimes have
+    /// passed: while it is set, anyone who knows the client secret (the provider's
+    /// administrators, every deployment sharing the client) can make refresh tokens naming a
+    /// session, which end it, and with write access to the database can make a session that
+    /// mints.
+    ///
+    /// ```
+    /// use oidc_auth::OidcConfig;
+    ///
+    /// let config = OidcConfig::builder()
+    ///     .discovery_url("https://idp.example/.well-known/openid-configuration")
+    ///     .client_id("api")
+    ///     .client_secret("the-client-secret")
+    ///     .broker_mode(true)
+    ///     .broker_audience("services")
+    ///     .encryption_key("bmV3LWtleS1uZXcta2V5LW5ldy1rZXktbmV3LWtleSE=")
+    ///     .previous_key_from_client_secret(true)
+    ///     .build()?;
+    /// assert!(config.previous_key_from_client_secret());
+    /// # Ok::<(), oidc_auth::ConfigError>(())
+    /// ```
+    pub fn previous_key_from_client_secret(mut self, value: bool) -> Self {
+        self.previous_key_from_client_secret = value;
         self
     }
 
@@ -1415,6 +1471,10 @@ impl OidcConfigBuilder {
                     "previous_encryption_keys",
                     !self.previous_encryption_keys.is_empty(),
                 ),
+                (
+                    "previous_key_from_client_secret",
+                    self.previous_key_from_client_secret,
+                ),
                 ("exchange_client", !self.exchange_clients.is_empty()),
                 ("exchange_audiences", !self.exchange_audiences.is_empty()),
                 // Options with a default: refused when set to anything else.
@@ -1459,6 +1519,21 @@ impl OidcConfigBuilder {
                     "is used only in broker mode or with trusted_issuers, and neither is set: \
                      turn broker mode on (`broker_mode`, OIDC_BROKER_MODE=true), name the peers \
                      (`trusted_issuers`, OIDC_TRUSTED_ISSUERS) or remove this setting",
+                ));
+            }
+        }
+        if self.previous_key_from_client_secret {
+            if self.encryption_key.is_none() {
+                return Err(ConfigError::new(
+                    "previous_key_from_client_secret",
+                    "needs an encryption_key: without one, the key derived from the client \
+                     secret is the key itself",
+                ));
+            }
+            if self.client_secret.is_none() {
+                return Err(ConfigError::new(
+                    "previous_key_from_client_secret",
+                    "needs a client_secret, the key is derived from it",
                 ));
             }
         }
@@ -1705,6 +1780,7 @@ impl OidcConfigBuilder {
             key_rotation_period: self.key_rotation_period,
             encryption_key: self.encryption_key,
             previous_encryption_keys: self.previous_encryption_keys,
+            previous_key_from_client_secret: self.previous_key_from_client_secret,
             device_session_lifetime: self.device_session_lifetime,
             exchange_clients: self.exchange_clients,
             exchange_audiences: self.exchange_audiences,
@@ -1977,13 +2053,17 @@ mod tests {
     /// provider's tokens to its clients.
     #[test]
     fn broker_settings_without_broker_mode_are_refused() {
-        let cases: [(OidcConfigBuilder, &str); 10] = [
+        let cases: [(OidcConfigBuilder, &str); 11] = [
             (builder().proxy("https://api.example"), "proxy"),
             (builder().broker_store_url("memory:"), "broker_store_url"),
             (builder().encryption_key(KEY), "encryption_key"),
             (
                 builder().previous_encryption_keys([KEY.to_owned()]),
                 "previous_encryption_keys",
+            ),
+            (
+                builder().previous_key_from_client_secret(true),
+                "previous_key_from_client_secret",
             ),
             (builder().exchange_client("svc", "pw"), "exchange_client"),
             (
@@ -2668,6 +2748,53 @@ mod tests {
     }
 
     /// Outside broker mode, `broker_audience` describes trusted peers' tokens and
+    /// Keeping the key derived from the client secret needs a key to keep it beside and a
+    /// secret to derive it from; with both it is read, from the builder and the environment.
+    #[test]
+    fn the_key_from_the_client_secret_is_kept_only_beside_an_encryption_key() {
+        let broker = || {
+            builder()
+                .broker_mode(true)
+                .broker_audience("services")
+                .previous_key_from_client_secret(true)
+        };
+        for (builder, needs) in [
+            (broker().client_secret("the-secret"), "encryption_key"),
+            (broker().encryption_key(KEY), "client_secret"),
+        ] {
+            let error = builder.build().expect_err(needs);
+            assert_eq!(error.option(), "previous_key_from_client_secret");
+            assert!(error.message().contains(needs), "{error}");
+        }
+        let kept = broker()
+            .client_secret("the-secret")
+            .encryption_key(KEY)
+            .build()
+            .unwrap_or_else(|e| panic!("a valid configuration: {e}"));
+        assert!(kept.previous_key_from_client_secret());
+        let vars = [
+            ("OIDC_BROKER_PREVIOUS_KEY_FROM_CLIENT_SECRET", "true"),
+            ("OIDC_CLIENT_SECRET", "the-secret"),
+            ("OIDC_BROKER_ENCRYPTION_KEY", KEY),
+            ("OIDC_BROKER_MODE", "true"),
+            ("OIDC_BROKER_AUDIENCE", "services"),
+        ];
+        let outside = from_env_with(&vars[..2]).expect_err("outside broker mode");
+        assert_eq!(outside.option(), "previous_key_from_client_secret");
+        assert!(
+            outside.to_string().contains("OIDC_BROKER_MODE=true"),
+            "{outside}"
+        );
+        let from_env =
+            from_env_with(&vars).unwrap_or_else(|e| panic!("a valid configuration: {e}"));
+        assert!(from_env.previous_key_from_client_secret());
+        let default = broker()
+            .previous_key_from_client_secret(false)
+            .build()
+            .unwrap_or_else(|e| panic!("a valid configuration: {e}"));
+        assert!(!default.previous_key_from_client_secret());
+    }
+
     /// `broker_jwks_path` where peers publish their keys: set without trusted issuers, each
     /// would be ignored, so the configuration is refused and names it.
     #[test]

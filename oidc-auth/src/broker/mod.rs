@@ -353,8 +353,14 @@ impl Broker {
         let session_key = match (explicit, from_secret) {
             (Some(key), derived) => {
                 // Sessions sealed before an encryption key was set used the key derived from
-                // the client secret: they still open.
-                previous_for_sessions.extend(derived);
+                // the client secret: they still open while the deployer says so, and no
+                // longer: anyone who knows the secret could otherwise tag refresh tokens.
+                if config.previous_key_from_client_secret {
+                    tracing::warn!(
+                        "the key derived from the client secret is kept beside the encryption key (OIDC_BROKER_PREVIOUS_KEY_FROM_CLIENT_SECRET): unset it once the sessions started before the encryption key have ended"
+                    );
+                    previous_for_sessions.extend(derived);
+                }
                 key
             }
             (None, Some(derived)) => {
@@ -1752,9 +1758,10 @@ mod tests {
         assert_eq!(session_of(&first_round, &started), Some(sid.clone()));
         assert_eq!(successor(&first_round, &started), successor(&new, &started));
 
-        // From the key derived from the client secret to a first encryption key: the
-        // successor is the encryption key's, so a later change of the secret ends nothing.
-        let with_secret = |key: Option<&str>| {
+        // From the key derived from the client secret to a first encryption key, when the
+        // deployer keeps that key: the successor is the encryption key's, so a later change of
+        // the secret ends nothing.
+        let with_secret = |key: Option<&str>, previous_from_secret: bool| {
             let mut builder = OidcConfig::builder()
                 .discovery_url("https://idp.example/.well-known/openid-configuration")
                 .client_id("app")
@@ -1762,20 +1769,26 @@ mod tests {
                 .broker_mode(true)
                 .broker_audience("api");
             if let Some(key) = key {
-                builder = builder.encryption_key(key);
+                builder = builder
+                    .encryption_key(key)
+                    .previous_key_from_client_secret(previous_from_secret);
             }
             let config = builder
                 .build()
                 .unwrap_or_else(|e| panic!("valid configuration: {e}"));
             Broker::new(&config, None, Arc::new(crate::clock::SystemClock))
         };
-        let keyless = with_secret(None);
-        let keyed = with_secret(Some(NEW));
+        let keyless = with_secret(None, false);
+        let keyed = with_secret(Some(NEW), true);
         let token = Broker::bind(&sid, &"r".repeat(REFRESH_RANDOM_LEN), &keyless.token_keys);
         assert_eq!(session_of(&keyed, &token), Some(sid.clone()));
         let next = successor(&keyed, &token).unwrap_or_default();
         assert_eq!(session_of(&new, &next), Some(sid.clone()));
         assert_eq!(session_of(&keyless, &next), None);
+        // Not kept, the key derived from the secret tags nothing: whoever knows the secret
+        // cannot name a session with a made-up refresh token.
+        let strict = with_secret(Some(NEW), false);
+        assert_eq!(session_of(&strict, &token), None);
     }
 
     #[test]
