@@ -55,11 +55,10 @@ fn client_credentials(
             let (id, secret) = decoded
                 .split_once(':')
                 .ok_or_else(|| invalid_client("the client credentials are malformed"))?;
+            // Each part on its own: `+` and `%XX` decoded, `&` and `=` taken as themselves, so
+            // that no id stands for another (`x&v=svc` is not `svc`).
             let unescape = |s: &str| {
-                serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
-                    .ok()
-                    .and_then(|mut v| v.pop())
-                    .map(|(_, v)| v)
+                String::from_utf8(crate::store::percent_decoded_bytes(&s.replace('+', " "))).ok()
             };
             let (Some(id), Some(secret)) = (unescape(id), unescape(secret)) else {
                 return Err(invalid_client("the client credentials are malformed"));
@@ -246,6 +245,20 @@ mod tests {
         let header = basic("svc%3Aa", "p%40ss");
         let got = client_credentials(&ExchangeRequest::default(), Some(&header));
         assert_eq!(got.ok(), Some(("svc:a".to_owned(), "p@ss".to_owned())));
+        // Each part decodes on its own: what looks like a form's separators is part of it.
+        for (id, secret, expected) in [
+            ("x&v=svc", "s", ("x&v=svc", "s")),
+            ("svc", "a&b=c", ("svc", "a&b=c")),
+            ("my+svc", "p%2Bq+r", ("my svc", "p+q r")),
+            ("svc", "100%", ("svc", "100%")),
+        ] {
+            let got = client_credentials(&ExchangeRequest::default(), Some(&basic(id, secret)));
+            let expected = (expected.0.to_owned(), expected.1.to_owned());
+            assert_eq!(got.ok(), Some(expected), "{id}:{secret}");
+        }
+        // An escape that decodes to bytes that are not UTF-8 is malformed.
+        let e = client_credentials(&ExchangeRequest::default(), Some(&basic("svc", "%FF")));
+        assert_eq!(e.err().map(|e| e.status()), Some(401));
     }
 
     #[test]

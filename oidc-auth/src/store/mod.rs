@@ -649,6 +649,12 @@ fn passwords_of(url: &str) -> Vec<String> {
 
 /// `text` with its `%XX` escapes decoded (invalid UTF-8 replaced).
 fn percent_decoded(text: &str) -> String {
+    String::from_utf8_lossy(&percent_decoded_bytes(text)).into_owned()
+}
+
+/// The bytes `text` stands for once its `%XX` escapes are decoded; a `%` not followed by two
+/// hex digits stands for itself.
+pub(crate) fn percent_decoded_bytes(text: &str) -> Vec<u8> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -669,7 +675,7 @@ fn percent_decoded(text: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// Where broker mode keeps its SQLite database when no store URL is configured:
