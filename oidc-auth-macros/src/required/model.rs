@@ -1,7 +1,9 @@
 //! The validated model of a protected handler: its policy and the parameter that carries the
 //! token.
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::ToTokens as _;
+use syn::ext::IdentExt as _;
 use syn::spanned::Spanned as _;
 use syn::{FnArg, GenericArgument, ItemFn, PathArguments, Type};
 
@@ -73,6 +75,39 @@ fn kind(ty: &Type) -> Kind {
         return Kind::OptionToken;
     }
     Kind::Other
+}
+
+/// The token's type and the guards that carry it: a parameter naming one of them, other than
+/// the token parameter, takes the token apart from the check of `#[oidc::optional]`.
+const TOKEN_CARRIERS: &[&str] = &["IdToken", "Authorized", "MaybeAuthorized"];
+
+/// The first of [`TOKEN_CARRIERS`] that `ty` names, at any depth and in any path form
+/// (`oidc_auth::IdToken`, `Option<Authorized<P>>`, `Result<Option<IdToken>, E>`).
+fn token_carrier(ty: &Type) -> Option<&'static str> {
+    fn find(tokens: TokenStream) -> Option<&'static str> {
+        let mut after_quote = false;
+        for tree in tokens {
+            // `'IdToken` is a lifetime, not a type.
+            let is_quote = matches!(&tree, TokenTree::Punct(p) if p.as_char() == '\'');
+            match tree {
+                TokenTree::Ident(ident) if !after_quote => {
+                    let name = ident.unraw().to_string();
+                    if let Some(found) = TOKEN_CARRIERS.iter().find(|c| **c == name) {
+                        return Some(found);
+                    }
+                }
+                TokenTree::Group(group) => {
+                    if let Some(found) = find(group.stream()) {
+                        return Some(found);
+                    }
+                }
+                _ => {}
+            }
+            after_quote = is_quote;
+        }
+        None
+    }
+    find(ty.to_token_stream())
 }
 
 /// `required` or `optional` when `attr` is one of these macros (`#[oidc::required]`,
@@ -167,7 +202,20 @@ pub(crate) fn build(mode: Mode, args: Args, item: &ItemFn, diag: &mut Diagnostic
         }
         let found = kind(&pat_type.ty);
         let is_token = match (mode, found) {
-            (_, Kind::Other) => false,
+            (Mode::Optional, Kind::Other) => {
+                // The guard of `optional` never rejects, so any other parameter carrying the
+                // token would hand the handler one that need not meet the route's
+                // requirements. Under `required` the guard has already accepted the token,
+                // and a guard of the handler's own (`Authorized<P>`) only adds requirements.
+                if let Some(carrier) = token_carrier(&pat_type.ty) {
+                    diag.error_spanned(
+                        &pat_type.ty,
+                        format!("`#[oidc::optional]`: this parameter's type names `{carrier}`, but the macro takes the token only as `Option<IdToken>`: in any other form it would be extracted apart from the route's check and reach the handler without meeting the route's requirements; take the token once, as `token: Option<IdToken>`, or use `#[oidc::required]`"),
+                    );
+                }
+                false
+            }
+            (Mode::Required, Kind::Other) => false,
             (Mode::Required, Kind::Token) | (Mode::Optional, Kind::OptionToken) => true,
             (Mode::Required, Kind::OptionToken) => {
                 diag.error_spanned(
@@ -205,5 +253,38 @@ pub(crate) fn build(mode: Mode, args: Args, item: &ItemFn, diag: &mut Diagnostic
         scopes: args.scopes,
         claims: args.claims,
         token,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_carrier;
+
+    fn carrier(ty: &str) -> Option<&'static str> {
+        token_carrier(&syn::parse_str(ty).expect("a type"))
+    }
+
+    #[test]
+    fn the_token_is_found_in_any_path_form_and_at_any_depth() {
+        assert_eq!(carrier("oidc_auth::IdToken"), Some("IdToken"));
+        assert_eq!(
+            carrier("Result<Option<IdToken>, AuthRejection>"),
+            Some("IdToken")
+        );
+        assert_eq!(carrier("Option<oidc::Authorized>"), Some("Authorized"));
+        assert_eq!(carrier("MaybeAuthorized<P>"), Some("MaybeAuthorized"));
+        assert_eq!(carrier("(u8, [r#IdToken; 1])"), Some("IdToken"));
+        assert_eq!(
+            carrier("Guarded<Authorized<P>, (Json<T>,)>"),
+            Some("Authorized")
+        );
+    }
+
+    #[test]
+    fn other_types_and_lookalike_names_carry_no_token() {
+        assert_eq!(carrier("Json<Value>"), None);
+        assert_eq!(carrier("Option<IdTokens>"), None);
+        assert_eq!(carrier("AuthRejection"), None);
+        assert_eq!(carrier("&'IdToken str"), None);
     }
 }
