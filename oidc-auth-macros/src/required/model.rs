@@ -31,7 +31,7 @@ pub(crate) enum TokenParam {
     /// The parameter at this index has type `IdToken` (required) or `Option<IdToken>` (optional);
     /// it becomes the guard, moved to the front.
     At(usize),
-    /// The handler takes no token; a guard parameter is added in front.
+    /// The handler takes no token (`required` only); a guard parameter is added in front.
     Absent,
 }
 
@@ -181,6 +181,8 @@ pub(crate) fn build(mode: Mode, args: Args, item: &ItemFn, diag: &mut Diagnostic
     }
     let mut token = TokenParam::Absent;
     let mut token_span: Option<Span> = None;
+    // A parameter refused as a form of the token: the handler meant to take one.
+    let mut token_refused = false;
     for (index, input) in item.sig.inputs.iter().enumerate() {
         let pat_type = match input {
             FnArg::Receiver(receiver) => {
@@ -208,6 +210,7 @@ pub(crate) fn build(mode: Mode, args: Args, item: &ItemFn, diag: &mut Diagnostic
                 // requirements. Under `required` the guard has already accepted the token,
                 // and a guard of the handler's own (`Authorized<P>`) only adds requirements.
                 if let Some(carrier) = token_carrier(&pat_type.ty) {
+                    token_refused = true;
                     diag.error_spanned(
                         &pat_type.ty,
                         format!("`#[oidc::optional]`: this parameter's type names `{carrier}`, but the macro takes the token only as `Option<IdToken>`: in any other form it would be extracted apart from the route's check and reach the handler without meeting the route's requirements; take the token once, as `token: Option<IdToken>`, or use `#[oidc::required]`"),
@@ -244,6 +247,17 @@ pub(crate) fn build(mode: Mode, args: Args, item: &ItemFn, diag: &mut Diagnostic
                 token = TokenParam::At(index);
             }
         }
+    }
+    // `required` without a token still refuses requests; `optional` without one would check the
+    // token and throw the answer away, leaving a public route that looks protected.
+    if mode == Mode::Optional && matches!(token, TokenParam::Absent) && !token_refused {
+        diag.error(
+            item.sig.paren_token.span.join(),
+            format!(
+                "`#[oidc::optional]` on `{}`, which takes no token, has no effect: the route stays public and the result of the check goes nowhere; take the token as `token: Option<IdToken>` (`oidc_auth::IdToken` under that name, not renamed or aliased), or use `#[oidc::required]`",
+                item.sig.ident
+            ),
+        );
     }
     Model {
         mode,

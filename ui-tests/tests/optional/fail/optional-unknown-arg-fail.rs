@@ -1,6 +1,8 @@
 use oidc_auth as oidc;
 
 #[oidc::optional(claim(groups = "beta"))]
-async fn handler() {}
+async fn handler(token: Option<oidc::IdToken>) -> bool {
+    token.is_some()
+}
 
 fn main() {}

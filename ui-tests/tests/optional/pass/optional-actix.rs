@@ -16,8 +16,8 @@ async fn banner(mut token: Option<IdToken>) -> HttpResponse {
 }
 
 #[oidc::optional(claims(level = 2))]
-async fn no_token(path: web::Path<String>) -> String {
-    path.into_inner()
+async fn levelled(path: web::Path<String>, token: Option<IdToken>) -> String {
+    format!("{} {}", path.into_inner(), token.is_some())
 }
 
 fn main() {
@@ -25,7 +25,7 @@ fn main() {
         App::new()
             .app_data(web::Data::new(auth))
             .route("/feed", web::get().to(feed))
-            .route("/no-token/{name}", web::get().to(no_token))
+            .route("/levelled/{name}", web::get().to(levelled))
             .service(banner)
     };
 }

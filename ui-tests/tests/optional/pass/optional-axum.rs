@@ -1,4 +1,4 @@
-//! axum handlers with `Option<IdToken>`, with or without requirements, and without a token.
+//! axum handlers with `Option<IdToken>`, with or without requirements.
 use axum::Router;
 use axum::extract::Path;
 use axum::routing::get;
@@ -18,16 +18,10 @@ async fn banner(Path(page): Path<String>, token: Option<IdToken>) -> String {
     format!("{page} {}", token.is_some())
 }
 
-#[oidc::optional(scopes = "beta")]
-async fn no_token() -> &'static str {
-    "ok"
-}
-
 fn app(auth: OidcAuth) -> Router {
     Router::new()
         .route("/feed", get(feed))
         .route("/banner/{page}", get(banner))
-        .route("/no-token", get(no_token))
         .with_state(auth)
 }
 
