@@ -1,7 +1,12 @@
 //! Protected handlers in a build with axum alone (`--no-default-features --features
 //! axum,testing`), where the macros keep the guard as a plain first parameter: the signature
-//! other attributes and `middleware::from_fn` understand. `#[debug_handler]` above and below
-//! the macro, and a protected middleware, answer 401 without a token and run with one.
+//! other attributes and `middleware::from_fn` understand. `#[debug_handler]` below the macro,
+//! with and without a token parameter, above it with one, and a protected middleware, answer 401
+//! without a token and run with one.
+//!
+//! Above the macro, `#[debug_handler]` checks a copy of the handler as written, which the macro
+//! then gives its guard: that copy takes one parameter more than written when the handler takes
+//! no token, and does not compile. Below, it checks the handler as the macro leaves it.
 //!
 //! With the `actix-web` feature too the handlers take the other shape (see `Guarded`), which
 //! the workspace tests cover; this file then has nothing of its own to check.
@@ -43,6 +48,13 @@ async fn above(token: IdToken, State(app): State<App>, Json(n): Json<u32>) -> St
 #[debug_handler]
 async fn below(State(app): State<App>, token: IdToken, Json(n): Json<u32>) -> String {
     format!("{} {} {n}", app.greeting, token.sub())
+}
+
+/// No token parameter: the macro adds the guard, and `#[debug_handler]` below sees it.
+#[oidc_auth::required]
+#[debug_handler]
+async fn tokenless(State(app): State<App>) -> String {
+    format!("{} stranger", app.greeting)
 }
 
 /// A middleware protecting everything behind it, handing the token on.
@@ -94,6 +106,7 @@ async fn plain_guard_handlers_and_middleware_are_protected() {
     let handlers = Router::new()
         .route("/above", post(above))
         .route("/below", post(below))
+        .route("/tokenless", get(tokenless))
         .with_state(app);
     let gated = Router::new()
         .route("/inside", get(behind_the_gate))
@@ -111,6 +124,14 @@ async fn plain_guard_handlers_and_middleware_are_protected() {
             "{path}"
         );
     }
+    assert_eq!(
+        call(handlers.clone(), "GET", "/tokenless", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(handlers, "GET", "/tokenless", Some(&token)).await,
+        (StatusCode::OK, "hello stranger".to_owned())
+    );
     assert_eq!(
         call(gated.clone(), "GET", "/inside", None).await.0,
         StatusCode::UNAUTHORIZED
