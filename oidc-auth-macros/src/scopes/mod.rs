@@ -89,6 +89,13 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
     };
     let ident = &input.ident;
     let krate = crate_path(&input.attrs, &mut diag);
+    // Each helper attribute has one place; elsewhere it would be ignored without a word.
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("scope")) {
+        diag.error_spanned(
+            attr,
+            format!("`#[derive(oidc::Scopes)]`: `#[scope(...)]` names the scope of one variant, not of the enum; put it on a variant of `{ident}` (the crate path goes in `#[scopes(crate = \"...\")]`)"),
+        );
+    }
     if !input.generics.params.is_empty() {
         diag.error_spanned(
             &input.generics,
@@ -115,9 +122,25 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
                 format!("`#[derive(oidc::Scopes)]`: variant `{}` has an explicit discriminant; remove it (scopes are looked up by position)", variant.ident),
             );
         }
+        for attr in variant.attrs.iter().filter(|a| a.path().is_ident("scopes")) {
+            diag.error_spanned(
+                attr,
+                format!("`#[derive(oidc::Scopes)]`: `#[scopes(...)]` applies to the whole enum, not to variant `{}`; put it on the enum, or name this variant's scope with `#[scope(\"...\")]`", variant.ident),
+            );
+        }
         let mut value = snake_case(&variant.ident.to_string());
         let mut span: Span = variant.ident.span();
+        let mut named = false;
         for attr in variant.attrs.iter().filter(|a| a.path().is_ident("scope")) {
+            if named {
+                // The first one names the scope; a second would silently replace it.
+                diag.error_spanned(
+                    attr,
+                    format!("`#[derive(oidc::Scopes)]`: variant `{}` has a second `#[scope(...)]`; a variant declares one scope: keep one, and declare another scope as another variant", variant.ident),
+                );
+                continue;
+            }
+            named = true;
             match attr.parse_args::<LitStr>() {
                 Ok(lit) => {
                     value = lit.value();
@@ -185,6 +208,7 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
 fn crate_path(attrs: &[syn::Attribute], diag: &mut Diagnostics) -> Option<syn::Path> {
     let mut unreadable = false;
     let mut krate = None;
+    let mut crate_given = false;
     for attr in attrs.iter().filter(|a| a.path().is_ident("scopes")) {
         let parsed = attr.parse_nested_meta(|meta| {
             if !meta.path.is_ident("crate") {
@@ -198,6 +222,15 @@ fn crate_path(attrs: &[syn::Attribute], diag: &mut Diagnostics) -> Option<syn::P
                 )));
             }
             let lit: LitStr = meta.value()?.parse()?;
+            if crate_given {
+                // The first `crate` names the crate; a second would silently replace it.
+                diag.error_spanned(
+                    &meta.path,
+                    "`#[derive(oidc::Scopes)]`: `crate` is given twice; name the crate once, in one `#[scopes(crate = \"...\")]`",
+                );
+                return Ok(());
+            }
+            crate_given = true;
             match lit.parse::<syn::Path>() {
                 Ok(path) => krate = Some(path),
                 Err(_) => {
