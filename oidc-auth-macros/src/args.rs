@@ -364,7 +364,7 @@ fn parse_claims(
         let key_ok = !unquoted && check_claim_key(&key, key_span, name, args, diag);
         input.parse::<Token![=]>()?;
         let values = parse_claim_values(input, &key, name, diag)?;
-        if key_ok {
+        if key_ok && !is_scope_claim(&key, &values, key_span, name, diag) {
             args.claims.push(ClaimSpec { key, values });
         }
         if input.is_empty() {
@@ -382,6 +382,17 @@ fn check_claim_key(key: &str, span: Span, name: &str, args: &Args, diag: &mut Di
         format!(
             "`#[oidc::{name}]`: claim path `{key}` has an empty segment; separate names with single dots, e.g. `realm_access.roles`"
         )
+    } else if key.split('.').any(|segment| segment.trim() != segment) {
+        // Provider-issued claim names carry no such whitespace, so the rule could never hold.
+        let trimmed: Vec<&str> = key.split('.').map(str::trim).collect();
+        let fix = if trimmed.iter().any(|segment| segment.is_empty()) {
+            "remove the whitespace and name the claim".to_owned()
+        } else {
+            format!("write `{:?}`", trimmed.join("."))
+        };
+        format!(
+            "`#[oidc::{name}]`: claim name `{key:?}` has whitespace at the start or end of a name, so it would never match a claim; {fix}"
+        )
     } else if args.claims.iter().any(|c| c.key == key) {
         format!(
             "`#[oidc::{name}]`: claim `{key}` is constrained twice; list all accepted values once: `{key} = [\"a\", \"b\"]`"
@@ -391,6 +402,39 @@ fn check_claim_key(key: &str, span: Span, name: &str, args: &Args, diag: &mut Di
     };
     diag.error(span, message);
     false
+}
+
+/// Reports a constraint on `scope` or `scp`, the claims that hold the granted scopes, and
+/// returns whether it was one. A claim constraint compares the claim's value whole, so
+/// `claims(scope = "admin")` would refuse a token granted `"openid admin"`: `scopes = ...` was
+/// meant, which reads both claims and checks each scope.
+fn is_scope_claim(
+    key: &str,
+    values: &[ClaimLit],
+    span: Span,
+    name: &str,
+    diag: &mut Diagnostics,
+) -> bool {
+    let holds = match key {
+        "scope" => {
+            "as one space-separated string, which a claim constraint compares whole (`\"openid admin\"` is not `\"admin\"`)"
+        }
+        "scp" => {
+            "as a list or as a space-separated string, which a claim constraint does not split, and a constraint on it ignores `scope`"
+        }
+        _ => return false,
+    };
+    let scopes = match values {
+        [ClaimLit::Str(value)] => format!("scopes = \"{value}\""),
+        _ => "scopes = \"...\"".to_owned(),
+    };
+    diag.error(
+        span,
+        format!(
+            "`#[oidc::{name}]`: claim `{key}` holds the token's scopes, {holds}; require scopes with `{scopes}`, which reads both `scope` and `scp` and checks each scope"
+        ),
+    );
+    true
 }
 
 /// Whether the claim name just read goes on: `realm_access.roles`, `x-hasura-role` or
