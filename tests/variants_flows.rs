@@ -967,7 +967,7 @@ async fn d4_iss_near_misses_and_repeated_iss_are_refused() {
 }
 
 /// D5 variant: provider errors other than `access_denied` (`server_error`, an unknown code, a
-/// script, an empty `error`), with or without a code, end in 400 without a token request; the
+/// script), with or without a code, end in 400 without a token request; the
 /// error text is not reflected; the transaction is spent, so the code that came with it cannot
 /// be redeemed afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -978,7 +978,6 @@ async fn d5_callback_errors_are_not_reflected_and_spend_the_transaction() {
             "server_error",
             "temporarily_unavailable",
             "<script>alert(1)</script>",
-            "",
             "access_denied\r\nSet-Cookie: evil=1",
         ] {
             let login = login_to(&h, fw, LOOPBACK).await;
@@ -1153,9 +1152,10 @@ async fn d10_discovery_issuer_near_misses_are_not_adopted() {
 
 /// D13 variant: `post_logout_redirect_uri` values not byte-equal to the allow-listed one
 /// (scheme or host case, explicit port, trailing dot, empty or extra query, fragment, encoded
-/// characters and dots, backslashes, whitespace, loopback, other schemes, empty) or repeated
-/// are refused with 400; nothing is echoed and the provider is never contacted. Without the
-/// parameter the redirect carries none.
+/// characters and dots, backslashes, whitespace, loopback, other schemes) or repeated are
+/// refused with 400; nothing is echoed and the provider is never contacted. Without the
+/// parameter, or with it empty (RFC 6749 section 3.1: as if omitted), the redirect carries
+/// none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d13_logout_redirect_near_misses_are_refused() {
     let h = harness().await;
@@ -1181,7 +1181,6 @@ async fn d13_logout_redirect_near_misses_are_refused() {
         "http://127.0.0.1:53100/callback",
         "//app.example.com/bye",
         "javascript:alert(1)//https://app.example.com/bye",
-        "",
     ];
     for fw in FRAMEWORKS {
         for value in bad {
@@ -1206,11 +1205,16 @@ async fn d13_logout_redirect_near_misses_are_refused() {
             assert_ne!(reply.status, 302);
             assert!(reply.location.is_none());
         }
-        let reply = h.get(fw, LOGOUT, None).await;
-        assert_eq!(reply.status, 302);
-        let location = redirect_target(&reply);
-        assert!(location.as_str().starts_with(&h.idp.issuer()));
-        assert_eq!(query_param(&location, "post_logout_redirect_uri"), None);
+        for path in [
+            LOGOUT.to_owned(),
+            format!("{LOGOUT}?post_logout_redirect_uri="),
+        ] {
+            let reply = h.get(fw, &path, None).await;
+            assert_eq!(reply.status, 302, "{path}");
+            let location = redirect_target(&reply);
+            assert!(location.as_str().starts_with(&h.idp.issuer()));
+            assert_eq!(query_param(&location, "post_logout_redirect_uri"), None);
+        }
     }
     assert_eq!(h.idp.hits(Endpoint::EndSession), 0);
 }
@@ -1620,6 +1624,48 @@ async fn token_form_with_empty_values_is_refused_without_a_provider_call() {
             );
         }
         assert_eq!(client_token_call(&h, fw, &callback.url).await.status, 200);
+    }
+}
+
+/// RFC 6749 section 3.1: parameters sent without a value are taken as omitted. A server-side
+/// callback with an empty `error=` completes the login (it is no error callback, and the login
+/// is not spent on it), a refresh with an empty `grant_type=` refreshes, and an empty `prompt=`
+/// sends none; a `prompt` listing several values (OpenID Connect Core 3.1.2.1) reaches the
+/// provider as one list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_without_a_value_are_omitted_and_prompt_is_a_list() {
+    let h = harness().await;
+    for fw in FRAMEWORKS {
+        let (_, callback) = browser_login(&h, fw, &h.url(fw, CALLBACK)).await;
+        let path = format!("{}&error=&error_description=", callback_path(&callback));
+        let reply = h.get(fw, &path, None).await;
+        assert_eq!(reply.status, 200, "{fw:?}: {}", reply.raw_body);
+        let refresh_token = field(&reply, "refresh_token").to_owned();
+        let form = [
+            ("grant_type", ""),
+            ("refresh-token", refresh_token.as_str()),
+        ];
+        let refreshed = h.post_form(fw, TOKEN, &form).await;
+        assert_eq!(refreshed.status, 200, "{fw:?}: {}", refreshed.raw_body);
+
+        for (prompt, sent) in [
+            ("", None),
+            ("login consent", Some("login consent")),
+            ("select_account", Some("select_account")),
+        ] {
+            let reply = get_login(&h, fw, &[("redirect_uri", LOOPBACK), ("prompt", prompt)]).await;
+            assert_eq!(
+                reply.status, 302,
+                "{prompt:?} on {fw:?}: {}",
+                reply.raw_body
+            );
+            let target = redirect_target(&reply);
+            let forwarded = target
+                .query_pairs()
+                .find(|(k, _)| k == "prompt")
+                .map(|(_, v)| v.into_owned());
+            assert_eq!(forwarded.as_deref(), sent, "{prompt:?} on {fw:?}");
+        }
     }
 }
 

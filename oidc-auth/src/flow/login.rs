@@ -16,6 +16,21 @@ use crate::secret::Secret;
 const LOGIN_LIFETIME_SECS: i64 = 600;
 const PROMPTS: &[&str] = &["none", "login", "consent", "select_account", "create"];
 
+/// A `prompt` as the provider receives it: a space-separated list of known values, each at
+/// most once, and `none` only alone (OpenID Connect Core section 3.1.2.1).
+fn prompt_values(prompt: &str) -> Result<String, AuthError> {
+    let values: Vec<&str> = prompt.split(' ').filter(|v| !v.is_empty()).collect();
+    let known = values.iter().all(|v| PROMPTS.contains(v));
+    let repeated = values
+        .iter()
+        .enumerate()
+        .any(|(i, v)| values[..i].contains(v));
+    if values.is_empty() || !known || repeated || (values.len() > 1 && values.contains(&"none")) {
+        return Err(bad_request("prompt is not supported"));
+    }
+    Ok(values.join(" "))
+}
+
 #[derive(Deserialize)]
 struct LoginQuery {
     redirect_uri: Option<String>,
@@ -92,11 +107,7 @@ impl OidcAuth {
         if offline && !scopes.iter().any(|s| s == "offline_access") {
             scopes.push("offline_access".to_owned());
         }
-        if let Some(prompt) = &q.prompt
-            && !PROMPTS.contains(&prompt.as_str())
-        {
-            return Err(bad_request("prompt is not supported"));
-        }
+        let prompt = q.prompt.as_deref().map(prompt_values).transpose()?;
         let client_challenge = match (q.code_challenge, q.code_challenge_method.as_deref()) {
             (None, _) => None,
             (Some(c), None | Some("S256")) if is_challenge(&c) => Some(c),
@@ -140,7 +151,7 @@ impl OidcAuth {
                 .append_pair("nonce", tx.nonce.expose())
                 .append_pair("code_challenge", &challenge)
                 .append_pair("code_challenge_method", "S256");
-            if let Some(prompt) = &q.prompt {
+            if let Some(prompt) = &prompt {
                 pairs.append_pair("prompt", prompt);
             }
         }
@@ -370,6 +381,35 @@ mod tests {
             s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
+    }
+
+    /// `prompt` is a space-separated list (OpenID Connect Core section 3.1.2.1): known values,
+    /// each once, `none` alone; the provider gets it with single spaces.
+    #[test]
+    fn prompt_is_a_list_of_known_values() {
+        for (prompt, sent) in [
+            ("login", "login"),
+            ("login consent", "login consent"),
+            (" consent  select_account ", "consent select_account"),
+            ("none", "none"),
+        ] {
+            assert_eq!(
+                prompt_values(prompt).ok().as_deref(),
+                Some(sent),
+                "{prompt}"
+            );
+        }
+        for refused in [
+            "",
+            " ",
+            "none login",
+            "login none",
+            "login login",
+            "Login",
+            "x",
+        ] {
+            assert!(prompt_values(refused).is_err(), "{refused:?}");
+        }
     }
 
     #[test]

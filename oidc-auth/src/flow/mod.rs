@@ -197,8 +197,21 @@ pub(crate) fn parse_params<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result
             "the request is too large",
         ));
     }
-    serde_urlencoded::from_bytes(raw)
+    serde_urlencoded::from_bytes(&without_empty_values(raw))
         .map_err(|_| AuthError::oauth("invalid_request", "the request parameters are malformed"))
+}
+
+/// `raw` without its parameters that have no value (`name=` or `name`): RFC 6749 section 3.1
+/// has them "treated as if they were omitted from the request", so that an empty `error=`
+/// does not make a callback an error callback, nor an empty `grant_type=` turn a refresh away.
+fn without_empty_values(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let has_value =
+        |pair: &[u8]| memchr::memchr(b'=', pair).is_some_and(|equals| equals + 1 < pair.len());
+    if raw.split(|b| *b == b'&').all(has_value) {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let kept: Vec<&[u8]> = raw.split(|b| *b == b'&').filter(|p| has_value(p)).collect();
+    std::borrow::Cow::Owned(kept.join(&b'&'))
 }
 
 /// Keeps a provider error code only if it looks like one (`[a-z_]`, short): it goes into our
@@ -833,6 +846,43 @@ fn token_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Parameters without a value are taken as omitted (RFC 6749 section 3.1), wherever they
+    /// stand; the rest, and their order, are kept, and a value that only decodes to nothing
+    /// (`+` is a space) is a value.
+    #[test]
+    fn parameters_without_a_value_are_omitted() {
+        for (raw, kept) in [
+            ("a=1&b=2", "a=1&b=2"),
+            ("a=&b=2", "b=2"),
+            ("a=1&b", "a=1"),
+            ("&a=1&&b=&c==&", "a=1&c=="),
+            ("grant_type=&refresh-token=r", "refresh-token=r"),
+            ("a=+", "a=+"),
+            ("=", ""),
+            ("", ""),
+        ] {
+            assert_eq!(
+                without_empty_values(raw.as_bytes()).as_ref(),
+                kept.as_bytes(),
+                "{raw}"
+            );
+        }
+        #[derive(serde::Deserialize)]
+        struct Callback {
+            code: Option<String>,
+            error: Option<String>,
+        }
+        let parsed: Callback =
+            parse_params(b"code=c&error=").unwrap_or_else(|e| panic!("parsed: {e}"));
+        assert_eq!(parsed.code.as_deref(), Some("c"));
+        assert_eq!(parsed.error, None);
+        // An empty one beside a value is no repetition; two values are.
+        let once: Result<Callback, _> = parse_params(b"code=&code=c");
+        assert_eq!(once.ok().and_then(|c| c.code).as_deref(), Some("c"));
+        let twice: Result<Callback, _> = parse_params(b"code=b&code=c");
+        assert!(twice.is_err());
+    }
 
     /// A refresh flight whose task is dropped before it answers (its runtime shut down, as
     /// when a server on a runtime of its own stops) leaves the map: otherwise every later
