@@ -330,7 +330,8 @@ fn fetch_error(e: FetchError) -> AuthError {
         FetchError::Status(_)
         | FetchError::TooLarge(_)
         | FetchError::NotJson
-        | FetchError::NoJwksUri => AuthError::new(
+        | FetchError::NoJwksUri
+        | FetchError::Unsendable => AuthError::new(
             ErrorKind::BadGateway,
             "the identity provider answered with an error",
         ),
@@ -1265,5 +1266,22 @@ mod tests {
         );
         assert_eq!(provider_code(&json!({"error": "<script>"})), None);
         assert_eq!(provider_code(&json!({"error": 1})), None);
+    }
+
+    /// A request that cannot be built from what the provider gave (a bearer token with a line
+    /// break) is the provider's fault, 502, not "unreachable" with a retry invited.
+    #[test]
+    fn an_unsendable_provider_request_is_a_bad_gateway() {
+        let unsendable = reqwest::Client::new()
+            .get("http://127.0.0.1:9/userinfo")
+            .bearer_auth("access\r\ntoken")
+            .build()
+            .err()
+            .unwrap_or_else(|| panic!("a header with a line break cannot be built"));
+        let e = FetchError::from(unsendable);
+        assert!(matches!(e, FetchError::Unsendable), "{e:?}");
+        let answer = fetch_error(e);
+        assert_eq!(answer.status(), 502);
+        assert_eq!(answer.retry_after(), None);
     }
 }

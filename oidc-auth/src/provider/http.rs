@@ -23,6 +23,11 @@ pub(crate) enum FetchError {
     Timeout,
     #[error("identity provider unreachable")]
     Connect,
+    /// The request could not be built from what the provider gave (an access token with a
+    /// line break, to send as a bearer header): the provider's fault, and asking again changes
+    /// nothing.
+    #[error("the request to the identity provider could not be built")]
+    Unsendable,
     #[error("identity provider answered HTTP {0}")]
     Status(u16),
     #[error("identity provider response larger than {0} bytes")]
@@ -39,6 +44,8 @@ impl From<reqwest::Error> for FetchError {
     fn from(e: reqwest::Error) -> Self {
         if e.is_timeout() {
             FetchError::Timeout
+        } else if e.is_builder() {
+            FetchError::Unsendable
         } else {
             FetchError::Connect
         }
