@@ -31,6 +31,7 @@ mod key_outage_tests;
 mod keys;
 mod peers;
 
+use crate::flow::MAX_DEVICE_SECONDS;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
@@ -72,8 +73,6 @@ const CONNECT_RETRY: Duration = Duration::from_secs(5);
 const MAX_DETACHED: usize = 1024;
 /// Device codes whose polling pace is tracked at most.
 const MAX_TRACKED_DEVICES: usize = 10_000;
-/// Upper bound of a device code's interval and lifetime as the provider states them.
-const MAX_DEVICE_SECONDS: i64 = 24 * 3600;
 /// How much earlier than its interval a device poll may come before it is `slow_down`: the
 /// clock counts whole seconds, and clients add jitter to their sleeps (py-oidc-auth-client up to
 /// -0.2 s). Without it a client that keeps the interval would now and then be slowed down, and

@@ -9,6 +9,10 @@ use crate::error::{AuthError, ErrorKind};
 /// The polling interval a client must use when the provider states none (RFC 8628 section
 /// 3.2). It is always written into the answer, so no client falls back to a shorter one.
 const DEFAULT_INTERVAL_SECS: i64 = 5;
+/// Upper bound of a device code's interval and lifetime as the provider states them, and as
+/// clients are told them: a day, where a provider's `i64::MAX` would have a client sleep
+/// forever (or fail: Python's `time.sleep` refuses it), and the broker's pacing stops there.
+pub(crate) const MAX_DEVICE_SECONDS: i64 = 24 * 3600;
 
 impl OidcAuth {
     /// Starts a device authorization at the provider. Answers 503 when the provider has no
@@ -130,10 +134,11 @@ impl DeviceAnswer {
             user_code: text("user_code")?,
             verification_uri: web_url(verification_uri)?,
             verification_uri_complete,
-            expires_in: seconds("expires_in", 1)?,
+            expires_in: seconds("expires_in", 1)?.min(MAX_DEVICE_SECONDS),
             interval: interval
                 .filter(|secs| *secs > 0)
-                .unwrap_or(DEFAULT_INTERVAL_SECS),
+                .unwrap_or(DEFAULT_INTERVAL_SECS)
+                .min(MAX_DEVICE_SECONDS),
         })
     }
 
@@ -248,6 +253,20 @@ mod tests {
             let answer = check(answer).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(answer.verification_uri_complete, None);
             assert_eq!(answer.interval, DEFAULT_INTERVAL_SECS);
+        }
+    }
+
+    /// A provider's lifetime or interval past a day is passed on as a day.
+    #[test]
+    fn lifetimes_past_a_day_are_a_day() {
+        for huge in [json!(i64::MAX), json!(86_401), json!(i64::MAX.to_string())] {
+            let mut answer = valid();
+            answer["expires_in"] = huge.clone();
+            answer["interval"] = huge.clone();
+            let answer = check(answer).unwrap_or_else(|e| panic!("{huge}: {e}"));
+            let json = answer.into_json();
+            assert_eq!(json["expires_in"], json!(86_400), "{huge}");
+            assert_eq!(json["interval"], json!(86_400), "{huge}");
         }
     }
 

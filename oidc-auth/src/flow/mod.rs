@@ -24,6 +24,7 @@ use crate::error::{AuthError, ErrorKind};
 use crate::provider::{Discovery, FetchError};
 
 #[cfg(any(feature = "axum", feature = "actix-web"))]
+pub(crate) use device::MAX_DEVICE_SECONDS;
 pub(crate) use routes::Mounted;
 pub use routes::{AuthEndpoint, AuthRouterSpec, AuthRoutes};
 
