@@ -108,17 +108,21 @@ impl From<DiscoveryFields> for Discovery {
 }
 
 /// An optional endpoint of the discovery document: absent when it is not there, `null`, or
-/// not an absolute URL (logged, by name only: the value is the provider's and may be large).
+/// not an absolute `https` or `http` URL (logged, by name only: the value is the provider's
+/// and may be large). Another scheme (`javascript:`, `data:`, `file:`) would be a login
+/// redirect no browser should follow, or a request nothing can send.
 fn endpoint(field: &'static str, value: Option<Value>) -> Option<Url> {
     let url = match value? {
         Value::Null => return None,
-        Value::String(text) => Url::parse(&text).ok(),
+        Value::String(text) => Url::parse(&text)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "https" | "http")),
         _ => None,
     };
     if url.is_none() {
         tracing::warn!(
             field,
-            "an endpoint of the discovery document is not an absolute URL; it is taken as absent"
+            "an endpoint of the discovery document is not an absolute http(s) URL; it is taken as absent"
         );
     }
     url
@@ -733,6 +737,10 @@ pub(crate) mod tests {
         for broken in [
             json!(""),
             json!("/token"),
+            json!("javascript:alert(1)"),
+            json!("data:text/html,<script>alert(1)</script>"),
+            json!("file:///etc/passwd"),
+            json!("ftp://idp.example/token"),
             json!(5),
             json!({"url": "x"}),
             json!(null),
