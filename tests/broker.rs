@@ -241,6 +241,7 @@ async fn login_answers_with_minted_tokens_the_guards_accept() {
             "no proxy: iss is the audience"
         );
         assert_eq!(claims["aud"], BROKER_AUDIENCE);
+        assert_eq!(claims["client_id"], "test-client", "RFC 9068 section 2.2");
         assert_eq!(claims["sub"], "alice");
         assert_eq!(claims["preferred_username"], "alice");
         assert_eq!(claims["email"], "alice@example.com");

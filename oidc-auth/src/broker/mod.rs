@@ -285,6 +285,10 @@ impl Drop for AttemptEnd {
 pub(crate) struct Broker {
     issuer: String,
     audience: String,
+    /// The `client_id` of the tokens minted at a login or refresh (RFC 9068 section 2.2
+    /// requires one in an `at+jwt`): this server's client at the provider, which the user
+    /// signed in to. A token exchange names the exchange client instead.
+    client_id: String,
     /// The provider clients whose `resource_access` roles a minted token carries: this
     /// server's client and the minted audience.
     role_clients: Vec<String>,
@@ -398,6 +402,7 @@ impl Broker {
         Self {
             issuer,
             audience,
+            client_id: config.client_id.clone(),
             role_clients,
             exchange_audiences: config.exchange_audiences.clone(),
             url: config.broker_store_url().map(str::to_owned),
@@ -658,6 +663,7 @@ impl Broker {
         claims.insert("iat".into(), now.into());
         claims.insert("nbf".into(), now.into());
         claims.insert("exp".into(), exp.into());
+        claims.insert("client_id".into(), Value::String(self.client_id.clone()));
         for (name, value) in extra {
             claims.insert((*name).to_owned(), value.clone());
         }
