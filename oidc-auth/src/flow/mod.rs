@@ -23,8 +23,8 @@ use crate::auth::OidcAuth;
 use crate::error::{AuthError, ErrorKind};
 use crate::provider::{Discovery, FetchError};
 
-#[cfg(any(feature = "axum", feature = "actix-web"))]
 pub(crate) use device::MAX_DEVICE_SECONDS;
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 pub(crate) use routes::Mounted;
 pub use routes::{AuthEndpoint, AuthRouterSpec, AuthRoutes};
 
