@@ -70,6 +70,7 @@ mod config;
 mod error;
 mod flow;
 mod guard;
+mod percent;
 mod policy;
 mod provider;
 mod secret;

@@ -58,7 +58,7 @@ fn client_credentials(
             // Each part on its own: `+` and `%XX` decoded, `&` and `=` taken as themselves, so
             // that no id stands for another (`x&v=svc` is not `svc`).
             let unescape = |s: &str| {
-                String::from_utf8(crate::store::percent_decoded_bytes(&s.replace('+', " "))).ok()
+                String::from_utf8(crate::percent::decoded_bytes(&s.replace('+', " "))).ok()
             };
             let (Some(id), Some(secret)) = (unescape(id), unescape(secret)) else {
                 return Err(invalid_client("the client credentials are malformed"));

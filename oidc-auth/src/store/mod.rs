@@ -649,33 +649,7 @@ fn passwords_of(url: &str) -> Vec<String> {
 
 /// `text` with its `%XX` escapes decoded (invalid UTF-8 replaced).
 fn percent_decoded(text: &str) -> String {
-    String::from_utf8_lossy(&percent_decoded_bytes(text)).into_owned()
-}
-
-/// The bytes `text` stands for once its `%XX` escapes are decoded; a `%` not followed by two
-/// hex digits stands for itself.
-pub(crate) fn percent_decoded_bytes(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    out
+    String::from_utf8_lossy(&crate::percent::decoded_bytes(text)).into_owned()
 }
 
 /// Where broker mode keeps its SQLite database when no store URL is configured:
