@@ -31,6 +31,11 @@ pub(crate) fn secs(duration: Duration) -> i64 {
 /// The longest backoff [`backoff_secs`] gives: 30 s and half of it again as jitter.
 pub(crate) const MAX_BACKOFF_SECS: i64 = 45;
 
+/// How long a call to a provider or a store has to have been under way when its caller goes
+/// away for that to count as a failure: one that answers does so well within it, one that
+/// hangs does not.
+pub(crate) const ABANDONED_AFTER_SECS: i64 = 2;
+
 /// The wait after `failures` failed attempts in a row, in clock seconds, for everything that
 /// retries something remote: 1 s doubling up to 30 s, plus a jitter drawn uniformly from 0 to
 /// half the base (rounded up), so that instances that failed together do not retry in step:

@@ -393,3 +393,77 @@ async fn a_key_with_times_out_of_range_does_not_panic_the_ring() {
     clock.advance(STALE);
     assert!(minted(&broker, clock.now()).await.is_ok());
 }
+
+/// A key another instance has just published, and a slow but working store (500 ms a call):
+/// the first validation of a token signed with it is given up after 50 ms (its client went
+/// away), while a second waits for that read. Neither the waiting one nor the next one is told
+/// that the store failed, nor that the key is unknown: the read given up at once put the
+/// store in no backoff and the key in no cooldown, and each finds the key. Before, both were
+/// 503 for the backoff, and the key 503 for the 15 s cooldown.
+#[tokio::test(start_paused = true)]
+async fn a_key_read_given_up_at_once_holds_off_no_one() {
+    let clock = ManualClock::new(SystemClock.now());
+    let other = Arc::new(HangingStore::default());
+    let (_, elsewhere) = broker_on(other.clone(), clock.clone()).await;
+    let foreign = minted(&elsewhere, clock.now()).await.expect("a token");
+
+    let store = Arc::new(HangingStore::default());
+    let (auth, _broker) = broker_on(store.clone(), clock.clone()).await;
+    let published_elsewhere = other.inner.list_keys().await.expect("keys").remove(0);
+    store
+        .inner
+        .insert_key(&published_elsewhere)
+        .await
+        .expect("stored");
+    store.slow_ms.store(500, Ordering::SeqCst);
+
+    let given_up = {
+        let auth = auth.clone();
+        let foreign = foreign.clone();
+        tokio::spawn(async move {
+            tokio::time::timeout(Duration::from_millis(50), auth.validate(&foreign)).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let waiting = {
+        let auth = auth.clone();
+        let foreign = foreign.clone();
+        tokio::spawn(async move { auth.validate(&foreign).await.map_err(|e| e.status()) })
+    };
+    let given_up = given_up.await.expect("the task ends");
+    assert!(given_up.is_err(), "given up before the store answered");
+    let waited = waiting.await.expect("the task ends");
+    assert!(waited.is_ok(), "the waiting validation: {waited:?}");
+    let next = auth.validate(&foreign).await.map_err(|e| e.status());
+    assert!(next.is_ok(), "the next validation: {next:?}");
+}
+
+/// The same read given up only after the store kept it waiting past 2 s: the store is taken to
+/// hang, and the next validation is 503 within the backoff, without a store call of its own.
+#[tokio::test(start_paused = true)]
+async fn a_key_read_given_up_after_a_long_wait_backs_off() {
+    let clock = ManualClock::new(SystemClock.now());
+    let other = Arc::new(HangingStore::default());
+    let (_, elsewhere) = broker_on(other, clock.clone()).await;
+    let foreign = minted(&elsewhere, clock.now()).await.expect("a token");
+    let store = Arc::new(HangingStore::default());
+    let (auth, _broker) = broker_on(store.clone(), clock.clone()).await;
+    store.hanging.store(true, Ordering::SeqCst);
+
+    let given_up = {
+        let (auth, foreign, clock) = (auth.clone(), foreign.clone(), clock.clone());
+        tokio::spawn(async move {
+            let validation = auth.validate(&foreign);
+            tokio::pin!(validation);
+            let given_up = tokio::time::timeout(Duration::from_millis(100), &mut validation).await;
+            assert!(given_up.is_err(), "still waiting for the store");
+            clock.advance(3);
+            // Dropped here, three seconds after the read began.
+        })
+    };
+    given_up.await.expect("the task ends");
+    let reads = store.key_reads();
+    let refused = auth.validate(&foreign).await.err();
+    assert_eq!(refused.map(|e| e.status()), Some(503));
+    assert_eq!(store.key_reads(), reads, "no read within the backoff");
+}

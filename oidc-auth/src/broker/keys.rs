@@ -38,7 +38,7 @@ use serde_json::{Map, Value, json};
 
 use super::cipher::{AtRest, OpenError};
 use crate::algorithm::Algorithm;
-use crate::clock::{Clock, backoff_secs};
+use crate::clock::{ABANDONED_AFTER_SECS, Clock, backoff_secs};
 use crate::error::AuthError;
 use crate::provider::{Signed, VerifyingKey};
 use crate::store::{Store, StoreError, StoredKey};
@@ -305,7 +305,7 @@ impl Ring {
 }
 
 /// The pace of store reads, kept under the gate.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Attempts {
     /// Failed attempts in a row.
     failures: u32,
@@ -320,6 +320,39 @@ impl Attempts {
     /// any backoff is one the clock was set back under: it is over.
     fn held_off(&self, now: i64) -> bool {
         now < self.retry_at && self.retry_at.saturating_sub(now) <= LONGEST_WAIT
+    }
+}
+
+/// Watches an attempt at the store, which runs in its caller's future. A caller that goes away
+/// (its client, or a timeout layer) drops the attempt unfinished. If the store had kept it
+/// waiting for [`ABANDONED_AFTER_SECS`], the store is taken to hang: the attempt stays counted
+/// as failed, and the next caller answers 503 within the backoff instead of queueing a call of
+/// its own. One dropped sooner leaves the state as it found it: a client that gives up at once
+/// puts neither a healthy store into backoff nor a `kid` into the cooldown of a reload that
+/// never read the keys.
+struct AbandonedAttempt<'a> {
+    attempts: &'a mut Attempts,
+    before: Attempts,
+    started: i64,
+    clock: &'a dyn Clock,
+    /// The attempt ended, with whatever outcome, and its caller records it.
+    ended: bool,
+}
+
+impl Drop for AbandonedAttempt<'_> {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        let waited = self.clock.now().saturating_sub(self.started);
+        if waited >= ABANDONED_AFTER_SECS {
+            tracing::warn!(
+                waited_secs = waited,
+                "a read of the broker signing keys was abandoned unanswered; backing off"
+            );
+            return;
+        }
+        *self.attempts = self.before;
     }
 }
 
@@ -558,7 +591,7 @@ impl Keys {
                         return Ok(ring);
                     }
                     match self
-                        .attempt(&mut attempts, now, self.rotate(store, now))
+                        .attempt(&mut attempts, now, false, self.rotate(store, now))
                         .await
                     {
                         Ok(ring) => return Ok(ring),
@@ -587,20 +620,33 @@ impl Keys {
     }
 
     /// Makes an attempt at the store with `work`, bounded by [`ATTEMPT_LIMIT`], unless the last
-    /// one failed less than its backoff ago.
+    /// one failed less than its backoff ago. `forced`: a reload for an unknown `kid`, which
+    /// starts the cooldown of [`FORCED_RELOAD_COOLDOWN`] once made.
     async fn attempt<T>(
         &self,
         attempts: &mut Attempts,
         now: i64,
+        forced: bool,
         work: impl Future<Output = Result<T, AuthError>>,
     ) -> Result<T, AuthError> {
         if attempts.held_off(now) {
             return Err(store_failed(attempts.retry_at - now));
         }
-        // Counted as failed until it succeeds: an attempt whose request went away holds off
-        // the next one too.
+        let before = *attempts;
+        if forced {
+            attempts.last_forced = now;
+        }
+        // Counted as failed until it ends: an attempt whose request went away after the store
+        // had kept it waiting holds off the next one too (see `AbandonedAttempt`).
         attempts.failures = attempts.failures.saturating_add(1);
         attempts.retry_at = now.saturating_add(backoff_secs(attempts.failures));
+        let mut abandoned = AbandonedAttempt {
+            attempts,
+            before,
+            started: now,
+            clock: &*self.clock,
+            ended: false,
+        };
         let result = tokio::time::timeout(ATTEMPT_LIMIT, work)
             .await
             .unwrap_or_else(|_| {
@@ -608,6 +654,8 @@ impl Keys {
                     "the signing keys could not be read in time".into(),
                 )))
             });
+        abandoned.ended = true;
+        let attempts = &mut *abandoned.attempts;
         match &result {
             Ok(_) => {
                 attempts.failures = 0;
@@ -739,43 +787,54 @@ impl Keys {
             return verdict;
         }
         let missing = || AuthError::invalid("no published key matches the token");
-        // Why the store could not say whether the key exists, when it could not.
-        let failure = match self.gate.try_lock() {
-            Ok(mut attempts) => {
-                let ring = self.current();
-                if let Some(result) = ring.verify(signed, now) {
-                    return result;
+        // Why the store could not say whether the key exists, when it could not. A second round
+        // only after waiting for another caller's attempt that left the key unknown: made by a
+        // caller that went away at once, that attempt did not read the store, and this one
+        // makes its own; one that read the store started the cooldown, which then answers.
+        let mut failure = None;
+        for _ in 0..2 {
+            let Ok(mut attempts) = self.gate.try_lock() else {
+                match self.wait_for_attempt().await {
+                    Ok(()) if self.current().verify(signed, now).is_none() => continue,
+                    Ok(()) => break,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
                 }
-                let never_loaded = ring.loaded_at == i64::MIN;
-                // A reload well "after" now was made before the clock was set back: its
-                // cooldown is over. (A request that read the clock a little before the last
-                // reload is still within it.)
-                if !never_loaded
-                    && attempts.last_forced.saturating_sub(now) <= LONGEST_WAIT
-                    && now < attempts.last_forced.saturating_add(FORCED_RELOAD_COOLDOWN)
-                {
-                    // Within the cooldown the last read decides: the key was not there, or the
-                    // store could not say.
-                    return Err(if attempts.failures > 0 {
-                        store_failed(attempts.retry_at.saturating_sub(now).max(1))
-                    } else {
-                        missing()
-                    });
-                }
-                // A reload the backoff refuses does not start the cooldown.
-                if !attempts.held_off(now) {
-                    attempts.last_forced = now;
-                }
-                match self
-                    .attempt(&mut attempts, now, self.load(store, now))
-                    .await
-                {
-                    Ok(ring) => return ring.verify(signed, now).unwrap_or_else(|| Err(missing())),
-                    Err(e) => Some(e),
+            };
+            let ring = self.current();
+            if let Some(result) = ring.verify(signed, now) {
+                return result;
+            }
+            let never_loaded = ring.loaded_at == i64::MIN;
+            // A reload well "after" now was made before the clock was set back: its
+            // cooldown is over. (A request that read the clock a little before the last
+            // reload is still within it.)
+            if !never_loaded
+                && attempts.last_forced.saturating_sub(now) <= LONGEST_WAIT
+                && now < attempts.last_forced.saturating_add(FORCED_RELOAD_COOLDOWN)
+            {
+                // Within the cooldown the last read decides: the key was not there, or the
+                // store could not say.
+                return Err(if attempts.failures > 0 {
+                    store_failed(attempts.retry_at.saturating_sub(now).max(1))
+                } else {
+                    missing()
+                });
+            }
+            // A reload the backoff refuses does not start the cooldown (see `attempt`).
+            match self
+                .attempt(&mut attempts, now, true, self.load(store, now))
+                .await
+            {
+                Ok(ring) => return ring.verify(signed, now).unwrap_or_else(|| Err(missing())),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
                 }
             }
-            Err(_) => self.wait_for_attempt().await.err(),
-        };
+        }
         let ring = self.current();
         match (ring.verify(signed, now), failure) {
             (Some(result), _) => result,

@@ -25,9 +25,7 @@ pub(crate) struct Fetched<T> {
     pub(crate) since: tokio::time::Instant,
 }
 
-/// How long a fetch has to have been under way when its caller goes away for that to count as
-/// a failure: a provider that answers does so well within it, one that hangs does not.
-const ABANDONED_AFTER_SECS: i64 = 2;
+use crate::clock::ABANDONED_AFTER_SECS;
 
 /// Watches a fetch that runs in its caller's future: a fetch run directly, or one that
 /// `provider::detached` could not give a task of its own (no runtime, or too many under way).
