@@ -146,9 +146,13 @@ pub struct OidcConfig {
     pub(crate) http: ProviderClient,
 }
 
-/// Shown with the passwords in its URLs masked (password-like query parameters; user info is
-/// refused at build), as [`OidcConfigBuilder`] is: a configuration gets logged, and a
-/// `jwks_uri` may carry an API key.
+/// Shown with password-like query parameters (`?api_key=`) masked in the discovery URL,
+/// `jwks_uri`, `proxy`, the store URL (and its user info's password; the other URLs cannot have
+/// user info) and the redirect URIs: a configuration gets logged, and a `jwks_uri` may carry an
+/// API key. The issuers, public values that tokens carry, are shown as they are (a trusted
+/// issuer has no query). [`OidcConfigBuilder`]'s `Debug` masks passwords, in user info or the
+/// query, in the discovery URL, `jwks_uri`, `proxy`, the store URL and the trusted issuers, but
+/// shows the issuer and the redirect URIs as given: they are public values.
 impl fmt::Debug for OidcConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Every field by name, so that a field added later must be placed here too.
@@ -277,7 +281,8 @@ impl OidcConfig {
         &self.discovery_url
     }
 
-    /// Default scopes requested at login.
+    /// Scopes requested in the device flow, and at login unless the `/login` request's `scope`
+    /// parameter replaces them.
     pub fn scopes(&self) -> &[Scope] {
         self.scopes.as_slice()
     }
@@ -297,7 +302,8 @@ impl OidcConfig {
         self.claims.as_slice()
     }
 
-    /// Whether login asks for `offline_access` by default.
+    /// Whether the device flow asks for `offline_access`, and login unless the `/login`
+    /// request's `offline_access` parameter decides.
     pub fn offline_access(&self) -> bool {
         self.offline_access
     }
@@ -1010,7 +1016,8 @@ setters! {
     /// [`issuer`](Self::issuer): the issuer the discovery document names is never adopted.
     discovery_url(value: impl Into<String>) => |b: &mut Self, v: _| b.discovery_url = Some(MaskedUrl(Into::<String>::into(v)));
     /// Default login and device flow scopes, space separated, without commas (default
-    /// `openid profile email`); `openid` is asked for whether listed or not.
+    /// `openid profile email`); `openid` is asked for whether listed or not. A `scope` parameter
+    /// on `/login` replaces them for that login.
     scopes(value: impl Into<String>) => |b: &mut Self, v: _| b.scopes = Into::<String>::into(v);
     /// The audience every access token must carry. Without it `aud` is not checked and a warning
     /// is logged at start-up.
@@ -1018,7 +1025,8 @@ setters! {
     /// The public base URL of the application, without a query: in broker mode the `iss` of
     /// the tokens it mints (else the broker audience). It may not be the provider's issuer.
     proxy(value: impl Into<String>) => |b: &mut Self, v: _| b.proxy = Some(MaskedUrl(Into::<String>::into(v)));
-    /// Whether login asks for `offline_access` by default.
+    /// Whether the device flow asks for `offline_access`, and login unless the `/login`
+    /// request's `offline_access` parameter decides (default `false`).
     offline_access(value: bool) => |b: &mut Self, v| b.offline_access = v;
     /// Total timeout of a request to the provider (default 5 s, at most 300 s).
     timeout(value: Duration) => |b: &mut Self, v| b.timeout = v;
@@ -2674,8 +2682,8 @@ mod tests {
         );
     }
 
-    /// The built configuration is shown as the builder is: a key in the query of `jwks_uri`
-    /// or the discovery URL is masked, in its `Debug` and in the error that refuses it.
+    /// A key in the query of `jwks_uri`, the discovery URL or a redirect URI is masked in the
+    /// built configuration's `Debug`, and one in `jwks_uri` in the error that refuses it.
     #[test]
     fn config_debug_and_url_errors_mask_passwords_in_urls() {
         let config = OidcConfig::builder()

@@ -204,7 +204,10 @@ impl AuthError {
         self.scope.as_deref()
     }
 
-    /// Seconds a client should wait before retrying (503 only).
+    /// Seconds a client should wait before retrying (`Retry-After` in
+    /// [`to_response`](Self::to_response)): set on every 503, and on the 400 `slow_down` that
+    /// answers a device poll while the provider cannot be asked, which keeps the wait of the 503
+    /// it stands for; `None` otherwise.
     pub fn retry_after(&self) -> Option<u64> {
         self.retry_after
     }

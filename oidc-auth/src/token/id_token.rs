@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 ///
 /// Cheap to clone (one reference count). Standard claims have typed accessors; every claim is
 /// reachable through [`claim`](Self::claim) and [`claims`](Self::claims). `Debug` prints only
-/// the subject and issuer.
+/// the subject, the issuer and the expiry (`sub`, `iss`, `exp`).
 ///
 /// ```
 /// # #[cfg(feature = "testing")] {
