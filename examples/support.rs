@@ -113,8 +113,14 @@ pub fn print_usage(addr: &str, mock: Option<&MockProvider>) {
 /// In broker mode (`OIDC_BROKER_MODE=true`): where the keys are published, and with a mock
 /// provider and `OIDC_BROKER_EXCHANGE_CLIENTS=id:secret`, how to get a token of this server.
 fn print_broker_usage(addr: &str, mock: Option<&MockProvider>) {
-    let enabled = std::env::var("OIDC_BROKER_MODE")
-        .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"));
+    // The spellings the library takes for true, in any case: `OIDC_BROKER_MODE=TRUE` turns
+    // broker mode on there, so it must print the broker's commands here too.
+    let enabled = std::env::var("OIDC_BROKER_MODE").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    });
     if !enabled {
         return;
     }
