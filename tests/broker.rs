@@ -2214,7 +2214,14 @@ async fn a_stored_copy_of_a_peers_keys_is_sealed_and_bound_to_its_issuer_and_tim
         ),
         ("a copy sealed for another issuer", elsewhere.0, elsewhere.1),
     ] {
+        // Each copy in a store of its own: a store keeps the copy fetched latest.
+        let store = Arc::new(MemoryStore::new());
         store.put_peer_jwks(&a.url, &text, at).await.expect("write");
+        assert_eq!(
+            stored_copy(&store, &a.url).await,
+            (text.clone(), at),
+            "{case}"
+        );
         let fresh = sealing_peer_of(&idp, &a.url, store.clone()).await;
         for fw in FRAMEWORKS {
             for t in [&token, &forged] {

@@ -989,7 +989,8 @@ pub async fn concurrent_first_keys_have_one_winner(store: &dyn Store) {
     );
 }
 
-/// Peer JWKS: absent, stored, overwritten; issuers that differ by a pattern character stay
+/// Peer JWKS: absent, stored, overwritten by a later fetch but not by an earlier one (two
+/// instances' writes landing out of order); issuers that differ by a pattern character stay
 /// apart.
 pub async fn peer_jwks_round_trip(store: &dyn Store) {
     const CASE: &str = "peer_jwks_round_trip";
@@ -1022,6 +1023,26 @@ pub async fn peer_jwks_round_trip(store: &dyn Store) {
         ok(CASE, "get_peer_jwks", store.get_peer_jwks(&issuer).await),
         Some((second.to_owned(), now + 5)),
         "{CASE}: put_peer_jwks must overwrite"
+    );
+    ok(
+        CASE,
+        "put_peer_jwks fetched earlier",
+        store.put_peer_jwks(&issuer, first, now + 2).await,
+    );
+    assert_eq!(
+        ok(CASE, "get_peer_jwks", store.get_peer_jwks(&issuer).await),
+        Some((second.to_owned(), now + 5)),
+        "{CASE}: a set fetched earlier than the stored one must not replace it"
+    );
+    ok(
+        CASE,
+        "put_peer_jwks fetched as late",
+        store.put_peer_jwks(&issuer, first, now + 5).await,
+    );
+    assert_eq!(
+        ok(CASE, "get_peer_jwks", store.get_peer_jwks(&issuer).await),
+        Some((first.to_owned(), now + 5)),
+        "{CASE}: a set fetched in the same second must replace the stored one"
     );
     assert_eq!(
         ok(CASE, "get_peer_jwks", store.get_peer_jwks(&lookalike).await),

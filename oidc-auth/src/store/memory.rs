@@ -311,7 +311,14 @@ impl Store for MemoryStore {
         let jwks = jwks.to_owned();
         self.with(move |state| {
             crate::store::check_identifier("the issuer", &issuer)?;
-            state.peers.insert(issuer, (jwks, fetched_at));
+            // As the SQL stores do: a set fetched earlier than the one stored stays out.
+            if state
+                .peers
+                .get(&issuer)
+                .is_none_or(|(_, stored)| fetched_at >= *stored)
+            {
+                state.peers.insert(issuer, (jwks, fetched_at));
+            }
             Ok(())
         })
     }

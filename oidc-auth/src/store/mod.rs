@@ -400,7 +400,9 @@ pub trait Store: Send + Sync + 'static {
     fn delete_key(&self, kid: &str) -> StoreFuture<'_, ()>;
 
     /// Stores the JWKS last fetched from a trusted peer issuer: the document, or with an
-    /// encryption key configured, the document sealed with it (base64).
+    /// encryption key configured, the document sealed with it (base64). A set fetched earlier
+    /// than the one stored (`fetched_at` below it: another instance's later fetch landed first)
+    /// changes nothing.
     fn put_peer_jwks(&self, issuer: &str, jwks: &str, fetched_at: i64) -> StoreFuture<'_, ()>;
     /// The JWKS of a peer issuer and when it was fetched.
     fn get_peer_jwks(&self, issuer: &str) -> StoreFuture<'_, Option<(String, i64)>>;

@@ -1102,7 +1102,24 @@ impl Store for MongoStore {
                 crate::store::check_identifier("the issuer", &issuer)?;
                 let document = doc! { "_id": &issuer, "jwks": &jwks, "fetched_at": fetched_at };
                 check_size("the peer JWKS", &document)?;
-                upsert(&self.collection(PEER_JWKS), document).await
+                // Replaces only a set fetched no later; where a later one is stored, the
+                // filter finds nothing and the insert the upsert then tries is a duplicate key.
+                // So is a first insert that another instance's beat: tried once more, it finds
+                // that one and replaces it if it was fetched no later.
+                let filter = doc! { "_id": &issuer, "fetched_at": { "$lte": fetched_at } };
+                let collection = self.collection(PEER_JWKS);
+                for _ in 0..2 {
+                    match collection
+                        .replace_one(filter.clone(), &document)
+                        .upsert(true)
+                        .await
+                    {
+                        Ok(_) => return Ok(()),
+                        Err(error) if is_duplicate_key(&error) => {}
+                        Err(error) => return Err(map_error(&error)),
+                    }
+                }
+                Ok(())
             },
         ))
     }

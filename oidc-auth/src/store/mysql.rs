@@ -1154,7 +1154,9 @@ impl Store for MysqlStore {
             lease
                 .exec_drop(
                     "INSERT INTO oidc_auth_peer_jwks (issuer, jwks, fetched_at) VALUES (?, ?, ?) \
-                     ON DUPLICATE KEY UPDATE jwks = VALUES(jwks), fetched_at = VALUES(fetched_at)",
+                     ON DUPLICATE KEY UPDATE \
+                     jwks = IF(VALUES(fetched_at) >= fetched_at, VALUES(jwks), jwks), \
+                     fetched_at = GREATEST(fetched_at, VALUES(fetched_at))",
                     params(vec![
                         Value::Bytes(issuer.into_bytes()),
                         Value::Bytes(jwks.into_bytes()),

@@ -832,7 +832,8 @@ impl Store for PostgresStore {
                 check_text("the JWKS", &jwks)?;
                 sqlx::query(
                 "INSERT INTO oidc_auth_peer_jwks (issuer, jwks, fetched_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (issuer) DO UPDATE SET jwks = EXCLUDED.jwks, fetched_at = EXCLUDED.fetched_at",
+                 ON CONFLICT (issuer) DO UPDATE SET jwks = EXCLUDED.jwks, fetched_at = EXCLUDED.fetched_at \
+                 WHERE EXCLUDED.fetched_at >= oidc_auth_peer_jwks.fetched_at",
             )
             .bind(&issuer)
             .bind(&jwks)

@@ -922,7 +922,8 @@ impl Store for SqliteStore {
                 sqlx::query(
                     "INSERT INTO oidc_auth_peer_jwks (issuer, jwks, fetched_at) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (issuer) DO UPDATE SET jwks = excluded.jwks, \
-                     fetched_at = excluded.fetched_at",
+                     fetched_at = excluded.fetched_at \
+                     WHERE excluded.fetched_at >= oidc_auth_peer_jwks.fetched_at",
                 )
                 .bind(&issuer)
                 .bind(&jwks)
