@@ -2595,6 +2595,8 @@ struct ProbeStore {
     refuse_key_inserts: std::sync::atomic::AtomicBool,
     rotation_delay_ms: std::sync::atomic::AtomicU64,
     revocation_delay_ms: std::sync::atomic::AtomicU64,
+    /// How long a session deletion waits before it reaches the store.
+    session_delete_delay_ms: std::sync::atomic::AtomicU64,
     /// When set, every refresh record a rotation finds names this session: a record changed in
     /// the database.
     records_name: std::sync::Mutex<Option<String>>,
@@ -2625,6 +2627,7 @@ impl ProbeStore {
             refuse_key_inserts: std::sync::atomic::AtomicBool::new(false),
             rotation_delay_ms: std::sync::atomic::AtomicU64::new(0),
             revocation_delay_ms: std::sync::atomic::AtomicU64::new(0),
+            session_delete_delay_ms: std::sync::atomic::AtomicU64::new(0),
             records_name: std::sync::Mutex::new(None),
             forget_markers: std::sync::atomic::AtomicBool::new(false),
             rotations: std::sync::atomic::AtomicUsize::new(0),
@@ -2706,7 +2709,14 @@ impl Store for ProbeStore {
         {
             return refused();
         }
-        self.inner.delete_session(id)
+        let id = id.to_owned();
+        let delay = self
+            .session_delete_delay_ms
+            .load(std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            self.inner.delete_session(&id).await
+        })
     }
 
     fn insert_key(
@@ -2857,6 +2867,46 @@ async fn session_login(h: &Harness, fw: Framework) -> (String, String) {
         .unwrap_or_default()
         .to_owned();
     (field(&reply, "refresh_token").to_owned(), sid)
+}
+
+/// A logout racing a refresh of the same token, on two instances: the revocation on A has
+/// spent the token and is ending its session (the deletion takes 600 ms) when B is asked to
+/// refresh it. B finds the token spent, but by the revocation, not by a concurrent refresh: it
+/// answers 400 `invalid_grant` rather than minting from the session still there. Before, B
+/// answered 200 with a fresh access token, for whoever held the token being revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_racing_the_revocation_of_its_token_is_refused() {
+    let idp = provider().await;
+    let shared = Arc::new(MemoryStore::new());
+    let slow = Arc::new(ProbeStore::over(shared.clone()));
+    let a = sharing(&idp, slow.clone()).await;
+    let b = sharing(&idp, shared.clone()).await;
+    for (fa, fb) in [
+        (Framework::Axum, Framework::Actix),
+        (Framework::Actix, Framework::Axum),
+    ] {
+        let (token, sid) = session_login(&a, fa).await;
+        slow.session_delete_delay_ms
+            .store(600, std::sync::atomic::Ordering::SeqCst);
+        let form = [("token", token.as_str())];
+        let revocation = a.post_form(fa, REVOKE, &form);
+        let racing = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            refresh(&b, fb, &token).await
+        };
+        let (revoked, raced) = tokio::join!(revocation, racing);
+        slow.session_delete_delay_ms
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(revoked.status, 200, "{fa:?}: {}", revoked.raw_body);
+        assert_eq!(
+            (raced.status, raced.error()),
+            (400, Some("invalid_grant")),
+            "{fb:?}: {}",
+            raced.raw_body
+        );
+        let session = shared.get_session(&sid, SystemClock.now()).await;
+        assert!(matches!(session, Ok(None)), "the session is gone");
+    }
 }
 
 /// RFC 7009 revocation whose client gives up: the revocation still completes. The store takes

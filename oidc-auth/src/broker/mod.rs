@@ -89,6 +89,11 @@ const REFRESH_TAG_LEN: usize = 22;
 /// The marker of a refresh token whose rotation has been answered to a request (see
 /// [`Broker::answer_spent`]).
 const ANSWERED: &[u8] = b"refresh answered ";
+/// The namespace of the markers of refresh tokens whose revocation has begun.
+const REVOKING: &[u8] = b"refresh revoked ";
+/// How long the marker of a revocation is kept: longer than any refresh that found the token
+/// spent by it can take to answer.
+const REVOKING_MARK_SECS: i64 = 900;
 /// How often expired rows are purged (seconds), on the back of logins and refreshes.
 const PURGE_EVERY: i64 = 3600;
 
@@ -899,6 +904,17 @@ impl Broker {
             return Ok(());
         };
         let store = self.store().await?;
+        // Marked before it is spent: a refresh that then finds it spent does not take this
+        // spend for a concurrent refresh's and answer in its place while the session is still
+        // there to mint from (see `refresh_once`).
+        let now = auth.now();
+        self.use_once(
+            REVOKING,
+            &sha256(token.as_bytes()),
+            now.saturating_add(REVOKING_MARK_SECS),
+            now,
+        )
+        .await?;
         // Rotating to a successor no one receives is how the store finds and spends a token
         // in one atomic step, under the same rules as a refresh.
         let outcome = store
@@ -1145,7 +1161,7 @@ impl Broker {
         // Before the rotation: had its answer reached a request when this one came in? Then a
         // spent token is reuse. If not, this request is concurrent with the rotation that spent
         // it, on whichever instance, or that rotation failed before answering.
-        let answered = self.answered(&hash, now).await?;
+        let answered = self.marked(ANSWERED, &hash, now).await?;
         let outcome = store
             .rotate_refresh(&hash, &sha256(successor.as_bytes()), now)
             .await
@@ -1170,6 +1186,12 @@ impl Broker {
                 ));
             }
             RotateOutcome::Rotated(record) => record,
+            RotateOutcome::Spent(_) if self.marked(REVOKING, &hash, now).await? => {
+                // Spent by its revocation, which ends the session next: nothing to answer.
+                return Err(invalid_grant(
+                    "the refresh token is invalid, expired or revoked",
+                ));
+            }
             RotateOutcome::Spent(record) => {
                 let body = self.answer_spent(&store, &record, &successor, now).await?;
                 // The spent token's record is kept until then (see `spent_until`).
@@ -1561,12 +1583,16 @@ impl Broker {
             .ok_or_else(|| invalid_grant("the device code was already used"))
     }
 
-    /// Whether the rotation of the refresh token with `hash` has been answered to a request: a
-    /// read of its marker, which leaves nothing behind, so any request may ask.
-    async fn answered(&self, hash: &[u8; 32], now: i64) -> Result<bool, AuthError> {
+    /// Whether `value` has a live marker in the namespace `label` (see [`use_once`]), on any
+    /// instance: for the refresh token with hash `value`, whether its rotation has been
+    /// answered to a request ([`ANSWERED`]) or its revocation has begun ([`REVOKING`]). A read,
+    /// which leaves nothing behind, so any request may ask.
+    ///
+    /// [`use_once`]: Self::use_once
+    async fn marked(&self, label: &[u8], value: &[u8], now: i64) -> Result<bool, AuthError> {
         let store = self.store().await?;
         store
-            .is_consumed(&sha256(&[ANSWERED, &hash[..]].concat()), now)
+            .is_consumed(&sha256(&[label, value].concat()), now)
             .await
             .map_err(store_error)
     }
