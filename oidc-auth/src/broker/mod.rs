@@ -1463,14 +1463,23 @@ impl Broker {
         ))
     }
 
-    /// Remembers the polling interval and expiry of a device code this server handed out.
+    /// Remembers the polling interval and expiry of a device code this server handed out. With
+    /// [`MAX_TRACKED_DEVICES`] live codes remembered (anyone can start device flows), the one
+    /// nearest its expiry makes room: the newest code is paced, whoever filled the table, and
+    /// a code no longer remembered is left to the provider's own pacing.
     pub(crate) fn track_device(&self, device_code: &str, interval: i64, expires_in: i64, now: i64) {
         let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
         if devices.len() >= MAX_TRACKED_DEVICES {
             devices.retain(|_, d| d.expires_at > now);
         }
         if devices.len() >= MAX_TRACKED_DEVICES {
-            return;
+            let nearest = devices
+                .iter()
+                .min_by_key(|(_, d)| d.expires_at)
+                .map(|(key, _)| *key);
+            if let Some(key) = nearest {
+                devices.remove(&key);
+            }
         }
         devices.insert(
             sha256(device_code.as_bytes()),
@@ -1884,6 +1893,36 @@ mod tests {
                 .as_deref(),
             Some("slow_down")
         );
+    }
+
+    /// A table of device codes filled by someone starting device flows does not turn pacing off:
+    /// the newest code is still paced (`slow_down` to a poll at once), the code nearest its
+    /// expiry made room, and the table stays at its bound.
+    #[test]
+    fn a_full_device_table_still_paces_the_newest_code() {
+        let broker = Broker::new(&test_config(), None, Arc::new(crate::clock::SystemClock));
+        let now = 1_000_000;
+        for i in 0..MAX_TRACKED_DEVICES {
+            let expires_in = 600 + i64::try_from(i).unwrap_or(0);
+            broker.track_device(&format!("flood-{i}"), 5, expires_in, now);
+        }
+        broker.track_device("newest", 5, 600, now + 1);
+        assert!(broker.pace_device_poll("newest", now + 1).is_ok());
+        let again = broker.pace_device_poll("newest", now + 1);
+        assert_eq!(
+            again
+                .err()
+                .and_then(|e| e.code().map(str::to_owned))
+                .as_deref(),
+            Some("slow_down")
+        );
+        let devices = broker.devices.lock().unwrap_or_else(|p| p.into_inner());
+        assert_eq!(devices.len(), MAX_TRACKED_DEVICES);
+        assert!(
+            !devices.contains_key(&sha256(b"flood-0")),
+            "the code nearest its expiry made room"
+        );
+        assert!(devices.contains_key(&sha256(b"flood-1")));
     }
 
     /// Work detached from its request is bounded, refreshes and revocations each: with every
