@@ -97,8 +97,14 @@ const REVOKING_MARK_SECS: i64 = 900;
 /// How often expired rows are purged (seconds), on the back of logins and refreshes.
 const PURGE_EVERY: i64 = 3600;
 
-/// How soon a purge that failed is tried again, in seconds.
+/// How soon a purge that failed is tried again, in seconds; also the shortest time between
+/// purges while writes come faster than [`PURGE_AFTER_WRITES`] per purge.
 const PURGE_RETRY: i64 = 60;
+
+/// Writes of broker state after which a purge is due before the hour is up: anyone can have
+/// rows written (single-use markers of login handles spent by error callbacks, say), and an
+/// hour of such rows would otherwise stay until the next purge, long after they expired.
+const PURGE_AFTER_WRITES: u64 = 10_000;
 
 /// When a store outage and a store inconsistency were last logged at WARN and ERROR (unix
 /// seconds), for the whole process: a store that is down fails every request that reaches it,
@@ -325,6 +331,8 @@ pub(crate) struct Broker {
     flights: Mutex<HashMap<[u8; 32], Flight>>,
     devices: Mutex<HashMap<[u8; 32], DevicePoll>>,
     last_purge: Arc<Mutex<i64>>,
+    /// Writes of broker state since the last purge began.
+    writes_since_purge: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Broker {
@@ -443,6 +451,7 @@ impl Broker {
             flights: Mutex::new(HashMap::new()),
             devices: Mutex::new(HashMap::new()),
             last_purge: Arc::new(Mutex::new(i64::MIN)),
+            writes_since_purge: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -835,20 +844,30 @@ impl Broker {
         Ok(token_json(&access, exp, &refresh, expires_at, &scope, now))
     }
 
-    /// Deletes expired rows at most once per [`PURGE_EVERY`], in the background, and again
+    /// Deletes expired rows at most once per [`PURGE_EVERY`], in the background, or once per
+    /// [`PURGE_RETRY`] after [`PURGE_AFTER_WRITES`] writes since the last purge, and again
     /// after [`PURGE_RETRY`] when that failed. Called on every write of broker state (logins,
     /// refreshes and single-use markers), so whatever adds rows also has them purged, whether
     /// or not anyone signs in.
     fn maybe_purge(&self, store: &Arc<dyn Store>, now: i64) {
         {
+            use std::sync::atomic::Ordering::Relaxed;
+            let writes = self
+                .writes_since_purge
+                .fetch_add(1, Relaxed)
+                .saturating_add(1);
             let mut last = self.last_purge.lock().unwrap_or_else(|p| p.into_inner());
             // A clock set back (by more than the period) makes a purge due too, or none would
             // run until the clock passed the last one again; a `now` taken a little before the
             // last purge's, by a request that waited on the provider, does not.
-            if (-PURGE_EVERY..PURGE_EVERY).contains(&now.saturating_sub(*last)) {
+            let since = now.saturating_sub(*last);
+            let hourly = !(-PURGE_EVERY..PURGE_EVERY).contains(&since);
+            let busy = writes >= PURGE_AFTER_WRITES && since >= PURGE_RETRY;
+            if !(hourly || busy) {
                 return;
             }
             *last = now;
+            self.writes_since_purge.store(0, Relaxed);
         }
         let (store, last_purge) = (store.clone(), Arc::clone(&self.last_purge));
         tokio::spawn(async move {
@@ -2095,29 +2114,65 @@ mod tests {
         }
     }
 
-    /// Expired rows are purged on the back of any write of broker state, single-use markers
-    /// included (a flood of login handles spent by error callbacks, with no one signing in,
-    /// has its markers purged all the same), at most once an hour; a purge that failed is
-    /// tried again a minute later, not an hour; and a clock set back does not stop purges.
-    #[tokio::test]
-    async fn purges_follow_every_write_and_come_again_soon_after_a_failure() {
-        let config = OidcConfig::builder()
-            .discovery_url("https://idp.example/.well-known/openid-configuration")
-            .client_id("app")
-            .broker_mode(true)
-            .broker_audience("api")
-            .build()
-            .unwrap_or_else(|e| panic!("valid configuration: {e}"));
+    /// A broker on a [`PurgeProbe`].
+    fn purge_probe_broker() -> (Arc<PurgeProbe>, Broker) {
         let probe = Arc::new(PurgeProbe {
             inner: crate::store::memory::MemoryStore::new(),
             purges: std::sync::atomic::AtomicUsize::new(0),
             fail: std::sync::atomic::AtomicBool::new(false),
         });
         let broker = Broker::new(
-            &config,
+            &test_config(),
             Some(probe.clone()),
             Arc::new(crate::clock::SystemClock),
         );
+        (probe, broker)
+    }
+
+    /// Writes faster than [`PURGE_AFTER_WRITES`] an hour (a flood of error callbacks, each
+    /// spending a login handle with a marker) are purged within the hour: after that many
+    /// writes, a minute or more after the last purge; not sooner than the minute, however many.
+    #[tokio::test]
+    async fn many_writes_make_a_purge_due_within_the_hour() {
+        let (probe, broker) = purge_probe_broker();
+        let purges = || {
+            let probe = probe.clone();
+            async move {
+                for _ in 0..50 {
+                    tokio::task::yield_now().await;
+                }
+                probe.purges.load(std::sync::atomic::Ordering::SeqCst)
+            }
+        };
+        let start = 1_800_000_000;
+        let mut handle = 0u32;
+        let mut spend = async |count: u64, now: i64| {
+            for _ in 0..count {
+                handle += 1;
+                let id = handle.to_be_bytes();
+                let spent = broker.redeem_login(&id, now + 600, now).await;
+                spent.unwrap_or_else(|e| panic!("marker {handle}: {e}"));
+            }
+        };
+        spend(1, start).await;
+        assert_eq!(purges().await, 1, "the first write purges");
+        spend(PURGE_AFTER_WRITES - 1, start + PURGE_RETRY).await;
+        assert_eq!(purges().await, 1, "not before the count is reached");
+        spend(1, start + PURGE_RETRY).await;
+        assert_eq!(purges().await, 2, "at the count, a minute after the last");
+        spend(2 * PURGE_AFTER_WRITES, start + 2 * PURGE_RETRY - 1).await;
+        assert_eq!(purges().await, 2, "not within the minute, however many");
+        spend(1, start + 2 * PURGE_RETRY).await;
+        assert_eq!(purges().await, 3, "past the count, once the minute is up");
+    }
+
+    /// Expired rows are purged on the back of any write of broker state, single-use markers
+    /// included (a flood of login handles spent by error callbacks, with no one signing in,
+    /// has its markers purged all the same), at most once an hour; a purge that failed is
+    /// tried again a minute later, not an hour; and a clock set back does not stop purges.
+    #[tokio::test]
+    async fn purges_follow_every_write_and_come_again_soon_after_a_failure() {
+        let (probe, broker) = purge_probe_broker();
         let purges_reach = |expected: usize| {
             let probe = probe.clone();
             async move {
