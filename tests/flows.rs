@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use oidc_auth::testing::{Endpoint, Fault, MockProvider};
-use oidc_auth::{Clock, ManualClock, SystemClock};
+use oidc_auth::{Clock, ManualClock, OidcAuth, SystemClock};
 use oidc_auth_tests::{
-    FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, browser_login, client_token_call,
+    FRAMEWORKS, Framework, Harness, LOOPBACK, Reply, base_config, browser_login, client_token_call,
     flow_provider, location, query_param,
 };
 use serde_json::{Map, Value, json};
@@ -1030,4 +1030,45 @@ async fn revocation_without_a_provider_endpoint_is_unsupported() {
         );
     }
     assert_eq!(h.idp.hits(Endpoint::Revocation), 0);
+}
+
+/// Lines anyone can have written once per request are paced: a provider that refuses the
+/// device flow to this client answers every `POST /device` so, and a bogus device code or
+/// refresh token gets a refusal without an error code from a broken gateway. Of ten such
+/// requests, at most one is logged at WARN (none when another test logged it within the last
+/// ten seconds); the others are at DEBUG, so nothing is lost to whoever wants them.
+#[tokio::test]
+async fn refusals_anyone_can_cause_are_logged_at_warn_at_most_once_in_ten_seconds() {
+    let (logs, _guard) = oidc_auth_tests::logs::capture_logs(tracing::Level::DEBUG);
+    let idp = flow_provider().await;
+    let auth = OidcAuth::new(base_config(&idp).build().expect("config"));
+    let cases = [
+        (
+            Endpoint::Device,
+            json!({"error": "unauthorized_client"}),
+            "refused to start a device authorization",
+        ),
+        (
+            Endpoint::Token,
+            json!({"message": "bad gateway"}),
+            "refused a request without an error code",
+        ),
+    ];
+    for (endpoint, body, line) in cases {
+        idp.set_fault(endpoint, Fault::Json(400, body));
+        for _ in 0..10 {
+            let refused = match endpoint {
+                Endpoint::Device => auth.device_endpoint().await,
+                _ => auth.token_endpoint(b"device-code=bogus").await,
+            };
+            assert!(refused.is_err(), "{line}");
+        }
+        assert!(logs.warnings(line) <= 1, "{}", logs.text());
+        assert_eq!(
+            logs.warnings(line) + logs.count("DEBUG", line),
+            10,
+            "{}",
+            logs.text()
+        );
+    }
 }

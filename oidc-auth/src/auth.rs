@@ -465,6 +465,23 @@ const PROVIDER_TROUBLE: &str =
 /// The shortest time between two warnings of one [`OutageLog`] kind.
 const OUTAGE_LOG_INTERVAL_SECS: i64 = 10;
 
+/// Logs at `$level` (`warn` or `error`) at most once every [`OUTAGE_LOG_INTERVAL_SECS`] from
+/// this call site, for the whole process, and at DEBUG otherwise: for lines that anyone can
+/// make the server write once per request (a provider that refuses the device flow to this
+/// client answers every `POST /device` so), which would otherwise grow the log at the rate of
+/// whoever sends them. The first line, and the first after each interval, keeps its level.
+macro_rules! paced_log {
+    ($level:ident, $($arg:tt)+) => {{
+        static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
+        if $crate::auth::log_due(&LAST, $crate::clock::Clock::now(&$crate::clock::SystemClock)) {
+            tracing::$level!($($arg)+);
+        } else {
+            tracing::debug!($($arg)+);
+        }
+    }};
+}
+pub(crate) use paced_log;
+
 /// Whether a paced warning may be written at `now`, `last` holding when one last was (or
 /// `i64::MIN`): once every [`OUTAGE_LOG_INTERVAL_SECS`], and at once after a clock set back.
 /// Of callers racing for the same moment one wins; the others log at DEBUG.

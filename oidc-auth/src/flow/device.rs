@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::{EndpointResponse, provider_code, provider_refusal, whole_seconds};
-use crate::auth::OidcAuth;
+use crate::auth::{OidcAuth, paced_log};
 use crate::error::{AuthError, ErrorKind};
 
 /// The polling interval a client must use when the provider states none (RFC 8628 section
@@ -160,7 +160,8 @@ impl DeviceAnswer {
 /// 503 for a device answer whose `field` is missing or unusable; the log names the field,
 /// never its value (the device code is a credential).
 fn unusable(field: &'static str) -> AuthError {
-    tracing::warn!(
+    paced_log!(
+        warn,
         field,
         "the identity provider's device authorization answer lacks a usable field; answering 503 so that clients use the browser flow"
     );
@@ -175,7 +176,7 @@ fn unavailable_when_broken(e: AuthError) -> AuthError {
     if e.kind() != ErrorKind::BadGateway {
         return e;
     }
-    tracing::warn!(error = %e, "the identity provider's device endpoint cannot be used; answering 503 so that clients use the browser flow");
+    paced_log!(warn, error = %e, "the identity provider's device endpoint cannot be used; answering 503 so that clients use the browser flow");
     AuthError::unavailable("the identity provider's device endpoint cannot be used now")
 }
 
@@ -199,13 +200,15 @@ fn unavailable_when_refused(status: u16, body: &Value) -> AuthError {
     let code = code.unwrap_or_default();
     if code == "invalid_client" {
         // Not only the device flow: every flow fails with these credentials.
-        tracing::error!(
+        paced_log!(
+            error,
             status,
             error = %code,
             "the identity provider refused this server's client credentials at the device endpoint; answering 503 so that clients use the browser flow"
         );
     } else {
-        tracing::warn!(
+        paced_log!(
+            warn,
             status,
             error = %code,
             "the identity provider refused to start a device authorization for this client; answering 503 so that clients use the browser flow"

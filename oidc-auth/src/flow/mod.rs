@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::auth::OidcAuth;
+use crate::auth::{OidcAuth, paced_log};
 use crate::error::{AuthError, ErrorKind};
 use crate::provider::{Discovery, FetchError};
 
@@ -280,7 +280,8 @@ fn provider_refusal(status: u16, body: &Value) -> AuthError {
         status if is_transient(status) => try_again_later(),
         400..=499 => match provider_code(body) {
             Some(code) if OWN_CLIENT_REFUSALS.contains(&code.as_str()) => {
-                tracing::error!(
+                paced_log!(
+                    error,
                     status,
                     error = %code,
                     "identity provider refused this server's client: check its client id, secret and the grants it may use at the provider"
@@ -297,7 +298,8 @@ fn provider_refusal(status: u16, body: &Value) -> AuthError {
             // No error code (RFC 6749 section 5.2 requires one): a gateway or a provider
             // malfunction, which says nothing about the grant, so nothing is ended over it.
             None => {
-                tracing::warn!(
+                paced_log!(
+                    warn,
                     status,
                     "identity provider refused a request without an error code"
                 );
