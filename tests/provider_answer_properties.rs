@@ -132,9 +132,9 @@ impl Case {
     }
 
     /// Whether the ID token lost or changed a claim a login checks, so that it cannot be
-    /// valid: `iss`, `aud` and `nonce` must be the expected values; `sub` a non-empty string;
-    /// `exp` and `iat` numbers (a number may still be a valid time, so it is left out); `azp`,
-    /// when present, the client's id.
+    /// valid: `iss`, `aud` and `nonce` must be the expected values; `sub` a string of more than
+    /// whitespace; `exp` and `iat` numbers (a number may still be a valid time, so it is left
+    /// out); `azp`, when present, the client's id.
     fn breaks_id_token(&self) -> bool {
         let Some((claim, change)) = &self.id_token else {
             return false;
@@ -143,7 +143,7 @@ impl Case {
             ("azp", Change::Drop) => false,
             (_, Change::Drop) => true,
             ("sub", Change::Mark(_)) => false,
-            ("sub", Change::Replace(value)) => value.as_str().is_none_or(str::is_empty),
+            ("sub", Change::Replace(value)) => value.as_str().is_none_or(|s| s.trim().is_empty()),
             ("exp" | "iat", Change::Replace(value)) => !value.is_number(),
             _ => true,
         }

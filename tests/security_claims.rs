@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use oidc_auth::testing::{Endpoint, MockProvider, TokenBuilder};
 use oidc_auth::{Clock, ManualClock, SystemClock};
-use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Harness, assert_invalid_token};
+use oidc_auth_tests::{AUDIENCE, FRAMEWORKS, Harness, LOOPBACK, assert_invalid_token};
 use serde_json::{Value, json};
 
 const LEEWAY: i64 = 60;
@@ -208,6 +208,39 @@ async fn b10_logout_and_other_token_types_are_refused() {
     }
 }
 
+/// B10 where the configured audience is the client id, as is usual with Keycloak (an audience
+/// mapper puts the API's client id in its access tokens): the provider's ID tokens then carry
+/// that audience too. One sent as a bearer token is refused, told apart by `at_hash` or `c_hash`
+/// (ID-token claims only) or by Keycloak's `typ` claim `ID`; its access tokens (`typ`
+/// `Bearer`) pass. The ID token the login hands out, with `at_hash` as Keycloak and others
+/// set it, is refused too, on the route and as a token exchange's subject would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b10_id_tokens_are_refused_where_the_audience_is_the_client_id() {
+    let idp = MockProvider::start().await.expect("provider");
+    let h = Harness::with(idp, |b| b.client_id(AUDIENCE), None).await;
+    for (name, value) in [
+        ("at_hash", json!("dGhlIGhhc2g")),
+        ("c_hash", json!("dGhlIGhhc2g")),
+        ("typ", json!("ID")),
+    ] {
+        let t = token(&h).claim(name, value).sign();
+        assert_invalid_token(&h.bearer_both("/me", &t).await);
+    }
+    let bearer = token(&h).claim("typ", json!("Bearer")).sign();
+    assert_eq!(status(&h, "/me", &bearer).await, 200);
+
+    h.idp.set_id_token_tweak(Some(std::sync::Arc::new(|claims| {
+        claims.insert("at_hash".into(), json!("dGhlIGhhc2g"));
+    })));
+    for fw in FRAMEWORKS {
+        let (_, callback) = oidc_auth_tests::browser_login(&h, fw, LOOPBACK).await;
+        let login = oidc_auth_tests::client_token_call(&h, fw, &callback).await;
+        let id_token = login.body["id_token"].as_str().unwrap_or_default();
+        assert!(!id_token.is_empty(), "{fw:?}: {}", login.raw_body);
+        assert_invalid_token(&h.bearer_both("/me", id_token).await);
+    }
+}
+
 /// B11: `sub` missing, empty or not a string.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn b11_subject_must_be_a_non_empty_string() {
@@ -218,6 +251,8 @@ async fn b11_subject_must_be_a_non_empty_string() {
     );
     for sub in [
         json!(""),
+        json!(" "),
+        json!("\t"),
         json!(1),
         json!(null),
         json!(["alice"]),

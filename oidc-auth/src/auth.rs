@@ -310,6 +310,7 @@ impl OidcAuth {
                 audience,
             },
         )?;
+        token::check_not_id_token(&jws.claims)?;
         let signed = jws.signed();
         match (broker, peers) {
             (Some(broker), _) => match broker.verify_now(signed, now) {

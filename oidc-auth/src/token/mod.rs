@@ -12,5 +12,7 @@ pub(crate) use id_token::{groups_of, roles_of};
 
 pub(crate) use cache::{TokenCache, key as cache_key};
 pub(crate) use jose::{TokenUse, parse as parse_jws, parse_for as parse_jws_for};
-pub(crate) use registered::{Expectations, check as check_registered, check_issuer};
+pub(crate) use registered::{
+    Expectations, check as check_registered, check_issuer, check_not_id_token,
+};
 pub(crate) use requirements::{check_constraints, check_rules, check_scopes};

@@ -46,11 +46,29 @@ pub(crate) fn check(
             "the token is a security event token, not an access or ID token",
         ));
     }
+    // Whitespace alone names no one, and would be a different subject from whatever a display
+    // or a trimming database made of it.
     match claims.get("sub") {
-        Some(Value::String(sub)) if !sub.is_empty() => {}
+        Some(Value::String(sub)) if !sub.trim().is_empty() => {}
         _ => return Err(AuthError::invalid("the token has no subject")),
     }
     Ok((exp, iat, nbf))
+}
+
+/// Refuses, as a bearer access token, a token that shows itself to be an ID token: one with
+/// `at_hash` or `c_hash`, claims OpenID Connect Core defines for ID tokens only (an access
+/// token cannot carry a hash of itself), or with a `typ` claim of `ID`, as Keycloak's ID tokens
+/// have (its access tokens say `Bearer`). Where the configured audience is the client id, an
+/// ID token's `aud` matches it, and this is what tells the two apart (RFC 8725 section 3.11).
+pub(crate) fn check_not_id_token(claims: &Map<String, Value>) -> Result<(), AuthError> {
+    let typed_id =
+        matches!(claims.get("typ"), Some(Value::String(typ)) if typ.eq_ignore_ascii_case("id"));
+    if typed_id || claims.contains_key("at_hash") || claims.contains_key("c_hash") {
+        return Err(AuthError::invalid(
+            "the token is an ID token, not an access token",
+        ));
+    }
+    Ok(())
 }
 
 /// Checks only `iss`, before any key is fetched: a token of another issuer causes no request.
@@ -259,8 +277,46 @@ mod tests {
 
     #[test]
     fn sub_must_be_a_non_empty_string() {
-        for sub in [json!(""), json!(1), json!(null)] {
-            assert!(run(with("sub", sub), None).is_err());
+        for sub in [
+            json!(""),
+            json!(1),
+            json!(null),
+            json!(" "),
+            json!("\t\n"),
+            json!("\u{3000}"),
+        ] {
+            assert!(run(with("sub", sub.clone()), None).is_err(), "{sub}");
         }
+        for sub in [json!("a"), json!(" a "), json!("0")] {
+            assert!(run(with("sub", sub.clone()), None).is_ok(), "{sub}");
+        }
+    }
+
+    #[test]
+    fn id_tokens_are_told_from_access_tokens() {
+        let not_id = |claims: Value| match claims {
+            Value::Object(map) => check_not_id_token(&map),
+            _ => panic!("claims must be an object"),
+        };
+        for (name, value) in [
+            ("at_hash", json!("x")),
+            ("c_hash", json!("x")),
+            ("at_hash", json!(null)),
+            ("typ", json!("ID")),
+            ("typ", json!("id")),
+        ] {
+            assert!(
+                not_id(with(name, value.clone())).is_err(),
+                "{name}: {value}"
+            );
+        }
+        for typ in [json!("Bearer"), json!("IDs"), json!(1)] {
+            assert!(not_id(with("typ", typ.clone())).is_ok(), "{typ}");
+        }
+        assert!(
+            not_id(with("nonce", json!("n"))).is_ok(),
+            "Keycloak access tokens may carry it"
+        );
+        assert!(not_id(base()).is_ok());
     }
 }
