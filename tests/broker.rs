@@ -1488,6 +1488,47 @@ async fn an_exchange_for_another_audience_carries_that_audiences_roles_only() {
     }
 }
 
+/// E10 with claim constraints configured (`tenant` must list `acme`): a subject token that no
+/// route of this server would let in (another tenant, or none) is not exchanged for a token of
+/// another service, where the constraint is not checked: 400 `invalid_request`. One that meets
+/// it is exchanged. Before, both were, and the minted token dropped `tenant`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exchange_applies_the_configured_claim_constraints_to_its_subject() {
+    let b = broker_with(
+        |c| {
+            c.exchange_audiences(["downstream".to_owned()])
+                .claims([oidc_auth::ClaimConstraint::new("tenant", ["acme"])])
+        },
+        None,
+    )
+    .await;
+    let h = &b.h;
+    let subject = |tenant: Option<&str>| {
+        let token = h.idp.token().audience(AUDIENCE);
+        match tenant {
+            Some(tenant) => token.claim("tenant", json!([tenant])).sign(),
+            None => token.sign(),
+        }
+    };
+    for fw in FRAMEWORKS {
+        for tenant in [Some("other"), None] {
+            let token = subject(tenant);
+            let form = exchange_form(&token, &[("audience", "downstream")]);
+            let refused = exchange(h, fw, &form, true).await;
+            assert_eq!(
+                (refused.status, refused.error()),
+                (400, Some("invalid_request")),
+                "{fw:?} {tenant:?}: {}",
+                refused.raw_body
+            );
+        }
+        let token = subject(Some("acme"));
+        let form = exchange_form(&token, &[("audience", "downstream")]);
+        let exchanged = exchange(h, fw, &form, true).await;
+        assert_eq!(exchanged.status, 200, "{fw:?}: {}", exchanged.raw_body);
+    }
+}
+
 /// Deliver 5 and E9-E12: token exchange needs client authentication and `subject_token_type`,
 /// refuses untrusted subject tokens and unlisted audiences, never widens the scope, and names
 /// `issued_token_type`.

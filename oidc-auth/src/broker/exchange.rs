@@ -137,6 +137,15 @@ impl Broker {
                 return Err(invalid_request("the subject token is invalid"));
             }
         };
+        // The claim constraints every route here applies (`OidcConfig::claims`): a subject
+        // that no route would let in is not made a token for another service, where they
+        // are not checked.
+        if let Err(e) = auth.check::<crate::NoPolicy>(&subject) {
+            tracing::info!(reason = %e, "token exchange refused: the subject token does not meet the configured claim constraints");
+            return Err(invalid_request(
+                "the subject token does not meet this server's requirements",
+            ));
+        }
         // A `scp` list entry is one scope, whole; one that is no valid scope token ("read
         // admin") cannot be written into the minted token's space-separated `scope` without
         // becoming other scopes, so it is not carried over.
