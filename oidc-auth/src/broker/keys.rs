@@ -47,6 +47,10 @@ use crate::store::{Store, StoreError, StoredKey};
 const RING_TTL: i64 = 60;
 /// Least time between two store reads forced by an unknown `kid` on the validation path.
 const FORCED_RELOAD_COOLDOWN: i64 = 15;
+/// The cooldown after a forced reload given up before it read the keys: short, since nothing
+/// was learnt, but there, so that requests given up at once cannot read the store at the rate
+/// they come in.
+const UNSETTLED_COOLDOWN: i64 = 1;
 /// How long an instance's claim to publish a successor key holds off the others.
 const SUCCESSOR_CLAIM_SECS: i64 = 60;
 /// How long a successor published late (see [`Ring::active`]) waits before it signs: longer
@@ -313,9 +317,26 @@ struct Attempts {
     retry_at: i64,
     /// When the last reload forced by an unknown `kid` was made.
     last_forced: i64,
+    /// The last forced reload was given up at once, before it read the keys (see
+    /// `AbandonedAttempt`): its cooldown is [`UNSETTLED_COOLDOWN`], and within it the store
+    /// could not say whether a key exists.
+    unsettled: bool,
 }
 
 impl Attempts {
+    /// Whether the cooldown of the last forced reload holds at `now`. A reload well "after"
+    /// now was made before the clock was set back: its cooldown is over. (A request that read
+    /// the clock a little before the last reload is still within it.)
+    fn cooling_down(&self, now: i64) -> bool {
+        let cooldown = if self.unsettled {
+            UNSETTLED_COOLDOWN
+        } else {
+            FORCED_RELOAD_COOLDOWN
+        };
+        self.last_forced.saturating_sub(now) <= LONGEST_WAIT
+            && now < self.last_forced.saturating_add(cooldown)
+    }
+
     /// Whether the backoff after a failure holds off an attempt at `now`. A wait longer than
     /// any backoff is one the clock was set back under: it is over.
     fn held_off(&self, now: i64) -> bool {
@@ -325,15 +346,16 @@ impl Attempts {
 
 /// Watches an attempt at the store, which runs in its caller's future. A caller that goes away
 /// (its client, or a timeout layer) drops the attempt unfinished. If the store had kept it
-/// waiting for [`ABANDONED_AFTER_SECS`], the store is taken to hang: the attempt stays counted
-/// as failed, and the next caller answers 503 within the backoff instead of queueing a call of
-/// its own. One dropped sooner leaves the state as it found it: a client that gives up at once
-/// puts neither a healthy store into backoff nor a `kid` into the cooldown of a reload that
-/// never read the keys.
+/// waiting for [`ABANDONED_AFTER_SECS`], the store is taken to hang: the attempt counts as
+/// failed, with its backoff from the moment it was given up, and the next caller answers 503
+/// instead of queueing a call of its own. One dropped sooner puts no healthy store into
+/// backoff; a forced reload among them starts only the short [`UNSETTLED_COOLDOWN`], not the
+/// cooldown of a reload that read the keys (within it an unknown `kid` is 503, not 401).
 struct AbandonedAttempt<'a> {
     attempts: &'a mut Attempts,
     before: Attempts,
     started: i64,
+    forced: bool,
     clock: &'a dyn Clock,
     /// The attempt ended, with whatever outcome, and its caller records it.
     ended: bool,
@@ -344,15 +366,25 @@ impl Drop for AbandonedAttempt<'_> {
         if self.ended {
             return;
         }
-        let waited = self.clock.now().saturating_sub(self.started);
+        let now = self.clock.now();
+        let waited = now.saturating_sub(self.started);
         if waited >= ABANDONED_AFTER_SECS {
+            self.attempts.retry_at = now.saturating_add(backoff_secs(self.attempts.failures));
             tracing::warn!(
                 waited_secs = waited,
                 "a read of the broker signing keys was abandoned unanswered; backing off"
             );
             return;
         }
-        *self.attempts = self.before;
+        *self.attempts = Attempts {
+            last_forced: if self.forced {
+                self.started
+            } else {
+                self.before.last_forced
+            },
+            unsettled: self.forced || self.before.unsettled,
+            ..self.before
+        };
     }
 }
 
@@ -416,6 +448,7 @@ impl Keys {
                 failures: 0,
                 retry_at: i64::MIN,
                 last_forced: i64::MIN,
+                unsettled: false,
             }),
         }
     }
@@ -633,8 +666,11 @@ impl Keys {
             return Err(store_failed(attempts.retry_at - now));
         }
         let before = *attempts;
+        // The request's `now` may be from before it waited for the gate.
+        let started = self.clock.now();
         if forced {
-            attempts.last_forced = now;
+            attempts.last_forced = started;
+            attempts.unsettled = false;
         }
         // Counted as failed until it ends: an attempt whose request went away after the store
         // had kept it waiting holds off the next one too (see `AbandonedAttempt`).
@@ -643,7 +679,8 @@ impl Keys {
         let mut abandoned = AbandonedAttempt {
             attempts,
             before,
-            started: now,
+            started,
+            forced,
             clock: &*self.clock,
             ended: false,
         };
@@ -656,6 +693,7 @@ impl Keys {
             });
         abandoned.ended = true;
         let attempts = &mut *abandoned.attempts;
+        attempts.unsettled = false;
         match &result {
             Ok(_) => {
                 attempts.failures = 0;
@@ -681,6 +719,8 @@ impl Keys {
             Ok(attempts) if attempts.failures > 0 => Err(store_failed(
                 attempts.retry_at.saturating_sub(self.clock.now()),
             )),
+            // Given up before it read anything: the store could not say.
+            Ok(attempts) if attempts.unsettled => Err(store_failed(1)),
             Ok(_) => Ok(()),
             Err(_) => Err(store_failed(1)),
         }
@@ -808,17 +848,13 @@ impl Keys {
                 return result;
             }
             let never_loaded = ring.loaded_at == i64::MIN;
-            // A reload well "after" now was made before the clock was set back: its
-            // cooldown is over. (A request that read the clock a little before the last
-            // reload is still within it.)
-            if !never_loaded
-                && attempts.last_forced.saturating_sub(now) <= LONGEST_WAIT
-                && now < attempts.last_forced.saturating_add(FORCED_RELOAD_COOLDOWN)
-            {
+            if !never_loaded && attempts.cooling_down(now) {
                 // Within the cooldown the last read decides: the key was not there, or the
                 // store could not say.
                 return Err(if attempts.failures > 0 {
                     store_failed(attempts.retry_at.saturating_sub(now).max(1))
+                } else if attempts.unsettled {
+                    store_failed(1)
                 } else {
                     missing()
                 });
