@@ -1044,6 +1044,22 @@ pub async fn peer_jwks_round_trip(store: &dyn Store) {
         Some((first.to_owned(), now + 5)),
         "{CASE}: a set fetched in the same second must replace the stored one"
     );
+    let ahead = now + 6 + crate::store::PEER_JWKS_AHEAD_SECS + 1;
+    ok(
+        CASE,
+        "put_peer_jwks dated far ahead",
+        store.put_peer_jwks(&issuer, second, ahead).await,
+    );
+    ok(
+        CASE,
+        "put_peer_jwks after a clock set back",
+        store.put_peer_jwks(&issuer, first, now + 6).await,
+    );
+    assert_eq!(
+        ok(CASE, "get_peer_jwks", store.get_peer_jwks(&issuer).await),
+        Some((first.to_owned(), now + 6)),
+        "{CASE}: a set dated further ahead than the longest leeway must not be kept over a fetch"
+    );
     assert_eq!(
         ok(CASE, "get_peer_jwks", store.get_peer_jwks(&lookalike).await),
         None,

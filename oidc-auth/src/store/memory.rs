@@ -312,11 +312,10 @@ impl Store for MemoryStore {
         self.with(move |state| {
             crate::store::check_identifier("the issuer", &issuer)?;
             // As the SQL stores do: a set fetched earlier than the one stored stays out.
-            if state
-                .peers
-                .get(&issuer)
-                .is_none_or(|(_, stored)| fetched_at >= *stored)
-            {
+            if state.peers.get(&issuer).is_none_or(|(_, stored)| {
+                fetched_at >= *stored
+                    || *stored > fetched_at.saturating_add(crate::store::PEER_JWKS_AHEAD_SECS)
+            }) {
                 state.peers.insert(issuer, (jwks, fetched_at));
             }
             Ok(())

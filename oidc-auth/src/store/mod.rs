@@ -258,6 +258,10 @@ impl FoundRefresh {
 /// provider call is bounded by a timeout of at most 300 seconds).
 pub const SPENT_REFRESH_KEPT: i64 = 3600;
 
+/// How far a stored peer key set may be dated after a later write's `fetched_at` and still be
+/// kept over it (see [`Store::put_peer_jwks`]): the longest clock leeway.
+pub const PEER_JWKS_AHEAD_SECS: i64 = 300;
+
 /// Until when a token expiring at `expires_at` and spent at `now` stays on record: see
 /// [`SPENT_REFRESH_KEPT`].
 pub fn spent_until(expires_at: i64, now: i64) -> i64 {
@@ -402,7 +406,8 @@ pub trait Store: Send + Sync + 'static {
     /// Stores the JWKS last fetched from a trusted peer issuer: the document, or with an
     /// encryption key configured, the document sealed with it (base64). A set fetched earlier
     /// than the one stored (`fetched_at` below it: another instance's later fetch landed first)
-    /// changes nothing.
+    /// changes nothing, unless the stored one is dated more than [`PEER_JWKS_AHEAD_SECS`] after
+    /// it (a clock set back since, or a row edited), which no fetch could otherwise replace.
     fn put_peer_jwks(&self, issuer: &str, jwks: &str, fetched_at: i64) -> StoreFuture<'_, ()>;
     /// The JWKS of a peer issuer and when it was fetched.
     fn get_peer_jwks(&self, issuer: &str) -> StoreFuture<'_, Option<(String, i64)>>;

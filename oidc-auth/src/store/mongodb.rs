@@ -1106,7 +1106,14 @@ impl Store for MongoStore {
                 // filter finds nothing and the insert the upsert then tries is a duplicate key.
                 // So is a first insert that another instance's beat: tried once more, it finds
                 // that one and replaces it if it was fetched no later.
-                let filter = doc! { "_id": &issuer, "fetched_at": { "$lte": fetched_at } };
+                let ahead = fetched_at.saturating_add(crate::store::PEER_JWKS_AHEAD_SECS);
+                let filter = doc! {
+                    "_id": &issuer,
+                    "$or": [
+                        { "fetched_at": { "$lte": fetched_at } },
+                        { "fetched_at": { "$gt": ahead } },
+                    ],
+                };
                 let collection = self.collection(PEER_JWKS);
                 for _ in 0..2 {
                     match collection

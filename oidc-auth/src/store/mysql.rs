@@ -1155,12 +1155,16 @@ impl Store for MysqlStore {
                 .exec_drop(
                     "INSERT INTO oidc_auth_peer_jwks (issuer, jwks, fetched_at) VALUES (?, ?, ?) \
                      ON DUPLICATE KEY UPDATE \
-                     jwks = IF(VALUES(fetched_at) >= fetched_at, VALUES(jwks), jwks), \
-                     fetched_at = GREATEST(fetched_at, VALUES(fetched_at))",
+                     jwks = IF(VALUES(fetched_at) >= fetched_at \
+                     OR fetched_at > VALUES(fetched_at) + ?, VALUES(jwks), jwks), \
+                     fetched_at = IF(VALUES(fetched_at) >= fetched_at \
+                     OR fetched_at > VALUES(fetched_at) + ?, VALUES(fetched_at), fetched_at)",
                     params(vec![
                         Value::Bytes(issuer.into_bytes()),
                         Value::Bytes(jwks.into_bytes()),
                         Value::Int(fetched_at),
+                        Value::Int(crate::store::PEER_JWKS_AHEAD_SECS),
+                        Value::Int(crate::store::PEER_JWKS_AHEAD_SECS),
                     ]),
                 )
                 .await?;

@@ -833,11 +833,13 @@ impl Store for PostgresStore {
                 sqlx::query(
                 "INSERT INTO oidc_auth_peer_jwks (issuer, jwks, fetched_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (issuer) DO UPDATE SET jwks = EXCLUDED.jwks, fetched_at = EXCLUDED.fetched_at \
-                 WHERE EXCLUDED.fetched_at >= oidc_auth_peer_jwks.fetched_at",
+                 WHERE EXCLUDED.fetched_at >= oidc_auth_peer_jwks.fetched_at \
+                 OR oidc_auth_peer_jwks.fetched_at > EXCLUDED.fetched_at + $4",
             )
             .bind(&issuer)
             .bind(&jwks)
             .bind(fetched_at)
+            .bind(crate::store::PEER_JWKS_AHEAD_SECS)
             .execute(&self.pool)
             .await
             .map_err(|e| map_error(&e))?;

@@ -923,11 +923,13 @@ impl Store for SqliteStore {
                     "INSERT INTO oidc_auth_peer_jwks (issuer, jwks, fetched_at) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (issuer) DO UPDATE SET jwks = excluded.jwks, \
                      fetched_at = excluded.fetched_at \
-                     WHERE excluded.fetched_at >= oidc_auth_peer_jwks.fetched_at",
+                     WHERE excluded.fetched_at >= oidc_auth_peer_jwks.fetched_at \
+                     OR oidc_auth_peer_jwks.fetched_at > excluded.fetched_at + ?4",
                 )
                 .bind(&issuer)
                 .bind(&jwks)
                 .bind(fetched_at)
+                .bind(crate::store::PEER_JWKS_AHEAD_SECS)
                 .execute(&self.pool)
             })
             .await?;
