@@ -2931,8 +2931,14 @@ async fn a_refresh_racing_the_revocation_of_its_token_is_refused() {
             .store(600, std::sync::atomic::Ordering::SeqCst);
         let form = [("token", token.as_str())];
         let revocation = a.post_form(fa, REVOKE, &form);
+        let rotations = slow.rotations.load(std::sync::atomic::Ordering::SeqCst);
         let racing = async {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            // Once the revocation has spent the token (its rotation on A's store), while its
+            // session is still being deleted.
+            while slow.rotations.load(std::sync::atomic::Ordering::SeqCst) == rotations {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
             refresh(&b, fb, &token).await
         };
         let (revoked, raced) = tokio::join!(revocation, racing);

@@ -91,9 +91,11 @@ const REFRESH_TAG_LEN: usize = 22;
 const ANSWERED: &[u8] = b"refresh answered ";
 /// The namespace of the markers of refresh tokens whose revocation has begun.
 const REVOKING: &[u8] = b"refresh revoked ";
-/// How long the marker of a revocation is kept: longer than any refresh that found the token
-/// spent by it can take to answer.
-const REVOKING_MARK_SECS: i64 = 900;
+/// How long the marker of a revocation is kept: as long as the token it spent stays on record
+/// as spent ([`crate::store::SPENT_REFRESH_KEPT`], counted from the spend a moment later), so
+/// that a revocation whose later steps failed is never taken for a concurrent refresh's
+/// rotation; afterwards the token is not found at all.
+const REVOKING_MARK_SECS: i64 = crate::store::SPENT_REFRESH_KEPT + 300;
 /// How often expired rows are purged (seconds), on the back of logins and refreshes.
 const PURGE_EVERY: i64 = 3600;
 
@@ -758,7 +760,7 @@ impl Broker {
         let Some(subject) = claims
             .get("sub")
             .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
+            .filter(|s| !s.trim().is_empty())
             .map(str::to_owned)
         else {
             if let Some(e) = unavailable {
