@@ -200,8 +200,7 @@ fn unavailable_when_refused(status: u16, body: &Value) -> AuthError {
     let code = code.unwrap_or_default();
     if code == "invalid_client" {
         // Not only the device flow: every flow fails with these credentials.
-        paced_log!(
-            error,
+        tracing::error!(
             status,
             error = %code,
             "the identity provider refused this server's client credentials at the device endpoint; answering 503 so that clients use the browser flow"

@@ -280,8 +280,9 @@ fn provider_refusal(status: u16, body: &Value) -> AuthError {
         status if is_transient(status) => try_again_later(),
         400..=499 => match provider_code(body) {
             Some(code) if OWN_CLIENT_REFUSALS.contains(&code.as_str()) => {
-                paced_log!(
-                    error,
+                // Not paced: every request fails so until the operator acts, and a pace shared
+                // by the whole process could hide one handle's misconfiguration behind another's.
+                tracing::error!(
                     status,
                     error = %code,
                     "identity provider refused this server's client: check its client id, secret and the grants it may use at the provider"
