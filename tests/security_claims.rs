@@ -228,6 +228,14 @@ async fn b10_id_tokens_are_refused_where_the_audience_is_the_client_id() {
     }
     let bearer = token(&h).claim("typ", json!("Bearer")).sign();
     assert_eq!(status(&h, "/me", &bearer).await, 200);
+    // Where the provider's access tokens are no JWTs (Google's), its ID tokens are what
+    // clients send: accepted once the configuration says so.
+    let idp = MockProvider::start().await.expect("provider");
+    let lenient = Harness::with(idp, |b| b.client_id(AUDIENCE).accept_id_tokens(true), None).await;
+    let id_token = token(&lenient)
+        .claim("at_hash", json!("dGhlIGhhc2g"))
+        .sign();
+    assert_eq!(status(&lenient, "/me", &id_token).await, 200);
 
     h.idp.set_id_token_tweak(Some(std::sync::Arc::new(|claims| {
         claims.insert("at_hash".into(), json!("dGhlIGhhc2g"));

@@ -310,7 +310,9 @@ impl OidcAuth {
                 audience,
             },
         )?;
-        token::check_not_id_token(&jws.claims)?;
+        if !inner.config.accept_id_tokens {
+            token::check_not_id_token(&jws.claims)?;
+        }
         let signed = jws.signed();
         match (broker, peers) {
             (Some(broker), _) => match broker.verify_now(signed, now) {

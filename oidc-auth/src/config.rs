@@ -141,6 +141,7 @@ pub struct OidcConfig {
     pub(crate) state_key: Option<Secret>,
     pub(crate) realm: Option<String>,
     pub(crate) string_claims_as_lists: bool,
+    pub(crate) accept_id_tokens: bool,
     pub(crate) allow_insecure_http: bool,
     /// The client for the provider and trusted peers, built from the timeouts above.
     pub(crate) http: ProviderClient,
@@ -201,6 +202,7 @@ impl fmt::Debug for OidcConfig {
             state_key,
             realm,
             string_claims_as_lists,
+            accept_id_tokens,
             allow_insecure_http,
             http,
         } = self;
@@ -259,6 +261,7 @@ impl fmt::Debug for OidcConfig {
             .field("state_key", state_key)
             .field("realm", realm)
             .field("string_claims_as_lists", string_claims_as_lists)
+            .field("accept_id_tokens", accept_id_tokens)
             .field("allow_insecure_http", allow_insecure_http)
             .field("http", http)
             .finish()
@@ -488,6 +491,11 @@ impl OidcConfig {
         self.string_claims_as_lists
     }
 
+    /// Whether the provider's ID tokens are accepted as bearer tokens.
+    pub fn accept_id_tokens(&self) -> bool {
+        self.accept_id_tokens
+    }
+
     /// Whether `http://` URLs of hosts other than the loopback ones were allowed for the
     /// provider, its keys, the trusted issuers and the broker's public URL.
     pub fn allow_insecure_http(&self) -> bool {
@@ -523,6 +531,7 @@ impl OidcConfig {
     /// | `OIDC_TOKEN_CACHE_CAPACITY` | [`token_cache_capacity`](OidcConfigBuilder::token_cache_capacity) (0 disables the cache) |
     /// | `OIDC_MAX_TOKEN_BYTES` | [`max_token_bytes`](OidcConfigBuilder::max_token_bytes) |
     /// | `OIDC_STRING_CLAIMS_AS_LISTS` | [`string_claims_as_lists`](OidcConfigBuilder::string_claims_as_lists) (`true`/`false`) |
+    /// | `OIDC_ACCEPT_ID_TOKENS` | [`accept_id_tokens`](OidcConfigBuilder::accept_id_tokens) (`true`/`false`) |
     /// | `OIDC_BROKER_MODE` | [`broker_mode`](OidcConfigBuilder::broker_mode) (`true`/`false`) |
     /// | `OIDC_BROKER_STORE_URL` | [`broker_store_url`](OidcConfigBuilder::broker_store_url) |
     /// | `OIDC_BROKER_AUDIENCE` | [`broker_audience`](OidcConfigBuilder::broker_audience) |
@@ -684,6 +693,9 @@ impl OidcConfig {
                 &v,
             )?);
         }
+        if let Some(v) = get("OIDC_ACCEPT_ID_TOKENS")? {
+            b = b.accept_id_tokens(parse_bool("accept_id_tokens", "OIDC_ACCEPT_ID_TOKENS", &v)?);
+        }
         if let Some(v) = get("OIDC_BROKER_MODE")? {
             b = b.broker_mode(parse_bool("broker_mode", "OIDC_BROKER_MODE", &v)?);
         }
@@ -760,7 +772,7 @@ impl OidcConfig {
 
 /// Each environment variable [`OidcConfig::from_lookup`] reads, and the option it sets: what
 /// an error of that option names.
-const VARIABLES: [(&str, &str); 29] = [
+const VARIABLES: [(&str, &str); 30] = [
     ("OIDC_DISCOVERY_URL", "discovery_url"),
     ("OIDC_CLIENT_ID", "client_id"),
     ("OIDC_CLIENT_SECRET", "client_secret"),
@@ -779,6 +791,7 @@ const VARIABLES: [(&str, &str); 29] = [
     ("OIDC_TOKEN_CACHE_CAPACITY", "token_cache_capacity"),
     ("OIDC_MAX_TOKEN_BYTES", "max_token_bytes"),
     ("OIDC_STRING_CLAIMS_AS_LISTS", "string_claims_as_lists"),
+    ("OIDC_ACCEPT_ID_TOKENS", "accept_id_tokens"),
     ("OIDC_BROKER_MODE", "broker_mode"),
     ("OIDC_BROKER_STORE_URL", "broker_store_url"),
     ("OIDC_BROKER_AUDIENCE", "broker_audience"),
@@ -933,6 +946,7 @@ pub struct OidcConfigBuilder {
     state_key: Option<Secret>,
     realm: Option<String>,
     string_claims_as_lists: bool,
+    accept_id_tokens: bool,
     allow_insecure_http: bool,
 }
 
@@ -982,6 +996,7 @@ impl Default for OidcConfigBuilder {
             state_key: None,
             realm: None,
             string_claims_as_lists: false,
+            accept_id_tokens: false,
             allow_insecure_http: false,
         }
     }
@@ -1104,6 +1119,13 @@ setters! {
     /// Let a string claim satisfy a constraint as if it were a one-element list (default off:
     /// `groups: "admins"` does not satisfy `groups = "admins"` unless this is on).
     string_claims_as_lists(value: bool) => |b: &mut Self, v| b.string_claims_as_lists = v;
+    /// Accept the provider's ID tokens as bearer tokens (default off). A token with `at_hash`,
+    /// `c_hash`, a `typ` claim of `ID` or a `token_use` of `id` is an ID token, refused on the
+    /// routes and as a token exchange's subject: where the audience is the client id, its `aud`
+    /// matches, and an ID token is not meant for an API (RFC 8725 section 3.11). Turn this on
+    /// only for a provider whose access tokens are not JWTs, such as Google, whose ID tokens are
+    /// then what clients send.
+    accept_id_tokens(value: bool) => |b: &mut Self, v| b.accept_id_tokens = v;
     /// Allow `http://` for the discovery URL, `jwks_uri`, trusted issuers, `proxy` and login
     /// redirect URIs on hosts other than `localhost`, `127.0.0.0/8` and `[::1]` (default off:
     /// the provider's keys, fetched in the clear, could be replaced on the way, and tokens
@@ -1795,6 +1817,7 @@ impl OidcConfigBuilder {
             state_key: self.state_key,
             realm: self.realm,
             string_claims_as_lists: self.string_claims_as_lists,
+            accept_id_tokens: self.accept_id_tokens,
             allow_insecure_http: insecure,
             http,
         })
@@ -2263,20 +2286,30 @@ mod tests {
     }
 
     #[test]
-    fn string_claims_as_lists_comes_from_the_environment() {
-        for (value, expected) in [("true", true), ("false", false), (" 1\n", true)] {
+    fn validation_switches_come_from_the_environment() {
+        type Read = fn(&OidcConfig) -> bool;
+        let switches: [(&str, Read); 2] = [
+            (
+                "OIDC_STRING_CLAIMS_AS_LISTS",
+                OidcConfig::string_claims_as_lists,
+            ),
+            ("OIDC_ACCEPT_ID_TOKENS", OidcConfig::accept_id_tokens),
+        ];
+        for (variable, read) in switches {
+            assert!(!read(
+                &OidcConfig::from_lookup(lookup(&BASE)).expect("base")
+            ));
+            for (value, expected) in [("true", true), ("false", false), (" 1\n", true)] {
+                let mut vars = BASE.to_vec();
+                vars.push((variable, value));
+                let config = OidcConfig::from_lookup(lookup(&vars)).expect(value);
+                assert_eq!(read(&config), expected, "{variable}={value:?}");
+            }
             let mut vars = BASE.to_vec();
-            vars.push(("OIDC_STRING_CLAIMS_AS_LISTS", value));
-            let config = OidcConfig::from_lookup(lookup(&vars)).expect(value);
-            assert_eq!(config.string_claims_as_lists(), expected, "{value:?}");
+            vars.push((variable, "maybe"));
+            let error = OidcConfig::from_lookup(lookup(&vars)).expect_err("not a boolean");
+            assert!(error.to_string().contains(variable), "{error}");
         }
-        let mut vars = BASE.to_vec();
-        vars.push(("OIDC_STRING_CLAIMS_AS_LISTS", "maybe"));
-        let error = OidcConfig::from_lookup(lookup(&vars)).expect_err("not a boolean");
-        assert!(
-            error.to_string().contains("OIDC_STRING_CLAIMS_AS_LISTS"),
-            "{error}"
-        );
     }
 
     #[test]

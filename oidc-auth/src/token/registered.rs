@@ -57,13 +57,17 @@ pub(crate) fn check(
 
 /// Refuses, as a bearer access token, a token that shows itself to be an ID token: one with
 /// `at_hash` or `c_hash`, claims OpenID Connect Core defines for ID tokens only (an access
-/// token cannot carry a hash of itself), or with a `typ` claim of `ID`, as Keycloak's ID tokens
-/// have (its access tokens say `Bearer`). Where the configured audience is the client id, an
-/// ID token's `aud` matches it, and this is what tells the two apart (RFC 8725 section 3.11).
+/// token cannot carry a hash of itself), with a `typ` claim of `ID`, as Keycloak's ID tokens
+/// have (its access tokens say `Bearer`), or with a `token_use` of `id`, as Amazon Cognito's
+/// (its access tokens say `access`). Where the configured audience is the client id, an ID
+/// token's `aud` matches it, and this is what tells the two apart (RFC 8725 section 3.11).
 pub(crate) fn check_not_id_token(claims: &Map<String, Value>) -> Result<(), AuthError> {
-    let typed_id =
-        matches!(claims.get("typ"), Some(Value::String(typ)) if typ.eq_ignore_ascii_case("id"));
-    if typed_id || claims.contains_key("at_hash") || claims.contains_key("c_hash") {
+    let says_id = |name: &str| matches!(claims.get(name), Some(Value::String(value)) if value.eq_ignore_ascii_case("id"));
+    if says_id("typ")
+        || says_id("token_use")
+        || claims.contains_key("at_hash")
+        || claims.contains_key("c_hash")
+    {
         return Err(AuthError::invalid(
             "the token is an ID token, not an access token",
         ));
@@ -304,6 +308,7 @@ mod tests {
             ("at_hash", json!(null)),
             ("typ", json!("ID")),
             ("typ", json!("id")),
+            ("token_use", json!("id")),
         ] {
             assert!(
                 not_id(with(name, value.clone())).is_err(),
@@ -313,6 +318,7 @@ mod tests {
         for typ in [json!("Bearer"), json!("IDs"), json!(1)] {
             assert!(not_id(with("typ", typ.clone())).is_ok(), "{typ}");
         }
+        assert!(not_id(with("token_use", json!("access"))).is_ok());
         assert!(
             not_id(with("nonce", json!("n"))).is_ok(),
             "Keycloak access tokens may carry it"
