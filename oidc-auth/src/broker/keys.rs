@@ -828,9 +828,10 @@ impl Keys {
         }
         let missing = || AuthError::invalid("no published key matches the token");
         // Why the store could not say whether the key exists, when it could not. A second round
-        // only after waiting for another caller's attempt that left the key unknown: made by a
-        // caller that went away at once, that attempt did not read the store, and this one
-        // makes its own; one that read the store started the cooldown, which then answers.
+        // only after waiting for another caller's attempt that read the store and left the key
+        // unknown: a forced reload started the cooldown, which then answers; a rotation did not,
+        // and this caller reloads. (An attempt given up before it read anything answers the
+        // waiters 503, see `wait_for_attempt`.)
         let mut failure = None;
         for _ in 0..2 {
             let Ok(mut attempts) = self.gate.try_lock() else {
