@@ -468,7 +468,7 @@ const PROVIDER_TROUBLE: &str =
 /// The shortest time between two warnings of one [`OutageLog`] kind.
 const OUTAGE_LOG_INTERVAL_SECS: i64 = 10;
 
-/// Logs at `$level` (`warn` or `error`) at most once every [`OUTAGE_LOG_INTERVAL_SECS`] from
+/// Logs at `$level` (such as `warn`) at most once every [`OUTAGE_LOG_INTERVAL_SECS`] from
 /// this call site, for the whole process, and at DEBUG otherwise: for lines that anyone can
 /// make the server write once per request (a provider that refuses the device flow to this
 /// client answers every `POST /device` so), which would otherwise grow the log at the rate of

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::clock::{MAX_BACKOFF_SECS, backoff_secs};
+use crate::clock::{ABANDONED_AFTER_SECS, MAX_BACKOFF_SECS, backoff_secs};
 
 /// A fetched value and when it was fetched.
 #[derive(Debug)]
@@ -24,8 +24,6 @@ pub(crate) struct Fetched<T> {
     /// of the wall clock, which was then set back (see [`within`](Self::within)).
     pub(crate) since: tokio::time::Instant,
 }
-
-use crate::clock::ABANDONED_AFTER_SECS;
 
 /// Watches a fetch that runs in its caller's future: a fetch run directly, or one that
 /// `provider::detached` could not give a task of its own (no runtime, or too many under way).
